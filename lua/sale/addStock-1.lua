@@ -1,0 +1,22 @@
+--[[
+  addStock: add units to a sale's stock.
+
+  KEYS[1] sale hash  {sale:<id>}
+
+  ARGV[1] units to add (positive integer)
+  ARGV[2] pub/sub channel announcing that a sold-out sale has stock again
+
+  Output:
+    { 1, available, stock }  added
+    {-7 }                    sale unknown
+]]
+
+local available = redis.call('HGET', KEYS[1], 'available')
+if not available then return { -7 } end
+local add = tonumber(ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'stock', add)
+local now = redis.call('HINCRBY', KEYS[1], 'available', add)
+if tonumber(available) <= 0 then
+  redis.call('PUBLISH', ARGV[2], redis.call('HGET', KEYS[1], 'id'))
+end
+return { 1, now, tonumber(redis.call('HGET', KEYS[1], 'stock')) }

@@ -1,0 +1,35 @@
+--[[
+  loadSale: put a sale's live state into Redis from its Postgres record.
+  The first load sets the counters; later loads refresh only the terms
+  (status, window, limit, price) and never touch the counters, so reloading
+  a live sale cannot resurrect sold stock.
+
+  KEYS[1] sale hash      {sale:<id>}
+  KEYS[2] outbox stream  {sale:<id>}:outbox
+
+  ARGV[1] saleId
+  ARGV[2] status: open | closed
+  ARGV[3] startsAt (ms)
+  ARGV[4] endsAt (ms)
+  ARGV[5] per-buyer limit
+  ARGV[6] unit price (minor units)
+  ARGV[7] currency
+  ARGV[8] stock (total)
+  ARGV[9] already settled (sold) quantity, used only on the first load
+  ARGV[10] relay consumer group name
+
+  Output:
+    { 1 }  created
+    { 0 }  existed; terms refreshed
+]]
+
+local exists = redis.call('EXISTS', KEYS[1])
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', ARGV[2], 'startsAt', ARGV[3], 'endsAt', ARGV[4],
+  'limit', ARGV[5], 'price', ARGV[6], 'currency', ARGV[7])
+if exists == 1 then return { 0 } end
+local sold = tonumber(ARGV[9])
+redis.call('HSET', KEYS[1], 'stock', ARGV[8], 'available', tonumber(ARGV[8]) - sold, 'reserved', 0, 'sold', sold)
+-- The group starts at 0 so that nothing appended before the relay first
+-- reads is skipped. BUSYGROUP means it is already there.
+local ok = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], ARGV[10], '0', 'MKSTREAM')
+return { 1 }

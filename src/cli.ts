@@ -1,0 +1,184 @@
+#!/usr/bin/env node
+/**
+ * `stampede <role>`: api, relay, worker, or all (supervises the others as
+ * child processes and restarts one that dies). Plus operator commands.
+ * Each role shuts down gracefully on SIGTERM.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { ConfigError, loadConfig, type Config } from './config/index.js';
+import { createLogger, type Logger } from './log.js';
+import { startApi, startRelay, startWorker, type Role } from './roles.js';
+import { createPool } from './db/pool.js';
+import { migrate } from './db/migrate.js';
+import { createRedis } from './redis/client.js';
+import { createBuyerTokens } from './auth/tokens.js';
+import { ApiKeys, newApiKey } from './auth/api-keys.js';
+import { USER_ID } from './ids.js';
+import { seedDemo } from './demo.js';
+
+function config(): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`stampede: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+/** Runs a role until SIGTERM/SIGINT, then stops it within the grace period. */
+async function runRole(name: string, start: (cfg: Config, log: Logger) => Promise<Role>): Promise<void> {
+  const cfg = config();
+  const log = createLogger(cfg.STAMPEDE_LOG_LEVEL, name);
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  let role: Role;
+  try {
+    role = await start(cfg, log);
+  } catch (err) {
+    log.fatal({ err }, `${name} failed to start`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, `${name} stopping`);
+    const force = setTimeout(() => {
+      log.error(`${name} did not stop within ${cfg.STAMPEDE_SHUTDOWN_GRACE_MS}ms; exiting`);
+      process.exit(1);
+    }, cfg.STAMPEDE_SHUTDOWN_GRACE_MS);
+    force.unref();
+    role.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, `${name} stop failed`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** Supervises api, relay and worker as child processes; restarts any that dies. */
+async function supervise(roles: string[]): Promise<void> {
+  const cfg = config();
+  const log = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'all');
+  // Migrate once here so the children do not race for it.
+  await migrate(cfg.STAMPEDE_DATABASE_URL, log);
+  const cli = fileURLToPath(import.meta.url);
+  const children = new Map<string, ChildProcess>();
+  const restarts = new Map<string, number[]>();
+  let stopping = false;
+
+  const launch = (role: string) => {
+    const child = spawn(process.execPath, [...process.execArgv, cli, role], { stdio: 'inherit', env: process.env });
+    children.set(role, child);
+    child.on('exit', (code, signal) => {
+      children.delete(role);
+      if (stopping) return;
+      const now = Date.now();
+      const recent = (restarts.get(role) ?? []).filter((t) => now - t < 60_000);
+      recent.push(now);
+      restarts.set(role, recent);
+      const delay = Math.min(10_000, 250 * 2 ** (recent.length - 1));
+      log.error({ child: role, code, signal, restartInMs: delay }, 'child died; restarting');
+      setTimeout(() => !stopping && launch(role), delay);
+    });
+  };
+  roles.forEach(launch);
+  log.info({ roles }, 'supervising');
+
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping children');
+    for (const c of children.values()) c.kill('SIGTERM');
+    const check = setInterval(() => {
+      if (children.size === 0) {
+        clearInterval(check);
+        process.exit(0);
+      }
+    }, 50);
+    setTimeout(() => {
+      for (const c of children.values()) c.kill('SIGKILL');
+      process.exit(1);
+    }, cfg.STAMPEDE_SHUTDOWN_GRACE_MS + 2_000).unref();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+const program = new Command('stampede').description('Flash-sale and auction engine').showHelpAfterError();
+
+program.command('api').description('serve the HTTP API').action(() => runRole('api', startApi));
+program.command('relay').description('relay outbox streams to RabbitMQ').action(() => runRole('relay', startRelay));
+program.command('worker').description('settle orders into Postgres').action(() => runRole('worker', startWorker));
+program.command('all').description('run api, relay and worker as supervised child processes').action(() => supervise(['api', 'relay', 'worker']));
+
+program.command('migrate').description('apply database migrations').action(async () => {
+  const cfg = config();
+  await migrate(cfg.STAMPEDE_DATABASE_URL, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'migrate'));
+});
+
+program
+  .command('start')
+  .description('migrate, seed demo data, print how to try it, and run everything (npm start)')
+  .action(async () => {
+    const cfg = config();
+    const log = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'start');
+    await migrate(cfg.STAMPEDE_DATABASE_URL, log);
+    const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
+    const redis = createRedis(cfg.STAMPEDE_REDIS_URL);
+    await new ApiKeys(pool).store(cfg.STAMPEDE_OPERATOR_KEY, 'operator', null, 'bootstrap (STAMPEDE_OPERATOR_KEY)');
+    const banner = await seedDemo(cfg, pool, redis);
+    await Promise.all([pool.end(), redis.quit()]);
+    process.stdout.write(banner + '\n');
+    await supervise(['api', 'relay', 'worker']);
+  });
+
+const userId = (v: string) => {
+  if (!USER_ID.test(v)) throw new InvalidArgumentError('not a user id (usr_ + 12 characters)');
+  return v;
+};
+const positive = (v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+};
+
+program
+  .command('token')
+  .description('issue a buyer token (JWT)')
+  .argument('<buyerId>', 'the buyer', userId)
+  .option('--ttl <seconds>', 'lifetime in seconds', positive)
+  .action((buyerId: string, opts: { ttl?: number }) => {
+    const cfg = config();
+    process.stdout.write(createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS).issue(buyerId, opts.ttl) + '\n');
+  });
+
+program
+  .command('apikey')
+  .description('create an operator or seller API key (printed once, stored hashed)')
+  .requiredOption('--role <role>', 'operator | seller')
+  .option('--user <userId>', 'the seller user id (sellers only)', userId)
+  .option('--label <label>', 'a note on what the key is for', '')
+  .action(async (opts: { role: string; user?: string; label: string }) => {
+    if (opts.role !== 'operator' && opts.role !== 'seller') throw new InvalidArgumentError('role must be operator or seller');
+    if (opts.role === 'seller' && !opts.user) throw new InvalidArgumentError('a seller key needs --user');
+    const cfg = config();
+    const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 1);
+    const key = newApiKey(opts.role);
+    await new ApiKeys(pool).store(key, opts.role, opts.user ?? null, opts.label);
+    await pool.end();
+    process.stdout.write(key + '\n');
+  });
+
+program.parseAsync().catch((err) => {
+  process.stderr.write(`stampede: ${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,35 @@
+import pg from 'pg';
+
+// bigint columns (money) come back as JS numbers: every amount is bounded
+// well below 2^53 by validation, and the parser refuses anything larger.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new Error(`int8 ${v} exceeds the safe integer range`);
+  return n;
+});
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+export function createPool(url: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max, application_name: 'stampede' });
+  // An idle client's error (server restart) must not crash the process.
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** Runs fn inside a transaction, rolling back on any error. */
+export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const out = await fn(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Settles a batch of purchase events in ONE Postgres transaction:
+ *   - the wallets involved are locked (in key order, so batches never deadlock);
+ *   - an accepted purchase becomes an order row keyed by its purchase id, and
+ *     a wallet debit with a ledger entry when the balance covers it, or a
+ *     failed order (INSUFFICIENT_FUNDS) when it does not;
+ *   - a cancellation refunds a confirmed order, or records a cancelled order
+ *     when it overtook its own acceptance.
+ * A redelivered event finds its order row and changes nothing: the answer is
+ * the status already stored. Every statement that must write a known number
+ * of rows checks it did, so a concurrent writer aborts the batch, never
+ * doubles it.
+ */
+import type { Pool, PoolClient } from './pool.js';
+import { inTransaction } from './pool.js';
+import type { PurchaseAcceptedData, PurchaseCancelRequestedData } from '../messaging/events.js';
+
+export type SettlementEvent =
+  | { eventId: string; type: 'accepted'; time: number; data: PurchaseAcceptedData }
+  | { eventId: string; type: 'cancel_requested'; time: number; data: PurchaseCancelRequestedData };
+
+export type OrderStatus = 'confirmed' | 'failed' | 'cancelled';
+
+export interface SettlementResult {
+  eventId: string;
+  purchaseId: string;
+  saleId: string;
+  status: OrderStatus;
+  reason: string;
+  settledAt: number;
+}
+
+interface OrderRow {
+  purchase_id: string;
+  status: OrderStatus;
+  failure_reason: string | null;
+  amount: number;
+  buyer_id: string;
+  currency: string;
+  settled_at: Date;
+}
+
+export class ConcurrentSettlementError extends Error {}
+
+export function settleBatch(pool: Pool, events: SettlementEvent[]): Promise<SettlementResult[]> {
+  return inTransaction(pool, (c) => settleInTransaction(c, events));
+}
+
+async function settleInTransaction(c: PoolClient, events: SettlementEvent[]): Promise<SettlementResult[]> {
+  const walletKeys = [...new Set(events.map((e) => `${e.data.buyerId}|${e.data.currency}`))].sort();
+  const balances = new Map<string, number>();
+  if (walletKeys.length > 0) {
+    const { rows } = await c.query<{ user_id: string; currency: string; balance: number }>(
+      `SELECT w.user_id, w.currency, w.balance FROM wallets w
+         JOIN unnest($1::text[], $2::text[]) AS k(user_id, currency)
+           ON w.user_id = k.user_id AND w.currency = k.currency
+        ORDER BY w.user_id, w.currency FOR UPDATE OF w`,
+      [walletKeys.map((k) => k.split('|')[0]), walletKeys.map((k) => k.split('|')[1])],
+    );
+    for (const r of rows) balances.set(`${r.user_id}|${r.currency}`, r.balance);
+  }
+  const startBalances = new Map(balances);
+
+  const purchaseIds = [...new Set(events.map((e) => e.data.purchaseId))];
+  const existing = new Map<string, OrderRow>();
+  const { rows: orderRows } = await c.query<OrderRow>(
+    `SELECT purchase_id, status, failure_reason, amount, buyer_id, currency, settled_at
+       FROM orders WHERE purchase_id = ANY($1::text[]) FOR UPDATE`,
+    [purchaseIds],
+  );
+  for (const r of orderRows) existing.set(r.purchase_id, r);
+
+  const now = new Date();
+  const inserts: { e: SettlementEvent; status: OrderStatus; reason: string | null; amount: number }[] = [];
+  const ledger: { ref: string; userId: string; currency: string; amount: number; kind: 'purchase' | 'refund' }[] = [];
+  const refunded: string[] = [];
+  const results: SettlementResult[] = [];
+
+  for (const e of events) {
+    const d = e.data;
+    const walletKey = `${d.buyerId}|${d.currency}`;
+    const amount = d.quantity * d.unitPrice;
+    const known = existing.get(d.purchaseId);
+    let status: OrderStatus;
+    let reason = '';
+
+    if (e.type === 'accepted') {
+      if (known) {
+        status = known.status;
+        reason = known.failure_reason ?? '';
+      } else {
+        const balance = balances.get(walletKey) ?? 0;
+        if (balance >= amount) {
+          status = 'confirmed';
+          balances.set(walletKey, balance - amount);
+          if (amount > 0) ledger.push({ ref: `purchase:${d.purchaseId}`, userId: d.buyerId, currency: d.currency, amount: -amount, kind: 'purchase' });
+        } else {
+          status = 'failed';
+          reason = 'INSUFFICIENT_FUNDS';
+        }
+        inserts.push({ e, status, reason: reason || null, amount });
+      }
+    } else if (!known) {
+      // The cancellation overtook its acceptance: the order is born cancelled, nothing is charged.
+      status = 'cancelled';
+      inserts.push({ e, status, reason: null, amount });
+    } else if (known.status === 'confirmed') {
+      status = 'cancelled';
+      balances.set(walletKey, (balances.get(walletKey) ?? 0) + known.amount);
+      if (known.amount > 0) ledger.push({ ref: `refund:${d.purchaseId}`, userId: d.buyerId, currency: d.currency, amount: known.amount, kind: 'refund' });
+      refunded.push(d.purchaseId);
+    } else {
+      status = known.status;
+      reason = known.failure_reason ?? '';
+    }
+    // Later events of the same batch see this one's effect.
+    existing.set(d.purchaseId, {
+      purchase_id: d.purchaseId, status, failure_reason: reason || null, amount,
+      buyer_id: d.buyerId, currency: d.currency, settled_at: known?.settled_at ?? now,
+    });
+    results.push({ eventId: e.eventId, purchaseId: d.purchaseId, saleId: d.saleId, status, reason, settledAt: (known?.settled_at ?? now).getTime() });
+  }
+
+  if (inserts.length > 0) {
+    const { rowCount } = await c.query(
+      `INSERT INTO orders (purchase_id, sale_id, buyer_id, quantity, unit_price, amount, currency, status, failure_reason, accepted_at, settled_at, cancelled_at)
+       SELECT p, s, b, q, u, a, cur, st, r, to_timestamp(acc / 1000.0), $11::timestamptz, CASE WHEN st = 'cancelled' THEN $11::timestamptz END
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[])
+           AS t(p, s, b, q, u, a, cur, st, r, acc)
+       ON CONFLICT (purchase_id) DO NOTHING`,
+      [
+        inserts.map((i) => i.e.data.purchaseId), inserts.map((i) => i.e.data.saleId), inserts.map((i) => i.e.data.buyerId),
+        inserts.map((i) => i.e.data.quantity), inserts.map((i) => i.e.data.unitPrice), inserts.map((i) => i.amount),
+        inserts.map((i) => i.e.data.currency), inserts.map((i) => i.status), inserts.map((i) => i.reason),
+        inserts.map((i) => i.e.data.acceptedAt), now,
+      ],
+    );
+    if (rowCount !== inserts.length) throw new ConcurrentSettlementError(`expected ${inserts.length} new orders, wrote ${rowCount}`);
+  }
+  if (refunded.length > 0) {
+    await c.query(`UPDATE orders SET status = 'cancelled', cancelled_at = $2 WHERE purchase_id = ANY($1::text[]) AND status = 'confirmed'`, [refunded, now]);
+  }
+  if (ledger.length > 0) {
+    const { rowCount } = await c.query(
+      `INSERT INTO ledger_entries (ref, user_id, currency, amount, kind)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])
+       ON CONFLICT (ref) DO NOTHING`,
+      [ledger.map((l) => l.ref), ledger.map((l) => l.userId), ledger.map((l) => l.currency), ledger.map((l) => l.amount), ledger.map((l) => l.kind)],
+    );
+    if (rowCount !== ledger.length) throw new ConcurrentSettlementError(`expected ${ledger.length} ledger entries, wrote ${rowCount}`);
+  }
+  const changed = [...balances].filter(([k, v]) => startBalances.get(k) !== v);
+  if (changed.length > 0) {
+    await c.query(
+      `UPDATE wallets w SET balance = v.balance, updated_at = now()
+         FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(user_id, currency, balance)
+        WHERE w.user_id = v.user_id AND w.currency = v.currency`,
+      [changed.map(([k]) => k.split('|')[0]), changed.map(([k]) => k.split('|')[1]), changed.map(([, v]) => v)],
+    );
+  }
+  await c.query(
+    `INSERT INTO purchase_events (event_id, purchase_id, sale_id, type, payload, occurred_at)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[])
+     ON CONFLICT (event_id) DO NOTHING`,
+    [
+      events.map((e) => e.eventId), events.map((e) => e.data.purchaseId), events.map((e) => e.data.saleId),
+      events.map((e) => `stampede.purchase.${e.type}.v1`), events.map((e) => JSON.stringify(e.data)), events.map((e) => new Date(e.time)),
+    ],
+  );
+  return results;
+}

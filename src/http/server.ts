@@ -1,0 +1,179 @@
+/**
+ * The one handler wrapper around uWebSockets.js. It copies what a route needs
+ * out of `req` synchronously, registers onAborted before anything
+ * asynchronous, reads the body in chunks with a byte limit (413 as soon as it
+ * is passed), parses JSON, turns thrown errors into problem+json, and writes
+ * the answer corked and only if the client is still there. A route is a
+ * plain function `(ctx, body) => Reply` that throws AppError.
+ */
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import { AppError, problemOf } from '../errors.js';
+import type { Logger } from '../log.js';
+
+export interface RequestContext {
+  method: string;
+  url: string;
+  params: string[];
+  query: string;
+  authorization: string;
+  apiKey: string;
+  idempotencyKey: string;
+}
+
+export interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export type Handler = (ctx: RequestContext, body: unknown) => Reply | Promise<Reply>;
+
+const STATUS_LINES: Record<number, string> = {
+  200: '200 OK', 201: '201 Created', 202: '202 Accepted', 204: '204 No Content',
+  400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden', 404: '404 Not Found',
+  405: '405 Method Not Allowed', 409: '409 Conflict', 413: '413 Payload Too Large',
+  415: '415 Unsupported Media Type', 422: '422 Unprocessable Content', 429: '429 Too Many Requests',
+  500: '500 Internal Server Error', 503: '503 Service Unavailable',
+};
+
+export interface ServerOptions {
+  log: Logger;
+  maxBodyBytes: number;
+}
+
+type Method = 'get' | 'post' | 'del' | 'put' | 'patch';
+
+export class HttpServer {
+  constructor(
+    readonly app: TemplatedApp,
+    private readonly o: ServerOptions,
+  ) {}
+
+  route(method: Method, pattern: string, handler: Handler, opts: { body?: boolean } = {}): void {
+    const paramCount = (pattern.match(/:\w+/g) ?? []).length;
+    const wantsBody = opts.body ?? (method === 'post' || method === 'put' || method === 'patch');
+    const register = this.app[method].bind(this.app) as (p: string, h: (res: HttpResponse, req: HttpRequest) => void) => TemplatedApp;
+    register(pattern, (res: HttpResponse, req: HttpRequest) => {
+      const params: string[] = [];
+      for (let i = 0; i < paramCount; i++) params.push(req.getParameter(i) ?? '');
+      const ctx: RequestContext = {
+        method: method === 'del' ? 'delete' : method,
+        url: req.getUrl(),
+        params,
+        query: req.getQuery() ?? '',
+        authorization: req.getHeader('authorization'),
+        apiKey: req.getHeader('x-api-key'),
+        idempotencyKey: req.getHeader('idempotency-key'),
+      };
+      const contentType = req.getHeader('content-type');
+      const contentLength = req.getHeader('content-length');
+      const state = { aborted: false };
+      res.onAborted(() => {
+        state.aborted = true;
+      });
+      if (!wantsBody) {
+        this.run(res, state, handler, ctx, undefined);
+        return;
+      }
+      if (contentLength !== '' && Number(contentLength) > this.o.maxBodyBytes) {
+        this.fail(res, state, new AppError('PAYLOAD_TOO_LARGE', `body is limited to ${this.o.maxBodyBytes} bytes`), true);
+        return;
+      }
+      this.readBody(res, state, (raw) => {
+        let body: unknown;
+        if (raw.length > 0) {
+          if (contentType !== '' && !/^application\/([\w.+-]+\+)?json\b/i.test(contentType)) {
+            return this.fail(res, state, new AppError('UNSUPPORTED_MEDIA_TYPE', `content-type ${contentType} is not JSON`));
+          }
+          try {
+            body = JSON.parse(raw.toString('utf8'));
+          } catch {
+            return this.fail(res, state, new AppError('MALFORMED_JSON'));
+          }
+        }
+        this.run(res, state, handler, ctx, body);
+      });
+    });
+  }
+
+  /** Answers every request no route matched. */
+  fallback(): void {
+    this.app.any('/*', (res) => {
+      const state = { aborted: false };
+      res.onAborted(() => (state.aborted = true));
+      this.fail(res, state, new AppError('NOT_FOUND', 'no such route'));
+    });
+  }
+
+  private readBody(res: HttpResponse, state: { aborted: boolean }, done: (raw: Buffer) => void): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    res.onData((ab, isLast) => {
+      if (tooLarge) return;
+      size += ab.byteLength;
+      if (size > this.o.maxBodyBytes) {
+        tooLarge = true;
+        this.fail(res, state, new AppError('PAYLOAD_TOO_LARGE', `body is limited to ${this.o.maxBodyBytes} bytes`), true);
+        return;
+      }
+      // The ArrayBuffer is only valid during this callback: copy it.
+      if (ab.byteLength > 0) chunks.push(Buffer.copyBytesFrom(new Uint8Array(ab)));
+      if (isLast) done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+  }
+
+  private run(res: HttpResponse, state: { aborted: boolean }, handler: Handler, ctx: RequestContext, body: unknown): void {
+    let out: Reply | Promise<Reply>;
+    try {
+      out = handler(ctx, body);
+    } catch (err) {
+      this.fail(res, state, err);
+      return;
+    }
+    if (out instanceof Promise) {
+      out.then(
+        (reply) => this.send(res, state, reply),
+        (err) => this.fail(res, state, err),
+      );
+    } else {
+      this.send(res, state, out);
+    }
+  }
+
+  fail(res: HttpResponse, state: { aborted: boolean }, err: unknown, close = false): void {
+    let appErr: AppError;
+    if (err instanceof AppError) {
+      appErr = err;
+    } else if (isUnavailable(err)) {
+      this.o.log.error({ err }, 'dependency unavailable');
+      appErr = new AppError('UNAVAILABLE', 'a backing service is unavailable; retry shortly', undefined, { 'Retry-After': '1' });
+    } else {
+      this.o.log.error({ err }, 'unhandled error in route');
+      appErr = new AppError('INTERNAL');
+    }
+    const headers: Record<string, string> = { ...appErr.headers };
+    if (close) headers.connection = 'close';
+    this.send(res, state, { status: appErr.status, body: problemOf(appErr), headers }, 'application/problem+json');
+  }
+
+  private send(res: HttpResponse, state: { aborted: boolean }, reply: Reply, contentType = 'application/json'): void {
+    if (state.aborted) return;
+    state.aborted = true; // one answer per request
+    const payload = reply.body === undefined ? '' : JSON.stringify(reply.body);
+    res.cork(() => {
+      res.writeStatus(STATUS_LINES[reply.status] ?? String(reply.status));
+      if (payload !== '') res.writeHeader('content-type', contentType);
+      if (reply.headers) for (const k in reply.headers) res.writeHeader(k, reply.headers[k]!);
+      res.end(payload, reply.headers?.connection === 'close');
+    });
+  }
+}
+
+function isUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return (
+    err.name === 'MaxRetriesPerRequestError' ||
+    /ECONNREFUSED|ECONNRESET|Connection is closed|connect ETIMEDOUT|Connection terminated|timeout exceeded when trying to connect/i.test(err.message)
+  );
+}

@@ -1,0 +1,26 @@
+import { randomBytes } from 'node:crypto';
+
+const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
+
+/** A random id body of `length` characters from [0-9a-z]. */
+export function randomId(length: number): string {
+  const bytes = randomBytes(length);
+  let out = '';
+  for (let i = 0; i < length; i++) out += ALPHABET[bytes[i]! % 36];
+  return out;
+}
+
+export const SALE_ID = /^sal_[0-9a-z]{12}$/;
+export const USER_ID = /^usr_[0-9a-z]{12}$/;
+/** A purchase id carries its sale id, so its Redis slot is known from the id alone. */
+export const PURCHASE_ID = /^pur_([0-9a-z]{12})_[0-9a-z]{16}$/;
+
+export const newSaleId = () => 'sal_' + randomId(12);
+export const newUserId = () => 'usr_' + randomId(12);
+export const newPurchaseId = (saleId: string) => 'pur_' + saleId.slice(4) + '_' + randomId(16);
+
+/** The sale a purchase id belongs to, or undefined when the id is malformed. */
+export function saleOfPurchase(purchaseId: string): string | undefined {
+  const m = PURCHASE_ID.exec(purchaseId);
+  return m ? 'sal_' + m[1] : undefined;
+}

@@ -1,0 +1,71 @@
+/**
+ * A long-lived broker link for the api: reconnects in the background and
+ * hands out its channel while connected. Used for readiness and the
+ * operators' queue view, never on the purchase path.
+ */
+import type { Logger } from '../log.js';
+import { AppError } from '../errors.js';
+import { backoffMs, connectAmqp, sleep, type Channel, type Connection } from './amqp.js';
+import { assertTopology } from './topology.js';
+
+export class AmqpLink {
+  private conn?: Connection;
+  private ch?: Channel;
+  private stopping = false;
+  private loop?: Promise<void>;
+
+  constructor(
+    private readonly url: string,
+    private readonly name: string,
+    private readonly retryDelaysMs: number[],
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  get connected(): boolean {
+    return this.ch !== undefined;
+  }
+
+  channel(): Channel {
+    if (!this.ch) throw new AppError('UNAVAILABLE', 'the message broker is unreachable', undefined, { 'Retry-After': '1' });
+    return this.ch;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.conn?.close().catch(() => {});
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let attempt = 0;
+    while (!this.stopping) {
+      try {
+        this.conn = await connectAmqp(this.url, this.name);
+        const closed = new Promise<void>((r) => this.conn!.once('close', () => r()));
+        await this.openChannel();
+        attempt = 0;
+        await closed;
+      } catch (err) {
+        if (!this.stopping) this.log.warn({ err }, 'broker link down');
+      }
+      this.ch = undefined;
+      if (!this.stopping) await sleep(backoffMs(attempt++));
+    }
+  }
+
+  private async openChannel(): Promise<void> {
+    const ch = await this.conn!.createChannel();
+    ch.on('error', () => {});
+    // A failed passive check closes the channel; open a fresh one.
+    ch.on('close', () => {
+      if (this.ch === ch) this.ch = undefined;
+      if (!this.stopping && this.conn) this.openChannel().catch(() => {});
+    });
+    await assertTopology(ch, this.retryDelaysMs);
+    this.ch = ch;
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * The relay: outbox streams -> RabbitMQ. Reads every sale's outbox with the
+ * `relay` consumer group, publishes each entry as a CloudEvent on a confirm
+ * channel with `mandatory`, and XACKs only what the broker confirmed and
+ * routed. Entries left pending by a dead relay are reclaimed with XAUTOCLAIM;
+ * only acknowledged entries are ever trimmed. RabbitMQ being down leaves the
+ * entries in Redis, where they wait.
+ */
+import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../log.js';
+import { OUTBOX_REGISTRY, RELAY_GROUP } from '../redis/keys.js';
+import { trimOutbox } from '../redis/sale-scripts.js';
+import { connectAmqp, sleep, backoffMs, type ConfirmChannel, type Connection } from './amqp.js';
+import { cloudEventJson, outboxEntryOf, type OutboxEntry } from './events.js';
+import { assertTopology, EXCHANGE, routingKeyOf } from './topology.js';
+
+export interface RelayOptions {
+  redis: Redis;
+  amqpUrl: string;
+  log: Logger;
+  batch: number;
+  claimIdleMs: number;
+  retryDelaysMs: number[];
+  consumerName?: string;
+}
+
+type StreamReply = [string, [string, string[]][]][] | null;
+
+export class Relay {
+  private stopping = false;
+  private running?: Promise<void>;
+  private conn?: Connection;
+  readonly consumer: string;
+  /** Entries published and acknowledged since start (for tests and ops). */
+  relayed = 0;
+
+  constructor(private readonly o: RelayOptions) {
+    this.consumer = o.consumerName ?? `${hostname()}-${process.pid}`;
+  }
+
+  start(): void {
+    this.running ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.running;
+    await this.conn?.close().catch(() => {});
+  }
+
+  private async run(): Promise<void> {
+    let attempt = 0;
+    while (!this.stopping) {
+      try {
+        this.conn = await connectAmqp(this.o.amqpUrl, `relay ${this.consumer}`);
+        const ch = await this.conn.createConfirmChannel();
+        await assertTopology(ch, this.o.retryDelaysMs);
+        attempt = 0;
+        this.o.log.info({ consumer: this.consumer }, 'relay connected to broker');
+        await this.pump(ch);
+      } catch (err) {
+        if (this.stopping) break;
+        this.o.log.error({ err }, 'relay lost the broker; outbox entries wait in Redis');
+      }
+      await this.conn?.close().catch(() => {});
+      this.conn = undefined;
+      if (!this.stopping) await sleep(backoffMs(attempt++));
+    }
+  }
+
+  private async pump(ch: ConfirmChannel): Promise<void> {
+    let closed: Error | undefined;
+    ch.on('close', () => (closed ??= new Error('channel closed')));
+    ch.on('error', (err: Error) => (closed = err));
+    const returned = new Set<string>();
+    ch.on('return', (msg: { properties: { messageId?: string } }) => {
+      if (msg.properties.messageId) returned.add(msg.properties.messageId);
+    });
+
+    let streams: string[] = [];
+    let streamsAt = 0;
+    let claimAt = 0;
+    // After (re)connecting, first re-publish what this consumer read but never acknowledged.
+    let readOwnPending = true;
+    let idleMs = 0;
+
+    while (!this.stopping) {
+      if (closed) throw closed;
+      const now = Date.now();
+      if (now - streamsAt > 1_000) {
+        streams = await this.o.redis.smembers(OUTBOX_REGISTRY);
+        streamsAt = now;
+      }
+      let entries: OutboxEntry[] = [];
+      if (streams.length > 0) {
+        entries = await this.read(streams, readOwnPending ? '0' : '>');
+        if (readOwnPending && entries.length === 0) readOwnPending = false;
+        if (now - claimAt > Math.min(5_000, this.o.claimIdleMs)) {
+          claimAt = now;
+          entries = entries.concat(await this.reclaim(streams));
+        }
+      }
+      if (entries.length === 0) {
+        idleMs = Math.min(20, idleMs + 1);
+        await sleep(idleMs);
+        continue;
+      }
+      idleMs = 0;
+      const acked = await this.publish(ch, entries, returned);
+      if (acked.length < entries.length) readOwnPending = true;
+      await this.acknowledge(acked);
+    }
+  }
+
+  private async read(streams: string[], id: '0' | '>'): Promise<OutboxEntry[]> {
+    // One XREADGROUP per stream (never several slots in one command), pipelined.
+    const p = this.o.redis.pipeline();
+    for (const s of streams) p.xreadgroup('GROUP', RELAY_GROUP, this.consumer, 'COUNT', this.o.batch, 'STREAMS', s, id);
+    const replies = (await p.exec()) ?? [];
+    const out: OutboxEntry[] = [];
+    replies.forEach(([err, reply], i) => {
+      if (err) {
+        if (/NOGROUP/.test(String(err))) void this.ensureGroup(streams[i]!);
+        else this.o.log.error({ err, stream: streams[i] }, 'outbox read failed');
+        return;
+      }
+      for (const [stream, items] of (reply as StreamReply) ?? []) {
+        for (const [streamId, fields] of items) {
+          // A pending entry that was trimmed meanwhile comes back with no fields.
+          if (fields) out.push(outboxEntryOf(stream, streamId, fields));
+        }
+      }
+    });
+    return out;
+  }
+
+  private async ensureGroup(stream: string): Promise<void> {
+    await this.o.redis.xgroup('CREATE', stream, RELAY_GROUP, '0', 'MKSTREAM').catch(() => {});
+  }
+
+  private async reclaim(streams: string[]): Promise<OutboxEntry[]> {
+    const p = this.o.redis.pipeline();
+    for (const s of streams) p.xautoclaim(s, RELAY_GROUP, this.consumer, this.o.claimIdleMs, '0-0', 'COUNT', this.o.batch);
+    const replies = (await p.exec()) ?? [];
+    const out: OutboxEntry[] = [];
+    replies.forEach(([err, reply], i) => {
+      if (err) return;
+      const [, items] = reply as [string, [string, string[] | null][]];
+      for (const [streamId, fields] of items) {
+        if (fields) out.push(outboxEntryOf(streams[i]!, streamId, fields));
+      }
+    });
+    if (out.length > 0) this.o.log.warn({ count: out.length }, 'relay reclaimed outbox entries of a stalled relay');
+    return out;
+  }
+
+  /** Publishes entries; resolves with those the broker confirmed and routed. */
+  private async publish(ch: ConfirmChannel, entries: OutboxEntry[], returned: Set<string>): Promise<OutboxEntry[]> {
+    const confirmations = entries.map(
+      (e) =>
+        new Promise<boolean>((resolve) => {
+          const body = Buffer.from(cloudEventJson(e, `stampede:${e.stream}`));
+          const ok = ch.publish(
+            EXCHANGE,
+            routingKeyOf(e.type),
+            body,
+            {
+              persistent: true,
+              mandatory: true,
+              messageId: e.id,
+              type: e.type,
+              contentType: 'application/cloudevents+json',
+              timestamp: Math.floor(e.time / 1000),
+            },
+            (err: unknown) => resolve(!err),
+          );
+          void ok; // confirms pace the relay; amqplib buffers the rest
+        }),
+    );
+    const results = await Promise.all(confirmations);
+    const acked: OutboxEntry[] = [];
+    results.forEach((ok, i) => {
+      const e = entries[i]!;
+      if (ok && !returned.delete(e.id)) acked.push(e);
+      else this.o.log.error({ id: e.id, type: e.type, routed: ok }, 'broker did not take an outbox entry; it stays pending');
+    });
+    return acked;
+  }
+
+  private async acknowledge(entries: OutboxEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const byStream = new Map<string, string[]>();
+    for (const e of entries) {
+      const ids = byStream.get(e.stream) ?? [];
+      ids.push(e.streamId);
+      byStream.set(e.stream, ids);
+    }
+    const p = this.o.redis.pipeline();
+    for (const [stream, ids] of byStream) p.xack(stream, RELAY_GROUP, ...ids);
+    await p.exec();
+    this.relayed += entries.length;
+    await Promise.all([...byStream.keys()].map((s) => trimOutbox(this.o.redis, s)));
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Every process role exports start/stop, so tests boot a real api, relay or
+ * worker in-process and the CLI runs the same code.
+ */
+import type { us_listen_socket } from 'uWebSockets.js';
+import { loadConfig, type Config } from './config/index.js';
+import { createLogger, type Logger } from './log.js';
+import { createPool, type Pool } from './db/pool.js';
+import { migrate } from './db/migrate.js';
+import { createRedis, type Redis } from './redis/client.js';
+import { STOCK_CHANNEL } from './redis/keys.js';
+import { ApiKeys } from './auth/api-keys.js';
+import { createBuyerTokens } from './auth/tokens.js';
+import { Sales } from './domain/sales.js';
+import { Purchases } from './domain/purchases.js';
+import { HttpServer } from './http/server.js';
+import { registerRoutes } from './http/routes.js';
+import { createOpsView } from './http/ops.js';
+import { assertNativeUws, uWS } from './http/uws.js';
+import { AmqpLink } from './messaging/link.js';
+import { Relay } from './messaging/relay.js';
+import { OrdersWorker } from './workers/orders.js';
+
+export interface Role {
+  stop(): Promise<void>;
+}
+
+export interface ApiHandle extends Role {
+  port: number;
+  url: string;
+  purchases: Purchases;
+}
+
+const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
+  Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms}ms`)), ms).unref())]);
+
+export async function startApi(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'api')): Promise<ApiHandle> {
+  if (cfg.STAMPEDE_REQUIRE_NATIVE_UWS) assertNativeUws();
+  const pool = createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_DB_POOL_SIZE);
+  await migrate(cfg.STAMPEDE_DATABASE_URL, log);
+  const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-api' });
+  const subscriber = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-api-sub', autoPipelining: false });
+  const link = new AmqpLink(cfg.STAMPEDE_AMQP_URL, `api ${process.pid}`, cfg.retryDelaysMs, log);
+  link.start();
+
+  const apiKeys = new ApiKeys(pool);
+  if (cfg.STAMPEDE_OPERATOR_KEY !== '') await apiKeys.store(cfg.STAMPEDE_OPERATOR_KEY, 'operator', null, 'bootstrap (STAMPEDE_OPERATOR_KEY)');
+  const sales = new Sales(pool, redis);
+  const loaded = await sales.loadActive();
+  const purchases = new Purchases(redis, sales, {
+    rateMax: cfg.STAMPEDE_PURCHASE_RATE_MAX,
+    rateWindowMs: cfg.STAMPEDE_PURCHASE_RATE_WINDOW_MS,
+    idempotencyTtlMs: cfg.STAMPEDE_IDEMPOTENCY_TTL_MS,
+    soldOutCacheMs: cfg.STAMPEDE_SOLD_OUT_CACHE_MS,
+  });
+  subscriber.on('message', (_channel: string, saleId: string) => purchases.soldOut.stockBack(saleId));
+  // Messages missed while disconnected are unknowable: forget everything cached.
+  subscriber.on('ready', () => purchases.soldOut.clear());
+  await subscriber.subscribe(STOCK_CHANNEL);
+
+  let draining = false;
+  const readiness = async () => {
+    const checks: Record<string, string> = {};
+    const probe = async (name: string, fn: () => Promise<unknown>) => {
+      try {
+        await withTimeout(fn(), 1_000);
+        checks[name] = 'ok';
+      } catch (err) {
+        checks[name] = (err as Error).message || 'failed';
+      }
+    };
+    await Promise.all([
+      probe('redis', () => redis.ping()),
+      probe('postgres', () => pool.query('SELECT 1')),
+      probe('rabbitmq', async () => {
+        if (!link.connected) throw new Error('not connected');
+      }),
+    ]);
+    if (draining) checks.shutdown = 'draining';
+    return { ok: !draining && Object.values(checks).every((v) => v === 'ok'), checks };
+  };
+
+  const app = uWS.App();
+  const http = new HttpServer(app, { log, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES });
+  registerRoutes(http, {
+    pool, redis, tokens: createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS), apiKeys, sales, purchases,
+    ops: createOpsView(redis, link, cfg.retryDelaysMs), maxQuantity: cfg.STAMPEDE_MAX_QUANTITY, readiness,
+  });
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(cfg.STAMPEDE_HTTP_HOST, cfg.STAMPEDE_HTTP_PORT, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.STAMPEDE_HTTP_HOST}:${cfg.STAMPEDE_HTTP_PORT}`))));
+  });
+  const port = uWS.us_socket_local_port(listenSocket as never);
+  log.info({ port, salesLoaded: loaded }, 'api listening');
+
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    purchases,
+    async stop() {
+      // Readiness turns 503 first, so a load balancer stops sending; then the socket closes.
+      draining = true;
+      await new Promise((r) => setTimeout(r, Math.min(500, cfg.STAMPEDE_SHUTDOWN_GRACE_MS)));
+      uWS.us_listen_socket_close(listenSocket);
+      await Promise.allSettled([link.stop(), pool.end(), redis.quit(), subscriber.quit()]);
+      log.info('api stopped');
+    },
+  };
+}
+
+export async function startRelay(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'relay')): Promise<Role & { relay: Relay }> {
+  const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-relay', autoPipelining: false });
+  const relay = new Relay({
+    redis, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, batch: cfg.STAMPEDE_RELAY_BATCH,
+    claimIdleMs: cfg.STAMPEDE_RELAY_CLAIM_IDLE_MS, retryDelaysMs: cfg.retryDelaysMs,
+  });
+  relay.start();
+  return {
+    relay,
+    async stop() {
+      await relay.stop();
+      await redis.quit().catch(() => {});
+      log.info('relay stopped');
+    },
+  };
+}
+
+export async function startWorker(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'worker')): Promise<Role & { worker: OrdersWorker }> {
+  const pool = createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_DB_POOL_SIZE);
+  await migrate(cfg.STAMPEDE_DATABASE_URL, log);
+  const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-worker' });
+  const worker = new OrdersWorker({
+    redis, pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, prefetch: cfg.STAMPEDE_WORKER_PREFETCH,
+    batch: cfg.STAMPEDE_WORKER_BATCH, retryDelaysMs: cfg.retryDelaysMs,
+  });
+  worker.start();
+  return {
+    worker,
+    async stop() {
+      await worker.stop();
+      await Promise.allSettled([pool.end(), redis.quit()]);
+      log.info('worker stopped');
+    },
+  };
+}
+
+export type { Pool, Redis };
