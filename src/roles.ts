@@ -40,7 +40,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-api' });
   const subscriber = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-api-sub', autoPipelining: false });
-  const link = new AmqpLink(cfg.STAMPEDE_AMQP_URL, `api ${process.pid}`, cfg.retryDelaysMs, log);
+  const link = new AmqpLink(cfg.STAMPEDE_AMQP_URL, `api ${process.pid}`, cfg.topology, log);
   link.start();
 
   const apiKeys = new ApiKeys(pool);
@@ -84,7 +84,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const http = new HttpServer(app, { log, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES });
   registerRoutes(http, {
     pool, redis, tokens: createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS), apiKeys, sales, purchases,
-    ops: createOpsView(redis, link, cfg.retryDelaysMs), maxQuantity: cfg.STAMPEDE_MAX_QUANTITY, readiness,
+    ops: createOpsView(redis, link, cfg.topology), maxQuantity: cfg.STAMPEDE_MAX_QUANTITY, readiness,
   });
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(cfg.STAMPEDE_HTTP_HOST, cfg.STAMPEDE_HTTP_PORT, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.STAMPEDE_HTTP_HOST}:${cfg.STAMPEDE_HTTP_PORT}`))));
@@ -111,7 +111,7 @@ export async function startRelay(cfg: Config = loadConfig(), log: Logger = creat
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-relay', autoPipelining: false });
   const relay = new Relay({
     redis, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, batch: cfg.STAMPEDE_RELAY_BATCH,
-    claimIdleMs: cfg.STAMPEDE_RELAY_CLAIM_IDLE_MS, retryDelaysMs: cfg.retryDelaysMs,
+    claimIdleMs: cfg.STAMPEDE_RELAY_CLAIM_IDLE_MS, topology: cfg.topology,
   });
   relay.start();
   return {
@@ -130,7 +130,7 @@ export async function startWorker(cfg: Config = loadConfig(), log: Logger = crea
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-worker' });
   const worker = new OrdersWorker({
     redis, pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, prefetch: cfg.STAMPEDE_WORKER_PREFETCH,
-    batch: cfg.STAMPEDE_WORKER_BATCH, retryDelaysMs: cfg.retryDelaysMs,
+    batch: cfg.STAMPEDE_WORKER_BATCH, topology: cfg.topology,
   });
   worker.start();
   return {

@@ -26,6 +26,12 @@ end
 if not lastDelivered or lastDelivered == '0-0' then return { 0, '' } end
 
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
-local minId = lastDelivered
-if tonumber(pending[1]) > 0 then minId = pending[2] end
+local minId
+if tonumber(pending[1]) > 0 then
+  minId = pending[2]
+else
+  -- Nothing pending: the last delivered entry is acknowledged too, so keep from the id after it.
+  local dash = string.find(lastDelivered, '-', 1, true)
+  minId = string.sub(lastDelivered, 1, dash - 1) .. '-' .. string.format('%d', tonumber(string.sub(lastDelivered, dash + 1)) + 1)
+end
 return { redis.call('XTRIM', KEYS[1], 'MINID', minId), minId }

@@ -3,7 +3,8 @@
  * environment variable that sets it and a line of doc. It is read once; a bad
  * value stops the process with a message naming the variable.
  */
-import { bool, cleanEnv, num, port, str, url, makeValidator } from 'envalid';
+import { topologyFor } from '../messaging/topology.js';
+import { bool, cleanEnv, str, url, makeValidator } from 'envalid';
 
 const positiveInt = makeValidator<number>((input) => {
   const n = Number(input);
@@ -17,15 +18,22 @@ const nonNegativeInt = makeValidator<number>((input) => {
   return n;
 });
 
+const tcpPort = makeValidator<number>((input) => {
+  const n = Number(input);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error('must be a port number from 0 to 65535');
+  return n;
+});
+
 const DEV_JWT_SECRET = 'stampede-dev-secret-change-me-in-production-0123456789';
 
 export const configSchema = {
   NODE_ENV: str({ choices: ['development', 'test', 'production'], default: 'development', desc: 'Runtime mode; production refuses development secrets.' }),
   STAMPEDE_HTTP_HOST: str({ default: '0.0.0.0', desc: 'Address the api listens on.' }),
-  STAMPEDE_HTTP_PORT: port({ default: 8080, desc: 'Port the api listens on (0 picks a free one).' }),
+  STAMPEDE_HTTP_PORT: tcpPort({ default: 8080, desc: 'Port the api listens on (0 picks a free one).' }),
   STAMPEDE_REDIS_URL: url({ default: 'redis://127.0.0.1:6379', desc: 'Redis, the decision point.' }),
   STAMPEDE_AMQP_URL: url({ default: 'amqp://stampede:stampede@127.0.0.1:5672', desc: 'RabbitMQ broker.' }),
   STAMPEDE_DATABASE_URL: url({ default: 'postgres://stampede:stampede@127.0.0.1:5432/stampede', desc: 'Postgres, the system of record.' }),
+  STAMPEDE_AMQP_PREFIX: str({ default: 'stampede', desc: 'Prefix of every exchange and queue name (lets deployments or test runs share a broker).' }),
   STAMPEDE_DB_POOL_SIZE: positiveInt({ default: 10, desc: 'Postgres connections per process.' }),
   STAMPEDE_LOG_LEVEL: str({ choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', desc: 'Log level (JSON logs on stdout).' }),
   STAMPEDE_JWT_SECRET: str({ default: DEV_JWT_SECRET, desc: 'HS256 secret for buyer tokens (at least 32 characters).' }),
@@ -72,5 +80,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   if (retryDelaysMs.length === 0 || retryDelaysMs.some((n) => !Number.isSafeInteger(n) || n <= 0)) {
     throw new ConfigError('invalid configuration: STAMPEDE_RETRY_DELAYS_MS: must be a comma-separated list of positive integers');
   }
-  return { ...cfg, retryDelaysMs };
+  return { ...cfg, retryDelaysMs, topology: topologyFor(cfg.STAMPEDE_AMQP_PREFIX, retryDelaysMs) };
 }

@@ -1,7 +1,7 @@
 /** The operators' view of queues and outbox streams. */
 import type { Redis } from 'ioredis';
 import type { AmqpLink } from '../messaging/link.js';
-import { allQueues } from '../messaging/topology.js';
+import { allQueues, type Topology } from '../messaging/topology.js';
 import { OUTBOX_REGISTRY, RELAY_GROUP } from '../redis/keys.js';
 
 export interface QueueStat {
@@ -25,12 +25,12 @@ export interface OpsView {
   queues(): Promise<{ queues: QueueStat[]; deadLetters: number; outboxes: OutboxStat[]; outboxBacklog: number }>;
 }
 
-export function createOpsView(redis: Redis, link: AmqpLink, retryDelaysMs: number[]): OpsView {
+export function createOpsView(redis: Redis, link: AmqpLink, topology: Topology): OpsView {
   return {
     async queues() {
       const ch = link.channel();
       const queues: QueueStat[] = [];
-      for (const q of allQueues(retryDelaysMs)) {
+      for (const q of allQueues(topology)) {
         const s = await ch.checkQueue(q.queue);
         queues.push({ ...q, messages: s.messageCount, consumers: s.consumerCount });
       }

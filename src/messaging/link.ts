@@ -6,7 +6,7 @@
 import type { Logger } from '../log.js';
 import { AppError } from '../errors.js';
 import { backoffMs, connectAmqp, sleep, type Channel, type Connection } from './amqp.js';
-import { assertTopology } from './topology.js';
+import { assertTopology, type Topology } from './topology.js';
 
 export class AmqpLink {
   private conn?: Connection;
@@ -17,7 +17,7 @@ export class AmqpLink {
   constructor(
     private readonly url: string,
     private readonly name: string,
-    private readonly retryDelaysMs: number[],
+    private readonly topology: Topology,
     private readonly log: Logger,
   ) {}
 
@@ -65,7 +65,7 @@ export class AmqpLink {
       if (this.ch === ch) this.ch = undefined;
       if (!this.stopping && this.conn) this.openChannel().catch(() => {});
     });
-    await assertTopology(ch, this.retryDelaysMs);
+    await assertTopology(ch, this.topology);
     this.ch = ch;
   }
 }

@@ -13,7 +13,7 @@ import { OUTBOX_REGISTRY, RELAY_GROUP } from '../redis/keys.js';
 import { trimOutbox } from '../redis/sale-scripts.js';
 import { connectAmqp, sleep, backoffMs, type ConfirmChannel, type Connection } from './amqp.js';
 import { cloudEventJson, outboxEntryOf, type OutboxEntry } from './events.js';
-import { assertTopology, EXCHANGE, routingKeyOf } from './topology.js';
+import { assertTopology, routingKeyOf, type Topology } from './topology.js';
 
 export interface RelayOptions {
   redis: Redis;
@@ -21,7 +21,7 @@ export interface RelayOptions {
   log: Logger;
   batch: number;
   claimIdleMs: number;
-  retryDelaysMs: number[];
+  topology: Topology;
   consumerName?: string;
 }
 
@@ -55,7 +55,7 @@ export class Relay {
       try {
         this.conn = await connectAmqp(this.o.amqpUrl, `relay ${this.consumer}`);
         const ch = await this.conn.createConfirmChannel();
-        await assertTopology(ch, this.o.retryDelaysMs);
+        await assertTopology(ch, this.o.topology);
         attempt = 0;
         this.o.log.info({ consumer: this.consumer }, 'relay connected to broker');
         await this.pump(ch);
@@ -162,7 +162,7 @@ export class Relay {
         new Promise<boolean>((resolve) => {
           const body = Buffer.from(cloudEventJson(e, `stampede:${e.stream}`));
           const ok = ch.publish(
-            EXCHANGE,
+            this.o.topology.exchange,
             routingKeyOf(e.type),
             body,
             {

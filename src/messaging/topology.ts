@@ -2,23 +2,27 @@
  * The RabbitMQ topology, declared in one place and re-asserted on every
  * (re)connect: one durable topic exchange; per concern a quorum queue, one
  * delay queue per retry tier (dead-lettering back into the queue when its
- * TTL passes) and a `.dlq` an operator can inspect and replay.
+ * TTL passes) and a `.dlq` an operator can inspect and replay. Every name
+ * carries a prefix, so two deployments (or a test run) can share a broker.
  */
 import type { Channel } from 'amqplib';
-
-export const EXCHANGE = 'stampede.events';
 
 export interface Concern {
   queue: string;
   bindings: string[];
 }
 
-export const ORDERS: Concern = {
-  queue: 'stampede.orders',
-  bindings: ['purchase.accepted.v1', 'purchase.cancel_requested.v1'],
-};
+export interface Topology {
+  exchange: string;
+  orders: Concern;
+  concerns: Concern[];
+  retryDelaysMs: number[];
+}
 
-export const CONCERNS: Concern[] = [ORDERS];
+export function topologyFor(prefix: string, retryDelaysMs: number[]): Topology {
+  const orders: Concern = { queue: `${prefix}.orders`, bindings: ['purchase.accepted.v1', 'purchase.cancel_requested.v1'] };
+  return { exchange: `${prefix}.events`, orders, concerns: [orders], retryDelaysMs };
+}
 
 export const retryQueue = (c: Concern, delayMs: number) => `${c.queue}.retry.${delayMs}ms`;
 export const deadLetterQueue = (c: Concern) => `${c.queue}.dlq`;
@@ -28,12 +32,12 @@ export const routingKeyOf = (type: string) => (type.startsWith('stampede.') ? ty
 
 const QUORUM = { 'x-queue-type': 'quorum' };
 
-export async function assertTopology(ch: Channel, retryDelaysMs: number[]): Promise<void> {
-  await ch.assertExchange(EXCHANGE, 'topic', { durable: true });
-  for (const c of CONCERNS) {
+export async function assertTopology(ch: Channel, t: Topology): Promise<void> {
+  await ch.assertExchange(t.exchange, 'topic', { durable: true });
+  for (const c of t.concerns) {
     await ch.assertQueue(c.queue, { durable: true, arguments: QUORUM });
-    for (const key of c.bindings) await ch.bindQueue(c.queue, EXCHANGE, key);
-    for (const delay of retryDelaysMs) {
+    for (const key of c.bindings) await ch.bindQueue(c.queue, t.exchange, key);
+    for (const delay of t.retryDelaysMs) {
       await ch.assertQueue(retryQueue(c, delay), {
         durable: true,
         arguments: {
@@ -52,10 +56,10 @@ export async function assertTopology(ch: Channel, retryDelaysMs: number[]): Prom
 }
 
 /** Every queue of the topology, for the operators' view. */
-export function allQueues(retryDelaysMs: number[]): { concern: string; queue: string; kind: 'main' | 'retry' | 'dead-letter' }[] {
-  return CONCERNS.flatMap((c) => [
+export function allQueues(t: Topology): { concern: string; queue: string; kind: 'main' | 'retry' | 'dead-letter' }[] {
+  return t.concerns.flatMap((c) => [
     { concern: c.queue, queue: c.queue, kind: 'main' as const },
-    ...retryDelaysMs.map((d) => ({ concern: c.queue, queue: retryQueue(c, d), kind: 'retry' as const })),
+    ...t.retryDelaysMs.map((d) => ({ concern: c.queue, queue: retryQueue(c, d), kind: 'retry' as const })),
     { concern: c.queue, queue: deadLetterQueue(c), kind: 'dead-letter' as const },
   ]);
 }

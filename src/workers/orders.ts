@@ -12,7 +12,7 @@ import type { Pool } from '../db/pool.js';
 import { settleBatch, type SettlementEvent, type SettlementResult } from '../db/settlement.js';
 import { settlePurchase } from '../redis/sale-scripts.js';
 import { connectAmqp, sleep, backoffMs, type Channel, type ConfirmChannel, type Connection, type ConsumeMessage } from '../messaging/amqp.js';
-import { assertTopology, deadLetterQueue, ORDERS, retryQueue } from '../messaging/topology.js';
+import { assertTopology, deadLetterQueue, retryQueue, type Topology } from '../messaging/topology.js';
 
 export interface OrdersWorkerOptions {
   redis: Redis;
@@ -21,7 +21,7 @@ export interface OrdersWorkerOptions {
   log: Logger;
   prefetch: number;
   batch: number;
-  retryDelaysMs: number[];
+  topology: Topology;
 }
 
 const ATTEMPT_HEADER = 'x-stampede-attempt';
@@ -82,14 +82,14 @@ export class OrdersWorker {
         const closed = new Promise<void>((resolve) => this.conn!.once('close', () => resolve()));
         const ch = await this.conn.createChannel();
         const pub = await this.conn.createConfirmChannel();
-        await assertTopology(ch, this.o.retryDelaysMs);
+        await assertTopology(ch, this.o.topology);
         await ch.prefetch(this.o.prefetch);
         this.ch = ch;
         this.buffer = [];
-        const { consumerTag } = await ch.consume(ORDERS.queue, (msg) => msg && this.enqueue(ch, pub, msg), { noAck: false });
+        const { consumerTag } = await ch.consume(this.o.topology.orders.queue, (msg) => msg && this.enqueue(ch, pub, msg), { noAck: false });
         this.consumerTag = consumerTag;
         attempt = 0;
-        this.o.log.info({ queue: ORDERS.queue }, 'orders worker consuming');
+        this.o.log.info({ queue: this.o.topology.orders.queue }, 'orders worker consuming');
         await closed;
         if (!this.stopping) this.o.log.error('orders worker lost the broker; reconnecting');
       } catch (err) {
@@ -167,16 +167,16 @@ export class OrdersWorker {
 
   private async retryLater(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error): Promise<void> {
     const attempt = Number(msg.properties.headers?.[ATTEMPT_HEADER] ?? 0);
-    const delay = this.o.retryDelaysMs[attempt];
+    const delay = this.o.topology.retryDelaysMs[attempt];
     if (delay === undefined) return this.deadLetter(ch, pub, msg, err);
     this.o.log.warn({ err, messageId: msg.properties.messageId, attempt: attempt + 1, delayMs: delay }, 'settlement failed; retrying later');
-    await this.republish(pub, retryQueue(ORDERS, delay), msg, { [ATTEMPT_HEADER]: attempt + 1, 'x-stampede-last-error': err.message });
+    await this.republish(pub, retryQueue(this.o.topology.orders, delay), msg, { [ATTEMPT_HEADER]: attempt + 1, 'x-stampede-last-error': err.message });
     ch.ack(msg);
   }
 
   private async deadLetter(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error): Promise<void> {
     this.o.log.error({ err, messageId: msg.properties.messageId }, 'message dead-lettered');
-    await this.republish(pub, deadLetterQueue(ORDERS), msg, { 'x-stampede-last-error': err.message, 'x-stampede-dead-lettered-at': new Date().toISOString() });
+    await this.republish(pub, deadLetterQueue(this.o.topology.orders), msg, { 'x-stampede-last-error': err.message, 'x-stampede-dead-lettered-at': new Date().toISOString() });
     ch.ack(msg);
   }
 

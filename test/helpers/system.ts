@@ -1,0 +1,195 @@
+/**
+ * Boots real Stampede roles in-process against the real services: Redis
+ * (database 1), Postgres (stampede_test) and RabbitMQ (the `stampede-test.*`
+ * topology). Nothing here is a mock.
+ */
+import type { Test } from 'tap';
+import { loadConfig, type Config } from '../../src/config/index.js';
+import { createLogger } from '../../src/log.js';
+import { createPool, type Pool } from '../../src/db/pool.js';
+import { migrate } from '../../src/db/migrate.js';
+import { createRedis, type Redis } from '../../src/redis/client.js';
+import { startApi, startRelay, startWorker, type ApiHandle } from '../../src/roles.js';
+import { createBuyerTokens } from '../../src/auth/tokens.js';
+import { createBuyers, creditWallet } from '../../src/domain/buyers.js';
+import { Sales, type NewSale, type SaleView } from '../../src/domain/sales.js';
+import { connectAmqp } from '../../src/messaging/amqp.js';
+import { allQueues, assertTopology } from '../../src/messaging/topology.js';
+import { readLiveSale } from '../../src/redis/sale-scripts.js';
+
+export const TEST_ENV: NodeJS.ProcessEnv = {
+  ...process.env,
+  NODE_ENV: 'test',
+  STAMPEDE_DATABASE_URL: process.env.STAMPEDE_TEST_DATABASE_URL ?? 'postgres://stampede:stampede@127.0.0.1:5432/stampede_test',
+  STAMPEDE_REDIS_URL: process.env.STAMPEDE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/1',
+  STAMPEDE_AMQP_PREFIX: 'stampede-test',
+  STAMPEDE_HTTP_HOST: '127.0.0.1',
+  STAMPEDE_HTTP_PORT: '0',
+  STAMPEDE_LOG_LEVEL: process.env.STAMPEDE_TEST_LOG_LEVEL ?? 'silent',
+  STAMPEDE_RETRY_DELAYS_MS: '200,500',
+  STAMPEDE_RELAY_CLAIM_IDLE_MS: '1000',
+  STAMPEDE_OPERATOR_KEY: 'test-operator-key',
+  STAMPEDE_SHUTDOWN_GRACE_MS: '5000',
+};
+
+export const OPERATOR_KEY = 'test-operator-key';
+
+export const testConfig = (overrides: NodeJS.ProcessEnv = {}): Config => loadConfig({ ...TEST_ENV, ...overrides });
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Empties every queue of the test topology (a previous file's leftovers). */
+export async function purgeTestQueues(cfg: Config): Promise<void> {
+  const conn = await connectAmqp(cfg.STAMPEDE_AMQP_URL, 'test purge');
+  const ch = await conn.createChannel();
+  await assertTopology(ch, cfg.topology);
+  for (const q of allQueues(cfg.topology)) await ch.purgeQueue(q.queue);
+  await conn.close();
+}
+
+export interface HttpAnswer<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export async function call<T = any>(url: string, init: RequestInit = {}): Promise<HttpAnswer<T>> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let body: any = text;
+  try {
+    body = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    /* not JSON: keep the text */
+  }
+  return { status: res.status, headers: res.headers, body };
+}
+
+export interface System {
+  cfg: Config;
+  pool: Pool;
+  redis: Redis;
+  api?: ApiHandle;
+  url: string;
+  token(buyerId: string): string;
+  createSale(overrides?: Partial<NewSale>): Promise<SaleView>;
+  createBuyers(n: number, funds?: { currency: string; amount: number }): Promise<string[]>;
+  purchase(buyerId: string, saleId: string, body?: unknown, headers?: Record<string, string>): Promise<HttpAnswer>;
+  operator(path: string, init?: RequestInit): Promise<HttpAnswer>;
+  startRelay(): Promise<() => Promise<void>>;
+  startWorker(): Promise<() => Promise<void>>;
+  /** Waits until no purchase of the sale is pending (every accepted one settled). */
+  drained(saleId: string, timeoutMs?: number): Promise<void>;
+}
+
+export interface BootOptions {
+  api?: boolean;
+  relay?: boolean;
+  worker?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function boot(t: Test, o: BootOptions = {}): Promise<System> {
+  const cfg = testConfig(o.env);
+  const log = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'test');
+  await migrate(cfg.STAMPEDE_DATABASE_URL, log);
+  await purgeTestQueues(cfg);
+  const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 5);
+  const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'test' });
+  await redis.flushdb();
+  const stops: (() => Promise<void>)[] = [];
+  t.teardown(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    await pool.end();
+    await redis.quit();
+  });
+
+  const api = o.api === false ? undefined : await startApi(cfg, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'api'));
+  if (api) stops.push(() => api.stop());
+  const sys: System = {
+    cfg,
+    pool,
+    redis,
+    api,
+    url: api?.url ?? '',
+    token: (id) => createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, 3600).issue(id),
+    async createSale(over = {}) {
+      const now = Date.now();
+      return new Sales(pool, redis).create(
+        {
+          name: 'Test drop', sku: 'TEST-1', unitPrice: 1000, currency: 'EUR', stock: 100, perBuyerLimit: 1,
+          startsAt: new Date(now - 60_000).toISOString(), endsAt: new Date(now + 3600_000).toISOString(), ...over,
+        },
+        { role: 'operator', userId: null },
+      );
+    },
+    async createBuyers(n, funds = { currency: 'EUR', amount: 100_000 }) {
+      const ids: string[] = [];
+      for (let i = 0; i < n; i += 1000) {
+        const batch = await createBuyers(pool, Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ name: `buyer ${i + k}` })));
+        ids.push(...batch.map((b) => b.id));
+      }
+      if (funds.amount > 0) {
+        // One bulk credit, through the same ledger the api uses.
+        await pool.query(
+          `WITH l AS (INSERT INTO ledger_entries (ref, user_id, currency, amount, kind)
+                      SELECT 'credit:test:' || id, id, $2, $3, 'credit' FROM unnest($1::text[]) AS id RETURNING user_id)
+           INSERT INTO wallets (user_id, currency, balance) SELECT user_id, $2, $3 FROM l`,
+          [ids, funds.currency, funds.amount],
+        );
+      }
+      return ids;
+    },
+    purchase(buyerId, saleId, body = { quantity: 1 }, headers = {}) {
+      return call(`${sys.url}/v1/sales/${saleId}/purchases`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${sys.token(buyerId)}`, 'content-type': 'application/json', ...headers },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+    },
+    operator(path, init = {}) {
+      return call(`${sys.url}${path}`, {
+        ...init,
+        headers: { 'x-api-key': OPERATOR_KEY, 'content-type': 'application/json', ...(init.headers as Record<string, string>) },
+      });
+    },
+    async startRelay() {
+      const r = await startRelay(cfg, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'relay'));
+      const stop = () => r.stop();
+      stops.push(stop);
+      return stop;
+    },
+    async startWorker() {
+      const w = await startWorker(cfg, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'worker'));
+      const stop = () => w.stop();
+      stops.push(stop);
+      return stop;
+    },
+    async drained(saleId, timeoutMs = 60_000) {
+      await waitFor(`sale ${saleId} to settle`, async () => {
+        const live = await readLiveSale(redis, saleId);
+        return live !== undefined && live.reserved === 0;
+      }, timeoutMs);
+    },
+  };
+  if (o.relay) await sys.startRelay();
+  if (o.worker) await sys.startWorker();
+  return sys;
+}
+
+export { creditWallet };

@@ -1,0 +1,231 @@
+/**
+ * Every output code of every sale script, against a real Redis.
+ */
+import t from 'tap';
+import { createRedis } from '../../src/redis/client.js';
+import { saleKeys, STOCK_CHANNEL, RELAY_GROUP } from '../../src/redis/keys.js';
+import {
+  addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, SaleCode, settlePurchase, trimOutbox,
+  type ReserveRequest, type SaleTerms,
+} from '../../src/redis/sale-scripts.js';
+import { newPurchaseId, newSaleId, newUserId } from '../../src/ids.js';
+import { testConfig } from '../helpers/system.js';
+
+const cfg = testConfig();
+const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'lua-test' });
+t.teardown(() => redis.quit());
+
+async function sale(over: Partial<SaleTerms> = {}): Promise<SaleTerms> {
+  const now = Date.now();
+  const s: SaleTerms = {
+    id: newSaleId(), status: 'open', startsAt: now - 60_000, endsAt: now + 60_000, perBuyerLimit: 2,
+    unitPrice: 500, currency: 'EUR', stock: 3, ...over,
+  };
+  await loadSale(redis, s, 0);
+  return s;
+}
+
+const req = (s: SaleTerms, buyerId: string, over: Partial<ReserveRequest> = {}): ReserveRequest => ({
+  saleId: s.id, buyerId, quantity: 1, purchaseId: newPurchaseId(s.id), rateMax: 100, rateWindowMs: 1000,
+  idempotencyTtlMs: 60_000, ...over,
+});
+
+t.test('loadSale: creates once, then refreshes terms without touching counters', async (t) => {
+  const s = await sale();
+  const buyer = newUserId();
+  t.equal((await reservePurchase(redis, req(s, buyer))).code, SaleCode.Accepted);
+  t.equal(await loadSale(redis, { ...s, perBuyerLimit: 5, stock: 999 }, 0), false, 'second load reports existing');
+  const live = await readLiveSale(redis, s.id);
+  t.same(live, { status: 'open', stock: 3, available: 2, reserved: 1, sold: 0 }, 'counters untouched');
+  t.equal(await redis.hget(saleKeys.sale(s.id), 'limit'), '5', 'terms refreshed');
+  const groups = (await redis.xinfo('GROUPS', saleKeys.outbox(s.id))) as unknown[][];
+  t.equal(groups.length, 1, 'relay group created with the stream');
+  t.equal(await loadSale(redis, { ...s, id: newSaleId() }, 2), true);
+});
+
+t.test('loadSale: first load subtracts what was already sold', async (t) => {
+  const s = await sale({ stock: 10 });
+  const s2 = { ...s, id: newSaleId() };
+  await loadSale(redis, s2, 4);
+  t.same(await readLiveSale(redis, s2.id), { status: 'open', stock: 10, available: 6, reserved: 0, sold: 4 });
+});
+
+t.test('reservePurchase: accepted (1) reserves, records and appends to the outbox', async (t) => {
+  const s = await sale();
+  const buyer = newUserId();
+  const r = req(s, buyer, { quantity: 2 });
+  const out = await reservePurchase(redis, r);
+  t.same(out, { code: SaleCode.Accepted, purchaseId: r.purchaseId, available: 1 });
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 3, available: 1, reserved: 2, sold: 0 });
+  t.equal(await redis.hget(saleKeys.bought(s.id), buyer), '2');
+  t.equal(await redis.hget(saleKeys.inflight(s.id), buyer), r.purchaseId);
+  const rec = await readPurchase(redis, s.id, r.purchaseId);
+  t.match(rec, { buyerId: buyer, quantity: 2, unitPrice: 500, currency: 'EUR', status: 'pending', cancelRequested: false });
+  const entries = await redis.xrange(saleKeys.outbox(s.id), '-', '+');
+  t.equal(entries.length, 1);
+  const fields = entries[0]![1];
+  const data = JSON.parse(fields[fields.indexOf('data') + 1]!);
+  t.match(data, { purchaseId: r.purchaseId, saleId: s.id, buyerId: buyer, quantity: 2, unitPrice: 500, currency: 'EUR' });
+  t.equal(fields[fields.indexOf('type') + 1], 'stampede.purchase.accepted.v1');
+});
+
+t.test('reservePurchase: replay (2) and key reuse with another body (-8)', async (t) => {
+  const s = await sale();
+  const buyer = newUserId();
+  const first = req(s, buyer, { idempotencyKey: 'k1', fingerprint: 'q=1' });
+  t.equal((await reservePurchase(redis, first)).code, SaleCode.Accepted);
+  t.same(await reservePurchase(redis, { ...first, purchaseId: newPurchaseId(s.id) }), { code: SaleCode.Replayed, purchaseId: first.purchaseId });
+  t.same(await reservePurchase(redis, { ...first, purchaseId: newPurchaseId(s.id), quantity: 2, fingerprint: 'q=2' }), {
+    code: SaleCode.IdempotencyMismatch, purchaseId: first.purchaseId,
+  });
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 3, available: 2, reserved: 1, sold: 0 }, 'replays change nothing');
+  t.equal(await redis.xlen(saleKeys.outbox(s.id)), 1, 'one event');
+});
+
+t.test('reservePurchase: sold out (-1), with what is left', async (t) => {
+  const s = await sale({ stock: 1, perBuyerLimit: 5 });
+  t.same(await reservePurchase(redis, req(s, newUserId(), { quantity: 2 })), { code: SaleCode.SoldOut, available: 1 });
+  t.equal((await reservePurchase(redis, req(s, newUserId()))).code, SaleCode.Accepted);
+  t.same(await reservePurchase(redis, req(s, newUserId())), { code: SaleCode.SoldOut, available: 0 });
+});
+
+t.test('reservePurchase: limit reached (-2) counts pending and settled', async (t) => {
+  const s = await sale({ stock: 10, perBuyerLimit: 2 });
+  const buyer = newUserId();
+  const r1 = req(s, buyer);
+  await reservePurchase(redis, r1);
+  await settlePurchase(redis, s.id, r1.purchaseId, 'confirmed', '', Date.now());
+  t.same(await reservePurchase(redis, req(s, buyer, { quantity: 2 })), { code: SaleCode.LimitReached, bought: 1, limit: 2 });
+  t.equal((await reservePurchase(redis, req(s, buyer))).code, SaleCode.Accepted);
+});
+
+t.test('reservePurchase: purchase in progress (-3)', async (t) => {
+  const s = await sale({ stock: 10, perBuyerLimit: 5 });
+  const buyer = newUserId();
+  const r1 = req(s, buyer);
+  await reservePurchase(redis, r1);
+  t.same(await reservePurchase(redis, req(s, buyer)), { code: SaleCode.InProgress, purchaseId: r1.purchaseId });
+});
+
+t.test('reservePurchase: rate limited (-4) with the time to wait', async (t) => {
+  const s = await sale({ stock: 10 });
+  const buyer = newUserId();
+  const outs = [];
+  for (let i = 0; i < 4; i++) outs.push(await reservePurchase(redis, req(s, buyer, { rateMax: 3, rateWindowMs: 5000 })));
+  const last = outs[3]!;
+  t.equal(last.code, SaleCode.RateLimited);
+  if (last.code === SaleCode.RateLimited) t.ok(last.retryAfterMs > 0 && last.retryAfterMs <= 5000, `retry after ${last.retryAfterMs}ms`);
+});
+
+t.test('reservePurchase: not open yet (-5), ended (-6), closed (-6), unknown (-7)', async (t) => {
+  const now = Date.now();
+  const later = await sale({ startsAt: now + 60_000, endsAt: now + 120_000 });
+  t.same(await reservePurchase(redis, req(later, newUserId())), { code: SaleCode.NotOpenYet, startsAt: later.startsAt });
+  const over = await sale({ startsAt: now - 120_000, endsAt: now - 60_000 });
+  t.same(await reservePurchase(redis, req(over, newUserId())), { code: SaleCode.Ended });
+  const closed = await sale({ status: 'closed' });
+  t.same(await reservePurchase(redis, req(closed, newUserId())), { code: SaleCode.Ended });
+  t.same(await reservePurchase(redis, req({ ...closed, id: newSaleId() }, newUserId())), { code: SaleCode.UnknownSale });
+  for (const s of [later, over, closed]) t.equal(await redis.xlen(saleKeys.outbox(s.id)), 0, 'refusals append nothing');
+});
+
+t.test('settlePurchase: every transition once, and -7 for an unknown purchase', async (t) => {
+  const s = await sale({ stock: 5, perBuyerLimit: 5 });
+  const sub = createRedis(cfg.STAMPEDE_REDIS_URL, { autoPipelining: false });
+  t.teardown(() => sub.quit());
+  const announced: string[] = [];
+  await sub.subscribe(STOCK_CHANNEL);
+  sub.on('message', (_c: string, id: string) => announced.push(id));
+
+  const a = req(s, newUserId());
+  await reservePurchase(redis, a);
+  t.same(await settlePurchase(redis, s.id, a.purchaseId, 'confirmed', '', 1), { code: 1, status: 'confirmed' });
+  t.same(await settlePurchase(redis, s.id, a.purchaseId, 'confirmed', '', 1), { code: 0, status: 'confirmed' }, 'again: no-op');
+  t.equal(await redis.hget(saleKeys.inflight(s.id), a.buyerId), null, 'in-flight cleared');
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 5, available: 4, reserved: 0, sold: 1 });
+
+  t.same(await settlePurchase(redis, s.id, a.purchaseId, 'cancelled', '', 2), { code: 1, status: 'cancelled' }, 'refund path');
+  t.same(await settlePurchase(redis, s.id, a.purchaseId, 'cancelled', '', 2), { code: 0, status: 'cancelled' });
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 5, available: 5, reserved: 0, sold: 0 });
+  t.equal(await redis.hget(saleKeys.bought(s.id), a.buyerId), '0', 'buyer may buy again');
+
+  const b = req(s, newUserId(), { quantity: 5 });
+  await reservePurchase(redis, b);
+  t.same(await settlePurchase(redis, s.id, b.purchaseId, 'failed', 'INSUFFICIENT_FUNDS', 3), { code: 1, status: 'failed' });
+  t.same(await settlePurchase(redis, s.id, b.purchaseId, 'confirmed', '', 3), { code: 0, status: 'failed' }, 'failed is final');
+  t.match(await readPurchase(redis, s.id, b.purchaseId), { status: 'failed', reason: 'INSUFFICIENT_FUNDS' });
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 5, available: 5, reserved: 0, sold: 0 });
+  await new Promise((r) => setTimeout(r, 100));
+  t.ok(announced.includes(s.id), 'stock coming back to a sold-out sale is announced');
+
+  const c = req(s, newUserId());
+  await reservePurchase(redis, c);
+  t.same(await settlePurchase(redis, s.id, c.purchaseId, 'cancelled', '', 4), { code: 1, status: 'cancelled' }, 'pending -> cancelled');
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 5, available: 5, reserved: 0, sold: 0 });
+
+  t.same(await settlePurchase(redis, s.id, newPurchaseId(s.id), 'confirmed', '', 5), { code: SaleCode.UnknownSale });
+});
+
+t.test('requestCancel: requested (1), again (2), not own (-7), failed (-9)', async (t) => {
+  const s = await sale({ stock: 5 });
+  const buyer = newUserId();
+  const a = req(s, buyer);
+  await reservePurchase(redis, a);
+  t.same(await requestCancel(redis, s.id, a.purchaseId, newUserId()), { code: SaleCode.UnknownSale }, 'another buyer');
+  t.same(await requestCancel(redis, s.id, a.purchaseId, buyer), { code: 1, status: 'pending' });
+  t.same(await requestCancel(redis, s.id, a.purchaseId, buyer), { code: 2, status: 'pending' });
+  t.equal(await redis.xlen(saleKeys.outbox(s.id)), 2, 'one cancel event, however often asked');
+  const b = req(s, newUserId());
+  await reservePurchase(redis, b);
+  await settlePurchase(redis, s.id, b.purchaseId, 'failed', 'INSUFFICIENT_FUNDS', 1);
+  t.same(await requestCancel(redis, s.id, b.purchaseId, b.buyerId), { code: SaleCode.NotCancellable, status: 'failed' });
+  t.same(await requestCancel(redis, s.id, newPurchaseId(s.id), buyer), { code: SaleCode.UnknownSale });
+});
+
+t.test('addStock: added (1) and unknown sale (-7)', async (t) => {
+  const s = await sale({ stock: 1 });
+  t.same(await addStock(redis, s.id, 4), { available: 5, stock: 5 });
+  t.equal(await addStock(redis, newSaleId(), 4), undefined);
+});
+
+t.test('trimOutbox: trims only acknowledged entries', async (t) => {
+  const s = await sale({ stock: 10, perBuyerLimit: 10 });
+  for (let i = 0; i < 4; i++) await reservePurchase(redis, req(s, newUserId()));
+  const stream = saleKeys.outbox(s.id);
+  t.equal(await trimOutbox(redis, stream), 0, 'nothing delivered: nothing trimmed');
+  const read = (await redis.xreadgroup('GROUP', RELAY_GROUP, 'c1', 'COUNT', 3, 'STREAMS', stream, '>')) as [string, [string, string[]][]][];
+  const ids = read[0]![1].map(([id]) => id);
+  t.equal(await trimOutbox(redis, stream), 0, 'delivered but unacknowledged: kept');
+  await redis.xack(stream, RELAY_GROUP, ids[0]!, ids[1]!);
+  t.equal(await trimOutbox(redis, stream), 2, 'the two acknowledged entries go');
+  t.equal(await redis.xlen(stream), 2, 'the pending one and the unread one stay');
+  await redis.xack(stream, RELAY_GROUP, ids[2]!);
+  await trimOutbox(redis, stream);
+  t.equal(await redis.xlen(stream), 1, 'the never-read entry stays');
+});
+
+t.test('concurrency: 500 parallel reservations of 50 units never oversell', async (t) => {
+  const s = await sale({ stock: 50, perBuyerLimit: 1 });
+  const outs = await Promise.all(Array.from({ length: 500 }, () => reservePurchase(redis, req(s, newUserId()))));
+  t.equal(outs.filter((o) => o.code === SaleCode.Accepted).length, 50);
+  t.equal(outs.filter((o) => o.code === SaleCode.SoldOut).length, 450);
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 50, available: 0, reserved: 50, sold: 0 });
+});
+
+t.test('concurrency: one buyer, 200 parallel attempts, limit 3 (settling as it goes)', async (t) => {
+  const s = await sale({ stock: 1000, perBuyerLimit: 3 });
+  const buyer = newUserId();
+  let accepted = 0;
+  await Promise.all(
+    Array.from({ length: 200 }, async () => {
+      const r = req(s, buyer);
+      const out = await reservePurchase(redis, r);
+      if (out.code === SaleCode.Accepted) {
+        accepted++;
+        await settlePurchase(redis, s.id, r.purchaseId, 'confirmed', '', 1);
+      }
+    }),
+  );
+  t.ok(accepted <= 3, `accepted ${accepted}`);
+  t.ok(Number(await redis.hget(saleKeys.bought(s.id), buyer)) <= 3);
+});
