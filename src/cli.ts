@@ -17,6 +17,8 @@ import { createBuyerTokens } from './auth/tokens.js';
 import { ApiKeys, newApiKey } from './auth/api-keys.js';
 import { USER_ID } from './ids.js';
 import { seedDemo } from './demo.js';
+import { seed } from './seed.js';
+import cliProgress from 'cli-progress';
 
 function config(): Config {
   try {
@@ -176,6 +178,42 @@ program
     await new ApiKeys(pool).store(key, opts.role, opts.user ?? null, opts.label);
     await pool.end();
     process.stdout.write(key + '\n');
+  });
+
+program
+  .command('seed')
+  .description('create N funded buyers and a sale for load tests; write their tokens to a file')
+  .requiredOption('--buyers <n>', 'how many buyers', positive)
+  .option('--stock <n>', 'units in the sale', positive, 100)
+  .option('--limit <n>', 'per-buyer limit', positive, 1)
+  .option('--price <minor>', 'unit price in minor units', (v) => Number(v), 100)
+  .option('--currency <ISO>', 'currency', 'EUR')
+  .option('--funds <minor>', 'credited to each buyer', positive, 100_000)
+  .option('--tokens <file>', 'tokens file (userId token per line)', 'load/results/tokens.txt')
+  .option('--opens-in <seconds>', 'seconds until the sale opens', (v) => Number(v), 0)
+  .option('--duration <seconds>', 'how long the sale stays open', positive, 6 * 3600)
+  .action(async (o: { buyers: number; stock: number; limit: number; price: number; currency: string; funds: number; tokens: string; opensIn: number; duration: number }) => {
+    const cfg = config();
+    await migrate(cfg.STAMPEDE_DATABASE_URL, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'seed'));
+    const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
+    const redis = createRedis(cfg.STAMPEDE_REDIS_URL);
+    const bars = new cliProgress.MultiBar({ format: '{phase} [{bar}] {value}/{total} {duration}s', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic);
+    const byPhase = new Map<string, cliProgress.SingleBar>();
+    const started = Date.now();
+    const startsAt = Date.now() + o.opensIn * 1000;
+    const result = await seed(pool, redis, {
+      buyers: o.buyers, currency: o.currency, funds: o.funds, tokensFile: o.tokens,
+      jwtSecret: cfg.STAMPEDE_JWT_SECRET, tokenTtlSeconds: Math.max(cfg.STAMPEDE_JWT_TTL_SECONDS, o.duration + o.opensIn),
+      sale: { stock: o.stock, perBuyerLimit: o.limit, unitPrice: o.price, startsAt: new Date(startsAt).toISOString(), endsAt: new Date(startsAt + o.duration * 1000).toISOString() },
+      onProgress: (p, done, total) => {
+        let bar = byPhase.get(p);
+        if (!bar) byPhase.set(p, (bar = bars.create(total, 0, { phase: p.padEnd(8) })));
+        bar.update(done);
+      },
+    });
+    bars.stop();
+    await Promise.all([pool.end(), redis.quit()]);
+    process.stdout.write(JSON.stringify({ saleId: result.sale.id, buyers: o.buyers, tokens: o.tokens, seconds: (Date.now() - started) / 1000 }) + '\n');
   });
 
 program.parseAsync().catch((err) => {

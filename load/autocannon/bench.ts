@@ -1,0 +1,306 @@
+/**
+ * `npm run bench`: boots Stampede (api, then relay + worker, as separate
+ * processes), seeds buyers and sales, and measures in one run:
+ *   1. baseline     a bare uWS hello-world answering 202 (the machine's ceiling)
+ *   2. accept path  distinct buyers against sales that never sell out
+ *   3. flash sale   100 items, 100,000+ distinct buyers; time to sell out
+ *   4. sold-out     every request against the sold-out sale
+ *   5. drain        orders/s from the last 202 until every accepted purchase is in Postgres
+ * After each it checks the invariants and fails loudly if one breaks.
+ * Results go to load/results/ as JSON and markdown, and are printed.
+ *
+ * The relay and worker are stopped during 1-4, so the api, Redis and the
+ * load generator have the two cores; settlement is measured on its own in 5.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem, hostname } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { loadConfig } from '../../src/config/index.js';
+import { createLogger } from '../../src/log.js';
+import { createPool } from '../../src/db/pool.js';
+import { migrate } from '../../src/db/migrate.js';
+import { createRedis } from '../../src/redis/client.js';
+import { Sales } from '../../src/domain/sales.js';
+import { seed } from '../../src/seed.js';
+import { connectAmqp } from '../../src/messaging/amqp.js';
+import { allQueues, assertTopology } from '../../src/messaging/topology.js';
+import { createBuyerTokens } from '../../src/auth/tokens.js';
+import { projectRoot } from '../../src/paths.js';
+import { auditSale } from '../../src/audit.js';
+
+const scenarios = JSON.parse(readFileSync(join(projectRoot, 'load', 'scenarios.json'), 'utf8'));
+const API_PORT = Number(process.env.BENCH_API_PORT ?? 8090);
+const HELLO_PORT = Number(process.env.BENCH_HELLO_PORT ?? 8091);
+const BUYERS = Number(process.env.BENCH_BUYERS ?? scenarios.flashSale.buyers);
+const SCALE = Number(process.env.BENCH_DURATION_SCALE ?? 1);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? scenarios.connections);
+
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  NODE_ENV: 'production',
+  STAMPEDE_JWT_SECRET: process.env.STAMPEDE_JWT_SECRET ?? 'bench-secret-bench-secret-bench-secret-0123456789',
+  STAMPEDE_DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://stampede:stampede@127.0.0.1:5432/stampede_test',
+  STAMPEDE_REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/2',
+  STAMPEDE_AMQP_PREFIX: 'stampede-bench',
+  STAMPEDE_HTTP_HOST: '127.0.0.1',
+  STAMPEDE_HTTP_PORT: String(API_PORT),
+  STAMPEDE_LOG_LEVEL: 'warn',
+  STAMPEDE_OPERATOR_KEY: 'bench-operator-key',
+};
+const cfg = loadConfig(env);
+const log = createLogger('info', 'bench');
+
+interface Phase {
+  name: string;
+  requests: number;
+  durationS: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  max: number;
+  statuses: Record<string, number>;
+  ratioToBaseline?: number;
+  note?: string;
+}
+
+/** Starts a child process; resolves once `ready` says so (or at once without it). */
+function spawnRole(args: string[], ready?: () => Promise<boolean>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'inherit', 'inherit'], cwd: projectRoot });
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
+    const deadline = Date.now() + 30_000;
+    const poll = async () => {
+      if (!ready || (await ready().catch(() => false))) return resolve(child);
+      if (Date.now() > deadline) return reject(new Error(`${args.join(' ')} not ready after 30s`));
+      setTimeout(poll, 100);
+    };
+    child.once('spawn', poll);
+  });
+}
+
+const answers = (url: string) => async () => (await fetch(url)).status < 500;
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+type RequestPicker = (i: number) => { path: string; token: string };
+
+async function load(name: string, url: string, opts: { durationS?: number; amount?: number; pick?: RequestPicker; onStatus?: (status: number) => void }): Promise<Phase> {
+  let i = 0;
+  const instance = autocannon({
+    url,
+    connections: CONNECTIONS,
+    pipelining: 1,
+    ...(opts.amount ? { amount: opts.amount } : { duration: opts.durationS ?? 10 }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"quantity":1}',
+    requests: [
+      {
+        setupRequest: (req: any) => {
+          if (!opts.pick) return req;
+          const p = opts.pick(i++);
+          return { ...req, path: p.path, headers: { ...req.headers, authorization: `Bearer ${p.token}` } };
+        },
+        onResponse: (status: number) => opts.onStatus?.(status),
+      },
+    ],
+  } as autocannon.Options);
+  const r = await instance;
+  const statuses: Record<string, number> = {};
+  for (const [code, v] of Object.entries((r as any).statusCodeStats ?? {})) statuses[code] = (v as { count: number }).count;
+  if (r.errors > 0) statuses.errors = r.errors;
+  if (r.timeouts > 0) statuses.timeouts = r.timeouts;
+  const durationS = r.duration;
+  return { name, requests: r.requests.total, durationS, rps: Math.round(r.requests.total / durationS), p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max, statuses };
+}
+
+function markdown(phases: Phase[], extra: Record<string, unknown>, machine: Record<string, unknown>): string {
+  const rows = phases.map((p) =>
+    `| ${p.name} | ${p.rps.toLocaleString('en')} | ${p.p50} | ${p.p99} | ${p.max} | ${Object.entries(p.statuses).map(([k, v]) => `${k}: ${v}`).join(', ')} | ${p.ratioToBaseline?.toFixed(2) ?? '—'} | ${p.note ?? ''} |`,
+  );
+  return [
+    `Stampede bench, ${new Date().toISOString()} on ${machine.cpu} (${machine.cores} cores, ${machine.memGiB} GiB), Node ${process.version}, ${CONNECTIONS} connections`,
+    '',
+    '| phase | req/s | p50 ms | p99 ms | max ms | statuses | × baseline | note |',
+    '|---|---:|---:|---:|---:|---|---:|---|',
+    ...rows,
+    '',
+    ...Object.entries(extra).map(([k, v]) => `- ${k}: ${typeof v === 'number' ? v.toLocaleString('en') : String(v)}`),
+    '',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const machine = { host: hostname(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30) };
+  await migrate(cfg.STAMPEDE_DATABASE_URL, log);
+  const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 4);
+  const redis = createRedis(cfg.STAMPEDE_REDIS_URL);
+  await redis.flushdb();
+  const conn = await connectAmqp(cfg.STAMPEDE_AMQP_URL, 'bench');
+  const ch = await conn.createChannel();
+  await assertTopology(ch, cfg.topology);
+  for (const q of allQueues(cfg.topology)) await ch.purgeQueue(q.queue);
+
+  // --- fixtures ---------------------------------------------------------------
+  const t0 = Date.now();
+  log.info({ buyers: BUYERS }, 'seeding');
+  const seeded = await seed(pool, redis, {
+    buyers: BUYERS, currency: 'EUR', funds: 1_000_000, jwtSecret: cfg.STAMPEDE_JWT_SECRET, tokenTtlSeconds: 6 * 3600,
+    sale: { stock: scenarios.flashSale.stock, perBuyerLimit: scenarios.flashSale.perBuyerLimit },
+  });
+  const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, 6 * 3600);
+  const buyerTokens = seeded.buyerIds.map((id) => tokens.issue(id));
+  const sales = new Sales(pool, redis);
+  const acceptSales: string[] = [];
+  for (let k = 0; k < scenarios.acceptPath.sales; k++) {
+    const s = await sales.create(
+      { name: `accept ${k}`, sku: 'BENCH-ACCEPT', unitPrice: 100, currency: 'EUR', stock: scenarios.acceptPath.stockPerSale,
+        perBuyerLimit: scenarios.acceptPath.perBuyerLimit, startsAt: new Date(Date.now() - 1000).toISOString(), endsAt: new Date(Date.now() + 3600_000).toISOString() },
+      { role: 'operator', userId: null },
+    );
+    acceptSales.push(s.id);
+  }
+  const seedSeconds = (Date.now() - t0) / 1000;
+  log.info({ seedSeconds }, 'seeded');
+
+  const phases: Phase[] = [];
+  const violations: string[] = [];
+
+  // --- 1. baseline --------------------------------------------------------------
+  const hello = await spawnRole([join(projectRoot, 'dist', 'load', 'autocannon', 'hello-server.js'), String(HELLO_PORT)], answers(`http://127.0.0.1:${HELLO_PORT}/`));
+  const baseline = await load('1. baseline: bare uWS 202', `http://127.0.0.1:${HELLO_PORT}/`, { durationS: scenarios.baseline.durationSeconds * SCALE });
+  await stopChild(hello);
+  phases.push(baseline);
+  log.info(baseline, 'baseline');
+
+  // --- api ----------------------------------------------------------------------
+  const api = await spawnRole([join(projectRoot, 'dist', 'src', 'cli.js'), 'api'], answers(`http://127.0.0.1:${API_PORT}/readyz`));
+  const base = `http://127.0.0.1:${API_PORT}`;
+  try {
+    // --- 2. accept path ---------------------------------------------------------
+    const n = buyerTokens.length;
+    const accept = await load('2. accept path', base, {
+      durationS: scenarios.acceptPath.durationSeconds * SCALE,
+      pick: (i) => ({ path: `/v1/sales/${acceptSales[Math.floor(i / n) % acceptSales.length]}/purchases`, token: buyerTokens[i % n]! }),
+    });
+    if (accept.requests >= n * acceptSales.length) accept.note = 'WARNING: buyers x sales exhausted; raise BENCH_BUYERS';
+    phases.push(accept);
+    log.info(accept, 'accept path');
+
+    // --- 3. flash sale ------------------------------------------------------------
+    let accepted = 0;
+    let soldOutAt = 0;
+    const flashStart = Date.now();
+    const flash = await load('3. flash sale (100 items)', base, {
+      amount: n,
+      pick: (i) => ({ path: `/v1/sales/${seeded.sale.id}/purchases`, token: buyerTokens[i % n]! }),
+      onStatus: (s) => {
+        if (s === 202 && ++accepted === scenarios.flashSale.stock) soldOutAt = Date.now();
+      },
+    });
+    flash.note = `${n.toLocaleString('en')} distinct buyers; sold out after ${soldOutAt ? soldOutAt - flashStart : '—'} ms`;
+    phases.push(flash);
+    log.info(flash, 'flash sale');
+
+    // --- 4. sold-out storm ----------------------------------------------------------
+    const storm = await load('4. sold-out storm', base, {
+      durationS: scenarios.soldOutStorm.durationSeconds * SCALE,
+      pick: (i) => ({ path: `/v1/sales/${seeded.sale.id}/purchases`, token: buyerTokens[i % n]! }),
+    });
+    phases.push(storm);
+    log.info(storm, 'sold-out storm');
+
+    for (const p of phases.slice(1)) p.ratioToBaseline = p.rps / baseline.rps;
+    const flash202 = flash.statuses['202'] ?? 0;
+    if (flash202 !== scenarios.flashSale.stock) violations.push(`flash sale: ${flash202} accepted for ${scenarios.flashSale.stock} units`);
+    if ((storm.statuses['202'] ?? 0) !== 0) violations.push('sold-out storm accepted a purchase');
+    for (const p of phases) if (Object.keys(p.statuses).some((k) => /^5/.test(k))) violations.push(`${p.name}: 5xx answers`);
+  } finally {
+    await stopChild(api);
+  }
+
+  // --- 5. settlement drain ----------------------------------------------------------
+  const allSales = [...acceptSales, seeded.sale.id];
+  const expected = phases.slice(1).reduce((n, p) => n + (p.statuses['202'] ?? 0), 0);
+  const drainStart = Date.now();
+  const relay = await spawnRole([join(projectRoot, 'dist', 'src', 'cli.js'), 'relay']);
+  const worker = await spawnRole([join(projectRoot, 'dist', 'src', 'cli.js'), 'worker']).catch(async (e) => {
+    await stopChild(relay);
+    throw e;
+  });
+  let settled = 0;
+  for (;;) {
+    const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM orders WHERE sale_id = ANY($1)', [allSales]);
+    settled = rows[0]!.n;
+    if (settled >= expected) break;
+    if (Date.now() - drainStart > 600_000) {
+      violations.push(`drain: only ${settled} of ${expected} orders after 10 minutes`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const drainS = (Date.now() - drainStart) / 1000;
+  const drain: Phase = { name: '5. settlement drain', requests: settled, durationS: drainS, rps: Math.round(settled / drainS), p50: 0, p99: 0, max: 0, statuses: { orders: settled }, note: 'orders/s into Postgres (relay + worker, from a standing backlog)' };
+  phases.push(drain);
+  log.info(drain, 'drain');
+  // Let the Redis side of settlement finish before auditing.
+  await new Promise((r) => setTimeout(r, 1000));
+  await stopChild(worker);
+  await stopChild(relay);
+
+  // --- invariants -----------------------------------------------------------------
+  let accepted202 = 0;
+  for (const id of allSales) {
+    const limit = id === seeded.sale.id ? scenarios.flashSale.perBuyerLimit : scenarios.acceptPath.perBuyerLimit;
+    const a = await auditSale(pool, redis, id, limit);
+    violations.push(...a.violations.map((v) => `${id}: ${v}`));
+    if (a.live.reserved !== 0) violations.push(`${id}: ${a.live.reserved} still reserved after the drain`);
+    if (a.orders !== a.confirmedOrders) violations.push(`${id}: ${a.orders - a.confirmedOrders} orders not confirmed`);
+    accepted202 += a.confirmedOrders;
+  }
+  // A duration-bound run ends with up to one request per connection in flight:
+  // accepted by the server, never counted by the load generator.
+  const durationPhases = phases.filter((p) => !p.name.startsWith('3.') && !p.name.startsWith('1.') && !p.name.startsWith('5.')).length;
+  const inFlightAtCutoff = accepted202 - expected;
+  if (inFlightAtCutoff < 0 || inFlightAtCutoff > CONNECTIONS * durationPhases) {
+    violations.push(`orders in Postgres ${accepted202} vs 202 answers ${expected}: more than the in-flight requests at cut-off can explain`);
+  }
+
+  const extra = {
+    'buyers seeded': BUYERS,
+    'seed time (s)': seedSeconds,
+    '202 answers counted by autocannon': expected,
+    'orders in Postgres (= sold in Redis, per sale)': accepted202,
+    'accepted while autocannon stopped (in flight at cut-off)': accepted202 - expected,
+    'settlement (orders/s)': drain.rps,
+    'invariant violations': violations.length === 0 ? 0 : violations.join('; '),
+  };
+  const md = markdown(phases, extra, machine);
+  const dir = join(projectRoot, 'load', 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const json = JSON.stringify({ at: new Date().toISOString(), machine, node: process.version, connections: CONNECTIONS, phases, extra, violations }, null, 2);
+  writeFileSync(join(dir, `bench-${stamp}.json`), json);
+  writeFileSync(join(dir, 'latest.json'), json);
+  writeFileSync(join(dir, 'latest.md'), md);
+  process.stdout.write('\n' + md + '\n');
+  await conn.close();
+  await Promise.all([pool.end(), redis.quit()]);
+  if (violations.length > 0) {
+    process.stderr.write(`\nINVARIANT VIOLATIONS:\n- ${violations.join('\n- ')}\n`);
+    process.exit(1);
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,48 @@
+/** Invariant audit of a sale (Redis live state against Postgres rows), used by tests, the benchmark and operators. */
+import type { Pool } from './db/pool.js';
+import type { Redis } from './redis/client.js';
+import { readLiveSale } from './redis/sale-scripts.js';
+import { saleKeys } from './redis/keys.js';
+
+export interface SaleAudit {
+  live: { stock: number; available: number; reserved: number; sold: number };
+  confirmedOrders: number;
+  confirmedUnits: number;
+  orders: number;
+  purchaseDebits: number;
+  negativeWallets: number;
+  buyersOverLimit: number;
+  violations: string[];
+}
+
+/** Audits one sale once it is drained: Redis counters against Postgres rows. */
+export async function auditSale(pool: Pool, redis: Redis, saleId: string, perBuyerLimit: number): Promise<SaleAudit> {
+  const { status: _status, ...live } = (await readLiveSale(redis, saleId))!;
+  const { rows: [o] } = await pool.query<{ orders: number; confirmed: number; units: number; debits: number }>(
+    `SELECT count(*)::int AS orders,
+            count(*) FILTER (WHERE status = 'confirmed')::int AS confirmed,
+            coalesce(sum(quantity) FILTER (WHERE status = 'confirmed'), 0)::int AS units,
+            (SELECT count(*)::int FROM ledger_entries l JOIN orders o2 ON l.ref = 'purchase:' || o2.purchase_id WHERE o2.sale_id = $1) AS debits
+       FROM orders WHERE sale_id = $1`,
+    [saleId],
+  );
+  const { rows: [w] } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM wallets WHERE balance < 0');
+  const { rows: [b] } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT buyer_id FROM orders WHERE sale_id = $1 AND status = 'confirmed'
+       GROUP BY buyer_id HAVING sum(quantity) > $2) x`,
+    [saleId, perBuyerLimit],
+  );
+  const bought = await redis.hvals(saleKeys.bought(saleId));
+  const violations: string[] = [];
+  if (live.available + live.reserved + live.sold !== live.stock) violations.push(`available ${live.available} + reserved ${live.reserved} + sold ${live.sold} != stock ${live.stock}`);
+  if (live.available < 0 || live.reserved < 0 || live.sold < 0) violations.push('a negative counter');
+  if (live.sold > live.stock) violations.push('sold more than stock');
+  if (live.reserved === 0 && live.sold !== o!.units) violations.push(`Redis sold ${live.sold} != Postgres confirmed units ${o!.units}`);
+  if (w!.n > 0) violations.push(`${w!.n} negative wallets`);
+  if (b!.n > 0) violations.push(`${b!.n} buyers over the limit in Postgres`);
+  if (bought.some((q) => Number(q) > perBuyerLimit || Number(q) < 0)) violations.push('a buyer over the limit in Redis');
+  return {
+    live, confirmedOrders: o!.confirmed, confirmedUnits: o!.units, orders: o!.orders, purchaseDebits: o!.debits,
+    negativeWallets: w!.n, buyersOverLimit: b!.n, violations,
+  };
+}

@@ -1,0 +1,209 @@
+/**
+ * Tools for the fault tests (test/faults/): a raw AMQP channel to inspect
+ * and feed the real broker, worker child processes that can be SIGKILLed,
+ * the broker's stop/start switch, and small Postgres/Redis probes.
+ *
+ * The fault tests run in their own namespace (AMQP prefix `stampede-fault`,
+ * the next Redis database after the test one), so a concurrent run of the
+ * other test files cannot purge or flush what a fault scenario is waiting on.
+ * Nothing here is a mock: every call reaches the real services.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { Test } from 'tap';
+import type { Config } from '../../src/config/index.js';
+import type { Pool } from '../../src/db/pool.js';
+import type { Redis } from '../../src/redis/client.js';
+import { connectAmqp, type ConfirmChannel, type Connection } from '../../src/messaging/amqp.js';
+import { allQueues, deadLetterQueue, type Topology } from '../../src/messaging/topology.js';
+import { saleKeys } from '../../src/redis/keys.js';
+import { projectRoot } from '../../src/paths.js';
+import { sleep, TEST_ENV, waitFor, type HttpAnswer, type System } from './system.js';
+
+const faultRedisUrl = (): string => {
+  const u = new URL(TEST_ENV.STAMPEDE_REDIS_URL!);
+  const db = Number(u.pathname.replace('/', '') || '0');
+  u.pathname = `/${db + 1}`;
+  return u.toString();
+};
+
+/** Environment overrides every fault test passes to boot() (and to child processes). */
+export const FAULT_ENV: NodeJS.ProcessEnv = {
+  STAMPEDE_AMQP_PREFIX: 'stampede-fault',
+  STAMPEDE_REDIS_URL: faultRedisUrl(),
+};
+
+export const faultEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({ ...FAULT_ENV, ...extra });
+
+// ------------------------------------------------------------------ AMQP
+
+export interface Amqp {
+  conn: Connection;
+  ch: ConfirmChannel;
+  /** Publishes and waits for the broker's confirm. */
+  publish(exchange: string, routingKey: string, body: Buffer | string, props?: Record<string, unknown>): Promise<void>;
+  sendToQueue(queue: string, body: Buffer | string, props?: Record<string, unknown>): Promise<void>;
+  depth(queue: string): Promise<number>;
+  /** Ready messages of every queue of the topology (main, retry tiers, dead-letter). */
+  depths(): Promise<Record<string, number>>;
+  /** Takes exactly n messages off a queue (unacknowledged: the caller acks them). */
+  take(queue: string, n: number, timeoutMs?: number): Promise<import('amqplib').GetMessage[]>;
+  /** Waits until the main and retry queues stay empty for `quietMs`. */
+  quiet(quietMs?: number, timeoutMs?: number): Promise<void>;
+}
+
+/** A confirm channel of our own on the real broker; closed at teardown. */
+export async function openAmqp(t: Test, cfg: Config): Promise<Amqp> {
+  const conn = await connectAmqp(cfg.STAMPEDE_AMQP_URL, 'fault test');
+  const ch = await conn.createConfirmChannel();
+  ch.on('error', () => {});
+  t.teardown(() => conn.close().catch(() => {}));
+  const topology: Topology = cfg.topology;
+  const confirmed = (send: (cb: (err: unknown) => void) => void) =>
+    new Promise<void>((resolve, reject) => send((err) => (err ? reject(err) : resolve())));
+  const amqp: Amqp = {
+    conn,
+    ch,
+    publish: (exchange, routingKey, body, props = {}) =>
+      confirmed((cb) => ch.publish(exchange, routingKey, Buffer.from(body), { persistent: true, mandatory: true, ...props }, cb)),
+    sendToQueue: (queue, body, props = {}) => confirmed((cb) => ch.sendToQueue(queue, Buffer.from(body), { persistent: true, ...props }, cb)),
+    depth: async (queue) => (await ch.checkQueue(queue)).messageCount,
+    async depths() {
+      const out: Record<string, number> = {};
+      for (const q of allQueues(topology)) out[q.queue] = await amqp.depth(q.queue);
+      return out;
+    },
+    async take(queue, n, timeoutMs = 15_000) {
+      const got: import('amqplib').GetMessage[] = [];
+      const deadline = Date.now() + timeoutMs;
+      while (got.length < n) {
+        const m = await ch.get(queue, { noAck: false });
+        if (m) got.push(m);
+        else if (Date.now() > deadline) throw new Error(`took ${got.length} of ${n} messages from ${queue}`);
+        else await sleep(20);
+      }
+      return got;
+    },
+    async quiet(quietMs = 800, timeoutMs = 60_000) {
+      const dlq = deadLetterQueue(topology.orders);
+      let since = 0;
+      await waitFor('the queues to drain', async () => {
+        const d = await amqp.depths();
+        const busy = Object.entries(d).some(([q, n]) => q !== dlq && n > 0);
+        if (busy) since = 0;
+        else since ||= Date.now();
+        return since > 0 && Date.now() - since >= quietMs;
+      }, timeoutMs, 50);
+    },
+  };
+  return amqp;
+}
+
+// ------------------------------------------------------- child processes
+
+export interface Child {
+  proc: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output(): string;
+}
+
+/** Runs `stampede <role>` as a real child process; killed (SIGKILL) at teardown if still alive. */
+export function spawnRole(t: Test, role: string, env: NodeJS.ProcessEnv = {}): Child {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', role], {
+    cwd: projectRoot,
+    env: { ...TEST_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const keep = (b: Buffer) => {
+    out = (out + b.toString('utf8')).slice(-20_000);
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return { proc, exited, output: () => out };
+}
+
+// ------------------------------------------------------------- services
+
+const run = promisify(execFile);
+
+/** `bash scripts/services.sh <cmd>` (stop-rabbitmq waits until the broker is down, start-rabbitmq until it answers). */
+export async function services(cmd: 'stop-rabbitmq' | 'start-rabbitmq' | 'status'): Promise<string> {
+  const { stdout, stderr } = await run('bash', ['scripts/services.sh', cmd], { cwd: projectRoot, timeout: 120_000 });
+  return stdout + stderr;
+}
+
+// ------------------------------------------------------------ the system
+
+/** Purchases one unit per buyer, at most `concurrency` requests in flight. */
+export async function purchaseAll(sys: System, buyers: string[], saleId: string, concurrency = 250): Promise<HttpAnswer[]> {
+  const answers: HttpAnswer[] = new Array(buyers.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, buyers.length) }, async () => {
+      for (let i = next++; i < buyers.length; i = next++) answers[i] = await sys.purchase(buyers[i]!, saleId);
+    }),
+  );
+  return answers;
+}
+
+export const statusCounts = (answers: HttpAnswer[]): Record<number, number> => {
+  const out: Record<number, number> = {};
+  for (const a of answers) out[a.status] = (out[a.status] ?? 0) + 1;
+  return out;
+};
+
+export async function orderCount(pool: Pool, saleId: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM orders WHERE sale_id = $1', [saleId]);
+  return rows[0]!.n;
+}
+
+/** Balance of each of these buyers' wallets, grouped: [{ balance, n }], ascending. */
+export async function balanceHistogram(pool: Pool, buyers: string[], currency = 'EUR'): Promise<{ balance: number; n: number }[]> {
+  const { rows } = await pool.query<{ balance: number; n: number }>(
+    `SELECT balance, count(*)::int AS n FROM wallets WHERE user_id = ANY($1) AND currency = $2 GROUP BY balance ORDER BY balance`,
+    [buyers, currency],
+  );
+  return rows;
+}
+
+/** Ledger entries of the sale's orders, by kind: how many `purchase:` and `refund:` refs exist. */
+export async function ledgerOfSale(pool: Pool, saleId: string): Promise<{ purchase: number; refund: number; sum: number }> {
+  const { rows } = await pool.query<{ purchase: number; refund: number; sum: number }>(
+    `SELECT count(*) FILTER (WHERE l.kind = 'purchase')::int AS purchase,
+            count(*) FILTER (WHERE l.kind = 'refund')::int AS refund,
+            coalesce(sum(l.amount), 0)::bigint AS sum
+       FROM ledger_entries l JOIN orders o ON l.ref IN ('purchase:' || o.purchase_id, 'refund:' || o.purchase_id)
+      WHERE o.sale_id = $1`,
+    [saleId],
+  );
+  return rows[0]!;
+}
+
+/** Every ledger ref of the sale that occurs more than once (must be none: refs are unique). */
+export async function duplicateOrders(pool: Pool, saleId: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT purchase_id FROM orders WHERE sale_id = $1 GROUP BY purchase_id HAVING count(*) > 1) x`,
+    [saleId],
+  );
+  return rows[0]!.n;
+}
+
+/** The sale's live state in Redis: counters, per-buyer bought, in-flight markers. */
+export async function redisSnapshot(redis: Redis, saleId: string): Promise<{ sale: Record<string, string>; bought: Record<string, string>; inflight: Record<string, string> }> {
+  const [sale, bought, inflight] = await Promise.all([
+    redis.hgetall(saleKeys.sale(saleId)),
+    redis.hgetall(saleKeys.bought(saleId)),
+    redis.hgetall(saleKeys.inflight(saleId)),
+  ]);
+  return { sale, bought, inflight };
+}
