@@ -1,0 +1,80 @@
+// @ts-check
+/**
+ * Shared by the k6 scripts: the scenarios (load/scenarios.json, the same file
+ * the autocannon bench reads), the buyers' tokens (written by `stampede seed`),
+ * and one purchase call that counts every outcome by its problem code.
+ *
+ * Environment: TARGET_URL (default http://127.0.0.1:8080), SALE_ID (required),
+ * TOKENS_FILE (default ../results/tokens.txt, relative to this folder).
+ */
+import http from 'k6/http';
+import { check } from 'k6';
+import { Counter } from 'k6/metrics';
+import { SharedArray } from 'k6/data';
+import exec from 'k6/execution';
+
+/** @type {{ connections: number, thresholds: { p99Ms: number, maxErrorRate: number }, expectedStatuses: number[], purchaseSpike: { startRate: number, targetRate: number, rampSeconds: number, holdSeconds: number, preAllocatedVUs: number, maxVUs: number }, soak: { rate: number, durationMinutes: number, preAllocatedVUs: number, maxVUs: number }, flashSale: { stock: number, buyers: number } }} */
+export const scenarios = JSON.parse(open('../scenarios.json'));
+
+export const TARGET_URL = __ENV.TARGET_URL || 'http://127.0.0.1:8080';
+export const SALE_ID = __ENV.SALE_ID || '';
+if (!SALE_ID) throw new Error('SALE_ID is required (printed by `stampede seed`)');
+
+/** Tokens, one per buyer, shared read-only between VUs. */
+export const tokens = new SharedArray('tokens', () =>
+  open(__ENV.TOKENS_FILE || '../results/tokens.txt')
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => line.split(' ')[1] || ''),
+);
+
+export const outcomes = {
+  accepted: new Counter('purchase_accepted'),
+  soldOut: new Counter('purchase_sold_out'),
+  limitReached: new Counter('purchase_limit_reached'),
+  inProgress: new Counter('purchase_in_progress'),
+  rateLimited: new Counter('purchase_rate_limited'),
+  otherRefusal: new Counter('purchase_other_refusal'),
+  serverError: new Counter('purchase_5xx'),
+};
+
+/** Thresholds every script shares: p99 latency, error rate, only expected statuses. */
+export function thresholds() {
+  return {
+    http_req_duration: [`p(99)<${scenarios.thresholds.p99Ms}`],
+    http_req_failed: [`rate<${scenarios.thresholds.maxErrorRate}`],
+    purchase_5xx: ['count==0'],
+    purchase_other_refusal: ['count==0'],
+  };
+}
+
+// 202, 409 and 429 are answers, not failures.
+http.setResponseCallback(http.expectedStatuses(...scenarios.expectedStatuses));
+
+/** One purchase by the buyer of this iteration (distinct buyers, in order). */
+export function purchase() {
+  const i = exec.scenario.iterationInTest % tokens.length;
+  const res = http.post(`${TARGET_URL}/v1/sales/${SALE_ID}/purchases`, '{"quantity":1}', {
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[i]}` },
+    tags: { name: 'purchase' },
+  });
+  if (res.status === 202) outcomes.accepted.add(1);
+  else if (res.status >= 500) outcomes.serverError.add(1);
+  else {
+    /** @type {string | undefined} */
+    let code;
+    try {
+      const body = /** @type {{ code?: string }} */ (res.json());
+      code = body.code;
+    } catch (_) {
+      code = undefined;
+    }
+    if (code === 'SOLD_OUT') outcomes.soldOut.add(1);
+    else if (code === 'LIMIT_REACHED') outcomes.limitReached.add(1);
+    else if (code === 'PURCHASE_IN_PROGRESS') outcomes.inProgress.add(1);
+    else if (code === 'RATE_LIMITED') outcomes.rateLimited.add(1);
+    else outcomes.otherRefusal.add(1);
+  }
+  check(res, { 'expected status': (r) => scenarios.expectedStatuses.includes(r.status) });
+  return res;
+}
