@@ -42,6 +42,8 @@ async function runRole(name: string, start: (cfg: Config, log: Logger) => Promis
     role = await start(cfg, log);
   } catch (err) {
     log.fatal({ err }, `${name} failed to start`);
+    // Also on stderr, so the reason shows whatever the log level.
+    process.stderr.write(`stampede: ${name} failed to start: ${(err as Error).message}\n`);
     process.exit(1);
   }
   let stopping = false;

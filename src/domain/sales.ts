@@ -11,6 +11,7 @@ import { inTransaction, type Pool } from '../db/pool.js';
 import { OUTBOX_REGISTRY, saleKeys } from '../redis/keys.js';
 import { addStock as addStockScript, loadSale, readLiveSale, type LiveSale, type SaleTerms } from '../redis/sale-scripts.js';
 import type { Principal } from '../auth/api-keys.js';
+import { isRealDateTime } from '../time.js';
 
 export interface NewSale {
   name: string;
@@ -80,6 +81,11 @@ export class Sales {
   ) {}
 
   async create(input: NewSale, by: Principal): Promise<SaleView> {
+    for (const field of ['startsAt', 'endsAt'] as const) {
+      if (!isRealDateTime(input[field])) {
+        throw new AppError('VALIDATION_FAILED', `${field} is not a real date-time`, { errors: [{ path: `/${field}`, message: 'is not a real date-time' }] });
+      }
+    }
     const startsAt = new Date(input.startsAt);
     const endsAt = new Date(input.endsAt);
     if (!(endsAt.getTime() > startsAt.getTime())) {

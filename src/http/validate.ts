@@ -19,15 +19,31 @@ function describe(errors: ErrorObject[] | null | undefined) {
   });
 }
 
+/** The first path holding a string with U+0000 (Postgres text cannot store it), if any. */
+function nulPath(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path || '/' : undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const found = nulPath(v, `${path}/${k}`);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 export function validate<T>(v: Validator<T>, body: unknown): T {
   if (body === undefined) throw new AppError('VALIDATION_FAILED', 'a JSON body is required', { errors: [{ path: '/', message: 'is required' }] });
   if (!v(body)) {
     const errors = describe(v.errors);
     throw new AppError('VALIDATION_FAILED', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
   }
+  const nul = nulPath(body, '');
+  if (nul) throw new AppError('VALIDATION_FAILED', `${nul} must not contain U+0000`, { errors: [{ path: nul, message: 'must not contain U+0000' }] });
   return body;
 }
 
-export const CURRENCY = { type: 'string', pattern: '^[A-Z]{3}$' } as const;
+/** ISO 4217 codes as this Node's ICU knows them. */
+export const CURRENCIES: string[] = Intl.supportedValuesOf('currency');
+export const CURRENCY = { type: 'string', enum: CURRENCIES } as const;
+
 /** Money is an integer count of minor units, bounded so every product stays exact. */
 export const MAX_AMOUNT = 1_000_000_000_000;

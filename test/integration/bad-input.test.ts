@@ -18,10 +18,13 @@ const sys = await boot(t);
 const port = sys.api!.port;
 const MAX_BODY = sys.cfg.STAMPEDE_MAX_BODY_BYTES;
 const sale = await sys.createSale({ stock: 1000, perBuyerLimit: 5, unitPrice: 100 });
-const buyers = await sys.createBuyers(12);
+const buyers = await sys.createBuyers(24);
 let nextFresh = 1;
 /** A buyer that has not bought yet, for the "a normal request still works" checks. */
-const freshBuyer = () => buyers[nextFresh++]!;
+const freshBuyer = () => {
+  if (nextFresh > 21) throw new Error('out of fresh buyers');
+  return buyers[nextFresh++]!;
+};
 const buyer = buyers[0]!;
 const token = sys.token(buyer);
 const purchasesUrl = `${sys.url}/v1/sales/${sale.id}/purchases`;
@@ -32,23 +35,37 @@ interface Snapshot {
   live: unknown;
   outbox: number;
   redisKeys: string[];
+  redisHashes: Record<string, string>[];
   rows: Record<string, string>;
 }
 
+/**
+ * Everything this file's requests could touch, scoped to its own sale, buyers and
+ * marker names (other test runs may share the database and write meanwhile).
+ */
 async function snapshot(): Promise<Snapshot> {
   const { rows } = await sys.pool.query<Record<string, string>>(
-    `SELECT (SELECT count(*) FROM sales)::text AS sales,
-            (SELECT count(*) FROM orders)::text AS orders,
-            (SELECT count(*) FROM purchase_events)::text AS purchase_events,
-            (SELECT count(*) FROM idempotency_keys)::text AS idempotency_keys,
-            (SELECT count(*) FROM ledger_entries)::text AS ledger_entries,
-            (SELECT count(*) FROM users)::text AS users,
-            (SELECT count(*) FROM wallets)::text AS wallets,
-            (SELECT coalesce(sum(balance), 0) FROM wallets)::text AS balances`,
+    `SELECT (SELECT count(*) FROM sales WHERE name LIKE 'bad-input%' OR name = '')::text AS sales,
+            (SELECT stock::text || '/' || status FROM sales WHERE id = $1) AS our_sale,
+            (SELECT count(*) FROM sales WHERE id IN ('sal_zzzzzzzzzzzz', 'sal_000000000000'))::text AS unknown_sales,
+            (SELECT count(*) FROM orders WHERE sale_id = $1 OR buyer_id = ANY($2))::text AS orders,
+            (SELECT count(*) FROM purchase_events WHERE sale_id = $1)::text AS purchase_events,
+            (SELECT count(*) FROM ledger_entries WHERE user_id = ANY($2))::text AS ledger_entries,
+            (SELECT count(*) FROM users WHERE name LIKE 'bad-input%' OR name = '' OR id = 'usr_zzzzzzzzzzzz')::text AS users,
+            (SELECT string_agg(user_id || ':' || currency || ':' || balance, ',' ORDER BY user_id, currency) FROM wallets WHERE user_id = ANY($2)) AS wallets`,
+    [sale.id, buyers],
   );
   // Rate-limit counters expire on their own (1 s window); everything else must stay put.
-  const redisKeys = (await sys.redis.keys('*')).filter((k) => !k.includes(':rate:')).sort();
-  return { live: await readLiveSale(sys.redis, sale.id), outbox: await sys.redis.xlen(saleKeys.outbox(sale.id)), redisKeys, rows: rows[0]! };
+  const keys: string[] = [];
+  for (const id of [sale.id, 'sal_zzzzzzzzzzzz', 'sal_000000000000']) keys.push(...(await sys.redis.keys(`*${id}*`)));
+  const redisKeys = keys.filter((k) => !k.includes(':rate:')).sort();
+  return {
+    live: await readLiveSale(sys.redis, sale.id),
+    outbox: await sys.redis.xlen(saleKeys.outbox(sale.id)),
+    redisKeys,
+    redisHashes: [await sys.redis.hgetall(saleKeys.bought(sale.id)), await sys.redis.hgetall(saleKeys.inflight(sale.id))],
+    rows: rows[0]!,
+  };
 }
 
 /** Runs `bad`, then proves state is unchanged and the api still answers. */
@@ -86,7 +103,7 @@ const buy = (body: unknown, headers: Record<string, string> = {}, url = purchase
   call(url, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
+    body: body === undefined ? undefined : typeof body === 'string' ? body : Buffer.isBuffer(body) ? new Uint8Array(body) : JSON.stringify(body),
   });
 
 async function normalPurchaseWorks(t: Test): Promise<void> {
@@ -110,7 +127,7 @@ const badTokens: [string, string][] = [
   ['sub is a sale id', sign({ sub: sale.id, exp: nowS() + 3600 })],
   ['no sub', sign({ exp: nowS() + 3600 })],
   ['no exp', sign({ sub: buyer })],
-  ['payload tampered (sub swapped, old signature)', `${token.split('.')[0]}.${b64({ sub: buyers[11], exp: nowS() + 3600 })}.${token.split('.')[2]}`],
+  ['payload tampered (sub swapped, old signature)', `${token.split('.')[0]}.${b64({ sub: buyers[23], exp: nowS() + 3600 })}.${token.split('.')[2]}`],
   ['garbage', 'garbage'],
   ['three empty parts', '..'],
   ['not base64 JSON', 'abc.def.ghi'],
@@ -200,8 +217,16 @@ t.test('POST /v1/sales/{id}/purchases: bodies over the limit (413)', async (t) =
     const announced = await rawRequest(port, { head: post([`content-length: ${10 * 1024 * 1024}`]) });
     problem(t, announced, 413, 'PAYLOAD_TOO_LARGE', 'a 10 MB content-length, answered before any body is sent');
 
-    const huge = await rawRequest(port, { head: post(['content-length: 99999999999999999999']) });
-    problem(t, huge, 413, 'PAYLOAD_TOO_LARGE', 'an absurd content-length');
+    const huge = await rawRequest(port, { head: post(['content-length: 999999999']) });
+    problem(t, huge, 413, 'PAYLOAD_TOO_LARGE', 'a content-length of 999999999');
+
+    // From 10 digits on (and for non-numeric values) uWebSockets.js's own parser refuses the
+    // request and drops the connection before any route runs: no answer, but no acceptance either.
+    for (const cl of ['1000000000', '99999999999999999999', '-1', 'abc']) {
+      const dropped = await rawRequest(port, { head: post([`content-length: ${cl}`]), chunks: ['{"quantity":1}'], timeoutMs: 2_000 }).catch((err: Error) => err);
+      if (dropped instanceof Error) t.match(dropped.message, /closed without an answer/, `content-length ${cl}: the connection is dropped`);
+      else problem(t, dropped, cl.length > 9 ? 413 : 400, cl.length > 9 ? 'PAYLOAD_TOO_LARGE' : 'VALIDATION_FAILED', `content-length ${cl}`);
+    }
 
     // A chunked body that grows past the limit a kilobyte at a time.
     const pieces = [chunk('{"quantity":1,"pad":"'), ...Array.from({ length: 40 }, () => chunk('b'.repeat(1024))), chunk('"}'), chunk('')];
@@ -265,17 +290,38 @@ t.test('POST /v1/sales/{id}/purchases: Idempotency-Key', async (t) => {
         key,
       ]);
     for (const [what, key] of [
-      ['UTF-8 non-ASCII', Buffer.from('commande-é-ü-日本', 'utf8')],
-      ['latin-1 bytes', Buffer.from('cl\xe9', 'latin1')],
+      ['UTF-8 non-ASCII inside', Buffer.from('commande-é-ü-1', 'utf8')],
+      ['latin-1 bytes inside', Buffer.from('cl\xe9f', 'latin1')],
       ['a DEL byte', Buffer.from('ab\x7fcd', 'latin1')],
-      ['a NUL byte', Buffer.from('ab\x00cd', 'latin1')],
     ] as const) {
       const a = await rawRequest(port, { head: head(key), chunks: ['{"quantity":1}'] });
       problem(t, a, 400, 'VALIDATION_FAILED', `Idempotency-Key with ${what}`, 'header:Idempotency-Key');
     }
+    // A NUL byte in a header: uWebSockets.js's parser neither answers nor closes (it waits for
+    // its idle timeout). Not an answer we control, but never an acceptance and never a crash.
+    const nul = await rawRequest(port, { head: head(Buffer.from('ab\x00cd', 'latin1')), chunks: ['{"quantity":1}'], timeoutMs: 1_000 }).catch((err: Error) => err);
+    if (nul instanceof Error) t.pass(`Idempotency-Key with a NUL byte: no answer (${nul.message})`);
+    else problem(t, nul, 400, 'VALIDATION_FAILED', 'Idempotency-Key with a NUL byte', 'header:Idempotency-Key');
   });
   const ok = await sys.purchase(freshBuyer(), sale.id, { quantity: 1 }, { 'idempotency-key': 'k'.repeat(200) });
   t.equal(ok.status, 202, 'a 200-character key is accepted');
+});
+
+// uWebSockets.js 20.30 strips trailing bytes >= 0x80 from header values before
+// the route sees them (so "clé" arrives as "cl"): that is beyond the api's
+// reach and stated in the README. Non-ASCII anywhere else in a key is refused.
+t.test('Idempotency-Key with non-ASCII bytes inside is refused', async (t) => {
+  for (const [what, key] of [
+    ['a latin-1 byte', Buffer.from('cl\xe9-1', 'latin1')],
+    ['a UTF-8 character', Buffer.from('commande-日本-1', 'utf8')],
+  ] as const) {
+    const head = Buffer.concat([
+      Buffer.from([`POST /v1/sales/${sale.id}/purchases HTTP/1.1`, 'host: 127.0.0.1', `authorization: Bearer ${sys.token(freshBuyer())}`, 'content-type: application/json', 'content-length: 14', 'idempotency-key: '].join('\r\n')),
+      key,
+    ]);
+    const a = await rawRequest(port, { head, chunks: ['{"quantity":1}'] });
+    problem(t, a, 400, 'VALIDATION_FAILED', `Idempotency-Key with ${what}`, 'header:Idempotency-Key');
+  }
 });
 
 t.test('GET and DELETE /v1/purchases/{id}: malformed and foreign ids', async (t) => {
@@ -292,8 +338,10 @@ t.test('GET and DELETE /v1/purchases/{id}: malformed and foreign ids', async (t)
 
 // --- operator endpoints -------------------------------------------------------
 
+/** The name every refused sale carries, unique to this run, so "no row" can be checked by name. */
+const MARKER = `bad-input marker ${sale.id}`;
 const goodSale = (over: Record<string, unknown> = {}) => ({
-  name: 'bad-input marker', sku: 'BAD-1', unitPrice: 100, currency: 'EUR', stock: 10, perBuyerLimit: 1,
+  name: MARKER, sku: 'BAD-1', unitPrice: 100, currency: 'EUR', stock: 10, perBuyerLimit: 1,
   startsAt: new Date(Date.now() + 60_000).toISOString(), endsAt: new Date(Date.now() + 3_600_000).toISOString(), ...over,
 });
 
@@ -301,7 +349,7 @@ t.test('operator routes: API keys', async (t) => {
   const routes: [string, string, unknown][] = [
     ['POST', '/v1/sales', goodSale()],
     ['POST', `/v1/buyers/${buyer}/credits`, { currency: 'EUR', amount: 100 }],
-    ['POST', '/v1/buyers', { name: 'x' }],
+    ['POST', '/v1/buyers', { name: 'bad-input buyer' }],
     ['GET', `/v1/buyers/${buyer}/wallet`, undefined],
     ['POST', `/v1/sales/${sale.id}/stock`, { units: 1 }],
     ['POST', `/v1/sales/${sale.id}/close`, undefined],
@@ -373,14 +421,42 @@ t.test('POST /v1/sales: bad fields', async (t) => {
     problem(t, await sys.operator('/v1/sales/sal_zzzzzzzzzzzz/stock', { method: 'POST', body: JSON.stringify({ units: 1 }) }), 404, 'NOT_FOUND', 'add stock to an unknown sale');
     problem(t, await sys.operator('/v1/sales/nope/close', { method: 'POST' }), 404, 'NOT_FOUND', 'close a malformed sale id');
   });
-  const { rows } = await sys.pool.query(`SELECT 1 FROM sales WHERE name = 'bad-input marker'`);
+  const { rows } = await sys.pool.query('SELECT 1 FROM sales WHERE name = $1', [MARKER]);
   t.equal(rows.length, 0, 'no sale row created');
   const ok = await sys.operator('/v1/sales', { method: 'POST', body: JSON.stringify(goodSale({ name: 'bad-input good sale' })) });
   t.equal(ok.status, 201, 'a valid sale is still created afterwards');
 });
 
+// --- src bugs: these fail until fixed (see the report) -------------------------
+
+t.test('KNOWN BUG: a NUL character in a free-text field is a 400, not a 500', async (t) => {
+  // Postgres text cannot hold U+0000; the schemas let it through and the INSERT fails (22021) -> 500 INTERNAL.
+  await unchanged(t, async () => {
+    for (const [what, path, body] of [
+      ['sale name', '/v1/sales', goodSale({ name: `${MARKER}\u0000` })],
+      ['buyer name', '/v1/buyers', { name: 'bad-input buyer\u0000' }],
+      ['buyer email', '/v1/buyers', { name: 'bad-input buyer', email: 'a\u0000@b.c' }],
+      ['batch buyer name', '/v1/buyers/batch', { buyers: [{ name: 'bad-input buyer\u0000' }] }],
+    ] as const) {
+      const a = await sys.operator(path, { method: 'POST', body: JSON.stringify(body) });
+      t.not(a.status, 500, `${what} with U+0000: not a 500`);
+      problem(t, a, 400, 'VALIDATION_FAILED', `${what} with U+0000`);
+    }
+  });
+});
+
+t.test('KNOWN BUG: an impossible calendar date is refused, not rolled over', async (t) => {
+  // new Date('2030-02-30T00:00:00Z') is 2030-03-02 in V8: the sale is created with another date.
+  await unchanged(t, async () => {
+    for (const startsAt of ['2030-02-30T00:00:00Z', '2031-02-29T00:00:00Z', '2030-04-31T10:00Z', '2030-06-31T00:00:00+02:00']) {
+      const a = await sys.operator('/v1/sales', { method: 'POST', body: JSON.stringify(goodSale({ startsAt, endsAt: '2032-01-01T00:00:00Z' })) });
+      problem(t, a, 400, 'VALIDATION_FAILED', `startsAt ${startsAt}`, '/startsAt');
+    }
+  });
+});
+
 t.test('POST /v1/buyers/{id}/credits: bad amounts', async (t) => {
-  const target = buyers[10]!;
+  const target = buyers[22]!;
   const wallet = async () => (await sys.pool.query('SELECT currency, balance::text FROM wallets WHERE user_id = $1 ORDER BY currency', [target])).rows;
   const before = await wallet();
   await unchanged(t, async () => {
@@ -402,8 +478,9 @@ t.test('POST /v1/buyers/{id}/credits: bad amounts', async (t) => {
     problem(t, await sys.operator('/v1/buyers/nope/credits', { method: 'POST', body: JSON.stringify({ currency: 'EUR', amount: 1 }) }), 404, 'NOT_FOUND', 'credit a malformed buyer id');
     problem(t, await sys.operator(`/v1/buyers/${sale.id}/credits`, { method: 'POST', body: JSON.stringify({ currency: 'EUR', amount: 1 }) }), 404, 'NOT_FOUND', 'credit a sale id');
     problem(t, await sys.operator('/v1/buyers/nope/wallet'), 404, 'NOT_FOUND', 'wallet of a malformed buyer id');
-    problem(t, await sys.operator('/v1/buyers', { method: 'POST', body: JSON.stringify({ name: '', email: 'x' }) }), 400, 'VALIDATION_FAILED', 'create a buyer with an empty name', '/name');
+    problem(t, await sys.operator('/v1/buyers', { method: 'POST', body: JSON.stringify({ name: 'bad-input buyer', email: 'x' }) }), 400, 'VALIDATION_FAILED', 'create a buyer with a bad email', '/email');
     problem(t, await sys.operator('/v1/buyers/batch', { method: 'POST', body: JSON.stringify({ buyers: [] }) }), 400, 'VALIDATION_FAILED', 'create an empty batch', '/buyers');
+    problem(t, await sys.operator('/v1/buyers/batch', { method: 'POST', body: JSON.stringify({ buyers: [{ name: 'bad-input buyer' }, { name: '' }] }) }), 400, 'VALIDATION_FAILED', 'a batch with one bad buyer creates none', '/buyers/1/name');
   });
   t.same(await wallet(), before, 'the wallet is unchanged');
   const ok = await sys.operator(`/v1/buyers/${target}/credits`, { method: 'POST', body: JSON.stringify({ currency: 'EUR', amount: 1 }) });
