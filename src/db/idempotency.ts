@@ -21,6 +21,8 @@ export async function withIdempotency(
   key: string,
   body: unknown,
   run: () => Promise<StoredAnswer>,
+  /** What is stored for replays, when it must differ from the first answer (secrets shown once). */
+  stored: (answer: StoredAnswer) => StoredAnswer = (a) => a,
 ): Promise<StoredAnswer & { replayed: boolean }> {
   const hash = requestHash(body);
   const claim = await pool.query(
@@ -40,8 +42,9 @@ export async function withIdempotency(
   }
   try {
     const answer = await run();
+    const keep = stored(answer);
     await pool.query('UPDATE idempotency_keys SET status = $3, response = $4 WHERE scope = $1 AND key = $2', [
-      scope, key, answer.status, JSON.stringify(answer.body),
+      scope, key, keep.status, JSON.stringify(keep.body),
     ]);
     return { ...answer, replayed: false };
   } catch (err) {

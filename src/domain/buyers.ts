@@ -44,6 +44,22 @@ export async function createBuyers(pool: Pool, buyers: NewBuyer[]): Promise<Buye
   }
 }
 
+/** Creates a seller and an API key for them; the key is returned once and stored hashed. */
+export async function createSeller(pool: Pool, name: string, email: string | undefined, issueKey: (userId: string) => Promise<string>): Promise<Buyer & { apiKey: string }> {
+  const id = newUserId();
+  try {
+    const { rows } = await pool.query<{ id: string; name: string; email: string | null; created_at: Date }>(
+      `INSERT INTO users (id, kind, name, email) VALUES ($1, 'seller', $2, $3) RETURNING id, name, email, created_at`,
+      [id, name, email ?? null],
+    );
+    const r = rows[0]!;
+    return { id: r.id, name: r.name, email: r.email, createdAt: r.created_at.toISOString(), apiKey: await issueKey(r.id) };
+  } catch (err) {
+    if ((err as { code?: string }).code === '23505') throw new AppError('CONFLICT', 'a user with this email already exists');
+    throw err;
+  }
+}
+
 export async function requireBuyer(pool: Pool, userId: string): Promise<void> {
   const { rowCount } = await pool.query(`SELECT 1 FROM users WHERE id = $1 AND kind = 'buyer' AND deleted_at IS NULL`, [userId]);
   if (rowCount === 0) throw new AppError('NOT_FOUND', 'no such buyer');

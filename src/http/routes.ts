@@ -7,7 +7,8 @@ import type { Pool } from '../db/pool.js';
 import { withIdempotency } from '../db/idempotency.js';
 import type { ApiKeys, Principal } from '../auth/api-keys.js';
 import type { BuyerTokens } from '../auth/tokens.js';
-import { createBuyers, creditWallet, readWallet, requireBuyer, type NewBuyer } from '../domain/buyers.js';
+import { createBuyers, createSeller, creditWallet, readWallet, requireBuyer, type NewBuyer } from '../domain/buyers.js';
+import { newApiKey } from '../auth/api-keys.js';
 import type { NewSale, Sales } from '../domain/sales.js';
 import type { Purchases } from '../domain/purchases.js';
 import type { HttpServer, Reply, RequestContext } from './server.js';
@@ -117,14 +118,17 @@ export function registerRoutes(http: HttpServer, d: RouteDeps): void {
     return { limit, after };
   };
   /** Operator/seller creations honour Idempotency-Key through Postgres. */
-  const idempotent = async (ctx: RequestContext, p: Principal, body: unknown, run: () => Promise<Reply>): Promise<Reply> => {
+  const idempotent = async (
+    ctx: RequestContext, p: Principal, body: unknown, run: () => Promise<Reply>,
+    stored?: (a: { status: number; body: unknown }) => { status: number; body: unknown },
+  ): Promise<Reply> => {
     const key = idempotencyKeyOf(ctx);
     if (!key) return run();
     const scope = `${p.role}:${p.userId ?? '-'}:${ctx.method}:${ctx.url}`;
     const answer = await withIdempotency(d.pool, scope, key, body, async () => {
       const r = await run();
       return { status: r.status, body: r.body };
-    });
+    }, stored);
     return { status: answer.status, body: answer.body, headers: answer.replayed ? { 'Idempotent-Replayed': 'true' } : undefined };
   };
 
@@ -162,6 +166,22 @@ export function registerRoutes(http: HttpServer, d: RouteDeps): void {
     const userId = idParam(ctx.params[0]!, USER_ID, 'buyer');
     await requireBuyer(d.pool, userId);
     return { status: 200, body: await readWallet(d.pool, userId) };
+  });
+  http.route('post', '/v1/sellers', async (ctx, raw) => {
+    const p = await principalOf(ctx, ['operator']);
+    const body = validate(buyerBody, raw);
+    return idempotent(ctx, p, body, async () => {
+      const seller = await createSeller(d.pool, body.name, body.email, async (userId) => {
+        const key = newApiKey('seller');
+        await d.apiKeys.store(key, 'seller', userId, `seller ${userId}`);
+        return key;
+      });
+      return { status: 201, body: seller };
+    }, ({ status, body: first }) => {
+      // The key is shown once; a replay names the seller, never the key.
+      const { apiKey: _shownOnce, ...seller } = first as { apiKey: string };
+      return { status, body: { ...seller, apiKey: null } };
+    });
   });
   http.route('get', '/v1/wallet', async (ctx) => ({ status: 200, body: await readWallet(d.pool, buyerOf(ctx)) }));
 
