@@ -130,7 +130,7 @@ export async function startWorker(cfg: Config = loadConfig(), log: Logger = crea
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-worker' });
   const worker = new OrdersWorker({
     redis, pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, prefetch: cfg.STAMPEDE_WORKER_PREFETCH,
-    batch: cfg.STAMPEDE_WORKER_BATCH, topology: cfg.topology,
+    batch: cfg.STAMPEDE_WORKER_BATCH, concurrency: cfg.STAMPEDE_WORKER_CONCURRENCY, topology: cfg.topology,
   });
   worker.start();
   return {

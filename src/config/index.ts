@@ -49,6 +49,7 @@ export const configSchema = {
   STAMPEDE_RELAY_CLAIM_IDLE_MS: positiveInt({ default: 15_000, desc: 'Outbox entries pending this long on a dead relay are reclaimed.' }),
   STAMPEDE_WORKER_PREFETCH: positiveInt({ default: 1_000, desc: 'Unacknowledged messages a worker holds (prefetch window).' }),
   STAMPEDE_WORKER_BATCH: positiveInt({ default: 500, desc: 'Largest batch settled in one Postgres transaction.' }),
+  STAMPEDE_WORKER_CONCURRENCY: positiveInt({ default: 2, desc: 'Batches a worker settles side by side, each in its own transaction.' }),
   STAMPEDE_RETRY_DELAYS_MS: str({ default: '1000,5000,30000', desc: 'Delay tiers before a failed message is retried; after the last it is dead-lettered.' }),
   STAMPEDE_SHUTDOWN_GRACE_MS: positiveInt({ default: 10_000, desc: 'How long a role may take to finish in-flight work on SIGTERM.' }),
   STAMPEDE_REQUIRE_NATIVE_UWS: bool({ default: true, desc: 'Refuse to start when uWebSockets.js fell back to its slow JS server.' }),

@@ -65,7 +65,7 @@ async function settleInTransaction(c: PoolClient, events: SettlementEvent[]): Pr
   const existing = new Map<string, OrderRow>();
   const { rows: orderRows } = await c.query<OrderRow>(
     `SELECT purchase_id, status, failure_reason, amount, buyer_id, currency, settled_at
-       FROM orders WHERE purchase_id = ANY($1::text[]) FOR UPDATE`,
+       FROM orders WHERE purchase_id = ANY($1::text[]) ORDER BY purchase_id FOR UPDATE`,
     [purchaseIds],
   );
   for (const r of orderRows) existing.set(r.purchase_id, r);

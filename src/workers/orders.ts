@@ -21,6 +21,8 @@ export interface OrdersWorkerOptions {
   log: Logger;
   prefetch: number;
   batch: number;
+  /** Batches settled side by side (each its own transaction). */
+  concurrency: number;
   topology: Topology;
 }
 
@@ -110,6 +112,16 @@ export class OrdersWorker {
   private async drain(ch: Channel, pub: ConfirmChannel): Promise<void> {
     // Let the rest of a burst arrive, so it is settled in one transaction.
     await new Promise((r) => setImmediate(r));
+    const lanes: Promise<void>[] = [];
+    for (let i = 0; i < this.o.concurrency; i++) lanes.push(this.lane(ch, pub));
+    await Promise.all(lanes);
+    this.flushing = undefined;
+    // A message that arrived as the last lane finished starts a new drain.
+    if (this.buffer.length > 0 && !this.stopping) this.flushing = this.drain(ch, pub);
+  }
+
+  /** One transaction stream: takes batches off the buffer until it is empty. */
+  private async lane(ch: Channel, pub: ConfirmChannel): Promise<void> {
     try {
       while (this.buffer.length > 0) {
         const batch = this.buffer.splice(0, this.o.batch);
@@ -119,8 +131,6 @@ export class OrdersWorker {
       // The channel or broker went away mid-batch: unacked messages are redelivered.
       this.o.log.error({ err }, 'orders batch interrupted; its messages will be redelivered');
       this.buffer = [];
-    } finally {
-      this.flushing = undefined;
     }
   }
 
