@@ -46,7 +46,24 @@ export function settleBatch(pool: Pool, events: SettlementEvent[]): Promise<Sett
   return inTransaction(pool, (c) => settleInTransaction(c, events));
 }
 
+export class UnknownSaleTermsError extends Error {}
+
 async function settleInTransaction(c: PoolClient, events: SettlementEvent[]): Promise<SettlementResult[]> {
+  // Every event must match its sale's terms. This replaces the orders->sales
+  // foreign key (whose per-row lock serialised settlement on the sale row) and
+  // checks more: the price and currency charged are the sale's own.
+  const saleIds = [...new Set(events.map((e) => e.data.saleId))];
+  const { rows: saleRows } = await c.query<{ id: string; unit_price: number; currency: string }>(
+    'SELECT id, unit_price, currency FROM sales WHERE id = ANY($1::text[])',
+    [saleIds],
+  );
+  const terms = new Map(saleRows.map((r) => [r.id, r]));
+  for (const e of events) {
+    const t = terms.get(e.data.saleId);
+    if (!t || t.unit_price !== e.data.unitPrice || t.currency !== e.data.currency) {
+      throw new UnknownSaleTermsError(`purchase ${e.data.purchaseId}: sale ${e.data.saleId} unknown or its terms differ from the event's`);
+    }
+  }
   const walletKeys = [...new Set(events.map((e) => `${e.data.buyerId}|${e.data.currency}`))].sort();
   const balances = new Map<string, number>();
   if (walletKeys.length > 0) {
@@ -80,6 +97,9 @@ async function settleInTransaction(c: PoolClient, events: SettlementEvent[]): Pr
     const d = e.data;
     const walletKey = `${d.buyerId}|${d.currency}`;
     const amount = d.quantity * d.unitPrice;
+    if (!Number.isSafeInteger(amount) || amount < 0 || d.quantity <= 0) {
+      throw new Error(`purchase ${d.purchaseId}: refusing to settle quantity ${d.quantity} x price ${d.unitPrice}`);
+    }
     const known = existing.get(d.purchaseId);
     let status: OrderStatus;
     let reason = '';

@@ -139,14 +139,18 @@ export class Relay {
     await this.o.redis.xgroup('CREATE', stream, RELAY_GROUP, '0', 'MKSTREAM').catch(() => {});
   }
 
+  /** Where each stream's XAUTOCLAIM scan goes on from, so every pending entry is reached in turn. */
+  private claimCursors = new Map<string, string>();
+
   private async reclaim(streams: string[]): Promise<OutboxEntry[]> {
     const p = this.o.redis.pipeline();
-    for (const s of streams) p.xautoclaim(s, RELAY_GROUP, this.consumer, this.o.claimIdleMs, '0-0', 'COUNT', this.o.batch);
+    for (const s of streams) p.xautoclaim(s, RELAY_GROUP, this.consumer, this.o.claimIdleMs, this.claimCursors.get(s) ?? '0-0', 'COUNT', this.o.batch);
     const replies = (await p.exec()) ?? [];
     const out: OutboxEntry[] = [];
     replies.forEach(([err, reply], i) => {
       if (err) return;
-      const [, items] = reply as [string, [string, string[] | null][]];
+      const [cursor, items] = reply as [string, [string, string[] | null][]];
+      this.claimCursors.set(streams[i]!, cursor);
       for (const [streamId, fields] of items) {
         if (fields) out.push(outboxEntryOf(streams[i]!, streamId, fields));
       }

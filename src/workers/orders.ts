@@ -31,18 +31,26 @@ const ATTEMPT_HEADER = 'x-stampede-attempt';
 export class PoisonMessageError extends Error {}
 
 export function parseSettlementEvent(msg: ConsumeMessage): SettlementEvent {
-  let ev: { id?: unknown; type?: unknown; time?: unknown; data?: Record<string, unknown> };
+  let parsed: unknown;
   try {
-    ev = JSON.parse(msg.content.toString('utf8'));
+    parsed = JSON.parse(msg.content.toString('utf8'));
   } catch {
     throw new PoisonMessageError('message is not JSON');
   }
-  const d = ev.data;
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new PoisonMessageError('message is not a purchase event');
+  const ev = parsed as { id?: unknown; type?: unknown; time?: unknown; data?: unknown };
+  const d = ev.data as Record<string, unknown> | null | undefined;
+  // Money is only ever moved by well-formed events: a negative price or a
+  // quantity of zero would mint or hide money, so they never reach Postgres.
   const ok =
-    typeof ev.id === 'string' && typeof ev.time === 'string' && d && typeof d === 'object' &&
+    typeof ev.id === 'string' && ev.id !== '' && typeof ev.time === 'string' && Number.isFinite(Date.parse(ev.time)) &&
+    d !== null && typeof d === 'object' && !Array.isArray(d) &&
     typeof d.purchaseId === 'string' && typeof d.saleId === 'string' && typeof d.buyerId === 'string' &&
-    Number.isSafeInteger(d.quantity) && Number.isSafeInteger(d.unitPrice) && typeof d.currency === 'string' &&
-    Number.isSafeInteger(d.acceptedAt);
+    Number.isSafeInteger(d.quantity) && (d.quantity as number) > 0 &&
+    Number.isSafeInteger(d.unitPrice) && (d.unitPrice as number) >= 0 &&
+    Number.isSafeInteger((d.quantity as number) * (d.unitPrice as number)) &&
+    typeof d.currency === 'string' && /^[A-Z]{3}$/.test(d.currency) &&
+    Number.isSafeInteger(d.acceptedAt) && (d.acceptedAt as number) > 0;
   if (!ok) throw new PoisonMessageError('message is not a purchase event');
   const time = Date.parse(ev.time as string);
   if (ev.type === 'stampede.purchase.accepted.v1') return { eventId: ev.id as string, type: 'accepted', time, data: d as never };

@@ -11,7 +11,7 @@ import type { GetMessage } from 'amqplib';
 import { boot, call, type System } from '../helpers/system.js';
 import { auditSale } from '../helpers/invariants.js';
 import {
-  balanceHistogram, duplicateOrders, faultEnv, ledgerOfSale, openAmqp, orderCount, purchaseAll, redisSnapshot, statusCounts, type Amqp,
+  balanceHistogram, duplicateOrders, faultEnv, ledgerOfSale, openAmqp, purchaseAll, redisSnapshot, statusCounts, type Amqp,
 } from '../helpers/fault-kit.js';
 import { deadLetterQueue } from '../../src/messaging/topology.js';
 
@@ -178,4 +178,41 @@ t.test('a cancel_requested event delivered several times refunds once', async (t
   t.same(afterFirst.inflight, {});
   const purchaseView = await call(`${sys.url}${pa.body.statusUrl}`, { headers: auth(a!) });
   t.match(purchaseView.body, { status: 'cancelled', cancelRequested: true });
+});
+
+t.test('a purchase that fails (no funds) delivered many times to two workers releases its stock once', async (t) => {
+  const sys = await boot(t, { relay: true, env: faultEnv() });
+  const amqp = await openAmqp(t, sys.cfg);
+  const { exchange, orders } = sys.cfg.topology;
+  const dlq = deadLetterQueue(orders);
+  const N = 20;
+  const sale = await sys.createSale({ stock: N, perBuyerLimit: 1, unitPrice: 1000 });
+  // No wallet at all: nothing for the settlement to lock, so two workers really race on the order row.
+  const buyers = await sys.createBuyers(N, { currency: 'EUR', amount: 0 });
+  t.same(statusCounts(await purchaseAll(sys, buyers, sale.id)), { 202: N });
+  const originals = await amqp.take(orders.queue, N);
+
+  const stopWorkers = await startWorkers(sys, amqp, 2);
+  for (const m of originals) for (let copy = 0; copy < 4; copy++) await republish(amqp, exchange, m);
+  for (const m of originals) amqp.ch.ack(m);
+  await sys.drained(sale.id, 30_000);
+  await settleAndStop(t, amqp, stopWorkers, dlq);
+
+  const audit = await auditSale(sys.pool, sys.redis, sale.id, 1);
+  t.same(audit.violations, [], 'no invariant broken');
+  t.equal(audit.orders, N, 'one (failed) order row per purchase');
+  t.equal(audit.confirmedOrders, 0);
+  t.equal(audit.purchaseDebits, 0, 'nothing charged');
+  t.same(audit.live, { stock: N, available: N, reserved: 0, sold: 0 }, 'every unit released exactly once');
+  const snap = await redisSnapshot(sys.redis, sale.id);
+  t.same(Object.values(snap.bought), buyers.map(() => '0'), 'every buyer’s count released exactly once');
+  t.same(snap.inflight, {});
+  const { rows } = await sys.pool.query<{ status: string; failure_reason: string; n: number }>(
+    'SELECT status, failure_reason, count(*)::int AS n FROM orders WHERE sale_id = $1 GROUP BY 1, 2', [sale.id],
+  );
+  t.same(rows, [{ status: 'failed', failure_reason: 'INSUFFICIENT_FUNDS', n: N }]);
+  const view = await call(`${sys.url}/v1/purchases/${JSON.parse(originals[0]!.content.toString()).data.purchaseId}`, {
+    headers: { authorization: `Bearer ${sys.token(buyers.find((b) => originals[0]!.content.toString().includes(b))!)}` },
+  });
+  t.match(view.body, { status: 'failed', reason: 'INSUFFICIENT_FUNDS' }, 'the buyer is told why');
 });

@@ -4,8 +4,9 @@
  * the broker's stop/start switch, and small Postgres/Redis probes.
  *
  * The fault tests run in their own namespace (AMQP prefix `stampede-fault`,
- * the next Redis database after the test one), so a concurrent run of the
- * other test files cannot purge or flush what a fault scenario is waiting on.
+ * Redis database 3), so a concurrent run of the other test files (or of the
+ * benchmark, on database 2) cannot purge or flush what a fault scenario is
+ * waiting on. Two runs of the fault files at once still collide.
  * Nothing here is a mock: every call reaches the real services.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -20,10 +21,11 @@ import { saleKeys } from '../../src/redis/keys.js';
 import { projectRoot } from '../../src/paths.js';
 import { sleep, TEST_ENV, waitFor, type HttpAnswer, type System } from './system.js';
 
+/** Redis database 3 of the test server (1 is the test database, 2 the benchmark's), or STAMPEDE_FAULT_REDIS_URL. */
 const faultRedisUrl = (): string => {
+  if (process.env.STAMPEDE_FAULT_REDIS_URL) return process.env.STAMPEDE_FAULT_REDIS_URL;
   const u = new URL(TEST_ENV.STAMPEDE_REDIS_URL!);
-  const db = Number(u.pathname.replace('/', '') || '0');
-  u.pathname = `/${db + 1}`;
+  u.pathname = '/3';
   return u.toString();
 };
 
