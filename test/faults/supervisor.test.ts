@@ -1,0 +1,78 @@
+/**
+ * `stampede all` supervises api, relay and worker as child processes: a child
+ * that dies is restarted, and SIGTERM stops them all gracefully.
+ */
+import t from 'tap';
+import { spawn, execFileSync } from 'node:child_process';
+import { projectRoot } from '../../src/paths.js';
+import { TEST_ENV, waitFor } from '../helpers/system.js';
+
+interface ChildInfo {
+  pid: number;
+  role: string;
+}
+
+function childrenOf(pid: number): ChildInfo[] {
+  let out = '';
+  try {
+    out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' });
+  } catch {
+    return [];
+  }
+  return out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => {
+      const [p, ...args] = l.split(/\s+/);
+      return { pid: Number(p), role: args[args.length - 1]! };
+    });
+}
+
+t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => {
+  const sup = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'all'], {
+    cwd: projectRoot,
+    env: { ...TEST_ENV, STAMPEDE_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  sup.stdout.on('data', (b: Buffer) => (log += b.toString()));
+  sup.stderr.on('data', (b: Buffer) => (log += b.toString()));
+  const exited = new Promise<number | null>((r) => sup.once('exit', (code) => r(code)));
+  t.teardown(() => {
+    if (sup.exitCode === null) sup.kill('SIGKILL');
+    for (const c of childrenOf(sup.pid!)) process.kill(c.pid, 'SIGKILL');
+  });
+
+  const first = await waitFor('three children', async () => {
+    const kids = childrenOf(sup.pid!);
+    return kids.length === 3 && /orders worker consuming/.test(log) ? kids : undefined;
+  }, 30_000);
+  t.same(first.map((c) => c.role).sort(), ['api', 'relay', 'worker']);
+
+  const worker = first.find((c) => c.role === 'worker')!;
+  process.kill(worker.pid, 'SIGKILL');
+  const again = await waitFor('worker restarted', async () => {
+    const w = childrenOf(sup.pid!).find((c) => c.role === 'worker');
+    return w && w.pid !== worker.pid ? w : undefined;
+  }, 30_000);
+  t.not(again.pid, worker.pid, 'a new worker process');
+  t.match(log, /child died; restarting/, 'the supervisor says so, loudly');
+  await waitFor('the new worker consumes', async () => (log.match(/orders worker consuming/g) ?? []).length >= 2, 30_000);
+
+  const before = childrenOf(sup.pid!).map((c) => c.pid);
+  sup.kill('SIGTERM');
+  t.equal(await exited, 0, 'the supervisor exits 0 after its children stopped');
+  for (const pid of before) {
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      alive = false;
+    }
+    t.notOk(alive, `child ${pid} is gone`);
+  }
+  t.match(log, /api stopped/);
+  t.match(log, /worker stopped/);
+  t.match(log, /relay stopped/);
+});
