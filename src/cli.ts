@@ -145,6 +145,33 @@ program
     await supervise(['api', 'relay', 'worker']);
   });
 
+/** Progress bars on a terminal; plain lines at every tenth otherwise (CI, log files). */
+function seedProgress(): { update: (phase: string, done: number, total: number) => void; stop: () => void } {
+  if (!process.stderr.isTTY) {
+    const shown = new Map<string, number>();
+    return {
+      update(phase, done, total) {
+        const tenth = Math.floor((done / total) * 10);
+        if ((shown.get(phase) ?? -1) < tenth) {
+          shown.set(phase, tenth);
+          process.stderr.write(`seed: ${phase} ${done}/${total}\n`);
+        }
+      },
+      stop() {},
+    };
+  }
+  const bars = new cliProgress.MultiBar({ format: '{phase} [{bar}] {value}/{total} {duration}s', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic);
+  const byPhase = new Map<string, cliProgress.SingleBar>();
+  return {
+    update(phase, done, total) {
+      let bar = byPhase.get(phase);
+      if (!bar) byPhase.set(phase, (bar = bars.create(total, 0, { phase: phase.padEnd(8) })));
+      bar.update(done);
+    },
+    stop: () => bars.stop(),
+  };
+}
+
 const userId = (v: string) => {
   if (!USER_ID.test(v)) throw new InvalidArgumentError('not a user id (usr_ + 12 characters)');
   return v;
@@ -197,23 +224,18 @@ program
   .action(async (o: { buyers: number; stock: number; limit: number; price: number; currency: string; funds: number; tokens: string; opensIn: number; duration: number }) => {
     const cfg = config();
     await migrate(cfg.STAMPEDE_DATABASE_URL, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'seed'));
-    const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
+    const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 5);
     const redis = createRedis(cfg.STAMPEDE_REDIS_URL);
-    const bars = new cliProgress.MultiBar({ format: '{phase} [{bar}] {value}/{total} {duration}s', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic);
-    const byPhase = new Map<string, cliProgress.SingleBar>();
+    const progress = seedProgress();
     const started = Date.now();
     const startsAt = Date.now() + o.opensIn * 1000;
     const result = await seed(pool, redis, {
       buyers: o.buyers, currency: o.currency, funds: o.funds, tokensFile: o.tokens,
       jwtSecret: cfg.STAMPEDE_JWT_SECRET, tokenTtlSeconds: Math.max(cfg.STAMPEDE_JWT_TTL_SECONDS, o.duration + o.opensIn),
       sale: { stock: o.stock, perBuyerLimit: o.limit, unitPrice: o.price, startsAt: new Date(startsAt).toISOString(), endsAt: new Date(startsAt + o.duration * 1000).toISOString() },
-      onProgress: (p, done, total) => {
-        let bar = byPhase.get(p);
-        if (!bar) byPhase.set(p, (bar = bars.create(total, 0, { phase: p.padEnd(8) })));
-        bar.update(done);
-      },
+      onProgress: progress.update,
     });
-    bars.stop();
+    progress.stop();
     await Promise.all([pool.end(), redis.quit()]);
     process.stdout.write(JSON.stringify({ saleId: result.sale.id, buyers: o.buyers, tokens: o.tokens, seconds: (Date.now() - started) / 1000 }) + '\n');
   });

@@ -36,11 +36,11 @@ export interface SeedResult {
 
 const CHUNK = 50_000;
 
-async function copyRows(pool: Pool, sql: string, count: number, row: (i: number) => string, progress: (done: number) => void): Promise<void> {
+async function copyRows(pool: Pool, sql: string, count: number, row: (i: number) => string, progress: (done: number) => void, from = 0): Promise<void> {
   const client = await pool.connect();
   try {
     const sink = client.query(copy.from(sql));
-    let i = 0;
+    let i = from;
     const source = Readable.from(
       (function* () {
         while (i < count) {
@@ -62,6 +62,8 @@ export async function seed(pool: Pool, redis: Redis, o: SeedOptions): Promise<Se
   const progress = o.onProgress ?? (() => {});
   const ids = Array.from({ length: o.buyers }, () => newUserId());
   const tag = Date.now().toString(36);
+  // Tokens only need the ids: sign them while Postgres takes the rows.
+  const tokensWritten = o.tokensFile ? writeTokens(ids, o.tokensFile, o, progress) : Promise.resolve();
   await copyRows(pool, 'COPY users (id, kind, name) FROM STDIN', ids.length, (i) => `${ids[i]}\tbuyer\tload buyer ${tag}-${i}\n`, (d) => progress('buyers', d, ids.length));
   // Wallets, their ledger entries and the tokens only need the users: do them side by side.
   const [sale] = await Promise.all([
@@ -72,15 +74,21 @@ export async function seed(pool: Pool, redis: Redis, o: SeedOptions): Promise<Se
       },
       { role: 'operator', userId: null },
     ),
-    copyRows(
-      pool,
-      'COPY ledger_entries (ref, user_id, currency, amount, kind) FROM STDIN',
-      ids.length,
-      (i) => `credit:seed:${ids[i]}\t${ids[i]}\t${o.currency}\t${o.funds}\tcredit\n`,
-      (d) => progress('ledger', d, ids.length),
-    ),
+    // The ledger is the heaviest table (three indexes and a foreign key):
+    // two COPY streams let Postgres use two backends for it.
+    ...[0, 1].map((half) => {
+      const mid = Math.ceil(ids.length / 2);
+      return copyRows(
+        pool,
+        'COPY ledger_entries (ref, user_id, currency, amount, kind) FROM STDIN',
+        half === 0 ? mid : ids.length,
+        (i) => `credit:seed:${ids[i]}\t${ids[i]}\t${o.currency}\t${o.funds}\tcredit\n`,
+        (d) => progress(`ledger ${half + 1}/2`, half === 0 ? d : d - mid, half === 0 ? mid : ids.length - mid),
+        half === 0 ? 0 : mid,
+      );
+    }),
     copyRows(pool, 'COPY wallets (user_id, currency, balance) FROM STDIN', ids.length, (i) => `${ids[i]}\t${o.currency}\t${o.funds}\n`, (d) => progress('wallets', d, ids.length)),
-    o.tokensFile ? writeTokens(ids, o.tokensFile, o, progress) : Promise.resolve(),
+    tokensWritten,
   ]);
   return { sale, buyerIds: ids, tokensFile: o.tokensFile };
 }
