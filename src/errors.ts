@@ -36,6 +36,8 @@ export interface FieldError {
 
 export class AppError extends Error {
   readonly status: number;
+  /** The problem+json body, serialised once per instance (shared instances answer many requests). */
+  serialized?: string;
   constructor(
     readonly code: ErrorCode,
     readonly detail?: string,
@@ -68,3 +70,10 @@ export function problemOf(err: AppError): Problem {
     ...err.extra,
   };
 }
+
+/**
+ * One SOLD_OUT refusal for every request: a sold-out storm answers millions of
+ * identical refusals, and building an Error (with its stack) and its JSON for
+ * each was the largest cost of that path.
+ */
+export const SOLD_OUT = new AppError('SOLD_OUT', 'every unit of this sale is sold or reserved', { available: 0 });

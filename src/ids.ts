@@ -2,11 +2,20 @@ import { randomBytes } from 'node:crypto';
 
 const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
 
+// Random bytes are drawn from a pool refilled 4 KiB at a time: one
+// system call per ~250 ids instead of one per id on the purchase path.
+let pool = randomBytes(4096);
+let offset = 0;
+
 /** A random id body of `length` characters from [0-9a-z]. */
 export function randomId(length: number): string {
-  const bytes = randomBytes(length);
+  if (offset + length > pool.length) {
+    pool = randomBytes(4096);
+    offset = 0;
+  }
   let out = '';
-  for (let i = 0; i < length; i++) out += ALPHABET[bytes[i]! % 36];
+  for (let i = 0; i < length; i++) out += ALPHABET[pool[offset + i]! % 36];
+  offset += length;
   return out;
 }
 

@@ -92,12 +92,13 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 type RequestPicker = (i: number) => { path: string; token: string };
 
-async function load(name: string, url: string, opts: { durationS?: number; amount?: number; pick?: RequestPicker; onStatus?: (status: number) => void }): Promise<Phase> {
+async function load(name: string, url: string, opts: { durationS?: number; amount?: number; rate?: number; pick?: RequestPicker; onStatus?: (status: number) => void }): Promise<Phase> {
   let i = 0;
   const instance = autocannon({
     url,
     connections: CONNECTIONS,
     pipelining: 1,
+    ...(opts.rate ? { overallRate: opts.rate } : {}),
     ...(opts.amount ? { amount: opts.amount } : { duration: opts.durationS ?? 10 }),
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -182,7 +183,9 @@ async function main(): Promise<void> {
   log.info(baseline, 'baseline');
 
   // --- api ----------------------------------------------------------------------
-  const api = await spawnRole([join(projectRoot, 'dist', 'src', 'cli.js'), 'api'], answers(`http://127.0.0.1:${API_PORT}/readyz`));
+  // BENCH_CPU_PROF=1 writes a V8 CPU profile of the api to load/results/profiles/.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', join(projectRoot, 'load', 'results', 'profiles')] : [];
+  const api = await spawnRole([...prof, join(projectRoot, 'dist', 'src', 'cli.js'), 'api'], answers(`http://127.0.0.1:${API_PORT}/readyz`));
   const base = `http://127.0.0.1:${API_PORT}`;
   try {
     // --- 2. accept path ---------------------------------------------------------
@@ -194,6 +197,21 @@ async function main(): Promise<void> {
     if (accept.requests >= n * acceptSales.length) accept.note = 'WARNING: buyers x sales exhausted; raise BENCH_BUYERS';
     phases.push(accept);
     log.info(accept, 'accept path');
+
+    // The same path paced below the ceiling: latency when the machine is not saturated.
+    const pacedRate = Number(process.env.BENCH_PACED_RATE ?? Math.round(accept.rps / 2));
+    let offset = accept.requests + CONNECTIONS;
+    const paced = await load(`2b. accept path paced at ${pacedRate.toLocaleString('en')} req/s`, base, {
+      durationS: scenarios.acceptPath.durationSeconds * SCALE,
+      rate: pacedRate,
+      pick: (i) => {
+        const k = i + offset;
+        return { path: `/v1/sales/${acceptSales[Math.floor(k / n) % acceptSales.length]}/purchases`, token: buyerTokens[k % n]! };
+      },
+    });
+    offset += paced.requests;
+    phases.push(paced);
+    log.info(paced, 'accept path paced');
 
     // --- 3. flash sale ------------------------------------------------------------
     let accepted = 0;
@@ -218,7 +236,7 @@ async function main(): Promise<void> {
     phases.push(storm);
     log.info(storm, 'sold-out storm');
 
-    for (const p of phases.slice(1)) p.ratioToBaseline = p.rps / baseline.rps;
+    for (const p of phases.slice(1)) if (!p.name.startsWith("2b.")) p.ratioToBaseline = p.rps / baseline.rps;
     const flash202 = flash.statuses['202'] ?? 0;
     if (flash202 !== scenarios.flashSale.stock) violations.push(`flash sale: ${flash202} accepted for ${scenarios.flashSale.stock} units`);
     if ((storm.statuses['202'] ?? 0) !== 0) violations.push('sold-out storm accepted a purchase');
@@ -275,7 +293,7 @@ async function main(): Promise<void> {
   }
   // A duration-bound run ends with up to one request per connection in flight:
   // accepted by the server, never counted by the load generator.
-  const durationPhases = phases.filter((p) => !p.name.startsWith('3.') && !p.name.startsWith('1.') && !p.name.startsWith('5.')).length;
+  const durationPhases = phases.filter((p) => /^(2|2b|4)\./.test(p.name)).length;
   const inFlightAtCutoff = accepted202 - expected;
   if (inFlightAtCutoff < 0 || inFlightAtCutoff > CONNECTIONS * durationPhases) {
     violations.push(`orders in Postgres ${accepted202} vs 202 answers ${expected}: more than the in-flight requests at cut-off can explain`);

@@ -6,7 +6,7 @@
  * the sold-out cache lifetime passes).
  */
 import type { Redis } from 'ioredis';
-import { AppError } from '../errors.js';
+import { AppError, SOLD_OUT } from '../errors.js';
 import { newPurchaseId, saleOfPurchase } from '../ids.js';
 import {
   readPurchase, requestCancel, reservePurchase, SaleCode, type PurchaseRecord, type PurchaseStatus,
@@ -62,7 +62,6 @@ export class SoldOutCache {
   }
 }
 
-const soldOut = () => new AppError('SOLD_OUT', 'every unit of this sale is sold or reserved', { available: 0 });
 
 export class Purchases {
   readonly soldOut: SoldOutCache;
@@ -77,7 +76,7 @@ export class Purchases {
 
   /** Synchronous pre-check: throws SOLD_OUT when this node already knows. */
   refuseIfKnownSoldOut(saleId: string): void {
-    if (this.soldOut.isSoldOut(saleId)) throw soldOut();
+    if (this.soldOut.isSoldOut(saleId)) throw SOLD_OUT;
   }
 
   async purchase(buyerId: string, saleId: string, quantity: number, idempotencyKey: string | undefined): Promise<Accepted> {
@@ -100,7 +99,7 @@ export class Purchases {
       case SaleCode.SoldOut:
         if (out.available === 0) {
           this.soldOut.markSoldOut(saleId);
-          throw soldOut();
+          throw SOLD_OUT;
         }
         throw new AppError('NOT_ENOUGH_STOCK', `only ${out.available} left`, { available: out.available });
       case SaleCode.LimitReached:

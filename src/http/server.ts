@@ -152,15 +152,16 @@ export class HttpServer {
       this.o.log.error({ err }, 'unhandled error in route');
       appErr = new AppError('INTERNAL');
     }
-    const headers: Record<string, string> = { ...appErr.headers };
-    if (close) headers.connection = 'close';
-    this.send(res, state, { status: appErr.status, body: problemOf(appErr), headers }, 'application/problem+json');
+    let headers = appErr.headers;
+    if (close) headers = { ...headers, connection: 'close' };
+    appErr.serialized ??= JSON.stringify(problemOf(appErr));
+    this.send(res, state, { status: appErr.status, headers }, 'application/problem+json', appErr.serialized);
   }
 
-  private send(res: HttpResponse, state: { aborted: boolean }, reply: Reply, contentType = 'application/json'): void {
+  private send(res: HttpResponse, state: { aborted: boolean }, reply: Reply, contentType = 'application/json', serialized?: string): void {
     if (state.aborted) return;
     state.aborted = true; // one answer per request
-    const payload = reply.body === undefined ? '' : JSON.stringify(reply.body);
+    const payload = serialized ?? (reply.body === undefined ? '' : JSON.stringify(reply.body));
     res.cork(() => {
       res.writeStatus(STATUS_LINES[reply.status] ?? String(reply.status));
       if (payload !== '') res.writeHeader('content-type', contentType);
