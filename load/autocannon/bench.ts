@@ -41,7 +41,7 @@ const env: NodeJS.ProcessEnv = {
   ...process.env,
   NODE_ENV: 'production',
   STAMPEDE_JWT_SECRET: process.env.STAMPEDE_JWT_SECRET ?? 'bench-secret-bench-secret-bench-secret-0123456789',
-  STAMPEDE_DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://stampede:stampede@127.0.0.1:5432/stampede_test',
+  STAMPEDE_DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://stampede:stampede@127.0.0.1:5432/stampede_bench',
   STAMPEDE_REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/2',
   STAMPEDE_AMQP_PREFIX: 'stampede-bench',
   STAMPEDE_HTTP_HOST: '127.0.0.1',
@@ -139,8 +139,20 @@ function markdown(phases: Phase[], extra: Record<string, unknown>, machine: Reco
   ].join('\n');
 }
 
+/** Each run starts from an empty database, so figures do not drift as tables grow. */
+async function freshDatabase(url: string): Promise<void> {
+  const u = new URL(url);
+  const name = u.pathname.slice(1);
+  u.pathname = '/postgres';
+  const admin = createPool(u.toString(), 1);
+  await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE "${name}"`);
+  await admin.end();
+}
+
 async function main(): Promise<void> {
   const machine = { host: hostname(), cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30) };
+  if (!process.env.BENCH_DATABASE_URL) await freshDatabase(cfg.STAMPEDE_DATABASE_URL);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 4);
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL);
