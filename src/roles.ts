@@ -7,6 +7,7 @@ import { loadConfig, type Config } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
 import { createPool, type Pool } from './db/pool.js';
 import { migrate } from './db/migrate.js';
+import { findOrder } from './db/orders.js';
 import { createRedis, type Redis } from './redis/client.js';
 import { STOCK_CHANNEL } from './redis/keys.js';
 import { ApiKeys } from './auth/api-keys.js';
@@ -52,7 +53,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     rateWindowMs: cfg.STAMPEDE_PURCHASE_RATE_WINDOW_MS,
     idempotencyTtlMs: cfg.STAMPEDE_IDEMPOTENCY_TTL_MS,
     soldOutCacheMs: cfg.STAMPEDE_SOLD_OUT_CACHE_MS,
-  });
+  }, (purchaseId) => findOrder(pool, purchaseId));
   subscriber.on('message', (_channel: string, saleId: string) => purchases.soldOut.stockBack(saleId));
   // Messages missed while disconnected are unknowable: forget everything cached.
   subscriber.on('ready', () => purchases.soldOut.clear());

@@ -12,6 +12,7 @@ import {
   readPurchase, requestCancel, reservePurchase, SaleCode, type PurchaseRecord, type PurchaseStatus,
 } from '../redis/sale-scripts.js';
 import type { Sales } from './sales.js';
+import type { OrderRecord } from '../db/orders.js';
 
 export interface PurchaseLimits {
   rateMax: number;
@@ -70,6 +71,8 @@ export class Purchases {
     private readonly redis: Redis,
     private readonly sales: Sales,
     private readonly limits: PurchaseLimits,
+    /** The settled record, read when Redis no longer has the purchase. */
+    private readonly findOrder: (purchaseId: string) => Promise<OrderRecord | undefined> = async () => undefined,
   ) {
     this.soldOut = new SoldOutCache(limits.soldOutCacheMs);
   }
@@ -124,8 +127,16 @@ export class Purchases {
   }
 
   async get(buyerId: string, purchaseId: string): Promise<PurchaseView> {
-    const rec = await this.own(buyerId, purchaseId);
-    return viewOf(rec);
+    const saleId = saleOfPurchase(purchaseId);
+    const live = saleId ? await readPurchase(this.redis, saleId, purchaseId) : undefined;
+    if (live) {
+      if (live.buyerId !== buyerId) throw new AppError('NOT_FOUND', 'no such purchase');
+      return viewOf(live);
+    }
+    // Redis lost it (a flush, a failover): Postgres still has every settled purchase.
+    const order = saleId ? await this.findOrder(purchaseId) : undefined;
+    if (!order || order.buyerId !== buyerId) throw new AppError('NOT_FOUND', 'no such purchase');
+    return viewOf({ ...order, createdAt: order.acceptedAt, cancelRequested: order.status === 'cancelled' });
   }
 
   async cancel(buyerId: string, purchaseId: string): Promise<PurchaseView> {

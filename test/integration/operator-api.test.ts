@@ -117,6 +117,20 @@ t.test('a sale Redis lost is rebuilt from Postgres on first use', async (t) => {
   t.equal((await sys.purchase(buyers[3]!, sale.id)).body.code, 'SOLD_OUT', 'sold units stay sold');
 });
 
+t.test('a settled purchase Redis lost is still answered, from Postgres', async (t) => {
+  const sys = await boot(t, { relay: true, worker: true });
+  const sale = await sys.createSale({ stock: 3, perBuyerLimit: 1, unitPrice: 900 });
+  const [buyer, other] = await sys.createBuyers(2);
+  const a = await sys.purchase(buyer!, sale.id);
+  await sys.drained(sale.id);
+  await sys.redis.del(saleKeys.purchase(sale.id, a.body.purchaseId));
+  const got = await call(`${sys.url}${a.body.statusUrl}`, { headers: { authorization: `Bearer ${sys.token(buyer!)}` } });
+  t.equal(got.status, 200);
+  t.match(got.body, { purchaseId: a.body.purchaseId, saleId: sale.id, quantity: 1, amount: 900, currency: 'EUR', status: 'confirmed' });
+  const foreign = await call(`${sys.url}${a.body.statusUrl}`, { headers: { authorization: `Bearer ${sys.token(other!)}` } });
+  t.equal(foreign.status, 404, 'still only its buyer sees it');
+});
+
 t.test('ops view: queues, dead letters and outbox backlog', async (t) => {
   const sys = await boot(t);
   const sale = await sys.createSale({ stock: 10, perBuyerLimit: 1 });
