@@ -17,3 +17,43 @@ export function backoffMs(attempt: number, baseMs = 200, capMs = 5_000): number 
   const exp = Math.min(capMs, baseMs * 2 ** attempt);
   return Math.round(exp / 2 + Math.random() * (exp / 2));
 }
+
+export interface Session {
+  conn: Connection;
+  /** Call once the session is set up: the next failure starts backing off from the shortest delay again. */
+  established(): void;
+  /** Resolves when the connection closes. */
+  closed: Promise<void>;
+}
+
+/**
+ * Keeps a broker session alive until `stopping()` says otherwise: connects,
+ * runs `session` until it returns or fails (a lost broker), closes the
+ * connection, backs off, and connects again. One loop for every role.
+ */
+export async function keepConnected(o: {
+  url: string;
+  name: string;
+  stopping: () => boolean;
+  onLost: (err: unknown) => void;
+  session: (s: Session) => Promise<void>;
+  onConnection?: (conn: Connection | undefined) => void;
+}): Promise<void> {
+  let attempt = 0;
+  while (!o.stopping()) {
+    let conn: Connection | undefined;
+    try {
+      conn = await connectAmqp(o.url, o.name);
+      o.onConnection?.(conn);
+      const c = conn;
+      const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+      await o.session({ conn: c, closed, established: () => (attempt = 0) });
+      if (!o.stopping()) o.onLost(new Error('connection closed'));
+    } catch (err) {
+      if (!o.stopping()) o.onLost(err);
+    }
+    o.onConnection?.(undefined);
+    await conn?.close().catch(() => {});
+    if (!o.stopping()) await sleep(backoffMs(attempt++));
+  }
+}

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../log.js';
 import { AppError } from '../errors.js';
-import { backoffMs, connectAmqp, sleep, type Channel, type Connection } from './amqp.js';
+import { keepConnected, type Channel, type Connection } from './amqp.js';
 import { assertTopology, type Topology } from './topology.js';
 
 export class AmqpLink {
@@ -40,21 +40,22 @@ export class AmqpLink {
     await this.loop;
   }
 
-  private async run(): Promise<void> {
-    let attempt = 0;
-    while (!this.stopping) {
-      try {
-        this.conn = await connectAmqp(this.url, this.name);
-        const closed = new Promise<void>((r) => this.conn!.once('close', () => r()));
+  private run(): Promise<void> {
+    return keepConnected({
+      url: this.url,
+      name: this.name,
+      stopping: () => this.stopping,
+      onConnection: (conn) => {
+        this.conn = conn;
+        if (!conn) this.ch = undefined;
+      },
+      onLost: (err) => this.log.warn({ err }, 'broker link down'),
+      session: async (s) => {
         await this.openChannel();
-        attempt = 0;
-        await closed;
-      } catch (err) {
-        if (!this.stopping) this.log.warn({ err }, 'broker link down');
-      }
-      this.ch = undefined;
-      if (!this.stopping) await sleep(backoffMs(attempt++));
-    }
+        s.established();
+        await s.closed;
+      },
+    });
   }
 
   private async openChannel(): Promise<void> {

@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { OUTBOX_REGISTRY, RELAY_GROUP } from '../redis/keys.js';
 import { trimOutbox } from '../redis/sale-scripts.js';
-import { connectAmqp, sleep, backoffMs, type ConfirmChannel, type Connection } from './amqp.js';
+import { keepConnected, sleep, type ConfirmChannel, type Connection } from './amqp.js';
 import { cloudEventJson, outboxEntryOf, type OutboxEntry } from './events.js';
 import { assertTopology, routingKeyOf, type Topology } from './topology.js';
 
@@ -49,24 +49,21 @@ export class Relay {
     await this.conn?.close().catch(() => {});
   }
 
-  private async run(): Promise<void> {
-    let attempt = 0;
-    while (!this.stopping) {
-      try {
-        this.conn = await connectAmqp(this.o.amqpUrl, `relay ${this.consumer}`);
-        const ch = await this.conn.createConfirmChannel();
+  private run(): Promise<void> {
+    return keepConnected({
+      url: this.o.amqpUrl,
+      name: `relay ${this.consumer}`,
+      stopping: () => this.stopping,
+      onConnection: (conn) => (this.conn = conn),
+      onLost: (err) => this.o.log.error({ err }, 'relay lost the broker; outbox entries wait in Redis'),
+      session: async (s) => {
+        const ch = await s.conn.createConfirmChannel();
         await assertTopology(ch, this.o.topology);
-        attempt = 0;
+        s.established();
         this.o.log.info({ consumer: this.consumer }, 'relay connected to broker');
         await this.pump(ch);
-      } catch (err) {
-        if (this.stopping) break;
-        this.o.log.error({ err }, 'relay lost the broker; outbox entries wait in Redis');
-      }
-      await this.conn?.close().catch(() => {});
-      this.conn = undefined;
-      if (!this.stopping) await sleep(backoffMs(attempt++));
-    }
+      },
+    });
   }
 
   private async pump(ch: ConfirmChannel): Promise<void> {

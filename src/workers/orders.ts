@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import type { Pool } from '../db/pool.js';
 import { settleBatch, type SettlementEvent, type SettlementResult } from '../db/settlement.js';
 import { settlePurchase } from '../redis/sale-scripts.js';
-import { connectAmqp, sleep, backoffMs, type Channel, type ConfirmChannel, type Connection, type ConsumeMessage } from '../messaging/amqp.js';
+import { keepConnected, type Channel, type ConfirmChannel, type Connection, type ConsumeMessage } from '../messaging/amqp.js';
 import { assertTopology, deadLetterQueue, retryQueue, type Topology } from '../messaging/topology.js';
 
 export interface OrdersWorkerOptions {
@@ -84,32 +84,30 @@ export class OrdersWorker {
     await this.running;
   }
 
-  private async run(): Promise<void> {
-    let attempt = 0;
-    while (!this.stopping) {
-      try {
-        this.conn = await connectAmqp(this.o.amqpUrl, `orders-worker ${process.pid}`);
-        const closed = new Promise<void>((resolve) => this.conn!.once('close', () => resolve()));
-        const ch = await this.conn.createChannel();
-        const pub = await this.conn.createConfirmChannel();
+  private run(): Promise<void> {
+    return keepConnected({
+      url: this.o.amqpUrl,
+      name: `orders-worker ${process.pid}`,
+      stopping: () => this.stopping,
+      onConnection: (conn) => {
+        this.conn = conn;
+        if (!conn) this.ch = undefined;
+      },
+      onLost: (err) => this.o.log.error({ err }, 'orders worker lost the broker; reconnecting'),
+      session: async (s) => {
+        const ch = await s.conn.createChannel();
+        const pub = await s.conn.createConfirmChannel();
         await assertTopology(ch, this.o.topology);
         await ch.prefetch(this.o.prefetch);
         this.ch = ch;
         this.buffer = [];
         const { consumerTag } = await ch.consume(this.o.topology.orders.queue, (msg) => msg && this.enqueue(ch, pub, msg), { noAck: false });
         this.consumerTag = consumerTag;
-        attempt = 0;
+        s.established();
         this.o.log.info({ queue: this.o.topology.orders.queue }, 'orders worker consuming');
-        await closed;
-        if (!this.stopping) this.o.log.error('orders worker lost the broker; reconnecting');
-      } catch (err) {
-        if (this.stopping) break;
-        this.o.log.error({ err }, 'orders worker cannot reach the broker');
-      }
-      this.ch = undefined;
-      await this.conn?.close().catch(() => {});
-      if (!this.stopping) await sleep(backoffMs(attempt++));
-    }
+        await s.closed;
+      },
+    });
   }
 
   private enqueue(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage): void {

@@ -40,14 +40,18 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
   sup.stderr.on('data', (b: Buffer) => (log += b.toString()));
   const exited = new Promise<number | null>((r) => sup.once('exit', (code) => r(code)));
   t.teardown(() => {
-    if (sup.exitCode === null) sup.kill('SIGKILL');
+    // Children first: once the supervisor is gone they belong to init and cannot be found.
     for (const c of childrenOf(sup.pid!)) process.kill(c.pid, 'SIGKILL');
+    if (sup.exitCode === null) sup.kill('SIGKILL');
   });
 
+  // Three tsx processes starting on a loaded two-core CI machine can take a while.
   const first = await waitFor('three children', async () => {
     const kids = childrenOf(sup.pid!);
     return kids.length === 3 && /orders worker consuming/.test(log) ? kids : undefined;
-  }, 30_000);
+  }, 60_000).catch((err: Error) => {
+    throw new Error(`${err.message}\nsupervisor log:\n${log.slice(-3000)}`);
+  });
   t.same(first.map((c) => c.role).sort(), ['api', 'relay', 'worker']);
 
   const worker = first.find((c) => c.role === 'worker')!;
@@ -55,10 +59,10 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
   const again = await waitFor('worker restarted', async () => {
     const w = childrenOf(sup.pid!).find((c) => c.role === 'worker');
     return w && w.pid !== worker.pid ? w : undefined;
-  }, 30_000);
+  }, 60_000);
   t.not(again.pid, worker.pid, 'a new worker process');
   t.match(log, /child died; restarting/, 'the supervisor says so, loudly');
-  await waitFor('the new worker consumes', async () => (log.match(/orders worker consuming/g) ?? []).length >= 2, 30_000);
+  await waitFor('the new worker consumes', async () => (log.match(/orders worker consuming/g) ?? []).length >= 2, 60_000);
 
   const before = childrenOf(sup.pid!).map((c) => c.pid);
   sup.kill('SIGTERM');
