@@ -17,8 +17,11 @@ import { connectAmqp } from '../../src/messaging/amqp.js';
 import { allQueues, assertTopology } from '../../src/messaging/topology.js';
 import { readLiveSale } from '../../src/redis/sale-scripts.js';
 
+// tap's own loaders ride along in NODE_OPTIONS; roles spawned by tests do not need them.
+const { NODE_OPTIONS: _tapLoaders, ...inherited } = process.env;
+
 export const TEST_ENV: NodeJS.ProcessEnv = {
-  ...process.env,
+  ...inherited,
   NODE_ENV: 'test',
   STAMPEDE_DATABASE_URL: process.env.STAMPEDE_TEST_DATABASE_URL ?? 'postgres://stampede:stampede@127.0.0.1:5432/stampede_test',
   STAMPEDE_REDIS_URL: process.env.STAMPEDE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/1',
