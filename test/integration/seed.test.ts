@@ -1,0 +1,53 @@
+/**
+ * `stampede seed`: funded buyers (each credit a ledger entry), a sale, and a
+ * tokens file whose every token is a valid buyer token; re-runnable.
+ */
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { projectRoot } from '../../src/paths.js';
+import { createBuyerTokens } from '../../src/auth/tokens.js';
+import { boot, TEST_ENV } from '../helpers/system.js';
+
+t.test('seed creates funded buyers, a sale and a tokens file, and can be re-run', async (t) => {
+  const sys = await boot(t, { api: false });
+  const dir = t.testdir({});
+  const runs: { saleId: string; buyers: number; tokens: string }[] = [];
+  for (const run of [1, 2]) {
+    const tokens = join(dir, `tokens-${run}.txt`);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'seed', '--buyers', '1500', '--stock', '7', '--limit', '2', '--funds', '4200', '--tokens', tokens], {
+      cwd: projectRoot, env: TEST_ENV, encoding: 'utf8', timeout: 120_000,
+    });
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stderr, /seed: buyers 1500\/1500/, 'progress as plain lines when stderr is not a terminal');
+    runs.push(JSON.parse(r.stdout.trim().split('\n').pop()!));
+  }
+  t.not(runs[0]!.saleId, runs[1]!.saleId, 'each run makes its own sale');
+
+  const lines = readFileSync(runs[1]!.tokens, 'utf8').trim().split('\n');
+  t.equal(lines.length, 1500);
+  const verify = createBuyerTokens(sys.cfg.STAMPEDE_JWT_SECRET, 60);
+  const ids = lines.map((l) => l.split(' ')[0]!);
+  const wrong = lines.filter((l) => {
+    const [id, token] = l.split(' ');
+    try {
+      return verify.verify(token!) !== id;
+    } catch {
+      return true;
+    }
+  });
+  t.same(wrong, [], 'every token verifies as its own buyer');
+  t.equal(new Set(ids).size, 1500, 'distinct buyers');
+  const { rows: [w] } = await sys.pool.query(
+    `SELECT count(*)::int AS n, min(balance)::int AS lo, max(balance)::int AS hi FROM wallets WHERE user_id = ANY($1) AND currency = 'EUR'`, [ids]);
+  t.same(w, { n: 1500, lo: 4200, hi: 4200 }, 'every buyer funded');
+  const { rows: [l] } = await sys.pool.query(
+    `SELECT count(*)::int AS n, sum(amount)::bigint AS total FROM ledger_entries WHERE user_id = ANY($1) AND kind = 'credit'`, [ids]);
+  t.same(l, { n: 1500, total: 1500 * 4200 }, 'each credit is a ledger entry');
+  const { rows: [s] } = await sys.pool.query('SELECT stock, per_buyer_limit FROM sales WHERE id = $1', [runs[1]!.saleId]);
+  t.same(s, { stock: 7, per_buyer_limit: 2 });
+  const bad = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'seed', '--buyers', '-3'], { cwd: projectRoot, env: TEST_ENV, encoding: 'utf8' });
+  t.not(bad.status, 0, 'a bad option is refused');
+  t.match(bad.stderr, /positive integer/);
+});
