@@ -50,6 +50,16 @@ t.test('sales: create, read, list, add stock, close; sellers see only their own'
   t.match(seller.body, { id: /^usr_/, apiKey: /^stk_sl_/ });
   const { rows } = await sys.pool.query('SELECT count(*)::int AS n FROM idempotency_keys WHERE response::text LIKE $1', [`%${seller.body.apiKey}%`]);
   t.equal(rows[0].n, 0, 'the key is never stored in clear, not even for replays');
+  for (const bad of [{}, { name: '' }, { name: 'x'.repeat(201) }, { name: 'Shop', role: 'operator' }, { name: 'Sh\u0000op' }, { name: 'Shop', email: 'not-an-email' }]) {
+    const r = await sys.operator('/v1/sellers', { method: 'POST', body: JSON.stringify(bad) });
+    t.equal(r.status, 400, `POST /v1/sellers ${JSON.stringify(bad)} -> 400`);
+    t.equal(r.body.code, 'VALIDATION_FAILED');
+  }
+  const email = `shop-${Date.now()}@x.io`;
+  t.equal((await sys.operator('/v1/sellers', { method: 'POST', body: JSON.stringify({ name: 'A', email }) })).status, 201);
+  const twin = await sys.operator('/v1/sellers', { method: 'POST', body: JSON.stringify({ name: 'B', email }) });
+  t.equal(twin.status, 409, 'a second seller with the same email is a conflict');
+  t.equal(twin.body.code, 'CONFLICT');
   const asSeller = (path: string, init: RequestInit = {}, key = seller.body.apiKey as string) =>
     call(`${sys.url}${path}`, { ...init, headers: { 'x-api-key': key, 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
 
