@@ -3,7 +3,8 @@
  * that dies is restarted, and SIGTERM stops them all gracefully.
  */
 import t from 'tap';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { projectRoot } from '../../src/paths.js';
 import { TEST_ENV, waitFor } from '../helpers/system.js';
 
@@ -12,21 +13,23 @@ interface ChildInfo {
   role: string;
 }
 
+/** Children of `pid`, read from /proc (no `ps`: a fresh machine may not have procps). */
 function childrenOf(pid: number): ChildInfo[] {
-  let out = '';
-  try {
-    out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(pid)], { encoding: 'utf8' });
-  } catch {
-    return [];
+  const kids: ChildInfo[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the parenthesised command name: state, ppid, ...
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== pid) continue;
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      kids.push({ pid: Number(entry), role: args[args.length - 1] ?? '' });
+    } catch {
+      // The process ended while we looked.
+    }
   }
-  return out
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .map((l) => {
-      const [p, ...args] = l.split(/\s+/);
-      return { pid: Number(p), role: args[args.length - 1]! };
-    });
+  return kids;
 }
 
 t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => {
