@@ -31,7 +31,7 @@ const faultRedisUrl = (): string => {
 
 /** Environment overrides every fault test passes to boot() (and to child processes). */
 export const FAULT_ENV: NodeJS.ProcessEnv = {
-  STAMPEDE_AMQP_PREFIX: 'stampede-fault',
+  STAMPEDE_AMQP_PREFIX: process.env.STAMPEDE_FAULT_AMQP_PREFIX ?? 'stampede-fault',
   STAMPEDE_REDIS_URL: faultRedisUrl(),
 };
 

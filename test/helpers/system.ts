@@ -25,7 +25,7 @@ export const TEST_ENV: NodeJS.ProcessEnv = {
   NODE_ENV: 'test',
   STAMPEDE_DATABASE_URL: process.env.STAMPEDE_TEST_DATABASE_URL ?? 'postgres://stampede:stampede@127.0.0.1:5432/stampede_test',
   STAMPEDE_REDIS_URL: process.env.STAMPEDE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/1',
-  STAMPEDE_AMQP_PREFIX: 'stampede-test',
+  STAMPEDE_AMQP_PREFIX: process.env.STAMPEDE_TEST_AMQP_PREFIX ?? 'stampede-test',
   STAMPEDE_HTTP_HOST: '127.0.0.1',
   STAMPEDE_HTTP_PORT: '0',
   STAMPEDE_LOG_LEVEL: process.env.STAMPEDE_TEST_LOG_LEVEL ?? 'silent',
