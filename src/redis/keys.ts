@@ -18,3 +18,9 @@ export const OUTBOX_REGISTRY = 'stampede:outboxes';
 export const RELAY_GROUP = 'relay';
 /** Pub/sub channel: a sale that was sold out has stock again (message: sale id). */
 export const STOCK_CHANNEL = 'stampede:stock-available';
+/**
+ * Pub/sub channel of live updates for WebSocket subscribers on every api
+ * node. A message is `<topic> <json>`, e.g. `auction/auc_… {"price":…}`;
+ * auction scripts publish it in the same call that changes the auction.
+ */
+export const LIVE_CHANNEL = 'stampede:live';
