@@ -24,6 +24,11 @@ export const USER_ID = /^usr_[0-9a-z]{12}$/;
 /** A purchase id carries its sale id, so its Redis slot is known from the id alone. */
 export const PURCHASE_ID = /^pur_([0-9a-z]{12})_[0-9a-z]{16}$/;
 
+export const AUCTION_ID = /^auc_[0-9a-z]{12}$/;
+/** A bid id carries its auction id, like a purchase id its sale's. */
+export const BID_ID = /^bid_([0-9a-z]{12})_[0-9a-z]{16}$/;
+export const newAuctionId = () => 'auc_' + randomId(12);
+export const newBidId = (auctionId: string) => 'bid_' + auctionId.slice(4) + '_' + randomId(16);
 export const newSaleId = () => 'sal_' + randomId(12);
 export const newUserId = () => 'usr_' + randomId(12);
 export const newPurchaseId = (saleId: string) => 'pur_' + saleId.slice(4) + '_' + randomId(16);

@@ -15,13 +15,28 @@ export interface Concern {
 export interface Topology {
   exchange: string;
   orders: Concern;
+  /** The auction log and settlement: every logged auction event. */
+  auctions: Concern;
+  /**
+   * What buyers are told (outbid, won, lost, cancelled). Filled now, consumed
+   * by the notifications worker; until then the ops view shows it growing.
+   */
+  notifications: Concern;
   concerns: Concern[];
   retryDelaysMs: number[];
 }
 
 export function topologyFor(prefix: string, retryDelaysMs: number[]): Topology {
   const orders: Concern = { queue: `${prefix}.orders`, bindings: ['purchase.accepted.v1', 'purchase.cancel_requested.v1'] };
-  return { exchange: `${prefix}.events`, orders, concerns: [orders], retryDelaysMs };
+  const auctions: Concern = {
+    queue: `${prefix}.auctions`,
+    bindings: ['bid_placed', 'bid_retracted', 'bid_doubled', 'extended', 'closed', 'cancelled'].map((t) => `auction.${t}.v1`),
+  };
+  const notifications: Concern = {
+    queue: `${prefix}.notifications`,
+    bindings: ['outbid', 'won', 'lost', 'offer_failed', 'cancelled'].map((t) => `auction.${t}.v1`),
+  };
+  return { exchange: `${prefix}.events`, orders, auctions, notifications, concerns: [orders, auctions, notifications], retryDelaysMs };
 }
 
 export const retryQueue = (c: Concern, delayMs: number) => `${c.queue}.retry.${delayMs}ms`;

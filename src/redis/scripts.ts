@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import type { Redis, ChainableCommander } from 'ioredis';
 import { projectRoot } from '../paths.js';
 
-export const SCRIPT_NAMES = ['reservePurchase', 'settlePurchase', 'requestCancel', 'loadSale', 'addStock', 'trimOutbox'] as const;
+export const SCRIPT_NAMES = ['reservePurchase', 'settlePurchase', 'requestCancel', 'loadSale', 'addStock', 'trimOutbox',
+  'loadAuction', 'placeBid', 'retractBid', 'promoteBid', 'closeAuction'] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 export interface LoadedScript {

@@ -1,0 +1,151 @@
+-- The auction book, shared by every auction script.
+--
+-- Keys of an auction (all under the hash tag {auction:<id>}):
+--   auction   hash   terms and live state (see loadAuction)
+--   bids      hash   bidId -> 'buyer|amount|max|seq|status|placedAt|bonus'
+--   book      zset   one member per bidder with a standing bid:
+--                    score = the bidder's maximum (a proxy maximum, or the
+--                    amount of a manual bid); member = inverted sequence
+--                    (12 digits) .. ':' .. buyer, so that among equal
+--                    maxima the EARLIER bid sorts highest (ZREVRANGE)
+--   standing  hash   buyer -> bidId of the bidder's standing bid
+--
+-- Prices: with a leader L and a runner-up R, the price is one increment
+-- above R's maximum, capped by L's maximum and never below L's own amount:
+--   price = max(L.amount, min(L.max, R.max + increment(R.max)))
+-- A lone bidder pays their own amount. The book alone determines the price,
+-- so replaying the bids rebuilds exactly the same state.
+
+local SEQ_BASE = 999999999999
+
+-- int(n): an integer as decimal text (tostring turns large numbers into 1e+15).
+local function int(n)
+  return string.format('%d', n)
+end
+
+-- increment(rule, price): the smallest raise over `price` the rule asks for.
+--   'abs:<minor units>' | 'pct:<basis points>' | 'tier:<from>:<step>,<from>:<step>,...'
+local function increment(rule, price)
+  local kind, rest = string.match(rule, '^(%a+):(.*)$')
+  if kind == 'abs' then return tonumber(rest) end
+  if kind == 'pct' then
+    local inc = math.ceil(price * tonumber(rest) / 10000)
+    if inc < 1 then inc = 1 end
+    return inc
+  end
+  local inc = 1
+  for from, step in string.gmatch(rest, '(%d+):(%d+)') do
+    if price >= tonumber(from) then inc = tonumber(step) else break end
+  end
+  return inc
+end
+
+local function parseBid(id, raw)
+  if not raw then return nil end
+  local buyer, amount, max, seq, status, at, bonus =
+    string.match(raw, '^([^|]*)|(%d+)|(%d+)|(%d+)|(%a+)|(%d+)|(%d+)$')
+  return { id = id, buyer = buyer, amount = tonumber(amount), max = tonumber(max), seq = tonumber(seq),
+    status = status, at = at, bonus = tonumber(bonus) }
+end
+
+local function encodeBid(b)
+  return b.buyer .. '|' .. int(b.amount) .. '|' .. int(b.max) .. '|' .. int(b.seq) .. '|' .. b.status .. '|' .. b.at .. '|' .. int(b.bonus)
+end
+
+local function memberOf(b)
+  return string.format('%012d', SEQ_BASE - b.seq) .. ':' .. b.buyer
+end
+
+-- readBid(bidsKey, id): the bid, or nil (id may be false: a missing hash field)
+local function readBid(bidsKey, id)
+  if not id then return nil end
+  return parseBid(id, redis.call('HGET', bidsKey, id))
+end
+
+-- ranking(bookKey, standingKey, bidsKey, from, count, skipBuyer): standing bids, best first.
+local function ranking(bookKey, standingKey, bidsKey, count, skipBuyer)
+  local out = {}
+  local members = redis.call('ZREVRANGE', bookKey, 0, count)
+  for _, m in ipairs(members) do
+    local buyer = string.sub(m, 14)
+    if buyer ~= skipBuyer then
+      out[#out + 1] = readBid(bidsKey, redis.call('HGET', standingKey, buyer))
+      if #out >= count then break end
+    end
+  end
+  return out
+end
+
+local function priceOf(rule, l, r)
+  if not l then return nil end
+  if not r then return l.amount end
+  local p = r.max + increment(rule, r.max)
+  if l.max < p then p = l.max end
+  if l.amount > p then p = l.amount end
+  return p
+end
+
+-- handleOf(salt, buyer): the anonymous handle bidders are shown as.
+local function handleOf(salt, buyer)
+  if buyer == '' then return '' end
+  return 'bidder-' .. string.sub(redis.sha1hex(salt .. ':' .. buyer), 1, 8)
+end
+
+-- refresh(K, rule): recomputes leader and price from the book, stores them.
+-- K = { auction =, bids =, book =, standing = }. Returns price ('' without bids), leader bid.
+local function refresh(K, rule)
+  local top = ranking(K.book, K.standing, K.bids, 2, nil)
+  local l = top[1]
+  if not l then
+    redis.call('HSET', K.auction, 'price', '', 'leader', '', 'leaderBid', '')
+    return '', nil
+  end
+  local price = priceOf(rule, l, top[2])
+  redis.call('HSET', K.auction, 'price', int(price), 'leader', l.buyer, 'leaderBid', l.id)
+  return price, l
+end
+
+-- nextMinimumOf(a): the lowest amount the next bid may offer.
+local function nextMinimumOf(price, startPrice, rule)
+  if price == '' or price == nil then return tonumber(startPrice) end
+  return tonumber(price) + increment(rule, tonumber(price))
+end
+
+-- publishLive(K, channel): pushes the auction's public state to every api node.
+local function publishLive(K, channel)
+  if channel == '' then return end
+  local a = redis.call('HMGET', K.auction, 'id', 'price', 'startPrice', 'rule', 'leader', 'endsAt', 'bidCount', 'status', 'reserve', 'salt')
+  local price = a[2]
+  local reserveMet = price ~= '' and tonumber(price) >= tonumber(a[9])
+  redis.call('PUBLISH', channel, 'auction/' .. a[1] .. ' {"auctionId":"' .. a[1] ..
+    '","price":' .. (price == '' and 'null' or price) ..
+    ',"nextMinimum":' .. int(nextMinimumOf(price, a[3], a[4])) ..
+    ',"leader":' .. (a[5] == '' and 'null' or ('"' .. handleOf(a[10], a[5]) .. '"')) ..
+    ',"endsAt":' .. a[6] .. ',"bidCount":' .. a[7] .. ',"status":"' .. a[8] ..
+    '","reserveMet":' .. tostring(reserveMet) .. '}')
+end
+
+-- emit(K, type, seq, now, data): appends one logged event to the outbox; its id is <auction>:<seq>.
+local function emit(K, auctionId, type, seq, now, data)
+  local id = auctionId .. ':' .. int(seq)
+  redis.call('XADD', K.outbox, '*', 'type', 'stampede.auction.' .. type .. '.v1', 'id', id, 'time', now,
+    'subject', auctionId, 'data', '{"auctionId":"' .. auctionId .. '","seq":' .. int(seq) .. ',' .. data .. '}')
+end
+
+-- offersOf(K, rule, reserve, maxOffers, skipBuyer): who is offered the lot, in order, and at what price.
+-- The leader pays the auction price; if they cannot pay, each next bidder is
+-- offered it at their own highest bid (a second-chance offer), stopping below
+-- the reserve. With skipBuyer (a buy-now winner, offered first by the caller)
+-- every entry is a second-chance offer.
+local function offersOf(K, rule, reserve, maxOffers, skipBuyer)
+  local r = ranking(K.book, K.standing, K.bids, maxOffers + 1, skipBuyer)
+  local parts = {}
+  for i = 1, math.min(#r, maxOffers) do
+    local price = r[i].max
+    if i == 1 and not skipBuyer then price = priceOf(rule, r[1], r[2]) end
+    if price < reserve then break end
+    parts[#parts + 1] = '{"buyerId":"' .. r[i].buyer .. '","bidId":"' .. r[i].id .. '","price":' .. int(price) ..
+      ',"bonus":' .. int(r[i].bonus) .. '}'
+  end
+  return parts
+end

@@ -1,0 +1,261 @@
+/**
+ * Every output code of every auction script, and the pricing rules, against a real Redis.
+ */
+import t from 'tap';
+import { createRedis } from '../../src/redis/client.js';
+import { auctionKeys, LIVE_CHANNEL } from '../../src/redis/keys.js';
+import {
+  BidCode, closeAuction, loadAuction, placeBid, promoteBid, readLiveAuction, retractBid, type AuctionTerms, type BidRequest,
+} from '../../src/redis/auction-scripts.js';
+import { newAuctionId, newBidId, newUserId } from '../../src/ids.js';
+import { testConfig, sleep } from '../helpers/system.js';
+
+const cfg = testConfig();
+const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'lua-auction-test' });
+t.teardown(() => redis.quit());
+
+async function auction(over: Partial<AuctionTerms> = {}): Promise<AuctionTerms> {
+  const now = Date.now();
+  const a: AuctionTerms = {
+    id: newAuctionId(), status: 'open', startsAt: now - 60_000, endsAt: now + 600_000, hardCloseAt: now + 1_200_000, softCloseMs: 10_000,
+    currency: 'EUR', startPrice: 1000, reservePrice: 0, buyNowPrice: null, rule: 'abs:100', salt: 'salt', promoter: false, ...over,
+  };
+  await loadAuction(redis, a);
+  return a;
+}
+
+const bid = (a: AuctionTerms, buyerId: string, amount: number, over: Partial<BidRequest> = {}): Promise<ReturnType<typeof placeBid> extends Promise<infer R> ? R : never> =>
+  placeBid(redis, {
+    auctionId: a.id, buyerId, amount, bidId: newBidId(a.id), rateMax: 1000, rateWindowMs: 1000, idempotencyTtlMs: 60_000, ...over,
+  });
+
+async function outboxTypes(a: AuctionTerms): Promise<string[]> {
+  const entries = await redis.xrange(auctionKeys.outbox(a.id), '-', '+');
+  return entries.map(([, f]) => f[f.indexOf('type') + 1]!.replace(/^stampede\.auction\.|\.v1$/g, ''));
+}
+
+async function lastEvent(a: AuctionTerms, type: string): Promise<any> {
+  const entries = await redis.xrange(auctionKeys.outbox(a.id), '-', '+');
+  const hit = entries.reverse().find(([, f]) => f[f.indexOf('type') + 1] === `stampede.auction.${type}.v1`);
+  return hit ? JSON.parse(hit[1][hit[1].indexOf('data') + 1]!) : undefined;
+}
+
+t.test('loadAuction creates once and leaves live state alone', async (t) => {
+  const a = await auction();
+  const u = newUserId();
+  t.equal((await bid(a, u, 1000)).code, BidCode.Accepted);
+  t.equal(await loadAuction(redis, { ...a, startPrice: 5 }), false);
+  const live = await readLiveAuction(redis, a.id);
+  t.equal(live?.startPrice, 1000);
+  t.equal(live?.price, 1000);
+  t.equal(live?.bidCount, 1);
+});
+
+t.test('placeBid: accepted, too low, not above own, unknown, not open, closed, rate limited, idempotency', async (t) => {
+  const a = await auction();
+  const [u1, u2] = [newUserId(), newUserId()];
+  t.match(await bid(a, u1, 999), { code: BidCode.TooLow, nextMinimum: 1000 }, 'below the starting price');
+  const first = await bid(a, u1, 1000);
+  t.match(first, { code: BidCode.Accepted, leading: true, currentPrice: 1000, nextMinimum: 1100, closed: false });
+  t.match(await bid(a, u2, 1099), { code: BidCode.TooLow, nextMinimum: 1100 });
+  const second = await bid(a, u2, 1100);
+  t.match(second, { code: BidCode.Accepted, leading: true, currentPrice: 1100 });
+  t.match(await bid(a, u2, 1200, { maxAmount: 1200 }), { code: BidCode.Accepted, leading: true, currentPrice: 1200 }, 'the leader may raise');
+  t.match(await bid(a, u2, 1300, { maxAmount: 1150 }), { code: BidCode.NotAboveOwn, ownMaximum: 1200 }, 'a max below own standing max');
+  t.match(await placeBid(redis, { auctionId: newAuctionId(), buyerId: u1, amount: 5, bidId: 'x', rateMax: 5, rateWindowMs: 1000, idempotencyTtlMs: 1000 }), { code: BidCode.UnknownAuction });
+
+  const later = await auction({ startsAt: Date.now() + 60_000 });
+  t.match(await bid(later, u1, 1000), { code: BidCode.NotOpenYet, startsAt: later.startsAt });
+  const over = await auction({ startsAt: Date.now() - 2000, endsAt: Date.now() - 1 });
+  t.match(await bid(over, u1, 1000), { code: BidCode.Closed, status: 'ended' }, 'past its end, before the scheduler closed it');
+
+  const limited = await auction();
+  const r1 = await bid(limited, u1, 1000, { rateMax: 1, rateWindowMs: 60_000 });
+  t.equal(r1.code, BidCode.Accepted);
+  const r2 = await bid(limited, u1, 2000, { rateMax: 1, rateWindowMs: 60_000 });
+  t.equal(r2.code, BidCode.RateLimited);
+  t.ok(r2.code === BidCode.RateLimited && r2.retryAfterMs > 0 && r2.retryAfterMs <= 60_000);
+
+  const idem = await auction();
+  const withKey = { idempotencyKey: 'k1', fingerprint: 'f1' };
+  const once = await bid(idem, u1, 1000, withKey);
+  const again = await bid(idem, u1, 1000, withKey);
+  t.equal(again.code, BidCode.Replayed);
+  t.equal(again.code === BidCode.Replayed && once.code === BidCode.Accepted && again.bidId, once.code === BidCode.Accepted && once.bidId);
+  t.match(await bid(idem, u1, 1500, { idempotencyKey: 'k1', fingerprint: 'f2' }), { code: BidCode.IdempotencyMismatch });
+  t.equal((await readLiveAuction(redis, idem.id))?.bidCount, 1, 'replays place nothing');
+});
+
+t.test('proxy bids: price one increment above the runner-up, ties to the earlier bid', async (t) => {
+  const a = await auction();
+  const [p, m, q] = [newUserId(), newUserId(), newUserId()];
+  t.match(await bid(a, p, 1000, { maxAmount: 5000 }), { leading: true, currentPrice: 1000 }, 'a lone proxy pays its amount');
+  t.match(await bid(a, m, 1100), { leading: false, currentPrice: 1200 }, 'a manual bid is outbid by the proxy at once');
+  t.match(await bid(a, m, 3000), { leading: false, currentPrice: 3100 });
+  t.match(await bid(a, q, 3200, { maxAmount: 5000 }), { leading: false, currentPrice: 5000 }, 'equal maxima: the earlier proxy leads');
+  const live = await readLiveAuction(redis, a.id);
+  t.equal(live?.leader, p);
+  t.match(await bid(a, m, 6000), { leading: true, currentPrice: 6000 }, 'above every maximum leads at its amount');
+  t.match(await bid(a, q, 6100, { maxAmount: 9000 }), { leading: true, currentPrice: 6100 });
+  t.match(await bid(a, m, 6200, { maxAmount: 7000 }), { leading: false, currentPrice: 7100 });
+});
+
+t.test('increment rules: percentage and tiered', async (t) => {
+  const pct = await auction({ rule: 'pct:500', startPrice: 1000 });
+  t.match(await bid(pct, newUserId(), 1000), { nextMinimum: 1050 });
+  t.match(await bid(pct, newUserId(), 1051), { nextMinimum: 1051 + 53 }, 'rounded up');
+  const tiers = await auction({ rule: 'tier:0:10,1000:50,5000:100', startPrice: 900 });
+  t.match(await bid(tiers, newUserId(), 900), { nextMinimum: 910 });
+  t.match(await bid(tiers, newUserId(), 1000), { nextMinimum: 1050 });
+  t.match(await bid(tiers, newUserId(), 5000), { nextMinimum: 5100 });
+});
+
+t.test('soft close: accepted bids extend to now + W, never past the hard cap; refused bids never', async (t) => {
+  const now = Date.now();
+  const a = await auction({ endsAt: now + 3000, softCloseMs: 10_000, hardCloseAt: now + 8000 });
+  const u = newUserId();
+  t.match(await bid(a, u, 500), { code: BidCode.TooLow });
+  t.equal((await readLiveAuction(redis, a.id))?.endsAt, a.endsAt, 'a refused bid extends nothing');
+  const r = await bid(a, u, 1000);
+  t.equal(r.code === BidCode.Accepted && r.endsAt, a.hardCloseAt, 'capped at the hard close');
+  t.equal((await readLiveAuction(redis, a.id))?.endsAt, a.hardCloseAt);
+  t.match(await lastEvent(a, 'extended'), { endsAt: a.hardCloseAt });
+
+  const b = await auction({ endsAt: now + 3000, softCloseMs: 5000, hardCloseAt: now + 600_000 });
+  const r2 = await bid(b, u, 1000);
+  t.ok(r2.code === BidCode.Accepted && r2.endsAt > b.endsAt && r2.endsAt <= Date.now() + 5000, 'extended to now + W');
+  const far = await auction({ endsAt: now + 600_000, softCloseMs: 5000 });
+  const r3 = await bid(far, u, 1000);
+  t.equal(r3.code === BidCode.Accepted && r3.endsAt, far.endsAt, 'a bid outside the window extends nothing');
+  t.notOk(await lastEvent(far, 'extended'));
+});
+
+t.test('buy-now closes at once for that bidder; a second buy-now is refused', async (t) => {
+  const a = await auction({ buyNowPrice: 9000, reservePrice: 5000 });
+  const [x, y, z] = [newUserId(), newUserId(), newUserId()];
+  await bid(a, z, 1000, { maxAmount: 4000 });
+  const [r1, r2] = await Promise.all([bid(a, x, 9500), bid(a, y, 9000)]);
+  const won = [r1, r2].filter((r) => r.code === BidCode.Accepted);
+  t.equal(won.length, 1, 'one buy-now wins');
+  t.match(won[0], { closed: true, leading: true, currentPrice: 9000 });
+  t.match([r1, r2].find((r) => r.code !== BidCode.Accepted), { code: BidCode.Closed, status: 'closed' });
+  const live = await readLiveAuction(redis, a.id);
+  t.match(live, { status: 'closed', closeReason: 'buy_now', price: 9000 });
+  const closed = await lastEvent(a, 'closed');
+  t.equal(closed.reason, 'buy_now');
+  t.equal(closed.offers.length, 1, 'the proxy below the reserve is not offered the lot');
+  t.match(closed.offers[0], { price: 9000, bonus: 0 });
+  t.same(await outboxTypes(a), ['bid_placed', 'bid_placed', 'outbid', 'closed']);
+});
+
+t.test('retractBid: falls back to the best remaining bid, refuses late, foreign or unknown bids', async (t) => {
+  const now = Date.now();
+  const a = await auction({ endsAt: now + 600_000, softCloseMs: 10_000 });
+  const [x, y] = [newUserId(), newUserId()];
+  const x1 = await bid(a, x, 1000);
+  const y1 = await bid(a, y, 1100, { maxAmount: 2000 });
+  const x2 = await bid(a, x, 2500);
+  t.match(x2, { leading: true, currentPrice: 2500 });
+  if (x1.code !== BidCode.Accepted || x2.code !== BidCode.Accepted || y1.code !== BidCode.Accepted) throw new Error('setup');
+  t.match(await retractBid(redis, a.id, y, x2.bidId), { code: BidCode.UnknownBid }, "another bidder's bid");
+  t.match(await retractBid(redis, a.id, x, newBidId(a.id)), { code: BidCode.UnknownBid });
+  t.match(await retractBid(redis, newAuctionId(), x, x2.bidId), { code: BidCode.UnknownAuction });
+  t.match(await retractBid(redis, a.id, x, x2.bidId), { code: BidCode.Accepted, price: 1100 }, 'x falls back to 1000; y leads one increment above it');
+  let live = await readLiveAuction(redis, a.id);
+  t.equal(live?.leader, y);
+  t.equal(live?.bidCount, 2);
+  t.match(await retractBid(redis, a.id, x, x2.bidId), { code: BidCode.Replayed }, 'retracting twice is harmless');
+  t.match(await retractBid(redis, a.id, y, y1.bidId), { code: BidCode.Accepted, price: 1000 });
+  live = await readLiveAuction(redis, a.id);
+  t.equal(live?.leader, x, 'the leader falls back to the best remaining bid');
+  t.match(await lastEvent(a, 'bid_retracted'), { bidId: y1.bidId, price: 1000, leader: x, fallbackBid: '' });
+  t.match(await retractBid(redis, a.id, x, x1.bidId), { code: BidCode.Accepted, price: null });
+  t.equal((await readLiveAuction(redis, a.id))?.leader, null);
+  t.equal(await redis.zcard(auctionKeys.book(a.id)), 0);
+
+  const late = await auction({ endsAt: Date.now() + 5000, softCloseMs: 10_000, hardCloseAt: Date.now() + 5000 });
+  const l1 = await bid(late, x, 1000);
+  if (l1.code !== BidCode.Accepted) throw new Error('setup');
+  t.match(await retractBid(redis, late.id, x, l1.bidId), { code: BidCode.TooLate });
+  t.match(await retractBid(redis, late.id, x, l1.bidId, true), { code: BidCode.Accepted }, 'an operator deleting the buyer may');
+  t.equal((await readLiveAuction(redis, late.id))?.endsAt, late.endsAt, 'never extends');
+  await closeAuction(redis, late.id, 'cancel');
+  t.match(await retractBid(redis, late.id, x, l1.bidId), { code: BidCode.Replayed });
+  const l2 = await bid(a, x, 1000);
+  await closeAuction(redis, a.id, 'cancel');
+  if (l2.code !== BidCode.Accepted) throw new Error('setup');
+  t.match(await retractBid(redis, a.id, x, l2.bidId), { code: BidCode.Closed, status: 'cancelled' });
+});
+
+t.test('promoteBid doubles a standing bid; refuses when off, closed, or not live', async (t) => {
+  const a = await auction({ promoter: true });
+  const [x, y] = [newUserId(), newUserId()];
+  const x1 = await bid(a, x, 1000);
+  const y1 = await bid(a, y, 1500);
+  if (x1.code !== BidCode.Accepted || y1.code !== BidCode.Accepted) throw new Error('setup');
+  t.match(await promoteBid(redis, a.id, x1.bidId, 1e12), { code: BidCode.Accepted, buyerId: x, added: 1000, price: 2000 });
+  const live = await readLiveAuction(redis, a.id);
+  t.equal(live?.leader, x, 'the doubled bid (2000) now leads');
+  t.match(await lastEvent(a, 'bid_doubled'), { bidId: x1.bidId, added: 1000, amount: 2000, bonus: 1000 });
+  const x2 = await bid(a, x, 2100);
+  t.match(x2, { code: BidCode.Accepted });
+  t.match(await promoteBid(redis, a.id, x1.bidId, 1e12), { code: BidCode.UnknownBid }, 'a superseded bid is not live');
+  t.match(await promoteBid(redis, a.id, newBidId(a.id), 1e12), { code: BidCode.UnknownBid });
+  if (x2.code !== BidCode.Accepted) throw new Error('setup');
+  t.match(await promoteBid(redis, a.id, x2.bidId, 3000), { code: BidCode.UnknownBid }, 'would pass the largest amount');
+  const off = await auction();
+  const o1 = await bid(off, x, 1000);
+  if (o1.code !== BidCode.Accepted) throw new Error('setup');
+  t.match(await promoteBid(redis, off.id, o1.bidId, 1e12), { code: BidCode.PromoterOff });
+  t.match(await promoteBid(redis, newAuctionId(), o1.bidId, 1e12), { code: BidCode.UnknownAuction });
+  await closeAuction(redis, a.id, 'cancel');
+  t.match(await promoteBid(redis, a.id, x2.bidId, 1e12), { code: BidCode.Closed, status: 'cancelled' });
+});
+
+t.test('closeAuction: not due, closes once with ordered offers above the reserve, then refuses bids', async (t) => {
+  const a = await auction({ endsAt: Date.now() + 400, softCloseMs: 0, reservePrice: 1500 });
+  const [x, y, z] = [newUserId(), newUserId(), newUserId()];
+  await bid(a, x, 1000, { maxAmount: 3000 });
+  await bid(a, y, 1200, { maxAmount: 2000 });
+  await bid(a, z, 1300);
+  t.match(await closeAuction(redis, a.id, 'time'), { code: BidCode.NotDue, endsAt: a.endsAt });
+  t.match(await closeAuction(redis, newAuctionId(), 'time'), { code: BidCode.UnknownAuction });
+  await sleep(450);
+  t.match(await closeAuction(redis, a.id, 'time'), { code: BidCode.Accepted, status: 'closed', price: 2100, leader: x, reserveMet: true });
+  t.match(await closeAuction(redis, a.id, 'time'), { code: BidCode.Replayed, status: 'closed' });
+  const ev = await lastEvent(a, 'closed');
+  t.same(ev.offers.map((o: any) => [o.buyerId, o.price]), [[x, 2100], [y, 2000]], 'y at its own highest bid; z (1300) is below the reserve');
+  t.match(await bid(a, z, 5000), { code: BidCode.Closed, status: 'closed' });
+
+  const unmet = await auction({ endsAt: Date.now() + 100, softCloseMs: 0, reservePrice: 99_999 });
+  await bid(unmet, x, 1000);
+  await sleep(150);
+  t.match(await closeAuction(redis, unmet.id, 'time'), { code: BidCode.Accepted, reserveMet: false });
+  t.same((await lastEvent(unmet, 'closed')).offers, []);
+  const empty = await auction({ endsAt: Date.now() + 50, softCloseMs: 0 });
+  await sleep(100);
+  t.match(await closeAuction(redis, empty.id, 'time'), { code: BidCode.Accepted, price: null, leader: '', reserveMet: false });
+
+  const cancelled = await auction();
+  await bid(cancelled, x, 1000);
+  t.match(await closeAuction(redis, cancelled.id, 'cancel'), { code: BidCode.Accepted, status: 'cancelled' });
+  t.same((await lastEvent(cancelled, 'cancelled')).bidders, [x]);
+  t.match(await closeAuction(redis, cancelled.id, 'time'), { code: BidCode.Replayed, status: 'cancelled' });
+});
+
+t.test('every change is published live with an anonymous leader handle', async (t) => {
+  const sub = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'lua-auction-sub', autoPipelining: false });
+  t.teardown(() => sub.quit());
+  const got: string[] = [];
+  sub.on('message', (_c: string, m: string) => got.push(m));
+  await sub.subscribe(LIVE_CHANNEL);
+  const a = await auction();
+  const x = newUserId();
+  await bid(a, x, 1000);
+  for (let i = 0; i < 50 && !got.some((m) => m.startsWith(`auction/${a.id} `)); i++) await sleep(20);
+  const msg = got.find((m) => m.startsWith(`auction/${a.id} `))!;
+  const data = JSON.parse(msg.slice(msg.indexOf(' ') + 1));
+  t.match(data, { auctionId: a.id, price: 1000, nextMinimum: 1100, bidCount: 1, status: 'open', reserveMet: true, endsAt: a.endsAt });
+  t.match(data.leader, /^bidder-[0-9a-f]{8}$/);
+  t.notOk(msg.includes(x), 'the buyer id is never published');
+});
