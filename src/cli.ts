@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
-import { startApi, startRelay, startWorker, type Role } from './roles.js';
+import { startApi, startRelay, startScheduler, startWorker, type Role } from './roles.js';
 import { createPool } from './db/pool.js';
 import { migrate } from './db/migrate.js';
 import { createRedis } from './redis/client.js';
@@ -122,7 +122,8 @@ const program = new Command('stampede').description('Flash-sale and auction engi
 program.command('api').description('serve the HTTP API').action(() => runRole('api', startApi));
 program.command('relay').description('relay outbox streams to RabbitMQ').action(() => runRole('relay', startRelay));
 program.command('worker').description('settle orders into Postgres').action(() => runRole('worker', startWorker));
-program.command('all').description('run api, relay and worker as supervised child processes').action(() => supervise(['api', 'relay', 'worker']));
+program.command('scheduler').description('close auctions when due and run the promoter').action(() => runRole('scheduler', startScheduler));
+program.command('all').description('run api, relay, worker and scheduler as supervised child processes').action(() => supervise(['api', 'relay', 'worker', 'scheduler']));
 
 program.command('migrate').description('apply database migrations').action(async () => {
   const cfg = config();

@@ -9,7 +9,10 @@ import { createPool, type Pool } from './db/pool.js';
 import { migrate } from './db/migrate.js';
 import { findOrder } from './db/orders.js';
 import { createRedis, type Redis } from './redis/client.js';
-import { STOCK_CHANNEL } from './redis/keys.js';
+import { STOCK_CHANNEL, USER_DELETED_CHANNEL } from './redis/keys.js';
+import { Auctions } from './domain/auctions.js';
+import { DeletedUsers } from './domain/deletion.js';
+import { Scheduler } from './scheduler.js';
 import { ApiKeys } from './auth/api-keys.js';
 import { createBuyerTokens } from './auth/tokens.js';
 import { Sales } from './domain/sales.js';
@@ -54,10 +57,23 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     idempotencyTtlMs: cfg.STAMPEDE_IDEMPOTENCY_TTL_MS,
     soldOutCacheMs: cfg.STAMPEDE_SOLD_OUT_CACHE_MS,
   }, (purchaseId) => findOrder(pool, purchaseId));
-  subscriber.on('message', (_channel: string, saleId: string) => purchases.soldOut.stockBack(saleId));
-  // Messages missed while disconnected are unknowable: forget everything cached.
-  subscriber.on('ready', () => purchases.soldOut.clear());
-  await subscriber.subscribe(STOCK_CHANNEL);
+  const auctions = new Auctions(pool, redis, {
+    rateMax: cfg.STAMPEDE_BID_RATE_MAX, rateWindowMs: cfg.STAMPEDE_BID_RATE_WINDOW_MS, idempotencyTtlMs: cfg.STAMPEDE_IDEMPOTENCY_TTL_MS,
+  });
+  const auctionsLoaded = await auctions.loadOpen();
+  const deletedUsers = new DeletedUsers();
+  subscriber.on('message', (channel: string, id: string) => {
+    if (channel === STOCK_CHANNEL) purchases.soldOut.stockBack(id);
+    else if (channel === USER_DELETED_CHANNEL) deletedUsers.add(id);
+  });
+  // Messages missed while disconnected are unknowable: forget the sold-out
+  // cache, and read the deleted buyers again.
+  subscriber.on('ready', () => {
+    purchases.soldOut.clear();
+    deletedUsers.load(redis).catch((err) => log.error({ err }, 'could not reload deleted buyers'));
+  });
+  await subscriber.subscribe(STOCK_CHANNEL, USER_DELETED_CHANNEL);
+  await deletedUsers.load(redis);
 
   let draining = false;
   const readiness = async () => {
@@ -84,14 +100,14 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const app = uWS.App();
   const http = new HttpServer(app, { log, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES });
   registerRoutes(http, {
-    pool, redis, tokens: createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS), apiKeys, sales, purchases,
+    pool, redis, tokens: createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS), apiKeys, sales, purchases, auctions, deletedUsers,
     ops: createOpsView(redis, link, cfg.topology), maxQuantity: cfg.STAMPEDE_MAX_QUANTITY, readiness,
   });
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(cfg.STAMPEDE_HTTP_HOST, cfg.STAMPEDE_HTTP_PORT, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.STAMPEDE_HTTP_HOST}:${cfg.STAMPEDE_HTTP_PORT}`))));
   });
   const port = uWS.us_socket_local_port(listenSocket as never);
-  log.info({ port, salesLoaded: loaded }, 'api listening');
+  log.info({ port, salesLoaded: loaded, auctionsLoaded }, 'api listening');
 
   return {
     port,
@@ -140,6 +156,26 @@ export async function startWorker(cfg: Config = loadConfig(), log: Logger = crea
       await worker.stop();
       await Promise.allSettled([pool.end(), redis.quit()]);
       log.info('worker stopped');
+    },
+  };
+}
+
+export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler }> {
+  const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
+  await migrate(cfg.STAMPEDE_DATABASE_URL, log);
+  const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-scheduler' });
+  const auctions = new Auctions(pool, redis, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 });
+  // Open auctions Redis lost come back, so their deadlines are known again.
+  await auctions.loadOpen();
+  const scheduler = new Scheduler({ redis, auctions, log, tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS });
+  scheduler.start();
+  log.info({ tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS }, 'scheduler running');
+  return {
+    scheduler,
+    async stop() {
+      await scheduler.stop();
+      await Promise.allSettled([pool.end(), redis.quit()]);
+      log.info('scheduler stopped');
     },
   };
 }

@@ -14,6 +14,19 @@ import type { Purchases } from '../domain/purchases.js';
 import type { HttpServer, Reply, RequestContext } from './server.js';
 import { compile, CURRENCY, MAX_AMOUNT, validate } from './validate.js';
 import type { OpsView } from './ops.js';
+import type { Auctions } from '../domain/auctions.js';
+import { deleteBuyer, type DeletedUsers } from '../domain/deletion.js';
+import { registerAuctionRoutes } from './auction-routes.js';
+
+/** What every route file shares: authentication, parameters, paging, idempotency. */
+export interface RouteKit {
+  buyerOf(ctx: RequestContext): string;
+  principalOf(ctx: RequestContext, roles: Principal['role'][]): Promise<Principal>;
+  idempotencyKeyOf(ctx: RequestContext): string | undefined;
+  idParam(value: string, re: RegExp, what: string): string;
+  pageOf(ctx: RequestContext, cursor: RegExp): { limit: number; after: string | undefined };
+  idempotent(ctx: RequestContext, p: Principal, body: unknown, run: () => Promise<Reply>): Promise<Reply>;
+}
 
 export interface RouteDeps {
   pool: Pool;
@@ -22,6 +35,8 @@ export interface RouteDeps {
   apiKeys: ApiKeys;
   sales: Sales;
   purchases: Purchases;
+  auctions: Auctions;
+  deletedUsers: DeletedUsers;
   ops: OpsView;
   maxQuantity: number;
   readiness: () => Promise<{ ok: boolean; checks: Record<string, string> }>;
@@ -86,7 +101,9 @@ export function registerRoutes(http: HttpServer, d: RouteDeps): void {
   const buyerOf = (ctx: RequestContext): string => {
     const m = /^Bearer ([A-Za-z0-9_\-.]{1,4096})$/.exec(ctx.authorization);
     if (!m) throw new AppError('UNAUTHORIZED', 'a bearer token is required', undefined, { 'WWW-Authenticate': 'Bearer' });
-    return d.tokens.verify(m[1]!);
+    const buyerId = d.tokens.verify(m[1]!);
+    if (d.deletedUsers.has(buyerId)) throw new AppError('UNAUTHORIZED', 'this buyer was deleted', undefined, { 'WWW-Authenticate': 'Bearer' });
+    return buyerId;
   };
   const principalOf = async (ctx: RequestContext, roles: Principal['role'][]): Promise<Principal> => {
     if (ctx.apiKey === '' || ctx.apiKey.length > 200) throw new AppError('UNAUTHORIZED', 'an X-Api-Key header is required');
@@ -106,7 +123,7 @@ export function registerRoutes(http: HttpServer, d: RouteDeps): void {
     if (!re.test(value)) throw new AppError('NOT_FOUND', `no such ${what}`);
     return value;
   };
-  const pageOf = (ctx: RequestContext): { limit: number; after: string | undefined } => {
+  const pageOf = (ctx: RequestContext, cursor: RegExp): { limit: number; after: string | undefined } => {
     const q = new URLSearchParams(ctx.query);
     const raw = q.get('limit') ?? '50';
     const limit = Number(raw);
@@ -114,7 +131,7 @@ export function registerRoutes(http: HttpServer, d: RouteDeps): void {
       throw new AppError('VALIDATION_FAILED', `limit must be an integer from 1 to ${MAX_PAGE}`, { errors: [{ path: 'query:limit', message: 'out of range' }] });
     }
     const after = q.get('after') ?? undefined;
-    if (after !== undefined && !SALE_ID.test(after)) throw new AppError('VALIDATION_FAILED', 'after must be a sale id', { errors: [{ path: 'query:after', message: 'is invalid' }] });
+    if (after !== undefined && !cursor.test(after)) throw new AppError('VALIDATION_FAILED', 'after is not a cursor this list gave', { errors: [{ path: 'query:after', message: 'is invalid' }] });
     return { limit, after };
   };
   /** Operator/seller creations honour Idempotency-Key through Postgres. */
@@ -183,6 +200,13 @@ export function registerRoutes(http: HttpServer, d: RouteDeps): void {
       return { status, body: { ...seller, apiKey: null } };
     });
   });
+  http.route('del', '/v1/buyers/:id', async (ctx) => {
+    await principalOf(ctx, ['operator']);
+    const userId = idParam(ctx.params[0]!, USER_ID, 'buyer');
+    const deletion = await deleteBuyer(d.pool, d.redis, d.auctions, userId);
+    d.deletedUsers.add(userId);
+    return { status: 200, body: deletion };
+  }, { body: false });
   http.route('get', '/v1/wallet', async (ctx) => ({ status: 200, body: await readWallet(d.pool, buyerOf(ctx)) }));
 
   // --- sales (operators and sellers) ----------------------------------------
@@ -192,7 +216,7 @@ export function registerRoutes(http: HttpServer, d: RouteDeps): void {
     return idempotent(ctx, p, body, async () => ({ status: 201, body: await d.sales.create(body, p) }));
   });
   http.route('get', '/v1/sales', async (ctx) => {
-    const { limit, after } = pageOf(ctx);
+    const { limit, after } = pageOf(ctx, SALE_ID);
     return { status: 200, body: await d.sales.listActive(limit, after) };
   });
   http.route('get', '/v1/sales/:id', async (ctx) => ({ status: 200, body: await d.sales.get(idParam(ctx.params[0]!, SALE_ID, 'sale')) }));
@@ -235,6 +259,8 @@ export function registerRoutes(http: HttpServer, d: RouteDeps): void {
     await principalOf(ctx, ['operator']);
     return { status: 200, body: await d.ops.queues() };
   });
+
+  registerAuctionRoutes(http, d, { buyerOf, principalOf, idempotencyKeyOf, idParam, pageOf, idempotent });
 
   http.fallback();
 }

@@ -42,3 +42,7 @@ export const STOCK_CHANNEL = 'stampede:stock-available';
  * auction scripts publish it in the same call that changes the auction.
  */
 export const LIVE_CHANNEL = 'stampede:live';
+/** Buyers an operator deleted: their tokens are refused on every api node. */
+export const DELETED_USERS = 'stampede:deleted-users';
+/** Pub/sub channel: a buyer was deleted (message: user id). */
+export const USER_DELETED_CHANNEL = 'stampede:user-deleted';

@@ -48,14 +48,14 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
     if (sup.exitCode === null) sup.kill('SIGKILL');
   });
 
-  // Three tsx processes starting on a loaded two-core CI machine can take a while.
-  const first = await waitFor('three children', async () => {
+  // Four tsx processes starting on a loaded two-core CI machine can take a while.
+  const first = await waitFor('four children', async () => {
     const kids = childrenOf(sup.pid!);
-    return kids.length === 3 && /orders worker consuming/.test(log) ? kids : undefined;
+    return kids.length === 4 && /orders worker consuming/.test(log) && /scheduler running/.test(log) ? kids : undefined;
   }, 60_000).catch((err: Error) => {
     throw new Error(`${err.message}\nsupervisor log:\n${log.slice(-3000)}`);
   });
-  t.same(first.map((c) => c.role).sort(), ['api', 'relay', 'worker']);
+  t.same(first.map((c) => c.role).sort(), ['api', 'relay', 'scheduler', 'worker']);
 
   const worker = first.find((c) => c.role === 'worker')!;
   process.kill(worker.pid, 'SIGKILL');
@@ -82,4 +82,5 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
   t.match(log, /api stopped/);
   t.match(log, /worker stopped/);
   t.match(log, /relay stopped/);
+  t.match(log, /scheduler stopped/);
 });

@@ -9,7 +9,8 @@ import { createLogger } from '../../src/log.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createRedis, type Redis } from '../../src/redis/client.js';
-import { startApi, startRelay, startWorker, type ApiHandle } from '../../src/roles.js';
+import { startApi, startRelay, startScheduler, startWorker, type ApiHandle } from '../../src/roles.js';
+import type { Scheduler } from '../../src/scheduler.js';
 import { createBuyerTokens } from '../../src/auth/tokens.js';
 import { createBuyers, creditWallet } from '../../src/domain/buyers.js';
 import { Sales, type NewSale, type SaleView } from '../../src/domain/sales.js';
@@ -96,6 +97,7 @@ export interface System {
   operator(path: string, init?: RequestInit): Promise<HttpAnswer>;
   startRelay(): Promise<() => Promise<void>>;
   startWorker(): Promise<() => Promise<void>>;
+  startScheduler(): Promise<{ scheduler: Scheduler; stop: () => Promise<void> }>;
   /** Waits until no purchase of the sale is pending (every accepted one settled). */
   drained(saleId: string, timeoutMs?: number): Promise<void>;
 }
@@ -104,6 +106,7 @@ export interface BootOptions {
   api?: boolean;
   relay?: boolean;
   worker?: boolean;
+  scheduler?: boolean;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -183,6 +186,12 @@ export async function boot(t: Test, o: BootOptions = {}): Promise<System> {
       stops.push(stop);
       return stop;
     },
+    async startScheduler() {
+      const s = await startScheduler(cfg, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler'));
+      const stop = () => s.stop();
+      stops.push(stop);
+      return { scheduler: s.scheduler, stop };
+    },
     async drained(saleId, timeoutMs = 60_000) {
       await waitFor(`sale ${saleId} to settle`, async () => {
         const live = await readLiveSale(redis, saleId);
@@ -192,6 +201,7 @@ export async function boot(t: Test, o: BootOptions = {}): Promise<System> {
   };
   if (o.relay) await sys.startRelay();
   if (o.worker) await sys.startWorker();
+  if (o.scheduler) await sys.startScheduler();
   return sys;
 }
 
