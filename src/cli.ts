@@ -17,6 +17,7 @@ import { createBuyerTokens } from './auth/tokens.js';
 import { ApiKeys, newApiKey } from './auth/api-keys.js';
 import { USER_ID } from './ids.js';
 import { seedDemo } from './demo.js';
+import { Auctions } from './domain/auctions.js';
 import { seed } from './seed.js';
 import cliProgress from 'cli-progress';
 
@@ -222,7 +223,8 @@ program
   .option('--tokens <file>', 'tokens file (userId token per line)', 'load/results/tokens.txt')
   .option('--opens-in <seconds>', 'seconds until the sale opens', (v) => Number(v), 0)
   .option('--duration <seconds>', 'how long the sale stays open', positive, 6 * 3600)
-  .action(async (o: { buyers: number; stock: number; limit: number; price: number; currency: string; funds: number; tokens: string; opensIn: number; duration: number }) => {
+  .option('--auction', 'also create one open auction for the same window (for load/k6/bid-war.js)', false)
+  .action(async (o: { buyers: number; stock: number; limit: number; price: number; currency: string; funds: number; tokens: string; opensIn: number; duration: number; auction: boolean }) => {
     const cfg = config();
     await migrate(cfg.STAMPEDE_DATABASE_URL, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'seed'));
     const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 5);

@@ -13,12 +13,13 @@ import { Counter } from 'k6/metrics';
 import { SharedArray } from 'k6/data';
 import exec from 'k6/execution';
 
-/** @type {{ connections: number, thresholds: { p99Ms: number, maxErrorRate: number }, expectedStatuses: number[], purchaseSpike: { startRate: number, targetRate: number, rampSeconds: number, holdSeconds: number, preAllocatedVUs: number, maxVUs: number }, soak: { rate: number, durationMinutes: number, preAllocatedVUs: number, maxVUs: number }, flashSale: { stock: number, buyers: number } }} */
+/** @type {{ connections: number, bidWar: { startPrice: number, increment: number, rate: number, holdSeconds: number, preAllocatedVUs: number, maxVUs: number }, thresholds: { p99Ms: number, maxErrorRate: number }, expectedStatuses: number[], purchaseSpike: { startRate: number, targetRate: number, rampSeconds: number, holdSeconds: number, preAllocatedVUs: number, maxVUs: number }, soak: { rate: number, durationMinutes: number, preAllocatedVUs: number, maxVUs: number }, flashSale: { stock: number, buyers: number } }} */
 export const scenarios = JSON.parse(open('../scenarios.json'));
 
 export const TARGET_URL = __ENV.TARGET_URL || 'http://127.0.0.1:8080';
 export const SALE_ID = __ENV.SALE_ID || '';
-if (!SALE_ID) throw new Error('SALE_ID is required (printed by `stampede seed`)');
+export const AUCTION_ID = __ENV.AUCTION_ID || '';
+if (!SALE_ID && !AUCTION_ID) throw new Error('SALE_ID (or AUCTION_ID for bid-war.js) is required (printed by `stampede seed`)');
 
 /** Tokens, one per buyer, shared read-only between VUs. */
 export const tokens = new SharedArray('tokens', () =>

@@ -13,7 +13,7 @@ const k6Dir = join(projectRoot, 'load', 'k6');
 
 t.test('the k6 scripts type-check against @types/k6', async (t) => {
   const scripts = readdirSync(k6Dir).filter((f) => f.endsWith('.js'));
-  t.ok(['purchase-spike.js', 'sold-out-storm.js', 'soak.js'].every((s) => scripts.includes(s)), 'all three scripts exist');
+  t.ok(['purchase-spike.js', 'sold-out-storm.js', 'soak.js', 'bid-war.js'].every((s) => scripts.includes(s)), 'all four scripts exist');
   const r = spawnSync(process.execPath, [tsc, '-p', join(k6Dir, 'tsconfig.json')], { encoding: 'utf8' });
   t.equal(r.status, 0, r.stdout + r.stderr);
 });

@@ -1,0 +1,85 @@
+/**
+ * The bid-war phase of `npm run bench`: every bidder on ONE hot auction.
+ * Each request bids one increment above the last amount sent, so arrivals
+ * overtake one another as in a real war: the later-sent higher bids win, the
+ * overtaken ones get BID_TOO_LOW. After the run, the auction's invariant:
+ * the leader holds the highest accepted bid (earliest among equals), the
+ * price is that bid, and every 202 is one stored bid.
+ */
+import autocannon from 'autocannon';
+import type { Redis } from 'ioredis';
+import { auctionKeys } from '../../src/redis/keys.js';
+import { parseStoredBid } from '../../src/redis/auction-scripts.js';
+
+export interface BidWarOptions {
+  url: string;
+  auctionId: string;
+  tokens: string[];
+  connections: number;
+  durationS: number;
+  startPrice: number;
+  increment: number;
+}
+
+export interface BidWarResult {
+  requests: number;
+  durationS: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  max: number;
+  statuses: Record<string, number>;
+  violations: string[];
+  acceptedBids: number;
+}
+
+export async function runBidWar(redis: Redis, o: BidWarOptions): Promise<BidWarResult> {
+  let i = 0;
+  let amount = o.startPrice;
+  const path = `/v1/auctions/${o.auctionId}/bids`;
+  const r = await autocannon({
+    url: o.url,
+    connections: o.connections,
+    pipelining: 1,
+    duration: o.durationS,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    requests: [
+      {
+        setupRequest: (req: any) => {
+          const token = o.tokens[i++ % o.tokens.length]!;
+          const body = `{"amount":${amount}}`;
+          amount += o.increment;
+          return { ...req, path, body, headers: { ...req.headers, authorization: `Bearer ${token}` } };
+        },
+      },
+    ],
+  } as autocannon.Options);
+  const statuses: Record<string, number> = {};
+  for (const [code, v] of Object.entries((r as any).statusCodeStats ?? {})) statuses[code] = (v as { count: number }).count;
+  if (r.errors > 0) statuses.errors = r.errors;
+  if (r.timeouts > 0) statuses.timeouts = r.timeouts;
+
+  // --- invariants: read the auction back from Redis -----------------------------
+  const violations: string[] = [];
+  const live = await redis.hgetall(auctionKeys.auction(o.auctionId));
+  const bids = Object.entries(await redis.hgetall(auctionKeys.bids(o.auctionId))).map(([id, raw]) => parseStoredBid(id, raw));
+  const active = bids.filter((b) => b.status === 'active');
+  const accepted202 = statuses['202'] ?? 0;
+  // A duration-bound run ends with up to one request per connection in flight.
+  if (bids.length < accepted202 || bids.length > accepted202 + o.connections) {
+    violations.push(`bid war: ${bids.length} stored bids for ${accepted202} answers 202`);
+  }
+  if (active.length > 0) {
+    const top = Math.max(...active.map((b) => b.maxAmount));
+    const leader = active.filter((b) => b.maxAmount === top).sort((a, b) => a.seq - b.seq)[0]!;
+    if (live.leaderBid !== leader.bidId) violations.push(`bid war: leader ${live.leaderBid} is not the highest bid ${leader.bidId}`);
+    if (Number(live.price) !== leader.amount) violations.push(`bid war: price ${live.price} is not the leading amount ${leader.amount}`);
+    if (Number(live.bidCount) !== active.length) violations.push(`bid war: bidCount ${live.bidCount} vs ${active.length} stored`);
+  }
+  for (const code of Object.keys(statuses)) if (/^5|errors|timeouts/.test(code)) violations.push(`bid war: ${code} answers`);
+  return {
+    requests: r.requests.total, durationS: r.duration, rps: Math.round(r.requests.total / r.duration), p50: r.latency.p50, p99: r.latency.p99,
+    max: r.latency.max, statuses, violations, acceptedBids: bids.length,
+  };
+}

@@ -1,0 +1,78 @@
+// @ts-check
+/**
+ * Bid war: every bidder on ONE hot auction, at a constant arrival rate. Each
+ * iteration bids one increment above the previous iteration's amount, so
+ * bids overtake each other in flight: the overtaken ones get BID_TOO_LOW
+ * (an answer, not an error). Create the auction with `stampede seed
+ * --auction` (it prints AUCTION_ID) or POST /v1/auctions.
+ *
+ *   k6 run -e AUCTION_ID=auc_... load/k6/bid-war.js
+ *
+ * Read the summary: http_req_duration p(99) is the bid latency; bid_accepted
+ * / bid_too_low show how fierce the war was; bid_5xx and bid_other_refusal
+ * must stay 0. Afterwards GET /v1/auctions/$AUCTION_ID: the leader holds
+ * the highest bid.
+ */
+import http from 'k6/http';
+import { check } from 'k6';
+import { Counter } from 'k6/metrics';
+import exec from 'k6/execution';
+import { AUCTION_ID, scenarios, TARGET_URL, tokens } from './lib.js';
+
+const war = scenarios.bidWar;
+const outcomes = {
+  accepted: new Counter('bid_accepted'),
+  tooLow: new Counter('bid_too_low'),
+  rateLimited: new Counter('bid_rate_limited'),
+  closed: new Counter('bid_auction_closed'),
+  otherRefusal: new Counter('bid_other_refusal'),
+  serverError: new Counter('bid_5xx'),
+};
+
+/** @type {import('k6/options').Options} */
+export const options = {
+  scenarios: {
+    war: {
+      executor: 'constant-arrival-rate',
+      rate: war.rate,
+      timeUnit: '1s',
+      duration: `${war.holdSeconds}s`,
+      preAllocatedVUs: war.preAllocatedVUs,
+      maxVUs: war.maxVUs,
+    },
+  },
+  thresholds: {
+    http_req_duration: [`p(99)<${scenarios.thresholds.p99Ms}`],
+    http_req_failed: [`rate<${scenarios.thresholds.maxErrorRate}`],
+    bid_5xx: ['count==0'],
+    bid_other_refusal: ['count==0'],
+    bid_accepted: ['count>0'],
+  },
+};
+
+http.setResponseCallback(http.expectedStatuses(...scenarios.expectedStatuses));
+
+export default function () {
+  if (!AUCTION_ID) throw new Error('AUCTION_ID is required');
+  const n = exec.scenario.iterationInTest;
+  const res = http.post(`${TARGET_URL}/v1/auctions/${AUCTION_ID}/bids`, JSON.stringify({ amount: war.startPrice + n * war.increment }), {
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[n % tokens.length]}` },
+    tags: { name: 'bid' },
+  });
+  if (res.status === 202) outcomes.accepted.add(1);
+  else if (res.status >= 500) outcomes.serverError.add(1);
+  else {
+    /** @type {string | undefined} */
+    let code;
+    try {
+      code = /** @type {{ code?: string }} */ (res.json()).code;
+    } catch (_) {
+      code = undefined;
+    }
+    if (code === 'BID_TOO_LOW') outcomes.tooLow.add(1);
+    else if (code === 'RATE_LIMITED') outcomes.rateLimited.add(1);
+    else if (code === 'AUCTION_CLOSED') outcomes.closed.add(1);
+    else outcomes.otherRefusal.add(1);
+  }
+  check(res, { 'expected status': (r) => scenarios.expectedStatuses.includes(r.status) });
+}
