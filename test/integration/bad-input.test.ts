@@ -8,9 +8,9 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { createSigner } from 'fast-jwt';
 import { boot, call, OPERATOR_KEY, type HttpAnswer } from '../helpers/system.js';
-import { chunk, rawRequest, type RawAnswer } from '../helpers/bad-raw-http.js';
+import { chunk, rawRequest } from '../helpers/bad-raw-http.js';
+import { badCredentials, contentTypeOf, problem, type Answer } from '../helpers/problem.js';
 import { readLiveSale } from '../../src/redis/sale-scripts.js';
 import { saleKeys } from '../../src/redis/keys.js';
 
@@ -77,28 +77,6 @@ async function unchanged(t: Test, bad: () => Promise<void>): Promise<void> {
   t.equal(health.status, 200, 'GET /healthz is still 200');
 }
 
-// --- what "a precise error" means -------------------------------------------
-type Answer = HttpAnswer | RawAnswer;
-const contentTypeOf = (a: Answer) => (a.headers instanceof Headers ? a.headers.get('content-type') : a.headers['content-type']);
-
-function problem(t: Test, a: Answer, status: number, code: string, what: string, errorPath?: string): void {
-  const got: Record<string, unknown> = {
-    status: a.status,
-    contentType: contentTypeOf(a),
-    code: typeof a.body === 'object' && a.body !== null ? a.body.code : a.body,
-    bodyStatus: typeof a.body === 'object' && a.body !== null ? a.body.status : undefined,
-  };
-  const want: Record<string, unknown> = { status, contentType: 'application/problem+json', code, bodyStatus: status };
-  if (errorPath !== undefined) {
-    const paths = Array.isArray(a.body?.errors) ? (a.body.errors as { path: string }[]).map((e) => e.path) : [];
-    got.errorsName = paths.includes(errorPath) ? errorPath : paths;
-    want.errorsName = errorPath;
-  }
-  t.same(got, want, `${what} -> ${status} ${code}`);
-  const text = JSON.stringify(a.body ?? '');
-  if (/\bat .+:\d+:\d+/.test(text) || /"stack"/.test(text)) t.fail(`${what}: the answer carries a stack trace: ${text}`);
-}
-
 const buy = (body: unknown, headers: Record<string, string> = {}, url = purchasesUrl) =>
   call(url, {
     method: 'POST',
@@ -111,37 +89,7 @@ async function normalPurchaseWorks(t: Test): Promise<void> {
   t.equal(ok.status, 202, 'a normal purchase is still accepted afterwards');
 }
 
-// --- tokens -----------------------------------------------------------------
-const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
-const sign = (payload: Record<string, unknown>, key = sys.cfg.STAMPEDE_JWT_SECRET, algorithm: 'HS256' | 'HS512' = 'HS256') =>
-  createSigner({ key, algorithm })(payload);
-const badTokens: [string, string][] = [
-  ['expired (exp a minute ago)', sign({ sub: buyer, iat: nowS() - 3600, exp: nowS() - 60 })],
-  ['expired (expiresIn from a past clock)', createSigner({ key: sys.cfg.STAMPEDE_JWT_SECRET, expiresIn: 60_000, clockTimestamp: Date.now() - 3_600_000 })({ sub: buyer })],
-  ['forged (another secret)', sign({ sub: buyer, exp: nowS() + 3600 }, 'another-secret-that-is-long-enough-0123456789')],
-  ['alg none', `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: buyer, exp: nowS() + 3600 })}.`],
-  ['alg none with a stolen signature', `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: buyer, exp: nowS() + 3600 })}.${token.split('.')[2]}`],
-  ['HS512 with the right secret (algorithm not allowed)', sign({ sub: buyer, exp: nowS() + 3600 }, sys.cfg.STAMPEDE_JWT_SECRET, 'HS512')],
-  ['sub is not a user id', sign({ sub: 'admin', exp: nowS() + 3600 })],
-  ['sub is a number', sign({ sub: 12345, exp: nowS() + 3600 })],
-  ['sub is a sale id', sign({ sub: sale.id, exp: nowS() + 3600 })],
-  ['no sub', sign({ exp: nowS() + 3600 })],
-  ['no exp', sign({ sub: buyer })],
-  ['payload tampered (sub swapped, old signature)', `${token.split('.')[0]}.${b64({ sub: buyers[23], exp: nowS() + 3600 })}.${token.split('.')[2]}`],
-  ['garbage', 'garbage'],
-  ['three empty parts', '..'],
-  ['not base64 JSON', 'abc.def.ghi'],
-];
-const badAuthorizations: [string, string | undefined][] = [
-  ['missing Authorization', undefined],
-  ['Bearer garbage', 'Bearer garbage'],
-  ['Bearer with nothing', 'Bearer '],
-  ['lower-case scheme and a valid token', `bearer ${token}`],
-  ['Basic scheme', `Basic ${Buffer.from('user:pass').toString('base64')}`],
-  ['the token without a scheme', token],
-  ['a token over 4096 characters', `Bearer ${'a'.repeat(5000)}`],
-  ...badTokens.map(([what, tok]): [string, string] => [`Bearer ${what}`, `Bearer ${tok}`]),
-];
+const { badTokens, badAuthorizations } = badCredentials(sys.cfg.STAMPEDE_JWT_SECRET, buyer, buyers[23]!, sale.id);
 
 // =============================================================================
 
