@@ -1,7 +1,9 @@
 --[[
   promoteBid: the promoter doubles one live bid for its lucky bidder.
 
-  The bid must be a standing bid of an open auction whose promoter is on.
+  The bid must be a standing bid of an open auction whose promoter is on,
+  and its bidder not yet lucky in this auction (one doubling per bidder:
+  the bonus stays with the bidder's later bids).
   Its amount doubles; its maximum grows by the same amount; the bidder's
   bonus (what the house pays if they win) grows by it too. Leader and price
   are recomputed as for any bid. Doubling never extends the close.
@@ -12,7 +14,7 @@
   Output:
     { 1, buyerId, added, price }   doubled
     {-3, status }   auction closed      {-6 }  auction unknown
-    {-9 }           not a live bid (retracted, superseded, or too large to double)
+    {-9 }           not a live bid (retracted, superseded, already doubled, or too large to double)
     {-10 }          the promoter is off for this auction
 ]]
 --@include nowMs
@@ -26,7 +28,7 @@ if a[2] ~= 'open' then return { -3, a[2] } end
 if tonumber(now) >= tonumber(a[3]) then return { -3, 'ended' } end
 if a[5] ~= '1' then return { -10 } end
 local bid = readBid(K.bids, ARGV[1])
-if not bid or bid.status ~= 'active' or redis.call('HGET', K.standing, bid.buyer) ~= bid.id then return { -9 } end
+if not bid or bid.status ~= 'active' or bid.bonus > 0 or redis.call('HGET', K.standing, bid.buyer) ~= bid.id then return { -9 } end
 local added = bid.amount
 if bid.max + added > tonumber(ARGV[3]) then return { -9 } end
 

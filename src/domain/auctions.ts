@@ -352,12 +352,12 @@ export class Auctions {
     return retracted;
   }
 
-  /** Standing bids of an auction (the promoter's candidates). */
+  /** Standing bids of bidders not yet lucky (the promoter's candidates). */
   async standingBids(auctionId: string): Promise<StoredBid[]> {
     const standing = await this.redis.hvals(auctionKeys.standing(auctionId));
     if (standing.length === 0) return [];
     const raw = await this.redis.hmget(auctionKeys.bids(auctionId), ...standing);
-    return standing.flatMap((id, i) => (raw[i] ? [parseStoredBid(id, raw[i]!)] : [])).filter((b) => b.status === 'active');
+    return standing.flatMap((id, i) => (raw[i] ? [parseStoredBid(id, raw[i]!)] : [])).filter((b) => b.status === 'active' && b.bonus === 0);
   }
 
   async promoterOf(auctionId: string): Promise<PromoterSettings | null> {

@@ -199,10 +199,12 @@ t.test('promoteBid doubles a standing bid; refuses when off, closed, or not live
   t.match(await lastEvent(a, 'bid_doubled'), { bidId: x1.bidId, added: 1000, amount: 2000, bonus: 1000 });
   const x2 = await bid(a, x, 2100);
   t.match(x2, { code: BidCode.Accepted });
+  if (x2.code !== BidCode.Accepted || y1.code !== BidCode.Accepted) throw new Error('setup');
+  t.match(await promoteBid(redis, a.id, x2.bidId, 1e12), { code: BidCode.UnknownBid }, 'a lucky bidder is not doubled twice (the bonus carried to their new bid)');
+  t.equal((await lastEvent(a, 'bid_placed')).bidId, x2.bidId);
+  t.match(await promoteBid(redis, a.id, y1.bidId, 2999), { code: BidCode.UnknownBid }, 'would pass the largest amount');
   t.match(await promoteBid(redis, a.id, x1.bidId, 1e12), { code: BidCode.UnknownBid }, 'a superseded bid is not live');
   t.match(await promoteBid(redis, a.id, newBidId(a.id), 1e12), { code: BidCode.UnknownBid });
-  if (x2.code !== BidCode.Accepted) throw new Error('setup');
-  t.match(await promoteBid(redis, a.id, x2.bidId, 3000), { code: BidCode.UnknownBid }, 'would pass the largest amount');
   const off = await auction();
   const o1 = await bid(off, x, 1000);
   if (o1.code !== BidCode.Accepted) throw new Error('setup');
