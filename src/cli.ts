@@ -239,8 +239,16 @@ program
       onProgress: progress.update,
     });
     progress.stop();
+    const auction = o.auction
+      ? await new Auctions(pool, redis, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 }).create({
+        title: 'Load-test lot', currency: o.currency, startPrice: Math.max(1, o.price), startsAt: new Date(startsAt).toISOString(),
+        endsAt: new Date(startsAt + o.duration * 1000).toISOString(), softCloseSeconds: 0, increment: { type: 'absolute', amount: 1 },
+      }, { role: 'operator', userId: null })
+      : undefined;
     await Promise.all([pool.end(), redis.quit()]);
-    process.stdout.write(JSON.stringify({ saleId: result.sale.id, buyers: o.buyers, tokens: o.tokens, seconds: (Date.now() - started) / 1000 }) + '\n');
+    process.stdout.write(JSON.stringify({
+      saleId: result.sale.id, ...(auction ? { auctionId: auction.id } : {}), buyers: o.buyers, tokens: o.tokens, seconds: (Date.now() - started) / 1000,
+    }) + '\n');
   });
 
 program.parseAsync().catch((err) => {

@@ -7,16 +7,18 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/paths.js';
+import { seedDemo } from '../../src/demo.js';
 import { createBuyerTokens } from '../../src/auth/tokens.js';
 import { boot, TEST_ENV } from '../helpers/system.js';
 
 t.test('seed creates funded buyers, a sale and a tokens file, and can be re-run', async (t) => {
   const sys = await boot(t, { api: false });
   const dir = t.testdir({});
-  const runs: { saleId: string; buyers: number; tokens: string }[] = [];
+  const runs: { saleId: string; auctionId?: string; buyers: number; tokens: string }[] = [];
   for (const run of [1, 2]) {
     const tokens = join(dir, `tokens-${run}.txt`);
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'seed', '--buyers', '1500', '--stock', '7', '--limit', '2', '--funds', '4200', '--tokens', tokens], {
+    const auction = run === 2 ? ['--auction'] : [];
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'seed', '--buyers', '1500', '--stock', '7', '--limit', '2', '--funds', '4200', '--tokens', tokens, ...auction], {
       cwd: projectRoot, env: TEST_ENV, encoding: 'utf8', timeout: 120_000,
     });
     t.equal(r.status, 0, r.stderr);
@@ -24,6 +26,9 @@ t.test('seed creates funded buyers, a sale and a tokens file, and can be re-run'
     runs.push(JSON.parse(r.stdout.trim().split('\n').pop()!));
   }
   t.not(runs[0]!.saleId, runs[1]!.saleId, 'each run makes its own sale');
+  t.notOk(runs[0]!.auctionId, 'no auction unless asked');
+  const { rows: [auction] } = await sys.pool.query('SELECT status, start_price::int AS price FROM auctions WHERE id = $1', [runs[1]!.auctionId]);
+  t.same(auction, { status: 'open', price: 100 }, '--auction creates an open auction for the bid war');
 
   const lines = readFileSync(runs[1]!.tokens, 'utf8').trim().split('\n');
   t.equal(lines.length, 1500);
@@ -50,4 +55,16 @@ t.test('seed creates funded buyers, a sale and a tokens file, and can be re-run'
   const bad = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'seed', '--buyers', '-3'], { cwd: projectRoot, env: TEST_ENV, encoding: 'utf8' });
   t.not(bad.status, 0, 'a bad option is refused');
   t.match(bad.stderr, /positive integer/);
+});
+
+t.test('the npm start demo: a sale, an auction and three funded buyers, reused on a re-run', async (t) => {
+  const sys = await boot(t, { api: false });
+  const first = await seedDemo(sys.cfg, sys.pool, sys.redis);
+  const second = await seedDemo(sys.cfg, sys.pool, sys.redis);
+  const ids = (text: string, re: RegExp) => [...text.matchAll(re)].map((m) => m[1]);
+  t.same(ids(second, /sale (sal_\w+)/g).slice(0, 1), ids(first, /sale (sal_\w+)/g).slice(0, 1), 'the same sale');
+  t.same(ids(second, /auction (auc_\w+)/g).slice(0, 1), ids(first, /auction (auc_\w+)/g).slice(0, 1), 'the same auction');
+  const auctionId = ids(first, /auction (auc_\w+)/g)[0]!;
+  t.ok(await sys.redis.exists(`{auction:${auctionId}}`), 'the auction is live in Redis');
+  t.match(first, /curl -s -X POST .*\/v1\/auctions\/auc_\w+\/bids/);
 });
