@@ -17,7 +17,7 @@ import http from 'k6/http';
 import { check } from 'k6';
 import { Counter } from 'k6/metrics';
 import exec from 'k6/execution';
-import { AUCTION_ID, scenarios, TARGET_URL, tokens } from './lib.js';
+import { AUCTION_ID, problemCode, scenarios, TARGET_URL, tokens } from './lib.js';
 
 const war = scenarios.bidWar;
 const outcomes = {
@@ -62,13 +62,7 @@ export default function () {
   if (res.status === 202) outcomes.accepted.add(1);
   else if (res.status >= 500) outcomes.serverError.add(1);
   else {
-    /** @type {string | undefined} */
-    let code;
-    try {
-      code = /** @type {{ code?: string }} */ (res.json()).code;
-    } catch (_) {
-      code = undefined;
-    }
+    const code = problemCode(res);
     if (code === 'BID_TOO_LOW') outcomes.tooLow.add(1);
     else if (code === 'RATE_LIMITED') outcomes.rateLimited.add(1);
     else if (code === 'AUCTION_CLOSED') outcomes.closed.add(1);

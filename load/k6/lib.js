@@ -52,6 +52,19 @@ export function thresholds() {
 // 202, 409 and 429 are answers, not failures.
 http.setResponseCallback(http.expectedStatuses(...scenarios.expectedStatuses));
 
+/**
+ * The machine code of a problem+json answer, or undefined.
+ * @param {import('k6/http').RefinedResponse<any>} res
+ * @returns {string | undefined}
+ */
+export function problemCode(res) {
+  try {
+    return /** @type {{ code?: string }} */ (res.json()).code;
+  } catch (_) {
+    return undefined;
+  }
+}
+
 /** One purchase by the buyer of this iteration (distinct buyers, in order). */
 export function purchase() {
   const i = exec.scenario.iterationInTest % tokens.length;
@@ -62,14 +75,7 @@ export function purchase() {
   if (res.status === 202) outcomes.accepted.add(1);
   else if (res.status >= 500) outcomes.serverError.add(1);
   else {
-    /** @type {string | undefined} */
-    let code;
-    try {
-      const body = /** @type {{ code?: string }} */ (res.json());
-      code = body.code;
-    } catch (_) {
-      code = undefined;
-    }
+    const code = problemCode(res);
     if (code === 'SOLD_OUT') outcomes.soldOut.add(1);
     else if (code === 'LIMIT_REACHED') outcomes.limitReached.add(1);
     else if (code === 'PURCHASE_IN_PROGRESS') outcomes.inProgress.add(1);

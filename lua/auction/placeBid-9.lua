@@ -35,6 +35,7 @@
     {-7, bidId }           idempotency key reused with another body
 ]]
 --@include nowMs
+--@include rateLimit
 --@include auctionBook
 
 local K = { auction = KEYS[1], bids = KEYS[2], book = KEYS[3], standing = KEYS[4], outbox = KEYS[9] }
@@ -65,16 +66,8 @@ local a = redis.call('HMGET', K.auction, 'id', 'status', 'startsAt', 'endsAt', '
 if not a[1] then return { -6 } end
 local auctionId, rule = a[1], a[10]
 
-local attempts = redis.call('INCR', KEYS[7])
-if attempts == 1 then redis.call('PEXPIRE', KEYS[7], ARGV[7]) end
-if attempts > tonumber(ARGV[6]) then
-  local ttl = redis.call('PTTL', KEYS[7])
-  if ttl < 0 then
-    redis.call('PEXPIRE', KEYS[7], ARGV[7])
-    ttl = tonumber(ARGV[7])
-  end
-  return { -5, ttl }
-end
+local wait = rateLimited(KEYS[7], ARGV[6], ARGV[7])
+if wait then return { -5, wait } end
 
 local now = nowMs()
 local nowN = tonumber(now)

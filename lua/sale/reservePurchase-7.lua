@@ -41,6 +41,7 @@
   created nothing, so retrying it with the same key decides afresh.
 ]]
 --@include nowMs
+--@include rateLimit
 
 local buyer = ARGV[1]
 local qty = tonumber(ARGV[2])
@@ -61,18 +62,8 @@ end
 local sale = redis.call('HMGET', KEYS[1], 'status', 'startsAt', 'endsAt', 'limit', 'available', 'id', 'price', 'currency')
 if not sale[1] then return { -7 } end
 
--- The rate counter is the one write made for a refused attempt: counting
--- attempts is what a rate limit is.
-local attempts = redis.call('INCR', KEYS[4])
-if attempts == 1 then redis.call('PEXPIRE', KEYS[4], ARGV[6]) end
-if attempts > tonumber(ARGV[5]) then
-  local ttl = redis.call('PTTL', KEYS[4])
-  if ttl < 0 then
-    redis.call('PEXPIRE', KEYS[4], ARGV[6])
-    ttl = tonumber(ARGV[6])
-  end
-  return { -4, ttl }
-end
+local wait = rateLimited(KEYS[4], ARGV[5], ARGV[6])
+if wait then return { -4, wait } end
 
 local now = nowMs()
 if sale[1] ~= 'open' or tonumber(now) >= tonumber(sale[3]) then return { -6 } end
