@@ -45,6 +45,7 @@ export const configSchema = {
   STAMPEDE_PURCHASE_RATE_WINDOW_MS: positiveInt({ default: 1_000, desc: 'Rate-limit window for purchase attempts.' }),
   STAMPEDE_IDEMPOTENCY_TTL_MS: positiveInt({ default: 86_400_000, desc: 'How long an Idempotency-Key is remembered.' }),
   STAMPEDE_SOLD_OUT_CACHE_MS: nonNegativeInt({ default: 1_000, desc: 'Longest an api node answers SOLD_OUT from memory without asking Redis (pub/sub clears it sooner).' }),
+  STAMPEDE_LIVE_TICK_MS: positiveInt({ default: 250, desc: 'How often an api node polls the stock of sales its WebSocket clients watch, and pushes the ones that changed.' }),
   STAMPEDE_RELAY_BATCH: positiveInt({ default: 512, desc: 'Outbox entries a relay reads per stream per round.' }),
   STAMPEDE_RELAY_CLAIM_IDLE_MS: positiveInt({ default: 15_000, desc: 'Outbox entries pending this long on a dead relay are reclaimed.' }),
   STAMPEDE_WORKER_PREFETCH: positiveInt({ default: 1_000, desc: 'Unacknowledged messages a worker holds (prefetch window).' }),
