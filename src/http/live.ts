@@ -266,7 +266,10 @@ export class LiveHub {
     if (op.kind === 'sale') {
       const live = await readLiveSale(this.o.redis, op.id);
       if (!live) throw new LiveError('NOT_FOUND', 'no such sale');
-      return tickData(live);
+      const data = tickData(live);
+      // The first subscriber's snapshot is the baseline: the next tick publishes only a change from it.
+      if (this.saleSubscribers.has(op.id) && !this.lastTick.has(op.id)) this.lastTick.set(op.id, JSON.stringify(data));
+      return data;
     }
     return this.o.auctionSnapshot ? await this.o.auctionSnapshot(op.id) : undefined;
   }
