@@ -104,11 +104,16 @@ export class LiveHub {
   private readonly sockets = new Set<Socket>();
   /** sale id -> local subscribers; only these sales are polled. */
   private readonly saleSubscribers = new Map<string, number>();
-  /** sale id -> the last tick published (its JSON), so unchanged counters publish nothing. */
+  /**
+   * sale id -> the last tick published (its JSON), so unchanged counters
+   * publish nothing. Holds only while every subscriber of the sale has seen
+   * that state last; UNKNOWN otherwise.
+   */
   private readonly lastTick = new Map<string, string>();
   private readonly subscriber: Redis;
   private readonly timer: NodeJS.Timeout;
   private ticking = false;
+  private tickFailing = false;
   private stopping = false;
   private subscriptionCount = 0;
   /** Completed stock polls; tests wait on it instead of the clock. */
@@ -267,8 +272,15 @@ export class LiveHub {
       const live = await readLiveSale(this.o.redis, op.id);
       if (!live) throw new LiveError('NOT_FOUND', 'no such sale');
       const data = tickData(live);
+      const json = JSON.stringify(data);
+      const last = this.lastTick.get(op.id);
       // The first subscriber's snapshot is the baseline: the next tick publishes only a change from it.
-      if (this.saleSubscribers.has(op.id) && !this.lastTick.has(op.id)) this.lastTick.set(op.id, JSON.stringify(data));
+      // A later snapshot that differs means subscribers now hold different states: the next tick resends.
+      if (last === undefined) {
+        if (this.saleSubscribers.has(op.id)) this.lastTick.set(op.id, json);
+      } else if (last !== json) {
+        this.lastTick.set(op.id, UNKNOWN);
+      }
       return data;
     }
     return this.o.auctionSnapshot ? await this.o.auctionSnapshot(op.id) : undefined;
@@ -305,8 +317,12 @@ export class LiveHub {
         this.lastTick.set(id, data);
         this.o.app.publish(`sale/${id}`, `{"topic":"sale/${id}","data":${data}}`);
       });
+      if (this.tickFailing) this.o.log.info('live: stock ticks recovered');
+      this.tickFailing = false;
     } catch (err) {
-      this.o.log.error({ err }, 'live: stock tick failed');
+      // Once per outage, not every tick.
+      if (!this.tickFailing) this.o.log.error({ err }, 'live: stock tick failed; retrying every tick');
+      this.tickFailing = true;
     } finally {
       this.ticks++;
       this.ticking = false;
@@ -334,10 +350,18 @@ export class LiveHub {
   }
 
   private send(ws: Socket, frame: string): void {
+    let status = 1;
+    // Corked: most answers are written after an await, outside any uWS callback.
+    ws.cork(() => {
+      status = ws.send(frame, false);
+    });
     // 2 = dropped: closeOnBackpressureLimit has already closed the slow reader.
-    if (ws.send(frame, false) === 2) this.o.log.warn({ bufferedBytes: this.limits.maxBackpressure }, 'live: slow reader disconnected');
+    if (status === 2) this.o.log.warn({ limitBytes: this.limits.maxBackpressure }, 'live: slow reader disconnected');
   }
 }
+
+/** A last tick no state equals: the next poll publishes whatever it reads. */
+const UNKNOWN = '';
 
 /** A topic a message on LIVE_CHANNEL may name (ids per AUCTION_ID and SALE_ID). */
 const TOPIC = /^(?:auction\/auc_[0-9a-z]{12}|sale\/sal_[0-9a-z]{12})$/;
