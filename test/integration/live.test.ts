@@ -249,6 +249,8 @@ t.test('a standalone hub: injected auction snapshots, a failing source, and a sl
   t.equal(hub.subscriptions, 2, 'and no subscription kept');
 
   // A reader that stops reading: once 16 KiB (plus what the kernel buffers) wait for it, it is disconnected.
+  // The flood goes to a topic only the slow reader holds: a reader in this busy process could fall behind too.
+  await client.unsubscribe(`auction/${known}`);
   const slow = await LiveClient.connect(url);
   await slow.subscribe(`auction/${known}`);
   const socket = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
@@ -256,7 +258,7 @@ t.test('a standalone hub: injected auction snapshots, a failing source, and a sl
   const big = `auction/${known} ${JSON.stringify({ ...auctionUpdate(known, 1, 1), pad: 'x'.repeat(4000) })}`;
   let published = 0;
   await waitFor('the slow reader to be cut off', async () => {
-    if (hub.connections === 1) return true;
+    if (hub.connections < 2) return true;
     const batch = sys.redis.pipeline();
     for (let i = 0; i < 500; i++) batch.publish(LIVE_CHANNEL, big);
     await batch.exec();
@@ -266,8 +268,9 @@ t.test('a standalone hub: injected auction snapshots, a failing source, and a sl
   }, 60_000, 0);
   socket.resume();
   t.ok((await slow.closedWith()).code >= 1000, 'the slow reader is disconnected');
-  t.ok(client.unread().length > 0, 'the reading client got the updates meanwhile');
-  await client.barrier();
-  t.notOk(client.closed, 'and is still connected');
+  t.equal(hub.connections, 1, 'the other connection is not');
+  const after = auctionUpdate(unknown, 700, 3);
+  await sys.redis.publish(LIVE_CHANNEL, `auction/${unknown} ${JSON.stringify(after)}`);
+  t.same((await client.next((f) => f.topic === `auction/${unknown}`)).data, after, 'and still gets its updates');
   client.close();
 });
