@@ -20,6 +20,7 @@ import { Purchases } from './domain/purchases.js';
 import { HttpServer } from './http/server.js';
 import { registerRoutes } from './http/routes.js';
 import { createOpsView } from './http/ops.js';
+import { LiveHub } from './http/live.js';
 import { assertNativeUws, uWS } from './http/uws.js';
 import { AmqpLink } from './messaging/link.js';
 import { Relay } from './messaging/relay.js';
@@ -33,6 +34,7 @@ export interface ApiHandle extends Role {
   port: number;
   url: string;
   purchases: Purchases;
+  live: LiveHub;
 }
 
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
@@ -103,6 +105,10 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     pool, redis, tokens: createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS), apiKeys, sales, purchases, auctions, deletedUsers,
     ops: createOpsView(redis, link, cfg.topology), maxQuantity: cfg.STAMPEDE_MAX_QUANTITY, readiness,
   });
+  const live = new LiveHub({
+    app, redis, redisUrl: cfg.STAMPEDE_REDIS_URL, log, tickMs: cfg.STAMPEDE_LIVE_TICK_MS, auctionSnapshot: (id) => auctions.liveSnapshot(id),
+  });
+  await live.start();
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(cfg.STAMPEDE_HTTP_HOST, cfg.STAMPEDE_HTTP_PORT, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.STAMPEDE_HTTP_HOST}:${cfg.STAMPEDE_HTTP_PORT}`))));
   });
@@ -113,12 +119,13 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     port,
     url: `http://127.0.0.1:${port}`,
     purchases,
+    live,
     async stop() {
       // Readiness turns 503 first, so a load balancer stops sending; then the socket closes.
       draining = true;
       await new Promise((r) => setTimeout(r, Math.min(500, cfg.STAMPEDE_SHUTDOWN_GRACE_MS)));
       uWS.us_listen_socket_close(listenSocket);
-      await Promise.allSettled([link.stop(), pool.end(), redis.quit(), subscriber.quit()]);
+      await Promise.allSettled([live.stop(), link.stop(), pool.end(), redis.quit(), subscriber.quit()]);
       log.info('api stopped');
     },
   };

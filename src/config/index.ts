@@ -48,6 +48,7 @@ export const configSchema = {
   STAMPEDE_BID_RATE_MAX: positiveInt({ default: 10, desc: 'Bids a buyer may place per auction per window.' }),
   STAMPEDE_BID_RATE_WINDOW_MS: positiveInt({ default: 1_000, desc: 'Rate-limit window for bids.' }),
   STAMPEDE_SCHEDULER_TICK_MS: positiveInt({ default: 100, desc: 'How often the scheduler looks for auctions to close and promotions due.' }),
+  STAMPEDE_LIVE_TICK_MS: positiveInt({ default: 250, desc: 'How often an api node polls the stock of sales its WebSocket clients watch, and pushes the ones that changed.' }),
   STAMPEDE_RELAY_BATCH: positiveInt({ default: 512, desc: 'Outbox entries a relay reads per stream per round.' }),
   STAMPEDE_RELAY_CLAIM_IDLE_MS: positiveInt({ default: 15_000, desc: 'Outbox entries pending this long on a dead relay are reclaimed.' }),
   STAMPEDE_WORKER_PREFETCH: positiveInt({ default: 1_000, desc: 'Unacknowledged messages a worker holds (prefetch window).' }),

@@ -240,6 +240,17 @@ export class Auctions {
     return viewOf(row, await this.live(row));
   }
 
+  /** The auction's public state in the shape live updates carry (see publishLive in auctionBook.lua). */
+  async liveSnapshot(auctionId: string): Promise<object | undefined> {
+    const row = await this.row(auctionId);
+    if (!row) return undefined;
+    const v = viewOf(row, await this.live(row));
+    return {
+      auctionId, price: v.currentPrice, nextMinimum: v.nextMinimumBid, leader: v.leader, endsAt: Date.parse(v.endsAt), bidCount: v.bidCount,
+      status: v.status === 'cancelled' || v.status === 'closed' ? v.status : 'open', reserveMet: v.reserveMet,
+    };
+  }
+
   async listOpen(limit: number, after: string | undefined): Promise<{ items: AuctionView[]; next: string | null }> {
     const { rows } = await this.pool.query<AuctionRow>(
       `SELECT ${COLUMNS} FROM auctions WHERE status = 'open' AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $1`,

@@ -10,6 +10,9 @@ import { auctionKeys } from '../../src/redis/keys.js';
 import { parseStoredBid } from '../../src/redis/auction-scripts.js';
 import { handleOf, incrementOf } from '../../src/domain/auctions.js';
 import { promoterPolicies } from '../../src/scheduler.js';
+import { startApi } from '../../src/roles.js';
+import { createLogger } from '../../src/log.js';
+import { LiveClient } from '../helpers/live-client.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -308,6 +311,32 @@ t.test('auctions over HTTP', async (t) => {
     t.equal(promoterPolicies.uniform(bids, () => 0)?.bidId, bids[0]!.bidId);
     t.equal(promoterPolicies.recency(bids, () => 0.99)?.bidId, bids[bids.length - 1]!.bidId, 'recency favours the latest');
     t.equal(promoterPolicies.uniform([], () => 0.5), undefined);
+  });
+
+  t.test('live: every api node pushes price, leader handle and end of each accepted bid', async (t) => {
+    const second = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-2'));
+    t.teardown(() => second.stop());
+    const a = await createAuction(sys, { endsAt: iso(Date.now() + 600_000), softCloseSeconds: 10 });
+    const [c1, c2] = await Promise.all([LiveClient.connect(sys.url), LiveClient.connect(second.url)]);
+    t.teardown(() => {
+      c1.ws.close();
+      c2.ws.close();
+    });
+    const snap = await c1.subscribe(`auction/${a.id}`);
+    t.match(snap.snapshot, { auctionId: a.id, price: null, nextMinimum: 1000, leader: null, bidCount: 0, status: 'open' });
+    await c2.subscribe(`auction/${a.id}`);
+    const r = await bid(sys, buyers[1199]!, a.id, { amount: 1000 });
+    t.equal(r.status, 202);
+    const salt = (await sys.pool.query('SELECT handle_salt FROM auctions WHERE id = $1', [a.id])).rows[0].handle_salt;
+    for (const [name, c] of [['node 1', c1], ['node 2', c2]] as const) {
+      const update = await c.next((f) => f.topic === `auction/${a.id}` && f.data?.bidCount === 1, `the bid on ${name}`);
+      t.match(update.data, { price: 1000, nextMinimum: 1100, leader: handleOf(salt, buyers[1199]!), endsAt: Date.parse(r.body.endsAt), status: 'open' }, name);
+    }
+    const refused = await bid(sys, buyers[1199]!, a.id, { amount: 5 });
+    t.equal(refused.status, 409);
+    await bid(sys, buyers[1198]!, a.id, { amount: 1100 });
+    const next = await c1.next((f) => f.topic === `auction/${a.id}`, 'the next update');
+    t.equal(next.data.bidCount, 2, 'the refused bid pushed nothing: the next update is the second accepted bid');
   });
 
   t.test('deleting a buyer retracts their bids, cancels their pending purchase, refuses their token, anonymises them', async (t) => {
