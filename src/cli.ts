@@ -121,7 +121,7 @@ const program = new Command('stampede').description('Flash-sale and auction engi
 
 program.command('api').description('serve the HTTP API').action(() => runRole('api', startApi));
 program.command('relay').description('relay outbox streams to RabbitMQ').action(() => runRole('relay', startRelay));
-program.command('worker').description('settle orders into Postgres').action(() => runRole('worker', startWorker));
+program.command('worker').description('settle orders and auctions into Postgres').action(() => runRole('worker', startWorker));
 program.command('all').description('run api, relay and worker as supervised child processes').action(() => supervise(['api', 'relay', 'worker']));
 
 program.command('migrate').description('apply database migrations').action(async () => {
