@@ -31,7 +31,8 @@ import {
 export class UnknownAuctionError extends Error {}
 export class ConcurrentAuctionSettlementError extends Error {}
 
-const SOURCE = 'stampede:auction-settlement';
+/** The CloudEvent source of every announcement. */
+export const ANNOUNCEMENT_SOURCE = 'stampede:auction-settlement';
 
 interface AuctionRow {
   id: string;
@@ -207,7 +208,7 @@ export function offerInTurn(close: ClosedData, pay: (buyerId: string, net: numbe
 }
 
 function announcement<T>(type: string, id: string, auctionId: string, time: Date, data: T): CloudEvent<T> {
-  return { specversion: '1.0', id, source: SOURCE, type, time: time.toISOString(), subject: auctionId, datacontenttype: 'application/json', data };
+  return { specversion: '1.0', id, source: ANNOUNCEMENT_SOURCE, type, time: time.toISOString(), subject: auctionId, datacontenttype: 'application/json', data };
 }
 
 /** Everyone who ever placed a bid on the auction, as far as the log knows. */

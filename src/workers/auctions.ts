@@ -13,7 +13,7 @@
  */
 import type { Logger } from '../log.js';
 import type { Pool } from '../db/pool.js';
-import { settleAuctionEvents } from '../db/auction-settlement.js';
+import { ANNOUNCEMENT_SOURCE, settleAuctionEvents } from '../db/auction-settlement.js';
 import type { ConfirmChannel, ConsumeMessage } from '../messaging/amqp.js';
 import type { Topology } from '../messaging/topology.js';
 import { publishConfirmed } from '../messaging/publish.js';
@@ -104,8 +104,11 @@ const TYPE = /^stampede\.auction\.([a-z_]+)\.v1$/;
  * Money-bearing fields must be non-negative integers; anything else is
  * poison (dead-lettered at once, never retried).
  */
-export function parseAuctionEvent(msg: ConsumeMessage): AuctionLogEvent {
+export function parseAuctionEvent(msg: ConsumeMessage): AuctionLogEvent | null {
   const ev = jsonObjectOf(msg, 'an auction event');
+  // The per-bidder `auction.cancelled.v1` announcements share their routing
+  // key with the logged cancellation, so they come here too: not ours.
+  if (ev.source === ANNOUNCEMENT_SOURCE) return null;
   const type = typeof ev.type === 'string' ? TYPE.exec(ev.type)?.[1] : undefined;
   if (!type || !(LOGGED_AUCTION_EVENT_TYPES as readonly string[]).includes(type)) throw new PoisonMessageError(`unknown event type ${String(ev.type)}`);
   const time = typeof ev.time === 'string' ? Date.parse(ev.time) : NaN;

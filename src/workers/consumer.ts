@@ -24,8 +24,11 @@ export interface BatchConsumerOptions<E> {
   concurrency: number;
   topology: Topology;
   concern: Concern;
-  /** Throws PoisonMessageError for a message that can never be settled. */
-  parse(msg: ConsumeMessage): E;
+  /**
+   * Throws PoisonMessageError for a message that can never be settled;
+   * null for a message routed here that is not for this worker (acked as is).
+   */
+  parse(msg: ConsumeMessage): E | null;
   /**
    * Settles the events; may publish on `pub` (a confirm channel) and must
    * wait for the broker's confirms before resolving. Throwing retries them.
@@ -137,7 +140,9 @@ export class BatchConsumer<E> {
     const good: { msg: ConsumeMessage; ev: E }[] = [];
     for (const msg of msgs) {
       try {
-        good.push({ msg, ev: this.o.parse(msg) });
+        const ev = this.o.parse(msg);
+        if (ev === null) ch.ack(msg);
+        else good.push({ msg, ev });
       } catch (err) {
         await this.deadLetter(ch, pub, msg, err as Error);
       }
