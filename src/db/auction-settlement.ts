@@ -211,10 +211,17 @@ function announcement<T>(type: string, id: string, auctionId: string, time: Date
   return { specversion: '1.0', id, source: ANNOUNCEMENT_SOURCE, type, time: time.toISOString(), subject: auctionId, datacontenttype: 'application/json', data };
 }
 
-/** Everyone who ever placed a bid on the auction, as far as the log knows. */
+/**
+ * Everyone who bid on the auction, as far as the log knows: who placed a
+ * bid, and who the close offered the lot to (which holds even when bids
+ * are still on their way to the log).
+ */
 async function biddersOf(c: PoolClient, auctionId: string): Promise<string[]> {
   const { rows } = await c.query<{ buyer_id: string }>(
-    `SELECT DISTINCT buyer_id FROM auction_events WHERE auction_id = $1 AND type = 'bid_placed' AND buyer_id IS NOT NULL ORDER BY buyer_id`,
+    `SELECT buyer_id FROM auction_events WHERE auction_id = $1 AND type = 'bid_placed' AND buyer_id IS NOT NULL
+     UNION
+     SELECT o ->> 'buyerId' FROM auction_events e, jsonb_array_elements(e.payload -> 'offers') AS o WHERE e.auction_id = $1 AND e.type = 'closed'
+     ORDER BY 1`,
     [auctionId],
   );
   return rows.map((r) => r.buyer_id);
