@@ -11,25 +11,17 @@
  * events again, with the same message ids (`<auctionId>:won`,
  * `<auctionId>:lost:<buyerId>`, …), for the consumer to deduplicate.
  */
-import type { Logger } from '../log.js';
 import type { Pool } from '../db/pool.js';
 import { ANNOUNCEMENT_SOURCE, settleAuctionEvents } from '../db/auction-settlement.js';
 import type { ConfirmChannel, ConsumeMessage } from '../messaging/amqp.js';
-import type { Topology } from '../messaging/topology.js';
 import { publishConfirmed } from '../messaging/publish.js';
 import { LOGGED_AUCTION_EVENT_TYPES, type AuctionLogEvent, type AuctionOffer, type LoggedAuctionEventType } from '../messaging/auction-events.js';
 import { AUCTION_ID, BID_ID, USER_ID } from '../ids.js';
 import { MAX_OFFERS } from '../redis/auction-scripts.js';
-import { BatchConsumer, jsonObjectOf, PoisonMessageError } from './consumer.js';
+import { BatchConsumer, jsonObjectOf, PoisonMessageError, type WorkerSettings } from './consumer.js';
 
-export interface AuctionsWorkerOptions {
+export interface AuctionsWorkerOptions extends WorkerSettings {
   pool: Pool;
-  amqpUrl: string;
-  log: Logger;
-  prefetch: number;
-  batch: number;
-  concurrency: number;
-  topology: Topology;
 }
 
 type Fields = Record<string, unknown>;
@@ -178,34 +170,22 @@ export function parseAuctionEvent(msg: ConsumeMessage): AuctionLogEvent | null {
   }
 }
 
-export class AuctionsWorker {
-  private readonly consumer: BatchConsumer<AuctionLogEvent>;
+export class AuctionsWorker extends BatchConsumer<AuctionLogEvent> {
   /** Announcements confirmed by the broker since start (copies included), for tests and ops. */
   announced = 0;
 
-  constructor(private readonly o: AuctionsWorkerOptions) {
-    this.consumer = new BatchConsumer({
-      ...o, name: 'auctions-worker', concern: o.topology.auctions, parse: parseAuctionEvent, settle: (events, pub) => this.apply(events, pub),
-    });
+  constructor(private readonly deps: AuctionsWorkerOptions) {
+    super({ ...deps, name: 'auctions-worker', concern: deps.topology.auctions });
   }
 
-  /** Events logged (first time or again) since start. */
-  get settled(): number {
-    return this.consumer.settled;
+  protected parse(msg: ConsumeMessage): AuctionLogEvent | null {
+    return parseAuctionEvent(msg);
   }
 
-  start(): void {
-    this.consumer.start();
-  }
-
-  stop(): Promise<void> {
-    return this.consumer.stop();
-  }
-
-  private async apply(events: AuctionLogEvent[], pub: ConfirmChannel): Promise<void> {
-    const announcements = await settleAuctionEvents(this.o.pool, events);
+  protected async settle(events: AuctionLogEvent[], pub: ConfirmChannel): Promise<void> {
+    const announcements = await settleAuctionEvents(this.deps.pool, events);
     // Committed; the source messages are acked only once these are confirmed.
-    await publishConfirmed(pub, this.o.topology.exchange, announcements);
+    await publishConfirmed(pub, this.deps.topology.exchange, announcements);
     this.announced += announcements.length;
   }
 }

@@ -13,9 +13,8 @@ import type { Logger } from '../log.js';
 import { keepConnected, type Channel, type ConfirmChannel, type Connection, type ConsumeMessage } from '../messaging/amqp.js';
 import { assertTopology, deadLetterQueue, retryQueue, type Concern, type Topology } from '../messaging/topology.js';
 
-export interface BatchConsumerOptions<E> {
-  /** Names the worker in logs and in the broker's connection list. */
-  name: string;
+/** What every worker is configured with (the STAMPEDE_WORKER_* settings and the topology). */
+export interface WorkerSettings {
   amqpUrl: string;
   log: Logger;
   prefetch: number;
@@ -23,17 +22,12 @@ export interface BatchConsumerOptions<E> {
   /** Batches settled side by side (each its own transaction). */
   concurrency: number;
   topology: Topology;
+}
+
+export interface ConsumerSettings extends WorkerSettings {
+  /** Names the worker in logs and in the broker's connection list. */
+  name: string;
   concern: Concern;
-  /**
-   * Throws PoisonMessageError for a message that can never be settled;
-   * null for a message routed here that is not for this worker (acked as is).
-   */
-  parse(msg: ConsumeMessage): E | null;
-  /**
-   * Settles the events; may publish on `pub` (a confirm channel) and must
-   * wait for the broker's confirms before resolving. Throwing retries them.
-   */
-  settle(events: E[], pub: ConfirmChannel): Promise<void>;
 }
 
 export const ATTEMPT_HEADER = 'x-stampede-attempt';
@@ -53,7 +47,7 @@ export function jsonObjectOf(msg: ConsumeMessage, what: string): Record<string, 
   return parsed as Record<string, unknown>;
 }
 
-export class BatchConsumer<E> {
+export abstract class BatchConsumer<E> {
   private stopping = false;
   private running?: Promise<void>;
   private conn?: Connection;
@@ -64,7 +58,19 @@ export class BatchConsumer<E> {
   /** Events settled (first time or again) since start, for tests and ops. */
   settled = 0;
 
-  constructor(private readonly o: BatchConsumerOptions<E>) {}
+  constructor(private readonly o: ConsumerSettings) {}
+
+  /**
+   * Throws PoisonMessageError for a message that can never be settled;
+   * null for a message routed here that is not for this worker (acked as is).
+   */
+  protected abstract parse(msg: ConsumeMessage): E | null;
+
+  /**
+   * Settles the events; may publish on `pub` (a confirm channel) and must
+   * wait for the broker's confirms before resolving. Throwing retries them.
+   */
+  protected abstract settle(events: E[], pub: ConfirmChannel): Promise<void>;
 
   start(): void {
     this.running ??= this.run();
@@ -140,7 +146,7 @@ export class BatchConsumer<E> {
     const good: { msg: ConsumeMessage; ev: E }[] = [];
     for (const msg of msgs) {
       try {
-        const ev = this.o.parse(msg);
+        const ev = this.parse(msg);
         if (ev === null) ch.ack(msg);
         else good.push({ msg, ev });
       } catch (err) {
@@ -149,7 +155,7 @@ export class BatchConsumer<E> {
     }
     if (good.length === 0) return;
     try {
-      await this.o.settle(good.map((g) => g.ev), pub);
+      await this.settle(good.map((g) => g.ev), pub);
       this.settled += good.length;
       for (const g of good) ch.ack(g.msg);
     } catch (err) {
@@ -157,7 +163,7 @@ export class BatchConsumer<E> {
       this.o.log.warn({ err, size: good.length }, 'batch settlement failed; settling one by one');
       for (const g of good) {
         try {
-          await this.o.settle([g.ev], pub);
+          await this.settle([g.ev], pub);
           this.settled += 1;
           ch.ack(g.msg);
         } catch (one) {

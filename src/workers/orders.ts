@@ -6,26 +6,17 @@
  * before the messages are acked.
  */
 import type { Redis } from 'ioredis';
-import type { Logger } from '../log.js';
 import type { Pool } from '../db/pool.js';
 import { settleBatch, type SettlementEvent } from '../db/settlement.js';
 import { settlePurchase } from '../redis/sale-scripts.js';
 import type { ConsumeMessage } from '../messaging/amqp.js';
-import type { Topology } from '../messaging/topology.js';
-import { BatchConsumer, jsonObjectOf, PoisonMessageError } from './consumer.js';
+import { BatchConsumer, jsonObjectOf, PoisonMessageError, type WorkerSettings } from './consumer.js';
 
 export { PoisonMessageError };
 
-export interface OrdersWorkerOptions {
+export interface OrdersWorkerOptions extends WorkerSettings {
   redis: Redis;
   pool: Pool;
-  amqpUrl: string;
-  log: Logger;
-  prefetch: number;
-  batch: number;
-  /** Batches settled side by side (each its own transaction). */
-  concurrency: number;
-  topology: Topology;
 }
 
 export function parseSettlementEvent(msg: ConsumeMessage): SettlementEvent {
@@ -49,38 +40,24 @@ export function parseSettlementEvent(msg: ConsumeMessage): SettlementEvent {
   throw new PoisonMessageError(`unknown event type ${String(ev.type)}`);
 }
 
-export class OrdersWorker {
-  private readonly consumer: BatchConsumer<SettlementEvent>;
-
-  constructor(private readonly o: OrdersWorkerOptions) {
-    this.consumer = new BatchConsumer({
-      ...o, name: 'orders-worker', concern: o.topology.orders, parse: parseSettlementEvent, settle: (events) => this.apply(events),
-    });
+export class OrdersWorker extends BatchConsumer<SettlementEvent> {
+  constructor(private readonly deps: OrdersWorkerOptions) {
+    super({ ...deps, name: 'orders-worker', concern: deps.topology.orders });
   }
 
-  /** Orders settled (first time or again) since start, for tests and ops. */
-  get settled(): number {
-    return this.consumer.settled;
+  protected parse(msg: ConsumeMessage): SettlementEvent {
+    return parseSettlementEvent(msg);
   }
 
-  start(): void {
-    this.consumer.start();
-  }
-
-  /** Stops consuming, finishes the batch in flight; unacked messages go back to the queue. */
-  stop(): Promise<void> {
-    return this.consumer.stop();
-  }
-
-  private async apply(events: SettlementEvent[]): Promise<void> {
-    const results = await settleBatch(this.o.pool, events);
+  protected async settle(events: SettlementEvent[]): Promise<void> {
+    const results = await settleBatch(this.deps.pool, events);
     // Postgres has committed; now the live state follows. A crash here is
     // repaired by redelivery: the stored status is applied again, once.
     const outcomes = await Promise.all(
-      results.map((r) => settlePurchase(this.o.redis, r.saleId, r.purchaseId, r.status, r.reason, r.settledAt)),
+      results.map((r) => settlePurchase(this.deps.redis, r.saleId, r.purchaseId, r.status, r.reason, r.settledAt)),
     );
     outcomes.forEach((o, i) => {
-      if (o.code < 0) this.o.log.error({ purchaseId: results[i]!.purchaseId }, 'settled purchase unknown to Redis');
+      if (o.code < 0) this.deps.log.error({ purchaseId: results[i]!.purchaseId }, 'settled purchase unknown to Redis');
     });
   }
 }

@@ -11,7 +11,7 @@
 import t, { type Test } from 'tap';
 import type { GetMessage } from 'amqplib';
 import { boot, type System } from '../helpers/system.js';
-import { faultEnv, openAmqp, type Amqp } from '../helpers/fault-kit.js';
+import { faultEnv, openAmqp, startWorkers as startAll, type Amqp } from '../helpers/fault-kit.js';
 import {
   announcementOf, auctionLedger, auctionRow, balanceOf, bid, closeWhenDue, collectAnnouncements, createAuction, logged, offersOf, waitLogged,
   waitSettled, type Announcement,
@@ -24,15 +24,7 @@ import { newAuctionId, newBidId, newUserId } from '../../src/ids.js';
 const FUNDS = 100_000;
 
 /** Starts n workers, waits until each consumes the auctions queue. */
-async function startWorkers(sys: System, amqp: Amqp, n: number): Promise<() => Promise<void>> {
-  const stops: (() => Promise<void>)[] = [];
-  for (let i = 0; i < n; i++) stops.push(await sys.startWorker());
-  const queue = sys.cfg.topology.auctions.queue;
-  for (let i = 0; i < 200 && (await amqp.ch.checkQueue(queue)).consumerCount < n; i++) await new Promise((r) => setTimeout(r, 25));
-  return async () => {
-    for (const stop of stops) await stop();
-  };
-}
+const startWorkers = (sys: System, amqp: Amqp, n: number) => startAll(sys, amqp, n, sys.cfg.topology.auctions.queue);
 
 const auctionQueues = (sys: System) => [sys.cfg.topology.auctions.queue, ...sys.cfg.topology.retryDelaysMs.map((d) => retryQueue(sys.cfg.topology.auctions, d))];
 

@@ -101,6 +101,16 @@ export async function openAmqp(t: Test, cfg: Config): Promise<Amqp> {
   return amqp;
 }
 
+/** Starts n in-process workers (each runs every worker of the role) and waits until `queue` has n consumers. */
+export async function startWorkers(sys: System, amqp: Amqp, n: number, queue = sys.cfg.topology.orders.queue): Promise<() => Promise<void>> {
+  const stops: (() => Promise<void>)[] = [];
+  for (let i = 0; i < n; i++) stops.push(await sys.startWorker());
+  for (let i = 0; i < 200 && (await amqp.ch.checkQueue(queue)).consumerCount < n; i++) await sleep(25);
+  return async () => {
+    for (const stop of stops) await stop();
+  };
+}
+
 // ------------------------------------------------------- child processes
 
 export interface Child {
