@@ -175,7 +175,7 @@ export class AuctionsWorker extends BatchConsumer<AuctionLogEvent> {
   announced = 0;
 
   constructor(private readonly deps: AuctionsWorkerOptions) {
-    super({ ...deps, name: 'auctions-worker', concern: deps.topology.auctions });
+    super({ ...deps, name: 'auctions worker', concern: deps.topology.auctions });
   }
 
   protected parse(msg: ConsumeMessage): AuctionLogEvent | null {

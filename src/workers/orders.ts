@@ -42,7 +42,7 @@ export function parseSettlementEvent(msg: ConsumeMessage): SettlementEvent {
 
 export class OrdersWorker extends BatchConsumer<SettlementEvent> {
   constructor(private readonly deps: OrdersWorkerOptions) {
-    super({ ...deps, name: 'orders-worker', concern: deps.topology.orders });
+    super({ ...deps, name: 'orders worker', concern: deps.topology.orders });
   }
 
   protected parse(msg: ConsumeMessage): SettlementEvent {
