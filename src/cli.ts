@@ -15,7 +15,8 @@ import { migrate } from './db/migrate.js';
 import { createRedis } from './redis/client.js';
 import { createBuyerTokens } from './auth/tokens.js';
 import { ApiKeys, newApiKey } from './auth/api-keys.js';
-import { USER_ID } from './ids.js';
+import { AUCTION_ID, USER_ID } from './ids.js';
+import { rebuildAuction, RebuildRefusedError } from './domain/auction-rebuild.js';
 import { seedDemo } from './demo.js';
 import { Auctions } from './domain/auctions.js';
 import { seed } from './seed.js';
@@ -122,7 +123,7 @@ const program = new Command('stampede').description('Flash-sale and auction engi
 
 program.command('api').description('serve the HTTP API').action(() => runRole('api', startApi));
 program.command('relay').description('relay outbox streams to RabbitMQ').action(() => runRole('relay', startRelay));
-program.command('worker').description('settle orders into Postgres').action(() => runRole('worker', startWorker));
+program.command('worker').description('settle orders and auctions into Postgres').action(() => runRole('worker', startWorker));
 program.command('scheduler').description('close auctions when due and run the promoter').action(() => runRole('scheduler', startScheduler));
 program.command('all').description('run api, relay, worker and scheduler as supervised child processes').action(() => supervise(['api', 'relay', 'worker', 'scheduler']));
 
@@ -249,6 +250,33 @@ program
     process.stdout.write(JSON.stringify({
       saleId: result.sale.id, ...(auction ? { auctionId: auction.id } : {}), buyers: o.buyers, tokens: o.tokens, seconds: (Date.now() - started) / 1000,
     }) + '\n');
+  });
+
+const auctionId = (v: string) => {
+  if (!AUCTION_ID.test(v)) throw new InvalidArgumentError('not an auction id (auc_ + 12 characters)');
+  return v;
+};
+
+const rebuild = program.command('rebuild').description("rebuild live Redis state from Postgres");
+rebuild
+  .command('auction')
+  .description("rebuild an auction's Redis state from its terms and event log (refuses a log with a gap)")
+  .argument('<auctionId>', 'the auction', auctionId)
+  .option('--force', 'rebuild even when Redis holds events the log does not have yet (they are lost)', false)
+  .action(async (id: string, opts: { force: boolean }) => {
+    const cfg = config();
+    const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 1);
+    const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-rebuild' });
+    try {
+      const result = await rebuildAuction(pool, redis, id, { force: opts.force });
+      process.stdout.write(JSON.stringify(result) + '\n');
+    } catch (err) {
+      if (!(err instanceof RebuildRefusedError)) throw err;
+      process.stderr.write(`stampede: rebuild refused: ${err.message}\n`);
+      process.exitCode = 1;
+    } finally {
+      await Promise.allSettled([pool.end(), redis.quit()]);
+    }
   });
 
 program.parseAsync().catch((err) => {

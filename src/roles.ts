@@ -25,6 +25,7 @@ import { assertNativeUws, uWS } from './http/uws.js';
 import { AmqpLink } from './messaging/link.js';
 import { Relay } from './messaging/relay.js';
 import { OrdersWorker } from './workers/orders.js';
+import { AuctionsWorker } from './workers/auctions.js';
 
 export interface Role {
   stop(): Promise<void>;
@@ -148,19 +149,31 @@ export async function startRelay(cfg: Config = loadConfig(), log: Logger = creat
   };
 }
 
-export async function startWorker(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'worker')): Promise<Role & { worker: OrdersWorker }> {
+/**
+ * The `worker` role: the orders worker and the auctions worker side by side,
+ * sharing one Postgres pool, each on its own broker connection and queue
+ * (both configured by the STAMPEDE_WORKER_* settings).
+ */
+export async function startWorker(
+  cfg: Config = loadConfig(),
+  log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'worker'),
+): Promise<Role & { worker: OrdersWorker; auctions: AuctionsWorker }> {
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_DB_POOL_SIZE);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-worker' });
-  const worker = new OrdersWorker({
-    redis, pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, prefetch: cfg.STAMPEDE_WORKER_PREFETCH,
-    batch: cfg.STAMPEDE_WORKER_BATCH, concurrency: cfg.STAMPEDE_WORKER_CONCURRENCY, topology: cfg.topology,
-  });
+  const common = {
+    pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, prefetch: cfg.STAMPEDE_WORKER_PREFETCH, batch: cfg.STAMPEDE_WORKER_BATCH,
+    concurrency: cfg.STAMPEDE_WORKER_CONCURRENCY, topology: cfg.topology,
+  };
+  const worker = new OrdersWorker({ ...common, redis });
+  const auctions = new AuctionsWorker(common);
   worker.start();
+  auctions.start();
   return {
     worker,
+    auctions,
     async stop() {
-      await worker.stop();
+      await Promise.all([worker.stop(), auctions.stop()]);
       await Promise.allSettled([pool.end(), redis.quit()]);
       log.info('worker stopped');
     },

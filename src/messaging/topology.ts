@@ -34,7 +34,7 @@ export function topologyFor(prefix: string, retryDelaysMs: number[]): Topology {
   };
   const notifications: Concern = {
     queue: `${prefix}.notifications`,
-    bindings: ['outbid', 'won', 'lost', 'offer_failed', 'cancelled'].map((t) => `auction.${t}.v1`),
+    bindings: ['outbid', 'won', 'lost', 'offer_failed', 'released'].map((t) => `auction.${t}.v1`),
   };
   return { exchange: `${prefix}.events`, orders, auctions, notifications, concerns: [orders, auctions, notifications], retryDelaysMs };
 }

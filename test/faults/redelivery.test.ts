@@ -8,26 +8,15 @@
  */
 import t, { type Test } from 'tap';
 import type { GetMessage } from 'amqplib';
-import { boot, call, type System } from '../helpers/system.js';
+import { boot, call } from '../helpers/system.js';
 import { auditSale } from '../helpers/invariants.js';
 import {
-  balanceHistogram, duplicateOrders, faultEnv, ledgerOfSale, openAmqp, purchaseAll, redisSnapshot, statusCounts, type Amqp,
+  balanceHistogram, duplicateOrders, faultEnv, ledgerOfSale, openAmqp, purchaseAll, redisSnapshot, startWorkers, statusCounts, type Amqp,
 } from '../helpers/fault-kit.js';
 import { deadLetterQueue } from '../../src/messaging/topology.js';
 
 const ACCEPTED_KEY = 'purchase.accepted.v1';
 const CANCEL_KEY = 'purchase.cancel_requested.v1';
-
-/** Starts n workers, waits until each consumes the orders queue. */
-async function startWorkers(sys: System, amqp: Amqp, n: number): Promise<() => Promise<void>> {
-  const stops: (() => Promise<void>)[] = [];
-  for (let i = 0; i < n; i++) stops.push(await sys.startWorker());
-  const queue = sys.cfg.topology.orders.queue;
-  for (let i = 0; i < 200 && (await amqp.ch.checkQueue(queue)).consumerCount < n; i++) await new Promise((r) => setTimeout(r, 25));
-  return async () => {
-    for (const stop of stops) await stop();
-  };
-}
 
 /** Waits for the queues to drain, then stops the workers (finishing their batches) and proves every message was acked. */
 async function settleAndStop(t: Test, amqp: Amqp, stop: () => Promise<void>, dlq: string): Promise<void> {

@@ -50,8 +50,8 @@ export interface Amqp {
   depths(): Promise<Record<string, number>>;
   /** Takes exactly n messages off a queue (unacknowledged: the caller acks them). */
   take(queue: string, n: number, timeoutMs?: number): Promise<import('amqplib').GetMessage[]>;
-  /** Waits until the main and retry queues stay empty for `quietMs`. */
-  quiet(quietMs?: number, timeoutMs?: number): Promise<void>;
+  /** Waits until the main and retry queues (or only `queues`) stay empty for `quietMs`. */
+  quiet(quietMs?: number, timeoutMs?: number, queues?: string[]): Promise<void>;
 }
 
 /** A confirm channel of our own on the real broker; closed at teardown. */
@@ -86,12 +86,12 @@ export async function openAmqp(t: Test, cfg: Config): Promise<Amqp> {
       }
       return got;
     },
-    async quiet(quietMs = 800, timeoutMs = 60_000) {
+    async quiet(quietMs = 800, timeoutMs = 60_000, queues?: string[]) {
       const dlq = deadLetterQueue(topology.orders);
       let since = 0;
       await waitFor('the queues to drain', async () => {
         const d = await amqp.depths();
-        const busy = Object.entries(d).some(([q, n]) => q !== dlq && n > 0);
+        const busy = Object.entries(d).some(([q, n]) => (queues ? queues.includes(q) : q !== dlq) && n > 0);
         if (busy) since = 0;
         else since ||= Date.now();
         return since > 0 && Date.now() - since >= quietMs;
@@ -99,6 +99,16 @@ export async function openAmqp(t: Test, cfg: Config): Promise<Amqp> {
     },
   };
   return amqp;
+}
+
+/** Starts n in-process workers (each runs every worker of the role) and waits until `queue` has n consumers. */
+export async function startWorkers(sys: System, amqp: Amqp, n: number, queue = sys.cfg.topology.orders.queue): Promise<() => Promise<void>> {
+  const stops: (() => Promise<void>)[] = [];
+  for (let i = 0; i < n; i++) stops.push(await sys.startWorker());
+  for (let i = 0; i < 200 && (await amqp.ch.checkQueue(queue)).consumerCount < n; i++) await sleep(25);
+  return async () => {
+    for (const stop of stops) await stop();
+  };
 }
 
 // ------------------------------------------------------- child processes
