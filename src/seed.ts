@@ -74,7 +74,7 @@ export async function seed(pool: Pool, redis: Redis, o: SeedOptions): Promise<Se
       },
       { role: 'operator', userId: null },
     ),
-    // The ledger is the heaviest table (three indexes and a foreign key):
+    // The ledger is the heaviest table (three indexes):
     // two COPY streams let Postgres use two backends for it.
     ...[0, 1].map((half) => {
       const mid = Math.ceil(ids.length / 2);

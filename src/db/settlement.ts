@@ -48,6 +48,8 @@ export function settleBatch(pool: Pool, events: SettlementEvent[]): Promise<Sett
 
 export class UnknownSaleTermsError extends Error {}
 
+export class UnknownBuyerError extends Error {}
+
 async function settleInTransaction(c: PoolClient, events: SettlementEvent[]): Promise<SettlementResult[]> {
   // Every event must match its sale's terms. This replaces the orders->sales
   // foreign key (whose per-row lock serialised settlement on the sale row) and
@@ -75,6 +77,16 @@ async function settleInTransaction(c: PoolClient, events: SettlementEvent[]): Pr
       [walletKeys.map((k) => k.split('|')[0]), walletKeys.map((k) => k.split('|')[1])],
     );
     for (const r of rows) balances.set(`${r.user_id}|${r.currency}`, r.balance);
+  }
+  // A buyer with a wallet exists (wallets reference users). One without gets
+  // a failed order, written only if the buyer is known: this replaces the
+  // orders->users foreign key, whose per-row lock cost more than the insert.
+  const walletless = [...new Set(events.filter((e) => !balances.has(`${e.data.buyerId}|${e.data.currency}`)).map((e) => e.data.buyerId))];
+  if (walletless.length > 0) {
+    const { rows } = await c.query<{ id: string }>('SELECT id FROM users WHERE id = ANY($1::text[])', [walletless]);
+    const known = new Set(rows.map((r) => r.id));
+    const unknown = walletless.find((id) => !known.has(id));
+    if (unknown !== undefined) throw new UnknownBuyerError(`buyer ${unknown} is not a user`);
   }
   const startBalances = new Map(balances);
 

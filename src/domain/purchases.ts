@@ -77,13 +77,13 @@ export class Purchases {
     this.soldOut = new SoldOutCache(limits.soldOutCacheMs);
   }
 
-  /** Synchronous pre-check: throws SOLD_OUT when this node already knows. */
-  refuseIfKnownSoldOut(saleId: string): void {
-    if (this.soldOut.isSoldOut(saleId)) throw SOLD_OUT;
+  /** True when this node already knows the sale is sold out (no Redis call). */
+  isKnownSoldOut(saleId: string): boolean {
+    return this.soldOut.isSoldOut(saleId);
   }
 
   async purchase(buyerId: string, saleId: string, quantity: number, idempotencyKey: string | undefined): Promise<Accepted> {
-    this.refuseIfKnownSoldOut(saleId);
+    if (this.isKnownSoldOut(saleId)) throw SOLD_OUT;
     const request = {
       saleId, buyerId, quantity, purchaseId: newPurchaseId(saleId),
       idempotencyKey, fingerprint: `q=${quantity}`,

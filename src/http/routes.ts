@@ -1,7 +1,7 @@
 /** The HTTP API: every route is a plain function that throws AppError. */
 import type { JSONSchemaType } from 'ajv';
 import type { Redis } from 'ioredis';
-import { AppError } from '../errors.js';
+import { AppError, SOLD_OUT } from '../errors.js';
 import { PURCHASE_ID, SALE_ID, USER_ID } from '../ids.js';
 import type { Pool } from '../db/pool.js';
 import { withIdempotency } from '../db/idempotency.js';
@@ -238,7 +238,7 @@ export function registerRoutes(http: HttpServer, d: RouteDeps): void {
     const { quantity } = validate(purchaseBody, raw);
     const key = idempotencyKeyOf(ctx);
     // Answered synchronously, without Redis, when this node knows the sale is sold out.
-    d.purchases.refuseIfKnownSoldOut(saleId);
+    if (d.purchases.isKnownSoldOut(saleId)) return SOLD_OUT;
     return d.purchases.purchase(buyerId, saleId, quantity, key).then((a): Reply => {
       const headers: Record<string, string> = { Location: a.statusUrl };
       if (a.replayed) headers['Idempotent-Replayed'] = 'true';

@@ -26,7 +26,12 @@ export interface Reply {
   headers?: Record<string, string>;
 }
 
-export type Handler = (ctx: RequestContext, body: unknown) => Reply | Promise<Reply>;
+/**
+ * A route answers with a Reply, or refuses by throwing an AppError. A refusal
+ * answered many times a second may be returned instead of thrown: V8 walks
+ * the stack for every throw, which cost a sold-out storm ~7 us per request.
+ */
+export type Handler = (ctx: RequestContext, body: unknown) => Reply | AppError | Promise<Reply>;
 
 const STATUS_LINES: Record<number, string> = {
   200: '200 OK', 201: '201 Created', 202: '202 Accepted', 204: '204 No Content',
@@ -124,14 +129,16 @@ export class HttpServer {
   }
 
   private run(res: HttpResponse, state: { aborted: boolean }, handler: Handler, ctx: RequestContext, body: unknown): void {
-    let out: Reply | Promise<Reply>;
+    let out: Reply | AppError | Promise<Reply>;
     try {
       out = handler(ctx, body);
     } catch (err) {
       this.fail(res, state, err);
       return;
     }
-    if (out instanceof Promise) {
+    if (out instanceof AppError) {
+      this.fail(res, state, out);
+    } else if (out instanceof Promise) {
       out.then(
         (reply) => this.send(res, state, reply),
         (err) => this.fail(res, state, err),
