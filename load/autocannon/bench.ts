@@ -6,6 +6,7 @@
  *   3. flash sale   100 items, 100,000+ distinct buyers; time to sell out
  *   4. sold-out     every request against the sold-out sale
  *   5. drain        orders/s from the last 202 until every accepted purchase is in Postgres
+ *   6. bid war      every bidder on one hot auction (api restarted alone); the leader must be the highest bid
  * After each it checks the invariants and fails loudly if one breaks.
  * Results go to load/results/ as JSON and markdown, and are printed.
  *
@@ -30,6 +31,8 @@ import { createBuyerTokens } from '../../src/auth/tokens.js';
 import { projectRoot } from '../../src/paths.js';
 import { auditSale } from '../../src/audit.js';
 import { runPaced } from './paced.js';
+import { runBidWar, statusesOf, type BidWarResult } from './bid-war.js';
+import { Auctions } from '../../src/domain/auctions.js';
 
 const scenarios = JSON.parse(readFileSync(join(projectRoot, 'load', 'scenarios.json'), 'utf8'));
 const API_PORT = Number(process.env.BENCH_API_PORT ?? 8090);
@@ -116,10 +119,7 @@ async function load(name: string, url: string, opts: { durationS?: number; amoun
     ],
   } as autocannon.Options);
   const r = await instance;
-  const statuses: Record<string, number> = {};
-  for (const [code, v] of Object.entries((r as any).statusCodeStats ?? {})) statuses[code] = (v as { count: number }).count;
-  if (r.errors > 0) statuses.errors = r.errors;
-  if (r.timeouts > 0) statuses.timeouts = r.timeouts;
+  const statuses = statusesOf(r);
   const durationS = r.duration;
   return { name, requests: r.requests.total, durationS, rps: Math.round(r.requests.total / durationS), p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max, statuses };
 }
@@ -331,6 +331,32 @@ async function main(): Promise<void> {
   if (inFlightAtCutoff < 0 || inFlightAtCutoff > CONNECTIONS * durationPhases) {
     violations.push(`orders in Postgres ${accepted202} vs 202 answers ${expected}: more than the in-flight requests at cut-off can explain`);
   }
+
+  // --- 6. bid war ---------------------------------------------------------------------
+  // Every bidder on one hot auction, after the drain so its events do not
+  // load the settlement measurement (the relay is stopped; they stay in the outbox).
+  const auction = await new Auctions(pool, redis, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 }).create({
+    title: 'bench: hot lot', currency: 'EUR', startPrice: scenarios.bidWar.startPrice, startsAt: new Date(Date.now() - 1000).toISOString(),
+    endsAt: new Date(Date.now() + 3600_000).toISOString(), softCloseSeconds: 0, increment: { type: 'absolute', amount: scenarios.bidWar.increment },
+  }, { role: 'operator', userId: null });
+  const warApi = await spawnRole([join(projectRoot, 'dist', 'src', 'cli.js'), 'api'], answers(`http://127.0.0.1:${API_PORT}/readyz`));
+  let war: BidWarResult;
+  try {
+    war = await runBidWar(redis, {
+      url: `http://127.0.0.1:${API_PORT}`, auctionId: auction.id, tokens: buyerTokens, connections: CONNECTIONS,
+      durationS: scenarios.bidWar.durationSeconds * SCALE, startPrice: scenarios.bidWar.startPrice, increment: scenarios.bidWar.increment,
+    });
+  } finally {
+    await stopChild(warApi);
+  }
+  const warPhase: Phase = {
+    name: '6. bid war (one hot auction)', requests: war.requests, durationS: war.durationS, rps: war.rps, p50: war.p50, p99: war.p99, max: war.max,
+    statuses: war.statuses, ratioToBaseline: war.rps / baseline.rps,
+    note: `${war.acceptedBids.toLocaleString('en')} bids accepted (each one increment above the last sent; overtaken ones get BID_TOO_LOW); leader = highest bid: ${war.violations.length === 0 ? 'yes' : 'NO'}`,
+  };
+  phases.push(warPhase);
+  violations.push(...war.violations);
+  log.info(warPhase, 'bid war');
 
   const extra = {
     'buyers seeded': BUYERS,

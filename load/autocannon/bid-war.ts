@@ -33,6 +33,15 @@ export interface BidWarResult {
   acceptedBids: number;
 }
 
+/** Answers by status code, plus connection errors and timeouts, of one autocannon run. */
+export function statusesOf(r: autocannon.Result): Record<string, number> {
+  const statuses: Record<string, number> = {};
+  for (const [code, v] of Object.entries((r as unknown as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats ?? {})) statuses[code] = v.count;
+  if (r.errors > 0) statuses.errors = r.errors;
+  if (r.timeouts > 0) statuses.timeouts = r.timeouts;
+  return statuses;
+}
+
 export async function runBidWar(redis: Redis, o: BidWarOptions): Promise<BidWarResult> {
   let i = 0;
   let amount = o.startPrice;
@@ -55,10 +64,7 @@ export async function runBidWar(redis: Redis, o: BidWarOptions): Promise<BidWarR
       },
     ],
   } as autocannon.Options);
-  const statuses: Record<string, number> = {};
-  for (const [code, v] of Object.entries((r as any).statusCodeStats ?? {})) statuses[code] = (v as { count: number }).count;
-  if (r.errors > 0) statuses.errors = r.errors;
-  if (r.timeouts > 0) statuses.timeouts = r.timeouts;
+  const statuses = statusesOf(r);
 
   // --- invariants: read the auction back from Redis -----------------------------
   const violations: string[] = [];
