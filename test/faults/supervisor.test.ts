@@ -49,11 +49,12 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
   });
 
   // Four tsx processes starting on a loaded two-core CI machine can take a while.
+  let seen: ChildInfo[] = [];
   const first = await waitFor('four children', async () => {
-    const kids = childrenOf(sup.pid!);
+    const kids = (seen = childrenOf(sup.pid!));
     return kids.length === 4 && /orders worker consuming/.test(log) && /scheduler running/.test(log) ? kids : undefined;
   }, 60_000).catch((err: Error) => {
-    throw new Error(`${err.message}\nsupervisor log:\n${log.slice(-3000)}`);
+    throw new Error(`${err.message}\nchildren seen last: ${JSON.stringify(seen)}\nsupervisor log:\n${log.slice(-3000)}`);
   });
   t.same(first.map((c) => c.role).sort(), ['api', 'relay', 'scheduler', 'worker']);
 
