@@ -30,7 +30,7 @@ if ARGV[1] == 'cancel' then
   redis.call('HSET', K.auction, 'status', 'cancelled', 'closedAt', now, 'closeReason', 'cancelled')
   seq = redis.call('HINCRBY', K.auction, 'seq', 1)
   local bidders = {}
-  for _, m in ipairs(redis.call('ZREVRANGE', K.book, 0, -1)) do bidders[#bidders + 1] = '"' .. string.sub(m, 14) .. '"' end
+  for _, m in ipairs(redis.call('ZREVRANGE', K.book, 0, -1)) do bidders[#bidders + 1] = '"' .. memberParts(m) .. '"' end
   emit(K, a[1], 'cancelled', seq, now, '"cancelledAt":' .. now .. ',"bidders":[' .. table.concat(bidders, ',') .. ']')
   publishLive(K, ARGV[2])
   return { 1, 'cancelled', a[6], a[7], 0 }

@@ -62,7 +62,7 @@ if fingerprint ~= '' then
 end
 
 local a = redis.call('HMGET', K.auction, 'id', 'status', 'startsAt', 'endsAt', 'hardCloseAt', 'softCloseMs',
-  'startPrice', 'reserve', 'buyNow', 'rule', 'price', 'leader', 'bidCount')
+  'startPrice', 'reserve', 'buyNow', 'rule', 'price', 'leader', 'bidCount', 'seq', 'salt')
 if not a[1] then return { -6 } end
 local auctionId, rule = a[1], a[10]
 
@@ -80,8 +80,10 @@ if amount < nextMin then return { -1, int(nextMin) } end
 local prev = readBid(K.bids, redis.call('HGET', K.standing, buyer))
 if prev and max <= prev.max then return { -2, int(prev.max) } end
 
--- All checks passed: writes only from here on.
-local seq = redis.call('HINCRBY', K.auction, 'seq', 1)
+-- All checks passed: writes only from here on. The auction hash is written
+-- once, at the end, with every field this bid changed.
+local seq = tonumber(a[14]) + 1
+local bidCount = tonumber(a[13]) + 1
 local bid = { id = bidId, buyer = buyer, amount = amount, max = max, seq = seq, status = 'active', at = now,
   bonus = prev and prev.bonus or 0 }
 if prev then redis.call('ZREM', K.book, memberOf(prev)) end
@@ -90,7 +92,6 @@ redis.call('HSET', K.standing, buyer, bidId)
 redis.call('HSET', K.bids, bidId, encodeBid(bid))
 redis.call('ZADD', KEYS[5], seq, bidId)
 redis.call('ZADD', KEYS[6], seq, bidId)
-local bidCount = redis.call('HINCRBY', K.auction, 'bidCount', 1)
 if fingerprint ~= '' then
   redis.call('SET', KEYS[8], fingerprint .. '\n' .. bidId, 'PX', ARGV[8])
 end
@@ -98,20 +99,16 @@ end
 local previousLeader = a[12]
 local buyNow = tonumber(a[9])
 local endsAt = tonumber(a[4])
-local price, leaderBid
 local closing = buyNow > 0 and amount >= buyNow
+local price, leader, leaderBid
 if closing then
-  price = buyNow
-  leaderBid = bidId
-  redis.call('HSET', K.auction, 'price', int(price), 'leader', buyer, 'leaderBid', bidId, 'status', 'closed',
-    'closedAt', now, 'closeReason', 'buy_now', 'endsAt', now)
+  price, leader, leaderBid = buyNow, buyer, bidId
   endsAt = nowN
 else
   local l
-  price, l = refresh(K, rule)
-  leaderBid = l.id
+  price, l = leaderOf(K, rule)
+  leader, leaderBid = l.buyer, l.id
 end
-local leader = closing and buyer or redis.call('HGET', K.auction, 'leader')
 
 emit(K, auctionId, 'bid_placed', seq, now, '"bidId":"' .. bidId .. '","buyerId":"' .. buyer ..
   '","amount":' .. int(amount) .. ',"maxAmount":' .. int(max) .. ',"placedAt":' .. now ..
@@ -124,27 +121,32 @@ if previousLeader ~= '' and previousLeader ~= leader then
     '","price":' .. int(price) .. ',"byBid":"' .. bidId .. '"}')
 end
 
+local status = 'open'
 if closing then
-  local cseq = redis.call('HINCRBY', K.auction, 'seq', 1)
+  status = 'closed'
+  seq = seq + 1
   local offers = offersOf(K, rule, tonumber(a[8]), tonumber(ARGV[10]), buyer)
   table.insert(offers, 1, '{"buyerId":"' .. buyer .. '","bidId":"' .. bidId .. '","price":' .. int(buyNow) ..
     ',"bonus":' .. int(bid.bonus) .. '}')
-  emit(K, auctionId, 'closed', cseq, now, '"reason":"buy_now","closedAt":' .. now .. ',"price":' .. int(price) ..
+  emit(K, auctionId, 'closed', seq, now, '"reason":"buy_now","closedAt":' .. now .. ',"price":' .. int(price) ..
     ',"leader":"' .. buyer .. '","leaderBid":"' .. bidId .. '","reserveMet":true,"offers":[' ..
     table.concat(offers, ',') .. ']')
+  redis.call('HSET', K.auction, 'status', 'closed', 'closedAt', now, 'closeReason', 'buy_now')
 else
   local soft = tonumber(a[6])
   if nowN >= endsAt - soft then
     local extended = math.min(nowN + soft, tonumber(a[5]))
     if extended > endsAt then
       endsAt = extended
-      redis.call('HSET', K.auction, 'endsAt', int(endsAt))
-      local eseq = redis.call('HINCRBY', K.auction, 'seq', 1)
-      emit(K, auctionId, 'extended', eseq, now, '"endsAt":' .. int(endsAt) .. ',"byBid":"' .. bidId .. '"')
+      seq = seq + 1
+      emit(K, auctionId, 'extended', seq, now, '"endsAt":' .. int(endsAt) .. ',"byBid":"' .. bidId .. '"')
     end
   end
 end
+redis.call('HSET', K.auction, 'seq', seq, 'bidCount', bidCount, 'price', int(price), 'leader', leader, 'leaderBid', leaderBid,
+  'endsAt', int(endsAt))
 
-publishLive(K, ARGV[9])
+publishLive(K, ARGV[9], { id = auctionId, price = int(price), startPrice = a[7], rule = rule, leader = leader,
+  endsAt = int(endsAt), bidCount = int(bidCount), status = status, reserve = a[8], salt = a[15] })
 return { 1, bidId, leaderBid == bidId and 1 or 0, int(price), int(endsAt), int(nextMinimumOf(int(price), a[7], rule)),
   closing and 1 or 0 }

@@ -6,8 +6,10 @@
 --   book      zset   one member per bidder with a standing bid:
 --                    score = the bidder's maximum (a proxy maximum, or the
 --                    amount of a manual bid); member = inverted sequence
---                    (12 digits) .. ':' .. buyer, so that among equal
---                    maxima the EARLIER bid sorts highest (ZREVRANGE)
+--                    (12 digits) .. ':' .. buyer .. ':' .. bidId, so that
+--                    among equal maxima the EARLIER bid sorts highest
+--                    (ZREVRANGE), and the top bids are read without a
+--                    detour through `standing`
 --   standing  hash   buyer -> bidId of the bidder's standing bid
 --
 -- Prices: with a leader L and a runner-up R, the price is one increment
@@ -53,7 +55,12 @@ local function encodeBid(b)
 end
 
 local function memberOf(b)
-  return string.format('%012d', SEQ_BASE - b.seq) .. ':' .. b.buyer
+  return string.format('%012d', SEQ_BASE - b.seq) .. ':' .. b.buyer .. ':' .. b.id
+end
+
+-- memberParts(m): buyer, bidId of a book member.
+local function memberParts(m)
+  return string.match(m, '^%d+:([^:]+):(.+)$')
 end
 
 -- readBid(bidsKey, id): the bid, or nil (id may be false: a missing hash field)
@@ -62,17 +69,21 @@ local function readBid(bidsKey, id)
   return parseBid(id, redis.call('HGET', bidsKey, id))
 end
 
--- ranking(bookKey, standingKey, bidsKey, from, count, skipBuyer): standing bids, best first.
-local function ranking(bookKey, standingKey, bidsKey, count, skipBuyer)
-  local out = {}
-  local members = redis.call('ZREVRANGE', bookKey, 0, count)
-  for _, m in ipairs(members) do
-    local buyer = string.sub(m, 14)
+-- ranking(bookKey, bidsKey, count, skipBuyer): up to `count` standing bids, best first
+-- (one ZREVRANGE and one HMGET, whatever the count).
+local function ranking(bookKey, bidsKey, count, skipBuyer)
+  local ids = {}
+  for _, m in ipairs(redis.call('ZREVRANGE', bookKey, 0, count)) do
+    local buyer, id = memberParts(m)
     if buyer ~= skipBuyer then
-      out[#out + 1] = readBid(bidsKey, redis.call('HGET', standingKey, buyer))
-      if #out >= count then break end
+      ids[#ids + 1] = id
+      if #ids >= count then break end
     end
   end
+  if #ids == 0 then return {} end
+  local raw = redis.call('HMGET', bidsKey, unpack(ids))
+  local out = {}
+  for i, id in ipairs(ids) do out[i] = parseBid(id, raw[i]) end
   return out
 end
 
@@ -91,16 +102,22 @@ local function handleOf(salt, buyer)
   return 'bidder-' .. string.sub(redis.sha1hex(salt .. ':' .. buyer), 1, 8)
 end
 
--- refresh(K, rule): recomputes leader and price from the book, stores them.
+-- leaderOf(K, rule): price ('' without bids) and leading bid, from the book.
+-- refresh(K, rule): the same, stored in the auction hash.
 -- K = { auction =, bids =, book =, standing = }. Returns price ('' without bids), leader bid.
-local function refresh(K, rule)
-  local top = ranking(K.book, K.standing, K.bids, 2, nil)
+local function leaderOf(K, rule)
+  local top = ranking(K.book, K.bids, 2, nil)
   local l = top[1]
+  if not l then return '', nil end
+  return priceOf(rule, l, top[2]), l
+end
+
+local function refresh(K, rule)
+  local price, l = leaderOf(K, rule)
   if not l then
     redis.call('HSET', K.auction, 'price', '', 'leader', '', 'leaderBid', '')
     return '', nil
   end
-  local price = priceOf(rule, l, top[2])
   redis.call('HSET', K.auction, 'price', int(price), 'leader', l.buyer, 'leaderBid', l.id)
   return price, l
 end
@@ -111,17 +128,23 @@ local function nextMinimumOf(price, startPrice, rule)
   return tonumber(price) + increment(rule, tonumber(price))
 end
 
--- publishLive(K, channel): pushes the auction's public state to every api node.
-local function publishLive(K, channel)
+-- publishLive(K, channel[, a]): pushes the auction's public state to every api node.
+-- `a` holds the fields below when the caller already knows them.
+local LIVE_FIELDS = { 'id', 'price', 'startPrice', 'rule', 'leader', 'endsAt', 'bidCount', 'status', 'reserve', 'salt' }
+local function publishLive(K, channel, a)
   if channel == '' then return end
-  local a = redis.call('HMGET', K.auction, 'id', 'price', 'startPrice', 'rule', 'leader', 'endsAt', 'bidCount', 'status', 'reserve', 'salt')
-  local price = a[2]
-  local reserveMet = price ~= '' and tonumber(price) >= tonumber(a[9])
-  redis.call('PUBLISH', channel, 'auction/' .. a[1] .. ' {"auctionId":"' .. a[1] ..
+  if not a then
+    local v = redis.call('HMGET', K.auction, unpack(LIVE_FIELDS))
+    a = {}
+    for i, f in ipairs(LIVE_FIELDS) do a[f] = v[i] end
+  end
+  local price = a.price
+  local reserveMet = price ~= '' and tonumber(price) >= tonumber(a.reserve)
+  redis.call('PUBLISH', channel, 'auction/' .. a.id .. ' {"auctionId":"' .. a.id ..
     '","price":' .. (price == '' and 'null' or price) ..
-    ',"nextMinimum":' .. int(nextMinimumOf(price, a[3], a[4])) ..
-    ',"leader":' .. (a[5] == '' and 'null' or ('"' .. handleOf(a[10], a[5]) .. '"')) ..
-    ',"endsAt":' .. a[6] .. ',"bidCount":' .. a[7] .. ',"status":"' .. a[8] ..
+    ',"nextMinimum":' .. int(nextMinimumOf(price, a.startPrice, a.rule)) ..
+    ',"leader":' .. (a.leader == '' and 'null' or ('"' .. handleOf(a.salt, a.leader) .. '"')) ..
+    ',"endsAt":' .. a.endsAt .. ',"bidCount":' .. a.bidCount .. ',"status":"' .. a.status ..
     '","reserveMet":' .. tostring(reserveMet) .. '}')
 end
 
@@ -138,7 +161,7 @@ end
 -- the reserve. With skipBuyer (a buy-now winner, offered first by the caller)
 -- every entry is a second-chance offer.
 local function offersOf(K, rule, reserve, maxOffers, skipBuyer)
-  local r = ranking(K.book, K.standing, K.bids, maxOffers + 1, skipBuyer)
+  local r = ranking(K.book, K.bids, maxOffers + 1, skipBuyer)
   local parts = {}
   for i = 1, math.min(#r, maxOffers) do
     local price = r[i].max

@@ -236,7 +236,7 @@ export const encodeStoredBid = (b: StoredBid): string =>
   [b.buyerId, b.amount, b.maxAmount, b.seq, b.status, b.placedAt, b.bonus].join('|');
 
 /** The book member of a standing bid (see lua/includes/auctionBook.lua). */
-export const bookMemberOf = (b: StoredBid): string => String(999_999_999_999 - b.seq).padStart(12, '0') + ':' + b.buyerId;
+export const bookMemberOf = (b: StoredBid): string => String(999_999_999_999 - b.seq).padStart(12, '0') + ':' + b.buyerId + ':' + b.bidId;
 
 export interface LiveAuction {
   status: 'open' | 'closed' | 'cancelled';
