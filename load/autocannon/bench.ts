@@ -339,7 +339,7 @@ async function main(): Promise<void> {
     title: 'bench: hot lot', currency: 'EUR', startPrice: scenarios.bidWar.startPrice, startsAt: new Date(Date.now() - 1000).toISOString(),
     endsAt: new Date(Date.now() + 3600_000).toISOString(), softCloseSeconds: 0, increment: { type: 'absolute', amount: scenarios.bidWar.increment },
   }, { role: 'operator', userId: null });
-  const warApi = await spawnRole([join(projectRoot, 'dist', 'src', 'cli.js'), 'api'], answers(`http://127.0.0.1:${API_PORT}/readyz`));
+  const warApi = await spawnRole([...prof, join(projectRoot, 'dist', 'src', 'cli.js'), 'api'], answers(`http://127.0.0.1:${API_PORT}/readyz`));
   let war: BidWarResult;
   try {
     war = await runBidWar(redis, {
