@@ -136,7 +136,7 @@ export async function startRelay(cfg: Config = loadConfig(), log: Logger = creat
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-relay', autoPipelining: false });
   const relay = new Relay({
     redis, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, batch: cfg.STAMPEDE_RELAY_BATCH,
-    claimIdleMs: cfg.STAMPEDE_RELAY_CLAIM_IDLE_MS, topology: cfg.topology,
+    claimIdleMs: cfg.STAMPEDE_RELAY_CLAIM_IDLE_MS, eventsPerMessage: cfg.STAMPEDE_RELAY_EVENTS_PER_MESSAGE, topology: cfg.topology,
   });
   relay.start();
   return {

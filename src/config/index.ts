@@ -50,6 +50,7 @@ export const configSchema = {
   STAMPEDE_SCHEDULER_TICK_MS: positiveInt({ default: 100, desc: 'How often the scheduler looks for auctions to close and promotions due.' }),
   STAMPEDE_LIVE_TICK_MS: positiveInt({ default: 250, desc: 'How often an api node polls the stock of sales its WebSocket clients watch, and pushes the ones that changed.' }),
   STAMPEDE_RELAY_BATCH: positiveInt({ default: 512, desc: 'Outbox entries a relay reads per stream per round.' }),
+  STAMPEDE_RELAY_EVENTS_PER_MESSAGE: positiveInt({ default: 100, desc: 'Most outbox events the relay sends in one message (a CloudEvents batch); 1 sends each on its own.' }),
   STAMPEDE_RELAY_CLAIM_IDLE_MS: positiveInt({ default: 15_000, desc: 'Outbox entries pending this long on a dead relay are reclaimed.' }),
   STAMPEDE_WORKER_PREFETCH: positiveInt({ default: 1_000, desc: 'Unacknowledged messages a worker holds (prefetch window).' }),
   STAMPEDE_WORKER_BATCH: positiveInt({ default: 500, desc: 'Largest batch settled in one Postgres transaction.' }),

@@ -13,12 +13,12 @@
  */
 import type { Pool } from '../db/pool.js';
 import { settleAuctionEvents } from '../db/auction-settlement.js';
-import type { ConfirmChannel, ConsumeMessage } from '../messaging/amqp.js';
+import type { ConfirmChannel } from '../messaging/amqp.js';
 import { publishConfirmed } from '../messaging/publish.js';
 import { LOGGED_AUCTION_EVENT_TYPES, type AuctionLogEvent, type AuctionOffer, type LoggedAuctionEventType } from '../messaging/auction-events.js';
 import { AUCTION_ID, BID_ID, USER_ID } from '../ids.js';
 import { MAX_OFFERS } from '../redis/auction-scripts.js';
-import { BatchConsumer, jsonObjectOf, PoisonMessageError, type WorkerSettings } from './consumer.js';
+import { BatchConsumer, PoisonMessageError, type JsonObject, type WorkerSettings } from './consumer.js';
 
 export interface AuctionsWorkerOptions extends WorkerSettings {
   pool: Pool;
@@ -96,8 +96,7 @@ const TYPE = /^stampede\.auction\.([a-z_]+)\.v1$/;
  * Money-bearing fields must be non-negative integers; anything else is
  * poison (dead-lettered at once, never retried).
  */
-export function parseAuctionEvent(msg: ConsumeMessage): AuctionLogEvent | null {
-  const ev = jsonObjectOf(msg, 'an auction event');
+export function parseAuctionEvent(ev: JsonObject): AuctionLogEvent {
   const type = typeof ev.type === 'string' ? TYPE.exec(ev.type)?.[1] : undefined;
   if (!type || !(LOGGED_AUCTION_EVENT_TYPES as readonly string[]).includes(type)) throw new PoisonMessageError(`unknown event type ${String(ev.type)}`);
   const time = typeof ev.time === 'string' ? Date.parse(ev.time) : NaN;
@@ -172,11 +171,11 @@ export class AuctionsWorker extends BatchConsumer<AuctionLogEvent> {
   announced = 0;
 
   constructor(private readonly deps: AuctionsWorkerOptions) {
-    super({ ...deps, name: 'auctions worker', concern: deps.topology.auctions });
+    super({ ...deps, name: 'auctions worker', what: 'an auction event', concern: deps.topology.auctions });
   }
 
-  protected parse(msg: ConsumeMessage): AuctionLogEvent | null {
-    return parseAuctionEvent(msg);
+  protected parse(envelope: JsonObject): AuctionLogEvent {
+    return parseAuctionEvent(envelope);
   }
 
   protected async settle(events: AuctionLogEvent[], pub: ConfirmChannel): Promise<void> {

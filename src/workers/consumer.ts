@@ -27,6 +27,8 @@ export interface WorkerSettings {
 export interface ConsumerSettings extends WorkerSettings {
   /** Names the worker in logs and in the broker's connection list. */
   name: string;
+  /** What its messages carry, for refusals: 'a purchase event'. */
+  what: string;
   concern: Concern;
 }
 
@@ -35,16 +37,41 @@ export const ATTEMPT_HEADER = 'x-stampede-attempt';
 /** A message no retry can help: it goes to the dead-letter queue at once. */
 export class PoisonMessageError extends Error {}
 
-/** Parses a message body as a JSON object (a CloudEvent envelope), or throws PoisonMessageError. */
-export function jsonObjectOf(msg: ConsumeMessage, what: string): Record<string, unknown> {
+/** A decoded JSON value that is an object (a CloudEvent envelope, before its fields are checked). */
+export type JsonObject = Record<string, unknown>;
+
+const isObject = (v: unknown): v is JsonObject => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * The envelopes a message carries: one CloudEvent, or a CloudEvents JSON
+ * batch (an array of them, which the relay sends for a run of events of one
+ * outbox). An element that is not an object comes back as undefined, so it
+ * is dead-lettered on its own. Throws PoisonMessageError when the body is
+ * not JSON, or neither an object nor an array.
+ */
+export function envelopesOf(msg: ConsumeMessage, what: string): (JsonObject | undefined)[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(msg.content.toString('utf8'));
   } catch {
     throw new PoisonMessageError('message is not JSON');
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new PoisonMessageError(`message is not ${what}`);
-  return parsed as Record<string, unknown>;
+  if (Array.isArray(parsed)) {
+    if (parsed.length === 0) throw new PoisonMessageError('message is an empty batch');
+    return parsed.map((e) => (isObject(e) ? e : undefined));
+  }
+  if (isObject(parsed)) return [parsed];
+  throw new PoisonMessageError(`message is not ${what}`);
+}
+
+/** A message as it arrived: its events, and what in it can never be settled. */
+interface Parsed<E> {
+  msg: ConsumeMessage;
+  events: E[];
+  /** The whole message is unreadable (not JSON, not an event, or no event in it can be settled). */
+  unreadable?: Error;
+  /** Events of a batch that can never be settled (the others are). */
+  poison: { envelope: unknown; err: Error }[];
 }
 
 export abstract class BatchConsumer<E> {
@@ -53,18 +80,15 @@ export abstract class BatchConsumer<E> {
   private conn?: Connection;
   private ch?: Channel;
   private consumerTag?: string;
-  private buffer: ConsumeMessage[] = [];
+  private buffer: Parsed<E>[] = [];
   private flushing?: Promise<void>;
   /** Events settled (first time or again) since start, for tests and ops. */
   settled = 0;
 
   constructor(private readonly o: ConsumerSettings) {}
 
-  /**
-   * Throws PoisonMessageError for a message that can never be settled;
-   * null for a message routed here that is not for this worker (acked as is).
-   */
-  protected abstract parse(msg: ConsumeMessage): E | null;
+  /** Checks one envelope; throws PoisonMessageError for an event that can never be settled. */
+  protected abstract parse(envelope: JsonObject): E;
 
   /**
    * Settles the events; may publish on `pub` (a confirm channel) and must
@@ -113,7 +137,7 @@ export abstract class BatchConsumer<E> {
   }
 
   private enqueue(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage): void {
-    this.buffer.push(msg);
+    this.buffer.push(this.parseMessage(msg));
     if (!this.flushing) this.flushing = this.drain(ch, pub);
   }
 
@@ -131,10 +155,7 @@ export abstract class BatchConsumer<E> {
   /** One transaction stream: takes batches off the buffer until it is empty. */
   private async lane(ch: Channel, pub: ConfirmChannel): Promise<void> {
     try {
-      while (this.buffer.length > 0) {
-        const batch = this.buffer.splice(0, this.o.batch);
-        await this.settleBatch(ch, pub, batch);
-      }
+      while (this.buffer.length > 0) await this.settleBatch(ch, pub, this.takeBatch());
     } catch (err) {
       // The channel or broker went away mid-batch: unacked messages are redelivered.
       this.o.log.error({ err }, `${this.o.name} batch interrupted; its messages will be redelivered`);
@@ -142,35 +163,69 @@ export abstract class BatchConsumer<E> {
     }
   }
 
-  private async settleBatch(ch: Channel, pub: ConfirmChannel, msgs: ConsumeMessage[]): Promise<void> {
-    const good: { msg: ConsumeMessage; ev: E }[] = [];
-    for (const msg of msgs) {
-      try {
-        const ev = this.parse(msg);
-        if (ev === null) ch.ack(msg);
-        else good.push({ msg, ev });
-      } catch (err) {
-        await this.deadLetter(ch, pub, msg, err as Error);
+  /** Messages off the buffer until they carry `batch` events (at least one message). */
+  private takeBatch(): Parsed<E>[] {
+    let events = 0;
+    let n = 0;
+    while (n < this.buffer.length && (n === 0 || events + this.buffer[n]!.events.length <= this.o.batch)) events += this.buffer[n++]!.events.length;
+    return this.buffer.splice(0, n);
+  }
+
+  private async settleBatch(ch: Channel, pub: ConfirmChannel, batch: Parsed<E>[]): Promise<void> {
+    const good: Parsed<E>[] = [];
+    for (const p of batch) {
+      if (p.unreadable) {
+        await this.deadLetter(ch, pub, p.msg, p.unreadable);
+        continue;
       }
+      for (const bad of p.poison) await this.deadLetterOne(pub, p.msg, bad.envelope, bad.err);
+      good.push(p);
     }
     if (good.length === 0) return;
     try {
-      await this.settle(good.map((g) => g.ev), pub);
-      this.settled += good.length;
+      const events = good.flatMap((g) => g.events);
+      await this.settle(events, pub);
+      this.settled += events.length;
       for (const g of good) ch.ack(g.msg);
     } catch (err) {
       if (good.length === 1) return this.retryLater(ch, pub, good[0]!.msg, err as Error);
-      this.o.log.warn({ err, size: good.length }, 'batch settlement failed; settling one by one');
+      this.o.log.warn({ err, size: good.length }, 'batch settlement failed; settling message by message');
       for (const g of good) {
         try {
-          await this.settle([g.ev], pub);
-          this.settled += 1;
+          await this.settle(g.events, pub);
+          this.settled += g.events.length;
           ch.ack(g.msg);
         } catch (one) {
           await this.retryLater(ch, pub, g.msg, one as Error);
         }
       }
     }
+  }
+
+  /**
+   * The events of one message. A message that is not JSON, or of which no
+   * event can be settled, goes to the dead-letter queue whole; in a batch,
+   * each poisonous event goes there on its own and the others are settled.
+   */
+  private parseMessage(msg: ConsumeMessage): Parsed<E> {
+    let envelopes: (JsonObject | undefined)[];
+    try {
+      envelopes = envelopesOf(msg, this.o.what);
+    } catch (err) {
+      return { msg, events: [], poison: [], unreadable: err as Error };
+    }
+    const events: E[] = [];
+    const poison: { envelope: unknown; err: Error }[] = [];
+    for (const envelope of envelopes) {
+      try {
+        if (!envelope) throw new PoisonMessageError(`message is not ${this.o.what}`);
+        events.push(this.parse(envelope));
+      } catch (err) {
+        poison.push({ envelope, err: err as Error });
+      }
+    }
+    if (events.length === 0) return { msg, events, poison: [], unreadable: poison[0]!.err };
+    return { msg, events, poison };
   }
 
   private async retryLater(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error): Promise<void> {
@@ -182,6 +237,14 @@ export abstract class BatchConsumer<E> {
     ch.ack(msg);
   }
 
+  /** Dead-letters one event of a batch as a message of its own (the batch's other events are settled). */
+  private async deadLetterOne(pub: ConfirmChannel, msg: ConsumeMessage, envelope: unknown, err: Error): Promise<void> {
+    const id = envelope && typeof envelope === 'object' && typeof (envelope as JsonObject).id === 'string' ? ((envelope as JsonObject).id as string) : undefined;
+    this.o.log.error({ err, messageId: msg.properties.messageId, eventId: id }, 'event of a batch dead-lettered');
+    await republish(pub, deadLetterQueue(this.o.concern), msg, { 'x-stampede-last-error': err.message, 'x-stampede-dead-lettered-at': new Date().toISOString() },
+      Buffer.from(JSON.stringify(envelope ?? null)), { messageId: id ?? msg.properties.messageId, contentType: 'application/cloudevents+json' });
+  }
+
   private async deadLetter(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error): Promise<void> {
     this.o.log.error({ err, messageId: msg.properties.messageId }, 'message dead-lettered');
     await republish(pub, deadLetterQueue(this.o.concern), msg, { 'x-stampede-last-error': err.message, 'x-stampede-dead-lettered-at': new Date().toISOString() });
@@ -190,9 +253,9 @@ export abstract class BatchConsumer<E> {
 }
 
 /** Publishes a copy straight to a queue and waits for the broker's confirm. */
-function republish(pub: ConfirmChannel, queue: string, msg: ConsumeMessage, headers: Record<string, unknown>): Promise<void> {
+function republish(pub: ConfirmChannel, queue: string, msg: ConsumeMessage, headers: Record<string, unknown>, content = msg.content, extra: Record<string, unknown> = {}): Promise<void> {
   return new Promise((resolve, reject) => {
-    pub.sendToQueue(queue, msg.content, { ...msg.properties, headers: { ...msg.properties.headers, ...headers }, persistent: true }, (err: unknown) =>
+    pub.sendToQueue(queue, content, { ...msg.properties, ...extra, headers: { ...msg.properties.headers, ...headers }, persistent: true }, (err: unknown) =>
       err ? reject(err) : resolve(),
     );
   });

@@ -9,8 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Pool } from '../db/pool.js';
 import { settleBatch, type SettlementEvent } from '../db/settlement.js';
 import { settlePurchase } from '../redis/sale-scripts.js';
-import type { ConsumeMessage } from '../messaging/amqp.js';
-import { BatchConsumer, jsonObjectOf, PoisonMessageError, type WorkerSettings } from './consumer.js';
+import { BatchConsumer, PoisonMessageError, type JsonObject, type WorkerSettings } from './consumer.js';
 
 export { PoisonMessageError };
 
@@ -19,8 +18,8 @@ export interface OrdersWorkerOptions extends WorkerSettings {
   pool: Pool;
 }
 
-export function parseSettlementEvent(msg: ConsumeMessage): SettlementEvent {
-  const ev = jsonObjectOf(msg, 'a purchase event') as { id?: unknown; type?: unknown; time?: unknown; data?: unknown };
+export function parseSettlementEvent(envelope: JsonObject): SettlementEvent {
+  const ev = envelope as { id?: unknown; type?: unknown; time?: unknown; data?: unknown };
   const d = ev.data as Record<string, unknown> | null | undefined;
   // Money is only ever moved by well-formed events: a negative price or a
   // quantity of zero would mint or hide money, so they never reach Postgres.
@@ -42,11 +41,11 @@ export function parseSettlementEvent(msg: ConsumeMessage): SettlementEvent {
 
 export class OrdersWorker extends BatchConsumer<SettlementEvent> {
   constructor(private readonly deps: OrdersWorkerOptions) {
-    super({ ...deps, name: 'orders worker', concern: deps.topology.orders });
+    super({ ...deps, name: 'orders worker', what: 'a purchase event', concern: deps.topology.orders });
   }
 
-  protected parse(msg: ConsumeMessage): SettlementEvent {
-    return parseSettlementEvent(msg);
+  protected parse(envelope: JsonObject): SettlementEvent {
+    return parseSettlementEvent(envelope);
   }
 
   protected async settle(events: SettlementEvent[]): Promise<void> {

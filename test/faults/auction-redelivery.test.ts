@@ -47,7 +47,7 @@ async function drainAnnouncements(amqp: Amqp, queue: string, auctionId: string):
   return out;
 }
 
-const republish = (amqp: Amqp, exchange: string, m: GetMessage) =>
+const republish = (amqp: Amqp, exchange: string, m: Pick<GetMessage, 'content' | 'properties'> & { fields: { routingKey: string } }) =>
   amqp.publish(exchange, m.fields.routingKey, m.content, { ...m.properties, headers: { ...m.properties.headers } });
 
 t.test('a close delivered many times (in a row, to two workers, after settlement) debits the winner once', async (t) => {
@@ -65,13 +65,13 @@ t.test('a close delivered many times (in a row, to two workers, after settlement
   t.equal(seq, 5, 'three bids, a doubling, the close');
 
   // No worker yet: the relay's very messages, captured off the queue.
-  const originals = await amqp.take(auctions.queue, seq);
+  const { messages, events: originals } = await amqp.takeEvents(auctions.queue, seq);
   t.equal(await amqp.depth(auctions.queue), 0, 'the relay published each event once');
   t.same(originals.map((m) => m.properties.messageId).sort(), Array.from({ length: seq }, (_, i) => `${a.id}:${i + 1}`).sort());
 
   const stopWorkers = await startWorkers(sys, amqp, 2);
   for (const m of originals) for (let copy = 0; copy < 3; copy++) await republish(amqp, exchange, m);
-  for (const m of originals) amqp.ch.ack(m);
+  for (const m of messages) amqp.ch.ack(m);
   await waitSettled(sys.pool, a.id);
   await waitLogged(sys.pool, sys.redis, a.id);
   await settleAndStop(t, sys, amqp, stopWorkers);
@@ -117,7 +117,7 @@ t.test('a close that overtakes its bids settles from its own offers; late bids a
   await bid(sys.redis, a, x!, 1100, 3000);
   await bid(sys.redis, a, y!, 1200, 2000);
   await closeWhenDue(sys.redis, a.id);
-  const originals = await amqp.take(auctions.queue, 4);
+  const { messages, events: originals } = await amqp.takeEvents(auctions.queue, 4);
   const closed = originals.find((m) => m.fields.routingKey === 'auction.closed.v1')!;
   const bids = originals.filter((m) => m !== closed);
 
@@ -130,7 +130,7 @@ t.test('a close that overtakes its bids settles from its own offers; late bids a
   await collectAnnouncements(amqp.ch, notifications.queue, a.id, [`${a.id}:won`, `${a.id}:lost:${y}`]);
 
   for (const m of bids) await republish(amqp, exchange, m);
-  for (const m of originals) amqp.ch.ack(m);
+  for (const m of messages) amqp.ch.ack(m);
   await waitLogged(sys.pool, sys.redis, a.id);
   const late = await collectAnnouncements(amqp.ch, notifications.queue, a.id, [`${a.id}:lost:${z}`]);
   t.notOk(late.some((m) => m.id === `${a.id}:won`), 'a late bid never announces a second win');

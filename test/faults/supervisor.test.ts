@@ -13,7 +13,9 @@ interface ChildInfo {
   role: string;
 }
 
-/** Children of `pid`, read from /proc (no `ps`: a fresh machine may not have procps). */
+const ROLES = ['api', 'relay', 'worker', 'scheduler'];
+
+/** Role children of `pid`, read from /proc (no `ps`: a fresh machine may not have procps). */
 function childrenOf(pid: number): ChildInfo[] {
   const kids: ChildInfo[] = [];
   for (const entry of readdirSync('/proc')) {
@@ -24,7 +26,9 @@ function childrenOf(pid: number): ChildInfo[] {
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (ppid !== pid) continue;
       const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      kids.push({ pid: Number(entry), role: args[args.length - 1] ?? '' });
+      const role = args[args.length - 1] ?? '';
+      // Only the roles: tsx's esbuild service (`esbuild --service=… --ping`) is a child too on a cold cache.
+      if (ROLES.includes(role)) kids.push({ pid: Number(entry), role });
     } catch {
       // The process ended while we looked.
     }

@@ -21,7 +21,9 @@ const FUNDS = 100_000;
 t.test(`a worker SIGKILLed mid-stream, twice: all ${TOTAL} accepted purchases settled exactly once`, async (t) => {
   // api + relay in-process, no worker: the queue fills.
   const t0 = Date.now();
-  const sys = await boot(t, { relay: true, env: faultEnv() });
+  // One event per message: this test counts messages through the kills (the
+  // relay's batching is proven by the redelivery tests).
+  const sys = await boot(t, { relay: true, env: faultEnv({ STAMPEDE_RELAY_EVENTS_PER_MESSAGE: '1' }) });
   const amqp = await openAmqp(t, sys.cfg);
   const queue = sys.cfg.topology.orders.queue;
   const sale = await sys.createSale({ stock: TOTAL, perBuyerLimit: 1, unitPrice: PRICE });

@@ -39,6 +39,20 @@ export const faultEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
 
 // ------------------------------------------------------------------ AMQP
 
+/** The CloudEvents a message carries: one, or a batch. */
+export function eventsIn(m: { content: Buffer }): any[] {
+  const v = JSON.parse(m.content.toString());
+  return Array.isArray(v) ? v : [v];
+}
+
+/** One event of a message, as a message of its own. */
+export interface SingleEvent {
+  fields: { routingKey: string };
+  content: Buffer;
+  properties: import('amqplib').MessageProperties;
+  event: any;
+}
+
 export interface Amqp {
   conn: Connection;
   ch: ConfirmChannel;
@@ -50,6 +64,13 @@ export interface Amqp {
   depths(): Promise<Record<string, number>>;
   /** Takes exactly n messages off a queue (unacknowledged: the caller acks them). */
   take(queue: string, n: number, timeoutMs?: number): Promise<import('amqplib').GetMessage[]>;
+  /**
+   * Takes messages off a queue until they carry n events (the relay sends
+   * runs of events as CloudEvents batches). Returns the messages
+   * (unacknowledged: the caller acks them) and every event as a message of
+   * its own, to republish one by one.
+   */
+  takeEvents(queue: string, n: number, timeoutMs?: number): Promise<{ messages: import('amqplib').GetMessage[]; events: SingleEvent[] }>;
   /** Waits until the main and retry queues (or only `queues`) stay empty for `quietMs`. */
   quiet(quietMs?: number, timeoutMs?: number, queues?: string[]): Promise<void>;
 }
@@ -85,6 +106,25 @@ export async function openAmqp(t: Test, cfg: Config): Promise<Amqp> {
         else await sleep(20);
       }
       return got;
+    },
+    async takeEvents(queue, n, timeoutMs = 15_000) {
+      const messages: import('amqplib').GetMessage[] = [];
+      const events: SingleEvent[] = [];
+      const deadline = Date.now() + timeoutMs;
+      while (events.length < n) {
+        const m = await ch.get(queue, { noAck: false });
+        if (m) {
+          messages.push(m);
+          for (const e of eventsIn(m)) {
+            events.push({
+              fields: { routingKey: m.fields.routingKey }, content: Buffer.from(JSON.stringify(e)), event: e,
+              properties: { ...m.properties, messageId: e.id, contentType: 'application/cloudevents+json' },
+            });
+          }
+        } else if (Date.now() > deadline) throw new Error(`took ${events.length} of ${n} events from ${queue}`);
+        else await sleep(20);
+      }
+      return { messages, events };
     },
     async quiet(quietMs = 800, timeoutMs = 60_000, queues?: string[]) {
       const dlq = deadLetterQueue(topology.orders);
