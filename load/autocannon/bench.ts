@@ -339,6 +339,9 @@ async function main(): Promise<void> {
     title: 'bench: hot lot', currency: 'EUR', startPrice: scenarios.bidWar.startPrice, startsAt: new Date(Date.now() - 1000).toISOString(),
     endsAt: new Date(Date.now() + 3600_000).toISOString(), softCloseSeconds: 0, increment: { type: 'absolute', amount: scenarios.bidWar.increment },
   }, { role: 'operator', userId: null });
+  // The drain's inserts wake autovacuum, which would take a core from the war: vacuum now, let the host settle.
+  await pool.query('VACUUM ANALYZE');
+  await new Promise((r) => setTimeout(r, 5_000));
   const warApi = await spawnRole([...prof, join(projectRoot, 'dist', 'src', 'cli.js'), 'api'], answers(`http://127.0.0.1:${API_PORT}/readyz`));
   let war: BidWarResult;
   try {
