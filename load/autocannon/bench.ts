@@ -31,7 +31,7 @@ import { createBuyerTokens } from '../../src/auth/tokens.js';
 import { projectRoot } from '../../src/paths.js';
 import { auditSale } from '../../src/audit.js';
 import { runPaced } from './paced.js';
-import { runBidWar, statusesOf, type BidWarResult } from './bid-war.js';
+import { auditBidWar, runBidWar, statusesOf, type BidWarResult } from './bid-war.js';
 import { Auctions } from '../../src/domain/auctions.js';
 
 const scenarios = JSON.parse(readFileSync(join(projectRoot, 'load', 'scenarios.json'), 'utf8'));
@@ -352,13 +352,14 @@ async function main(): Promise<void> {
   } finally {
     await stopChild(warApi);
   }
+  const warAudit = await auditBidWar(redis, auction.id, war.statuses, CONNECTIONS);
   const warPhase: Phase = {
     name: '6. bid war (one hot auction)', requests: war.requests, durationS: war.durationS, rps: war.rps, p50: war.p50, p99: war.p99, max: war.max,
     statuses: war.statuses, ratioToBaseline: war.rps / baseline.rps,
-    note: `${war.acceptedBids.toLocaleString('en')} bids accepted (each one increment above the last sent; overtaken ones get BID_TOO_LOW); leader = highest bid: ${war.violations.length === 0 ? 'yes' : 'NO'}`,
+    note: `${warAudit.acceptedBids.toLocaleString('en')} bids accepted (each one increment above the last sent; overtaken ones get BID_TOO_LOW); leader = highest bid: ${warAudit.violations.length === 0 ? 'yes' : 'NO'}`,
   };
   phases.push(warPhase);
-  violations.push(...war.violations);
+  violations.push(...warAudit.violations);
   log.info(warPhase, 'bid war');
 
   const extra = {

@@ -29,8 +29,6 @@ export interface BidWarResult {
   p99: number;
   max: number;
   statuses: Record<string, number>;
-  violations: string[];
-  acceptedBids: number;
 }
 
 /** Answers by status code, plus connection errors and timeouts, of one autocannon run. */
@@ -66,14 +64,26 @@ export async function runBidWar(redis: Redis, o: BidWarOptions): Promise<BidWarR
   } as autocannon.Options);
   const statuses = statusesOf(r);
 
-  // --- invariants: read the auction back from Redis -----------------------------
+  return {
+    requests: r.requests.total, durationS: r.duration, rps: Math.round(r.requests.total / r.duration), p50: r.latency.p50, p99: r.latency.p99,
+    max: r.latency.max, statuses,
+  };
+}
+
+/**
+ * The auction's invariants, read back from Redis once the api has stopped
+ * (a duration-bound run leaves requests in flight at cut-off): the leader
+ * holds the highest bid (the earliest among equals), the price is that bid,
+ * the bid count matches, and every 202 is one stored bid.
+ */
+export async function auditBidWar(redis: Redis, auctionId: string, statuses: Record<string, number>, connections: number): Promise<{ violations: string[]; acceptedBids: number }> {
   const violations: string[] = [];
-  const live = await redis.hgetall(auctionKeys.auction(o.auctionId));
-  const bids = Object.entries(await redis.hgetall(auctionKeys.bids(o.auctionId))).map(([id, raw]) => parseStoredBid(id, raw));
+  const live = await redis.hgetall(auctionKeys.auction(auctionId));
+  const bids = Object.entries(await redis.hgetall(auctionKeys.bids(auctionId))).map(([id, raw]) => parseStoredBid(id, raw));
   const active = bids.filter((b) => b.status === 'active');
   const accepted202 = statuses['202'] ?? 0;
   // A duration-bound run ends with up to one request per connection in flight.
-  if (bids.length < accepted202 || bids.length > accepted202 + o.connections) {
+  if (bids.length < accepted202 || bids.length > accepted202 + connections) {
     violations.push(`bid war: ${bids.length} stored bids for ${accepted202} answers 202`);
   }
   if (active.length > 0) {
@@ -84,8 +94,5 @@ export async function runBidWar(redis: Redis, o: BidWarOptions): Promise<BidWarR
     if (Number(live.bidCount) !== active.length) violations.push(`bid war: bidCount ${live.bidCount} vs ${active.length} stored`);
   }
   for (const code of Object.keys(statuses)) if (/^5|errors|timeouts/.test(code)) violations.push(`bid war: ${code} answers`);
-  return {
-    requests: r.requests.total, durationS: r.duration, rps: Math.round(r.requests.total / r.duration), p50: r.latency.p50, p99: r.latency.p99,
-    max: r.latency.max, statuses, violations, acceptedBids: bids.length,
-  };
+  return { violations, acceptedBids: bids.length };
 }
