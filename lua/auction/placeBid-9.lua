@@ -113,13 +113,9 @@ end
 emit(K, auctionId, 'bid_placed', seq, now, '"bidId":"' .. bidId .. '","buyerId":"' .. buyer ..
   '","amount":' .. int(amount) .. ',"maxAmount":' .. int(max) .. ',"placedAt":' .. now ..
   ',"price":' .. int(price) .. ',"leader":"' .. leader .. '","leaderBid":"' .. leaderBid ..
-  '","bidCount":' .. int(bidCount) .. ',"endsAt":' .. int(endsAt))
-
-if previousLeader ~= '' and previousLeader ~= leader then
-  redis.call('XADD', K.outbox, '*', 'type', 'stampede.auction.outbid.v1', 'id', bidId .. ':outbid', 'time', now,
-    'subject', auctionId, 'data', '{"auctionId":"' .. auctionId .. '","buyerId":"' .. previousLeader ..
-    '","price":' .. int(price) .. ',"byBid":"' .. bidId .. '"}')
-end
+  '","bidCount":' .. int(bidCount) .. ',"endsAt":' .. int(endsAt) ..
+  -- The bidder this bid outbid, if any: the auctions worker tells them (off the hot path).
+  ((previousLeader ~= '' and previousLeader ~= leader) and (',"outbid":"' .. previousLeader .. '"') or ''))
 
 local status = 'open'
 if closing then

@@ -3,8 +3,9 @@
 -- counter is the one write a refused attempt makes: counting attempts is
 -- what a rate limit is.
 local function rateLimited(key, max, windowMs)
+  -- The first attempt of a window (the common case) is one call.
+  if redis.call('SET', key, 1, 'PX', windowMs, 'NX') then return nil end
   local attempts = redis.call('INCR', key)
-  if attempts == 1 then redis.call('PEXPIRE', key, windowMs) end
   if attempts <= tonumber(max) then return nil end
   local ttl = redis.call('PTTL', key)
   if ttl < 0 then

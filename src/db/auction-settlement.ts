@@ -24,7 +24,7 @@ import type { Pool, PoolClient } from './pool.js';
 import { inTransaction } from './pool.js';
 import type { CloudEvent } from '../messaging/events.js';
 import {
-  ANNOUNCEMENT_TYPES, type AuctionCancelledData, type AuctionLogEvent, type AuctionLostData, type AuctionOfferFailedData, type AuctionWonData,
+  ANNOUNCEMENT_TYPES, type AuctionCancelledData, type AuctionLogEvent, type AuctionLostData, type AuctionOfferFailedData, type AuctionOutbidData, type AuctionWonData,
   type ClosedData,
 } from '../messaging/auction-events.js';
 
@@ -81,6 +81,13 @@ async function settleInTransaction(c: PoolClient, all: AuctionLogEvent[]): Promi
   }
 
   const out: CloudEvent[] = [];
+  // A bid that took the lead: its previous leader is told (every delivery announces again, with the same id).
+  for (const e of events) {
+    if (e.type !== 'bid_placed' || e.data.outbid === undefined) continue;
+    out.push(announcement<AuctionOutbidData>(ANNOUNCEMENT_TYPES.outbid, `${e.data.bidId}:outbid`, e.auctionId, new Date(e.data.placedAt), {
+      auctionId: e.auctionId, buyerId: e.data.outbid, price: e.data.price, byBid: e.data.bidId,
+    }));
+  }
   for (const e of closes.values()) out.push(...(await closeAnnouncements(c, e.auctionId)));
   for (const e of cancels.values()) out.push(...(await cancelAnnouncements(c, e.auctionId, e.data.bidders)));
   // A bid logged only after its auction was settled (it was in a retry tier)

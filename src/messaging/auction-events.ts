@@ -26,6 +26,8 @@ export interface BidPlacedData extends AuctionSnapshot {
   price: number;
   bidCount: number;
   endsAt: number;
+  /** The previous leader, when this bid took the lead from them. */
+  outbid?: string;
 }
 
 export interface BidRetractedData extends AuctionSnapshot {
@@ -95,12 +97,23 @@ export type AuctionLogEvent =
 
 /** What settlement announces (routed to the notifications concern). */
 export const ANNOUNCEMENT_TYPES = {
+  /** To a leader a new bid took the lead from. */
+  outbid: 'stampede.auction.outbid.v1',
   won: 'stampede.auction.won.v1',
   lost: 'stampede.auction.lost.v1',
   offerFailed: 'stampede.auction.offer_failed.v1',
   /** To each bidder of a cancelled auction: they are released. */
   released: 'stampede.auction.released.v1',
 } as const;
+
+export interface AuctionOutbidData {
+  auctionId: string;
+  /** The bidder who lost the lead. */
+  buyerId: string;
+  /** The price after the bid that took it. */
+  price: number;
+  byBid: string;
+}
 
 export interface AuctionWonData {
   auctionId: string;

@@ -123,6 +123,7 @@ export function parseAuctionEvent(ev: JsonObject): AuctionLogEvent {
         data: {
           ...data, bidId: r.bid('bidId'), buyerId: r.buyer('buyerId'), amount, maxAmount, placedAt: r.whole('placedAt', 1),
           price: r.whole('price', 1), ...snapshot(), bidCount: r.whole('bidCount', 1), endsAt: r.whole('endsAt', 1),
+          ...(d.outbid === undefined ? {} : { outbid: r.buyer('outbid') }),
         },
       };
     }

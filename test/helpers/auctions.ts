@@ -134,6 +134,8 @@ export const announcementOf = (m: GetMessage): Announcement => {
  * them) until every expected id has been seen; outbid events and other
  * auctions' messages are taken and dropped.
  */
+const OUTBID = 'stampede.auction.outbid.v1';
+
 export async function collectAnnouncements(
   ch: import('amqplib').Channel, queue: string, auctionId: string, expectedIds: string[], timeoutMs = 20_000,
 ): Promise<Announcement[]> {
@@ -149,7 +151,7 @@ export async function collectAnnouncements(
     }
     ch.ack(m);
     const a = announcementOf(m);
-    if (a.source === ANNOUNCEMENT_SOURCE && a.data.auctionId === auctionId) got.push(a);
+    if (a.source === ANNOUNCEMENT_SOURCE && a.data.auctionId === auctionId && (a.type !== OUTBID || expectedIds.includes(a.id))) got.push(a);
   }
   return got;
 }

@@ -47,12 +47,14 @@ t.test('the leader pays the auction price once; the others are told they lost', 
   t.match(log[1], { event_id: `${a.id}:2`, seq: 2, type: 'bid_placed', bid_id: xb, buyer_id: x });
   t.match(log[3], { event_id: `${a.id}:4`, type: 'closed', bid_id: null, buyer_id: null });
 
-  const ann = await collectAnnouncements(amqp.ch, notifications, a.id, [`${a.id}:won`, `${a.id}:lost:${y}`, `${a.id}:lost:${z}`]);
+  const ann = await collectAnnouncements(amqp.ch, notifications, a.id, [`${a.id}:won`, `${a.id}:lost:${y}`, `${a.id}:lost:${z}`, `${xb}:outbid`]);
+  // x's bid took the lead from z; y's proxy never took it from x.
+  t.match(ann.find((m) => m.id === `${xb}:outbid`), { type: 'stampede.auction.outbid.v1', routingKey: 'auction.outbid.v1', data: { auctionId: a.id, buyerId: z, price: 1100, byBid: xb } });
   const won = ann.find((m) => m.id === `${a.id}:won`)!;
   t.match(won, { type: 'stampede.auction.won.v1', routingKey: 'auction.won.v1', messageId: `${a.id}:won` });
   t.same(won.data, { auctionId: a.id, buyerId: x, bidId: xb, currency: 'EUR', price: 2100, paid: 2100, bonus: 0 });
   t.match(ann.find((m) => m.id === `${a.id}:lost:${z}`), { type: 'stampede.auction.lost.v1', data: { buyerId: z, outcome: 'sold', price: 2100 } });
-  t.equal(ann.length, 3, 'nothing else announced');
+  t.equal(ann.length, 4, 'nothing else announced (one outbid: z by x)');
 });
 
 t.test('a winner who cannot pay: the next bidder pays their own bid (second-chance offer)', async (t) => {

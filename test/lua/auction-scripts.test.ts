@@ -145,7 +145,10 @@ t.test('buy-now closes at once for that bidder; a second buy-now is refused', as
   t.equal(closed.reason, 'buy_now');
   t.equal(closed.offers.length, 1, 'the proxy below the reserve is not offered the lot');
   t.match(closed.offers[0], { price: 9000, bonus: 0 });
-  t.same(await outboxTypes(a), ['bid_placed', 'bid_placed', 'outbid', 'closed']);
+  t.same(await outboxTypes(a), ['bid_placed', 'bid_placed', 'closed'], 'the outbid bidder is named in the bid, not a separate event');
+  const placed = (await redis.xrange(auctionKeys.outbox(a.id), '-', '+')).map(([, f]) => JSON.parse(f[f.indexOf('data') + 1]!));
+  t.equal(placed[1].outbid, z, 'the buy-now bid names the leader it outbid');
+  t.notOk('outbid' in placed[0], 'the first bid outbid nobody');
 });
 
 t.test('retractBid: falls back to the best remaining bid, refuses late, foreign or unknown bids', async (t) => {
