@@ -45,11 +45,11 @@ const isObject = (v: unknown): v is JsonObject => v !== null && typeof v === 'ob
 /**
  * The envelopes a message carries: one CloudEvent, or a CloudEvents JSON
  * batch (an array of them, which the relay sends for a run of events of one
- * outbox). An element that is not an object comes back as undefined, so it
- * is dead-lettered on its own. Throws PoisonMessageError when the body is
- * not JSON, or neither an object nor an array.
+ * outbox), element by element as they came: one that is not an object is
+ * dead-lettered on its own. Throws PoisonMessageError when the body is not
+ * JSON, or neither an object nor an array.
  */
-export function envelopesOf(msg: ConsumeMessage, what: string): (JsonObject | undefined)[] {
+export function envelopesOf(msg: ConsumeMessage, what: string): unknown[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(msg.content.toString('utf8'));
@@ -58,7 +58,7 @@ export function envelopesOf(msg: ConsumeMessage, what: string): (JsonObject | un
   }
   if (Array.isArray(parsed)) {
     if (parsed.length === 0) throw new PoisonMessageError('message is an empty batch');
-    return parsed.map((e) => (isObject(e) ? e : undefined));
+    return parsed;
   }
   if (isObject(parsed)) return [parsed];
   throw new PoisonMessageError(`message is not ${what}`);
@@ -208,7 +208,7 @@ export abstract class BatchConsumer<E> {
    * each poisonous event goes there on its own and the others are settled.
    */
   private parseMessage(msg: ConsumeMessage): Parsed<E> {
-    let envelopes: (JsonObject | undefined)[];
+    let envelopes: unknown[];
     try {
       envelopes = envelopesOf(msg, this.o.what);
     } catch (err) {
@@ -218,7 +218,7 @@ export abstract class BatchConsumer<E> {
     const poison: { envelope: unknown; err: Error }[] = [];
     for (const envelope of envelopes) {
       try {
-        if (!envelope) throw new PoisonMessageError(`message is not ${this.o.what}`);
+        if (!isObject(envelope)) throw new PoisonMessageError(`message is not ${this.o.what}`);
         events.push(this.parse(envelope));
       } catch (err) {
         poison.push({ envelope, err: err as Error });
@@ -242,7 +242,7 @@ export abstract class BatchConsumer<E> {
     const id = envelope && typeof envelope === 'object' && typeof (envelope as JsonObject).id === 'string' ? ((envelope as JsonObject).id as string) : undefined;
     this.o.log.error({ err, messageId: msg.properties.messageId, eventId: id }, 'event of a batch dead-lettered');
     await republish(pub, deadLetterQueue(this.o.concern), msg, { 'x-stampede-last-error': err.message, 'x-stampede-dead-lettered-at': new Date().toISOString() },
-      Buffer.from(JSON.stringify(envelope ?? null)), { messageId: id ?? msg.properties.messageId, contentType: 'application/cloudevents+json' });
+      Buffer.from(JSON.stringify(envelope)), { messageId: id ?? msg.properties.messageId, contentType: 'application/cloudevents+json' });
   }
 
   private async deadLetter(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error): Promise<void> {
