@@ -119,13 +119,16 @@ async function supervise(roles: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+/** The roles `stampede all` and `npm start` run. */
+const ROLES = ['api', 'relay', 'worker', 'scheduler'];
+
 const program = new Command('stampede').description('Flash-sale and auction engine').showHelpAfterError();
 
 program.command('api').description('serve the HTTP API').action(() => runRole('api', startApi));
 program.command('relay').description('relay outbox streams to RabbitMQ').action(() => runRole('relay', startRelay));
 program.command('worker').description('settle orders and auctions into Postgres').action(() => runRole('worker', startWorker));
 program.command('scheduler').description('close auctions when due and run the promoter').action(() => runRole('scheduler', startScheduler));
-program.command('all').description('run api, relay, worker and scheduler as supervised child processes').action(() => supervise(['api', 'relay', 'worker', 'scheduler']));
+program.command('all').description('run api, relay, worker and scheduler as supervised child processes').action(() => supervise(ROLES));
 
 program.command('migrate').description('apply database migrations').action(async () => {
   const cfg = config();
@@ -145,7 +148,7 @@ program
     const banner = await seedDemo(cfg, pool, redis);
     await Promise.all([pool.end(), redis.quit()]);
     process.stdout.write(banner + '\n');
-    await supervise(['api', 'relay', 'worker']);
+    await supervise(ROLES);
   });
 
 /** Progress bars on a terminal; plain lines at every tenth otherwise (CI, log files). */
