@@ -240,6 +240,24 @@ t.test('auctions over HTTP', async (t) => {
     t.equal(ok2.body.endsAt, a.hardCloseAt);
   });
 
+  t.test('the scheduler closes an extended auction at its new end, not its first one', async (t) => {
+    const { scheduler, stop } = await sys.startScheduler();
+    t.teardown(stop);
+    const now = Date.now();
+    const a = await createAuction(sys, { endsAt: iso(now + 1500), softCloseSeconds: 4, hardCloseAt: iso(now + 20_000) });
+    const r = await bid(sys, buyers[1135]!, a.id, { amount: 1000 });
+    const extendedTo = Date.parse(r.body.endsAt);
+    t.ok(extendedTo > Date.parse(a.endsAt), 'the bid extended the end');
+    await waitFor('the first end to pass', async () => Date.now() > Date.parse(a.endsAt) + 500, 5_000);
+    t.equal(await sys.redis.hget(auctionKeys.auction(a.id), 'status'), 'open', 'still open past its first end');
+    t.equal((await bid(sys, buyers[1136]!, a.id, { amount: 1100 })).status, 202, 'and still taking bids');
+    await waitFor('the scheduler to close it', async () => (await sys.redis.hget(auctionKeys.auction(a.id), 'status')) === 'closed', 15_000);
+    const live = await sys.redis.hgetall(auctionKeys.auction(a.id));
+    t.ok(Number(live.endsAt) >= extendedTo, 'the end is the extended one (or later)');
+    t.ok(Number(live.closedAt) >= Number(live.endsAt), 'closed at or after it');
+    t.ok(scheduler.closed >= 1, 'closed by the scheduler (the only one running)');
+  });
+
   t.test('a bid racing the close: nothing is accepted after it', async (t) => {
     const { scheduler } = await sys.startScheduler();
     const a = await createAuction(sys, { endsAt: iso(Date.now() + 1500), softCloseSeconds: 0 });
@@ -347,12 +365,22 @@ t.test('auctions over HTTP', async (t) => {
     const sale = await sys.createSale({ stock: 10 });
     const p = await sys.purchase(gone, sale.id);
     t.equal(p.status, 202);
+    // Another api node, up before the deletion: it must learn of it through pub/sub.
+    const other = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-2'));
+    t.teardown(() => other.stop());
+    const wallet = (url: string) => call(`${url}/v1/wallet`, { headers: { authorization: `Bearer ${sys.token(gone)}` } });
+    t.equal((await wallet(other.url)).status, 200, 'the other node serves the buyer before');
     const del = await sys.operator(`/v1/buyers/${gone}`, { method: 'DELETE' });
     t.equal(del.status, 200);
     t.match(del.body, { userId: gone, retractedBids: 1, cancelledPurchases: 1 });
     t.match((await call(`${sys.url}/v1/auctions/${a.id}`)).body, { currentPrice: 1000, bidCount: 1 });
     const refused = await bid(sys, gone, a.id, { amount: 9000 });
     t.equal(refused.status, 401, 'their token is refused');
+    await waitFor('the other node to refuse the token', async () => (await wallet(other.url)).status === 401, 10_000);
+    const later = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-3'));
+    t.teardown(() => later.stop());
+    t.equal((await wallet(later.url)).status, 401, 'a node started afterwards refuses it from the start');
+    t.equal((await wallet(sys.url)).status, 401, 'and so does the node that deleted it');
     const user = (await sys.pool.query('SELECT name, email, deleted_at FROM users WHERE id = $1', [gone])).rows[0];
     t.match(user, { name: 'deleted buyer', email: null });
     t.ok(user.deleted_at);
