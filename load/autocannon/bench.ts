@@ -31,7 +31,8 @@ import { createBuyerTokens } from '../../src/auth/tokens.js';
 import { projectRoot } from '../../src/paths.js';
 import { auditSale } from '../../src/audit.js';
 import { runPaced } from './paced.js';
-import { auditBidWar, runBidWar, statusesOf, type BidWarResult } from './bid-war.js';
+import { auditBidWar, runBidWar } from './bid-war.js';
+import { resultOf, type LoadResult } from './results.js';
 import { Auctions } from '../../src/domain/auctions.js';
 
 const scenarios = JSON.parse(readFileSync(join(projectRoot, 'load', 'scenarios.json'), 'utf8'));
@@ -56,15 +57,8 @@ const env: NodeJS.ProcessEnv = {
 const cfg = loadConfig(env);
 const log = createLogger('info', 'bench');
 
-interface Phase {
+interface Phase extends LoadResult {
   name: string;
-  requests: number;
-  durationS: number;
-  rps: number;
-  p50: number;
-  p99: number;
-  max: number;
-  statuses: Record<string, number>;
   ratioToBaseline?: number;
   note?: string;
 }
@@ -118,10 +112,7 @@ async function load(name: string, url: string, opts: { durationS?: number; amoun
       },
     ],
   } as autocannon.Options);
-  const r = await instance;
-  const statuses = statusesOf(r);
-  const durationS = r.duration;
-  return { name, requests: r.requests.total, durationS, rps: Math.round(r.requests.total / durationS), p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max, statuses };
+  return { name, ...resultOf(await instance) };
 }
 
 function markdown(phases: Phase[], extra: Record<string, unknown>, machine: Record<string, unknown>): string {
@@ -343,7 +334,7 @@ async function main(): Promise<void> {
   await pool.query('VACUUM ANALYZE');
   await new Promise((r) => setTimeout(r, 5_000));
   const warApi = await spawnRole([...prof, join(projectRoot, 'dist', 'src', 'cli.js'), 'api'], answers(`http://127.0.0.1:${API_PORT}/readyz`));
-  let war: BidWarResult;
+  let war: LoadResult;
   try {
     war = await runBidWar(redis, {
       url: `http://127.0.0.1:${API_PORT}`, auctionId: auction.id, tokens: buyerTokens, connections: CONNECTIONS,
@@ -354,8 +345,7 @@ async function main(): Promise<void> {
   }
   const warAudit = await auditBidWar(redis, auction.id, war.statuses, CONNECTIONS);
   const warPhase: Phase = {
-    name: '6. bid war (one hot auction)', requests: war.requests, durationS: war.durationS, rps: war.rps, p50: war.p50, p99: war.p99, max: war.max,
-    statuses: war.statuses, ratioToBaseline: war.rps / baseline.rps,
+    name: '6. bid war (one hot auction)', ...war, ratioToBaseline: war.rps / baseline.rps,
     note: `${warAudit.acceptedBids.toLocaleString('en')} bids accepted (each one increment above the last sent; overtaken ones get BID_TOO_LOW); leader = highest bid: ${warAudit.violations.length === 0 ? 'yes' : 'NO'}`,
   };
   phases.push(warPhase);

@@ -10,6 +10,7 @@ import autocannon from 'autocannon';
 import type { Redis } from 'ioredis';
 import { auctionKeys } from '../../src/redis/keys.js';
 import { parseStoredBid } from '../../src/redis/auction-scripts.js';
+import { resultOf, type LoadResult } from './results.js';
 
 export interface BidWarOptions {
   url: string;
@@ -21,26 +22,7 @@ export interface BidWarOptions {
   increment: number;
 }
 
-export interface BidWarResult {
-  requests: number;
-  durationS: number;
-  rps: number;
-  p50: number;
-  p99: number;
-  max: number;
-  statuses: Record<string, number>;
-}
-
-/** Answers by status code, plus connection errors and timeouts, of one autocannon run. */
-export function statusesOf(r: autocannon.Result): Record<string, number> {
-  const statuses: Record<string, number> = {};
-  for (const [code, v] of Object.entries((r as unknown as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats ?? {})) statuses[code] = v.count;
-  if (r.errors > 0) statuses.errors = r.errors;
-  if (r.timeouts > 0) statuses.timeouts = r.timeouts;
-  return statuses;
-}
-
-export async function runBidWar(redis: Redis, o: BidWarOptions): Promise<BidWarResult> {
+export async function runBidWar(redis: Redis, o: BidWarOptions): Promise<LoadResult> {
   let i = 0;
   let amount = o.startPrice;
   const path = `/v1/auctions/${o.auctionId}/bids`;
@@ -62,12 +44,7 @@ export async function runBidWar(redis: Redis, o: BidWarOptions): Promise<BidWarR
       },
     ],
   } as autocannon.Options);
-  const statuses = statusesOf(r);
-
-  return {
-    requests: r.requests.total, durationS: r.duration, rps: Math.round(r.requests.total / r.duration), p50: r.latency.p50, p99: r.latency.p99,
-    max: r.latency.max, statuses,
-  };
+  return resultOf(r);
 }
 
 /**

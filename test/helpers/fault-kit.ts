@@ -20,6 +20,7 @@ import { allQueues, deadLetterQueue, type Topology } from '../../src/messaging/t
 import { saleKeys } from '../../src/redis/keys.js';
 import { projectRoot } from '../../src/paths.js';
 import { sleep, TEST_ENV, waitFor, type HttpAnswer, type System } from './system.js';
+import { auditSale } from './invariants.js';
 
 /** Redis database 3 of the test server (1 is the test database, 2 the benchmark's), or STAMPEDE_FAULT_REDIS_URL. */
 const faultRedisUrl = (): string => {
@@ -258,4 +259,22 @@ export async function redisSnapshot(redis: Redis, saleId: string): Promise<{ sal
     redis.hgetall(saleKeys.inflight(saleId)),
   ]);
   return { sale, bought, inflight };
+}
+
+/**
+ * Every one of the sale's `buyers` bought one unit at `price` exactly once,
+ * whatever the fault: the invariant audit, one confirmed order and one debit
+ * per buyer, no duplicate, stock all sold, each wallet at `funds - price`.
+ */
+export async function assertSoldOnceEach(t: Test, sys: System, saleId: string, buyers: string[], price: number, funds: number): Promise<void> {
+  const n = buyers.length;
+  const audit = await auditSale(sys.pool, sys.redis, saleId, 1);
+  t.same(audit.violations, [], 'no invariant broken');
+  t.equal(audit.orders, n, `exactly ${n} orders`);
+  t.equal(audit.confirmedOrders, n);
+  t.equal(audit.purchaseDebits, n, `exactly ${n} debits`);
+  t.equal(await duplicateOrders(sys.pool, saleId), 0, 'no duplicate order');
+  t.same(audit.live, { stock: n, available: 0, reserved: 0, sold: n }, `sold == ${n}`);
+  t.same(await balanceHistogram(sys.pool, buyers), [{ balance: funds - price, n }], 'each buyer charged exactly once');
+  t.same(await ledgerOfSale(sys.pool, saleId), { purchase: n, refund: 0, sum: -n * price });
 }
