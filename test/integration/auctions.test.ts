@@ -88,8 +88,17 @@ t.test('auctions over HTTP', async (t) => {
     const got = await call(`${sys.url}/v1/auctions/${a.id}`);
     t.equal(got.status, 200);
     t.notOk('reservePrice' in got.body);
-    const list = await call(`${sys.url}/v1/auctions?limit=100`);
-    t.ok(list.body.items.some((x: { id: string }) => x.id === a.id), 'listed while open');
+    // The test database keeps earlier runs' auctions: page through all of them.
+    const listed: string[] = [];
+    for (let after: string | null = null, guard = 0; guard < 1000; guard++) {
+      const page: HttpAnswer = await call(`${sys.url}/v1/auctions?limit=100${after ? `&after=${after}` : ''}`);
+      t.equal(page.status, 200);
+      listed.push(...page.body.items.map((x: { id: string }) => x.id));
+      after = page.body.next;
+      if (!after) break;
+    }
+    t.ok(listed.includes(a.id), 'listed while open');
+    t.equal(new Set(listed).size, listed.length, 'no auction twice across pages');
     t.equal((await call(`${sys.url}/v1/auctions/auc_000000000000`)).status, 404);
     t.equal((await call(`${sys.url}/v1/auctions/nope`)).status, 404);
     t.equal((await call(`${sys.url}/v1/auctions?limit=0`)).status, 400);
@@ -300,6 +309,24 @@ t.test('auctions over HTTP', async (t) => {
     const tooLate = await retract(sys, x, late.id, lb.body.bidId);
     t.equal(tooLate.status, 409);
     t.equal(tooLate.body.code, 'RETRACTION_TOO_LATE');
+  });
+
+  t.test('sellers create auctions and cancel only their own', async (t) => {
+    const newSeller = async (name: string) => (await sys.operator('/v1/sellers', { method: 'POST', body: JSON.stringify({ name }) })).body as { id: string; apiKey: string };
+    const [owner, stranger] = [await newSeller('Owner'), await newSeller('Stranger')];
+    const asSeller = (key: string, path: string, init: RequestInit = {}) =>
+      call(`${sys.url}${path}`, { ...init, headers: { 'x-api-key': key, 'content-type': 'application/json' } });
+    const created = await asSeller(owner.apiKey, '/v1/auctions', { method: 'POST', body: JSON.stringify(auctionBody()) });
+    t.equal(created.status, 201);
+    t.equal(created.body.sellerId, owner.id, 'the auction is the seller\'s');
+    const foreign = await asSeller(stranger.apiKey, `/v1/auctions/${created.body.id}/cancel`, { method: 'POST' });
+    t.equal(foreign.status, 404, "another seller's auction is answered as missing");
+    t.equal(await sys.redis.hget(auctionKeys.auction(created.body.id), 'status'), 'open', 'and is left open');
+    const own = await asSeller(owner.apiKey, `/v1/auctions/${created.body.id}/cancel`, { method: 'POST' });
+    t.equal(own.status, 200);
+    t.equal(own.body.status, 'cancelled');
+    const again = await asSeller(owner.apiKey, `/v1/auctions/${created.body.id}/cancel`, { method: 'POST' });
+    t.equal(again.status, 200, 'cancelling twice is harmless');
   });
 
   t.test('cancel: bidders released, no more bids', async (t) => {
