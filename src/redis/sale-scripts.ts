@@ -90,26 +90,55 @@ export type PurchaseStatus = 'pending' | 'confirmed' | 'failed' | 'cancelled';
 
 export type SettleOutcome = { code: 1 | 0; status: PurchaseStatus } | { code: SaleCode.UnknownSale };
 
-export function settlePurchase(
+/** One settled outcome to apply to a purchase's live state. */
+export interface Settlement {
+  purchaseId: string;
+  status: Exclude<PurchaseStatus, 'pending'>;
+  reason: string;
+  settledAt: number;
+}
+
+/** Most purchases applied by one script call (bounds the time Redis is held). */
+export const SETTLE_PER_CALL = 1000;
+
+/**
+ * Applies the settled outcomes of purchases of one sale, in order, each
+ * exactly once (settlePurchases.lua), in calls of at most SETTLE_PER_CALL.
+ * Returns one outcome per settlement.
+ */
+export async function settlePurchases(redis: Redis, saleId: string, settlements: readonly Settlement[]): Promise<SettleOutcome[]> {
+  const outcomes: SettleOutcome[] = [];
+  for (let i = 0; i < settlements.length; i += SETTLE_PER_CALL) {
+    const part = settlements.slice(i, i + SETTLE_PER_CALL);
+    const keys = [saleKeys.sale(saleId), saleKeys.bought(saleId), saleKeys.inflight(saleId)];
+    const args: (string | number)[] = [STOCK_CHANNEL];
+    for (const st of part) {
+      keys.push(saleKeys.purchase(saleId, st.purchaseId));
+      args.push(st.status, st.reason, st.settledAt, st.purchaseId);
+    }
+    const reply = (await runScript(redis, 'settlePurchases', keys, args)) as Reply;
+    if (!Array.isArray(reply) || reply.length !== 2 * part.length) throw new Error(`settlePurchases: unexpected reply ${JSON.stringify(reply)}`);
+    for (let j = 0; j < reply.length; j += 2) {
+      const code = Number(reply[j]);
+      if (code === SaleCode.UnknownSale) outcomes.push({ code: SaleCode.UnknownSale });
+      else if (code === 1 || code === 0) outcomes.push({ code, status: String(reply[j + 1]) as PurchaseStatus });
+      else throw new Error(`settlePurchases: unexpected reply ${JSON.stringify(reply)}`);
+    }
+  }
+  return outcomes;
+}
+
+/** Applies one purchase's settled outcome (settlePurchases with one). */
+export async function settlePurchase(
   redis: Redis,
   saleId: string,
   purchaseId: string,
-  target: Exclude<PurchaseStatus, 'pending'>,
+  status: Settlement['status'],
   reason: string,
   settledAt: number,
 ): Promise<SettleOutcome> {
-  return runScript(
-    redis,
-    'settlePurchase',
-    [saleKeys.sale(saleId), saleKeys.bought(saleId), saleKeys.inflight(saleId), saleKeys.purchase(saleId, purchaseId)],
-    [target, reason, STOCK_CHANNEL, settledAt, purchaseId],
-  ).then((r) => {
-    const reply = r as Reply;
-    const code = Number(reply[0]);
-    if (code === SaleCode.UnknownSale) return { code: SaleCode.UnknownSale };
-    if (code === 1 || code === 0) return { code, status: String(reply[1]) as PurchaseStatus };
-    throw new Error(`settlePurchase: unexpected reply ${JSON.stringify(reply)}`);
-  });
+  const [outcome] = await settlePurchases(redis, saleId, [{ purchaseId, status, reason, settledAt }]);
+  return outcome!;
 }
 
 export type CancelOutcome =

@@ -1,5 +1,6 @@
 /**
- * Loads the Lua decision scripts from lua/: `verbNoun-N.lua` has N KEYS,
+ * Loads the Lua decision scripts from lua/: `verbNoun-N.lua` has N KEYS
+ * (`verbNoun-n.lua`: any number, given by the caller),
  * `--@include name` pulls in lua/includes/name.lua. Each script is
  * registered with ioredis under a name carrying its content hash, so two
  * releases running side by side never call each other's version.
@@ -10,13 +11,14 @@ import { join } from 'node:path';
 import type { Redis, ChainableCommander } from 'ioredis';
 import { projectRoot } from '../paths.js';
 
-export const SCRIPT_NAMES = ['reservePurchase', 'settlePurchase', 'requestCancel', 'loadSale', 'addStock', 'trimOutbox',
+export const SCRIPT_NAMES = ['reservePurchase', 'settlePurchases', 'requestCancel', 'loadSale', 'addStock', 'trimOutbox',
   'loadAuction', 'placeBid', 'retractBid', 'promoteBid', 'closeAuction'] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 export interface LoadedScript {
   name: ScriptName;
-  numberOfKeys: number;
+  /** null: variadic (`-n.lua`), the caller says how many. */
+  numberOfKeys: number | null;
   lua: string;
   command: string;
 }
@@ -31,15 +33,15 @@ function expandIncludes(source: string, seen = new Set<string>()): string {
   });
 }
 
-function findScripts(): Map<string, { file: string; numberOfKeys: number }> {
-  const found = new Map<string, { file: string; numberOfKeys: number }>();
+function findScripts(): Map<string, { file: string; numberOfKeys: number | null }> {
+  const found = new Map<string, { file: string; numberOfKeys: number | null }>();
   for (const dir of readdirSync(luaDir, { withFileTypes: true })) {
     if (!dir.isDirectory() || dir.name === 'includes') continue;
     for (const f of readdirSync(join(luaDir, dir.name))) {
-      const m = /^(\w+)-(\d+)\.lua$/.exec(f);
+      const m = /^(\w+)-(\d+|n)\.lua$/.exec(f);
       if (!m) continue;
       if (found.has(m[1]!)) throw new Error(`two scripts named ${m[1]}`);
-      found.set(m[1]!, { file: join(luaDir, dir.name, f), numberOfKeys: Number(m[2]) });
+      found.set(m[1]!, { file: join(luaDir, dir.name, f), numberOfKeys: m[2] === 'n' ? null : Number(m[2]) });
     }
   }
   return found;
@@ -64,7 +66,7 @@ export function loadScripts(): Map<ScriptName, LoadedScript> {
 /** Registers every script on a client (idempotent). */
 export function defineScripts(redis: Redis): void {
   for (const s of loadScripts().values()) {
-    if (!(s.command in redis)) redis.defineCommand(s.command, { numberOfKeys: s.numberOfKeys, lua: s.lua });
+    if (!(s.command in redis)) redis.defineCommand(s.command, s.numberOfKeys === null ? { lua: s.lua } : { numberOfKeys: s.numberOfKeys, lua: s.lua });
   }
 }
 
@@ -76,9 +78,9 @@ type Runner = Redis | ChainableCommander;
  */
 export function runScript(redis: Runner, name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
   const s = loadScripts().get(name)!;
-  if (keys.length !== s.numberOfKeys) throw new Error(`${name} takes ${s.numberOfKeys} keys, got ${keys.length}`);
+  if (s.numberOfKeys !== null && keys.length !== s.numberOfKeys) throw new Error(`${name} takes ${s.numberOfKeys} keys, got ${keys.length}`);
   // ioredis adds defined commands as dynamic methods, which its types cannot name.
   const fn = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[s.command];
   if (!fn) throw new Error(`script ${name} not defined on this client; call defineScripts first`);
-  return fn.call(redis, ...keys, ...args);
+  return s.numberOfKeys === null ? fn.call(redis, keys.length, ...keys, ...args) : fn.call(redis, ...keys, ...args);
 }

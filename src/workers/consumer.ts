@@ -81,7 +81,8 @@ export abstract class BatchConsumer<E> {
   private ch?: Channel;
   private consumerTag?: string;
   private buffer: Parsed<E>[] = [];
-  private flushing?: Promise<void>;
+  /** Lanes settling now (at most `concurrency`). */
+  private readonly lanes = new Set<Promise<void>>();
   /** Events settled (first time or again) since start, for tests and ops. */
   settled = 0;
 
@@ -104,7 +105,7 @@ export abstract class BatchConsumer<E> {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.ch && this.consumerTag) await this.ch.cancel(this.consumerTag).catch(() => {});
-    await this.flushing;
+    while (this.lanes.size > 0) await Promise.all(this.lanes);
     await this.conn?.close().catch(() => {});
     await this.running;
   }
@@ -138,22 +139,28 @@ export abstract class BatchConsumer<E> {
 
   private enqueue(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage): void {
     this.buffer.push(this.parseMessage(msg));
-    if (!this.flushing) this.flushing = this.drain(ch, pub);
+    this.startLanes(ch, pub);
   }
 
-  private async drain(ch: Channel, pub: ConfirmChannel): Promise<void> {
-    // Let the rest of a burst arrive, so it is settled in one transaction.
-    await new Promise((r) => setImmediate(r));
-    const lanes: Promise<void>[] = [];
-    for (let i = 0; i < this.o.concurrency; i++) lanes.push(this.lane(ch, pub));
-    await Promise.all(lanes);
-    this.flushing = undefined;
-    // A message that arrived as the last lane finished starts a new drain.
-    if (this.buffer.length > 0 && !this.stopping) this.flushing = this.drain(ch, pub);
+  /**
+   * Keeps up to `concurrency` lanes busy while messages wait. A lane that
+   * finds the buffer empty ends; the next delivery starts one again, so a
+   * short gap in deliveries never leaves the worker settling on one lane.
+   */
+  private startLanes(ch: Channel, pub: ConfirmChannel): void {
+    while (!this.stopping && this.lanes.size < this.o.concurrency && this.buffer.length > this.lanes.size) {
+      const lane: Promise<void> = this.lane(ch, pub).finally(() => {
+        this.lanes.delete(lane);
+        if (this.buffer.length > 0) this.startLanes(ch, pub);
+      });
+      this.lanes.add(lane);
+    }
   }
 
   /** One transaction stream: takes batches off the buffer until it is empty. */
   private async lane(ch: Channel, pub: ConfirmChannel): Promise<void> {
+    // Let the rest of a burst arrive, so it is settled in one transaction.
+    await new Promise((r) => setImmediate(r));
     try {
       while (this.buffer.length > 0) await this.settleBatch(ch, pub, this.takeBatch());
     } catch (err) {

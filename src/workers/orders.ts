@@ -2,13 +2,14 @@
  * The orders worker: consumes `stampede.orders` (see BatchConsumer: manual
  * acks, prefetch, batches, retry tiers, dead letters), settles what arrived
  * together in one Postgres transaction, then applies each outcome to the
- * sale's live state in Redis (exactly once, by the settlePurchase script)
+ * sale's live state in Redis (exactly once, by one settlePurchases call per
+ * sale)
  * before the messages are acked.
  */
 import type { Redis } from 'ioredis';
 import type { Pool } from '../db/pool.js';
 import { settleBatch, type SettlementEvent } from '../db/settlement.js';
-import { settlePurchase } from '../redis/sale-scripts.js';
+import { settlePurchases, type Settlement } from '../redis/sale-scripts.js';
 import { BatchConsumer, PoisonMessageError, type JsonObject, type WorkerSettings } from './consumer.js';
 
 export { PoisonMessageError };
@@ -50,13 +51,22 @@ export class OrdersWorker extends BatchConsumer<SettlementEvent> {
 
   protected async settle(events: SettlementEvent[]): Promise<void> {
     const results = await settleBatch(this.deps.pool, events);
-    // Postgres has committed; now the live state follows. A crash here is
-    // repaired by redelivery: the stored status is applied again, once.
-    const outcomes = await Promise.all(
-      results.map((r) => settlePurchase(this.deps.redis, r.saleId, r.purchaseId, r.status, r.reason, r.settledAt)),
+    // Postgres has committed; now the live state follows, one script call per
+    // sale, in the batch's order. A crash here is repaired by redelivery: the
+    // stored status is applied again, once.
+    const bySale = new Map<string, Settlement[]>();
+    for (const r of results) {
+      let list = bySale.get(r.saleId);
+      if (!list) bySale.set(r.saleId, (list = []));
+      list.push({ purchaseId: r.purchaseId, status: r.status, reason: r.reason, settledAt: r.settledAt });
+    }
+    await Promise.all(
+      [...bySale].map(async ([saleId, settlements]) => {
+        const outcomes = await settlePurchases(this.deps.redis, saleId, settlements);
+        outcomes.forEach((o, i) => {
+          if (o.code < 0) this.deps.log.error({ saleId, purchaseId: settlements[i]!.purchaseId }, 'settled purchase unknown to Redis');
+        });
+      }),
     );
-    outcomes.forEach((o, i) => {
-      if (o.code < 0) this.deps.log.error({ purchaseId: results[i]!.purchaseId }, 'settled purchase unknown to Redis');
-    });
   }
 }

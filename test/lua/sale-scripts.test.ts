@@ -3,9 +3,10 @@
  */
 import t from 'tap';
 import { createRedis } from '../../src/redis/client.js';
+import { runScript } from '../../src/redis/scripts.js';
 import { saleKeys, STOCK_CHANNEL, RELAY_GROUP } from '../../src/redis/keys.js';
 import {
-  addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, SaleCode, settlePurchase, trimOutbox,
+  addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, SaleCode, settlePurchase, settlePurchases, trimOutbox,
   type ReserveRequest, type SaleTerms,
 } from '../../src/redis/sale-scripts.js';
 import { newPurchaseId, newSaleId, newUserId } from '../../src/ids.js';
@@ -164,6 +165,46 @@ t.test('settlePurchase: every transition once, and -7 for an unknown purchase', 
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 5, available: 5, reserved: 0, sold: 0 });
 
   t.same(await settlePurchase(redis, s.id, newPurchaseId(s.id), 'confirmed', '', 5), { code: SaleCode.UnknownSale });
+});
+
+t.test('settlePurchases: one call applies a batch in order, each purchase once', async (t) => {
+  const s = await sale({ stock: 10, perBuyerLimit: 5 });
+  const [a, b, c] = [req(s, newUserId()), req(s, newUserId(), { quantity: 2 }), req(s, newUserId())];
+  for (const r of [a, b, c]) t.equal((await reservePurchase(redis, r)).code, SaleCode.Accepted);
+  const unknown = newPurchaseId(s.id);
+  const batch = [
+    { purchaseId: a.purchaseId, status: 'confirmed', reason: '', settledAt: 10 },
+    { purchaseId: b.purchaseId, status: 'failed', reason: 'INSUFFICIENT_FUNDS', settledAt: 11 },
+    { purchaseId: unknown, status: 'confirmed', reason: '', settledAt: 12 },
+    // c is accepted then cancelled in the same batch: both apply, in order.
+    { purchaseId: c.purchaseId, status: 'confirmed', reason: '', settledAt: 13 },
+    { purchaseId: c.purchaseId, status: 'cancelled', reason: '', settledAt: 14 },
+    { purchaseId: a.purchaseId, status: 'confirmed', reason: '', settledAt: 15 },
+  ] as const;
+  t.same(await settlePurchases(redis, s.id, batch), [
+    { code: 1, status: 'confirmed' }, { code: 1, status: 'failed' }, { code: SaleCode.UnknownSale },
+    { code: 1, status: 'confirmed' }, { code: 1, status: 'cancelled' }, { code: 0, status: 'confirmed' },
+  ]);
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 10, available: 9, reserved: 0, sold: 1 }, 'only a stays sold');
+  t.match(await readPurchase(redis, s.id, c.purchaseId), { status: 'cancelled' });
+  t.equal(await redis.hget(saleKeys.bought(s.id), b.buyerId), '0', 'the failed buyer may buy again');
+  t.equal(await redis.hlen(saleKeys.inflight(s.id)), 0, 'no purchase left in flight');
+
+  t.same(await settlePurchases(redis, s.id, batch), [
+    { code: 0, status: 'confirmed' }, { code: 0, status: 'failed' }, { code: SaleCode.UnknownSale },
+    { code: 0, status: 'cancelled' }, { code: 0, status: 'cancelled' }, { code: 0, status: 'confirmed' },
+  ], 'the batch redelivered changes nothing');
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 10, available: 9, reserved: 0, sold: 1 });
+});
+
+t.test('settlePurchases: a call whose arguments do not match its keys is refused, changing nothing', async (t) => {
+  const s = await sale();
+  const a = req(s, newUserId());
+  await reservePurchase(redis, a);
+  const keys = [saleKeys.sale(s.id), saleKeys.bought(s.id), saleKeys.inflight(s.id), saleKeys.purchase(s.id, a.purchaseId)];
+  await t.rejects(runScript(redis, 'settlePurchases', keys, [STOCK_CHANNEL, 'confirmed', '', 1]), /1 purchases need 5 arguments, got 4/);
+  await t.rejects(runScript(redis, 'settlePurchases', keys.slice(0, 3), [STOCK_CHANNEL]), /0 purchases need/);
+  t.match(await readPurchase(redis, s.id, a.purchaseId), { status: 'pending' });
 });
 
 t.test('requestCancel: requested (1), again (2), not own (-7), failed (-9)', async (t) => {

@@ -1,0 +1,71 @@
+--[[
+  settlePurchases: apply the settled outcomes of purchases of ONE sale to its
+  live state, each exactly once. The orders worker calls it once per sale per
+  batch, after the Postgres transaction committed; a redelivered message calls
+  it again and changes nothing, because each transition is decided on the
+  stored status. Purchases are applied in order, so a purchase named twice
+  (accepted, then cancelled, in one batch) ends in its last status.
+
+  Transitions (anything else is a no-op):
+    pending   -> confirmed : reserved -= q, sold += q
+    pending   -> failed    : reserved -= q, available += q, bought[buyer] -= q
+    pending   -> cancelled : same as failed
+    confirmed -> cancelled : sold -= q, available += q, bought[buyer] -= q
+  Leaving `pending` also clears the buyer's in-flight marker when it is this
+  purchase's.
+
+  KEYS[1]   sale hash      {sale:<id>}
+  KEYS[2]   bought hash    {sale:<id>}:bought
+  KEYS[3]   inflight hash  {sale:<id>}:inflight
+  KEYS[3+i] purchase hash  {sale:<id>}:purchase:<purchaseId i>   (i = 1..n, n >= 1)
+
+  ARGV[1] pub/sub channel announcing that a sold-out sale has stock again
+  then, for purchase i, ARGV[4i-2 .. 4i+1]:
+    target status (confirmed | failed | cancelled), reason ('' for none),
+    settledAt (ms, from Postgres), purchaseId
+
+  Output: for purchase i, elements 2i-1 and 2i:
+    1, status    transitioned to status
+    0, status    nothing to do; status is the stored one
+    -7, ''       purchase unknown
+]]
+--@include releaseToStock
+
+local n = #KEYS - 3
+if n < 1 or #ARGV ~= 1 + 4 * n then
+  return redis.error_reply('settlePurchases: ' .. n .. ' purchases need ' .. (1 + 4 * n) .. ' arguments, got ' .. #ARGV)
+end
+local channel = ARGV[1]
+local out = {}
+
+for i = 1, n do
+  local key = KEYS[3 + i]
+  local a = 4 * i - 2
+  local target, reason, settledAt, purchaseId = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local rec = redis.call('HMGET', key, 'status', 'buyer', 'quantity')
+  local status = rec[1]
+  if not status then
+    out[2 * i - 1], out[2 * i] = -7, ''
+  else
+    local qty = tonumber(rec[3])
+    local fromPending = status == 'pending' and (target == 'confirmed' or target == 'failed' or target == 'cancelled')
+    local refund = status == 'confirmed' and target == 'cancelled'
+    if not fromPending and not refund then
+      out[2 * i - 1], out[2 * i] = 0, status
+    else
+      if fromPending and redis.call('HGET', KEYS[3], rec[2]) == purchaseId then
+        redis.call('HDEL', KEYS[3], rec[2])
+      end
+      if target == 'confirmed' then
+        redis.call('HINCRBY', KEYS[1], 'reserved', -qty)
+        redis.call('HINCRBY', KEYS[1], 'sold', qty)
+      else
+        releaseToStock(KEYS[1], fromPending and 'reserved' or 'sold', qty, channel)
+        redis.call('HINCRBY', KEYS[2], rec[2], -qty)
+      end
+      redis.call('HSET', key, 'status', target, 'reason', reason, 'settledAt', settledAt)
+      out[2 * i - 1], out[2 * i] = 1, target
+    end
+  end
+end
+return out
