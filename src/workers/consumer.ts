@@ -83,6 +83,8 @@ export abstract class BatchConsumer<E> {
   private buffer: Parsed<E>[] = [];
   /** Lanes settling now (at most `concurrency`). */
   private readonly lanes = new Set<Promise<void>>();
+  /** Lanes started and still waiting for the rest of a burst (0 or 1). */
+  private starting = 0;
   /** Events settled (first time or again) since start, for tests and ops. */
   settled = 0;
 
@@ -146,9 +148,11 @@ export abstract class BatchConsumer<E> {
    * Keeps up to `concurrency` lanes busy while messages wait. A lane that
    * finds the buffer empty ends; the next delivery starts one again, so a
    * short gap in deliveries never leaves the worker settling on one lane.
+   * One lane at a time waits for the rest of a burst; a burst is not split
+   * into a lane per message.
    */
   private startLanes(ch: Channel, pub: ConfirmChannel): void {
-    while (!this.stopping && this.lanes.size < this.o.concurrency && this.buffer.length > this.lanes.size) {
+    while (!this.stopping && this.starting === 0 && this.lanes.size < this.o.concurrency && this.buffer.length > 0) {
       const lane: Promise<void> = this.lane(ch, pub).finally(() => {
         this.lanes.delete(lane);
         if (this.buffer.length > 0) this.startLanes(ch, pub);
@@ -160,9 +164,16 @@ export abstract class BatchConsumer<E> {
   /** One transaction stream: takes batches off the buffer until it is empty. */
   private async lane(ch: Channel, pub: ConfirmChannel): Promise<void> {
     // Let the rest of a burst arrive, so it is settled in one transaction.
+    this.starting++;
     await new Promise((r) => setImmediate(r));
+    this.starting--;
     try {
-      while (this.buffer.length > 0) await this.settleBatch(ch, pub, this.takeBatch());
+      while (this.buffer.length > 0) {
+        const batch = this.takeBatch();
+        // What is left waits for no one: another lane may take it now.
+        this.startLanes(ch, pub);
+        await this.settleBatch(ch, pub, batch);
+      }
     } catch (err) {
       // The channel or broker went away mid-batch: unacked messages are redelivered.
       this.o.log.error({ err }, `${this.o.name} batch interrupted; its messages will be redelivered`);

@@ -1,0 +1,79 @@
+/**
+ * The batch consumer settles up to `concurrency` batches side by side. A lane
+ * that finds the buffer empty ends; a message arriving while another lane is
+ * still busy must start a lane again, not wait for the busy one. (It used to
+ * wait: after a short gap in deliveries the worker settled on one lane, and
+ * the drain ran at half speed.) Real RabbitMQ; the settle step is held open
+ * by the test so the overlap is observed, not timed.
+ */
+import t from 'tap';
+import { BatchConsumer, type JsonObject } from '../../src/workers/consumer.js';
+import { createLogger } from '../../src/log.js';
+import { connectAmqp } from '../../src/messaging/amqp.js';
+import { allQueues, assertTopology } from '../../src/messaging/topology.js';
+import { testConfig, waitFor } from '../helpers/system.js';
+
+const cfg = testConfig({ STAMPEDE_AMQP_PREFIX: `${process.env.STAMPEDE_TEST_AMQP_PREFIX ?? 'stampede-test'}-lanes` });
+
+class HeldConsumer extends BatchConsumer<string> {
+  busy = 0;
+  mostAtOnce = 0;
+  readonly seen: string[][] = [];
+  private readonly releases: (() => void)[] = [];
+  /** Set when the test is over: nothing is held any more. */
+  open = false;
+
+  protected parse(envelope: JsonObject): string {
+    return String(envelope.id);
+  }
+
+  protected async settle(events: string[]): Promise<void> {
+    this.seen.push(events);
+    this.busy++;
+    this.mostAtOnce = Math.max(this.mostAtOnce, this.busy);
+    if (!this.open) await new Promise<void>((r) => this.releases.push(r));
+    this.busy--;
+  }
+
+  releaseAll(): void {
+    this.open = true;
+    for (const r of this.releases.splice(0)) r();
+  }
+}
+
+t.test('a message arriving while one lane is busy is settled on another lane at once', async (t) => {
+  const conn = await connectAmqp(cfg.STAMPEDE_AMQP_URL, 'lanes test');
+  t.teardown(() => conn.close().catch(() => {}));
+  const ch = await conn.createConfirmChannel();
+  await assertTopology(ch, cfg.topology);
+  for (const q of allQueues(cfg.topology)) await ch.purgeQueue(q.queue);
+  const send = (id: string) =>
+    new Promise<void>((resolve, reject) =>
+      ch.sendToQueue(cfg.topology.orders.queue, Buffer.from(JSON.stringify({ id })), { persistent: true }, (err: unknown) => (err ? reject(err) : resolve())),
+    );
+
+  const consumer = new HeldConsumer({
+    amqpUrl: cfg.STAMPEDE_AMQP_URL, log: createLogger('silent', 'test'), prefetch: 10, batch: 10, concurrency: 2,
+    topology: cfg.topology, name: 'lanes test', what: 'a test event', concern: cfg.topology.orders,
+  });
+  consumer.start();
+  t.teardown(async () => {
+    consumer.releaseAll();
+    await consumer.stop();
+  });
+
+  await send('first');
+  await waitFor('the first batch to be settling', async () => consumer.busy === 1);
+  // The other lane found nothing to do and ended. Now a second message comes.
+  await send('second');
+  await waitFor('the second message settling beside the first', async () => consumer.busy === 2, 10_000);
+  t.same(consumer.seen, [['first'], ['second']], 'each on its own lane');
+
+  await send('third');
+  await send('fourth');
+  consumer.releaseAll();
+  await waitFor('every message settled', async () => consumer.seen.flat().length === 4 && consumer.busy === 0);
+  t.equal(consumer.mostAtOnce, 2, 'never more lanes than the concurrency');
+  await waitFor('every message acked', async () => (await ch.checkQueue(cfg.topology.orders.queue)).messageCount === 0);
+  t.equal(consumer.settled, 4);
+});
