@@ -413,6 +413,31 @@ pg_provision() {
   done
 }
 
+# Settings for a write-heavy settlement load, in conf.d/stampede.conf of a
+# cluster this script manages: bigger shared buffers (a quarter of RAM, at
+# most 1 GB) so backends stop writing dirty pages themselves, checkpoints
+# spread out (fewer full-page images in the WAL) and compressed full-page
+# images. Durability is unchanged: fsync and synchronous_commit stay on.
+# $1 = version, $2 = cluster name, $3 = 1 if the cluster is running.
+pg_tune() {
+  local ver=$1 name=$2 online=$3 dir="/etc/postgresql/$1/$2/conf.d" mem_kb sb_mb conf
+  [[ -d $dir ]] || return 0
+  mem_kb=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo 2>/dev/null || echo 0)
+  sb_mb=$((mem_kb / 4 / 1024)); ((sb_mb > 1024)) && sb_mb=1024; ((sb_mb < 128)) && sb_mb=128
+  conf="# written by stampede scripts/services.sh (settlement tuning; fsync and synchronous_commit untouched)
+shared_buffers = ${sb_mb}MB
+max_wal_size = 4GB
+checkpoint_timeout = 15min
+checkpoint_completion_target = 0.9
+wal_compression = $( ((${ver%%.*} >= 15)) && echo lz4 || echo on )"
+  [[ -f $dir/stampede.conf && $(cat "$dir/stampede.conf") == "$conf" ]] && return 0
+  printf '%s\n' "$conf" >"$dir/stampede.conf"
+  log "postgres: wrote $dir/stampede.conf (shared_buffers ${sb_mb}MB, max_wal_size 4GB, checkpoint_timeout 15min, wal_compression)"
+  if [[ $online == 1 ]]; then
+    pg_ctlcluster "$ver" "$name" reload && log "postgres: reloaded cluster $ver $name; shared_buffers applies at its next restart"
+  fi
+}
+
 pg_start_local() {
   is_local_host "$P_HOST" || die "postgres does not answer at $DB_URL and $P_HOST is not this machine; cannot start it here"
   if ! have pg_ctlcluster || ! have pg_isready || ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
@@ -435,10 +460,12 @@ pg_start_local() {
       log "postgres: raising max_connections $maxc -> 200 (cluster $ver $name)"
       pg_conftool "$ver" "$name" set max_connections 200
     fi
+    pg_tune "$ver" "$name" 0
     log "postgres: starting cluster $ver $name (pg_ctlcluster, log $PG_LOG)"
     pg_ctlcluster "$ver" "$name" start || { tail -n 20 "$PG_LOG" >&2 || true; die "postgres: pg_ctlcluster $ver $name start failed; see $PG_LOG"; }
   else
     log "postgres: cluster $ver $name is already running; provisioning role/databases"
+    pg_tune "$ver" "$name" 1
     PG_HOW=local-provisioned
   fi
   wait_for postgres "$PG_LOG" pg_isready -q -h "$P_HOST" -p "$P_PORT"
