@@ -6,6 +6,9 @@
   stored status. Purchases are applied in order, so a purchase named twice
   (accepted, then cancelled, in one batch) ends in its last status.
 
+  The sale's counters (available, reserved, sold) move once per call, by the
+  totals of the purchases that transitioned.
+
   Transitions (anything else is a no-op):
     pending   -> confirmed : reserved -= q, sold += q
     pending   -> failed    : reserved -= q, available += q, bought[buyer] -= q
@@ -29,14 +32,14 @@
     0, status    nothing to do; status is the stored one
     -7, ''       purchase unknown
 ]]
---@include releaseToStock
-
 local n = #KEYS - 3
 if n < 1 or #ARGV ~= 1 + 4 * n then
   return redis.error_reply('settlePurchases: ' .. n .. ' purchases need ' .. (1 + 4 * n) .. ' arguments, got ' .. #ARGV)
 end
 local channel = ARGV[1]
 local out = {}
+-- The sale's counters move once per call, by the batch's totals.
+local dReserved, dSold, dAvailable = 0, 0, 0
 
 for i = 1, n do
   local key = KEYS[3 + i]
@@ -56,11 +59,11 @@ for i = 1, n do
       if fromPending and redis.call('HGET', KEYS[3], rec[2]) == purchaseId then
         redis.call('HDEL', KEYS[3], rec[2])
       end
+      if fromPending then dReserved = dReserved - qty else dSold = dSold - qty end
       if target == 'confirmed' then
-        redis.call('HINCRBY', KEYS[1], 'reserved', -qty)
-        redis.call('HINCRBY', KEYS[1], 'sold', qty)
+        dSold = dSold + qty
       else
-        releaseToStock(KEYS[1], fromPending and 'reserved' or 'sold', qty, channel)
+        dAvailable = dAvailable + qty
         redis.call('HINCRBY', KEYS[2], rec[2], -qty)
       end
       redis.call('HSET', key, 'status', target, 'reason', reason, 'settledAt', settledAt)
@@ -68,4 +71,15 @@ for i = 1, n do
     end
   end
 end
+
+if dAvailable > 0 then
+  local before = tonumber(redis.call('HGET', KEYS[1], 'available') or '0')
+  redis.call('HINCRBY', KEYS[1], 'available', dAvailable)
+  -- A sold-out sale has stock again: api nodes drop their sold-out cache at once.
+  if before <= 0 and channel ~= '' then
+    redis.call('PUBLISH', channel, redis.call('HGET', KEYS[1], 'id'))
+  end
+end
+if dReserved ~= 0 then redis.call('HINCRBY', KEYS[1], 'reserved', dReserved) end
+if dSold ~= 0 then redis.call('HINCRBY', KEYS[1], 'sold', dSold) end
 return out

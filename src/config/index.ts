@@ -54,7 +54,7 @@ export const configSchema = {
   STAMPEDE_RELAY_CLAIM_IDLE_MS: positiveInt({ default: 15_000, desc: 'Outbox entries pending this long on a dead relay are reclaimed.' }),
   STAMPEDE_WORKER_PREFETCH: positiveInt({ default: 200, desc: 'Unacknowledged messages a worker holds (prefetch window; a message may carry up to STAMPEDE_RELAY_EVENTS_PER_MESSAGE events).' }),
   STAMPEDE_WORKER_BATCH: positiveInt({ default: 500, desc: 'Most events settled in one Postgres transaction (a message carrying more is settled alone).' }),
-  STAMPEDE_WORKER_CONCURRENCY: positiveInt({ default: 2, desc: 'Batches a worker settles side by side, each in its own transaction.' }),
+  STAMPEDE_WORKER_CONCURRENCY: positiveInt({ default: 4, desc: 'Batches a worker settles side by side, each in its own transaction.' }),
   STAMPEDE_RETRY_DELAYS_MS: str({ default: '1000,5000,30000', desc: 'Delay tiers before a failed message is retried; after the last it is dead-lettered.' }),
   STAMPEDE_SHUTDOWN_GRACE_MS: positiveInt({ default: 10_000, desc: 'How long a role may take to finish in-flight work on SIGTERM.' }),
   STAMPEDE_REQUIRE_NATIVE_UWS: bool({ default: true, desc: 'Refuse to start when uWebSockets.js fell back to its slow JS server.' }),

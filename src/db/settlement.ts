@@ -7,9 +7,10 @@
  *   - a cancellation refunds a confirmed order, or records a cancelled order
  *     when it overtook its own acceptance.
  * A redelivered event finds its order row and changes nothing: the answer is
- * the status already stored. Every statement that must write a known number
- * of rows checks it did, so a concurrent writer aborts the batch, never
- * doubles it.
+ * the status already stored. Orders and ledger entries are plain INSERTs
+ * under unique keys (purchase id, ledger ref), so a concurrent writer of the
+ * same purchase makes the batch fail with a unique violation and retry; it
+ * never doubles it.
  */
 import type { Pool, PoolClient } from './pool.js';
 import { inTransaction } from './pool.js';
@@ -39,8 +40,6 @@ interface OrderRow {
   currency: string;
   settled_at: Date;
 }
-
-export class ConcurrentSettlementError extends Error {}
 
 export function settleBatch(pool: Pool, events: SettlementEvent[]): Promise<SettlementResult[]> {
   return inTransaction(pool, (c) => settleInTransaction(c, events));
@@ -154,32 +153,33 @@ async function settleInTransaction(c: PoolClient, events: SettlementEvent[]): Pr
   }
 
   if (inserts.length > 0) {
-    const { rowCount } = await c.query(
+    // Rows travel as one JSON document (JSON.stringify is native; a text[]
+    // per column was escaped element by element in JS and parsed again by
+    // array_in). A plain INSERT: a purchase settled concurrently by another
+    // worker is a unique violation, which aborts this batch for a retry.
+    await c.query(
       `INSERT INTO orders (purchase_id, sale_id, buyer_id, quantity, unit_price, amount, currency, status, failure_reason, accepted_at, settled_at, cancelled_at)
-       SELECT p, s, b, q, u, a, cur, st, r, to_timestamp(acc / 1000.0), $11::timestamptz, CASE WHEN st = 'cancelled' THEN $11::timestamptz END
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[])
-           AS t(p, s, b, q, u, a, cur, st, r, acc)
-       ON CONFLICT (purchase_id) DO NOTHING`,
+       SELECT p, s, b, q, u, a, cur, st, r, to_timestamp(acc / 1000.0), $2::timestamptz, CASE WHEN st = 'cancelled' THEN $2::timestamptz END
+         FROM json_to_recordset($1::json) AS t(p text, s text, b text, q int, u bigint, a bigint, cur text, st text, r text, acc bigint)`,
       [
-        inserts.map((i) => i.e.data.purchaseId), inserts.map((i) => i.e.data.saleId), inserts.map((i) => i.e.data.buyerId),
-        inserts.map((i) => i.e.data.quantity), inserts.map((i) => i.e.data.unitPrice), inserts.map((i) => i.amount),
-        inserts.map((i) => i.e.data.currency), inserts.map((i) => i.status), inserts.map((i) => i.reason),
-        inserts.map((i) => i.e.data.acceptedAt), now,
+        JSON.stringify(inserts.map((i) => ({
+          p: i.e.data.purchaseId, s: i.e.data.saleId, b: i.e.data.buyerId, q: i.e.data.quantity, u: i.e.data.unitPrice, a: i.amount,
+          cur: i.e.data.currency, st: i.status, r: i.reason, acc: i.e.data.acceptedAt,
+        }))),
+        now,
       ],
     );
-    if (rowCount !== inserts.length) throw new ConcurrentSettlementError(`expected ${inserts.length} new orders, wrote ${rowCount}`);
   }
   if (refunded.length > 0) {
     await c.query(`UPDATE orders SET status = 'cancelled', cancelled_at = $2 WHERE purchase_id = ANY($1::text[]) AND status = 'confirmed'`, [refunded, now]);
   }
   if (ledger.length > 0) {
-    const { rowCount } = await c.query(
+    // A plain INSERT, as for orders: a ref written concurrently aborts the batch.
+    await c.query(
       `INSERT INTO ledger_entries (ref, user_id, currency, amount, kind)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])
-       ON CONFLICT (ref) DO NOTHING`,
-      [ledger.map((l) => l.ref), ledger.map((l) => l.userId), ledger.map((l) => l.currency), ledger.map((l) => l.amount), ledger.map((l) => l.kind)],
+       SELECT ref, u, cur, a, k FROM json_to_recordset($1::json) AS t(ref text, u text, cur text, a bigint, k text)`,
+      [JSON.stringify(ledger.map((l) => ({ ref: l.ref, u: l.userId, cur: l.currency, a: l.amount, k: l.kind })))],
     );
-    if (rowCount !== ledger.length) throw new ConcurrentSettlementError(`expected ${ledger.length} ledger entries, wrote ${rowCount}`);
   }
   const changed = [...balances].filter(([k, v]) => startBalances.get(k) !== v);
   if (changed.length > 0) {
@@ -192,12 +192,9 @@ async function settleInTransaction(c: PoolClient, events: SettlementEvent[]): Pr
   }
   await c.query(
     `INSERT INTO purchase_events (event_id, purchase_id, sale_id, type, payload, occurred_at)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[])
+     SELECT id, p, s, ty, d, to_timestamp(tm / 1000.0) FROM json_to_recordset($1::json) AS t(id text, p text, s text, ty text, d jsonb, tm bigint)
      ON CONFLICT (event_id) DO NOTHING`,
-    [
-      events.map((e) => e.eventId), events.map((e) => e.data.purchaseId), events.map((e) => e.data.saleId),
-      events.map((e) => `stampede.purchase.${e.type}.v1`), events.map((e) => JSON.stringify(e.data)), events.map((e) => new Date(e.time)),
-    ],
+    [JSON.stringify(events.map((e) => ({ id: e.eventId, p: e.data.purchaseId, s: e.data.saleId, ty: `stampede.purchase.${e.type}.v1`, d: e.data, tm: e.time })))],
   );
   return results;
 }

@@ -69,3 +69,47 @@ t.test('an unknown buyer fails the whole batch and writes nothing', async (t) =>
   const wallet = await pool.query('SELECT balance FROM wallets WHERE user_id = $1', [buyer!.id]);
   t.equal(wallet.rows[0]!.balance, 1_000, 'nobody charged');
 });
+
+t.test('one batch settled by six transactions at once: each purchase ordered and charged once; a loser aborts whole', async (t) => {
+  const wide = createPool(cfg.STAMPEDE_DATABASE_URL, 6);
+  t.teardown(() => wide.end());
+  const race = (events: SettlementEvent[]) => Promise.allSettled(Array.from({ length: 6 }, () => settleBatch(wide, events)));
+  const ordersOf = async (events: SettlementEvent[]) =>
+    (await pool.query<{ purchase_id: string; status: string }>('SELECT purchase_id, status FROM orders WHERE purchase_id = ANY($1)', [events.map((e) => e.data.purchaseId)])).rows;
+
+  // Funded buyers: the wallet locks (taken first, in key order) queue the
+  // transactions; each later one finds the orders and changes nothing.
+  const funded = await createBuyers(pool, Array.from({ length: 20 }, (_, i) => ({ name: `racer ${i}` })));
+  for (const b of funded) await creditWallet(pool, b.id, 'EUR', 1_000, `credit:settlement-race:${b.id}`);
+  const twice = accepted(funded[0]!.id); // buyer 0's second purchase finds 300 left: failed
+  const paid = [...funded.map((b) => accepted(b.id)), twice];
+  const paidRace = await race(paid);
+  t.same(paidRace.map((o) => o.status), Array(6).fill('fulfilled'), 'queued on the wallet locks, every transaction settles');
+  const paidOrders = await ordersOf(paid);
+  t.equal(paidOrders.length, paid.length, 'one order per purchase');
+  t.equal(paidOrders.filter((o) => o.status === 'confirmed').length, funded.length, 'every funded buyer confirmed once');
+  t.equal(paidOrders.find((o) => o.purchase_id === twice.data.purchaseId)?.status, 'failed', 'the purchase the balance no longer covers failed');
+  const { rows: ledger } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM ledger_entries WHERE ref = ANY($1)', [paid.map((e) => `purchase:${e.data.purchaseId}`)]);
+  t.equal(ledger[0]!.n, funded.length, 'one debit per confirmed order');
+  const { rows: balances } = await pool.query<{ balance: number }>('SELECT balance FROM wallets WHERE user_id = ANY($1)', [funded.map((b) => b.id)]);
+  t.same([...new Set(balances.map((b) => b.balance))], [1_000 - PRICE], 'each funded wallet debited exactly once');
+
+  // Buyers without a wallet take no lock: the transactions really insert the
+  // same orders at once. The losers fail on the unique key and write nothing.
+  const walletless = await createBuyers(pool, Array.from({ length: 20 }, (_, i) => ({ name: `walletless racer ${i}` })));
+  const unpaid = walletless.map((b) => accepted(b.id));
+  const unpaidRace = await race(unpaid);
+  t.ok(unpaidRace.some((o) => o.status === 'fulfilled'), 'one transaction settled the batch');
+  for (const o of unpaidRace) {
+    if (o.status === 'rejected') t.equal((o.reason as { code?: string }).code, '23505', 'a loser fails on the unique key, nothing else');
+  }
+  const unpaidOrders = await ordersOf(unpaid);
+  t.equal(unpaidOrders.length, unpaid.length, 'one order per purchase');
+  t.ok(unpaidOrders.every((o) => o.status === 'failed'), 'each failed (no wallet)');
+  const { rows: events } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM purchase_events WHERE event_id = ANY($1)', [unpaid.map((e) => e.eventId)]);
+  t.equal(events[0]!.n, unpaid.length, 'each event logged once');
+
+  const again = await settleBatch(pool, [...paid, ...unpaid]);
+  const stored = new Map([...paidOrders, ...unpaidOrders].map((o) => [o.purchase_id, o.status]));
+  t.same(again.map((r) => r.status), [...paid, ...unpaid].map((e) => stored.get(e.data.purchaseId)), 'settling again answers what is stored');
+});
