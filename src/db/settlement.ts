@@ -12,6 +12,9 @@
  * same purchase makes the batch fail with a unique violation and retry; it
  * never doubles it.
  */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import copy from 'pg-copy-streams';
 import type { Pool, PoolClient } from './pool.js';
 import { inTransaction } from './pool.js';
 import type { PurchaseAcceptedData, PurchaseCancelRequestedData } from '../messaging/events.js';
@@ -153,33 +156,26 @@ async function settleInTransaction(c: PoolClient, events: SettlementEvent[]): Pr
   }
 
   if (inserts.length > 0) {
-    // Rows travel as one JSON document (JSON.stringify is native; a text[]
-    // per column was escaped element by element in JS and parsed again by
-    // array_in). A plain INSERT: a purchase settled concurrently by another
-    // worker is a unique violation, which aborts this batch for a retry.
-    await c.query(
-      `INSERT INTO orders (purchase_id, sale_id, buyer_id, quantity, unit_price, amount, currency, status, failure_reason, accepted_at, settled_at, cancelled_at)
-       SELECT p, s, b, q, u, a, cur, st, r, to_timestamp(acc / 1000.0), $2::timestamptz, CASE WHEN st = 'cancelled' THEN $2::timestamptz END
-         FROM json_to_recordset($1::json) AS t(p text, s text, b text, q int, u bigint, a bigint, cur text, st text, r text, acc bigint)`,
-      [
-        JSON.stringify(inserts.map((i) => ({
-          p: i.e.data.purchaseId, s: i.e.data.saleId, b: i.e.data.buyerId, q: i.e.data.quantity, u: i.e.data.unitPrice, a: i.amount,
-          cur: i.e.data.currency, st: i.status, r: i.reason, acc: i.e.data.acceptedAt,
-        }))),
-        now,
-      ],
-    );
+    // COPY, not INSERT: the rows skip the planner and the executor's per-row
+    // projection (about twice as fast per row, measured). A purchase settled
+    // concurrently by another worker is a unique violation, which aborts this
+    // batch for a retry.
+    const settledAt = now.toISOString();
+    let rows = '';
+    for (const i of inserts) {
+      const d = i.e.data;
+      rows += `${tsv(d.purchaseId)}\t${tsv(d.saleId)}\t${tsv(d.buyerId)}\t${d.quantity}\t${d.unitPrice}\t${i.amount}\t${tsv(d.currency)}\t${i.status}\t${tsv(i.reason)}\t${new Date(d.acceptedAt).toISOString()}\t${settledAt}\t${i.status === 'cancelled' ? settledAt : '\\N'}\n`;
+    }
+    await copyInto(c, 'COPY orders (purchase_id, sale_id, buyer_id, quantity, unit_price, amount, currency, status, failure_reason, accepted_at, settled_at, cancelled_at) FROM STDIN', rows);
   }
   if (refunded.length > 0) {
     await c.query(`UPDATE orders SET status = 'cancelled', cancelled_at = $2 WHERE purchase_id = ANY($1::text[]) AND status = 'confirmed'`, [refunded, now]);
   }
   if (ledger.length > 0) {
-    // A plain INSERT, as for orders: a ref written concurrently aborts the batch.
-    await c.query(
-      `INSERT INTO ledger_entries (ref, user_id, currency, amount, kind)
-       SELECT ref, u, cur, a, k FROM json_to_recordset($1::json) AS t(ref text, u text, cur text, a bigint, k text)`,
-      [JSON.stringify(ledger.map((l) => ({ ref: l.ref, u: l.userId, cur: l.currency, a: l.amount, k: l.kind })))],
-    );
+    // COPY, as for orders: a ref written concurrently aborts the batch.
+    let rows = '';
+    for (const l of ledger) rows += `${tsv(l.ref)}\t${tsv(l.userId)}\t${tsv(l.currency)}\t${l.amount}\t${l.kind}\n`;
+    await copyInto(c, 'COPY ledger_entries (ref, user_id, currency, amount, kind) FROM STDIN', rows);
   }
   const changed = [...balances].filter(([k, v]) => startBalances.get(k) !== v);
   if (changed.length > 0) {
@@ -197,4 +193,17 @@ async function settleInTransaction(c: PoolClient, events: SettlementEvent[]): Pr
     [JSON.stringify(events.map((e) => ({ id: e.eventId, p: e.data.purchaseId, s: e.data.saleId, ty: `stampede.purchase.${e.type}.v1`, d: e.data, tm: e.time })))],
   );
   return results;
+}
+
+const TSV_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/** A value as COPY's text format reads it: null as \N, and backslash, tab and line breaks escaped. */
+function tsv(v: string | null): string {
+  if (v === null) return '\\N';
+  return /[\\\t\n\r]/.test(v) ? v.replace(/[\\\t\n\r]/g, (ch) => TSV_ESCAPES[ch]!) : v;
+}
+
+/** Streams rows (COPY text format) into the table, inside the caller's transaction. */
+async function copyInto(c: PoolClient, sql: string, rows: string): Promise<void> {
+  await pipeline(Readable.from([rows]), c.query(copy.from(sql)));
 }

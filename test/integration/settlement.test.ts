@@ -113,3 +113,17 @@ t.test('one batch settled by six transactions at once: each purchase ordered and
   const stored = new Map([...paidOrders, ...unpaidOrders].map((o) => [o.purchase_id, o.status]));
   t.same(again.map((r) => r.status), [...paid, ...unpaid].map((e) => stored.get(e.data.purchaseId)), 'settling again answers what is stored');
 });
+
+t.test('a purchase id with a tab, a line break or a backslash is stored exactly (orders and ledger are written with COPY)', async (t) => {
+  const [buyer] = await createBuyers(pool, [{ name: 'odd purchase' }]);
+  await creditWallet(pool, buyer!.id, 'EUR', 1_000, `credit:settlement-odd:${buyer!.id}`);
+  const e = accepted(buyer!.id);
+  e.data.purchaseId = `pur_odd\t${randomId(6)}\\N\n\r\\`;
+  const [r] = await settleBatch(pool, [e]);
+  t.equal(r!.status, 'confirmed');
+  const { rows } = await pool.query<{ buyer_id: string; failure_reason: string | null; cancelled_at: Date | null }>(
+    'SELECT buyer_id, failure_reason, cancelled_at FROM orders WHERE purchase_id = $1', [e.data.purchaseId]);
+  t.same(rows, [{ buyer_id: buyer!.id, failure_reason: null, cancelled_at: null }], 'found by its exact id; SQL nulls stay null');
+  const ledger = await pool.query<{ user_id: string; amount: number }>('SELECT user_id, amount FROM ledger_entries WHERE ref = $1', [`purchase:${e.data.purchaseId}`]);
+  t.same(ledger.rows, [{ user_id: buyer!.id, amount: -PRICE }], 'the ledger ref too');
+});
