@@ -4,6 +4,7 @@
  * child processes and restarts one that dies). Plus operator commands.
  * Each role shuts down gracefully on SIGTERM.
  */
+import { childNodeFlags } from './node-flags.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
@@ -82,7 +83,7 @@ async function supervise(roles: string[]): Promise<void> {
   let stopping = false;
 
   const launch = (role: string) => {
-    const child = spawn(process.execPath, [...process.execArgv, cli, role], { stdio: 'inherit', env: process.env });
+    const child = spawn(process.execPath, [...childNodeFlags(), cli, role], { stdio: 'inherit', env: process.env });
     children.set(role, child);
     child.on('exit', (code, signal) => {
       children.delete(role);

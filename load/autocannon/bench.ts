@@ -30,6 +30,7 @@ import { connectAmqp } from '../../src/messaging/amqp.js';
 import { allQueues, assertTopology } from '../../src/messaging/topology.js';
 import { createBuyerTokens } from '../../src/auth/tokens.js';
 import { projectRoot } from '../../src/paths.js';
+import { ROLE_NODE_FLAGS } from '../../src/node-flags.js';
 import { auditSale } from '../../src/audit.js';
 import { runPaced } from './paced.js';
 import { auditBidWar, runBidWar } from './bid-war.js';
@@ -67,7 +68,8 @@ interface Phase extends LoadResult {
 
 /** Starts a child process; resolves once `ready` says so (or at once without it). */
 function spawnRole(args: string[], ready?: () => Promise<boolean>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'inherit', 'inherit'], cwd: projectRoot });
+  // Every spawned process, the hello-world baseline included, runs with the roles' V8 flags.
+  const child = spawn(process.execPath, [...ROLE_NODE_FLAGS, ...args], { env, stdio: ['ignore', 'inherit', 'inherit'], cwd: projectRoot });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
     const deadline = Date.now() + 30_000;

@@ -5,12 +5,14 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { ROLE_NODE_FLAGS } from '../../src/node-flags.js';
 import { projectRoot } from '../../src/paths.js';
 import { TEST_ENV, waitFor } from '../helpers/system.js';
 
 interface ChildInfo {
   pid: number;
   role: string;
+  args: string[];
 }
 
 const ROLES = ['api', 'relay', 'worker', 'scheduler'];
@@ -28,7 +30,7 @@ function childrenOf(pid: number): ChildInfo[] {
       const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
       const role = args[args.length - 1] ?? '';
       // Only the roles: tsx's esbuild service (`esbuild --service=… --ping`) is a child too on a cold cache.
-      if (ROLES.includes(role)) kids.push({ pid: Number(entry), role });
+      if (ROLES.includes(role)) kids.push({ pid: Number(entry), role, args });
     } catch {
       // The process ended while we looked.
     }
@@ -61,6 +63,7 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
     throw new Error(`${err.message}\nchildren seen last: ${JSON.stringify(seen)}\nsupervisor log:\n${log.slice(-3000)}`);
   });
   t.same(first.map((c) => c.role).sort(), ['api', 'relay', 'scheduler', 'worker']);
+  for (const c of first) t.ok(ROLE_NODE_FLAGS.every((f) => c.args.includes(f)), `${c.role} runs with ${ROLE_NODE_FLAGS.join(' ')}`);
 
   const worker = first.find((c) => c.role === 'worker')!;
   process.kill(worker.pid, 'SIGKILL');
