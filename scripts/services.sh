@@ -429,13 +429,24 @@ shared_buffers = ${sb_mb}MB
 max_wal_size = 4GB
 checkpoint_timeout = 15min
 checkpoint_completion_target = 0.9
-wal_compression = $( ((${ver%%.*} >= 15)) && echo lz4 || echo on )"
+wal_compression = $(pg_wal_compression "$ver")"
   [[ -f $dir/stampede.conf && $(cat "$dir/stampede.conf") == "$conf" ]] && return 0
   printf '%s\n' "$conf" >"$dir/stampede.conf"
   log "postgres: wrote $dir/stampede.conf (shared_buffers ${sb_mb}MB, max_wal_size 4GB, checkpoint_timeout 15min, wal_compression)"
   if [[ $online == 1 ]]; then
-    pg_ctlcluster "$ver" "$name" reload && log "postgres: reloaded cluster $ver $name; shared_buffers applies at its next restart"
+    if pg_ctlcluster "$ver" "$name" reload; then
+      log "postgres: reloaded cluster $ver $name; shared_buffers applies at its next restart"
+    else
+      warn "postgres: could not reload cluster $ver $name; the settings apply at its next restart"
+    fi
   fi
+  return 0
+}
+
+# lz4 where this server was built with it (Postgres 15+ on Debian is), pglz otherwise.
+pg_wal_compression() {
+  local bin="/usr/lib/postgresql/$1/bin/postgres"
+  if ((${1%%.*} >= 15)) && ldd "$bin" 2>/dev/null | grep -q liblz4; then echo lz4; else echo on; fi
 }
 
 pg_start_local() {

@@ -11,8 +11,14 @@
  */
 export const ROLE_NODE_FLAGS = ['--max-semi-space-size=64'];
 
-/** The flags for a child process: ours, unless the parent already sets the same flag. */
-export function childNodeFlags(parentExecArgv: readonly string[] = process.execArgv): string[] {
-  const given = (flag: string) => parentExecArgv.some((a) => a.split('=')[0] === flag.split('=')[0]);
+/**
+ * The flags for a child process: ours, unless the parent already sets the
+ * same flag on its command line or in NODE_OPTIONS (which the child
+ * inherits; a command-line flag would override it), e.g.
+ * `NODE_OPTIONS=--max-semi-space-size=16 stampede all` on a small host.
+ */
+export function childNodeFlags(parentExecArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
+  const parent = [...parentExecArgv, ...nodeOptions.split(/\s+/).filter(Boolean)];
+  const given = (flag: string) => parent.some((a) => a.split('=')[0] === flag.split('=')[0]);
   return [...ROLE_NODE_FLAGS.filter((f) => !given(f)), ...parentExecArgv];
 }

@@ -289,7 +289,10 @@ async function main(): Promise<void> {
   // orders are counted in Postgres once, at the end.
   const reservedNow = async () => {
     const values = await Promise.all(allSales.map((id) => redis.hget(saleKeys.sale(id), 'reserved')));
-    return values.reduce((n, v) => n + Number(v ?? 0), 0);
+    // A missing sale would read as "nothing reserved" and end the drain at once.
+    const missing = allSales.filter((_, i) => values[i] === null);
+    if (missing.length > 0) throw new Error(`drain: sales ${missing.join(', ')} are not in Redis`);
+    return values.reduce((n, v) => n + Number(v), 0);
   };
   const roleNames = new Map([[relay.pid!, 'relay'], [worker.pid!, 'worker'], [process.pid, 'bench']]);
   const cpuBefore = cpuSnapshot(roleNames);

@@ -2,6 +2,8 @@
  * Where the CPU went during a measured window, per process, read from
  * /proc/<pid>/stat (utime + stime) before and after. The bench prints it
  * next to the settlement figure so a reader sees what bounds the drain.
+ * A process that ended inside the window (an autovacuum worker, say) is
+ * not counted, so the figures are lower bounds.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 

@@ -28,7 +28,7 @@ const N = Number(process.env.N ?? 40000);
 const { rows } = await pool.query<{ id: string }>(`SELECT user_id AS id FROM wallets LIMIT $1`, [N]);
 const sale = await new Sales(pool, redis).create({ name: 'p', sku: 'P', unitPrice: 1, currency: 'EUR', stock: 1_000_000, perBuyerLimit: 1, startsAt: new Date(Date.now() - 1000).toISOString(), endsAt: new Date(Date.now() + 3600_000).toISOString() }, { role: 'operator', userId: null });
 for (let i = 0; i < rows.length; i += 2000) await Promise.all(rows.slice(i, i + 2000).map((r) => reservePurchase(redis, { saleId: sale.id, buyerId: r.id, quantity: 1, purchaseId: newPurchaseId(sale.id), rateMax: 10, rateWindowMs: 1000, idempotencyTtlMs: 1000 })));
-console.log("START"); let t0 = Date.now();
+console.log(`START: ${rows.length} purchases in the outbox`); let t0 = Date.now();
 // Settled = no longer reserved in Redis (settlement lands there right after
 // each commit); polling count(*) in Postgres would tax the Postgres measured.
 const ordersIn = async () => rows.length - Number((await redis.hget(saleKeys.sale(sale.id), 'reserved')) ?? 0);

@@ -41,12 +41,26 @@ local out = {}
 -- The sale's counters move once per call, by the batch's totals.
 local dReserved, dSold, dAvailable = 0, 0, 0
 
+-- Reads and checks first, writes after: a purchase record without a buyer
+-- or a quantity fails the call before anything is written (Redis does not
+-- undo a script's writes when it fails half-way).
+local recs = {}
+for i = 1, n do
+  local rec = redis.call('HMGET', KEYS[3 + i], 'status', 'buyer', 'quantity')
+  if rec[1] and (not rec[2] or rec[2] == '' or not tonumber(rec[3])) then
+    return redis.error_reply('settlePurchases: purchase ' .. ARGV[4 * i + 1] .. ' has no buyer or quantity; nothing applied')
+  end
+  recs[i] = rec
+end
+-- A purchase named twice sees its own earlier transition.
+local statusOf = {}
+
 for i = 1, n do
   local key = KEYS[3 + i]
   local a = 4 * i - 2
   local target, reason, settledAt, purchaseId = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local rec = redis.call('HMGET', key, 'status', 'buyer', 'quantity')
-  local status = rec[1]
+  local rec = recs[i]
+  local status = statusOf[key] or rec[1]
   if not status then
     out[2 * i - 1], out[2 * i] = -7, ''
   else
@@ -67,6 +81,7 @@ for i = 1, n do
         redis.call('HINCRBY', KEYS[2], rec[2], -qty)
       end
       redis.call('HSET', key, 'status', target, 'reason', reason, 'settledAt', settledAt)
+      statusOf[key] = target
       out[2 * i - 1], out[2 * i] = 1, target
     end
   end

@@ -79,6 +79,7 @@ export abstract class BatchConsumer<E> {
   private running?: Promise<void>;
   private conn?: Connection;
   private ch?: Channel;
+  private pub?: ConfirmChannel;
   private consumerTag?: string;
   private buffer: Parsed<E>[] = [];
   /** Lanes settling now (at most `concurrency`). */
@@ -120,7 +121,7 @@ export abstract class BatchConsumer<E> {
       stopping: () => this.stopping,
       onConnection: (conn) => {
         this.conn = conn;
-        if (!conn) this.ch = undefined;
+        if (!conn) this.ch = this.pub = undefined;
       },
       onLost: (err) => this.o.log.error({ err }, `${name} lost the broker; reconnecting`),
       session: async (s) => {
@@ -128,8 +129,9 @@ export abstract class BatchConsumer<E> {
         const pub = await s.conn.createConfirmChannel();
         await assertTopology(ch, this.o.topology);
         await ch.prefetch(this.o.prefetch);
-        this.ch = ch;
         this.buffer = [];
+        this.ch = ch;
+        this.pub = pub;
         const { consumerTag } = await ch.consume(concern.queue, (msg) => msg && this.enqueue(ch, pub, msg), { noAck: false });
         this.consumerTag = consumerTag;
         s.established();
@@ -149,35 +151,38 @@ export abstract class BatchConsumer<E> {
    * finds the buffer empty ends; the next delivery starts one again, so a
    * short gap in deliveries never leaves the worker settling on one lane.
    * One lane at a time waits for the rest of a burst; a burst is not split
-   * into a lane per message.
+   * into a lane per message. Lanes belong to one channel: after a reconnect
+   * the buffer holds the new channel's messages, which only the new
+   * channel's lanes may take (and ack).
    */
   private startLanes(ch: Channel, pub: ConfirmChannel): void {
-    while (!this.stopping && this.starting === 0 && this.lanes.size < this.o.concurrency && this.buffer.length > 0) {
+    while (!this.stopping && this.ch === ch && this.starting === 0 && this.lanes.size < this.o.concurrency && this.buffer.length > 0) {
       const lane: Promise<void> = this.lane(ch, pub).finally(() => {
         this.lanes.delete(lane);
-        if (this.buffer.length > 0) this.startLanes(ch, pub);
+        if (this.buffer.length > 0 && this.ch && this.pub) this.startLanes(this.ch, this.pub);
       });
       this.lanes.add(lane);
     }
   }
 
-  /** One transaction stream: takes batches off the buffer until it is empty. */
+  /** One transaction stream: takes batches off the buffer until it is empty (or its channel is gone). */
   private async lane(ch: Channel, pub: ConfirmChannel): Promise<void> {
     // Let the rest of a burst arrive, so it is settled in one transaction.
     this.starting++;
     await new Promise((r) => setImmediate(r));
     this.starting--;
     try {
-      while (this.buffer.length > 0) {
+      while (this.ch === ch && this.buffer.length > 0) {
         const batch = this.takeBatch();
         // What is left waits for no one: another lane may take it now.
         this.startLanes(ch, pub);
         await this.settleBatch(ch, pub, batch);
       }
     } catch (err) {
-      // The channel or broker went away mid-batch: unacked messages are redelivered.
+      // The channel or broker went away mid-batch: unacked messages are
+      // redelivered. The buffer is dropped only if it is still this channel's.
       this.o.log.error({ err }, `${this.o.name} batch interrupted; its messages will be redelivered`);
-      this.buffer = [];
+      if (this.ch === ch) this.buffer = [];
     }
   }
 

@@ -197,6 +197,24 @@ t.test('settlePurchases: one call applies a batch in order, each purchase once',
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 10, available: 9, reserved: 0, sold: 1 });
 });
 
+t.test('settlePurchases: a damaged purchase record fails the whole call before anything is written', async (t) => {
+  const s = await sale({ stock: 5 });
+  const [a, b] = [req(s, newUserId()), req(s, newUserId())];
+  for (const r of [a, b]) await reservePurchase(redis, r);
+  await redis.hdel(saleKeys.purchase(s.id, b.purchaseId), 'quantity');
+  const before = await readLiveSale(redis, s.id);
+  await t.rejects(
+    settlePurchases(redis, s.id, [
+      { purchaseId: a.purchaseId, status: 'confirmed', reason: '', settledAt: 1 },
+      { purchaseId: b.purchaseId, status: 'confirmed', reason: '', settledAt: 1 },
+    ]),
+    new RegExp(`purchase ${b.purchaseId} has no buyer or quantity; nothing applied`),
+  );
+  t.match(await readPurchase(redis, s.id, a.purchaseId), { status: 'pending' }, 'the good purchase before it is untouched');
+  t.same(await readLiveSale(redis, s.id), before, 'the counters too');
+  t.equal(await redis.hget(saleKeys.inflight(s.id), a.buyerId), a.purchaseId, 'and its in-flight marker');
+});
+
 t.test('settlePurchases: a call whose arguments do not match its keys is refused, changing nothing', async (t) => {
   const s = await sale();
   const a = req(s, newUserId());

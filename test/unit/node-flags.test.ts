@@ -8,12 +8,13 @@ import { execFileSync } from 'node:child_process';
 import { childNodeFlags, ROLE_NODE_FLAGS } from '../../src/node-flags.js';
 
 t.test('a child gets the role flags, after nothing and before the parent flags', async (t) => {
-  t.same(childNodeFlags([]), ROLE_NODE_FLAGS);
-  t.same(childNodeFlags(['--enable-source-maps']), [...ROLE_NODE_FLAGS, '--enable-source-maps']);
+  t.same(childNodeFlags([], ''), ROLE_NODE_FLAGS);
+  t.same(childNodeFlags(['--enable-source-maps'], '--no-warnings'), [...ROLE_NODE_FLAGS, '--enable-source-maps']);
 });
 
 t.test("the parent's own value of a flag wins", async (t) => {
-  t.same(childNodeFlags(['--max-semi-space-size=8']), ['--max-semi-space-size=8']);
+  t.same(childNodeFlags(['--max-semi-space-size=8'], ''), ['--max-semi-space-size=8'], 'on its command line');
+  t.same(childNodeFlags([], '--no-warnings --max-semi-space-size=16'), [], 'in NODE_OPTIONS, which the child inherits');
 });
 
 t.test('a process started with the flags has the larger young generation', async (t) => {

@@ -8,6 +8,13 @@
 -- them as before under C.UTF-8; names, titles and e-mails keep the
 -- database's collation. The foreign keys are dropped and re-added around
 -- the change so both sides of each change together.
+--
+-- Operating note: each changed column rebuilds its table's indexes under an
+-- ACCESS EXCLUSIVE lock, all in this one transaction. On a large orders or
+-- ledger table that takes a while; roles starting meanwhile wait for the
+-- migration lock (migrate(): 60 s) and, past that, exit and are restarted
+-- by their supervisor until it is done. Run `stampede migrate` on its own
+-- first on a big database.
 ALTER TABLE api_keys DROP CONSTRAINT api_keys_user_id_fkey;
 ALTER TABLE wallets DROP CONSTRAINT wallets_user_id_fkey;
 ALTER TABLE sales DROP CONSTRAINT sales_seller_id_fkey;
