@@ -132,7 +132,8 @@ export const announcementOf = (m: GetMessage): Announcement => {
 /**
  * Takes announcements of one auction off the notifications queue (acking
  * them) until every expected id has been seen; outbid events and other
- * auctions' messages are taken and dropped.
+ * auctions' messages are taken and dropped, and so are identical copies
+ * (announcements are at-least-once; see src/workers/auctions.ts).
  */
 const OUTBID = 'stampede.auction.outbid.v1';
 
@@ -151,7 +152,13 @@ export async function collectAnnouncements(
     }
     ch.ack(m);
     const a = announcementOf(m);
-    if (a.source === ANNOUNCEMENT_SOURCE && a.data.auctionId === auctionId && (a.type !== OUTBID || expectedIds.includes(a.id))) got.push(a);
+    if (a.source !== ANNOUNCEMENT_SOURCE || a.data.auctionId !== auctionId || (a.type === OUTBID && !expectedIds.includes(a.id))) continue;
+    // Announcements are at-least-once (a batch retried, two lanes settling
+    // the same auction): a consumer deduplicates by id, and so does this.
+    // A copy must be the same announcement.
+    const earlier = got.find((g) => g.id === a.id);
+    if (!earlier) got.push(a);
+    else if (JSON.stringify(earlier.data) !== JSON.stringify(a.data)) throw new Error(`announcement ${a.id} sent twice with different data`);
   }
   return got;
 }
