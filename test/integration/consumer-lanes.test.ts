@@ -79,3 +79,43 @@ t.test('a message arriving while one lane is busy is settled on another lane at 
   await consumer.stop();
   t.equal((await ch.checkQueue(cfg.topology.orders.queue)).messageCount, 0, 'every message was acked');
 });
+
+t.test('a connection lost mid-batch: the old lane neither takes nor drops what the new connection delivers', async (t) => {
+  const conn = await connectAmqp(cfg.STAMPEDE_AMQP_URL, 'lanes test 2');
+  t.teardown(() => conn.close().catch(() => {}));
+  const ch = await conn.createConfirmChannel();
+  await assertTopology(ch, cfg.topology);
+  for (const q of allQueues(cfg.topology)) await ch.purgeQueue(q.queue);
+  const send = (id: string) =>
+    new Promise<void>((resolve, reject) =>
+      ch.sendToQueue(cfg.topology.orders.queue, Buffer.from(JSON.stringify({ id })), { persistent: true }, (err: unknown) => (err ? reject(err) : resolve())),
+    );
+  const consumers = async () => (await ch.checkQueue(cfg.topology.orders.queue)).consumerCount;
+
+  const consumer = new HeldConsumer({
+    amqpUrl: cfg.STAMPEDE_AMQP_URL, log: createLogger(process.env.LANES_LOG ?? 'silent', 'test'), prefetch: 10, batch: 10, concurrency: 1,
+    topology: cfg.topology, name: 'lanes test 2', what: 'a test event', concern: cfg.topology.orders,
+  });
+  consumer.start();
+  t.teardown(async () => {
+    consumer.releaseAll();
+    await consumer.stop();
+  });
+
+  await send('first');
+  await waitFor('the first batch to be settling', async () => consumer.busy === 1);
+  // The network drops under the busy lane; the consumer reconnects and the
+  // broker redelivers `first` to the new channel, where it waits: the one
+  // lane allowed is still the old one.
+  const inside = consumer as unknown as { ch?: unknown; conn: { connection: { stream: { destroy(err: Error): void } } } };
+  const lostChannel = inside.ch;
+  inside.conn.connection.stream.destroy(new Error('network down (test)'));
+  await waitFor('the consumer back on a new channel', async () => inside.ch !== undefined && inside.ch !== lostChannel && (await consumers()) === 1, 20_000);
+  await send('second');
+  // The old lane's settle ends; its ack fails on the dead channel.
+  consumer.releaseAll();
+  await waitFor('first (again) and second settled on the new connection', async () => consumer.seen.flat().length === 3 && consumer.busy === 0, 20_000);
+  t.same(consumer.seen.flat().sort(), ['first', 'first', 'second'], 'first settled twice (redelivered: settling must be idempotent), second once');
+  await consumer.stop();
+  t.equal((await ch.checkQueue(cfg.topology.orders.queue)).messageCount, 0, 'nothing left unacked');
+});
