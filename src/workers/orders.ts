@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import type { Pool } from '../db/pool.js';
 import { settleBatch, type SettlementEvent } from '../db/settlement.js';
 import { settlePurchases, type Settlement } from '../redis/sale-scripts.js';
+import { SALE_ID, USER_ID, saleOfPurchase } from '../ids.js';
 import { BatchConsumer, PoisonMessageError, type JsonObject, type WorkerSettings } from './consumer.js';
 
 export { PoisonMessageError };
@@ -27,7 +28,11 @@ export function parseSettlementEvent(envelope: JsonObject): SettlementEvent {
   const ok =
     typeof ev.id === 'string' && ev.id !== '' && typeof ev.time === 'string' && Number.isFinite(Date.parse(ev.time)) &&
     d !== null && typeof d === 'object' && !Array.isArray(d) &&
-    typeof d.purchaseId === 'string' && typeof d.saleId === 'string' && typeof d.buyerId === 'string' &&
+    // Ids in their own formats, the purchase's in its sale: a malformed id is
+    // this event's fault alone, dead-lettered alone, not a failure of the
+    // batch (and every other event of its message) in Postgres.
+    typeof d.saleId === 'string' && SALE_ID.test(d.saleId) && typeof d.purchaseId === 'string' && saleOfPurchase(d.purchaseId) === d.saleId &&
+    typeof d.buyerId === 'string' && USER_ID.test(d.buyerId) &&
     Number.isSafeInteger(d.quantity) && (d.quantity as number) > 0 &&
     Number.isSafeInteger(d.unitPrice) && (d.unitPrice as number) >= 0 &&
     Number.isSafeInteger((d.quantity as number) * (d.unitPrice as number)) &&

@@ -28,14 +28,20 @@ t.test('poison messages are dead-lettered; the worker keeps settling good ones',
   const [poisonBuyer] = await sys.createBuyers(1);
   // Ids unique to this run, so a poison message that slipped through once cannot hide behind ON CONFLICT later.
   const run = sale.id.slice(4);
-  const negativeId = `pur_negative${run}`;
-  const orphanId = `pur_orphan${run}`;
+  const negativeId = `pur_${run}_negative${run.slice(0, 8)}`;
+  // A well-formed sale id that names no sale, and a purchase of it.
+  const orphanSale = `sal_${run.split('').reverse().join('')}`;
+  const orphanId = `pur_${orphanSale.slice(4)}_orphan${run.slice(0, 10)}`;
+  const strangerId = `pur_${orphanSale.slice(4)}_stranger${run.slice(0, 8)}`;
 
+  // Well-formed purchase ids of this sale: each poison below is wrong in one way only.
+  const poisonId = `pur_${run}_poison${run.slice(0, 10)}`;
+  const badTimeId = `pur_${run}_badtime${run.slice(0, 9)}`;
   const event = (over: Record<string, unknown>, data: Record<string, unknown> = {}) =>
     JSON.stringify({
       specversion: '1.0', id: `evt-poison-${run}`, source: 'stampede:fault-test', type: 'stampede.purchase.accepted.v1',
       time: new Date().toISOString(), datacontenttype: 'application/json',
-      data: { purchaseId: `pur_poison${run}`, saleId: sale.id, buyerId: poisonBuyer, quantity: 1, unitPrice: PRICE, currency: 'EUR', acceptedAt: Date.now(), ...data },
+      data: { purchaseId: poisonId, saleId: sale.id, buyerId: poisonBuyer, quantity: 1, unitPrice: PRICE, currency: 'EUR', acceptedAt: Date.now(), ...data },
       ...over,
     });
   // `reason`: what x-stampede-last-error must say; `retried`: whether it goes through the retry tiers first.
@@ -59,11 +65,20 @@ t.test('poison messages are dead-lettered; the worker keeps settling good ones',
     },
     {
       name: 'an impossible time', key: 'purchase.accepted.v1',
-      body: event({ id: `evt-bad-time-${run}`, time: 'yesterday' }, { purchaseId: `pur_badtime${run}` }), reason: /\S/, retried: 'either',
+      body: event({ id: `evt-bad-time-${run}`, time: 'yesterday' }, { purchaseId: badTimeId }), reason: /\S/, retried: 'either',
     },
     {
       name: 'a purchase of a sale that does not exist', key: 'purchase.accepted.v1',
-      body: event({ id: orphanId }, { purchaseId: orphanId, saleId: 'sal_doesnotexist' }), reason: /\S/, retried: true,
+      body: event({ id: orphanId }, { purchaseId: orphanId, saleId: orphanSale }), reason: /\S/, retried: true,
+    },
+    {
+      // Its id says it belongs to another sale: never settled against this one.
+      name: 'a purchase id of another sale', key: 'purchase.accepted.v1',
+      body: event({ id: `evt-stranger-${run}` }, { purchaseId: strangerId }), reason: NOT_EVENT, retried: false,
+    },
+    {
+      name: 'a buyer id with a tab in it', key: 'purchase.accepted.v1',
+      body: event({ id: `evt-tab-buyer-${run}` }, { buyerId: `usr_${run}\t` }), reason: NOT_EVENT, retried: false,
     },
   ];
 
@@ -102,10 +117,11 @@ t.test('poison messages are dead-lettered; the worker keeps settling good ones',
   }
 
   // The poison changed nothing: no order, no money moved for it.
-  const { rows: stray } = await sys.pool.query('SELECT purchase_id FROM orders WHERE purchase_id = ANY($1) OR buyer_id = $2', [[negativeId, orphanId, `pur_badtime${run}`], poisonBuyer]);
+  const { rows: stray } = await sys.pool.query('SELECT purchase_id FROM orders WHERE purchase_id = ANY($1) OR buyer_id = $2', [[negativeId, orphanId, strangerId, badTimeId], poisonBuyer]);
   t.same(stray, [], 'no order for any poison message');
   const { rows: strayEvents } = await sys.pool.query('SELECT event_id FROM purchase_events WHERE event_id = ANY($1) OR purchase_id = ANY($2)',
-    [[negativeId, orphanId, `evt-bad-time-${run}`, `evt-poison-${run}`, `evt-no-buyer-${run}`, `evt-unknown-type-${run}`], [negativeId, orphanId, `pur_poison${run}`, `pur_badtime${run}`]]);
+    [[negativeId, orphanId, `evt-bad-time-${run}`, `evt-poison-${run}`, `evt-no-buyer-${run}`, `evt-unknown-type-${run}`, `evt-stranger-${run}`, `evt-tab-buyer-${run}`],
+      [negativeId, orphanId, strangerId, poisonId, badTimeId]]);
   t.same(strayEvents, [], 'no event logged for any poison message');
   t.same(await balanceHistogram(sys.pool, [poisonBuyer!]), [{ balance: 100_000, n: 1 }], 'the poison buyer was neither charged nor credited');
   const { rows: strayLedger } = await sys.pool.query(`SELECT ref FROM ledger_entries WHERE user_id = $1 AND kind <> 'credit'`, [poisonBuyer]);
