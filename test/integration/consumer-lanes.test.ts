@@ -6,7 +6,7 @@
  * the drain ran at half speed.) Real RabbitMQ; the settle step is held open
  * by the test so the overlap is observed, not timed.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { BatchConsumer, type JsonObject } from '../../src/workers/consumer.js';
 import { createLogger } from '../../src/log.js';
 import { connectAmqp } from '../../src/messaging/amqp.js';
@@ -41,26 +41,32 @@ class HeldConsumer extends BatchConsumer<string> {
   }
 }
 
-t.test('a message arriving while one lane is busy is settled on another lane at once', async (t) => {
-  const conn = await connectAmqp(cfg.STAMPEDE_AMQP_URL, 'lanes test');
+/** An empty test queue, a way to send to it, and a HeldConsumer of it with `concurrency` lanes; all closed at the end. */
+async function setUp(t: Test, name: string, concurrency: number) {
+  const conn = await connectAmqp(cfg.STAMPEDE_AMQP_URL, name);
   t.teardown(() => conn.close().catch(() => {}));
   const ch = await conn.createConfirmChannel();
   await assertTopology(ch, cfg.topology);
   for (const q of allQueues(cfg.topology)) await ch.purgeQueue(q.queue);
+  const queue = cfg.topology.orders.queue;
   const send = (id: string) =>
     new Promise<void>((resolve, reject) =>
-      ch.sendToQueue(cfg.topology.orders.queue, Buffer.from(JSON.stringify({ id })), { persistent: true }, (err: unknown) => (err ? reject(err) : resolve())),
+      ch.sendToQueue(queue, Buffer.from(JSON.stringify({ id })), { persistent: true }, (err: unknown) => (err ? reject(err) : resolve())),
     );
-
   const consumer = new HeldConsumer({
-    amqpUrl: cfg.STAMPEDE_AMQP_URL, log: createLogger('silent', 'test'), prefetch: 10, batch: 10, concurrency: 2,
-    topology: cfg.topology, name: 'lanes test', what: 'a test event', concern: cfg.topology.orders,
+    amqpUrl: cfg.STAMPEDE_AMQP_URL, log: createLogger(process.env.LANES_LOG ?? 'silent', 'test'), prefetch: 10, batch: 10, concurrency,
+    topology: cfg.topology, name, what: 'a test event', concern: cfg.topology.orders,
   });
   consumer.start();
   t.teardown(async () => {
     consumer.releaseAll();
     await consumer.stop();
   });
+  return { consumer, send, queueState: () => ch.checkQueue(queue) };
+}
+
+t.test('a message arriving while one lane is busy is settled on another lane at once', async (t) => {
+  const { consumer, send, queueState } = await setUp(t, 'lanes test', 2);
 
   await send('first');
   await waitFor('the first batch to be settling', async () => consumer.busy === 1);
@@ -77,30 +83,12 @@ t.test('a message arriving while one lane is busy is settled on another lane at 
   t.equal(consumer.settled, 4);
   // Closing the consumer's connection puts anything it did not ack back in the queue.
   await consumer.stop();
-  t.equal((await ch.checkQueue(cfg.topology.orders.queue)).messageCount, 0, 'every message was acked');
+  t.equal((await queueState()).messageCount, 0, 'every message was acked');
 });
 
 t.test('a connection lost mid-batch: the old lane neither takes nor drops what the new connection delivers', async (t) => {
-  const conn = await connectAmqp(cfg.STAMPEDE_AMQP_URL, 'lanes test 2');
-  t.teardown(() => conn.close().catch(() => {}));
-  const ch = await conn.createConfirmChannel();
-  await assertTopology(ch, cfg.topology);
-  for (const q of allQueues(cfg.topology)) await ch.purgeQueue(q.queue);
-  const send = (id: string) =>
-    new Promise<void>((resolve, reject) =>
-      ch.sendToQueue(cfg.topology.orders.queue, Buffer.from(JSON.stringify({ id })), { persistent: true }, (err: unknown) => (err ? reject(err) : resolve())),
-    );
-  const consumers = async () => (await ch.checkQueue(cfg.topology.orders.queue)).consumerCount;
-
-  const consumer = new HeldConsumer({
-    amqpUrl: cfg.STAMPEDE_AMQP_URL, log: createLogger(process.env.LANES_LOG ?? 'silent', 'test'), prefetch: 10, batch: 10, concurrency: 1,
-    topology: cfg.topology, name: 'lanes test 2', what: 'a test event', concern: cfg.topology.orders,
-  });
-  consumer.start();
-  t.teardown(async () => {
-    consumer.releaseAll();
-    await consumer.stop();
-  });
+  const { consumer, send, queueState } = await setUp(t, 'lanes test 2', 1);
+  const consumers = async () => (await queueState()).consumerCount;
 
   await send('first');
   await waitFor('the first batch to be settling', async () => consumer.busy === 1);
@@ -117,5 +105,5 @@ t.test('a connection lost mid-batch: the old lane neither takes nor drops what t
   await waitFor('first (again) and second settled on the new connection', async () => consumer.seen.flat().length === 3 && consumer.busy === 0, 20_000);
   t.same(consumer.seen.flat().sort(), ['first', 'first', 'second'], 'first settled twice (redelivered: settling must be idempotent), second once');
   await consumer.stop();
-  t.equal((await ch.checkQueue(cfg.topology.orders.queue)).messageCount, 0, 'nothing left unacked');
+  t.equal((await queueState()).messageCount, 0, 'nothing left unacked');
 });
