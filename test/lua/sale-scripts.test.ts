@@ -6,7 +6,7 @@ import { createRedis } from '../../src/redis/client.js';
 import { runScript } from '../../src/redis/scripts.js';
 import { saleKeys, STOCK_CHANNEL, RELAY_GROUP } from '../../src/redis/keys.js';
 import {
-  addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, SaleCode, settlePurchase, settlePurchases, trimOutbox,
+  addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, SaleCode, SETTLE_PER_CALL, settlePurchase, settlePurchases, trimOutbox,
   type ReserveRequest, type SaleTerms,
 } from '../../src/redis/sale-scripts.js';
 import { newPurchaseId, newSaleId, newUserId } from '../../src/ids.js';
@@ -195,6 +195,27 @@ t.test('settlePurchases: one call applies a batch in order, each purchase once',
     { code: 0, status: 'cancelled' }, { code: 0, status: 'cancelled' }, { code: 0, status: 'confirmed' },
   ], 'the batch redelivered changes nothing');
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 10, available: 9, reserved: 0, sold: 1 });
+});
+
+t.test('settlePurchases: more purchases than one call takes are applied in calls, in order, one outcome each', async (t) => {
+  const n = SETTLE_PER_CALL + 5;
+  const s = await sale({ stock: n, perBuyerLimit: 1 });
+  const reqs = Array.from({ length: n }, () => req(s, newUserId()));
+  const accepted = await Promise.all(reqs.map((r) => reservePurchase(redis, r)));
+  t.ok(accepted.every((a) => a.code === SaleCode.Accepted), `${n} reserved`);
+  // The last purchase is settled twice across the call boundary: confirmed, then cancelled.
+  const last = reqs[n - 1]!;
+  const settlements = [
+    ...reqs.map((r, i) => ({ purchaseId: r.purchaseId, status: (i % 2 ? 'failed' : 'confirmed') as 'failed' | 'confirmed', reason: '', settledAt: 1 })),
+  ];
+  settlements.splice(SETTLE_PER_CALL - 1, 0, { purchaseId: last.purchaseId, status: 'confirmed', reason: '', settledAt: 1 });
+  settlements[settlements.length - 1] = { purchaseId: last.purchaseId, status: 'cancelled', reason: '', settledAt: 2 };
+  const outcomes = await settlePurchases(redis, s.id, settlements);
+  t.equal(outcomes.length, settlements.length, 'one outcome per settlement');
+  t.same(outcomes[SETTLE_PER_CALL - 1], { code: 1, status: 'confirmed' }, 'the last purchase confirmed in the first call');
+  t.same(outcomes[outcomes.length - 1], { code: 1, status: 'cancelled' }, 'and cancelled in the second, which saw the first');
+  const confirmed = reqs.filter((_, i) => i % 2 === 0 && i !== n - 1).length;
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: n, available: n - confirmed, reserved: 0, sold: confirmed });
 });
 
 t.test('settlePurchases: a damaged purchase record fails the whole call before anything is written', async (t) => {
