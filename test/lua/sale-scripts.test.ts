@@ -7,7 +7,7 @@ import { runScript } from '../../src/redis/scripts.js';
 import { saleKeys, STOCK_CHANNEL, RELAY_GROUP } from '../../src/redis/keys.js';
 import {
   addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, SaleCode, SETTLE_PER_CALL, settlePurchase, settlePurchases, trimOutbox,
-  type ReserveRequest, type SaleTerms,
+  type ReserveRequest, type SaleTerms, type Settlement,
 } from '../../src/redis/sale-scripts.js';
 import { newPurchaseId, newSaleId, newUserId } from '../../src/ids.js';
 import { testConfig } from '../helpers/system.js';
@@ -205,9 +205,7 @@ t.test('settlePurchases: more purchases than one call takes are applied in calls
   t.ok(accepted.every((a) => a.code === SaleCode.Accepted), `${n} reserved`);
   // The last purchase is settled twice across the call boundary: confirmed, then cancelled.
   const last = reqs[n - 1]!;
-  const settlements = [
-    ...reqs.map((r, i) => ({ purchaseId: r.purchaseId, status: (i % 2 ? 'failed' : 'confirmed') as 'failed' | 'confirmed', reason: '', settledAt: 1 })),
-  ];
+  const settlements: Settlement[] = reqs.map((r, i) => ({ purchaseId: r.purchaseId, status: i % 2 ? 'failed' : 'confirmed', reason: '', settledAt: 1 }));
   settlements.splice(SETTLE_PER_CALL - 1, 0, { purchaseId: last.purchaseId, status: 'confirmed', reason: '', settledAt: 1 });
   settlements[settlements.length - 1] = { purchaseId: last.purchaseId, status: 'cancelled', reason: '', settledAt: 2 };
   const outcomes = await settlePurchases(redis, s.id, settlements);
