@@ -7,6 +7,7 @@ import t from 'tap';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { runner } from 'node-pg-migrate';
 import { migrate } from '../../src/db/migrate.js';
 import { createLogger } from '../../src/log.js';
 import { projectRoot } from '../../src/paths.js';
@@ -33,4 +34,37 @@ t.test('six processes migrating a fresh database at once all start', async (t) =
   await fresh.end();
   const files = readdirSync(join(projectRoot, 'src', 'db', 'migrations')).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
   t.same(rows.map((r) => r.name).sort(), files.sort(), 'every migration applied exactly once');
+});
+
+t.test('identifiers compare byte by byte ("C"); the collation migration goes down and up again', async (t) => {
+  const admin = new pg.Client({ connectionString: TEST_ENV.STAMPEDE_DATABASE_URL });
+  await admin.connect();
+  const name = `stampede_migrate_${randomId(8)}`;
+  await admin.query(`CREATE DATABASE ${name}`);
+  t.teardown(async () => {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+  });
+  const url = new URL(TEST_ENV.STAMPEDE_DATABASE_URL!);
+  url.pathname = `/${name}`;
+  await migrate(url.toString(), createLogger('silent', 'test'));
+  const db = new pg.Client({ connectionString: url.toString() });
+  await db.connect();
+  t.teardown(() => db.end());
+  const collations = async () =>
+    (await db.query<{ c: string }>(
+      `SELECT table_name || '.' || column_name || '=' || coalesce(collation_name, 'default') AS c FROM information_schema.columns
+        WHERE table_schema = 'public' AND (table_name, column_name) IN (('orders', 'purchase_id'), ('wallets', 'user_id'), ('users', 'id'), ('users', 'name'))
+        ORDER BY 1`,
+    )).rows.map((r) => r.c);
+  t.same(await collations(), ['orders.purchase_id=C', 'users.id=C', 'users.name=default', 'wallets.user_id=C'], 'ids in "C", names in the database collation');
+
+  const run = (direction: 'up' | 'down') =>
+    runner({ databaseUrl: url.toString(), dir: join(projectRoot, 'src', 'db', 'migrations'), direction, migrationsTable: 'pgmigrations', count: 1, log: () => {}, verbose: false });
+  t.same((await run('down')).map((m) => m.name), ['1732700000000_identifiers-collate-c']);
+  t.same(await collations(), ['orders.purchase_id=default', 'users.id=default', 'users.name=default', 'wallets.user_id=default'], 'down: back to the database collation');
+  const { rows: fks } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace`);
+  t.equal(fks[0]!.n, 7, 'the foreign keys are back');
+  await run('up');
+  t.same(await collations(), ['orders.purchase_id=C', 'users.id=C', 'users.name=default', 'wallets.user_id=C'], 'up again');
 });
