@@ -3,7 +3,7 @@
  * on a fresh database, every one of them must succeed, and the migrations
  * run once.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -14,7 +14,8 @@ import { projectRoot } from '../../src/paths.js';
 import { TEST_ENV } from '../helpers/system.js';
 import { randomId } from '../../src/ids.js';
 
-t.test('six processes migrating a fresh database at once all start', async (t) => {
+/** An empty database of its own, dropped when the test ends. */
+async function freshDatabase(t: Test): Promise<URL> {
   const admin = new pg.Client({ connectionString: TEST_ENV.STAMPEDE_DATABASE_URL });
   await admin.connect();
   const name = `stampede_migrate_${randomId(8)}`;
@@ -25,6 +26,11 @@ t.test('six processes migrating a fresh database at once all start', async (t) =
   });
   const url = new URL(TEST_ENV.STAMPEDE_DATABASE_URL!);
   url.pathname = `/${name}`;
+  return url;
+}
+
+t.test('six processes migrating a fresh database at once all start', async (t) => {
+  const url = await freshDatabase(t);
   const log = createLogger('silent', 'test');
   const results = await Promise.allSettled(Array.from({ length: 6 }, () => migrate(url.toString(), log)));
   t.same(results.map((r) => r.status), Array(6).fill('fulfilled'), results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason)).join('; '));
@@ -37,16 +43,7 @@ t.test('six processes migrating a fresh database at once all start', async (t) =
 });
 
 t.test('identifiers compare byte by byte ("C"); the collation migration goes down and up again', async (t) => {
-  const admin = new pg.Client({ connectionString: TEST_ENV.STAMPEDE_DATABASE_URL });
-  await admin.connect();
-  const name = `stampede_migrate_${randomId(8)}`;
-  await admin.query(`CREATE DATABASE ${name}`);
-  t.teardown(async () => {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
-  });
-  const url = new URL(TEST_ENV.STAMPEDE_DATABASE_URL!);
-  url.pathname = `/${name}`;
+  const url = await freshDatabase(t);
   await migrate(url.toString(), createLogger('silent', 'test'));
   const db = new pg.Client({ connectionString: url.toString() });
   await db.connect();
