@@ -54,6 +54,10 @@ for i = 1, n do
 end
 -- A purchase named twice sees its own earlier transition.
 local statusOf = {}
+-- Buyers whose purchase left `pending`, and that purchase: their in-flight
+-- markers are read and cleared together after the loop (two calls, not two
+-- per purchase).
+local leftBuyers, leftPurchases = {}, {}
 
 for i = 1, n do
   local key = KEYS[3 + i]
@@ -70,8 +74,9 @@ for i = 1, n do
     if not fromPending and not refund then
       out[2 * i - 1], out[2 * i] = 0, status
     else
-      if fromPending and redis.call('HGET', KEYS[3], rec[2]) == purchaseId then
-        redis.call('HDEL', KEYS[3], rec[2])
+      if fromPending then
+        leftBuyers[#leftBuyers + 1] = rec[2]
+        leftPurchases[#leftPurchases + 1] = purchaseId
       end
       if fromPending then dReserved = dReserved - qty else dSold = dSold - qty end
       if target == 'confirmed' then
@@ -85,6 +90,15 @@ for i = 1, n do
       out[2 * i - 1], out[2 * i] = 1, target
     end
   end
+end
+
+if #leftBuyers > 0 then
+  local markers = redis.call('HMGET', KEYS[3], unpack(leftBuyers))
+  local clear = {}
+  for j = 1, #leftBuyers do
+    if markers[j] == leftPurchases[j] then clear[#clear + 1] = leftBuyers[j] end
+  end
+  if #clear > 0 then redis.call('HDEL', KEYS[3], unpack(clear)) end
 end
 
 if dAvailable > 0 then

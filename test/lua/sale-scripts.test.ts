@@ -197,6 +197,24 @@ t.test('settlePurchases: one call applies a batch in order, each purchase once',
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 10, available: 9, reserved: 0, sold: 1 });
 });
 
+t.test('settlePurchases: a buyer\'s in-flight marker is cleared only by the purchase it names', async (t) => {
+  const s = await sale({ stock: 10, perBuyerLimit: 5 });
+  const [a, b, c] = [req(s, newUserId()), req(s, newUserId()), req(s, newUserId())];
+  for (const r of [a, b, c]) t.equal((await reservePurchase(redis, r)).code, SaleCode.Accepted);
+  t.equal((await settlePurchases(redis, s.id, [{ purchaseId: c.purchaseId, status: 'confirmed', reason: '', settledAt: 1 }]))[0]!.code, 1);
+  // b's marker now names another purchase, and c's buyer has a new one in flight.
+  const other = newPurchaseId(s.id);
+  const next = newPurchaseId(s.id);
+  await redis.hset(saleKeys.inflight(s.id), b.buyerId, other, c.buyerId, next);
+  const out = await settlePurchases(redis, s.id, [
+    { purchaseId: a.purchaseId, status: 'confirmed', reason: '', settledAt: 2 },
+    { purchaseId: b.purchaseId, status: 'failed', reason: 'INSUFFICIENT_FUNDS', settledAt: 2 },
+    { purchaseId: c.purchaseId, status: 'confirmed', reason: '', settledAt: 2 },
+  ]);
+  t.same(out.map((o) => o.code), [1, 1, 0]);
+  t.same(await redis.hgetall(saleKeys.inflight(s.id)), { [b.buyerId]: other, [c.buyerId]: next }, 'a cleared; b and c keep the markers of their other purchases');
+});
+
 t.test('settlePurchases: more purchases than one call takes are applied in calls, in order, one outcome each', async (t) => {
   const n = SETTLE_PER_CALL + 5;
   const s = await sale({ stock: n, perBuyerLimit: 1 });
