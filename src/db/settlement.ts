@@ -7,10 +7,10 @@
  *   - a cancellation refunds a confirmed order, or records a cancelled order
  *     when it overtook its own acceptance.
  * A redelivered event finds its order row and changes nothing: the answer is
- * the status already stored. Orders and ledger entries are plain INSERTs
- * under unique keys (purchase id, ledger ref), so a concurrent writer of the
- * same purchase makes the batch fail with a unique violation and retry; it
- * never doubles it.
+ * the status already stored. Orders, ledger entries and logged events are
+ * plain INSERTs (COPY) under unique keys (purchase id, ledger ref, event id),
+ * so a concurrent writer of the same purchase makes the batch fail with a
+ * unique violation and retry; it never doubles it.
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -100,6 +100,7 @@ async function settleInTransaction(c: PoolClient, events: SettlementEvent[]): Pr
     [purchaseIds],
   );
   for (const r of orderRows) existing.set(r.purchase_id, r);
+  const existedBefore = new Set(existing.keys());
 
   const now = new Date();
   const inserts: { e: SettlementEvent; status: OrderStatus; reason: string | null; amount: number }[] = [];
@@ -186,12 +187,25 @@ async function settleInTransaction(c: PoolClient, events: SettlementEvent[]): Pr
       [changed.map(([k]) => k.split('|')[0]), changed.map(([k]) => k.split('|')[1]), changed.map(([, v]) => v)],
     );
   }
-  await c.query(
-    `INSERT INTO purchase_events (event_id, purchase_id, sale_id, type, payload, occurred_at)
-     SELECT id, p, s, ty, d, to_timestamp(tm / 1000.0) FROM json_to_recordset($1::json) AS t(id text, p text, s text, ty text, d jsonb, tm bigint)
-     ON CONFLICT (event_id) DO NOTHING`,
-    [JSON.stringify(events.map((e) => ({ id: e.eventId, p: e.data.purchaseId, s: e.data.saleId, ty: `stampede.purchase.${e.type}.v1`, d: e.data, tm: e.time })))],
-  );
+  // The event log, by COPY like the orders. An event is new unless its
+  // purchase already had an order when this batch began (every logged event
+  // was written with its order, in one transaction): only those are looked up.
+  const seen = new Set<string>();
+  const logged = new Set<string>();
+  const maybeLogged = events.filter((e) => existedBefore.has(e.data.purchaseId)).map((e) => e.eventId);
+  if (maybeLogged.length > 0) {
+    const { rows } = await c.query<{ event_id: string }>('SELECT event_id FROM purchase_events WHERE event_id = ANY($1::text[])', [maybeLogged]);
+    for (const r of rows) logged.add(r.event_id);
+  }
+  let eventRows = '';
+  for (const e of events) {
+    if (logged.has(e.eventId) || seen.has(e.eventId)) continue;
+    seen.add(e.eventId);
+    eventRows += `${tsv(e.eventId)}\t${tsv(e.data.purchaseId)}\t${tsv(e.data.saleId)}\tstampede.purchase.${e.type}.v1\t${tsv(JSON.stringify(e.data))}\t${new Date(e.time).toISOString()}\n`;
+  }
+  if (eventRows !== '') {
+    await copyInto(c, 'COPY purchase_events (event_id, purchase_id, sale_id, type, payload, occurred_at) FROM STDIN', eventRows);
+  }
   return results;
 }
 

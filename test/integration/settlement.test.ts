@@ -114,7 +114,43 @@ t.test('one batch settled by six transactions at once: each purchase ordered and
   t.same(again.map((r) => r.status), [...paid, ...unpaid].map((e) => stored.get(e.data.purchaseId)), 'settling again answers what is stored');
 });
 
-t.test('a purchase id with a tab, a line break or a backslash is stored exactly (orders and ledger are written with COPY)', async (t) => {
+t.test('the event log holds each event once: repeated in a batch, redelivered, a cancellation before and after its acceptance', async (t) => {
+  const [buyer] = await createBuyers(pool, [{ name: 'event log' }]);
+  await creditWallet(pool, buyer!.id, 'EUR', 10_000, `credit:settlement-log:${buyer!.id}`);
+  const cancel = (of: SettlementEvent): SettlementEvent => ({
+    eventId: `evt_${randomId(16)}`, type: 'cancel_requested', time: Date.now() + 5, data: { ...of.data, requestedAt: Date.now() },
+  });
+  const logOf = async (events: SettlementEvent[]) =>
+    (await pool.query<{ event_id: string; purchase_id: string; type: string; payload: unknown; occurred_at: Date }>(
+      'SELECT event_id, purchase_id, type, payload, occurred_at FROM purchase_events WHERE purchase_id = ANY($1) ORDER BY occurred_at, event_id',
+      [[...new Set(events.map((e) => e.data.purchaseId))]])).rows;
+  const rowOf = (e: SettlementEvent) => ({
+    event_id: e.eventId, purchase_id: e.data.purchaseId, type: `stampede.purchase.${e.type}.v1`, payload: e.data, occurred_at: new Date(e.time),
+  });
+
+  const bought = accepted(buyer!.id);
+  t.same((await settleBatch(pool, [bought, bought])).map((r) => r.status), ['confirmed', 'confirmed'], 'twice in one batch: one order');
+  await settleBatch(pool, [bought]);
+  t.same(await logOf([bought]), [rowOf(bought)], 'logged once, payload and time as they came');
+
+  const cancelled = cancel(bought);
+  t.same((await settleBatch(pool, [bought, cancelled])).map((r) => r.status), ['confirmed', 'cancelled'], 'a redelivery beside a new cancellation');
+  await settleBatch(pool, [cancelled, bought]);
+  t.same(await logOf([bought]), [rowOf(bought), rowOf(cancelled)], 'the cancellation logged once beside the acceptance');
+
+  const late = accepted(buyer!.id);
+  const early = cancel(late);
+  early.time = late.time - 5;
+  t.same((await settleBatch(pool, [early])).map((r) => r.status), ['cancelled'], 'a cancellation overtaking its acceptance');
+  t.same((await settleBatch(pool, [late])).map((r) => r.status), ['cancelled'], 'the acceptance finds the cancelled order');
+  await settleBatch(pool, [late, early]);
+  t.same(await logOf([late]), [rowOf(early), rowOf(late)], 'both logged, once each');
+
+  const { rows } = await pool.query<{ balance: number }>('SELECT balance FROM wallets WHERE user_id = $1', [buyer!.id]);
+  t.equal(rows[0]!.balance, 10_000, 'charged once and refunded once; the overtaken purchase never charged');
+});
+
+t.test('a purchase id with a tab, a line break or a backslash is stored exactly (orders, ledger and event log are written with COPY)', async (t) => {
   const [buyer] = await createBuyers(pool, [{ name: 'odd purchase' }]);
   await creditWallet(pool, buyer!.id, 'EUR', 1_000, `credit:settlement-odd:${buyer!.id}`);
   const e = accepted(buyer!.id);
@@ -126,4 +162,6 @@ t.test('a purchase id with a tab, a line break or a backslash is stored exactly 
   t.same(rows, [{ buyer_id: buyer!.id, failure_reason: null, cancelled_at: null }], 'found by its exact id; SQL nulls stay null');
   const ledger = await pool.query<{ user_id: string; amount: number }>('SELECT user_id, amount FROM ledger_entries WHERE ref = $1', [`purchase:${e.data.purchaseId}`]);
   t.same(ledger.rows, [{ user_id: buyer!.id, amount: -PRICE }], 'the ledger ref too');
+  const events = await pool.query<{ event_id: string; payload: unknown }>('SELECT event_id, payload FROM purchase_events WHERE purchase_id = $1', [e.data.purchaseId]);
+  t.same(events.rows, [{ event_id: e.eventId, payload: e.data }], 'the event log too');
 });
