@@ -5,7 +5,7 @@
 import uWS from 'uWebSockets.js';
 
 const port = Number(process.argv[2] ?? 8091);
-const body = '{"purchaseId":"pur_000000000000_0000000000000000","status":"pending"}';
+const body = '{"purchaseId":"pur_000000000000_000000000000000000000000","status":"pending"}';
 uWS
   .App()
   .any('/*', (res) => {

@@ -280,6 +280,7 @@ t.test('GET and DELETE /v1/purchases/{id}: malformed and foreign ids', async (t)
       problem(t, await call(`${sys.url}/v1/purchases/${id}`, { method: 'DELETE', headers: auth }), 404, 'NOT_FOUND', `DELETE /v1/purchases/${id}`);
     }
     problem(t, await call(`${sys.url}/v1/purchases/pur_${sale.id.slice(4)}_0000000000000000`, { headers: auth }), 404, 'NOT_FOUND', 'a well-formed unknown purchase');
+    problem(t, await call(`${sys.url}/v1/purchases/pur_${sale.id.slice(4)}_${'0'.repeat(24)}`, { headers: auth }), 404, 'NOT_FOUND', 'a well-formed unknown purchase (with its time)');
     problem(t, await call(`${sys.url}/v1/purchases/nope`), 401, 'UNAUTHORIZED', 'GET /v1/purchases without a token');
   });
 });
