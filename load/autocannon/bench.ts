@@ -13,7 +13,6 @@
  * The relay and worker are stopped during 1-4, so the api, Redis and the
  * load generator have the two cores; settlement is measured on its own in 5.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, hostname } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +29,7 @@ import { connectAmqp } from '../../src/messaging/amqp.js';
 import { allQueues, assertTopology } from '../../src/messaging/topology.js';
 import { createBuyerTokens } from '../../src/auth/tokens.js';
 import { projectRoot } from '../../src/paths.js';
-import { ROLE_NODE_FLAGS } from '../../src/node-flags.js';
+import { answers, benchEnv, spawnRole as spawnChild, stopChild } from './processes.js';
 import { auditSale } from '../../src/audit.js';
 import { runPaced } from './paced.js';
 import { auditBidWar, runBidWar } from './bid-war.js';
@@ -45,18 +44,7 @@ const BUYERS = Number(process.env.BENCH_BUYERS ?? scenarios.flashSale.buyers);
 const SCALE = Number(process.env.BENCH_DURATION_SCALE ?? 1);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? scenarios.connections);
 
-const env: NodeJS.ProcessEnv = {
-  ...process.env,
-  NODE_ENV: 'production',
-  STAMPEDE_JWT_SECRET: process.env.STAMPEDE_JWT_SECRET ?? 'bench-secret-bench-secret-bench-secret-0123456789',
-  STAMPEDE_DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://stampede:stampede@127.0.0.1:5432/stampede_bench',
-  STAMPEDE_REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/2',
-  STAMPEDE_AMQP_PREFIX: 'stampede-bench',
-  STAMPEDE_HTTP_HOST: '127.0.0.1',
-  STAMPEDE_HTTP_PORT: String(API_PORT),
-  STAMPEDE_LOG_LEVEL: 'warn',
-  STAMPEDE_OPERATOR_KEY: 'bench-operator-key',
-};
+const env = benchEnv(API_PORT);
 const cfg = loadConfig(env);
 const log = createLogger('info', 'bench');
 
@@ -66,31 +54,7 @@ interface Phase extends LoadResult {
   note?: string;
 }
 
-/** Starts a child process; resolves once `ready` says so (or at once without it). */
-function spawnRole(args: string[], ready?: () => Promise<boolean>): Promise<ChildProcess> {
-  // Every spawned process, the hello-world baseline included, runs with the roles' V8 flags.
-  const child = spawn(process.execPath, [...ROLE_NODE_FLAGS, ...args], { env, stdio: ['ignore', 'inherit', 'inherit'], cwd: projectRoot });
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
-    const deadline = Date.now() + 30_000;
-    const poll = async () => {
-      if (!ready || (await ready().catch(() => false))) return resolve(child);
-      if (Date.now() > deadline) return reject(new Error(`${args.join(' ')} not ready after 30s`));
-      setTimeout(poll, 100);
-    };
-    child.once('spawn', poll);
-  });
-}
-
-const answers = (url: string) => async () => (await fetch(url)).status < 500;
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-  if (child.exitCode === null) child.kill('SIGKILL');
-}
+const spawnRole = (args: string[], ready?: () => Promise<boolean>) => spawnChild(env, args, ready);
 
 type RequestPicker = (i: number) => { path: string; token: string };
 
@@ -356,18 +320,23 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 5_000));
   const warApi = await spawnRole([...prof, join(projectRoot, 'dist', 'src', 'cli.js'), 'api'], answers(`http://127.0.0.1:${API_PORT}/readyz`));
   let war: LoadResult;
+  const warNames = new Map([[warApi.pid!, 'api'], [process.pid, 'bench (autocannon)']]);
+  const warCpuBefore = cpuSnapshot(warNames);
+  const warCpuFrom = Date.now();
+  let warCpu: [string, number][] = [];
   try {
     war = await runBidWar(redis, {
       url: `http://127.0.0.1:${API_PORT}`, auctionId: auction.id, tokens: buyerTokens, connections: CONNECTIONS,
       durationS: scenarios.bidWar.durationSeconds * SCALE, startPrice: scenarios.bidWar.startPrice, increment: scenarios.bidWar.increment,
     });
+    warCpu = cpuShares(warCpuBefore, cpuSnapshot(warNames), (Date.now() - warCpuFrom) / 1000);
   } finally {
     await stopChild(warApi);
   }
   const warAudit = await auditBidWar(redis, auction.id, war.statuses, CONNECTIONS);
   const warPhase: Phase = {
     name: '6. bid war (one hot auction)', ...war, ratioToBaseline: war.rps / baseline.rps,
-    note: `${warAudit.acceptedBids.toLocaleString('en')} bids accepted (each one increment above the last sent; overtaken ones get BID_TOO_LOW); leader = highest bid: ${warAudit.violations.length === 0 ? 'yes' : 'NO'}`,
+    note: `${warAudit.acceptedBids.toLocaleString('en')} bids accepted (each one increment above the last sent; overtaken ones get BID_TOO_LOW); leader = highest bid: ${warAudit.violations.length === 0 ? 'yes' : 'NO'}; CPU (share of one core): ${formatShares(warCpu)}`,
   };
   phases.push(warPhase);
   violations.push(...warAudit.violations);

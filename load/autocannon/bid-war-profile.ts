@@ -1,0 +1,96 @@
+/**
+ * The bid war on its own, in turns with the hello-world baseline, so a
+ * change to the bid path can be measured in minutes instead of a whole
+ * `npm run bench`. Run after `npm run bench` (it reuses its buyers):
+ *
+ *   node dist/load/autocannon/bid-war-profile.js      # ROUNDS=2 SECONDS=8
+ *
+ * PROF=1 writes a V8 CPU profile of each round's api to load/results/profiles/.
+ *
+ * Each round prints the baseline's req/s, the war's bids/s and ratio, the
+ * CPU each process spent per bid request, and Redis's costliest commands
+ * per bid request (placeBid is the EVALSHA; the commands it runs are
+ * counted inside it and again on their own lines).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import { loadConfig } from '../../src/config/index.js';
+import { createPool } from '../../src/db/pool.js';
+import { createRedis } from '../../src/redis/client.js';
+import { createBuyerTokens } from '../../src/auth/tokens.js';
+import { Auctions } from '../../src/domain/auctions.js';
+import { projectRoot } from '../../src/paths.js';
+import { answers, benchEnv, spawnRole, stopChild } from './processes.js';
+import { runBidWar } from './bid-war.js';
+import { cpuSnapshot, type CpuSnapshot } from './cpu.js';
+
+const scenarios = JSON.parse(readFileSync(join(projectRoot, 'load', 'scenarios.json'), 'utf8'));
+const API_PORT = 8090;
+const HELLO_PORT = 8091;
+const ROUNDS = Number(process.env.ROUNDS ?? 2);
+const SECONDS = Number(process.env.SECONDS ?? 8);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? scenarios.connections);
+const env = benchEnv(API_PORT);
+const cfg = loadConfig(env);
+const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
+const redis = createRedis(cfg.STAMPEDE_REDIS_URL);
+const { rows } = await pool.query<{ id: string }>('SELECT user_id AS id FROM wallets LIMIT 20000');
+if (rows.length === 0) throw new Error('no buyers in the bench database: run `npm run bench` first');
+const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, 3600);
+const buyerTokens = rows.map((r) => tokens.issue(r.id));
+const cli = join(projectRoot, 'dist', 'src', 'cli.js');
+
+/** CPU per request since `from`, per process (postgres backends summed), largest first. */
+function cpuPer(from: CpuSnapshot, names: Map<number, string>, requests: number): string {
+  const by = new Map<string, number>();
+  for (const [pid, a] of cpuSnapshot(names)) {
+    const ticks = a.ticks - (from.get(pid)?.ticks ?? 0);
+    const name = a.name.startsWith('postgres') ? 'postgres' : a.name;
+    if (ticks > 0) by.set(name, (by.get(name) ?? 0) + ticks);
+  }
+  const us = (ticks: number) => Math.round((ticks * 10_000) / requests);
+  return [...by].filter(([, t]) => us(t) >= 1).sort((x, y) => y[1] - x[1]).map(([n, t]) => `${n} ${us(t)}`).join(', ');
+}
+
+async function redisPer(requests: number): Promise<string> {
+  const stats = ((await redis.info('commandstats')) ?? '').split('\n').flatMap((l) => {
+    const m = /^cmdstat_(\w+):calls=(\d+),usec=(\d+)/.exec(l);
+    return m ? [[m[1]!, Number(m[2]), Number(m[3])] as const] : [];
+  });
+  return stats.sort((x, y) => y[2] - x[2]).slice(0, 8).map(([c, calls, usec]) => `${c} ${(usec / requests).toFixed(1)} (${calls})`).join(', ');
+}
+
+for (let round = 1; round <= ROUNDS; round++) {
+  const hello = await spawnRole(env, [join(projectRoot, 'dist', 'load', 'autocannon', 'hello-server.js'), String(HELLO_PORT)], answers(`http://127.0.0.1:${HELLO_PORT}/`));
+  // Built per request like the war's (autocannon's setupRequest), as the bench's baseline is: the load generator does the same work in both.
+  const base = await autocannon({
+    url: `http://127.0.0.1:${HELLO_PORT}/`, connections: CONNECTIONS, duration: SECONDS, method: 'POST',
+    headers: { 'content-type': 'application/json' }, body: '{"amount":1}',
+    requests: [{ setupRequest: (req: autocannon.Request) => req, onResponse: () => {} }],
+  } as autocannon.Options);
+  await stopChild(hello);
+  const baseRps = base.requests.total / base.duration;
+
+  const auction = await new Auctions(pool, redis, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 }).create({
+    title: 'bid-war profile', currency: 'EUR', startPrice: scenarios.bidWar.startPrice, startsAt: new Date(Date.now() - 1000).toISOString(),
+    endsAt: new Date(Date.now() + 3600_000).toISOString(), softCloseSeconds: 0, increment: { type: 'absolute', amount: scenarios.bidWar.increment },
+  }, { role: 'operator', userId: null });
+  const prof = process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir', join(projectRoot, 'load', 'results', 'profiles')] : [];
+  const api = await spawnRole(env, [...prof, cli, 'api'], answers(`http://127.0.0.1:${API_PORT}/readyz`));
+  const names = new Map([[api.pid!, 'api'], [process.pid, 'autocannon']]);
+  await redis.config('RESETSTAT');
+  const cpu0 = cpuSnapshot(names);
+  const war = await runBidWar(redis, {
+    url: `http://127.0.0.1:${API_PORT}`, auctionId: auction.id, tokens: buyerTokens, connections: CONNECTIONS,
+    durationS: SECONDS, startPrice: scenarios.bidWar.startPrice, increment: scenarios.bidWar.increment,
+  });
+  const cpu = cpuPer(cpu0, names, war.requests);
+  const cmds = await redisPer(war.requests);
+  await stopChild(api);
+  console.log(`round ${round}: baseline ${Math.round(baseRps)} req/s; bid war ${war.rps} bids/s = ${(war.rps / baseRps).toFixed(2)}x, p99 ${war.p99} ms, ${JSON.stringify(war.statuses)}`);
+  console.log(`  CPU µs/request: ${cpu}`);
+  console.log(`  Redis µs/request: ${cmds}`);
+}
+await pool.end();
+await redis.quit();

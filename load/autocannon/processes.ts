@@ -1,0 +1,53 @@
+/**
+ * Child processes of the load tools: each role (api, relay, worker) and the
+ * hello-world baseline runs in its own process with the roles' V8 flags.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { projectRoot } from '../../src/paths.js';
+import { ROLE_NODE_FLAGS } from '../../src/node-flags.js';
+
+/**
+ * The environment the bench runs Stampede in: its own database, Redis
+ * database and broker prefix, so a bench never touches `npm start`'s data.
+ */
+export function benchEnv(apiPort: number): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    NODE_ENV: 'production',
+    STAMPEDE_JWT_SECRET: process.env.STAMPEDE_JWT_SECRET ?? 'bench-secret-bench-secret-bench-secret-0123456789',
+    STAMPEDE_DATABASE_URL: process.env.BENCH_DATABASE_URL ?? 'postgres://stampede:stampede@127.0.0.1:5432/stampede_bench',
+    STAMPEDE_REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/2',
+    STAMPEDE_AMQP_PREFIX: 'stampede-bench',
+    STAMPEDE_HTTP_HOST: '127.0.0.1',
+    STAMPEDE_HTTP_PORT: String(apiPort),
+    STAMPEDE_LOG_LEVEL: 'warn',
+    STAMPEDE_OPERATOR_KEY: 'bench-operator-key',
+  };
+}
+
+/** Starts a child process; resolves once `ready` says so (or at once without it). */
+export function spawnRole(env: NodeJS.ProcessEnv, args: string[], ready?: () => Promise<boolean>): Promise<ChildProcess> {
+  // Every spawned process, the hello-world baseline included, runs with the roles' V8 flags.
+  const child = spawn(process.execPath, [...ROLE_NODE_FLAGS, ...args], { env, stdio: ['ignore', 'inherit', 'inherit'], cwd: projectRoot });
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
+    const deadline = Date.now() + 30_000;
+    const poll = async () => {
+      if (!ready || (await ready().catch(() => false))) return resolve(child);
+      if (Date.now() > deadline) return reject(new Error(`${args.join(' ')} not ready after 30s`));
+      setTimeout(poll, 100);
+    };
+    child.once('spawn', poll);
+  });
+}
+
+/** Ready when the URL answers without a 5xx. */
+export const answers = (url: string) => async (): Promise<boolean> => (await fetch(url)).status < 500;
+
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  if (child.exitCode === null) child.kill('SIGKILL');
+}
