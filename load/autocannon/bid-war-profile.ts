@@ -3,7 +3,7 @@
  * change to the bid path can be measured in minutes instead of a whole
  * `npm run bench`. Run after `npm run bench` (it reuses its buyers):
  *
- *   node dist/load/autocannon/bid-war-profile.js      # ROUNDS=2 SECONDS=8
+ *   node dist/load/autocannon/bid-war-profile.js      # ROUNDS=2 DURATION_S=8
  *
  * PROF=1 writes a V8 CPU profile of each round's api to load/results/profiles/.
  *
@@ -29,7 +29,8 @@ const scenarios = JSON.parse(readFileSync(join(projectRoot, 'load', 'scenarios.j
 const API_PORT = 8090;
 const HELLO_PORT = 8091;
 const ROUNDS = Number(process.env.ROUNDS ?? 2);
-const SECONDS = Number(process.env.SECONDS ?? 8);
+// Not SECONDS: bash keeps a variable of that name (seconds since the shell started).
+const SECONDS = Number(process.env.DURATION_S ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? scenarios.connections);
 const env = benchEnv(API_PORT);
 const cfg = loadConfig(env);

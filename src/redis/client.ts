@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { defineScripts } from './scripts.js';
+import { preloadLibrary } from './scripts.js';
 
 export type { Redis };
 
@@ -16,6 +16,6 @@ export function createRedis(url: string, opts: { autoPipelining?: boolean; name?
   });
   // Connection errors surface as failed commands and readiness; the client reconnects by itself.
   redis.on('error', () => {});
-  defineScripts(redis);
+  preloadLibrary(redis);
   return redis;
 }

@@ -126,7 +126,7 @@ export function loadLibrary(redis: Redis): Promise<void> {
 }
 
 /** Loads the library on a new client (its first call would otherwise do it). */
-export function defineScripts(redis: Redis): void {
+export function preloadLibrary(redis: Redis): void {
   loadLibrary(redis).catch(() => {}); // Redis not reachable yet: the first call loads it again
 }
 

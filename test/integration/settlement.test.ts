@@ -150,6 +150,22 @@ t.test('the event log holds each event once: repeated in a batch, redelivered, a
   t.equal(rows[0]!.balance, 10_000, 'charged once and refunded once; the overtaken purchase never charged');
 });
 
+t.test('an event id already logged for another purchase fails the batch with a unique violation and writes nothing', async (t) => {
+  const [buyer] = await createBuyers(pool, [{ name: 'event id clash' }]);
+  await creditWallet(pool, buyer!.id, 'EUR', 10_000, `credit:settlement-clash:${buyer!.id}`);
+  const first = accepted(buyer!.id);
+  await settleBatch(pool, [first]);
+  const bystander = accepted(buyer!.id);
+  const clash = { ...accepted(buyer!.id), eventId: first.eventId };
+  await t.rejects(settleBatch(pool, [bystander, clash]), { code: '23505' });
+  const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM orders WHERE purchase_id = ANY($1)', [[bystander.data.purchaseId, clash.data.purchaseId]]);
+  t.equal(rows[0]!.n, 0, 'neither order written');
+  const wallet = await pool.query<{ balance: number }>('SELECT balance FROM wallets WHERE user_id = $1', [buyer!.id]);
+  t.equal(wallet.rows[0]!.balance, 10_000 - PRICE, 'charged only for the first purchase');
+  const logged = await pool.query<{ purchase_id: string }>('SELECT purchase_id FROM purchase_events WHERE event_id = $1', [first.eventId]);
+  t.same(logged.rows, [{ purchase_id: first.data.purchaseId }], 'the logged event is untouched');
+});
+
 t.test('a purchase id with a tab, a line break or a backslash is stored exactly (orders, ledger and event log are written with COPY)', async (t) => {
   const [buyer] = await createBuyers(pool, [{ name: 'odd purchase' }]);
   await creditWallet(pool, buyer!.id, 'EUR', 1_000, `credit:settlement-odd:${buyer!.id}`);
