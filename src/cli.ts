@@ -10,18 +10,15 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
-import { startApi, startRelay, startScheduler, startWorker, type Role } from './roles.js';
-import { createPool } from './db/pool.js';
-import { migrate } from './db/migrate.js';
-import { createRedis } from './redis/client.js';
-import { createBuyerTokens } from './auth/tokens.js';
-import { ApiKeys, newApiKey } from './auth/api-keys.js';
+import type { Role } from './roles/role.js';
 import { AUCTION_ID, USER_ID } from './ids.js';
-import { rebuildAuction, RebuildRefusedError } from './domain/auction-rebuild.js';
-import { seedDemo } from './demo.js';
-import { Auctions } from './domain/auctions.js';
-import { seed } from './seed.js';
-import cliProgress from 'cli-progress';
+
+// Everything else is imported by the command that needs it: a relay or a
+// worker loads neither the HTTP server nor the seeding code, and starts in
+// a fraction of the time (it is what a restart or a scale-out waits for).
+const migrateDb = async (cfg: Config, log: Logger): Promise<void> => (await import('./db/migrate.js')).migrate(cfg.STAMPEDE_DATABASE_URL, log);
+const db = async (cfg: Config, max: number) => (await import('./db/pool.js')).createPool(cfg.STAMPEDE_DATABASE_URL, max);
+const redisOf = async (cfg: Config, name?: string) => (await import('./redis/client.js')).createRedis(cfg.STAMPEDE_REDIS_URL, name ? { name } : undefined);
 
 function config(): Config {
   try {
@@ -36,12 +33,13 @@ function config(): Config {
 }
 
 /** Runs a role until SIGTERM/SIGINT, then stops it within the grace period. */
-async function runRole(name: string, start: (cfg: Config, log: Logger) => Promise<Role>): Promise<void> {
+async function runRole(name: string, load: () => Promise<(cfg: Config, log: Logger) => Promise<Role>>): Promise<void> {
   const cfg = config();
   const log = createLogger(cfg.STAMPEDE_LOG_LEVEL, name);
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   let role: Role;
   try {
+    const start = await load();
     role = await start(cfg, log);
   } catch (err) {
     log.fatal({ err }, `${name} failed to start`);
@@ -76,7 +74,7 @@ async function supervise(roles: string[]): Promise<void> {
   const cfg = config();
   const log = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'all');
   // Migrate once here so the children do not race for it.
-  await migrate(cfg.STAMPEDE_DATABASE_URL, log);
+  await migrateDb(cfg, log);
   const cli = fileURLToPath(import.meta.url);
   const children = new Map<string, ChildProcess>();
   const restarts = new Map<string, number[]>();
@@ -125,15 +123,18 @@ const ROLES = ['api', 'relay', 'worker', 'scheduler'];
 
 const program = new Command('stampede').description('Flash-sale and auction engine').showHelpAfterError();
 
-program.command('api').description('serve the HTTP API').action(() => runRole('api', startApi));
-program.command('relay').description('relay outbox streams to RabbitMQ').action(() => runRole('relay', startRelay));
-program.command('worker').description('settle orders and auctions into Postgres').action(() => runRole('worker', startWorker));
-program.command('scheduler').description('close auctions when due and run the promoter').action(() => runRole('scheduler', startScheduler));
+program.command('api').description('serve the HTTP API').action(() => runRole('api', async () => (await import('./roles/api.js')).startApi));
+program.command('relay').description('relay outbox streams to RabbitMQ').action(() => runRole('relay', async () => (await import('./roles/relay.js')).startRelay));
+program.command('worker').description('settle orders and auctions into Postgres').action(() => runRole('worker', async () => (await import('./roles/worker.js')).startWorker));
+program
+  .command('scheduler')
+  .description('close auctions when due and run the promoter')
+  .action(() => runRole('scheduler', async () => (await import('./roles/scheduler.js')).startScheduler));
 program.command('all').description('run api, relay, worker and scheduler as supervised child processes').action(() => supervise(ROLES));
 
 program.command('migrate').description('apply database migrations').action(async () => {
   const cfg = config();
-  await migrate(cfg.STAMPEDE_DATABASE_URL, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'migrate'));
+  await migrateDb(cfg, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'migrate'));
 });
 
 program
@@ -142,9 +143,10 @@ program
   .action(async () => {
     const cfg = config();
     const log = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'start');
-    await migrate(cfg.STAMPEDE_DATABASE_URL, log);
-    const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
-    const redis = createRedis(cfg.STAMPEDE_REDIS_URL);
+    await migrateDb(cfg, log);
+    const pool = await db(cfg, 2);
+    const redis = await redisOf(cfg);
+    const [{ ApiKeys }, { seedDemo }] = await Promise.all([import('./auth/api-keys.js'), import('./demo.js')]);
     await new ApiKeys(pool).store(cfg.STAMPEDE_OPERATOR_KEY, 'operator', null, 'bootstrap (STAMPEDE_OPERATOR_KEY)');
     const banner = await seedDemo(cfg, pool, redis);
     await Promise.all([pool.end(), redis.quit()]);
@@ -153,7 +155,7 @@ program
   });
 
 /** Progress bars on a terminal; plain lines at every tenth otherwise (CI, log files). */
-function seedProgress(): { update: (phase: string, done: number, total: number) => void; stop: () => void } {
+async function seedProgress(): Promise<{ update: (phase: string, done: number, total: number) => void; stop: () => void }> {
   if (!process.stderr.isTTY) {
     const shown = new Map<string, number>();
     return {
@@ -167,8 +169,9 @@ function seedProgress(): { update: (phase: string, done: number, total: number) 
       stop() {},
     };
   }
+  const { default: cliProgress } = await import('cli-progress');
   const bars = new cliProgress.MultiBar({ format: '{phase} [{bar}] {value}/{total} {duration}s', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic);
-  const byPhase = new Map<string, cliProgress.SingleBar>();
+  const byPhase = new Map<string, InstanceType<typeof cliProgress.SingleBar>>();
   return {
     update(phase, done, total) {
       let bar = byPhase.get(phase);
@@ -194,8 +197,9 @@ program
   .description('issue a buyer token (JWT)')
   .argument('<buyerId>', 'the buyer', userId)
   .option('--ttl <seconds>', 'lifetime in seconds', positive)
-  .action((buyerId: string, opts: { ttl?: number }) => {
+  .action(async (buyerId: string, opts: { ttl?: number }) => {
     const cfg = config();
+    const { createBuyerTokens } = await import('./auth/tokens.js');
     process.stdout.write(createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS).issue(buyerId, opts.ttl) + '\n');
   });
 
@@ -209,7 +213,8 @@ program
     if (opts.role !== 'operator' && opts.role !== 'seller') throw new InvalidArgumentError('role must be operator or seller');
     if (opts.role === 'seller' && !opts.user) throw new InvalidArgumentError('a seller key needs --user');
     const cfg = config();
-    const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 1);
+    const pool = await db(cfg, 1);
+    const { ApiKeys, newApiKey } = await import('./auth/api-keys.js');
     const key = newApiKey(opts.role);
     await new ApiKeys(pool).store(key, opts.role, opts.user ?? null, opts.label);
     await pool.end();
@@ -231,10 +236,11 @@ program
   .option('--auction', 'also create one open auction for the same window (for load/k6/bid-war.js)', false)
   .action(async (o: { buyers: number; stock: number; limit: number; price: number; currency: string; funds: number; tokens: string; opensIn: number; duration: number; auction: boolean }) => {
     const cfg = config();
-    await migrate(cfg.STAMPEDE_DATABASE_URL, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'seed'));
-    const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 5);
-    const redis = createRedis(cfg.STAMPEDE_REDIS_URL);
-    const progress = seedProgress();
+    await migrateDb(cfg, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'seed'));
+    const pool = await db(cfg, 5);
+    const redis = await redisOf(cfg);
+    const [{ seed }, { Auctions }] = await Promise.all([import('./seed.js'), import('./domain/auctions.js')]);
+    const progress = await seedProgress();
     const started = Date.now();
     const startsAt = Date.now() + o.opensIn * 1000;
     const result = await seed(pool, redis, {
@@ -269,8 +275,9 @@ rebuild
   .option('--force', 'rebuild even when Redis holds events the log does not have yet (they are lost)', false)
   .action(async (id: string, opts: { force: boolean }) => {
     const cfg = config();
-    const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 1);
-    const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-rebuild' });
+    const pool = await db(cfg, 1);
+    const redis = await redisOf(cfg, 'stampede-rebuild');
+    const { rebuildAuction, RebuildRefusedError } = await import('./domain/auction-rebuild.js');
     try {
       const result = await rebuildAuction(pool, redis, id, { force: opts.force });
       process.stdout.write(JSON.stringify(result) + '\n');

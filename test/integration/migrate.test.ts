@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { runner } from 'node-pg-migrate';
-import { migrate } from '../../src/db/migrate.js';
+import { migrate, pendingMigrations } from '../../src/db/migrate.js';
 import { createLogger } from '../../src/log.js';
 import { projectRoot } from '../../src/paths.js';
 import { TEST_ENV } from '../helpers/system.js';
@@ -64,4 +64,21 @@ t.test('identifiers compare byte by byte ("C"); the collation migration goes dow
   t.equal(fks[0]!.n, 7, 'the foreign keys are back');
   await run('up');
   t.same(await collations(), ['orders.purchase_id=C', 'users.id=C', 'users.name=default', 'wallets.user_id=C'], 'up again');
+});
+
+t.test('start-up reads what is pending with one query; a migration rolled back is pending again and re-applied', async (t) => {
+  const url = await freshDatabase(t);
+  const files = readdirSync(join(projectRoot, 'src', 'db', 'migrations')).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort();
+  t.same(await pendingMigrations(url.toString()), files, 'a new database (no migrations table) has every migration pending');
+  await migrate(url.toString(), createLogger('silent', 'test'));
+  t.same(await pendingMigrations(url.toString()), [], 'none after migrating');
+  await runner({ databaseUrl: url.toString(), dir: join(projectRoot, 'src', 'db', 'migrations'), direction: 'down', migrationsTable: 'pgmigrations', count: 1, log: () => {}, verbose: false });
+  t.same(await pendingMigrations(url.toString()), [files[files.length - 1]], 'the rolled-back one is pending');
+  await migrate(url.toString(), createLogger('silent', 'test'));
+  t.same(await pendingMigrations(url.toString()), [], 'migrate applied it again');
+  const db = new pg.Client({ connectionString: url.toString() });
+  await db.connect();
+  t.teardown(() => db.end());
+  const { rows } = await db.query<{ c: string }>(`SELECT collation_name AS c FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'purchase_id'`);
+  t.equal(rows[0]!.c, 'C', 'its change is back in the schema');
 });

@@ -1,0 +1,23 @@
+/** The `relay` role: outbox streams in Redis -> RabbitMQ. */
+import { loadConfig, type Config } from '../config/index.js';
+import { createLogger, type Logger } from '../log.js';
+import { createRedis } from '../redis/client.js';
+import { Relay } from '../messaging/relay.js';
+import type { Role } from './role.js';
+
+export async function startRelay(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'relay')): Promise<Role & { relay: Relay }> {
+  const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-relay', autoPipelining: false });
+  const relay = new Relay({
+    redis, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, batch: cfg.STAMPEDE_RELAY_BATCH,
+    claimIdleMs: cfg.STAMPEDE_RELAY_CLAIM_IDLE_MS, eventsPerMessage: cfg.STAMPEDE_RELAY_EVENTS_PER_MESSAGE, topology: cfg.topology,
+  });
+  relay.start();
+  return {
+    relay,
+    async stop() {
+      await relay.stop();
+      await redis.quit().catch(() => {});
+      log.info('relay stopped');
+    },
+  };
+}

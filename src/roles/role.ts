@@ -1,0 +1,5 @@
+/** What every process role returns: a way to stop it gracefully. */
+export interface Role {
+  stop(): Promise<void>;
+}
+

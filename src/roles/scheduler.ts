@@ -1,0 +1,29 @@
+/** The `scheduler` role: closes auctions when due and runs the promoter. */
+import { loadConfig, type Config } from '../config/index.js';
+import { createLogger, type Logger } from '../log.js';
+import { createPool } from '../db/pool.js';
+import { migrate } from '../db/migrate.js';
+import { createRedis } from '../redis/client.js';
+import { Auctions } from '../domain/auctions.js';
+import { Scheduler } from '../scheduler.js';
+import type { Role } from './role.js';
+
+export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler }> {
+  const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
+  await migrate(cfg.STAMPEDE_DATABASE_URL, log);
+  const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-scheduler' });
+  const auctions = new Auctions(pool, redis, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 });
+  // Open auctions Redis lost come back, so their deadlines are known again.
+  await auctions.loadOpen();
+  const scheduler = new Scheduler({ redis, auctions, log, tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS });
+  scheduler.start();
+  log.info({ tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS }, 'scheduler running');
+  return {
+    scheduler,
+    async stop() {
+      await scheduler.stop();
+      await Promise.allSettled([pool.end(), redis.quit()]);
+      log.info('scheduler stopped');
+    },
+  };
+}
