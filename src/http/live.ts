@@ -6,7 +6,9 @@
  * `<topic> <json>` on LIVE_CHANNEL in the same call that changes the auction,
  * every api node receives it on one dedicated subscriber connection, and
  * forwards the JSON unparsed to its local subscribers with uWS's own topic
- * fan-out (`app.publish`).
+ * fan-out (`app.publish`). Updates published while a node's subscriber
+ * connection is down are lost to it; when it is back, the node reads every
+ * auction its clients watch and pushes its current state.
  *
  * Sale stock ticks are polled, not published: the purchase path stays
  * untouched. Every tick, a node reads the live counters of the sales that
@@ -104,6 +106,10 @@ export class LiveHub {
   private readonly sockets = new Set<Socket>();
   /** sale id -> local subscribers; only these sales are polled. */
   private readonly saleSubscribers = new Map<string, number>();
+  /** auction id -> local subscribers; these are brought up to date after a lost subscriber connection. */
+  private readonly auctionSubscribers = new Map<string, number>();
+  /** While a resync runs: the auction topics an update was forwarded for since it began (they are current). */
+  private forwardedDuringResync?: Set<string>;
   /**
    * sale id -> the last tick published (its JSON), so unchanged counters
    * publish nothing. Holds only while every subscriber of the sale has seen
@@ -120,6 +126,8 @@ export class LiveHub {
   ticks = 0;
   /** Updates forwarded from Redis (for operators). */
   forwarded = 0;
+  /** Auction states pushed after the subscriber connection came back (for operators and tests). */
+  resynced = 0;
 
   constructor(private readonly o: LiveHubOptions) {
     this.limits = { ...LIVE_LIMITS, ...o.limits };
@@ -146,8 +154,9 @@ export class LiveHub {
     });
     let connectedBefore = false;
     this.subscriber.on('ready', () => {
-      // ioredis resubscribes by itself; what was published meanwhile is lost, so say so.
-      if (connectedBefore) o.log.warn('live: Redis subscriber reconnected; updates published while it was down were missed');
+      // What was published while the connection was down is lost: once
+      // subscribed again, every auction watched here gets its current state.
+      if (connectedBefore) void this.resync();
       connectedBefore = true;
     });
     this.timer = setInterval(() => void this.tick(), o.tickMs);
@@ -157,6 +166,42 @@ export class LiveHub {
   /** Resolves once the subscriber listens on LIVE_CHANNEL. */
   async start(): Promise<void> {
     await this.subscriber.subscribe(LIVE_CHANNEL);
+  }
+
+  /**
+   * After the subscriber connection came back: subscribes (ioredis does it
+   * too, after 'ready'; this waits for it to be in force), then reads each
+   * locally watched auction and pushes its state as an update. An auction
+   * whose update arrived meanwhile is skipped: that update is newer than the
+   * state read, or as new.
+   */
+  private async resync(): Promise<void> {
+    if (this.stopping) return;
+    const forwarded = (this.forwardedDuringResync = new Set());
+    try {
+      await this.subscriber.subscribe(LIVE_CHANNEL);
+      const ids = [...this.auctionSubscribers.keys()];
+      this.o.log.warn({ auctions: ids.length }, 'live: Redis subscriber reconnected; pushing the current state of the auctions watched here');
+      if (!this.o.auctionSnapshot || ids.length === 0) return;
+      const read = this.o.auctionSnapshot;
+      await Promise.all(ids.map(async (id) => {
+        const topic = `auction/${id}`;
+        let snapshot: object | undefined;
+        try {
+          snapshot = await read(id);
+        } catch (err) {
+          this.o.log.error({ err, auctionId: id }, 'live: could not read an auction after the reconnect; its watchers wait for its next update');
+          return;
+        }
+        if (snapshot === undefined || forwarded.has(topic) || this.stopping || this.o.app.numSubscribers(topic) === 0) return;
+        this.resynced++;
+        this.o.app.publish(topic, `{"topic":"${topic}","data":${JSON.stringify(snapshot)}}`);
+      }));
+    } catch (err) {
+      this.o.log.error({ err }, 'live: resync after the reconnect failed; watchers wait for the next update');
+    } finally {
+      if (this.forwardedDuringResync === forwarded) this.forwardedDuringResync = undefined;
+    }
   }
 
   /** Open WebSocket connections on this node. */
@@ -294,6 +339,7 @@ export class LiveHub {
       this.o.log.warn({ message: message.slice(0, 200) }, 'live: malformed message on the live channel, dropped');
       return;
     }
+    this.forwardedDuringResync?.add(topic);
     if (this.o.app.numSubscribers(topic) === 0) return;
     this.forwarded++;
     this.o.app.publish(topic, `{"topic":"${topic}","data":${message.slice(space + 1)}}`);
@@ -331,21 +377,20 @@ export class LiveHub {
 
   private acquired(topic: string): void {
     this.subscriptionCount++;
-    if (!topic.startsWith('sale/')) return;
-    const id = topic.slice(5);
-    this.saleSubscribers.set(id, (this.saleSubscribers.get(id) ?? 0) + 1);
+    const [counts, id] = topic.startsWith('sale/') ? [this.saleSubscribers, topic.slice(5)] : [this.auctionSubscribers, topic.slice(8)];
+    counts.set(id, (counts.get(id) ?? 0) + 1);
   }
 
   private released(topic: string): void {
     this.subscriptionCount--;
-    if (!topic.startsWith('sale/')) return;
-    const id = topic.slice(5);
-    const n = (this.saleSubscribers.get(id) ?? 1) - 1;
+    const sale = topic.startsWith('sale/');
+    const [counts, id] = sale ? [this.saleSubscribers, topic.slice(5)] : [this.auctionSubscribers, topic.slice(8)];
+    const n = (counts.get(id) ?? 1) - 1;
     if (n > 0) {
-      this.saleSubscribers.set(id, n);
+      counts.set(id, n);
     } else {
-      this.saleSubscribers.delete(id);
-      this.lastTick.delete(id);
+      counts.delete(id);
+      if (sale) this.lastTick.delete(id);
     }
   }
 

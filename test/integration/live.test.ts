@@ -4,14 +4,14 @@
  * by the clock: a later frame, or the answer to a later operation, arrives
  * after everything the server sent before it.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import uWS from 'uWebSockets.js';
-import { boot, waitFor } from '../helpers/system.js';
+import { boot, waitFor, type System } from '../helpers/system.js';
 import { LiveClient } from '../helpers/live-client.js';
 import { createLogger } from '../../src/log.js';
 import { startApi } from '../../src/roles.js';
 import { LIVE_CHANNEL } from '../../src/redis/keys.js';
-import { LiveHub } from '../../src/http/live.js';
+import { LiveHub, type LiveHubOptions } from '../../src/http/live.js';
 import { randomId } from '../../src/ids.js';
 
 const newAuctionId = () => 'auc_' + randomId(12);
@@ -19,6 +19,19 @@ const newAuctionId = () => 'auc_' + randomId(12);
 const auctionUpdate = (auctionId: string, price: number, bidCount: number) => ({
   auctionId, price, nextMinimum: price + 100, leader: 'bidder-3fa9c2d1', endsAt: 1_795_000_000_000, bidCount, status: 'open', reserveMet: true,
 });
+
+/** A hub of its own on a uWS app of its own (no api), listening on a free port; stopped when the test ends. */
+async function standaloneHub(t: Test, sys: System, options: Pick<LiveHubOptions, 'auctionSnapshot' | 'limits'>): Promise<{ hub: LiveHub; url: string }> {
+  const app = uWS.App();
+  const hub = new LiveHub({ app, redis: sys.redis, redisUrl: sys.cfg.STAMPEDE_REDIS_URL, log: createLogger('silent', 'live-test'), tickMs: 1000, ...options });
+  await hub.start();
+  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('no port')))));
+  t.teardown(async () => {
+    await hub.stop();
+    uWS.us_listen_socket_close(listenSocket);
+  });
+  return { hub, url: `http://127.0.0.1:${uWS.us_socket_local_port(listenSocket as never)}` };
+}
 
 t.test('fan-out: an update published on the live channel reaches the subscribers on every api node, and only them', async (t) => {
   const sys = await boot(t);
@@ -224,21 +237,12 @@ t.test('a standalone hub: injected auction snapshots, a failing source, and a sl
   const sys = await boot(t, { api: false });
   const known = newAuctionId();
   const broken = newAuctionId();
-  const app = uWS.App();
-  const hub = new LiveHub({
-    app, redis: sys.redis, redisUrl: sys.cfg.STAMPEDE_REDIS_URL, log: createLogger('silent', 'live-test'), tickMs: 1000,
+  const { hub, url } = await standaloneHub(t, sys, {
     limits: { maxBackpressure: 16 * 1024 },
     auctionSnapshot: async (id) => {
       if (id === broken) throw new Error('the auction store is down');
       return id === known ? auctionUpdate(known, 1200, 17) : undefined;
     },
-  });
-  await hub.start();
-  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('no port')))));
-  const url = `http://127.0.0.1:${uWS.us_socket_local_port(listenSocket as never)}`;
-  t.teardown(async () => {
-    await hub.stop();
-    uWS.us_listen_socket_close(listenSocket);
   });
 
   const client = await LiveClient.connect(url);
@@ -273,4 +277,45 @@ t.test('a standalone hub: injected auction snapshots, a failing source, and a sl
   await sys.redis.publish(LIVE_CHANNEL, `auction/${unknown} ${JSON.stringify(after)}`);
   t.same((await client.next((f) => f.topic === `auction/${unknown}`)).data, after, 'and still gets its updates');
   client.close();
+});
+
+t.test('a lost subscriber connection: once back, every watched auction gets its current state, an auction updated meanwhile is not rewound', async (t) => {
+  const sys = await boot(t, { api: false });
+  const missed = newAuctionId();
+  const fresh = newAuctionId();
+  const unwatched = newAuctionId();
+  // The auction store, as the hub reads it: `missed` takes a bid whose update is published while the hub is deaf.
+  const state = new Map([[missed, auctionUpdate(missed, 1200, 17)], [fresh, auctionUpdate(fresh, 500, 1)], [unwatched, auctionUpdate(unwatched, 900, 2)]]);
+  let reads = 0;
+  let releaseFresh: () => void = () => {};
+  const freshHeld = new Promise<void>((r) => (releaseFresh = r));
+  const { hub, url } = await standaloneHub(t, sys, {
+    auctionSnapshot: async (id) => {
+      reads++;
+      // After the reconnect, `fresh` is read slowly: a bid's update arrives (and is forwarded) before the read returns.
+      if (id === fresh && reads > 2) await freshHeld;
+      return id === fresh && reads > 2 ? auctionUpdate(fresh, 500, 1) : state.get(id);
+    },
+  });
+  const client = await LiveClient.connect(url);
+  t.teardown(() => client.close());
+  t.same((await client.subscribe(`auction/${missed}`)).snapshot, auctionUpdate(missed, 1200, 17));
+  t.same((await client.subscribe(`auction/${fresh}`)).snapshot, auctionUpdate(fresh, 500, 1));
+  t.equal(reads, 2);
+
+  // The bid on `missed` lands while the subscriber connection is gone: its update reaches no one.
+  state.set(missed, auctionUpdate(missed, 1300, 18));
+  (hub as unknown as { subscriber: { disconnect(reconnect: boolean): void } }).subscriber.disconnect(true);
+  const catchUp = await client.next((f) => f.topic === `auction/${missed}`, 'the state of the auction updated while the hub was deaf');
+  t.same(catchUp, { topic: `auction/${missed}`, data: auctionUpdate(missed, 1300, 18) }, 'pushed once the subscriber is back');
+
+  // `fresh` gets a live update while its resync read is still out: the update wins, the older read is dropped.
+  const newer = auctionUpdate(fresh, 700, 2);
+  await sys.redis.publish(LIVE_CHANNEL, `auction/${fresh} ${JSON.stringify(newer)}`);
+  t.same(await client.next((f) => f.topic === `auction/${fresh}`, 'the live update'), { topic: `auction/${fresh}`, data: newer });
+  releaseFresh();
+  await waitFor('the resync to finish', async () => reads === 4 && hub.resynced === 1, 10_000, 10);
+  await client.barrier();
+  t.same(client.unread().filter((f) => f.topic === `auction/${fresh}`), [], 'the stale state read before the update is not pushed after it');
+  t.equal(hub.resynced, 1, 'one auction pushed; the unwatched one is not read at all');
 });
