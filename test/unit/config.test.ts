@@ -1,0 +1,45 @@
+/**
+ * Configuration: every bad value stops the process with a message naming the
+ * variable and what it must be; every count and size has a ceiling.
+ */
+import t from 'tap';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
+
+const base = { STAMPEDE_JWT_SECRET: 'config-test-secret-config-test-secret-0123' };
+
+t.test('the defaults load', async (t) => {
+  const cfg = loadConfig(base);
+  t.equal(cfg.STAMPEDE_WORKER_CONCURRENCY, 4);
+  t.equal(cfg.STAMPEDE_WORKER_PREFETCH, 200);
+  t.ok(cfg.STAMPEDE_WORKER_CONCURRENCY <= cfg.STAMPEDE_DB_POOL_SIZE);
+});
+
+t.test('out-of-range counts and sizes are refused, naming the variable and the range', async (t) => {
+  const cases: [string, string, RegExp][] = [
+    ['STAMPEDE_WORKER_PREFETCH', '65536', /STAMPEDE_WORKER_PREFETCH: must be an integer from 1 to 65,535/],
+    ['STAMPEDE_WORKER_PREFETCH', '0', /STAMPEDE_WORKER_PREFETCH: must be an integer from 1/],
+    ['STAMPEDE_WORKER_CONCURRENCY', '65', /STAMPEDE_WORKER_CONCURRENCY: must be an integer from 1 to 64/],
+    ['STAMPEDE_WORKER_BATCH', '1.5', /STAMPEDE_WORKER_BATCH: must be an integer/],
+    ['STAMPEDE_RELAY_BATCH', '10001', /STAMPEDE_RELAY_BATCH: must be an integer from 1 to 10,000/],
+    ['STAMPEDE_RELAY_EVENTS_PER_MESSAGE', '-3', /STAMPEDE_RELAY_EVENTS_PER_MESSAGE/],
+    ['STAMPEDE_DB_POOL_SIZE', 'lots', /STAMPEDE_DB_POOL_SIZE: must be an integer from 1 to 500/],
+    ['STAMPEDE_MAX_BODY_BYTES', '2000000', /STAMPEDE_MAX_BODY_BYTES: must be an integer from 256 to 1,048,576/],
+    ['STAMPEDE_MAX_QUANTITY', '1000001', /STAMPEDE_MAX_QUANTITY/],
+  ];
+  for (const [name, value, message] of cases) {
+    t.throws(() => loadConfig({ ...base, [name]: value }), { constructor: ConfigError, message }, `${name}=${value}`);
+  }
+  t.equal(loadConfig({ ...base, STAMPEDE_WORKER_PREFETCH: '65535' }).STAMPEDE_WORKER_PREFETCH, 65_535, 'the ceiling itself is accepted');
+});
+
+t.test('more worker lanes than Postgres connections is refused', async (t) => {
+  t.throws(() => loadConfig({ ...base, STAMPEDE_WORKER_CONCURRENCY: '8', STAMPEDE_DB_POOL_SIZE: '4' }), {
+    constructor: ConfigError, message: /STAMPEDE_WORKER_CONCURRENCY: 8 lanes would wait for 4 connections/,
+  });
+  t.equal(loadConfig({ ...base, STAMPEDE_WORKER_CONCURRENCY: '4', STAMPEDE_DB_POOL_SIZE: '4' }).STAMPEDE_WORKER_CONCURRENCY, 4);
+});
+
+t.test('secrets: too short, or the development default in production', async (t) => {
+  t.throws(() => loadConfig({ STAMPEDE_JWT_SECRET: 'short' }), { constructor: ConfigError, message: /at least 32 characters/ });
+  t.throws(() => loadConfig({ NODE_ENV: 'production' }), { constructor: ConfigError, message: /development default is refused in production/ });
+});
