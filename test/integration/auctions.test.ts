@@ -162,6 +162,52 @@ t.test('auctions over HTTP', async (t) => {
     t.equal(early.body.code, 'AUCTION_NOT_OPEN');
   });
 
+  t.test('over HTTP: NOT_ABOVE_OWN_BID, RATE_LIMITED with Retry-After, and ?mine=true shows the caller its own bids only', async (t) => {
+    const a = await createAuction(sys);
+    const [x, y, z] = [buyers[3]!, buyers[4]!, buyers[5]!];
+    const proxy = await bid(sys, x, a.id, { amount: 1000, maxAmount: 5000 });
+    t.equal(proxy.status, 202);
+    const yBid = await bid(sys, y, a.id, { amount: 1200 });
+    t.equal(yBid.status, 202);
+    t.equal(yBid.body.leading, false, "x's proxy outbids y at once");
+    t.equal(yBid.body.currentPrice, 1300);
+    const before = (await call(`${sys.url}/v1/auctions/${a.id}`)).body;
+
+    const notAbove = await bid(sys, x, a.id, { amount: 1400, maxAmount: 4000 });
+    t.equal(notAbove.status, 409);
+    t.match(notAbove.body, { code: 'NOT_ABOVE_OWN_BID', ownMaximum: 5000 }, 'names the standing maximum');
+    t.equal((await bid(sys, x, a.id, { amount: 1400, maxAmount: 5000 })).body.code, 'NOT_ABOVE_OWN_BID', 'an equal maximum is not above it either');
+    t.same((await call(`${sys.url}/v1/auctions/${a.id}`)).body, before, 'refusals changed nothing');
+
+    // z hammers the auction: every attempt counts, accepted or not, until the window's limit.
+    let limited: HttpAnswer | undefined;
+    for (let i = 0; i < 200 && !limited; i++) {
+      const r = await bid(sys, z, a.id, { amount: 1 });
+      if (r.status === 429) limited = r;
+      else t.equal(r.body.code, 'BID_TOO_LOW');
+    }
+    t.ok(limited, 'rate limited within 200 attempts');
+    t.equal(limited!.body.code, 'RATE_LIMITED');
+    const retryAfter = Number(limited!.headers.get('retry-after'));
+    t.ok(Number.isInteger(retryAfter) && retryAfter >= 1, `Retry-After in whole seconds (${limited!.headers.get('retry-after')})`);
+    t.ok(limited!.body.retryAfterMs > 0 && limited!.body.retryAfterMs <= 1000, 'and the wait in ms, within the window');
+    t.equal((await call(`${sys.url}/v1/auctions/${a.id}`)).body.bidCount, before.bidCount, 'the attempts placed nothing');
+
+    const history = async (buyer: string | undefined, query: string) =>
+      (await call(`${sys.url}/v1/auctions/${a.id}/bids?${query}`, buyer ? { headers: { authorization: `Bearer ${sys.token(buyer)}` } } : {})).body.items as
+        { bidId: string; bidder: string; amount: number; maxAmount?: number }[];
+    const mineX = await history(x, 'mine=true');
+    t.same(mineX.map((b) => b.bidId), [proxy.body.bidId], "x sees its own bid, and no one else's");
+    t.equal(mineX[0]!.maxAmount, 5000, 'with its maximum');
+    const mineY = await history(y, 'mine=true');
+    t.same(mineY.map((b) => b.bidId), [yBid.body.bidId]);
+    t.equal(mineY[0]!.maxAmount, 1200);
+    const all = await history(undefined, 'limit=100');
+    t.ok(all.some((b) => b.bidId === proxy.body.bidId) && all.some((b) => b.bidId === yBid.body.bidId), 'the public history has both');
+    t.ok(all.every((b) => b.maxAmount === undefined), 'and no maximum of anyone');
+    t.notOk(all.some((b) => Object.values(b).includes(5000)), "x's hidden maximum appears nowhere in it");
+  });
+
   t.test('1,000 parallel bids from distinct bidders: the leader is the highest, ties the earliest', async (t) => {
     const a = await createAuction(sys);
     const bidders = buyers.slice(100, 1100);
