@@ -208,6 +208,27 @@ t.test('auctions over HTTP', async (t) => {
     t.notOk(all.some((b) => Object.values(b).includes(5000)), "x's hidden maximum appears nowhere in it");
   });
 
+  t.test('percentage and tiered increments end to end: created over HTTP, decided by the script, shown alike by GET', async (t) => {
+    const cases: [Record<string, unknown>, number, [number, number][]][] = [
+      // rule, start price, [bid amount, next minimum after it]
+      [{ type: 'percentage', basisPoints: 500 }, 1000, [[1000, 1050], [1051, 1051 + 53], [2000, 2100]]],
+      [{ type: 'tiered', tiers: [{ from: 0, increment: 10 }, { from: 1000, increment: 50 }, { from: 5000, increment: 100 }] }, 900, [[900, 910], [999, 1009], [1009, 1059], [5000, 5100]]],
+    ];
+    let i = 10;
+    for (const [increment, startPrice, steps] of cases) {
+      const a = await createAuction(sys, { increment, startPrice });
+      t.equal(a.nextMinimumBid, startPrice);
+      for (const [amount, next] of steps) {
+        const r = await bid(sys, buyers[i++]!, a.id, { amount });
+        t.equal(r.status, 202, `${increment.type}: ${amount} accepted`);
+        t.equal(r.body.nextMinimumBid, next, `${increment.type}: after ${amount}, the script asks ${next}`);
+        t.equal((await call(`${sys.url}/v1/auctions/${a.id}`)).body.nextMinimumBid, next, 'and GET says the same');
+      }
+      const low = await bid(sys, buyers[i++]!, a.id, { amount: steps[steps.length - 1]![1] - 1 });
+      t.match(low.body, { code: 'BID_TOO_LOW', nextMinimumBid: steps[steps.length - 1]![1] }, 'one below it is too low');
+    }
+  });
+
   t.test('1,000 parallel bids from distinct bidders: the leader is the highest, ties the earliest', async (t) => {
     const a = await createAuction(sys);
     const bidders = buyers.slice(100, 1100);

@@ -2,6 +2,10 @@
  * Every output code of every auction script, and the pricing rules, against a real Redis.
  */
 import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { projectRoot } from '../../src/paths.js';
+import { encodeRule, incrementOf, MAX_AUCTION_AMOUNT, type IncrementRule } from '../../src/domain/auctions.js';
 import { createRedis } from '../../src/redis/client.js';
 import { auctionKeys, LIVE_CHANNEL } from '../../src/redis/keys.js';
 import {
@@ -108,6 +112,42 @@ t.test('increment rules: percentage and tiered', async (t) => {
   t.match(await bid(tiers, newUserId(), 900), { nextMinimum: 910 });
   t.match(await bid(tiers, newUserId(), 1000), { nextMinimum: 1050 });
   t.match(await bid(tiers, newUserId(), 5000), { nextMinimum: 5100 });
+});
+
+t.test("the api's increments (incrementOf, for GET's nextMinimumBid) equal the scripts' for every kind of rule", async (t) => {
+  // increment() exactly as the library defines it: auctionBook.lua, then a call of it.
+  const book = readFileSync(join(projectRoot, 'lua', 'includes', 'auctionBook.lua'), 'utf8');
+  const luaIncrement = async (rule: string, price: number) =>
+    Number(await redis.eval(`${book}\nreturn string.format('%d', increment(ARGV[1], tonumber(ARGV[2])))`, 0, rule, price));
+  let seed = 20261122;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const rules: IncrementRule[] = [
+    { type: 'absolute', amount: 1 }, { type: 'absolute', amount: 250 },
+    { type: 'percentage', basisPoints: 1 }, { type: 'percentage', basisPoints: 333 }, { type: 'percentage', basisPoints: 10_000 },
+    { type: 'tiered', tiers: [{ from: 0, increment: 10 }, { from: 1000, increment: 50 }, { from: 5000, increment: 100 }] },
+    { type: 'tiered', tiers: [{ from: 0, increment: 7 }] },
+  ];
+  for (let i = 0; i < 20; i++) {
+    const tiers = [{ from: 0, increment: 1 + rnd(500) }];
+    for (let k = 0; k < rnd(6); k++) tiers.push({ from: tiers[tiers.length - 1]!.from + 1 + rnd(100_000), increment: 1 + rnd(10_000) });
+    rules.push({ type: 'tiered', tiers }, { type: 'percentage', basisPoints: 1 + rnd(10_000) });
+  }
+  let compared = 0;
+  const differ: string[] = [];
+  for (const rule of rules) {
+    const prices = [0, 1, 99, 100, 999, 1000, 1001, 4999, 5000, 5001, MAX_AUCTION_AMOUNT, ...Array.from({ length: 15 }, () => rnd(2_000_000_000))];
+    if (rule.type === 'tiered') for (const tier of rule.tiers) prices.push(tier.from - 1, tier.from, tier.from + 1);
+    for (const price of prices.filter((p) => p >= 0)) {
+      const [ts, lua] = [incrementOf(rule, price), await luaIncrement(encodeRule(rule), price)];
+      compared++;
+      if (ts !== lua) differ.push(`${encodeRule(rule)} at ${price}: api ${ts}, script ${lua}`);
+    }
+  }
+  t.same(differ, [], `${compared} rule and price pairs agree`);
+  t.ok(compared > 1000);
 });
 
 t.test('soft close: accepted bids extend to now + W, never past the hard cap; refused bids never', async (t) => {
