@@ -11,6 +11,7 @@ import {
 } from '../../src/redis/sale-scripts.js';
 import { newPurchaseId, newSaleId, newUserId } from '../../src/ids.js';
 import { testConfig } from '../helpers/system.js';
+import { auditLiveSale } from '../../src/audit.js';
 
 const cfg = testConfig();
 const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'lua-test' });
@@ -324,4 +325,24 @@ t.test('concurrency: one buyer, 200 parallel attempts, limit 3 (settling as it g
   );
   t.ok(accepted <= 3, `accepted ${accepted}`);
   t.ok(Number(await redis.hget(saleKeys.bought(s.id), buyer)) <= 3);
+});
+
+t.test('auditLiveSale: a sale the scripts kept holds every live invariant; each kind of corruption is named', async (t) => {
+  const s = await sale({ stock: 10, perBuyerLimit: 2 });
+  const [x, y] = [newUserId(), newUserId()];
+  t.equal((await reservePurchase(redis, req(s, x, { quantity: 2 }))).code, SaleCode.Accepted);
+  t.equal((await reservePurchase(redis, req(s, y))).code, SaleCode.Accepted);
+  const clean = await auditLiveSale(redis, s.id, 2);
+  t.same(clean.violations, []);
+  t.same(clean.live, { stock: 10, available: 7, reserved: 3, sold: 0 });
+  t.equal(clean.held, 3);
+
+  await redis.hset(saleKeys.bought(s.id), x, 3);
+  t.same((await auditLiveSale(redis, s.id, 2)).violations, ['a buyer over the limit in Redis', 'buyers hold 4 units, the sale counts 3 reserved + 0 sold']);
+  await redis.hset(saleKeys.bought(s.id), x, 2);
+  await redis.hincrby(saleKeys.sale(s.id), 'available', -8);
+  t.same((await auditLiveSale(redis, s.id, 2)).violations, ['available -1 + reserved 3 + sold 0 != stock 10', 'a negative counter']);
+  await redis.hset(saleKeys.sale(s.id), 'available', 0, 'sold', 11, 'reserved', -1);
+  t.same((await auditLiveSale(redis, s.id, 2)).violations, ['a negative counter', 'sold more than stock', 'buyers hold 3 units, the sale counts -1 reserved + 11 sold']);
+  t.same((await auditLiveSale(redis, newSaleId(), 2)).violations, ['the sale is not in Redis']);
 });
