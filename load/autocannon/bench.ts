@@ -36,7 +36,7 @@ import { auditLiveSale, auditSale } from '../../src/audit.js';
 import { runPaced } from './paced.js';
 import { auditBidWar, runBidWar } from './bid-war.js';
 import { resultOf, type LoadResult } from './results.js';
-import { cpuShares, cpuSnapshot, formatShares } from './cpu.js';
+import { cpuShares, cpuSnapshot, formatShares, type CpuSnapshot } from './cpu.js';
 import { Auctions } from '../../src/domain/auctions.js';
 
 const scenarios = JSON.parse(readFileSync(join(projectRoot, 'load', 'scenarios.json'), 'utf8'));
@@ -54,6 +54,14 @@ interface Phase extends LoadResult {
   name: string;
   ratioToBaseline?: number;
   note?: string;
+  /** CPU time per request (µs) of the processes that served and generated it; steadier than req/s on a shared host. */
+  cpuUsPerRequest?: number;
+}
+
+/** CPU µs per request of the named processes over a window (ticks of 10 ms each, from /proc). */
+function cpuPerRequest(before: CpuSnapshot, after: CpuSnapshot, pids: number[], requests: number): number {
+  const ticks = pids.reduce((n, pid) => n + (after.get(pid)?.ticks ?? 0) - (before.get(pid)?.ticks ?? 0), 0);
+  return Math.round((ticks * 10_000) / Math.max(requests, 1));
 }
 
 const spawnRole = (args: string[], ready?: () => Promise<boolean>) => spawnChild(env, args, ready);
@@ -157,7 +165,10 @@ async function main(): Promise<void> {
   // --- 1. baseline --------------------------------------------------------------
   const measureBaseline = async (name: string) => {
     const hello = await spawnRole([join(projectRoot, 'dist', 'load', 'autocannon', 'hello-server.js'), String(HELLO_PORT)], answers(`http://127.0.0.1:${HELLO_PORT}/`));
+    const cpu0 = cpuSnapshot();
     const b = await load(name, `http://127.0.0.1:${HELLO_PORT}/`, { durationS: scenarios.baseline.durationSeconds * SCALE });
+    b.cpuUsPerRequest = cpuPerRequest(cpu0, cpuSnapshot(), [hello.pid!, process.pid], b.requests);
+    b.note = `CPU per request: ${b.cpuUsPerRequest} µs (server + autocannon)`;
     await stopChild(hello);
     log.info(b, 'baseline');
     return b;
@@ -353,27 +364,35 @@ async function main(): Promise<void> {
   const warBaselineBefore = await measureBaseline('6a. baseline before the bid war');
   phases.push(warBaselineBefore);
   const warApi = await spawnRole([...prof, join(projectRoot, 'dist', 'src', 'cli.js'), 'api'], answers(`http://127.0.0.1:${API_PORT}/readyz`));
-  let war: LoadResult;
+  let war: Phase;
   const warNames = new Map([[warApi.pid!, 'api'], [process.pid, 'bench (autocannon)']]);
+  const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
   const warCpuBefore = cpuSnapshot(warNames);
   const warCpuFrom = Date.now();
   let warCpu: [string, number][] = [];
   try {
-    war = await runBidWar(redis, {
-      url: `http://127.0.0.1:${API_PORT}`, auctionId: auction.id, tokens: buyerTokens, connections: CONNECTIONS,
-      durationS: scenarios.bidWar.durationSeconds * SCALE, startPrice: scenarios.bidWar.startPrice, increment: scenarios.bidWar.increment,
-    });
-    warCpu = cpuShares(warCpuBefore, cpuSnapshot(warNames), (Date.now() - warCpuFrom) / 1000);
+    war = {
+      name: '6. bid war (one hot auction)',
+      ...(await runBidWar(redis, {
+        url: `http://127.0.0.1:${API_PORT}`, auctionId: auction.id, tokens: buyerTokens, connections: CONNECTIONS,
+        durationS: scenarios.bidWar.durationSeconds * SCALE, startPrice: scenarios.bidWar.startPrice, increment: scenarios.bidWar.increment,
+      })),
+    };
+    const warCpuAfter = cpuSnapshot(warNames);
+    warCpu = cpuShares(warCpuBefore, warCpuAfter, (Date.now() - warCpuFrom) / 1000);
+    war.cpuUsPerRequest = cpuPerRequest(warCpuBefore, warCpuAfter, [warApi.pid!, process.pid, redisPid], war.requests);
   } finally {
     await stopChild(warApi);
   }
   const warBaselineAfter = await measureBaseline('6b. baseline after the bid war');
   phases.push(warBaselineAfter);
   const warBaseline = Math.max(warBaselineBefore.rps, warBaselineAfter.rps);
+  // By CPU too, which the host's neighbours disturb far less than req/s: the cheaper baseline, so noise never flatters it.
+  const helloCpu = Math.min(warBaselineBefore.cpuUsPerRequest!, warBaselineAfter.cpuUsPerRequest!);
   const warAudit = await auditBidWar(redis, auction.id, war.statuses, CONNECTIONS);
   const warPhase: Phase = {
-    name: '6. bid war (one hot auction)', ...war, ratioToBaseline: war.rps / warBaseline,
-    note: `${warAudit.acceptedBids.toLocaleString('en')} bids accepted (each one increment above the last sent; overtaken ones get BID_TOO_LOW); leader = highest bid: ${warAudit.violations.length === 0 ? 'yes' : 'NO'}; CPU (share of one core): ${formatShares(warCpu)}`,
+    ...war, ratioToBaseline: war.rps / warBaseline,
+    note: `${warAudit.acceptedBids.toLocaleString('en')} bids accepted (each one increment above the last sent; overtaken ones get BID_TOO_LOW); leader = highest bid: ${warAudit.violations.length === 0 ? 'yes' : 'NO'}; CPU (share of one core): ${formatShares(warCpu)}; CPU per bid (api + Redis + autocannon) ${war.cpuUsPerRequest} µs against the baseline's ${helloCpu} µs per request: ${(helloCpu / war.cpuUsPerRequest!).toFixed(2)}× by CPU`,
   };
   phases.push(warPhase);
   violations.push(...warAudit.violations);
