@@ -57,6 +57,20 @@ t.test('seed creates funded buyers, a sale and a tokens file, and can be re-run'
   t.match(bad.stderr, /positive integer/);
 });
 
+t.test('on a terminal, seed shows progress bars', async (t) => {
+  await boot(t, { api: false });
+  const dir = t.testdir({});
+  // script(1) runs the command on a pseudo-terminal, so stderr is a TTY.
+  const cmd = `${process.execPath} --import tsx src/cli.ts seed --buyers 300 --tokens ${join(dir, 'tokens.txt')}`;
+  const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { cwd: projectRoot, env: { ...TEST_ENV, TERM: 'xterm' }, encoding: 'utf8', timeout: 120_000 });
+  t.equal(r.status, 0, 'exits 0');
+  // eslint-disable-next-line no-control-regex
+  const screen = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+  for (const phase of ['buyers', 'tokens', 'wallets']) t.match(screen, new RegExp(`${phase}\\s*\\[[█░]+\\] 300/300`), `a full ${phase} bar`);
+  t.notMatch(screen, /seed: buyers \d+\/300/, 'not the plain lines');
+  t.match(screen, /"saleId":"sal_/, 'and the result');
+});
+
 t.test('the npm start demo: a sale, an auction and three funded buyers, reused on a re-run', async (t) => {
   const sys = await boot(t, { api: false });
   const first = await seedDemo(sys.cfg, sys.pool, sys.redis);
