@@ -62,7 +62,7 @@ if fingerprint ~= '' then
 end
 
 local a = redis.call('HMGET', K.auction, 'id', 'status', 'startsAt', 'endsAt', 'hardCloseAt', 'softCloseMs',
-  'startPrice', 'reserve', 'buyNow', 'rule', 'price', 'leader', 'bidCount', 'seq', 'salt')
+  'startPrice', 'reserve', 'buyNow', 'rule', 'price', 'leader', 'bidCount', 'seq', 'salt', 'top')
 if not a[1] then return { -6 } end
 local auctionId, rule = a[1], a[10]
 
@@ -96,6 +96,17 @@ if fingerprint ~= '' then
   redis.call('SET', KEYS[8], fingerprint .. '\n' .. bidId, 'PX', ARGV[8])
 end
 
+-- The book's new top two: from the cached ones and this bid, without
+-- reading the book (from the book for an auction without the cache).
+local top1, top2
+if a[16] then
+  local l, r = decodeTop(a[16])
+  top1, top2 = topAfterBid(l, r, bid)
+else
+  local _
+  _, top1, top2 = leaderOf(K, rule)
+end
+
 local previousLeader = a[12]
 local buyNow = tonumber(a[9])
 local endsAt = tonumber(a[4])
@@ -105,9 +116,7 @@ if closing then
   price, leader, leaderBid = buyNow, buyer, bidId
   endsAt = nowN
 else
-  local l
-  price, l = leaderOf(K, rule)
-  leader, leaderBid = l.buyer, l.id
+  price, leader, leaderBid = priceOf(rule, top1, top2), top1.buyer, top1.id
 end
 
 emit(K, auctionId, 'bid_placed', seq, now, '"bidId":"' .. bidId .. '","buyerId":"' .. buyer ..
@@ -139,10 +148,11 @@ else
     end
   end
 end
-redis.call('HSET', K.auction, 'seq', seq, 'bidCount', bidCount, 'price', int(price), 'leader', leader, 'leaderBid', leaderBid,
-  'endsAt', int(endsAt))
+local priceText, endsAtText = int(price), int(endsAt)
+redis.call('HSET', K.auction, 'seq', seq, 'bidCount', bidCount, 'price', priceText, 'leader', leader, 'leaderBid', leaderBid,
+  'endsAt', endsAtText, 'top', encodeTop(top1, top2))
 
-publishLive(K, ARGV[9], { id = auctionId, price = int(price), startPrice = a[7], rule = rule, leader = leader,
-  endsAt = int(endsAt), bidCount = int(bidCount), status = status, reserve = a[8], salt = a[15] })
-return { 1, bidId, leaderBid == bidId and 1 or 0, int(price), int(endsAt), int(nextMinimumOf(int(price), a[7], rule)),
-  closing and 1 or 0 }
+local nextMinimum = int(nextMinimumOf(price, a[7], rule))
+publishLive(K, ARGV[9], { id = auctionId, price = priceText, startPrice = a[7], rule = rule, leader = leader,
+  endsAt = endsAtText, bidCount = int(bidCount), status = status, reserve = a[8], salt = a[15], nextMinimum = nextMinimum })
+return { 1, bidId, leaderBid == bidId and 1 or 0, priceText, endsAtText, nextMinimum, closing and 1 or 0 }

@@ -11,6 +11,14 @@
 --                    (ZREVRANGE), and the top bids are read without a
 --                    detour through `standing`
 --   standing  hash   buyer -> bidId of the bidder's standing bid
+--   auction.top      the book's two best standing bids, cached so that a bid
+--                    decides leader and price without reading the book:
+--                    leaderBuyer|leaderBid|leaderAmount|leaderMax|runnerBuyer|runnerMax
+--                    (runner fields empty with a lone bidder; '' with none).
+--                    Every script that changes the book stores it (placeBid
+--                    from the old top two and the new bid, the others from
+--                    the book); an auction hash without it (loaded by an
+--                    older release) has it computed from the book.
 --
 -- Prices: with a leader L and a runner-up R, the price is one increment
 -- above R's maximum, capped by L's maximum and never below L's own amount:
@@ -27,17 +35,43 @@ end
 
 -- increment(rule, price): the smallest raise over `price` the rule asks for.
 --   'abs:<minor units>' | 'pct:<basis points>' | 'tier:<from>:<step>,<from>:<step>,...'
-local function increment(rule, price)
+-- Parsed rules are kept across calls (the library's top level runs once),
+-- as { kind, value } or { 'tier', {from, step, from, step, ...} }: a bid
+-- needs the increment up to three times. The cache is emptied when it holds
+-- RULE_CACHE_SIZE rules, so it stays small whatever the number of auctions.
+local RULE_CACHE_SIZE = 1000
+local rules, ruleCount = {}, 0
+local function parseRule(rule)
   local kind, rest = string.match(rule, '^(%a+):(.*)$')
-  if kind == 'abs' then return tonumber(rest) end
+  local parsed
+  if kind == 'abs' or kind == 'pct' then
+    parsed = { kind, tonumber(rest) }
+  else
+    local tiers = {}
+    for from, step in string.gmatch(rest, '(%d+):(%d+)') do
+      tiers[#tiers + 1] = tonumber(from)
+      tiers[#tiers + 1] = tonumber(step)
+    end
+    parsed = { 'tier', tiers }
+  end
+  if ruleCount >= RULE_CACHE_SIZE then rules, ruleCount = {}, 0 end
+  rules[rule] = parsed
+  ruleCount = ruleCount + 1
+  return parsed
+end
+
+local function increment(rule, price)
+  local r = rules[rule] or parseRule(rule)
+  local kind = r[1]
+  if kind == 'abs' then return r[2] end
   if kind == 'pct' then
-    local inc = math.ceil(price * tonumber(rest) / 10000)
+    local inc = math.ceil(price * r[2] / 10000)
     if inc < 1 then inc = 1 end
     return inc
   end
-  local inc = 1
-  for from, step in string.gmatch(rest, '(%d+):(%d+)') do
-    if price >= tonumber(from) then inc = tonumber(step) else break end
+  local inc, tiers = 1, r[2]
+  for i = 1, #tiers, 2 do
+    if price >= tiers[i] then inc = tiers[i + 1] else break end
   end
   return inc
 end
@@ -102,23 +136,51 @@ local function handleOf(salt, buyer)
   return 'bidder-' .. string.sub(redis.sha1hex(salt .. ':' .. buyer), 1, 8)
 end
 
--- leaderOf(K, rule): price ('' without bids) and leading bid, from the book.
--- refresh(K, rule): the same, stored in the auction hash.
+-- encodeTop(l, r) / decodeTop(s): the cached top two (see `auction.top` above).
+-- Decoded, the leader is { buyer, id, amount, max } and the runner-up { buyer, max }.
+local function encodeTop(l, r)
+  if not l then return '' end
+  return l.buyer .. '|' .. l.id .. '|' .. int(l.amount) .. '|' .. int(l.max) .. '|' ..
+    (r and (r.buyer .. '|' .. int(r.max)) or '|')
+end
+
+local function decodeTop(s)
+  if s == '' then return nil, nil end
+  local lb, lid, la, lm, rb, rm = string.match(s, '^([^|]*)|([^|]*)|(%d+)|(%d+)|([^|]*)|(%d*)$')
+  local l = { buyer = lb, id = lid, amount = tonumber(la), max = tonumber(lm) }
+  if rb == '' then return l, nil end
+  return l, { buyer = rb, max = tonumber(rm) }
+end
+
+-- topAfterBid(l, r, b): the top two once bid b (the newest: it loses ties)
+-- replaced its bidder's standing bid, from the top two before it. Exact,
+-- because an accepted bid's maximum is above both its bidder's standing
+-- maximum and the runner-up's (it is at least one increment over the price,
+-- and the price is at least the runner-up's maximum): b is one of the new
+-- top two, and the bid it replaced, if it was among them, is gone from them.
+local function topAfterBid(l, r, b)
+  if not l or l.buyer == b.buyer then return b, r end
+  if b.max > l.max then return b, l end
+  return l, b
+end
+
+-- leaderOf(K, rule): price ('' without bids), leading bid and runner-up, from the book.
+-- refresh(K, rule): the same, stored in the auction hash (top two included).
 -- K = { auction =, bids =, book =, standing = }. Returns price ('' without bids), leader bid.
 local function leaderOf(K, rule)
   local top = ranking(K.book, K.bids, 2, nil)
   local l = top[1]
-  if not l then return '', nil end
-  return priceOf(rule, l, top[2]), l
+  if not l then return '', nil, nil end
+  return priceOf(rule, l, top[2]), l, top[2]
 end
 
 local function refresh(K, rule)
-  local price, l = leaderOf(K, rule)
+  local price, l, r = leaderOf(K, rule)
   if not l then
-    redis.call('HSET', K.auction, 'price', '', 'leader', '', 'leaderBid', '')
+    redis.call('HSET', K.auction, 'price', '', 'leader', '', 'leaderBid', '', 'top', '')
     return '', nil
   end
-  redis.call('HSET', K.auction, 'price', int(price), 'leader', l.buyer, 'leaderBid', l.id)
+  redis.call('HSET', K.auction, 'price', int(price), 'leader', l.buyer, 'leaderBid', l.id, 'top', encodeTop(l, r))
   return price, l
 end
 
@@ -129,7 +191,7 @@ local function nextMinimumOf(price, startPrice, rule)
 end
 
 -- publishLive(K, channel[, a]): pushes the auction's public state to every api node.
--- `a` holds the fields below when the caller already knows them.
+-- `a` holds the fields below when the caller already knows them (and may hold nextMinimum).
 local LIVE_FIELDS = { 'id', 'price', 'startPrice', 'rule', 'leader', 'endsAt', 'bidCount', 'status', 'reserve', 'salt' }
 local function publishLive(K, channel, a)
   if channel == '' then return end
@@ -142,7 +204,7 @@ local function publishLive(K, channel, a)
   local reserveMet = price ~= '' and tonumber(price) >= tonumber(a.reserve)
   redis.call('PUBLISH', channel, 'auction/' .. a.id .. ' {"auctionId":"' .. a.id ..
     '","price":' .. (price == '' and 'null' or price) ..
-    ',"nextMinimum":' .. int(nextMinimumOf(price, a.startPrice, a.rule)) ..
+    ',"nextMinimum":' .. (a.nextMinimum or int(nextMinimumOf(price, a.startPrice, a.rule))) ..
     ',"leader":' .. (a.leader == '' and 'null' or ('"' .. handleOf(a.salt, a.leader) .. '"')) ..
     ',"endsAt":' .. a.endsAt .. ',"bidCount":' .. a.bidCount .. ',"status":"' .. a.status ..
     '","reserveMet":' .. tostring(reserveMet) .. '}')

@@ -3,8 +3,8 @@
  * from Postgres, the system of record: its terms (the `auctions` row) and
  * its event log (`auction_events`, replayed in seq order). The result is
  * exactly what the scripts had written: the auction hash (terms, status,
- * endsAt after extensions, price, leader, leaderBid, bidCount, seq,
- * closedAt, closeReason), the bids hash, the book, the standing bids, the
+ * endsAt after extensions, price, leader, leaderBid, the book's top two,
+ * bidCount, seq, closedAt, closeReason), the bids hash, the book, the standing bids, the
  * history and each bidder's `mine:<buyer>` set (encodings: see
  * lua/includes/auctionBook.lua).
  *
@@ -27,7 +27,7 @@
 import type { Redis } from 'ioredis';
 import type { Pool } from '../db/pool.js';
 import { AUCTION_DEADLINES, auctionKeys, OUTBOX_REGISTRY, RELAY_GROUP } from '../redis/keys.js';
-import { bookMemberOf, encodeStoredBid, readLiveAuction, type AuctionTerms, type StoredBid } from '../redis/auction-scripts.js';
+import { bookMemberOf, bookTopOf, encodeStoredBid, readLiveAuction, type AuctionTerms, type StoredBid } from '../redis/auction-scripts.js';
 import type { LoggedAuctionEventType } from '../messaging/auction-events.js';
 import { encodeRule, type IncrementRule } from './auctions.js';
 
@@ -59,7 +59,7 @@ export function replayAuction(terms: AuctionTerms, events: LoggedEvent[]): Aucti
     id: terms.id, status: 'open', startsAt: String(terms.startsAt), endsAt: String(terms.endsAt), hardCloseAt: String(terms.hardCloseAt),
     softCloseMs: String(terms.softCloseMs), currency: terms.currency, startPrice: String(terms.startPrice), reserve: String(terms.reservePrice),
     buyNow: String(terms.buyNowPrice ?? 0), rule: terms.rule, salt: terms.salt, promoter: terms.promoter ? '1' : '0',
-    price: '', leader: '', leaderBid: '', bidCount: '0', seq: '0', closedAt: '', closeReason: '',
+    price: '', leader: '', leaderBid: '', top: '', bidCount: '0', seq: '0', closedAt: '', closeReason: '',
   };
   const bids = new Map<string, StoredBid>();
   const standing = new Map<string, string>();
@@ -138,12 +138,14 @@ export function replayAuction(terms: AuctionTerms, events: LoggedEvent[]): Aucti
   }
   a.bidCount = String(bidCount);
   a.seq = String(events.length);
+  const standingBids = [...standing.values()].map((id) => bids.get(id)!);
+  a.top = bookTopOf(standingBids);
 
   const stored = [...bids.values()];
   return {
     auction: a,
     bids: Object.fromEntries(stored.map((b) => [b.bidId, encodeStoredBid(b)])),
-    book: [...standing.values()].map((id) => bids.get(id)!).map((b) => ({ member: bookMemberOf(b), score: b.maxAmount })),
+    book: standingBids.map((b) => ({ member: bookMemberOf(b), score: b.maxAmount })),
     standing: Object.fromEntries(standing),
     history: stored.map((b) => ({ bidId: b.bidId, seq: b.seq })),
     mine: Object.fromEntries(mine),

@@ -238,6 +238,17 @@ export const encodeStoredBid = (b: StoredBid): string =>
 /** The book member of a standing bid (see lua/includes/auctionBook.lua). */
 export const bookMemberOf = (b: StoredBid): string => String(999_999_999_999 - b.seq).padStart(12, '0') + ':' + b.buyerId + ':' + b.bidId;
 
+/**
+ * The auction hash's `top` field: the book's two best standing bids, in the
+ * book's order (highest maximum first, the earlier bid among equals); see
+ * lua/includes/auctionBook.lua.
+ */
+export function bookTopOf(standing: StoredBid[]): string {
+  const [l, r] = [...standing].sort((x, y) => y.maxAmount - x.maxAmount || x.seq - y.seq);
+  if (!l) return '';
+  return [l.buyerId, l.bidId, l.amount, l.maxAmount, r?.buyerId ?? '', r?.maxAmount ?? ''].join('|');
+}
+
 export interface LiveAuction {
   status: 'open' | 'closed' | 'cancelled';
   startsAt: number;

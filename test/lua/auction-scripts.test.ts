@@ -9,7 +9,7 @@ import { encodeRule, incrementOf, MAX_AUCTION_AMOUNT, type IncrementRule } from 
 import { createRedis } from '../../src/redis/client.js';
 import { auctionKeys, LIVE_CHANNEL } from '../../src/redis/keys.js';
 import {
-  BidCode, closeAuction, loadAuction, placeBid, promoteBid, readLiveAuction, retractBid, type AuctionTerms, type BidRequest,
+  BidCode, closeAuction, loadAuction, parseStoredBid, placeBid, promoteBid, readLiveAuction, retractBid, type AuctionTerms, type BidRequest,
 } from '../../src/redis/auction-scripts.js';
 import { newAuctionId, newBidId, newUserId } from '../../src/ids.js';
 import { testConfig, sleep } from '../helpers/system.js';
@@ -102,6 +102,78 @@ t.test('proxy bids: price one increment above the runner-up, ties to the earlier
   t.match(await bid(a, m, 6000), { leading: true, currentPrice: 6000 }, 'above every maximum leads at its amount');
   t.match(await bid(a, q, 6100, { maxAmount: 9000 }), { leading: true, currentPrice: 6100 });
   t.match(await bid(a, m, 6200, { maxAmount: 7000 }), { leading: false, currentPrice: 7100 });
+});
+
+/** The book's two best standing bids and the price they make, read from the book itself (not the cache). */
+async function topFromBook(a: AuctionTerms): Promise<{ top: string; price: number | null }> {
+  const flat = await redis.zrevrange(auctionKeys.book(a.id), 0, 1, 'WITHSCORES');
+  if (flat.length === 0) return { top: '', price: null };
+  const [lMember, lMax, rMember, rMax] = flat;
+  const [, lBuyer, lBid] = /^\d+:([^:]+):(.+)$/.exec(lMember!)!;
+  const lAmount = Number(parseStoredBid(lBid!, (await redis.hget(auctionKeys.bids(a.id), lBid!))!).amount);
+  const rBuyer = rMember ? /^\d+:([^:]+):/.exec(rMember)![1]! : '';
+  const inc = (p: number) => Number(/^abs:(\d+)$/.exec(a.rule)![1]);
+  const price = rMax === undefined ? lAmount : Math.max(lAmount, Math.min(Number(lMax), Number(rMax) + inc(Number(rMax))));
+  return { top: [lBuyer, lBid, lAmount, lMax, rBuyer, rMax ?? ''].join('|'), price };
+}
+
+t.test("the top two a bid keeps in the auction hash are the book's after every change of a random war", async (t) => {
+  const a = await auction({ promoter: true, rule: 'abs:10', startPrice: 100 });
+  const bidders = Array.from({ length: 30 }, () => newUserId());
+  let seed = 7;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return Math.floor(seed / 65536) % n; // the high bits: the low ones of this generator cycle
+  };
+  const placed: { buyer: string; bidId: string }[] = [];
+  const counts = { bids: 0, proxies: 0, retractions: 0, doublings: 0, refused: 0 };
+  let mismatches = 0;
+  for (let step = 0; step < 400; step++) {
+    const roll = random(100);
+    if (roll < 8 && placed.length > 0) {
+      const p = placed[random(placed.length)]!;
+      const out = await retractBid(redis, a.id, p.buyer, p.bidId);
+      if (out.code === BidCode.Accepted) counts.retractions++;
+    } else if (roll < 14 && placed.length > 0) {
+      const standing = await redis.hvals(auctionKeys.standing(a.id)); // a doubling takes a standing bid
+      const out = await promoteBid(redis, a.id, standing[random(standing.length)]!, 1e12);
+      if (out.code === BidCode.Accepted) counts.doublings++;
+    } else {
+      const live = (await readLiveAuction(redis, a.id))!;
+      const next = live.price === null ? 100 : live.price + 10;
+      const buyer = bidders[random(bidders.length)]!;
+      // Proxy maxima on a grid of 100, so that equal maxima (ties go to the earlier bid) are frequent.
+      const proxy = random(2) === 0;
+      // One in four below the next minimum (refused: the cache must stay as it was).
+      const amount = next - 10 + 10 * random(4);
+      const out = await bid(a, buyer, amount, proxy ? { maxAmount: Math.ceil(amount / 100) * 100 + 100 * random(3) } : {});
+      if (out.code === BidCode.Accepted) {
+        placed.push({ buyer, bidId: out.bidId });
+        counts.bids++;
+        if (proxy) counts.proxies++;
+      } else counts.refused++;
+    }
+    const [cached, price] = await redis.hmget(auctionKeys.auction(a.id), 'top', 'price');
+    const expected = await topFromBook(a);
+    if (cached !== expected.top || (price === '' ? null : Number(price)) !== expected.price) {
+      mismatches++;
+      if (mismatches <= 3) t.fail(`step ${step}: cached top ${cached} price ${price}, the book says ${expected.top} price ${expected.price}`);
+    }
+  }
+  t.equal(mismatches, 0, `the cache matched the book after each of 400 steps (${JSON.stringify(counts)})`);
+  t.ok(counts.retractions > 5 && counts.doublings > 2 && counts.proxies > 20 && counts.refused > 5, 'every kind of change happened');
+});
+
+t.test('an auction hash without the cached top two (an older release loaded it) has them computed from the book', async (t) => {
+  const a = await auction({ rule: 'abs:10', startPrice: 100 });
+  const [x, y, z] = [newUserId(), newUserId(), newUserId()];
+  t.equal((await bid(a, x, 100, { maxAmount: 300 })).code, BidCode.Accepted);
+  t.equal((await bid(a, y, 150, { maxAmount: 200 })).code, BidCode.Accepted);
+  await redis.hdel(auctionKeys.auction(a.id), 'top');
+  // Read as "no bids", a missing cache would make z lead at 220: only the book says x (300) leads at 230.
+  t.match(await bid(a, z, 220), { code: BidCode.Accepted, leading: false, currentPrice: 230 }, 'priced from the book: x (300) over z (220)');
+  t.equal(await redis.hget(auctionKeys.auction(a.id), 'top'), (await topFromBook(a)).top, 'and the cache stored again');
+  t.equal(await redis.hget(auctionKeys.auction(a.id), 'top'), `${x}|${(await readLiveAuction(redis, a.id))!.leaderBid}|100|300|${z}|220`, 'leader x (amount 100, max 300), runner-up z (220)');
 });
 
 t.test('increment rules: percentage and tiered', async (t) => {
