@@ -31,12 +31,12 @@ import { connectAmqp } from '../../src/messaging/amqp.js';
 import { allQueues, assertTopology } from '../../src/messaging/topology.js';
 import { createBuyerTokens } from '../../src/auth/tokens.js';
 import { projectRoot } from '../../src/paths.js';
-import { answers, benchEnv, spawnRole as spawnChild, stopChild } from './processes.js';
+import { answers, aofRewrites, benchEnv, quietRedis, spawnRole as spawnChild, stopChild } from './processes.js';
 import { auditLiveSale, auditSale } from '../../src/audit.js';
 import { runPaced } from './paced.js';
 import { auditBidWar, runBidWar } from './bid-war.js';
 import { resultOf, type LoadResult } from './results.js';
-import { cpuShares, cpuSnapshot, formatShares, type CpuSnapshot } from './cpu.js';
+import { cpuPerRequest, cpuShares, cpuSnapshot, formatShares, type CpuSnapshot } from './cpu.js';
 import { Auctions } from '../../src/domain/auctions.js';
 
 const scenarios = JSON.parse(readFileSync(join(projectRoot, 'load', 'scenarios.json'), 'utf8'));
@@ -59,11 +59,6 @@ interface Phase extends LoadResult {
 }
 
 /** CPU µs per request of the named processes over a window (ticks of 10 ms each, from /proc). */
-function cpuPerRequest(before: CpuSnapshot, after: CpuSnapshot, pids: number[], requests: number): number {
-  const ticks = pids.reduce((n, pid) => n + (after.get(pid)?.ticks ?? 0) - (before.get(pid)?.ticks ?? 0), 0);
-  return Math.round((ticks * 10_000) / Math.max(requests, 1));
-}
-
 const spawnRole = (args: string[], ready?: () => Promise<boolean>) => spawnChild(env, args, ready);
 
 type RequestPicker = (i: number) => { path: string; token: string };
@@ -157,6 +152,7 @@ async function main(): Promise<void> {
   // baseline and make every ratio look better than it is: vacuum now, then
   // let the machine settle.
   await pool.query('VACUUM ANALYZE');
+  await quietRedis(redis);
   await new Promise((r) => setTimeout(r, 5_000));
 
   const phases: Phase[] = [];
@@ -356,6 +352,7 @@ async function main(): Promise<void> {
   }, { role: 'operator', userId: null });
   // The drain's inserts wake autovacuum, which would take a core from the war: vacuum now, let the host settle.
   await pool.query('VACUUM ANALYZE');
+  await quietRedis(redis);
   await new Promise((r) => setTimeout(r, 5_000));
   // The war is minutes after the api phases, past the drain and a vacuum: it
   // is bracketed by baselines of its own, and its ratio uses the higher of
@@ -368,6 +365,7 @@ async function main(): Promise<void> {
   const warNames = new Map([[warApi.pid!, 'api'], [process.pid, 'bench (autocannon)']]);
   const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
   const warCpuBefore = cpuSnapshot(warNames);
+  const warAofBefore = await aofRewrites(redis);
   const warCpuFrom = Date.now();
   let warCpu: [string, number][] = [];
   try {
@@ -389,10 +387,11 @@ async function main(): Promise<void> {
   const warBaseline = Math.max(warBaselineBefore.rps, warBaselineAfter.rps);
   // By CPU too, which the host's neighbours disturb far less than req/s: the cheaper baseline, so noise never flatters it.
   const helloCpu = Math.min(warBaselineBefore.cpuUsPerRequest!, warBaselineAfter.cpuUsPerRequest!);
+  const warAofRewrites = (await aofRewrites(redis)) - warAofBefore;
   const warAudit = await auditBidWar(redis, auction.id, war.statuses, CONNECTIONS);
   const warPhase: Phase = {
     ...war, ratioToBaseline: war.rps / warBaseline,
-    note: `${warAudit.acceptedBids.toLocaleString('en')} bids accepted (each one increment above the last sent; overtaken ones get BID_TOO_LOW); leader = highest bid: ${warAudit.violations.length === 0 ? 'yes' : 'NO'}; CPU (share of one core): ${formatShares(warCpu)}; CPU per bid (api + Redis + autocannon) ${war.cpuUsPerRequest} µs against the baseline's ${helloCpu} µs per request: ${(helloCpu / war.cpuUsPerRequest!).toFixed(2)}× by CPU`,
+    note: `${warAudit.acceptedBids.toLocaleString('en')} bids accepted (each one increment above the last sent; overtaken ones get BID_TOO_LOW); leader = highest bid: ${warAudit.violations.length === 0 ? 'yes' : 'NO'}; CPU (share of one core): ${formatShares(warCpu)}; CPU per bid (api + Redis + autocannon) ${war.cpuUsPerRequest} µs against the baseline's ${helloCpu} µs per request: ${(helloCpu / war.cpuUsPerRequest!).toFixed(2)}× by CPU${warAofRewrites > 0 ? `; Redis rewrote its AOF ${warAofRewrites}× during the war (a forked child on a core)` : ''}`,
   };
   phases.push(warPhase);
   violations.push(...warAudit.violations);

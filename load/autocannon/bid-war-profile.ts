@@ -21,9 +21,9 @@ import { createRedis } from '../../src/redis/client.js';
 import { createBuyerTokens } from '../../src/auth/tokens.js';
 import { Auctions } from '../../src/domain/auctions.js';
 import { projectRoot } from '../../src/paths.js';
-import { answers, benchEnv, spawnRole, stopChild } from './processes.js';
+import { answers, aofRewrites, benchEnv, quietRedis, spawnRole, stopChild } from './processes.js';
 import { runBidWar } from './bid-war.js';
-import { cpuSnapshot, type CpuSnapshot } from './cpu.js';
+import { cpuPerRequest, cpuSnapshot, type CpuSnapshot } from './cpu.js';
 
 const scenarios = JSON.parse(readFileSync(join(projectRoot, 'load', 'scenarios.json'), 'utf8'));
 const API_PORT = 8090;
@@ -41,6 +41,7 @@ if (rows.length === 0) throw new Error('no buyers in the bench database: run `np
 const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, 3600);
 const buyerTokens = rows.map((r) => tokens.issue(r.id));
 const cli = join(projectRoot, 'dist', 'src', 'cli.js');
+const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
 
 /** CPU per request since `from`, per process (postgres backends summed), largest first. */
 function cpuPer(from: CpuSnapshot, names: Map<number, string>, requests: number): string {
@@ -64,12 +65,15 @@ async function redisPer(requests: number): Promise<string> {
 
 for (let round = 1; round <= ROUNDS; round++) {
   const hello = await spawnRole(env, [join(projectRoot, 'dist', 'load', 'autocannon', 'hello-server.js'), String(HELLO_PORT)], answers(`http://127.0.0.1:${HELLO_PORT}/`));
+  await quietRedis(redis);
+  const baseCpu0 = cpuSnapshot();
   // Built per request like the war's (autocannon's setupRequest), as the bench's baseline is: the load generator does the same work in both.
   const base = await autocannon({
     url: `http://127.0.0.1:${HELLO_PORT}/`, connections: CONNECTIONS, duration: SECONDS, method: 'POST',
     headers: { 'content-type': 'application/json' }, body: '{"amount":1}',
     requests: [{ setupRequest: (req: autocannon.Request) => req, onResponse: () => {} }],
   } as autocannon.Options);
+  const baseCpuUs = cpuPerRequest(baseCpu0, cpuSnapshot(), [hello.pid!, process.pid], base.requests.total);
   await stopChild(hello);
   const baseRps = base.requests.total / base.duration;
 
@@ -82,16 +86,19 @@ for (let round = 1; round <= ROUNDS; round++) {
   const names = new Map([[api.pid!, 'api'], [process.pid, 'autocannon']]);
   await redis.config('RESETSTAT');
   const cpu0 = cpuSnapshot(names);
+  const aof0 = await aofRewrites(redis);
   const war = await runBidWar(redis, {
     url: `http://127.0.0.1:${API_PORT}`, auctionId: auction.id, tokens: buyerTokens, connections: CONNECTIONS,
     durationS: SECONDS, startPrice: scenarios.bidWar.startPrice, increment: scenarios.bidWar.increment,
   });
+  const warCpuUs = cpuPerRequest(cpu0, cpuSnapshot(), [api.pid!, process.pid, redisPid], war.requests);
   const cpu = cpuPer(cpu0, names, war.requests);
   const cmds = await redisPer(war.requests);
+  const rewrites = (await aofRewrites(redis)) - aof0;
   await stopChild(api);
   console.log(`round ${round}: baseline ${Math.round(baseRps)} req/s; bid war ${war.rps} bids/s = ${(war.rps / baseRps).toFixed(2)}x, p99 ${war.p99} ms, ${JSON.stringify(war.statuses)}`);
-  console.log(`  CPU µs/request: ${cpu}`);
-  console.log(`  Redis µs/request: ${cmds}`);
+  console.log(`  CPU µs/request: ${cpu}; baseline ${baseCpuUs} (server + autocannon), bid ${warCpuUs} (api + Redis + autocannon) = ${(baseCpuUs / warCpuUs).toFixed(2)}x by CPU`);
+  console.log(`  Redis µs/request: ${cmds}${rewrites > 0 ? `; AOF rewritten ${rewrites}x during the war` : ''}`);
 }
 await pool.end();
 await redis.quit();

@@ -50,3 +50,9 @@ export function cpuShares(before: CpuSnapshot, after: CpuSnapshot, seconds: numb
 }
 
 export const formatShares = (shares: [string, number][]): string => shares.map(([n, s]) => `${n} ${Math.round(s * 100)}%`).join(', ');
+
+/** CPU time in µs per request that the processes `pids` spent between two snapshots. */
+export function cpuPerRequest(before: CpuSnapshot, after: CpuSnapshot, pids: number[], requests: number): number {
+  const ticks = pids.reduce((n, pid) => n + (after.get(pid)?.ticks ?? 0) - (before.get(pid)?.ticks ?? 0), 0);
+  return Math.round((ticks * (1_000_000 / TICKS_PER_SECOND)) / Math.max(requests, 1));
+}
