@@ -242,7 +242,7 @@ redis_start_local() {
   [[ $R_HOST == localhost || $R_HOST == 127.0.0.1 ]] && bind=(127.0.0.1 -::1)
   local args=(--port "$R_PORT" --bind "${bind[@]}" --daemonize yes
     --dir "$dir" --logfile "$REDIS_LOG" --pidfile "$dir/redis.pid"
-    --appendonly yes --appendfsync everysec --maxmemory-policy noeviction --save "")
+    --appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 512mb --maxmemory-policy noeviction --save "")
   [[ -n $R_PASS && -z $R_USER ]] && args+=(--requirepass "$R_PASS")
   [[ -n $R_USER ]] && warn "redis URL has a user name; the local server is started with the default user only"
   log "redis: starting local redis-server on port $R_PORT (data $dir, log $REDIS_LOG)"
