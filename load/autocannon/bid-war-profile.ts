@@ -5,6 +5,7 @@
  *
  *   node dist/load/autocannon/bid-war-profile.js      # ROUNDS=2 DURATION_S=8
  *
+ * BIDDERS=n sets how many distinct bidders take turns (default 20,000).
  * PROF=1 writes a V8 CPU profile of each round's api to load/results/profiles/.
  *
  * Each round prints the baseline's req/s, the war's bids/s and ratio, the
@@ -36,7 +37,9 @@ const env = benchEnv(API_PORT);
 const cfg = loadConfig(env);
 const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
 const redis = createRedis(cfg.STAMPEDE_REDIS_URL);
-const { rows } = await pool.query<{ id: string }>('SELECT user_id AS id FROM wallets LIMIT 20000');
+// BIDDERS: how many distinct bidders take turns (the bench's war uses every seeded buyer, 100,000).
+const BIDDERS = Number(process.env.BIDDERS ?? 20_000);
+const { rows } = await pool.query<{ id: string }>('SELECT user_id AS id FROM wallets LIMIT $1', [BIDDERS]);
 if (rows.length === 0) throw new Error('no buyers in the bench database: run `npm run bench` first');
 const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, 3600);
 const buyerTokens = rows.map((r) => tokens.issue(r.id));
