@@ -10,7 +10,7 @@
  *
  * Each round prints the baseline's req/s, the war's bids/s and ratio, the
  * CPU each process spent per bid request, and Redis's costliest commands
- * per bid request (placeBid is the EVALSHA; the commands it runs are
+ * per bid request (placeBids is the FCALL, one per api turn's bids; the commands it runs are
  * counted inside it and again on their own lines).
  */
 import { readFileSync } from 'node:fs';

@@ -15,7 +15,7 @@
 --                    decides leader and price without reading the book:
 --                    leaderBuyer|leaderBid|leaderAmount|leaderMax|runnerBuyer|runnerMax
 --                    (runner fields empty with a lone bidder; '' with none).
---                    Every script that changes the book stores it (placeBid
+--                    Every script that changes the book stores it (placeBids
 --                    from the old top two and the new bid, the others from
 --                    the book); an auction hash without it (loaded by an
 --                    older release) has it computed from the book.

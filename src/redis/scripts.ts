@@ -25,7 +25,7 @@ import type { Redis } from 'ioredis';
 import { projectRoot } from '../paths.js';
 
 export const SCRIPT_NAMES = ['reservePurchase', 'settlePurchases', 'requestCancel', 'loadSale', 'addStock', 'trimOutbox',
-  'loadAuction', 'placeBid', 'retractBid', 'promoteBid', 'closeAuction'] as const;
+  'loadAuction', 'placeBids', 'retractBid', 'promoteBid', 'closeAuction'] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 export interface LoadedScript {

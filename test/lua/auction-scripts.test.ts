@@ -164,6 +164,76 @@ t.test("the top two a bid keeps in the auction hash are the book's after every c
   t.ok(counts.retractions > 5 && counts.doublings > 2 && counts.proxies > 20 && counts.refused > 5, 'every kind of change happened');
 });
 
+t.test('bids placed in the same turn are decided in one call, each exactly as if placed alone in that order', async (t) => {
+  const terms = { rule: 'abs:50', startPrice: 1000, buyNowPrice: 9000, softCloseMs: 0 };
+  const [batched, alone] = [await auction(terms), await auction(terms)];
+  const buyers = Array.from({ length: 6 }, () => newUserId());
+  let seed = 11;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return Math.floor(seed / 65536) % n;
+  };
+  // 40 bids: rising amounts with jitter (some too low), proxies (some bidders then not above their own maximum),
+  // an idempotency key used again with the same body (replay) and with another (mismatch), a bidder over its
+  // rate limit, and a buy-now at bid 33 that closes the auction on the bids after it.
+  const plan = Array.from({ length: 40 }, (_, i) => {
+    const buyerId = buyers[random(buyers.length)]!;
+    const amount = i === 32 ? 9000 : 1000 + 60 * i - 100 + random(200);
+    const over: Partial<BidRequest> = random(3) === 0 ? { maxAmount: amount + 200 + random(600) } : {};
+    return { buyerId, amount, over };
+  });
+  plan[12] = { buyerId: buyers[0]!, amount: 1900, over: { idempotencyKey: 'k', fingerprint: 'f1' } };
+  plan[13] = { buyerId: buyers[0]!, amount: 1900, over: { idempotencyKey: 'k', fingerprint: 'f1' } };
+  plan[14] = { buyerId: buyers[0]!, amount: 1950, over: { idempotencyKey: 'k', fingerprint: 'f2' } };
+  const hot = newUserId(); // three attempts allowed per window
+  for (const i of [20, 21, 22, 23]) plan[i] = { buyerId: hot, amount: 2300 + 10 * i, over: { rateMax: 3, rateWindowMs: 60_000 } };
+
+  const inTurn = await Promise.all(plan.map((p) => bid(batched, p.buyerId, p.amount, p.over)));
+  const oneByOne = [];
+  for (const p of plan) oneByOne.push(await bid(alone, p.buyerId, p.amount, p.over));
+
+  // Bid ids differ between the two auctions: compare them by the position of the bid that got them.
+  const idsOf = (a: AuctionTerms, outs: typeof inTurn) => {
+    const at = new Map<string, number>();
+    outs.forEach((o, i) => { if (o.code === BidCode.Accepted) at.set(o.bidId, i); });
+    return (id: string) => at.get(id) ?? id;
+  };
+  const [posBatched, posAlone] = [idsOf(batched, inTurn), idsOf(alone, oneByOne)];
+  const comparable = (o: (typeof inTurn)[number], a: AuctionTerms, pos: (id: string) => number | string) => {
+    const { ...c } = o as Record<string, unknown>;
+    if ('bidId' in c) c.bidId = pos(String(c.bidId));
+    if ('endsAt' in c) c.endsAt = Number(c.endsAt) - a.endsAt; // the two auctions were created a moment apart
+    if ('closed' in c && c.closed) delete c.endsAt; // a buy-now ends the auction at its own moment
+    if ('retryAfterMs' in c) delete c.retryAfterMs;
+    return c;
+  };
+  for (let i = 0; i < plan.length; i++) {
+    const expected = comparable(oneByOne[i]!, alone, posAlone);
+    t.same(comparable(inTurn[i]!, batched, posBatched), expected, `bid ${i + 1}: ${JSON.stringify(expected)}`);
+  }
+  const codes = new Set<BidCode>(oneByOne.map((o) => o.code));
+  for (const c of [BidCode.Accepted, BidCode.Replayed, BidCode.TooLow, BidCode.NotAboveOwn, BidCode.Closed, BidCode.RateLimited, BidCode.IdempotencyMismatch]) {
+    t.ok(codes.has(c), `the plan produces ${BidCode[c]}`);
+  }
+
+  const state = async (a: AuctionTerms) => {
+    const live = (await readLiveAuction(redis, a.id))!;
+    const book = await redis.zrevrange(auctionKeys.book(a.id), 0, -1, 'WITHSCORES');
+    const members = [];
+    for (let i = 0; i < book.length; i += 2) members.push(`${/^\d+:([^:]+):/.exec(book[i]!)![1]}@${book[i + 1]}`);
+    return { price: live.price, leader: live.leader, status: live.status, bidCount: live.bidCount, book: members,
+      history: await redis.zcard(auctionKeys.history(a.id)), events: await outboxTypes(a) };
+  };
+  t.same(await state(batched), await state(alone), 'the same price, leader, status, book, history and events');
+  t.equal((await state(batched)).status, 'closed', 'closed by the buy-now');
+
+  // Decided in one call: the first 32 bids share the call's clock.
+  const placedAt = new Set((await redis.xrange(auctionKeys.outbox(batched.id), '-', '+'))
+    .map(([, f]) => JSON.parse(f[f.indexOf('data') + 1]!))
+    .filter((e) => e.placedAt !== undefined && posBatched(e.bidId) as number < 32).map((e) => e.placedAt));
+  t.equal(placedAt.size, 1, 'one clock reading for the bids of one call');
+});
+
 t.test('an auction hash without the cached top two (an older release loaded it) has them computed from the book', async (t) => {
   const a = await auction({ rule: 'abs:10', startPrice: 100 });
   const [x, y, z] = [newUserId(), newUserId(), newUserId()];
