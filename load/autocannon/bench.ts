@@ -58,7 +58,6 @@ interface Phase extends LoadResult {
   cpuUsPerRequest?: number;
 }
 
-/** CPU µs per request of the named processes over a window (ticks of 10 ms each, from /proc). */
 const spawnRole = (args: string[], ready?: () => Promise<boolean>) => spawnChild(env, args, ready);
 
 type RequestPicker = (i: number) => { path: string; token: string };

@@ -4,7 +4,7 @@
   The api sends the bids that reached it in one event-loop turn for the same
   auction as one call (one bid is a batch of one). Each bid is decided
   exactly as if it were alone and the bids before it had been decided
-  first: idempotent replay, auction known, bidder rate limit, auction open
+  first: auction known, idempotent replay, bidder rate limit, auction open
   (Redis TIME, read once per batch: a bid at or after endsAt is refused, so
   nothing is accepted after the close, even in the same millisecond), amount
   at least the next minimum, maximum above the bidder's own standing one.
@@ -75,6 +75,9 @@ local function decide(i)
   local max = ARGV[v + 3] == '' and amount or tonumber(ARGV[v + 3])
   local bidId, fingerprint = ARGV[v + 4], ARGV[v + 5]
 
+  -- Unknown first: a replay needs the auction's state (the api loads the
+  -- auction from Postgres on this answer and places the bid again).
+  if not auctionId then return { -6 } end
   if fingerprint ~= '' then
     local stored = redis.call('GET', KEYS[k + 3])
     if stored then
@@ -84,7 +87,6 @@ local function decide(i)
       return { -7, storedId }
     end
   end
-  if not auctionId then return { -6 } end
 
   local wait = rateLimited(KEYS[k + 2], ARGV[v + 6], ARGV[v + 7])
   if wait then return { -5, wait } end

@@ -191,7 +191,7 @@ local function nextMinimumOf(price, startPrice, rule)
 end
 
 -- publishLive(K, channel[, a]): pushes the auction's public state to every api node.
--- `a` holds the fields below when the caller already knows them (and may hold nextMinimum).
+-- `a` holds the fields below when the caller already knows them.
 local LIVE_FIELDS = { 'id', 'price', 'startPrice', 'rule', 'leader', 'endsAt', 'bidCount', 'status', 'reserve', 'salt' }
 local function publishLive(K, channel, a)
   if channel == '' then return end
@@ -204,7 +204,7 @@ local function publishLive(K, channel, a)
   local reserveMet = price ~= '' and tonumber(price) >= tonumber(a.reserve)
   redis.call('PUBLISH', channel, 'auction/' .. a.id .. ' {"auctionId":"' .. a.id ..
     '","price":' .. (price == '' and 'null' or price) ..
-    ',"nextMinimum":' .. (a.nextMinimum or int(nextMinimumOf(price, a.startPrice, a.rule))) ..
+    ',"nextMinimum":' .. int(nextMinimumOf(price, a.startPrice, a.rule)) ..
     ',"leader":' .. (a.leader == '' and 'null' or ('"' .. handleOf(a.salt, a.leader) .. '"')) ..
     ',"endsAt":' .. a.endsAt .. ',"bidCount":' .. a.bidCount .. ',"status":"' .. a.status ..
     '","reserveMet":' .. tostring(reserveMet) .. '}')

@@ -234,6 +234,24 @@ t.test('bids placed in the same turn are decided in one call, each exactly as if
   t.equal(placedAt.size, 1, 'one clock reading for the bids of one call');
 });
 
+t.test('an idempotency key whose auction state is gone answers unknown auction, and a failed call fails every bid of its batch', async (t) => {
+  const a = await auction();
+  const u = newUserId();
+  const withKey = { idempotencyKey: 'lost', fingerprint: 'f' };
+  t.equal((await bid(a, u, 1000, withKey)).code, BidCode.Accepted);
+  await redis.del(auctionKeys.auction(a.id)); // the record outlives the auction's state (the api then loads it from Postgres)
+  t.match(await Promise.all([bid(a, u, 1000, withKey), bid(a, newUserId(), 1100)]), [{ code: BidCode.UnknownAuction }, { code: BidCode.UnknownAuction }],
+    'answered, not a script error, for the replay and the bid beside it');
+
+  const closed = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'lua-auction-test-closed' });
+  await closed.quit();
+  const b = await auction();
+  const settled = await Promise.allSettled([1000, 1100, 1200].map((amount) =>
+    placeBid(closed, { auctionId: b.id, buyerId: newUserId(), amount, bidId: newBidId(b.id), rateMax: 10, rateWindowMs: 1000, idempotencyTtlMs: 1000 })));
+  t.same(settled.map((s) => s.status), ['rejected', 'rejected', 'rejected'], 'each bid of the failed call is rejected (none left waiting)');
+  t.equal((await readLiveAuction(redis, b.id))?.bidCount, 0, 'and nothing was placed');
+});
+
 t.test('an auction hash without the cached top two (an older release loaded it) has them computed from the book', async (t) => {
   const a = await auction({ rule: 'abs:10', startPrice: 100 });
   const [x, y, z] = [newUserId(), newUserId(), newUserId()];
