@@ -45,9 +45,40 @@ t.test('a cached token is not trusted past its exp', async (t) => {
   t.equal(code(() => tokens.verify(token)), 'UNAUTHORIZED: token expired');
 });
 
-t.test('the cache stays within its size and forgets the oldest first', async (t) => {
-  const tokens = createBuyerTokens(SECRET, 60, { size: 2, ttlMs: 60_000, maxTokenLength: 1024 });
-  const ids = ['usr_000000000001', 'usr_000000000002', 'usr_000000000003'];
-  for (const id of ids) t.equal(tokens.verify(tokens.issue(id)), id);
-  t.equal(tokens.verify(tokens.issue(ids[0]!)), ids[0], 'a forgotten token verifies again');
+t.test('the cache stays within its size and forgets the least recently used first', async (t) => {
+  const tokens = createBuyerTokens(SECRET, 60, { size: 3, ttlMs: 60_000, maxTokenLength: 1024 });
+  const id = (n: number) => `usr_${String(n).padStart(12, '0')}`;
+  const issued = [1, 2, 3, 4, 5].map((n) => tokens.issue(id(n)));
+  for (const tok of issued.slice(0, 3)) tokens.verify(tok);
+  t.same(tokens.cachedTokens(), issued.slice(0, 3), 'in the order verified');
+  tokens.verify(issued[0]!);
+  t.same(tokens.cachedTokens(), [issued[1], issued[2], issued[0]], 'a token used again moves to the back');
+  tokens.verify(issued[3]!);
+  t.same(tokens.cachedTokens(), [issued[2], issued[0], issued[3]], 'the least recently used went first');
+  tokens.verify(issued[4]!);
+  t.same(tokens.cachedTokens(), [issued[0], issued[3], issued[4]]);
+  t.equal(tokens.verify(issued[1]!), id(2), 'a forgotten token verifies again');
+  t.same(tokens.cachedTokens(), [issued[3], issued[4], issued[1]]);
+});
+
+t.test('twenty times its size in distinct tokens leave the cache at its bound, holding the newest', async (t) => {
+  const size = 1_000;
+  const tokens = createBuyerTokens(SECRET, 60, { size, ttlMs: 60_000, maxTokenLength: 1024 });
+  const signer = createSigner({ key: SECRET, algorithm: 'HS256', expiresIn: 60_000 });
+  const last: string[] = [];
+  for (let n = 0; n < 20_000; n++) {
+    const tok = signer({ sub: `usr_${String(n).padStart(12, '0')}` });
+    tokens.verify(tok);
+    if (n >= 20_000 - size) last.push(tok);
+  }
+  t.same(tokens.cachedTokens(), last, 'exactly the last `size` tokens, oldest first');
+});
+
+t.test('tokens longer than the limit and a zero-size cache are never remembered', async (t) => {
+  const none = createBuyerTokens(SECRET, 60, { size: 0, ttlMs: 60_000, maxTokenLength: 1024 });
+  t.equal(none.verify(none.issue(USER)), USER);
+  t.same(none.cachedTokens(), []);
+  const short = createBuyerTokens(SECRET, 60, { size: 10, ttlMs: 60_000, maxTokenLength: 20 });
+  t.equal(short.verify(short.issue(USER)), USER);
+  t.same(short.cachedTokens(), []);
 });
