@@ -4,21 +4,21 @@
  * child processes and restarts one that dies). Plus operator commands.
  * Each role shuts down gracefully on SIGTERM.
  */
-import { childNodeFlags } from './node-flags.js';
+import { childNodeFlags } from './platform/node-flags.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, loadConfig, type Config } from './config/index.js';
-import { createLogger, type Logger } from './log.js';
+import { ConfigError, loadConfig, type Config } from './platform/config.js';
+import { createLogger, type Logger } from './platform/log.js';
 import type { Role } from './roles/role.js';
-import { AUCTION_ID, USER_ID } from './ids.js';
+import { AUCTION_ID, USER_ID } from './platform/ids.js';
 
 // Everything else is imported by the command that needs it: a relay or a
 // worker loads neither the HTTP server nor the seeding code, and starts in
 // a fraction of the time (it is what a restart or a scale-out waits for).
-const migrateDb = async (cfg: Config, log: Logger): Promise<void> => (await import('./db/migrate.js')).migrate(cfg.STAMPEDE_DATABASE_URL, log);
-const db = async (cfg: Config, max: number) => (await import('./db/pool.js')).createPool(cfg.STAMPEDE_DATABASE_URL, max);
-const redisOf = async (cfg: Config, name?: string) => (await import('./redis/client.js')).createRedis(cfg.STAMPEDE_REDIS_URL, name ? { name } : undefined);
+const migrateDb = async (cfg: Config, log: Logger): Promise<void> => (await import('./platform/db/migrate.js')).migrate(cfg.STAMPEDE_DATABASE_URL, log);
+const db = async (cfg: Config, max: number) => (await import('./platform/db/pool.js')).createPool(cfg.STAMPEDE_DATABASE_URL, max);
+const redisOf = async (cfg: Config, name?: string) => (await import('./platform/redis/client.js')).createRedis(cfg.STAMPEDE_REDIS_URL, name ? { name } : undefined);
 
 function config(): Config {
   try {
@@ -146,7 +146,7 @@ program
     await migrateDb(cfg, log);
     const pool = await db(cfg, 2);
     const redis = await redisOf(cfg);
-    const [{ ApiKeys }, { seedDemo }] = await Promise.all([import('./auth/api-keys.js'), import('./demo.js')]);
+    const [{ ApiKeys }, { seedDemo }] = await Promise.all([import('./platform/auth/api-keys.js'), import('./dev/demo.js')]);
     await new ApiKeys(pool).store(cfg.STAMPEDE_OPERATOR_KEY, 'operator', null, 'bootstrap (STAMPEDE_OPERATOR_KEY)');
     const banner = await seedDemo(cfg, pool, redis);
     await Promise.all([pool.end(), redis.quit()]);
@@ -199,7 +199,7 @@ program
   .option('--ttl <seconds>', 'lifetime in seconds', positive)
   .action(async (buyerId: string, opts: { ttl?: number }) => {
     const cfg = config();
-    const { createBuyerTokens } = await import('./auth/tokens.js');
+    const { createBuyerTokens } = await import('./platform/auth/tokens.js');
     process.stdout.write(createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS).issue(buyerId, opts.ttl) + '\n');
   });
 
@@ -214,7 +214,7 @@ program
     if (opts.role === 'seller' && !opts.user) throw new InvalidArgumentError('a seller key needs --user');
     const cfg = config();
     const pool = await db(cfg, 1);
-    const { ApiKeys, newApiKey } = await import('./auth/api-keys.js');
+    const { ApiKeys, newApiKey } = await import('./platform/auth/api-keys.js');
     const key = newApiKey(opts.role);
     await new ApiKeys(pool).store(key, opts.role, opts.user ?? null, opts.label);
     await pool.end();
@@ -239,7 +239,7 @@ program
     await migrateDb(cfg, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'seed'));
     const pool = await db(cfg, 5);
     const redis = await redisOf(cfg);
-    const [{ seed }, { Auctions }] = await Promise.all([import('./seed.js'), import('./domain/auctions.js')]);
+    const [{ seed }, { Auctions }] = await Promise.all([import('./dev/seed.js'), import('./auctions/auctions.js')]);
     const progress = await seedProgress();
     const started = Date.now();
     const startsAt = Date.now() + o.opensIn * 1000;
@@ -277,7 +277,7 @@ rebuild
     const cfg = config();
     const pool = await db(cfg, 1);
     const redis = await redisOf(cfg, 'stampede-rebuild');
-    const { rebuildAuction, RebuildRefusedError } = await import('./domain/auction-rebuild.js');
+    const { rebuildAuction, RebuildRefusedError } = await import('./auctions/rebuild.js');
     try {
       const result = await rebuildAuction(pool, redis, id, { force: opts.force });
       process.stdout.write(JSON.stringify(result) + '\n');

@@ -16,12 +16,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { loadConfig } from '../../src/config/index.js';
-import { createPool } from '../../src/db/pool.js';
-import { createRedis } from '../../src/redis/client.js';
-import { createBuyerTokens } from '../../src/auth/tokens.js';
-import { Auctions } from '../../src/domain/auctions.js';
-import { projectRoot } from '../../src/paths.js';
+import { loadConfig } from '../../src/platform/config.js';
+import { createPool } from '../../src/platform/db/pool.js';
+import { createRedis } from '../../src/platform/redis/client.js';
+import { createBuyerTokens } from '../../src/platform/auth/tokens.js';
+import { Auctions } from '../../src/auctions/auctions.js';
+import { projectRoot } from '../../src/platform/paths.js';
 import { answers, aofRewrites, benchEnv, quietRedis, spawnRole, stopChild } from './processes.js';
 import { runBidWar } from './bid-war.js';
 import { cpuPerRequest, cpuSnapshot, type CpuSnapshot } from './cpu.js';

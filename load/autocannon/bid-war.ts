@@ -8,8 +8,8 @@
  */
 import autocannon from 'autocannon';
 import type { Redis } from 'ioredis';
-import { auctionKeys } from '../../src/redis/keys.js';
-import { parseStoredBid } from '../../src/redis/auction-scripts.js';
+import { auctionKeys } from '../../src/auctions/keys.js';
+import { parseStoredBid } from '../../src/auctions/scripts.js';
 import { resultOf, type LoadResult } from './results.js';
 
 export interface BidWarOptions {

@@ -4,8 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Redis } from 'ioredis';
-import { projectRoot } from '../../src/paths.js';
-import { ROLE_NODE_FLAGS } from '../../src/node-flags.js';
+import { projectRoot } from '../../src/platform/paths.js';
+import { ROLE_NODE_FLAGS } from '../../src/platform/node-flags.js';
 
 /**
  * The environment the bench runs Stampede in: its own database, Redis

@@ -11,17 +11,17 @@
  * Each phase prints the CPU each process spent per order (relay and worker
  * share this process, "node") and Redis's costliest commands per order.
  */
-import { loadConfig } from '../../src/config/index.js';
-import { createLogger } from '../../src/log.js';
-import { createPool } from '../../src/db/pool.js';
-import { createRedis } from '../../src/redis/client.js';
-import { Sales } from '../../src/domain/sales.js';
-import { reservePurchase } from '../../src/redis/sale-scripts.js';
-import { saleKeys } from '../../src/redis/keys.js';
-import { newPurchaseId } from '../../src/ids.js';
-import { startRelay, startWorker } from '../../src/roles.js';
-import { connectAmqp } from '../../src/messaging/amqp.js';
-import { allQueues, assertTopology } from '../../src/messaging/topology.js';
+import { loadConfig } from '../../src/platform/config.js';
+import { createLogger } from '../../src/platform/log.js';
+import { createPool } from '../../src/platform/db/pool.js';
+import { createRedis } from '../../src/platform/redis/client.js';
+import { Sales } from '../../src/sales/sales.js';
+import { reservePurchase } from '../../src/sales/scripts.js';
+import { saleKeys } from '../../src/sales/keys.js';
+import { newPurchaseId } from '../../src/platform/ids.js';
+import { startRelay, startWorker } from '../../src/roles/index.js';
+import { connectAmqp } from '../../src/platform/messaging/amqp.js';
+import { allQueues, assertTopology } from '../../src/platform/messaging/topology.js';
 import { cpuSnapshot, type CpuSnapshot } from './cpu.js';
 const cfg = loadConfig({ ...process.env, STAMPEDE_DATABASE_URL: 'postgres://stampede:stampede@127.0.0.1:5432/stampede_bench', STAMPEDE_REDIS_URL: 'redis://127.0.0.1:6379/5', STAMPEDE_AMQP_PREFIX: 'stampede-prof', STAMPEDE_LOG_LEVEL: 'warn', STAMPEDE_WORKER_BATCH: process.env.WB ?? '500', STAMPEDE_WORKER_PREFETCH: process.env.WP ?? '200', STAMPEDE_WORKER_CONCURRENCY: process.env.WC ?? '4' });
 const log = createLogger('warn', 'prof');

@@ -3,25 +3,30 @@
  * purchases and bids in Redis and answering as soon as Redis has decided.
  */
 import type { us_listen_socket } from 'uWebSockets.js';
-import { loadConfig, type Config } from '../config/index.js';
-import { createLogger, type Logger } from '../log.js';
-import { createPool } from '../db/pool.js';
-import { migrate } from '../db/migrate.js';
-import { findOrder } from '../db/orders.js';
-import { createRedis } from '../redis/client.js';
-import { STOCK_CHANNEL, USER_DELETED_CHANNEL } from '../redis/keys.js';
-import { Auctions } from '../domain/auctions.js';
-import { DeletedUsers } from '../domain/deletion.js';
-import { ApiKeys } from '../auth/api-keys.js';
-import { createBuyerTokens } from '../auth/tokens.js';
-import { Sales } from '../domain/sales.js';
-import { Purchases } from '../domain/purchases.js';
-import { HttpServer } from '../http/server.js';
-import { registerRoutes } from '../http/routes.js';
-import { createOpsView } from '../http/ops.js';
-import { LiveHub } from '../http/live.js';
-import { assertNativeUws, uWS } from '../http/uws.js';
-import { AmqpLink } from '../messaging/link.js';
+import { loadConfig, type Config } from '../platform/config.js';
+import { createLogger, type Logger } from '../platform/log.js';
+import { createPool } from '../platform/db/pool.js';
+import { migrate } from '../platform/db/migrate.js';
+import { findOrder } from '../sales/repository.js';
+import { createRedis } from '../platform/redis/client.js';
+import { STOCK_CHANNEL } from '../sales/keys.js';
+import { USER_DELETED_CHANNEL } from '../buyers/keys.js';
+import { Auctions } from '../auctions/auctions.js';
+import { DeletedUsers } from '../buyers/deletion.js';
+import { ApiKeys } from '../platform/auth/api-keys.js';
+import { createBuyerTokens } from '../platform/auth/tokens.js';
+import { Sales } from '../sales/sales.js';
+import { Purchases } from '../sales/purchases.js';
+import { HttpServer } from '../platform/http/server.js';
+import { createRouteKit } from '../platform/http/route-kit.js';
+import { createOpsView } from '../ops/queues.js';
+import { registerOpsRoutes } from '../ops/routes.js';
+import { registerBuyerRoutes } from '../buyers/routes.js';
+import { registerSaleRoutes } from '../sales/routes.js';
+import { registerAuctionRoutes } from '../auctions/routes.js';
+import { LiveHub } from '../live/hub.js';
+import { assertNativeUws, uWS } from '../platform/http/uws.js';
+import { AmqpLink } from '../platform/messaging/link.js';
 import type { Role } from './role.js';
 
 export interface ApiHandle extends Role {
@@ -95,10 +100,19 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
 
   const app = uWS.App();
   const http = new HttpServer(app, { log, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES });
-  registerRoutes(http, {
-    pool, redis, tokens: createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS), apiKeys, sales, purchases, auctions, deletedUsers,
-    ops: createOpsView(redis, link, cfg.topology), maxQuantity: cfg.STAMPEDE_MAX_QUANTITY, readiness,
+  const kit = createRouteKit({
+    pool, apiKeys, tokens: createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS), isRefusedBuyer: (id) => deletedUsers.has(id),
   });
+  http.route('get', '/healthz', () => ({ status: 200, body: { status: 'ok' } }));
+  http.route('get', '/readyz', async () => {
+    const r = await readiness();
+    return { status: r.ok ? 200 : 503, body: { status: r.ok ? 'ready' : 'not ready', checks: r.checks } };
+  });
+  registerBuyerRoutes(http, kit, { pool, redis, apiKeys, auctions, deletedUsers });
+  registerSaleRoutes(http, kit, { sales, purchases, maxQuantity: cfg.STAMPEDE_MAX_QUANTITY });
+  registerAuctionRoutes(http, kit, auctions);
+  registerOpsRoutes(http, kit, createOpsView(redis, link, cfg.topology));
+  http.fallback();
   const live = new LiveHub({
     app, redis, redisUrl: cfg.STAMPEDE_REDIS_URL, log, tickMs: cfg.STAMPEDE_LIVE_TICK_MS, auctionSnapshot: (id) => auctions.liveSnapshot(id),
   });

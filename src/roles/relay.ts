@@ -1,8 +1,8 @@
 /** The `relay` role: outbox streams in Redis -> RabbitMQ. */
-import { loadConfig, type Config } from '../config/index.js';
-import { createLogger, type Logger } from '../log.js';
-import { createRedis } from '../redis/client.js';
-import { Relay } from '../messaging/relay.js';
+import { loadConfig, type Config } from '../platform/config.js';
+import { createLogger, type Logger } from '../platform/log.js';
+import { createRedis } from '../platform/redis/client.js';
+import { Relay } from '../platform/messaging/relay.js';
 import type { Role } from './role.js';
 
 export async function startRelay(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'relay')): Promise<Role & { relay: Relay }> {

@@ -1,11 +1,11 @@
 /** The `scheduler` role: closes auctions when due and runs the promoter. */
-import { loadConfig, type Config } from '../config/index.js';
-import { createLogger, type Logger } from '../log.js';
-import { createPool } from '../db/pool.js';
-import { migrate } from '../db/migrate.js';
-import { createRedis } from '../redis/client.js';
-import { Auctions } from '../domain/auctions.js';
-import { Scheduler } from '../scheduler.js';
+import { loadConfig, type Config } from '../platform/config.js';
+import { createLogger, type Logger } from '../platform/log.js';
+import { createPool } from '../platform/db/pool.js';
+import { migrate } from '../platform/db/migrate.js';
+import { createRedis } from '../platform/redis/client.js';
+import { Auctions } from '../auctions/auctions.js';
+import { Scheduler } from '../auctions/scheduler.js';
 import type { Role } from './role.js';
 
 export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler }> {

@@ -1,10 +1,10 @@
-import { loadConfig, type Config } from '../config/index.js';
-import { createLogger, type Logger } from '../log.js';
-import { createPool } from '../db/pool.js';
-import { migrate } from '../db/migrate.js';
-import { createRedis } from '../redis/client.js';
-import { OrdersWorker } from '../workers/orders.js';
-import { AuctionsWorker } from '../workers/auctions.js';
+import { loadConfig, type Config } from '../platform/config.js';
+import { createLogger, type Logger } from '../platform/log.js';
+import { createPool } from '../platform/db/pool.js';
+import { migrate } from '../platform/db/migrate.js';
+import { createRedis } from '../platform/redis/client.js';
+import { OrdersWorker } from '../sales/orders-worker.js';
+import { AuctionsWorker } from '../auctions/auctions-worker.js';
 import type { Role } from './role.js';
 
 /**

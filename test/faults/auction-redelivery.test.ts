@@ -16,10 +16,10 @@ import {
   announcementOf, auctionLedger, auctionRow, balanceOf, bid, closeWhenDue, collectAnnouncements, createAuction, logged, offersOf, waitLogged,
   waitSettled, type Announcement,
 } from '../helpers/auctions.js';
-import { deadLetterQueue, retryQueue } from '../../src/messaging/topology.js';
-import { ANNOUNCEMENT_SOURCE } from '../../src/db/auction-settlement.js';
-import { promoteBid, readLiveAuction } from '../../src/redis/auction-scripts.js';
-import { newAuctionId, newBidId, newUserId } from '../../src/ids.js';
+import { deadLetterQueue, retryQueue } from '../../src/platform/messaging/topology.js';
+import { ANNOUNCEMENT_SOURCE } from '../../src/auctions/settlement.js';
+import { promoteBid, readLiveAuction } from '../../src/auctions/scripts.js';
+import { newAuctionId, newBidId, newUserId } from '../../src/platform/ids.js';
 
 const FUNDS = 100_000;
 

@@ -8,7 +8,7 @@ import t from 'tap';
 import { boot } from '../helpers/system.js';
 import { auditSale } from '../helpers/invariants.js';
 import { eventsIn, faultEnv, openAmqp, purchaseAll, startWorkers, statusCounts } from '../helpers/fault-kit.js';
-import { deadLetterQueue } from '../../src/messaging/topology.js';
+import { deadLetterQueue } from '../../src/platform/messaging/topology.js';
 
 t.test('a poisonous event in a batch goes to the dead-letter queue alone; the rest of the batch settles', async (t) => {
   const sys = await boot(t, { relay: true, env: faultEnv() });

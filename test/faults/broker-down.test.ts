@@ -13,7 +13,8 @@ import { boot, call, sleep, waitFor, type HttpAnswer, type System } from '../hel
 import {
   assertSoldOnceEach, faultEnv, orderCount, purchaseAll, services, statusCounts,
 } from '../helpers/fault-kit.js';
-import { saleKeys, RELAY_GROUP } from '../../src/redis/keys.js';
+import { saleKeys } from '../../src/sales/keys.js';
+import { RELAY_GROUP } from '../../src/platform/messaging/outbox.js';
 
 const N = 300;
 const PRICE = 1000;

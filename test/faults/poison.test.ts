@@ -13,7 +13,7 @@ import { auditSale } from '../helpers/invariants.js';
 import {
   balanceHistogram, faultEnv, ledgerOfSale, openAmqp, purchaseAll, statusCounts,
 } from '../helpers/fault-kit.js';
-import { deadLetterQueue } from '../../src/messaging/topology.js';
+import { deadLetterQueue } from '../../src/platform/messaging/topology.js';
 
 const N = 60;
 const PRICE = 1000;

@@ -13,7 +13,7 @@ import { auditSale } from '../helpers/invariants.js';
 import {
   balanceHistogram, duplicateOrders, faultEnv, ledgerOfSale, openAmqp, purchaseAll, redisSnapshot, startWorkers, statusCounts, type Amqp,
 } from '../helpers/fault-kit.js';
-import { deadLetterQueue } from '../../src/messaging/topology.js';
+import { deadLetterQueue } from '../../src/platform/messaging/topology.js';
 
 const ACCEPTED_KEY = 'purchase.accepted.v1';
 const CANCEL_KEY = 'purchase.cancel_requested.v1';

@@ -12,10 +12,11 @@ import { boot, waitFor } from '../helpers/system.js';
 import {
   assertSoldOnceEach, faultEnv, openAmqp, purchaseAll, statusCounts,
 } from '../helpers/fault-kit.js';
-import { saleKeys, RELAY_GROUP } from '../../src/redis/keys.js';
-import { trimOutbox } from '../../src/redis/sale-scripts.js';
-import { cloudEventJson, outboxEntryOf } from '../../src/messaging/events.js';
-import { routingKeyOf } from '../../src/messaging/topology.js';
+import { saleKeys } from '../../src/sales/keys.js';
+import { RELAY_GROUP } from '../../src/platform/messaging/outbox.js';
+import { trimOutbox } from '../../src/platform/messaging/outbox.js';
+import { cloudEventJson, outboxEntryOf } from '../../src/platform/messaging/events.js';
+import { routingKeyOf } from '../../src/platform/messaging/topology.js';
 
 const N = 200;
 const PRICE = 1000;

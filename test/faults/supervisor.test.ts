@@ -5,8 +5,8 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { ROLE_NODE_FLAGS } from '../../src/node-flags.js';
-import { projectRoot } from '../../src/paths.js';
+import { ROLE_NODE_FLAGS } from '../../src/platform/node-flags.js';
+import { projectRoot } from '../../src/platform/paths.js';
 import { TEST_ENV, waitFor } from '../helpers/system.js';
 
 interface ChildInfo {

@@ -10,8 +10,8 @@ import { boot, sleep, waitFor } from '../helpers/system.js';
 import {
   assertSoldOnceEach, faultEnv, openAmqp, orderCount, purchaseAll, spawnRole, statusCounts,
 } from '../helpers/fault-kit.js';
-import { deadLetterQueue } from '../../src/messaging/topology.js';
-import { saleKeys } from '../../src/redis/keys.js';
+import { deadLetterQueue } from '../../src/platform/messaging/topology.js';
+import { saleKeys } from '../../src/sales/keys.js';
 
 const TOTAL = 3_000;
 const PRICE = 1000;

@@ -4,16 +4,17 @@
  * registered for the relay; bids and closes through the real scripts; and
  * probes of what settlement wrote. Nothing here is a mock.
  */
-import type { Pool } from '../../src/db/pool.js';
-import type { Redis } from '../../src/redis/client.js';
-import { newAuctionId, newBidId } from '../../src/ids.js';
-import { auctionKeys, OUTBOX_REGISTRY } from '../../src/redis/keys.js';
+import type { Pool } from '../../src/platform/db/pool.js';
+import type { Redis } from '../../src/platform/redis/client.js';
+import { newAuctionId, newBidId } from '../../src/platform/ids.js';
+import { auctionKeys } from '../../src/auctions/keys.js';
+import { OUTBOX_REGISTRY } from '../../src/platform/messaging/outbox.js';
 import {
   BidCode, closeAuction, loadAuction, placeBid, readLiveAuction, type AuctionTerms, type CloseOutcome,
-} from '../../src/redis/auction-scripts.js';
-import { encodeRule, type IncrementRule } from '../../src/domain/auctions.js';
+} from '../../src/auctions/scripts.js';
+import { encodeRule, type IncrementRule } from '../../src/auctions/auctions.js';
 import type { GetMessage } from 'amqplib';
-import { ANNOUNCEMENT_SOURCE } from '../../src/db/auction-settlement.js';
+import { ANNOUNCEMENT_SOURCE } from '../../src/auctions/settlement.js';
 import { sleep, waitFor } from './system.js';
 
 export interface TestAuction extends AuctionTerms {

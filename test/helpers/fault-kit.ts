@@ -12,13 +12,13 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Test } from 'tap';
-import type { Config } from '../../src/config/index.js';
-import type { Pool } from '../../src/db/pool.js';
-import type { Redis } from '../../src/redis/client.js';
-import { connectAmqp, type ConfirmChannel, type Connection } from '../../src/messaging/amqp.js';
-import { allQueues, deadLetterQueue, type Topology } from '../../src/messaging/topology.js';
-import { saleKeys } from '../../src/redis/keys.js';
-import { projectRoot } from '../../src/paths.js';
+import type { Config } from '../../src/platform/config.js';
+import type { Pool } from '../../src/platform/db/pool.js';
+import type { Redis } from '../../src/platform/redis/client.js';
+import { connectAmqp, type ConfirmChannel, type Connection } from '../../src/platform/messaging/amqp.js';
+import { allQueues, deadLetterQueue, type Topology } from '../../src/platform/messaging/topology.js';
+import { saleKeys } from '../../src/sales/keys.js';
+import { projectRoot } from '../../src/platform/paths.js';
 import { sleep, TEST_ENV, waitFor, type HttpAnswer, type System } from './system.js';
 import { auditSale } from './invariants.js';
 

@@ -1,1 +1,1 @@
-export { auditSale, type SaleAudit } from '../../src/audit.js';
+export { auditSale, type SaleAudit } from '../../src/sales/audit.js';

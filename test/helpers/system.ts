@@ -4,19 +4,19 @@
  * topology). Nothing here is a mock.
  */
 import type { Test } from 'tap';
-import { loadConfig, type Config } from '../../src/config/index.js';
-import { createLogger } from '../../src/log.js';
-import { createPool, type Pool } from '../../src/db/pool.js';
-import { migrate } from '../../src/db/migrate.js';
-import { createRedis, type Redis } from '../../src/redis/client.js';
-import { startApi, startRelay, startScheduler, startWorker, type ApiHandle } from '../../src/roles.js';
-import type { Scheduler } from '../../src/scheduler.js';
-import { createBuyerTokens } from '../../src/auth/tokens.js';
-import { createBuyers, creditWallet } from '../../src/domain/buyers.js';
-import { Sales, type NewSale, type SaleView } from '../../src/domain/sales.js';
-import { connectAmqp } from '../../src/messaging/amqp.js';
-import { allQueues, assertTopology } from '../../src/messaging/topology.js';
-import { readLiveSale } from '../../src/redis/sale-scripts.js';
+import { loadConfig, type Config } from '../../src/platform/config.js';
+import { createLogger } from '../../src/platform/log.js';
+import { createPool, type Pool } from '../../src/platform/db/pool.js';
+import { migrate } from '../../src/platform/db/migrate.js';
+import { createRedis, type Redis } from '../../src/platform/redis/client.js';
+import { startApi, startRelay, startScheduler, startWorker, type ApiHandle } from '../../src/roles/index.js';
+import type { Scheduler } from '../../src/auctions/scheduler.js';
+import { createBuyerTokens } from '../../src/platform/auth/tokens.js';
+import { createBuyers, creditWallet } from '../../src/buyers/buyers.js';
+import { Sales, type NewSale, type SaleView } from '../../src/sales/sales.js';
+import { connectAmqp } from '../../src/platform/messaging/amqp.js';
+import { allQueues, assertTopology } from '../../src/platform/messaging/topology.js';
+import { readLiveSale } from '../../src/sales/scripts.js';
 
 // tap's own loaders ride along in NODE_OPTIONS; roles spawned by tests do not need them.
 const { NODE_OPTIONS: _tapLoaders, ...inherited } = process.env;

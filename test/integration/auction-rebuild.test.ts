@@ -10,12 +10,13 @@ import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { boot, sleep, TEST_ENV } from '../helpers/system.js';
 import { closeWhenDue, createAuction, waitLogged, waitSettled, type TestAuction } from '../helpers/auctions.js';
-import type { Redis } from '../../src/redis/client.js';
-import { auctionKeys, RELAY_GROUP } from '../../src/redis/keys.js';
-import { BidCode, placeBid, promoteBid, readLiveAuction, retractBid } from '../../src/redis/auction-scripts.js';
-import { rebuildAuction } from '../../src/domain/auction-rebuild.js';
-import { newBidId } from '../../src/ids.js';
-import { projectRoot } from '../../src/paths.js';
+import type { Redis } from '../../src/platform/redis/client.js';
+import { auctionKeys } from '../../src/auctions/keys.js';
+import { RELAY_GROUP } from '../../src/platform/messaging/outbox.js';
+import { BidCode, placeBid, promoteBid, readLiveAuction, retractBid } from '../../src/auctions/scripts.js';
+import { rebuildAuction } from '../../src/auctions/rebuild.js';
+import { newBidId } from '../../src/platform/ids.js';
+import { projectRoot } from '../../src/platform/paths.js';
 
 const sys = await boot(t, { api: false, relay: true, worker: true });
 

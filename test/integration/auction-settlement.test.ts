@@ -13,7 +13,7 @@ import { openAmqp } from '../helpers/fault-kit.js';
 import {
   auctionLedger, auctionRow, balanceOf, bid, closeWhenDue, collectAnnouncements, createAuction, logged, offersOf, waitLogged, waitSettled,
 } from '../helpers/auctions.js';
-import { closeAuction, promoteBid, BidCode } from '../../src/redis/auction-scripts.js';
+import { closeAuction, promoteBid, BidCode } from '../../src/auctions/scripts.js';
 
 const sys = await boot(t, { api: false, relay: true, worker: true });
 const amqp = await openAmqp(t, sys.cfg);

@@ -6,12 +6,12 @@
  */
 import t from 'tap';
 import { boot, call, sleep, waitFor, type HttpAnswer, type System } from '../helpers/system.js';
-import { auctionKeys } from '../../src/redis/keys.js';
-import { parseStoredBid } from '../../src/redis/auction-scripts.js';
-import { handleOf, incrementOf } from '../../src/domain/auctions.js';
-import { promoterPolicies } from '../../src/scheduler.js';
-import { startApi } from '../../src/roles.js';
-import { createLogger } from '../../src/log.js';
+import { auctionKeys } from '../../src/auctions/keys.js';
+import { parseStoredBid } from '../../src/auctions/scripts.js';
+import { handleOf, incrementOf } from '../../src/auctions/auctions.js';
+import { promoterPolicies } from '../../src/auctions/scheduler.js';
+import { startApi } from '../../src/roles/index.js';
+import { createLogger } from '../../src/platform/log.js';
 import { LiveClient } from '../helpers/live-client.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -8,7 +8,7 @@ import type { Test } from 'tap';
 import { boot, call, type HttpAnswer } from '../helpers/system.js';
 import { rawRequest } from '../helpers/bad-raw-http.js';
 import { badCredentials, problem } from '../helpers/problem.js';
-import { auctionKeys } from '../../src/redis/keys.js';
+import { auctionKeys } from '../../src/auctions/keys.js';
 
 const sys = await boot(t);
 const MAX_BODY = sys.cfg.STAMPEDE_MAX_BODY_BYTES;

@@ -11,8 +11,8 @@ import type { Test } from 'tap';
 import { boot, call, OPERATOR_KEY, type HttpAnswer } from '../helpers/system.js';
 import { chunk, rawRequest } from '../helpers/bad-raw-http.js';
 import { badCredentials, contentTypeOf, problem, type Answer } from '../helpers/problem.js';
-import { readLiveSale } from '../../src/redis/sale-scripts.js';
-import { saleKeys } from '../../src/redis/keys.js';
+import { readLiveSale } from '../../src/sales/scripts.js';
+import { saleKeys } from '../../src/sales/keys.js';
 
 const sys = await boot(t);
 const port = sys.api!.port;

@@ -7,10 +7,10 @@
  * by the test so the overlap is observed, not timed.
  */
 import t, { type Test } from 'tap';
-import { BatchConsumer, type JsonObject } from '../../src/workers/consumer.js';
-import { createLogger } from '../../src/log.js';
-import { connectAmqp } from '../../src/messaging/amqp.js';
-import { allQueues, assertTopology } from '../../src/messaging/topology.js';
+import { BatchConsumer, type JsonObject } from '../../src/platform/messaging/consumer.js';
+import { createLogger } from '../../src/platform/log.js';
+import { connectAmqp } from '../../src/platform/messaging/amqp.js';
+import { allQueues, assertTopology } from '../../src/platform/messaging/topology.js';
 import { testConfig, waitFor } from '../helpers/system.js';
 
 const cfg = testConfig({ STAMPEDE_AMQP_PREFIX: `${process.env.STAMPEDE_TEST_AMQP_PREFIX ?? 'stampede-test'}-lanes` });

@@ -8,11 +8,11 @@ import t, { type Test } from 'tap';
 import uWS from 'uWebSockets.js';
 import { boot, waitFor, type System } from '../helpers/system.js';
 import { LiveClient } from '../helpers/live-client.js';
-import { createLogger } from '../../src/log.js';
-import { startApi } from '../../src/roles.js';
-import { LIVE_CHANNEL } from '../../src/redis/keys.js';
-import { LiveHub, type LiveHubOptions } from '../../src/http/live.js';
-import { randomId } from '../../src/ids.js';
+import { createLogger } from '../../src/platform/log.js';
+import { startApi } from '../../src/roles/index.js';
+import { LIVE_CHANNEL } from '../../src/live/keys.js';
+import { LiveHub, type LiveHubOptions } from '../../src/live/hub.js';
+import { randomId } from '../../src/platform/ids.js';
 
 const newAuctionId = () => 'auc_' + randomId(12);
 

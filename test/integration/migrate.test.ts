@@ -8,11 +8,11 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { runner } from 'node-pg-migrate';
-import { migrate, pendingMigrations } from '../../src/db/migrate.js';
-import { createLogger } from '../../src/log.js';
-import { projectRoot } from '../../src/paths.js';
+import { migrate, pendingMigrations } from '../../src/platform/db/migrate.js';
+import { createLogger } from '../../src/platform/log.js';
+import { projectRoot } from '../../src/platform/paths.js';
 import { TEST_ENV } from '../helpers/system.js';
-import { randomId } from '../../src/ids.js';
+import { randomId } from '../../src/platform/ids.js';
 
 /** An empty database of its own, dropped when the test ends. */
 async function freshDatabase(t: Test): Promise<URL> {
@@ -38,7 +38,7 @@ t.test('six processes migrating a fresh database at once all start', async (t) =
   await fresh.connect();
   const { rows } = await fresh.query('SELECT name FROM pgmigrations ORDER BY run_on, id');
   await fresh.end();
-  const files = readdirSync(join(projectRoot, 'src', 'db', 'migrations')).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
+  const files = readdirSync(join(projectRoot, 'src', 'platform', 'db', 'migrations')).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
   t.same(rows.map((r) => r.name).sort(), files.sort(), 'every migration applied exactly once');
 });
 
@@ -57,7 +57,7 @@ t.test('identifiers compare byte by byte ("C"); the collation migration goes dow
   t.same(await collations(), ['orders.purchase_id=C', 'users.id=C', 'users.name=default', 'wallets.user_id=C'], 'ids in "C", names in the database collation');
 
   const run = (direction: 'up' | 'down') =>
-    runner({ databaseUrl: url.toString(), dir: join(projectRoot, 'src', 'db', 'migrations'), direction, migrationsTable: 'pgmigrations', count: 1, log: () => {}, verbose: false });
+    runner({ databaseUrl: url.toString(), dir: join(projectRoot, 'src', 'platform', 'db', 'migrations'), direction, migrationsTable: 'pgmigrations', count: 1, log: () => {}, verbose: false });
   t.same((await run('down')).map((m) => m.name), ['1732700000000_identifiers-collate-c']);
   t.same(await collations(), ['orders.purchase_id=default', 'users.id=default', 'users.name=default', 'wallets.user_id=default'], 'down: back to the database collation');
   const { rows: fks } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace`);
@@ -68,11 +68,11 @@ t.test('identifiers compare byte by byte ("C"); the collation migration goes dow
 
 t.test('start-up reads what is pending with one query; a migration rolled back is pending again and re-applied', async (t) => {
   const url = await freshDatabase(t);
-  const files = readdirSync(join(projectRoot, 'src', 'db', 'migrations')).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort();
+  const files = readdirSync(join(projectRoot, 'src', 'platform', 'db', 'migrations')).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort();
   t.same(await pendingMigrations(url.toString()), files, 'a new database (no migrations table) has every migration pending');
   await migrate(url.toString(), createLogger('silent', 'test'));
   t.same(await pendingMigrations(url.toString()), [], 'none after migrating');
-  await runner({ databaseUrl: url.toString(), dir: join(projectRoot, 'src', 'db', 'migrations'), direction: 'down', migrationsTable: 'pgmigrations', count: 1, log: () => {}, verbose: false });
+  await runner({ databaseUrl: url.toString(), dir: join(projectRoot, 'src', 'platform', 'db', 'migrations'), direction: 'down', migrationsTable: 'pgmigrations', count: 1, log: () => {}, verbose: false });
   t.same(await pendingMigrations(url.toString()), [files[files.length - 1]], 'the rolled-back one is pending');
   await migrate(url.toString(), createLogger('silent', 'test'));
   t.same(await pendingMigrations(url.toString()), [], 'migrate applied it again');

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { boot, call } from '../helpers/system.js';
-import { saleKeys } from '../../src/redis/keys.js';
+import { saleKeys } from '../../src/sales/keys.js';
 
 const inAnHour = () => new Date(Date.now() + 3600_000).toISOString();
 const saleBody = (over: Record<string, unknown> = {}) => ({

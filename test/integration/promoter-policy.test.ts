@@ -7,13 +7,13 @@
 import t from 'tap';
 import { boot } from '../helpers/system.js';
 import { bid, createAuction } from '../helpers/auctions.js';
-import { createRedis } from '../../src/redis/client.js';
-import { createLogger } from '../../src/log.js';
-import { Auctions } from '../../src/domain/auctions.js';
-import { promoterPolicies, Scheduler, type PromoterPolicy } from '../../src/scheduler.js';
-import { parseStoredBid } from '../../src/redis/auction-scripts.js';
-import { AUCTION_PROMOTIONS, auctionKeys } from '../../src/redis/keys.js';
-import { newUserId } from '../../src/ids.js';
+import { createRedis } from '../../src/platform/redis/client.js';
+import { createLogger } from '../../src/platform/log.js';
+import { Auctions } from '../../src/auctions/auctions.js';
+import { promoterPolicies, Scheduler, type PromoterPolicy } from '../../src/auctions/scheduler.js';
+import { parseStoredBid } from '../../src/auctions/scripts.js';
+import { AUCTION_PROMOTIONS, auctionKeys } from '../../src/auctions/keys.js';
+import { newUserId } from '../../src/platform/ids.js';
 
 const sys = await boot(t, { api: false });
 const url = new URL(sys.cfg.STAMPEDE_REDIS_URL);

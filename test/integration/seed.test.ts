@@ -6,9 +6,9 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { projectRoot } from '../../src/paths.js';
-import { seedDemo } from '../../src/demo.js';
-import { createBuyerTokens } from '../../src/auth/tokens.js';
+import { projectRoot } from '../../src/platform/paths.js';
+import { seedDemo } from '../../src/dev/demo.js';
+import { createBuyerTokens } from '../../src/platform/auth/tokens.js';
 import { boot, TEST_ENV } from '../helpers/system.js';
 
 t.test('seed creates funded buyers, a sale and a tokens file, and can be re-run', async (t) => {

@@ -3,14 +3,14 @@
  * orders->users and ledger->users foreign keys (migration 1732500000000).
  */
 import t from 'tap';
-import { createLogger } from '../../src/log.js';
-import { createPool } from '../../src/db/pool.js';
-import { migrate } from '../../src/db/migrate.js';
-import { createRedis } from '../../src/redis/client.js';
-import { createBuyers, creditWallet } from '../../src/domain/buyers.js';
-import { Sales } from '../../src/domain/sales.js';
-import { settleBatch, type SettlementEvent } from '../../src/db/settlement.js';
-import { newPurchaseId, newUserId, randomId } from '../../src/ids.js';
+import { createLogger } from '../../src/platform/log.js';
+import { createPool } from '../../src/platform/db/pool.js';
+import { migrate } from '../../src/platform/db/migrate.js';
+import { createRedis } from '../../src/platform/redis/client.js';
+import { createBuyers, creditWallet } from '../../src/buyers/buyers.js';
+import { Sales } from '../../src/sales/sales.js';
+import { settleBatch, type SettlementEvent } from '../../src/sales/settlement.js';
+import { newPurchaseId, newUserId, randomId } from '../../src/platform/ids.js';
 import { testConfig } from '../helpers/system.js';
 
 const cfg = testConfig();

@@ -4,14 +4,15 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { projectRoot } from '../../src/paths.js';
-import { encodeRule, incrementOf, MAX_AUCTION_AMOUNT, type IncrementRule } from '../../src/domain/auctions.js';
-import { createRedis } from '../../src/redis/client.js';
-import { auctionKeys, LIVE_CHANNEL } from '../../src/redis/keys.js';
+import { projectRoot } from '../../src/platform/paths.js';
+import { encodeRule, incrementOf, MAX_AUCTION_AMOUNT, type IncrementRule } from '../../src/auctions/auctions.js';
+import { createRedis } from '../../src/platform/redis/client.js';
+import { auctionKeys } from '../../src/auctions/keys.js';
+import { LIVE_CHANNEL } from '../../src/live/keys.js';
 import {
   BidCode, closeAuction, loadAuction, parseStoredBid, placeBid, promoteBid, readLiveAuction, retractBid, type AuctionTerms, type BidRequest,
-} from '../../src/redis/auction-scripts.js';
-import { newAuctionId, newBidId, newUserId } from '../../src/ids.js';
+} from '../../src/auctions/scripts.js';
+import { newAuctionId, newBidId, newUserId } from '../../src/platform/ids.js';
 import { testConfig, sleep } from '../helpers/system.js';
 
 const cfg = testConfig();

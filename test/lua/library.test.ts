@@ -3,10 +3,10 @@
  * by its content, and loaded again when Redis has lost it.
  */
 import t from 'tap';
-import { createRedis } from '../../src/redis/client.js';
-import { loadLibrary, runScript, scriptLibrary } from '../../src/redis/scripts.js';
-import { readLiveSale, loadSale } from '../../src/redis/sale-scripts.js';
-import { newSaleId } from '../../src/ids.js';
+import { createRedis } from '../../src/platform/redis/client.js';
+import { loadLibrary, runScript, scriptLibrary } from '../../src/platform/redis/functions.js';
+import { readLiveSale, loadSale } from '../../src/sales/scripts.js';
+import { newSaleId } from '../../src/platform/ids.js';
 import { testConfig } from '../helpers/system.js';
 
 const cfg = testConfig();

@@ -2,16 +2,15 @@
  * Every output code of every sale script, against a real Redis.
  */
 import t from 'tap';
-import { createRedis } from '../../src/redis/client.js';
-import { runScript } from '../../src/redis/scripts.js';
-import { saleKeys, STOCK_CHANNEL, RELAY_GROUP } from '../../src/redis/keys.js';
-import {
-  addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, SaleCode, SETTLE_PER_CALL, settlePurchase, settlePurchases, trimOutbox,
-  type ReserveRequest, type SaleTerms, type Settlement,
-} from '../../src/redis/sale-scripts.js';
-import { newPurchaseId, newSaleId, newUserId } from '../../src/ids.js';
+import { createRedis } from '../../src/platform/redis/client.js';
+import { runScript } from '../../src/platform/redis/functions.js';
+import { saleKeys, STOCK_CHANNEL } from '../../src/sales/keys.js';
+import { RELAY_GROUP } from '../../src/platform/messaging/outbox.js';
+import { addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, SaleCode, SETTLE_PER_CALL, settlePurchase, settlePurchases, type ReserveRequest, type SaleTerms, type Settlement } from '../../src/sales/scripts.js';
+import { trimOutbox } from '../../src/platform/messaging/outbox.js';
+import { newPurchaseId, newSaleId, newUserId } from '../../src/platform/ids.js';
 import { testConfig } from '../helpers/system.js';
-import { auditLiveSale } from '../../src/audit.js';
+import { auditLiveSale } from '../../src/sales/audit.js';
 
 const cfg = testConfig();
 const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'lua-test' });

@@ -3,7 +3,7 @@
  * variable and what it must be; every count and size has a ceiling.
  */
 import t from 'tap';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { ConfigError, loadConfig } from '../../src/platform/config.js';
 
 const base = { STAMPEDE_JWT_SECRET: 'config-test-secret-config-test-secret-0123' };
 

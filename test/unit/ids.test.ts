@@ -3,7 +3,7 @@
  * made later sort later), and the older all-random form, which stays valid.
  */
 import t from 'tap';
-import { newPurchaseId, newSaleId, PURCHASE_ID, saleOfPurchase, timePrefix } from '../../src/ids.js';
+import { newPurchaseId, newSaleId, PURCHASE_ID, saleOfPurchase, timePrefix } from '../../src/platform/ids.js';
 
 t.test('a new purchase id names its sale and is well-formed', async (t) => {
   const sale = newSaleId();

@@ -6,7 +6,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { projectRoot } from '../../src/paths.js';
+import { projectRoot } from '../../src/platform/paths.js';
 
 const tsc = join(projectRoot, 'node_modules', 'typescript', 'bin', 'tsc');
 const k6Dir = join(projectRoot, 'load', 'k6');

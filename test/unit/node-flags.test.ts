@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { childNodeFlags, ROLE_NODE_FLAGS } from '../../src/node-flags.js';
+import { childNodeFlags, ROLE_NODE_FLAGS } from '../../src/platform/node-flags.js';
 
 t.test('a child gets the role flags, after nothing and before the parent flags', async (t) => {
   t.same(childNodeFlags([], ''), ROLE_NODE_FLAGS);

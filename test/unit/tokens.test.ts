@@ -1,8 +1,8 @@
 /** Buyer tokens: verification, and the cache of verified tokens. */
 import t from 'tap';
 import { createSigner } from 'fast-jwt';
-import { createBuyerTokens } from '../../src/auth/tokens.js';
-import { AppError } from '../../src/errors.js';
+import { createBuyerTokens } from '../../src/platform/auth/tokens.js';
+import { AppError } from '../../src/platform/errors.js';
 
 const SECRET = 'unit-test-secret-unit-test-secret-0123456789';
 const USER = 'usr_0123456789ab';

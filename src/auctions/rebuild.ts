@@ -1,0 +1,247 @@
+/**
+ * `stampede rebuild auction <id>`: rebuilds an auction's live Redis state
+ * from Postgres, the system of record: its terms (the `auctions` row) and
+ * its event log (`auction_events`, replayed in seq order). The result is
+ * exactly what the scripts had written: the auction hash (terms, status,
+ * endsAt after extensions, price, leader, leaderBid, the book's top two,
+ * bidCount, seq, closedAt, closeReason), the bids hash, the book, the standing bids, the
+ * history and each bidder's `mine:<buyer>` set (encodings: see
+ * lua/includes/auctionBook.lua).
+ *
+ * Price, leader and leaderBid are taken from the events' snapshots (every
+ * bid, retraction, doubling and close carries them), so the pricing rules
+ * live in Lua only. The replay checks what it can against the events (a
+ * retraction's fallback bid, the bid each event names) and stops rather
+ * than write a state that diverged.
+ *
+ * Refused: a log with a gap in seq, an auction closed or cancelled in
+ * Postgres whose log lacks that event, and (unless forced) a live state in
+ * Redis that is ahead of the log (its events are not settled yet, and a
+ * rebuild would forget them).
+ *
+ * Not rebuilt: the bidders' rate-limit counters and idempotency records
+ * (short-lived; a retried bid whose record is gone is decided afresh), and
+ * the outbox's content: the stream and its relay group are made sure to
+ * exist, nothing is replayed into it.
+ */
+import type { Redis } from 'ioredis';
+import type { Pool } from '../platform/db/pool.js';
+import { AUCTION_DEADLINES, auctionKeys } from './keys.js';
+import { OUTBOX_REGISTRY, RELAY_GROUP } from '../platform/messaging/outbox.js';
+import { bookMemberOf, bookTopOf, encodeStoredBid, readLiveAuction, type AuctionTerms, type StoredBid } from './scripts.js';
+import type { LoggedAuctionEventType } from './events.js';
+import { encodeRule, type IncrementRule } from './auctions.js';
+
+export class RebuildRefusedError extends Error {}
+
+export interface LoggedEvent {
+  seq: number;
+  type: LoggedAuctionEventType;
+  payload: Record<string, unknown>;
+}
+
+/** An auction's live state as Redis holds it, key by key. */
+export interface AuctionState {
+  auction: Record<string, string>;
+  bids: Record<string, string>;
+  book: { member: string; score: number }[];
+  standing: Record<string, string>;
+  history: { bidId: string; seq: number }[];
+  mine: Record<string, { bidId: string; seq: number }[]>;
+}
+
+/** Replays the log over the terms (pure: no I/O). Throws RebuildRefusedError on a gap or a divergence. */
+export function replayAuction(terms: AuctionTerms, events: LoggedEvent[]): AuctionState {
+  const refuse = (why: string) => new RebuildRefusedError(`auction ${terms.id}: ${why}`);
+  events.forEach((e, i) => {
+    if (e.seq !== i + 1) throw refuse(`its log has a gap: seq ${i + 1} is missing (events may still be on their way to Postgres; retry once the queues are drained)`);
+  });
+  const a: Record<string, string> = {
+    id: terms.id, status: 'open', startsAt: String(terms.startsAt), endsAt: String(terms.endsAt), hardCloseAt: String(terms.hardCloseAt),
+    softCloseMs: String(terms.softCloseMs), currency: terms.currency, startPrice: String(terms.startPrice), reserve: String(terms.reservePrice),
+    buyNow: String(terms.buyNowPrice ?? 0), rule: terms.rule, salt: terms.salt, promoter: terms.promoter ? '1' : '0',
+    price: '', leader: '', leaderBid: '', top: '', bidCount: '0', seq: '0', closedAt: '', closeReason: '',
+  };
+  const bids = new Map<string, StoredBid>();
+  const standing = new Map<string, string>();
+  const mine = new Map<string, { bidId: string; seq: number }[]>();
+  let bidCount = 0;
+
+  for (const { seq, type, payload: p } of events) {
+    const at = (what: string) => refuse(`replay diverged at seq ${seq} (${type}): ${what}`);
+    const known = (bidId: unknown): StoredBid => {
+      const b = bids.get(String(bidId));
+      if (!b || b.buyerId !== p.buyerId) throw at(`bid ${String(bidId)} of ${String(p.buyerId)} is unknown`);
+      return b;
+    };
+    switch (type) {
+      case 'bid_placed': {
+        const buyerId = String(p.buyerId);
+        const prev = standing.has(buyerId) ? bids.get(standing.get(buyerId)!) : undefined;
+        const bid: StoredBid = {
+          bidId: String(p.bidId), buyerId, amount: Number(p.amount), maxAmount: Number(p.maxAmount), seq, status: 'active',
+          placedAt: Number(p.placedAt), bonus: prev?.bonus ?? 0,
+        };
+        if (bids.has(bid.bidId)) throw at(`bid ${bid.bidId} placed twice`);
+        bids.set(bid.bidId, bid);
+        standing.set(buyerId, bid.bidId);
+        mine.set(buyerId, [...(mine.get(buyerId) ?? []), { bidId: bid.bidId, seq }]);
+        bidCount += 1;
+        break;
+      }
+      case 'bid_retracted': {
+        const bid = known(p.bidId);
+        bid.status = 'retracted';
+        let fallback = '';
+        if (standing.get(bid.buyerId) === bid.bidId) {
+          standing.delete(bid.buyerId);
+          // The bidder's most recent bid still active becomes standing (retractBid-6.lua).
+          const next = [...(mine.get(bid.buyerId) ?? [])].sort((x, y) => y.seq - x.seq).find((m) => bids.get(m.bidId)!.status === 'active');
+          if (next) {
+            standing.set(bid.buyerId, next.bidId);
+            fallback = next.bidId;
+          }
+        }
+        if (fallback !== String(p.fallbackBid ?? '')) throw at(`fallback bid ${fallback || 'none'}, the event says ${String(p.fallbackBid) || 'none'}`);
+        bidCount -= 1;
+        break;
+      }
+      case 'bid_doubled': {
+        const bid = known(p.bidId);
+        if (standing.get(bid.buyerId) !== bid.bidId || bid.status !== 'active') throw at(`bid ${bid.bidId} is not standing`);
+        bid.amount = Number(p.amount);
+        bid.maxAmount = Number(p.maxAmount);
+        bid.bonus = Number(p.bonus);
+        break;
+      }
+      case 'extended':
+        a.endsAt = String(p.endsAt);
+        break;
+      case 'closed':
+        a.status = 'closed';
+        a.closedAt = String(p.closedAt);
+        a.closeReason = String(p.reason);
+        if (p.reason === 'buy_now') a.endsAt = String(p.closedAt);
+        break;
+      case 'cancelled':
+        a.status = 'cancelled';
+        a.closedAt = String(p.cancelledAt);
+        a.closeReason = 'cancelled';
+        break;
+      default:
+        throw at('unknown event type');
+    }
+    if (type === 'bid_placed' || type === 'bid_retracted' || type === 'bid_doubled' || type === 'closed') {
+      a.price = p.price === null || p.price === undefined ? '' : String(p.price);
+      a.leader = String(p.leader ?? '');
+      a.leaderBid = String(p.leaderBid ?? '');
+    }
+  }
+  a.bidCount = String(bidCount);
+  a.seq = String(events.length);
+  const standingBids = [...standing.values()].map((id) => bids.get(id)!);
+  a.top = bookTopOf(standingBids);
+
+  const stored = [...bids.values()];
+  return {
+    auction: a,
+    bids: Object.fromEntries(stored.map((b) => [b.bidId, encodeStoredBid(b)])),
+    book: standingBids.map((b) => ({ member: bookMemberOf(b), score: b.maxAmount })),
+    standing: Object.fromEntries(standing),
+    history: stored.map((b) => ({ bidId: b.bidId, seq: b.seq })),
+    mine: Object.fromEntries(mine),
+  };
+}
+
+interface AuctionRow {
+  id: string;
+  status: 'open' | 'closed' | 'cancelled';
+  currency: string;
+  start_price: number;
+  reserve_price: number;
+  buy_now_price: number | null;
+  increment_rule: IncrementRule;
+  soft_close_ms: number;
+  starts_at: Date;
+  ends_at: Date;
+  hard_close_at: Date;
+  promoter: { enabled?: boolean } | null;
+  handle_salt: string;
+}
+
+export interface RebuildResult {
+  auctionId: string;
+  status: string;
+  seq: number;
+  bids: number;
+  standing: number;
+  endsAt: number;
+}
+
+/** Rebuilds one auction's Redis state from Postgres, atomically (one MULTI on the auction's slot). */
+export async function rebuildAuction(pool: Pool, redis: Redis, auctionId: string, o: { force?: boolean } = {}): Promise<RebuildResult> {
+  const { rows: [row] } = await pool.query<AuctionRow>(
+    `SELECT id, status, currency, start_price, reserve_price, buy_now_price, increment_rule, soft_close_ms, starts_at, ends_at, hard_close_at,
+            promoter, handle_salt
+       FROM auctions WHERE id = $1`,
+    [auctionId],
+  );
+  if (!row) throw new RebuildRefusedError(`auction ${auctionId} is unknown to Postgres`);
+  const terms: AuctionTerms = {
+    id: row.id, status: 'open', startsAt: row.starts_at.getTime(), endsAt: row.ends_at.getTime(), hardCloseAt: row.hard_close_at.getTime(),
+    softCloseMs: row.soft_close_ms, currency: row.currency, startPrice: row.start_price, reservePrice: row.reserve_price,
+    buyNowPrice: row.buy_now_price, rule: encodeRule(row.increment_rule), salt: row.handle_salt, promoter: row.promoter?.enabled === true,
+  };
+  const { rows: events } = await pool.query<LoggedEvent>('SELECT seq, type, payload FROM auction_events WHERE auction_id = $1 ORDER BY seq', [auctionId]);
+  const state = replayAuction(terms, events);
+  if (row.status !== 'open' && state.auction.status !== row.status) {
+    throw new RebuildRefusedError(`auction ${auctionId} is ${row.status} in Postgres but its log has no ${row.status === 'closed' ? 'close' : 'cancellation'}`);
+  }
+  const live = await readLiveAuction(redis, auctionId);
+  if (live && live.seq > events.length && !o.force) {
+    throw new RebuildRefusedError(
+      `auction ${auctionId}: Redis is ahead of the log (seq ${live.seq} live, ${events.length} logged); a rebuild would forget ${live.seq - events.length} events. ` +
+        'Wait for the relay and workers to settle them, or pass --force',
+    );
+  }
+
+  const k = auctionKeys;
+  const stale: string[] = [];
+  const pattern = k.mine(auctionId, '*');
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    stale.push(...keys);
+  } while (cursor !== '0');
+
+  const m = redis.multi();
+  m.del(k.auction(auctionId), k.bids(auctionId), k.book(auctionId), k.standing(auctionId), k.history(auctionId), ...stale,
+    ...Object.keys(state.mine).map((b) => k.mine(auctionId, b)));
+  m.hset(k.auction(auctionId), state.auction);
+  if (state.history.length > 0) {
+    m.hset(k.bids(auctionId), state.bids);
+    m.zadd(k.history(auctionId), ...state.history.flatMap((h) => [h.seq, h.bidId]));
+    for (const [buyer, list] of Object.entries(state.mine)) m.zadd(k.mine(auctionId, buyer), ...list.flatMap((h) => [h.seq, h.bidId]));
+  }
+  if (state.book.length > 0) {
+    m.zadd(k.book(auctionId), ...state.book.flatMap((b) => [b.score, b.member]));
+    m.hset(k.standing(auctionId), state.standing);
+  }
+  const replies = (await m.exec()) ?? [];
+  const failed = replies.find(([err]) => err);
+  if (failed) throw failed[0]!;
+
+  // The outbox keeps what it holds: only its stream and the relay's group must exist.
+  await redis.xgroup('CREATE', k.outbox(auctionId), RELAY_GROUP, '0', 'MKSTREAM').catch((err: Error) => {
+    if (!/BUSYGROUP/.test(err.message)) throw err;
+  });
+  await redis.sadd(OUTBOX_REGISTRY, k.outbox(auctionId));
+  // The scheduler's hint (another slot, so outside the MULTI): an open auction is closed when due.
+  if (state.auction.status === 'open') await redis.zadd(AUCTION_DEADLINES, Number(state.auction.endsAt), auctionId);
+
+  return {
+    auctionId, status: state.auction.status!, seq: events.length, bids: state.history.length, standing: state.book.length,
+    endsAt: Number(state.auction.endsAt),
+  };
+}

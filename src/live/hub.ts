@@ -1,0 +1,439 @@
+/**
+ * The live endpoint, `ws /v1/live`: clients subscribe to `auction/<id>` and
+ * `sale/<id>` topics and receive updates pushed by every api node.
+ *
+ * Auction updates come from Redis pub/sub: the auction scripts PUBLISH
+ * `<topic> <json>` on LIVE_CHANNEL in the same call that changes the auction,
+ * every api node receives it on one dedicated subscriber connection, and
+ * forwards the JSON unparsed to its local subscribers with uWS's own topic
+ * fan-out (`app.publish`). Updates published while a node's subscriber
+ * connection is down are lost to it; when it is back, the node reads every
+ * auction its clients watch and pushes its current state.
+ *
+ * Sale stock ticks are polled, not published: the purchase path stays
+ * untouched. Every tick, a node reads the live counters of the sales that
+ * have a local subscriber (one auto-pipelined round trip) and publishes a
+ * tick only for those that changed.
+ *
+ * Protocol (JSON text frames):
+ *   client: {"op":"subscribe","topic":"sale/sal_…"} | {"op":"unsubscribe","topic":…}
+ *   server: {"op":"subscribed","topic":…,"snapshot":{…}|null}
+ *           {"op":"unsubscribed","topic":…}
+ *           {"topic":…,"data":{…}}
+ *           {"op":"error","code":…,"detail":…[,"topic":…]}
+ * A client's operations are answered in the order it sent them.
+ */
+import type { Redis } from 'ioredis';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
+import { SALE_ID } from '../platform/ids.js';
+import type { Logger } from '../platform/log.js';
+import { createRedis } from '../platform/redis/client.js';
+import { LIVE_CHANNEL } from './keys.js';
+import { readLiveSale, type LiveSale } from '../sales/scripts.js';
+import { uWS } from '../platform/http/uws.js';
+
+export const AUCTION_ID = /^auc_[0-9a-z]{12}$/;
+
+/** Limits of one connection. Each is explicit so an operator can reason about memory per socket. */
+export const LIVE_LIMITS = {
+  /** Largest client frame answered; larger ones get PAYLOAD_TOO_LARGE (operations are ~60 bytes). */
+  maxFrameBytes: 4 * 1024,
+  /**
+   * Hard cap: uWS drops the connection (1006, no close frame) past it, before
+   * the frame is buffered whole. Between the two limits the client gets an
+   * error frame and keeps its connection.
+   */
+  maxPayloadLength: 64 * 1024,
+  /** Topics one connection may hold. */
+  maxTopics: 100,
+  /** Operations of one connection queued for an answer (a client may subscribe to all its topics at once). */
+  maxPendingOps: 128,
+  /** Bytes queued for a slow reader before it is disconnected (closeOnBackpressureLimit). */
+  maxBackpressure: 128 * 1024,
+  /** Seconds without traffic before uWS closes a connection; it pings automatically before that. */
+  idleTimeoutSeconds: 60,
+};
+
+export type LiveLimits = typeof LIVE_LIMITS;
+
+export type LiveErrorCode =
+  | 'VALIDATION_FAILED'
+  | 'MALFORMED_JSON'
+  | 'NOT_FOUND'
+  | 'TOO_MANY_SUBSCRIPTIONS'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'RATE_LIMITED'
+  | 'UNAVAILABLE';
+
+export interface LiveHubOptions {
+  app: TemplatedApp;
+  /** The api's command connection (auto-pipelined): snapshots and ticks read through it. */
+  redis: Redis;
+  /** The hub opens its own subscriber connection to this Redis. */
+  redisUrl: string;
+  log: Logger;
+  tickMs: number;
+  /** The current state of an auction; undefined (or no function) answers `snapshot: null`. */
+  auctionSnapshot?: (auctionId: string) => Promise<object | undefined>;
+  limits?: Partial<LiveLimits>;
+  path?: string;
+}
+
+interface Connection {
+  topics: Set<string>;
+  /** Operations not yet answered. */
+  pending: number;
+  /** The tail of this connection's operations: each runs after the one before, so answers keep the client's order. */
+  chain: Promise<void>;
+  closed: boolean;
+}
+
+type Socket = WebSocket<Connection>;
+
+class LiveError extends Error {
+  constructor(
+    readonly code: LiveErrorCode,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+const SHUTDOWN_CODE = 1001; // "going away"
+
+export class LiveHub {
+  private readonly limits: LiveLimits;
+  private readonly sockets = new Set<Socket>();
+  /** sale id -> local subscribers; only these sales are polled. */
+  private readonly saleSubscribers = new Map<string, number>();
+  /** auction id -> local subscribers; these are brought up to date after a lost subscriber connection. */
+  private readonly auctionSubscribers = new Map<string, number>();
+  /** While a resync runs: the auction topics an update was forwarded for since it began (they are current). */
+  private forwardedDuringResync?: Set<string>;
+  /**
+   * sale id -> the last tick published (its JSON), so unchanged counters
+   * publish nothing. Holds only while every subscriber of the sale has seen
+   * that state last; UNKNOWN otherwise.
+   */
+  private readonly lastTick = new Map<string, string>();
+  private readonly subscriber: Redis;
+  private readonly timer: NodeJS.Timeout;
+  private ticking = false;
+  private tickFailing = false;
+  private stopping = false;
+  private subscriptionCount = 0;
+  /** Completed stock polls; tests wait on it instead of the clock. */
+  ticks = 0;
+  /** Updates forwarded from Redis (for operators). */
+  forwarded = 0;
+  /** Auction states pushed after the subscriber connection came back (for operators and tests). */
+  resynced = 0;
+
+  constructor(private readonly o: LiveHubOptions) {
+    this.limits = { ...LIVE_LIMITS, ...o.limits };
+    o.app.ws<Connection>(o.path ?? '/v1/live', {
+      compression: uWS.DISABLED,
+      maxPayloadLength: this.limits.maxPayloadLength,
+      maxBackpressure: this.limits.maxBackpressure,
+      // Typed as a number by the bindings, read as a boolean.
+      closeOnBackpressureLimit: 1,
+      idleTimeout: this.limits.idleTimeoutSeconds,
+      sendPingsAutomatically: true,
+      maxLifetime: 0,
+      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      open: (ws) => {
+        this.sockets.add(ws);
+      },
+      message: (ws, message, isBinary) => this.onMessage(ws, message, isBinary),
+      close: (ws, code) => this.onClose(ws, code),
+    });
+
+    this.subscriber = createRedis(o.redisUrl, { name: 'stampede-api-live', autoPipelining: false });
+    this.subscriber.on('message', (channel: string, message: string) => {
+      if (channel === LIVE_CHANNEL) this.forward(message);
+    });
+    let connectedBefore = false;
+    this.subscriber.on('ready', () => {
+      // What was published while the connection was down is lost: once
+      // subscribed again, every auction watched here gets its current state.
+      if (connectedBefore) void this.resync();
+      connectedBefore = true;
+    });
+    this.timer = setInterval(() => void this.tick(), o.tickMs);
+    this.timer.unref();
+  }
+
+  /** Resolves once the subscriber listens on LIVE_CHANNEL. */
+  async start(): Promise<void> {
+    await this.subscriber.subscribe(LIVE_CHANNEL);
+  }
+
+  /**
+   * After the subscriber connection came back: subscribes (ioredis does it
+   * too, after 'ready'; this waits for it to be in force), then reads each
+   * locally watched auction and pushes its state as an update. An auction
+   * whose update arrived meanwhile is skipped: that update is newer than the
+   * state read, or as new.
+   */
+  private async resync(): Promise<void> {
+    if (this.stopping) return;
+    const forwarded = (this.forwardedDuringResync = new Set());
+    try {
+      await this.subscriber.subscribe(LIVE_CHANNEL);
+      const ids = [...this.auctionSubscribers.keys()];
+      this.o.log.warn({ auctions: ids.length }, 'live: Redis subscriber reconnected; pushing the current state of the auctions watched here');
+      if (!this.o.auctionSnapshot || ids.length === 0) return;
+      const read = this.o.auctionSnapshot;
+      await Promise.all(ids.map(async (id) => {
+        const topic = `auction/${id}`;
+        let snapshot: object | undefined;
+        try {
+          snapshot = await read(id);
+        } catch (err) {
+          this.o.log.error({ err, auctionId: id }, 'live: could not read an auction after the reconnect; its watchers wait for its next update');
+          return;
+        }
+        if (snapshot === undefined || forwarded.has(topic) || this.stopping || this.o.app.numSubscribers(topic) === 0) return;
+        this.resynced++;
+        this.o.app.publish(topic, `{"topic":"${topic}","data":${JSON.stringify(snapshot)}}`);
+      }));
+    } catch (err) {
+      this.o.log.error({ err }, 'live: resync after the reconnect failed; watchers wait for the next update');
+    } finally {
+      if (this.forwardedDuringResync === forwarded) this.forwardedDuringResync = undefined;
+    }
+  }
+
+  /** Open WebSocket connections on this node. */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /** Topic subscriptions held by this node's connections. */
+  get subscriptions(): number {
+    return this.subscriptionCount;
+  }
+
+  /** Closes every connection with 1001 (going away) and the Redis subscriber. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.timer);
+    const open = this.sockets.size;
+    for (const ws of [...this.sockets]) ws.end(SHUTDOWN_CODE, 'server shutting down');
+    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+    this.o.log.info({ closed: open }, 'live: stopped');
+  }
+
+  private upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    if (this.stopping) {
+      res.cork(() => res.writeStatus('503 Service Unavailable').writeHeader('retry-after', '1').end('shutting down'));
+      return;
+    }
+    const conn: Connection = { topics: new Set(), pending: 0, chain: Promise.resolve(), closed: false };
+    res.upgrade(conn, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+  }
+
+  private onClose(ws: Socket, code: number): void {
+    this.sockets.delete(ws);
+    const conn = ws.getUserData();
+    conn.closed = true;
+    for (const topic of conn.topics) this.released(topic);
+    conn.topics.clear();
+    if (code !== 1000 && code !== SHUTDOWN_CODE && code !== 1005) this.o.log.debug({ code }, 'live: connection closed');
+  }
+
+  private onMessage(ws: Socket, message: ArrayBuffer, isBinary: boolean): void {
+    const conn = ws.getUserData();
+    if (conn.pending >= this.limits.maxPendingOps) {
+      // The one answer that jumps the queue: queueing it would defeat the limit.
+      return this.send(ws, errorFrame('RATE_LIMITED', `at most ${this.limits.maxPendingOps} operations may await an answer`));
+    }
+    let op: Operation | LiveError;
+    if (isBinary) {
+      op = new LiveError('VALIDATION_FAILED', 'binary frames are not accepted; send JSON text');
+    } else if (message.byteLength > this.limits.maxFrameBytes) {
+      op = new LiveError('PAYLOAD_TOO_LARGE', `frames are limited to ${this.limits.maxFrameBytes} bytes`);
+    } else {
+      // The ArrayBuffer is only valid during this callback: decode (copy) it now.
+      op = parseOperation(Buffer.from(message).toString('utf8'));
+    }
+    conn.pending++;
+    // Even refusals wait their turn, so answers keep the order of the frames.
+    conn.chain = conn.chain
+      .then(() => (op instanceof LiveError ? this.refuse(ws, conn, op) : this.run(ws, conn, op)))
+      .catch((err: unknown) => this.o.log.error({ err }, 'live: operation failed'))
+      .finally(() => {
+        conn.pending--;
+      });
+  }
+
+  private refuse(ws: Socket, conn: Connection, err: LiveError): void {
+    if (!conn.closed) this.send(ws, errorFrame(err.code, err.detail));
+  }
+
+  private async run(ws: Socket, conn: Connection, op: Operation): Promise<void> {
+    if (conn.closed) return;
+    if (op.op === 'unsubscribe') {
+      if (conn.topics.delete(op.topic)) {
+        ws.unsubscribe(op.topic);
+        this.released(op.topic);
+      }
+      this.send(ws, `{"op":"unsubscribed","topic":"${op.topic}"}`);
+      return;
+    }
+    const already = conn.topics.has(op.topic);
+    if (!already && conn.topics.size >= this.limits.maxTopics) {
+      this.send(ws, errorFrame('TOO_MANY_SUBSCRIPTIONS', `at most ${this.limits.maxTopics} topics per connection`, op.topic));
+      return;
+    }
+    // Subscribe before reading the snapshot, so no update falls between the two.
+    if (!already) {
+      conn.topics.add(op.topic);
+      ws.subscribe(op.topic);
+      this.acquired(op.topic);
+    }
+    let snapshot: object | undefined;
+    try {
+      snapshot = await this.snapshot(op);
+    } catch (err) {
+      if (!conn.closed && !already && conn.topics.delete(op.topic)) {
+        ws.unsubscribe(op.topic);
+        this.released(op.topic);
+      }
+      const e = err instanceof LiveError ? err : undefined;
+      if (!e) this.o.log.error({ err, topic: op.topic }, 'live: snapshot failed');
+      if (!conn.closed) {
+        this.send(ws, e ? errorFrame(e.code, e.detail, op.topic) : errorFrame('UNAVAILABLE', 'the current state could not be read; retry shortly', op.topic));
+      }
+      return;
+    }
+    if (conn.closed) return;
+    this.send(ws, `{"op":"subscribed","topic":"${op.topic}","snapshot":${snapshot === undefined ? 'null' : JSON.stringify(snapshot)}}`);
+  }
+
+  private async snapshot(op: Operation): Promise<object | undefined> {
+    if (op.kind === 'sale') {
+      const live = await readLiveSale(this.o.redis, op.id);
+      if (!live) throw new LiveError('NOT_FOUND', 'no such sale');
+      const data = tickData(live);
+      const json = JSON.stringify(data);
+      const last = this.lastTick.get(op.id);
+      // The first subscriber's snapshot is the baseline: the next tick publishes only a change from it.
+      // A later snapshot that differs means subscribers now hold different states: the next tick resends.
+      if (last === undefined) {
+        if (this.saleSubscribers.has(op.id)) this.lastTick.set(op.id, json);
+      } else if (last !== json) {
+        this.lastTick.set(op.id, UNKNOWN);
+      }
+      return data;
+    }
+    return this.o.auctionSnapshot ? await this.o.auctionSnapshot(op.id) : undefined;
+  }
+
+  /** One message from LIVE_CHANNEL: `<topic> <json>`, forwarded without parsing the JSON. */
+  private forward(message: string): void {
+    const space = message.indexOf(' ');
+    const topic = space > 0 ? message.slice(0, space) : '';
+    if (!TOPIC.test(topic) || message.charCodeAt(space + 1) !== 0x7b /* { */ || message.charCodeAt(message.length - 1) !== 0x7d /* } */) {
+      this.o.log.warn({ message: message.slice(0, 200) }, 'live: malformed message on the live channel, dropped');
+      return;
+    }
+    this.forwardedDuringResync?.add(topic);
+    if (this.o.app.numSubscribers(topic) === 0) return;
+    this.forwarded++;
+    this.o.app.publish(topic, `{"topic":"${topic}","data":${message.slice(space + 1)}}`);
+  }
+
+  /** Polls the sales with local subscribers and publishes those whose counters changed. */
+  private async tick(): Promise<void> {
+    if (this.ticking || this.stopping) return;
+    this.ticking = true;
+    try {
+      const saleIds = [...this.saleSubscribers.keys()];
+      if (saleIds.length === 0) return;
+      // Issued together on the auto-pipelined connection: one round trip for all of them.
+      const lives = await Promise.all(saleIds.map((id) => readLiveSale(this.o.redis, id)));
+      if (this.stopping) return;
+      saleIds.forEach((id, i) => {
+        const live = lives[i];
+        if (!live || !this.saleSubscribers.has(id)) return;
+        const data = JSON.stringify(tickData(live));
+        if (this.lastTick.get(id) === data) return;
+        this.lastTick.set(id, data);
+        this.o.app.publish(`sale/${id}`, `{"topic":"sale/${id}","data":${data}}`);
+      });
+      if (this.tickFailing) this.o.log.info('live: stock ticks recovered');
+      this.tickFailing = false;
+    } catch (err) {
+      // Once per outage, not every tick.
+      if (!this.tickFailing) this.o.log.error({ err }, 'live: stock tick failed; retrying every tick');
+      this.tickFailing = true;
+    } finally {
+      this.ticks++;
+      this.ticking = false;
+    }
+  }
+
+  private acquired(topic: string): void {
+    this.subscriptionCount++;
+    const [counts, id] = topic.startsWith('sale/') ? [this.saleSubscribers, topic.slice(5)] : [this.auctionSubscribers, topic.slice(8)];
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+
+  private released(topic: string): void {
+    this.subscriptionCount--;
+    const sale = topic.startsWith('sale/');
+    const [counts, id] = sale ? [this.saleSubscribers, topic.slice(5)] : [this.auctionSubscribers, topic.slice(8)];
+    const n = (counts.get(id) ?? 1) - 1;
+    if (n > 0) {
+      counts.set(id, n);
+    } else {
+      counts.delete(id);
+      if (sale) this.lastTick.delete(id);
+    }
+  }
+
+  private send(ws: Socket, frame: string): void {
+    let status = 1;
+    // Corked: most answers are written after an await, outside any uWS callback.
+    ws.cork(() => {
+      status = ws.send(frame, false);
+    });
+    // 2 = dropped: closeOnBackpressureLimit has already closed the slow reader.
+    if (status === 2) this.o.log.warn({ limitBytes: this.limits.maxBackpressure }, 'live: slow reader disconnected');
+  }
+}
+
+/** A last tick no state equals: the next poll publishes whatever it reads. */
+const UNKNOWN = '';
+
+/** A topic a message on LIVE_CHANNEL may name (ids per AUCTION_ID and SALE_ID). */
+const TOPIC = /^(?:auction\/auc_[0-9a-z]{12}|sale\/sal_[0-9a-z]{12})$/;
+
+type Operation = { op: 'subscribe' | 'unsubscribe'; topic: string; kind: 'sale' | 'auction'; id: string };
+
+function parseOperation(text: string): Operation | LiveError {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(text);
+  } catch {
+    return new LiveError('MALFORMED_JSON', 'the frame is not valid JSON');
+  }
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return new LiveError('VALIDATION_FAILED', 'the frame must be a JSON object');
+  const { op, topic } = msg as { op?: unknown; topic?: unknown };
+  if (op !== 'subscribe' && op !== 'unsubscribe') return new LiveError('VALIDATION_FAILED', 'op must be "subscribe" or "unsubscribe"');
+  if (typeof topic !== 'string') return new LiveError('VALIDATION_FAILED', 'topic must be a string');
+  const m = /^(sale|auction)\/(.*)$/s.exec(topic);
+  if (m?.[1] === 'sale' && SALE_ID.test(m[2]!)) return { op, topic, kind: 'sale', id: m[2]! };
+  if (m?.[1] === 'auction' && AUCTION_ID.test(m[2]!)) return { op, topic, kind: 'auction', id: m[2]! };
+  return new LiveError('VALIDATION_FAILED', 'topic must be auction/auc_<12 of [0-9a-z]> or sale/sal_<12 of [0-9a-z]>');
+}
+
+function tickData(live: LiveSale) {
+  return { available: live.available, reserved: live.reserved, sold: live.sold, stock: live.stock, status: live.status };
+}
+
+function errorFrame(code: LiveErrorCode, detail: string, topic?: string): string {
+  return JSON.stringify(topic === undefined ? { op: 'error', code, detail } : { op: 'error', code, detail, topic });
+}

@@ -1,0 +1,103 @@
+/**
+ * The configuration schema: every setting has a type, a default, the
+ * environment variable that sets it and a line of doc. It is read once; a bad
+ * value stops the process with a message naming the variable.
+ */
+import { topologyFor } from './messaging/topology.js';
+import { bool, cleanEnv, str, url, makeValidator } from 'envalid';
+
+const positiveInt = makeValidator<number>((input) => {
+  const n = Number(input);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error('must be a positive integer');
+  return n;
+});
+
+/** An integer from `min` to `max`: every size and count a process allocates by has an explicit ceiling. */
+const intIn = (min: number, max: number) =>
+  makeValidator<number>((input) => {
+    const n = Number(input);
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new Error(`must be an integer from ${min} to ${max.toLocaleString('en')}`);
+    return n;
+  });
+
+const nonNegativeInt = makeValidator<number>((input) => {
+  const n = Number(input);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error('must be a non-negative integer');
+  return n;
+});
+
+const tcpPort = makeValidator<number>((input) => {
+  const n = Number(input);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error('must be a port number from 0 to 65535');
+  return n;
+});
+
+const DEV_JWT_SECRET = 'stampede-dev-secret-change-me-in-production-0123456789';
+
+export const configSchema = {
+  NODE_ENV: str({ choices: ['development', 'test', 'production'], default: 'development', desc: 'Runtime mode; production refuses development secrets.' }),
+  STAMPEDE_HTTP_HOST: str({ default: '0.0.0.0', desc: 'Address the api listens on.' }),
+  STAMPEDE_HTTP_PORT: tcpPort({ default: 8080, desc: 'Port the api listens on (0 picks a free one).' }),
+  STAMPEDE_REDIS_URL: url({ default: 'redis://127.0.0.1:6379', desc: 'Redis, the decision point.' }),
+  STAMPEDE_AMQP_URL: url({ default: 'amqp://stampede:stampede@127.0.0.1:5672', desc: 'RabbitMQ broker.' }),
+  STAMPEDE_DATABASE_URL: url({ default: 'postgres://stampede:stampede@127.0.0.1:5432/stampede', desc: 'Postgres, the system of record.' }),
+  STAMPEDE_AMQP_PREFIX: str({ default: 'stampede', desc: 'Prefix of every exchange and queue name (lets deployments or test runs share a broker).' }),
+  STAMPEDE_DB_POOL_SIZE: intIn(1, 500)({ default: 10, desc: 'Postgres connections per process.' }),
+  STAMPEDE_LOG_LEVEL: str({ choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', desc: 'Log level (JSON logs on stdout).' }),
+  STAMPEDE_JWT_SECRET: str({ default: DEV_JWT_SECRET, desc: 'HS256 secret for buyer tokens (at least 32 characters).' }),
+  STAMPEDE_JWT_TTL_SECONDS: positiveInt({ default: 86_400, desc: 'Lifetime of tokens issued by `stampede token`.' }),
+  STAMPEDE_OPERATOR_KEY: str({ default: 'dev-operator-key', desc: 'Bootstrap operator API key, stored hashed at start-up; empty disables it.' }),
+  STAMPEDE_MAX_BODY_BYTES: intIn(256, 1_048_576)({ default: 16_384, desc: 'Largest request body accepted (413 past it).' }),
+  STAMPEDE_MAX_QUANTITY: intIn(1, 1_000_000)({ default: 100, desc: 'Largest quantity of one purchase.' }),
+  STAMPEDE_PURCHASE_RATE_MAX: positiveInt({ default: 10, desc: 'Purchase attempts a buyer may make per sale per window.' }),
+  STAMPEDE_PURCHASE_RATE_WINDOW_MS: positiveInt({ default: 1_000, desc: 'Rate-limit window for purchase attempts.' }),
+  STAMPEDE_IDEMPOTENCY_TTL_MS: positiveInt({ default: 86_400_000, desc: 'How long an Idempotency-Key is remembered.' }),
+  STAMPEDE_SOLD_OUT_CACHE_MS: nonNegativeInt({ default: 1_000, desc: 'Longest an api node answers SOLD_OUT from memory without asking Redis (pub/sub clears it sooner).' }),
+  STAMPEDE_BID_RATE_MAX: positiveInt({ default: 10, desc: 'Bids a buyer may place per auction per window.' }),
+  STAMPEDE_BID_RATE_WINDOW_MS: positiveInt({ default: 1_000, desc: 'Rate-limit window for bids.' }),
+  STAMPEDE_SCHEDULER_TICK_MS: positiveInt({ default: 100, desc: 'How often the scheduler looks for auctions to close and promotions due.' }),
+  STAMPEDE_LIVE_TICK_MS: positiveInt({ default: 250, desc: 'How often an api node polls the stock of sales its WebSocket clients watch, and pushes the ones that changed.' }),
+  STAMPEDE_RELAY_BATCH: intIn(1, 10_000)({ default: 512, desc: 'Outbox entries a relay reads per stream per round.' }),
+  STAMPEDE_RELAY_EVENTS_PER_MESSAGE: intIn(1, 1_000)({ default: 100, desc: 'Most outbox events the relay sends in one message (a CloudEvents batch); 1 sends each on its own.' }),
+  STAMPEDE_RELAY_CLAIM_IDLE_MS: positiveInt({ default: 15_000, desc: 'Outbox entries pending this long on a dead relay are reclaimed.' }),
+  STAMPEDE_WORKER_PREFETCH: intIn(1, 65_535)({ default: 200, desc: 'Unacknowledged messages a worker holds (prefetch window, at most 65,535 as AMQP counts it; a message may carry up to STAMPEDE_RELAY_EVENTS_PER_MESSAGE events).' }),
+  STAMPEDE_WORKER_BATCH: intIn(1, 10_000)({ default: 500, desc: 'Most events settled in one Postgres transaction (a message carrying more is settled alone).' }),
+  STAMPEDE_WORKER_CONCURRENCY: intIn(1, 64)({ default: 4, desc: 'Batches a worker settles side by side, each in its own transaction (and Postgres connection: keep it at most STAMPEDE_DB_POOL_SIZE).' }),
+  STAMPEDE_RETRY_DELAYS_MS: str({ default: '1000,5000,30000', desc: 'Delay tiers before a failed message is retried; after the last it is dead-lettered.' }),
+  STAMPEDE_SHUTDOWN_GRACE_MS: positiveInt({ default: 10_000, desc: 'How long a role may take to finish in-flight work on SIGTERM.' }),
+  STAMPEDE_REQUIRE_NATIVE_UWS: bool({ default: true, desc: 'Refuse to start when uWebSockets.js fell back to its slow JS server.' }),
+};
+
+export type Config = ReturnType<typeof loadConfig>;
+
+export class ConfigError extends Error {}
+
+/** Reads and validates the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
+  const cfg = cleanEnv(env, configSchema, {
+    reporter: ({ errors }) => {
+      const bad = Object.entries(errors);
+      if (bad.length > 0) {
+        throw new ConfigError(
+          'invalid configuration: ' + bad.map(([name, err]) => `${name}: ${(err as Error).message}`).join('; '),
+        );
+      }
+    },
+  });
+  if (cfg.STAMPEDE_JWT_SECRET.length < 32) {
+    throw new ConfigError('invalid configuration: STAMPEDE_JWT_SECRET: must be at least 32 characters');
+  }
+  if (cfg.NODE_ENV === 'production' && cfg.STAMPEDE_JWT_SECRET === DEV_JWT_SECRET) {
+    throw new ConfigError('invalid configuration: STAMPEDE_JWT_SECRET: the development default is refused in production');
+  }
+  if (cfg.STAMPEDE_WORKER_CONCURRENCY > cfg.STAMPEDE_DB_POOL_SIZE) {
+    throw new ConfigError(
+      `invalid configuration: STAMPEDE_WORKER_CONCURRENCY: ${cfg.STAMPEDE_WORKER_CONCURRENCY} lanes would wait for ${cfg.STAMPEDE_DB_POOL_SIZE} connections (STAMPEDE_DB_POOL_SIZE); keep it at most that`,
+    );
+  }
+  const retryDelaysMs = cfg.STAMPEDE_RETRY_DELAYS_MS.split(',').map((s) => Number(s.trim()));
+  if (retryDelaysMs.length === 0 || retryDelaysMs.some((n) => !Number.isSafeInteger(n) || n <= 0)) {
+    throw new ConfigError('invalid configuration: STAMPEDE_RETRY_DELAYS_MS: must be a comma-separated list of positive integers');
+  }
+  return { ...cfg, retryDelaysMs, topology: topologyFor(cfg.STAMPEDE_AMQP_PREFIX, retryDelaysMs) };
+}

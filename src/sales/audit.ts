@@ -1,0 +1,70 @@
+/** Invariant audit of a sale (Redis live state against Postgres rows), used by tests, the benchmark and operators. */
+import type { Pool } from '../platform/db/pool.js';
+import type { Redis } from '../platform/redis/client.js';
+import { readLiveSale } from './scripts.js';
+import { saleKeys } from './keys.js';
+
+export interface SaleAudit {
+  live: { stock: number; available: number; reserved: number; sold: number };
+  confirmedOrders: number;
+  confirmedUnits: number;
+  orders: number;
+  purchaseDebits: number;
+  negativeWallets: number;
+  buyersOverLimit: number;
+  violations: string[];
+}
+
+export interface LiveSaleAudit {
+  live: { stock: number; available: number; reserved: number; sold: number };
+  /** Units the buyers hold (reserved + sold), from the per-buyer counts. */
+  held: number;
+  violations: string[];
+}
+
+/**
+ * The invariants that hold at every instant, in Redis alone (usable while
+ * the sale is live and nothing is settled yet): the counters add up to the
+ * stock and none is negative, nothing is sold past the stock, no buyer holds
+ * more than the limit, and the buyers' counts add up to what is reserved or sold.
+ */
+export async function auditLiveSale(redis: Redis, saleId: string, perBuyerLimit: number): Promise<LiveSaleAudit> {
+  const state = await readLiveSale(redis, saleId);
+  if (!state) return { live: { stock: 0, available: 0, reserved: 0, sold: 0 }, held: 0, violations: ['the sale is not in Redis'] };
+  const { status: _status, ...live } = state;
+  const bought = (await redis.hvals(saleKeys.bought(saleId))).map(Number);
+  const held = bought.reduce((a, q) => a + q, 0);
+  const violations: string[] = [];
+  if (live.available + live.reserved + live.sold !== live.stock) violations.push(`available ${live.available} + reserved ${live.reserved} + sold ${live.sold} != stock ${live.stock}`);
+  if (live.available < 0 || live.reserved < 0 || live.sold < 0) violations.push('a negative counter');
+  if (live.sold > live.stock) violations.push('sold more than stock');
+  if (bought.some((q) => !Number.isSafeInteger(q) || q > perBuyerLimit || q < 0)) violations.push('a buyer over the limit in Redis');
+  if (held !== live.reserved + live.sold) violations.push(`buyers hold ${held} units, the sale counts ${live.reserved} reserved + ${live.sold} sold`);
+  return { live, held, violations };
+}
+
+/** Audits one sale once it is drained: Redis counters against Postgres rows. */
+export async function auditSale(pool: Pool, redis: Redis, saleId: string, perBuyerLimit: number): Promise<SaleAudit> {
+  const { live, violations } = await auditLiveSale(redis, saleId, perBuyerLimit);
+  const { rows: [o] } = await pool.query<{ orders: number; confirmed: number; units: number; debits: number }>(
+    `SELECT count(*)::int AS orders,
+            count(*) FILTER (WHERE status = 'confirmed')::int AS confirmed,
+            coalesce(sum(quantity) FILTER (WHERE status = 'confirmed'), 0)::int AS units,
+            (SELECT count(*)::int FROM ledger_entries l JOIN orders o2 ON l.ref = 'purchase:' || o2.purchase_id WHERE o2.sale_id = $1) AS debits
+       FROM orders WHERE sale_id = $1`,
+    [saleId],
+  );
+  const { rows: [w] } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM wallets WHERE balance < 0');
+  const { rows: [b] } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT buyer_id FROM orders WHERE sale_id = $1 AND status = 'confirmed'
+       GROUP BY buyer_id HAVING sum(quantity) > $2) x`,
+    [saleId, perBuyerLimit],
+  );
+  if (live.reserved === 0 && live.sold !== o!.units) violations.push(`Redis sold ${live.sold} != Postgres confirmed units ${o!.units}`);
+  if (w!.n > 0) violations.push(`${w!.n} negative wallets`);
+  if (b!.n > 0) violations.push(`${b!.n} buyers over the limit in Postgres`);
+  return {
+    live, confirmedOrders: o!.confirmed, confirmedUnits: o!.units, orders: o!.orders, purchaseDebits: o!.debits,
+    negativeWallets: w!.n, buyersOverLimit: b!.n, violations,
+  };
+}

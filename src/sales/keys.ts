@@ -1,0 +1,17 @@
+/**
+ * The only place the sales' Redis key names are built. Every key of one sale
+ * carries the same hash tag, `{sale:<id>}`, so each script runs in one
+ * cluster slot.
+ */
+export const saleKeys = {
+  sale: (saleId: string) => `{sale:${saleId}}`,
+  bought: (saleId: string) => `{sale:${saleId}}:bought`,
+  inflight: (saleId: string) => `{sale:${saleId}}:inflight`,
+  rate: (saleId: string, buyerId: string) => `{sale:${saleId}}:rate:${buyerId}`,
+  idempotency: (saleId: string, buyerId: string, key: string) => `{sale:${saleId}}:idem:${buyerId}:${key}`,
+  purchase: (saleId: string, purchaseId: string) => `{sale:${saleId}}:purchase:${purchaseId}`,
+  outbox: (saleId: string) => `{sale:${saleId}}:outbox`,
+};
+
+/** Pub/sub channel: a sale that was sold out has stock again (message: sale id). */
+export const STOCK_CHANNEL = 'stampede:stock-available';

@@ -1,0 +1,169 @@
+/**
+ * The purchase path. One Lua call decides everything (see
+ * lua/sale/reservePurchase-7.lua); this module maps its outcome to the answer.
+ * A sale this node knows to be sold out is refused from memory, without
+ * touching Redis, until pub/sub says stock came back (or, at the latest,
+ * the sold-out cache lifetime passes).
+ */
+import type { Redis } from 'ioredis';
+import { AppError, SOLD_OUT } from '../platform/errors.js';
+import { newPurchaseId, saleOfPurchase } from '../platform/ids.js';
+import { readPurchase, requestCancel, reservePurchase, SaleCode, type PurchaseRecord, type PurchaseStatus } from './scripts.js';
+import type { Sales } from './sales.js';
+import type { OrderRecord } from './repository.js';
+
+export interface PurchaseLimits {
+  rateMax: number;
+  rateWindowMs: number;
+  idempotencyTtlMs: number;
+  soldOutCacheMs: number;
+}
+
+export interface Accepted {
+  purchaseId: string;
+  status: 'pending';
+  statusUrl: string;
+  replayed: boolean;
+}
+
+export interface PurchaseView {
+  purchaseId: string;
+  saleId: string;
+  quantity: number;
+  unitPrice: number;
+  amount: number;
+  currency: string;
+  status: PurchaseStatus;
+  reason?: string;
+  cancelRequested: boolean;
+  createdAt: string;
+}
+
+/** Sales this node saw sold out, and when. */
+export class SoldOutCache {
+  private readonly soldOutAt = new Map<string, number>();
+  constructor(private readonly ttlMs: number) {}
+  isSoldOut(saleId: string): boolean {
+    const at = this.soldOutAt.get(saleId);
+    if (at === undefined) return false;
+    if (Date.now() - at < this.ttlMs) return true;
+    this.soldOutAt.delete(saleId);
+    return false;
+  }
+  markSoldOut(saleId: string): void {
+    if (this.ttlMs > 0) this.soldOutAt.set(saleId, Date.now());
+  }
+  stockBack(saleId: string): void {
+    this.soldOutAt.delete(saleId);
+  }
+  clear(): void {
+    this.soldOutAt.clear();
+  }
+}
+
+
+export class Purchases {
+  readonly soldOut: SoldOutCache;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly sales: Sales,
+    private readonly limits: PurchaseLimits,
+    /** The settled record, read when Redis no longer has the purchase. */
+    private readonly findOrder: (purchaseId: string) => Promise<OrderRecord | undefined> = async () => undefined,
+  ) {
+    this.soldOut = new SoldOutCache(limits.soldOutCacheMs);
+  }
+
+  /** True when this node already knows the sale is sold out (no Redis call). */
+  isKnownSoldOut(saleId: string): boolean {
+    return this.soldOut.isSoldOut(saleId);
+  }
+
+  async purchase(buyerId: string, saleId: string, quantity: number, idempotencyKey: string | undefined): Promise<Accepted> {
+    if (this.isKnownSoldOut(saleId)) throw SOLD_OUT;
+    const request = {
+      saleId, buyerId, quantity, purchaseId: newPurchaseId(saleId),
+      idempotencyKey, fingerprint: `q=${quantity}`,
+      rateMax: this.limits.rateMax, rateWindowMs: this.limits.rateWindowMs, idempotencyTtlMs: this.limits.idempotencyTtlMs,
+    };
+    let out = await reservePurchase(this.redis, request);
+    if (out.code === SaleCode.UnknownSale && (await this.sales.ensureLoaded(saleId))) {
+      out = await reservePurchase(this.redis, request);
+    }
+    switch (out.code) {
+      case SaleCode.Accepted:
+        if (out.available === 0) this.soldOut.markSoldOut(saleId);
+        return this.accepted(out.purchaseId, false);
+      case SaleCode.Replayed:
+        return this.accepted(out.purchaseId, true);
+      case SaleCode.SoldOut:
+        if (out.available === 0) {
+          this.soldOut.markSoldOut(saleId);
+          throw SOLD_OUT;
+        }
+        throw new AppError('NOT_ENOUGH_STOCK', `only ${out.available} left`, { available: out.available });
+      case SaleCode.LimitReached:
+        throw new AppError('LIMIT_REACHED', `the limit is ${out.limit} per buyer and you have ${out.bought}`, { limit: out.limit, bought: out.bought });
+      case SaleCode.InProgress:
+        throw new AppError('PURCHASE_IN_PROGRESS', 'wait until your purchase in flight is settled', {
+          purchaseId: out.purchaseId, statusUrl: `/v1/purchases/${out.purchaseId}`,
+        });
+      case SaleCode.RateLimited: {
+        const seconds = Math.max(1, Math.ceil(out.retryAfterMs / 1000));
+        throw new AppError('RATE_LIMITED', `retry in ${seconds}s`, { retryAfterMs: out.retryAfterMs }, { 'Retry-After': String(seconds) });
+      }
+      case SaleCode.NotOpenYet:
+        throw new AppError('SALE_NOT_OPEN', `the sale opens at ${new Date(out.startsAt).toISOString()}`, { startsAt: new Date(out.startsAt).toISOString() });
+      case SaleCode.Ended:
+        throw new AppError('SALE_ENDED');
+      case SaleCode.UnknownSale:
+        throw new AppError('NOT_FOUND', 'no such sale');
+      case SaleCode.IdempotencyMismatch:
+        throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with another body', { purchaseId: out.purchaseId });
+    }
+  }
+
+  async get(buyerId: string, purchaseId: string): Promise<PurchaseView> {
+    const saleId = saleOfPurchase(purchaseId);
+    const live = saleId ? await readPurchase(this.redis, saleId, purchaseId) : undefined;
+    if (live) {
+      if (live.buyerId !== buyerId) throw new AppError('NOT_FOUND', 'no such purchase');
+      return viewOf(live);
+    }
+    // Redis lost it (a flush, a failover): Postgres still has every settled purchase.
+    const order = saleId ? await this.findOrder(purchaseId) : undefined;
+    if (!order || order.buyerId !== buyerId) throw new AppError('NOT_FOUND', 'no such purchase');
+    return viewOf({ ...order, createdAt: order.acceptedAt, cancelRequested: order.status === 'cancelled' });
+  }
+
+  async cancel(buyerId: string, purchaseId: string): Promise<PurchaseView> {
+    const saleId = saleOfPurchase(purchaseId);
+    if (!saleId) throw new AppError('NOT_FOUND', 'no such purchase');
+    const out = await requestCancel(this.redis, saleId, purchaseId, buyerId);
+    if (out.code === SaleCode.UnknownSale) throw new AppError('NOT_FOUND', 'no such purchase');
+    if (out.code === SaleCode.NotCancellable) throw new AppError('NOT_CANCELLABLE', `the purchase is ${out.status}`);
+    return viewOf(await this.own(buyerId, purchaseId));
+  }
+
+  private async own(buyerId: string, purchaseId: string): Promise<PurchaseRecord> {
+    const saleId = saleOfPurchase(purchaseId);
+    const rec = saleId ? await readPurchase(this.redis, saleId, purchaseId) : undefined;
+    // Another buyer's purchase is answered exactly like a missing one.
+    if (!rec || rec.buyerId !== buyerId) throw new AppError('NOT_FOUND', 'no such purchase');
+    return rec;
+  }
+
+  private accepted(purchaseId: string, replayed: boolean): Accepted {
+    return { purchaseId, status: 'pending', statusUrl: `/v1/purchases/${purchaseId}`, replayed };
+  }
+}
+
+function viewOf(r: PurchaseRecord): PurchaseView {
+  return {
+    purchaseId: r.purchaseId, saleId: r.saleId, quantity: r.quantity, unitPrice: r.unitPrice,
+    amount: r.quantity * r.unitPrice, currency: r.currency, status: r.status,
+    ...(r.reason ? { reason: r.reason } : {}),
+    cancelRequested: r.cancelRequested, createdAt: new Date(r.createdAt).toISOString(),
+  };
+}

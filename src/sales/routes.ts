@@ -1,0 +1,90 @@
+/** The sales API: sales (operators and sellers), reads (anyone), purchases (buyers: the hot path). */
+import type { Principal } from '../platform/auth/api-keys.js';
+import { SOLD_OUT } from '../platform/errors.js';
+import { PURCHASE_ID, SALE_ID } from '../platform/ids.js';
+import type { HttpServer, Reply } from '../platform/http/server.js';
+import type { RouteKit } from '../platform/http/route-kit.js';
+import { compile, CURRENCY, DATE_TIME, MAX_AMOUNT, validate } from '../platform/http/validate.js';
+import type { Purchases } from './purchases.js';
+import { MAX_STOCK, type NewSale, type Sales } from './sales.js';
+
+export interface SaleRouteDeps {
+  sales: Sales;
+  purchases: Purchases;
+  maxQuantity: number;
+}
+
+export function registerSaleRoutes(http: HttpServer, k: RouteKit, d: SaleRouteDeps): void {
+  const purchaseBody = compile<{ quantity: number }>({
+    type: 'object',
+    properties: { quantity: { type: 'integer', minimum: 1, maximum: d.maxQuantity } },
+    required: ['quantity'],
+    additionalProperties: false,
+  });
+  const saleBody = compile<NewSale>({
+    type: 'object',
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 200 },
+      sku: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$' },
+      unitPrice: { type: 'integer', minimum: 0, maximum: MAX_AMOUNT },
+      currency: CURRENCY,
+      stock: { type: 'integer', minimum: 0, maximum: MAX_STOCK },
+      perBuyerLimit: { type: 'integer', minimum: 1, maximum: d.maxQuantity * 10 },
+      startsAt: DATE_TIME,
+      endsAt: DATE_TIME,
+    },
+    required: ['name', 'sku', 'unitPrice', 'currency', 'stock', 'perBuyerLimit', 'startsAt', 'endsAt'],
+    additionalProperties: false,
+  });
+  const stockBody = compile<{ units: number }>({
+    type: 'object',
+    properties: { units: { type: 'integer', minimum: 1, maximum: MAX_STOCK } },
+    required: ['units'],
+    additionalProperties: false,
+  });
+  const sellers: Principal['role'][] = ['operator', 'seller'];
+  const saleId = (value: string) => k.idParam(value, SALE_ID, 'sale');
+
+  http.route('post', '/v1/sales', async (ctx, raw) => {
+    const p = await k.principalOf(ctx, sellers);
+    const body = validate(saleBody, raw);
+    return k.idempotent(ctx, p, body, async () => ({ status: 201, body: await d.sales.create(body, p) }));
+  });
+  http.route('get', '/v1/sales', async (ctx) => {
+    const { limit, after } = k.pageOf(ctx, SALE_ID);
+    return { status: 200, body: await d.sales.listActive(limit, after) };
+  });
+  http.route('get', '/v1/sales/:id', async (ctx) => ({ status: 200, body: await d.sales.get(saleId(ctx.params[0]!)) }));
+  http.route('post', '/v1/sales/:id/stock', async (ctx, raw) => {
+    const p = await k.principalOf(ctx, sellers);
+    const id = saleId(ctx.params[0]!);
+    const body = validate(stockBody, raw);
+    return k.idempotent(ctx, p, body, async () => ({ status: 200, body: await d.sales.addStock(id, body.units, p) }));
+  });
+  http.route('post', '/v1/sales/:id/close', async (ctx) => {
+    const p = await k.principalOf(ctx, sellers);
+    return { status: 200, body: await d.sales.close(saleId(ctx.params[0]!), p) };
+  }, { body: false });
+
+  http.route('post', '/v1/sales/:id/purchases', (ctx, raw) => {
+    const buyerId = k.buyerOf(ctx);
+    const id = saleId(ctx.params[0]!);
+    const { quantity } = validate(purchaseBody, raw);
+    const key = k.idempotencyKeyOf(ctx);
+    // Answered synchronously, without Redis, when this node knows the sale is sold out.
+    if (d.purchases.isKnownSoldOut(id)) return SOLD_OUT;
+    return d.purchases.purchase(buyerId, id, quantity, key).then((a): Reply => {
+      const headers: Record<string, string> = { Location: a.statusUrl };
+      if (a.replayed) headers['Idempotent-Replayed'] = 'true';
+      return { status: 202, body: { purchaseId: a.purchaseId, status: a.status, statusUrl: a.statusUrl }, headers };
+    });
+  });
+  http.route('get', '/v1/purchases/:id', async (ctx) => {
+    const buyerId = k.buyerOf(ctx);
+    return { status: 200, body: await d.purchases.get(buyerId, k.idParam(ctx.params[0]!, PURCHASE_ID, 'purchase')) };
+  });
+  http.route('del', '/v1/purchases/:id', async (ctx) => {
+    const buyerId = k.buyerOf(ctx);
+    return { status: 202, body: await d.purchases.cancel(buyerId, k.idParam(ctx.params[0]!, PURCHASE_ID, 'purchase')) };
+  });
+}
