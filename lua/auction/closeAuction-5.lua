@@ -11,19 +11,19 @@
   KEYS[1] auction {auction:<id>}   KEYS[2] bids  KEYS[3] book  KEYS[4] standing  KEYS[5] outbox
   ARGV[1] mode ('time' | 'cancel')   ARGV[2] live channel   ARGV[3] most offers in the event
 
-  Output:
-    { 1, status, price, leader, reserveMet }   closed (or cancelled) now
-    { 2, status }          already closed or cancelled
-    {-6 }                  auction unknown
-    {-11, endsAt }         not due yet (mode 'time'): the end was extended
+  Output (the first element is an OUTCOME code, src/platform/redis/outcomes.ts):
+    { applied, status, price, leader, reserveMet }  closed (or cancelled) now
+    { alreadyApplied, status }                      already closed or cancelled
+    { notFound }                                    auction unknown
+    { notDue, endsAt }                              not due yet (mode 'time'): the end was extended
 ]]
 --@include nowMs
 --@include auctionBook
 
 local K = { auction = KEYS[1], bids = KEYS[2], book = KEYS[3], standing = KEYS[4], outbox = KEYS[5] }
 local a = redis.call('HMGET', K.auction, 'id', 'status', 'endsAt', 'rule', 'reserve', 'price', 'leader', 'leaderBid')
-if not a[1] then return { -6 } end
-if a[2] ~= 'open' then return { 2, a[2] } end
+if not a[1] then return { OUTCOME.notFound } end
+if a[2] ~= 'open' then return { OUTCOME.alreadyApplied, a[2] } end
 local now = nowMs()
 local seq
 if ARGV[1] == 'cancel' then
@@ -33,9 +33,9 @@ if ARGV[1] == 'cancel' then
   for _, m in ipairs(redis.call('ZREVRANGE', K.book, 0, -1)) do bidders[#bidders + 1] = '"' .. memberParts(m) .. '"' end
   emit(K, a[1], 'cancelled', seq, now, '"cancelledAt":' .. now .. ',"bidders":[' .. table.concat(bidders, ',') .. ']')
   publishLive(K, ARGV[2])
-  return { 1, 'cancelled', a[6], a[7], 0 }
+  return { OUTCOME.applied, 'cancelled', a[6], a[7], 0 }
 end
-if tonumber(now) < tonumber(a[3]) then return { -11, a[3] } end
+if tonumber(now) < tonumber(a[3]) then return { OUTCOME.notDue, a[3] } end
 
 redis.call('HSET', K.auction, 'status', 'closed', 'closedAt', now, 'closeReason', 'time')
 seq = redis.call('HINCRBY', K.auction, 'seq', 1)
@@ -46,4 +46,4 @@ emit(K, a[1], 'closed', seq, now, '"reason":"time","closedAt":' .. now .. ',"pri
   (a[6] == '' and 'null' or a[6]) .. ',"leader":"' .. a[7] .. '","leaderBid":"' .. a[8] ..
   '","reserveMet":' .. tostring(reserveMet) .. ',"offers":[' .. table.concat(offers, ',') .. ']')
 publishLive(K, ARGV[2])
-return { 1, 'closed', a[6], a[7], reserveMet and 1 or 0 }
+return { OUTCOME.applied, 'closed', a[6], a[7], reserveMet and 1 or 0 }

@@ -8,12 +8,12 @@
         startPrice, reserve, buyNow (0 = none), increment rule, salt,
         promoter ('1' enabled, '0' not), relay consumer group
 
-  Output: { 1 } created, { 0 } already there (its live state is left alone).
+  Output: { applied } created, { alreadyApplied } already there (its live state is left alone).
 ]]
-if redis.call('EXISTS', KEYS[1]) == 1 then return { 0 } end
+if redis.call('EXISTS', KEYS[1]) == 1 then return { OUTCOME.alreadyApplied } end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', ARGV[2], 'startsAt', ARGV[3], 'endsAt', ARGV[4],
   'hardCloseAt', ARGV[5], 'softCloseMs', ARGV[6], 'currency', ARGV[7], 'startPrice', ARGV[8],
   'reserve', ARGV[9], 'buyNow', ARGV[10], 'rule', ARGV[11], 'salt', ARGV[12], 'promoter', ARGV[13],
   'price', '', 'leader', '', 'leaderBid', '', 'top', '', 'bidCount', 0, 'seq', 0, 'closedAt', '', 'closeReason', '')
 local ok = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], ARGV[14], '0', 'MKSTREAM')
-return { 1 }
+return { OUTCOME.applied }

@@ -30,16 +30,17 @@
     rate limit: attempts per window, rate limit window (ms),
     idempotency record lifetime (ms)
 
-  Output: one reply per bid, in order; the first element is the code:
-    { 1, bidId, leading, price, endsAt, nextMinimum, closed }  accepted (leading/closed: 1 or 0)
-    { 2, bidId, leading, price, endsAt, nextMinimum, closed }  replay of an accepted bid (current state)
-    {-1, nextMinimum }     amount below the next minimum
-    {-2, ownMaximum }      not above the bidder's own standing bid
-    {-3, status }          auction closed or cancelled (or past its end, awaiting the scheduler)
-    {-4, startsAt }        auction not open yet
-    {-5, retryAfterMs }    rate limited
-    {-6 }                  auction unknown
-    {-7, bidId }           idempotency key reused with another body
+  Output: one reply per bid, in order; the first element is an OUTCOME code
+  (src/platform/redis/outcomes.ts):
+    { applied, bidId, leading, price, endsAt, nextMinimum, closed }         accepted (leading/closed: 1 or 0)
+    { alreadyApplied, bidId, leading, price, endsAt, nextMinimum, closed }  replay of an accepted bid (current state)
+    { bidTooLow, nextMinimum }                                              amount below the next minimum
+    { notAboveOwnBid, ownMaximum }                                          not above the bidder's own standing bid
+    { closed, status }                                                      auction closed or cancelled (or past its end, awaiting the scheduler)
+    { notOpenYet, startsAt }                                                auction not open yet
+    { rateLimited, retryAfterMs }                                           rate limited
+    { notFound }                                                            auction unknown
+    { idempotencyMismatch, bidId }                                          idempotency key reused with another body
 ]]
 --@include nowMs
 --@include rateLimit
@@ -77,28 +78,28 @@ local function decide(i)
 
   -- Unknown first: a replay needs the auction's state (the api loads the
   -- auction from Postgres on this answer and places the bid again).
-  if not auctionId then return { -6 } end
+  if not auctionId then return { OUTCOME.notFound } end
   if fingerprint ~= '' then
     local stored = redis.call('GET', KEYS[k + 3])
     if stored then
       local sep = string.find(stored, '\n', 1, true)
       local storedId = string.sub(stored, sep + 1)
-      if string.sub(stored, 1, sep - 1) == fingerprint then return answer(2, storedId) end
-      return { -7, storedId }
+      if string.sub(stored, 1, sep - 1) == fingerprint then return answer(OUTCOME.alreadyApplied, storedId) end
+      return { OUTCOME.idempotencyMismatch, storedId }
     end
   end
 
   local wait = rateLimited(KEYS[k + 2], ARGV[v + 6], ARGV[v + 7])
-  if wait then return { -5, wait } end
+  if wait then return { OUTCOME.rateLimited, wait } end
 
-  if status ~= 'open' then return { -3, status } end
-  if nowN >= endsAt then return { -3, 'ended' } end
-  if nowN < tonumber(a[3]) then return { -4, a[3] } end
+  if status ~= 'open' then return { OUTCOME.closed, status } end
+  if nowN >= endsAt then return { OUTCOME.closed, 'ended' } end
+  if nowN < tonumber(a[3]) then return { OUTCOME.notOpenYet, a[3] } end
 
   local nextMin = nextMinimumOf(price, a[7], rule)
-  if amount < nextMin then return { -1, int(nextMin) } end
+  if amount < nextMin then return { OUTCOME.bidTooLow, int(nextMin) } end
   local prev = readBid(K.bids, redis.call('HGET', K.standing, buyer))
-  if prev and max <= prev.max then return { -2, int(prev.max) } end
+  if prev and max <= prev.max then return { OUTCOME.notAboveOwnBid, int(prev.max) } end
 
   -- All checks passed: writes only from here on.
   seq = seq + 1
@@ -170,7 +171,7 @@ local function decide(i)
     end
   end
   endsAtText = int(endsAt)
-  return { 1, bidId, leaderBid == bidId and 1 or 0, price, endsAtText, int(nextMinimumOf(price, a[7], rule)),
+  return { OUTCOME.applied, bidId, leaderBid == bidId and 1 or 0, price, endsAtText, int(nextMinimumOf(price, a[7], rule)),
     closing and 1 or 0 }
 end
 

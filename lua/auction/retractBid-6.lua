@@ -13,11 +13,13 @@
 
   ARGV[1] buyerId   ARGV[2] bidId   ARGV[3] force ('1' or '0')   ARGV[4] live channel
 
-  Output:
-    { 1, price, endsAt }   retracted          { 2, price, endsAt }  already retracted
-    {-3, status }          auction closed     {-6 }                 auction unknown
-    {-8, endsAt }          too late: inside the last W of the auction
-    {-9 }                  no such bid of this buyer
+  Output (the first element is an OUTCOME code, src/platform/redis/outcomes.ts):
+    { applied, price, endsAt }         retracted
+    { alreadyApplied, price, endsAt }  already retracted
+    { closed, status }                 auction closed
+    { notFound }                       auction unknown
+    { tooLateToRetract, endsAt }       too late: inside the last W of the auction
+    { unknownBid }                     no such bid of this buyer
 ]]
 --@include nowMs
 --@include auctionBook
@@ -26,14 +28,14 @@ local K = { auction = KEYS[1], bids = KEYS[2], book = KEYS[3], standing = KEYS[4
 local buyer, bidId = ARGV[1], ARGV[2]
 
 local a = redis.call('HMGET', K.auction, 'id', 'status', 'endsAt', 'softCloseMs', 'rule', 'price', 'bidCount')
-if not a[1] then return { -6 } end
+if not a[1] then return { OUTCOME.notFound } end
 local bid = readBid(K.bids, bidId)
-if not bid or bid.buyer ~= buyer then return { -9 } end
-if bid.status == 'retracted' then return { 2, a[6], a[3] } end
+if not bid or bid.buyer ~= buyer then return { OUTCOME.unknownBid } end
+if bid.status == 'retracted' then return { OUTCOME.alreadyApplied, a[6], a[3] } end
 local now = nowMs()
-if a[2] ~= 'open' then return { -3, a[2] } end
-if tonumber(now) >= tonumber(a[3]) then return { -3, 'ended' } end
-if ARGV[3] ~= '1' and tonumber(now) >= tonumber(a[3]) - tonumber(a[4]) then return { -8, a[3] } end
+if a[2] ~= 'open' then return { OUTCOME.closed, a[2] } end
+if tonumber(now) >= tonumber(a[3]) then return { OUTCOME.closed, 'ended' } end
+if ARGV[3] ~= '1' and tonumber(now) >= tonumber(a[3]) - tonumber(a[4]) then return { OUTCOME.tooLateToRetract, a[3] } end
 
 -- Writes only from here on.
 bid.status = 'retracted'
@@ -61,4 +63,4 @@ emit(K, a[1], 'bid_retracted', seq, now, '"bidId":"' .. bidId .. '","buyerId":"'
   '","price":' .. (price == '' and 'null' or int(price)) .. ',"leader":"' .. (l and l.buyer or '') ..
   '","leaderBid":"' .. (l and l.id or '') .. '","retractedAt":' .. now)
 publishLive(K, ARGV[4])
-return { 1, price == '' and '' or int(price), a[3] }
+return { OUTCOME.applied, price == '' and '' or int(price), a[3] }

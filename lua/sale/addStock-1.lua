@@ -6,17 +6,17 @@
   ARGV[1] units to add (positive integer)
   ARGV[2] pub/sub channel announcing that a sold-out sale has stock again
 
-  Output:
-    { 1, available, stock }  added
-    {-7 }                    sale unknown
+  Output (the first element is an OUTCOME code, src/platform/redis/outcomes.ts):
+    { applied, available, stock }  added
+    { notFound }                   sale unknown
 ]]
 
 local available = redis.call('HGET', KEYS[1], 'available')
-if not available then return { -7 } end
+if not available then return { OUTCOME.notFound } end
 local add = tonumber(ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'stock', add)
 local now = redis.call('HINCRBY', KEYS[1], 'available', add)
 if tonumber(available) <= 0 then
   redis.call('PUBLISH', ARGV[2], redis.call('HGET', KEYS[1], 'id'))
 end
-return { 1, now, tonumber(redis.call('HGET', KEYS[1], 'stock')) }
+return { OUTCOME.applied, now, tonumber(redis.call('HGET', KEYS[1], 'stock')) }

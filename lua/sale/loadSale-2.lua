@@ -18,18 +18,18 @@
   ARGV[9] already settled (sold) quantity, used only on the first load
   ARGV[10] relay consumer group name
 
-  Output:
-    { 1 }  created
-    { 0 }  existed; terms refreshed
+  Output (the first element is an OUTCOME code, src/platform/redis/outcomes.ts):
+    { applied }         created
+    { alreadyApplied }  existed; terms refreshed
 ]]
 
 local exists = redis.call('EXISTS', KEYS[1])
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', ARGV[2], 'startsAt', ARGV[3], 'endsAt', ARGV[4],
   'limit', ARGV[5], 'price', ARGV[6], 'currency', ARGV[7])
-if exists == 1 then return { 0 } end
+if exists == 1 then return { OUTCOME.alreadyApplied } end
 local sold = tonumber(ARGV[9])
 redis.call('HSET', KEYS[1], 'stock', ARGV[8], 'available', tonumber(ARGV[8]) - sold, 'reserved', 0, 'sold', sold)
 -- The group starts at 0 so that nothing appended before the relay first
 -- reads is skipped. BUSYGROUP means it is already there.
 local ok = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], ARGV[10], '0', 'MKSTREAM')
-return { 1 }
+return { OUTCOME.applied }

@@ -11,18 +11,18 @@
   ARGV[1] buyerId of the caller
   ARGV[2] purchaseId
 
-  Output:
-    { 1, status }   cancellation requested now
-    { 2, status }   already requested (or already cancelled): nothing changed
-    {-7 }           no such purchase for this buyer
-    {-9, status }   not cancellable (it failed)
+  Output (the first element is an OUTCOME code, src/platform/redis/outcomes.ts):
+    { applied, status }         cancellation requested now
+    { alreadyApplied, status }  already requested (or already cancelled): nothing changed
+    { notFound }                no such purchase for this buyer
+    { notCancellable, status }  not cancellable (it failed)
 ]]
 --@include nowMs
 
 local rec = redis.call('HMGET', KEYS[1], 'status', 'buyer', 'cancelRequested', 'sale', 'quantity', 'price', 'currency', 'createdAt')
-if not rec[1] or rec[2] ~= ARGV[1] then return { -7 } end
-if rec[1] == 'cancelled' or rec[3] == '1' then return { 2, rec[1] } end
-if rec[1] == 'failed' then return { -9, rec[1] } end
+if not rec[1] or rec[2] ~= ARGV[1] then return { OUTCOME.notFound } end
+if rec[1] == 'cancelled' or rec[3] == '1' then return { OUTCOME.alreadyApplied, rec[1] } end
+if rec[1] == 'failed' then return { OUTCOME.notCancellable, rec[1] } end
 
 local now = nowMs()
 redis.call('HSET', KEYS[1], 'cancelRequested', '1')
@@ -31,4 +31,4 @@ redis.call('XADD', KEYS[2], '*', 'type', 'stampede.purchase.cancel_requested.v1'
   'data', '{"purchaseId":"' .. ARGV[2] .. '","saleId":"' .. rec[4] .. '","buyerId":"' .. ARGV[1] ..
     '","quantity":' .. rec[5] .. ',"unitPrice":' .. rec[6] .. ',"currency":"' .. rec[7] ..
     '","acceptedAt":' .. rec[8] .. ',"requestedAt":' .. now .. '}')
-return { 1, rec[1] }
+return { OUTCOME.applied, rec[1] }

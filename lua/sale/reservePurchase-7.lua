@@ -25,17 +25,17 @@
   ARGV[6] rate limit window in ms
   ARGV[7] idempotency record lifetime in ms
 
-  Output (array, first element is the code):
-    { 1, purchaseId, available }   accepted
-    { 2, purchaseId }              replay of an earlier accepted request (same key, same body)
-    {-1, available }               not enough stock (available may be > 0 but < quantity)
-    {-2, bought, limit }           per-buyer limit reached
-    {-3, purchaseId }              another purchase of this buyer is in flight
-    {-4, retryAfterMs }            rate limited
-    {-5, startsAt }                sale not open yet
-    {-6 }                          sale ended or closed
-    {-7 }                          sale unknown
-    {-8, purchaseId }              idempotency key reused with another body
+  Output (array; the first element is an OUTCOME code, src/platform/redis/outcomes.ts):
+    { applied, purchaseId, available }   accepted
+    { alreadyApplied, purchaseId }       replay of an earlier accepted request (same key, same body)
+    { soldOut, available }               not enough stock (available may be > 0 but < quantity)
+    { limitReached, bought, limit }      per-buyer limit reached
+    { inProgress, purchaseId }           another purchase of this buyer is in flight
+    { rateLimited, retryAfterMs }        rate limited
+    { notOpenYet, startsAt }             sale not open yet
+    { closed }                           sale ended or closed
+    { notFound }                         sale unknown
+    { idempotencyMismatch, purchaseId }  idempotency key reused with another body
 
   Only accepted answers are stored under the idempotency key: a refusal
   created nothing, so retrying it with the same key decides afresh.
@@ -54,30 +54,30 @@ if fingerprint ~= '' then
     local sep = string.find(stored, '\n', 1, true)
     local storedPrint = string.sub(stored, 1, sep - 1)
     local storedId = string.sub(stored, sep + 1)
-    if storedPrint == fingerprint then return { 2, storedId } end
-    return { -8, storedId }
+    if storedPrint == fingerprint then return { OUTCOME.alreadyApplied, storedId } end
+    return { OUTCOME.idempotencyMismatch, storedId }
   end
 end
 
 local sale = redis.call('HMGET', KEYS[1], 'status', 'startsAt', 'endsAt', 'limit', 'available', 'id', 'price', 'currency')
-if not sale[1] then return { -7 } end
+if not sale[1] then return { OUTCOME.notFound } end
 
 local wait = rateLimited(KEYS[4], ARGV[5], ARGV[6])
-if wait then return { -4, wait } end
+if wait then return { OUTCOME.rateLimited, wait } end
 
 local now = nowMs()
-if sale[1] ~= 'open' or tonumber(now) >= tonumber(sale[3]) then return { -6 } end
-if tonumber(now) < tonumber(sale[2]) then return { -5, sale[2] } end
+if sale[1] ~= 'open' or tonumber(now) >= tonumber(sale[3]) then return { OUTCOME.closed } end
+if tonumber(now) < tonumber(sale[2]) then return { OUTCOME.notOpenYet, sale[2] } end
 
 local inflight = redis.call('HGET', KEYS[3], buyer)
-if inflight then return { -3, inflight } end
+if inflight then return { OUTCOME.inProgress, inflight } end
 
 local bought = tonumber(redis.call('HGET', KEYS[2], buyer) or '0')
 local limit = tonumber(sale[4])
-if bought + qty > limit then return { -2, bought, limit } end
+if bought + qty > limit then return { OUTCOME.limitReached, bought, limit } end
 
 local available = tonumber(sale[5])
-if available < qty then return { -1, available } end
+if available < qty then return { OUTCOME.soldOut, available } end
 
 -- All checks passed: writes only from here on.
 redis.call('HINCRBY', KEYS[1], 'available', -qty)
@@ -95,4 +95,4 @@ redis.call('XADD', KEYS[7], '*', 'type', 'stampede.purchase.accepted.v1', 'id', 
   'data', '{"purchaseId":"' .. purchaseId .. '","saleId":"' .. sale[6] .. '","buyerId":"' .. buyer ..
     '","quantity":' .. ARGV[2] .. ',"unitPrice":' .. sale[7] .. ',"currency":"' .. sale[8] ..
     '","acceptedAt":' .. now .. '}')
-return { 1, purchaseId, available - qty }
+return { OUTCOME.applied, purchaseId, available - qty }

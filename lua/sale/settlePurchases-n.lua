@@ -27,10 +27,11 @@
     target status (confirmed | failed | cancelled), reason ('' for none),
     settledAt (ms, from Postgres), purchaseId
 
-  Output: for purchase i, elements 2i-1 and 2i:
-    1, status    transitioned to status
-    0, status    nothing to do; status is the stored one
-    -7, ''       purchase unknown
+  Output (codes: OUTCOME, src/platform/redis/outcomes.ts): for purchase i,
+  elements 2i-1 and 2i:
+    applied, status         transitioned to status
+    alreadyApplied, status  nothing to do; status is the stored one
+    notFound, ''            purchase unknown
 ]]
 local n = #KEYS - 3
 if n < 1 or #ARGV ~= 1 + 4 * n then
@@ -66,13 +67,13 @@ for i = 1, n do
   local rec = recs[i]
   local status = statusOf[key] or rec[1]
   if not status then
-    out[2 * i - 1], out[2 * i] = -7, ''
+    out[2 * i - 1], out[2 * i] = OUTCOME.notFound, ''
   else
     local qty = tonumber(rec[3])
     local fromPending = status == 'pending' and (target == 'confirmed' or target == 'failed' or target == 'cancelled')
     local refund = status == 'confirmed' and target == 'cancelled'
     if not fromPending and not refund then
-      out[2 * i - 1], out[2 * i] = 0, status
+      out[2 * i - 1], out[2 * i] = OUTCOME.alreadyApplied, status
     else
       if fromPending then
         leftBuyers[#leftBuyers + 1] = rec[2]
@@ -87,7 +88,7 @@ for i = 1, n do
       end
       redis.call('HSET', key, 'status', target, 'reason', reason, 'settledAt', settledAt)
       statusOf[key] = target
-      out[2 * i - 1], out[2 * i] = 1, target
+      out[2 * i - 1], out[2 * i] = OUTCOME.applied, target
     end
   end
 end

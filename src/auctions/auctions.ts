@@ -6,6 +6,7 @@
  * first use; one whose bids Redis lost is rebuilt from the log
  * (`stampede rebuild auction <id>`).
  */
+import { Outcome, refusalOf } from '../platform/redis/outcomes.js';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AppError } from '../platform/errors.js';
@@ -16,7 +17,7 @@ import { isRealDateTime } from '../platform/time.js';
 import { AUCTION_DEADLINES, AUCTION_PROMOTIONS, auctionKeys } from './keys.js';
 import { OUTBOX_REGISTRY } from '../platform/messaging/outbox.js';
 import {
-  BidCode, closeAuction, loadAuction, parseStoredBid, placeBid, readLiveAuction, retractBid,
+  closeAuction, loadAuction, parseStoredBid, placeBid, readLiveAuction, retractBid,
   type AuctionTerms, type BidOutcome, type LiveAuction, type StoredBid,
 } from './scripts.js';
 
@@ -289,30 +290,16 @@ export class Auctions {
       rateMax: this.limits.rateMax, rateWindowMs: this.limits.rateWindowMs, idempotencyTtlMs: this.limits.idempotencyTtlMs,
     };
     let out: BidOutcome = await placeBid(this.redis, request);
-    if (out.code === BidCode.UnknownAuction && (await this.ensureLoaded(auctionId))) out = await placeBid(this.redis, request);
+    if (out.code === Outcome.NotFound && (await this.ensureLoaded(auctionId))) out = await placeBid(this.redis, request);
     switch (out.code) {
-      case BidCode.Accepted:
-      case BidCode.Replayed:
+      case Outcome.Applied:
+      case Outcome.AlreadyApplied:
         return {
           bidId: out.bidId, leading: out.leading, currentPrice: out.currentPrice, nextMinimumBid: out.nextMinimum,
-          endsAt: new Date(out.endsAt).toISOString(), closed: out.closed, replayed: out.code === BidCode.Replayed,
+          endsAt: new Date(out.endsAt).toISOString(), closed: out.closed, replayed: out.code === Outcome.AlreadyApplied,
         };
-      case BidCode.TooLow:
-        throw new AppError('BID_TOO_LOW', `the next minimum bid is ${out.nextMinimum}`, { nextMinimumBid: out.nextMinimum });
-      case BidCode.NotAboveOwn:
-        throw new AppError('NOT_ABOVE_OWN_BID', `your standing maximum is ${out.ownMaximum}`, { ownMaximum: out.ownMaximum });
-      case BidCode.Closed:
-        throw new AppError('AUCTION_CLOSED', out.status === 'cancelled' ? 'the auction was cancelled' : 'the auction is closed', { status: out.status });
-      case BidCode.NotOpenYet:
-        throw new AppError('AUCTION_NOT_OPEN', `the auction opens at ${new Date(out.startsAt).toISOString()}`, { startsAt: new Date(out.startsAt).toISOString() });
-      case BidCode.RateLimited: {
-        const seconds = Math.max(1, Math.ceil(out.retryAfterMs / 1000));
-        throw new AppError('RATE_LIMITED', `retry in ${seconds}s`, { retryAfterMs: out.retryAfterMs }, { 'Retry-After': String(seconds) });
-      }
-      case BidCode.UnknownAuction:
-        throw new AppError('NOT_FOUND', 'no such auction');
-      case BidCode.IdempotencyMismatch:
-        throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with another body', { bidId: out.bidId });
+      default:
+        throw refusalOf('auction', out);
     }
   }
 
@@ -320,17 +307,12 @@ export class Auctions {
     if (!(await this.ensureLoaded(auctionId))) throw new AppError('NOT_FOUND', 'no such auction');
     const out = await retractBid(this.redis, auctionId, buyerId, bidId);
     switch (out.code) {
-      case BidCode.Accepted:
-      case BidCode.Replayed:
+      case Outcome.Applied:
+      case Outcome.AlreadyApplied:
         return { bidId, status: 'retracted', currentPrice: out.price, endsAt: new Date(out.endsAt).toISOString() };
-      case BidCode.TooLate:
-        throw new AppError('RETRACTION_TOO_LATE', `bids cannot be retracted after ${new Date(out.endsAt).toISOString()} minus the soft-close window`);
-      case BidCode.Closed:
-        throw new AppError('AUCTION_CLOSED', 'the auction is closed', { status: out.status });
-      case BidCode.UnknownAuction:
-      case BidCode.UnknownBid:
+      default:
         // Another bidder's bid is answered exactly like a missing one.
-        throw new AppError('NOT_FOUND', 'no such bid');
+        throw refusalOf('bid', out);
     }
   }
 
@@ -338,7 +320,7 @@ export class Auctions {
     const row = this.authorized(await this.row(auctionId), by);
     await this.live(row);
     const out = await closeAuction(this.redis, auctionId, 'cancel');
-    if (out.code === BidCode.Replayed && out.status !== 'cancelled') throw new AppError('AUCTION_CLOSED', 'a closed auction cannot be cancelled');
+    if (out.code === Outcome.AlreadyApplied && out.status !== 'cancelled') throw new AppError('AUCTION_CLOSED', 'a closed auction cannot be cancelled');
     const { rows } = await this.pool.query<AuctionRow>(
       `UPDATE auctions SET status = 'cancelled', closed_at = coalesce(closed_at, now()) WHERE id = $1 AND status <> 'closed' RETURNING ${COLUMNS}`,
       [auctionId],
@@ -355,7 +337,7 @@ export class Auctions {
       const bids = await this.redis.zrevrange(auctionKeys.mine(id, buyerId), 0, -1);
       for (const bidId of bids) {
         const out = await retractBid(this.redis, id, buyerId, bidId, true);
-        if (out.code === BidCode.Accepted) retracted++;
+        if (out.code === Outcome.Applied) retracted++;
       }
     }
     return retracted;

@@ -5,10 +5,11 @@
  * twice never closes too soon or closes twice. Claims use ZREM (only the
  * scheduler whose ZREM removed the entry acts), so several can run side by side.
  */
+import { Outcome } from '../platform/redis/outcomes.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../platform/log.js';
 import { AUCTION_DEADLINES, AUCTION_PROMOTIONS, auctionKeys } from './keys.js';
-import { BidCode, closeAuction, promoteBid, type StoredBid } from './scripts.js';
+import { closeAuction, promoteBid, type StoredBid } from './scripts.js';
 import { nextPromotionAt, MAX_AUCTION_AMOUNT, type Auctions, type PromoterPolicyName } from './auctions.js';
 
 /** Picks the lucky bid among the standing ones (or none). */
@@ -78,13 +79,13 @@ export class Scheduler {
 
   private async close(id: string): Promise<void> {
     const out = await closeAuction(this.o.redis, id, 'time');
-    if (out.code === BidCode.NotDue) {
+    if (out.code === Outcome.NotDue) {
       // Extended by a late bid: look again at the new end.
       await this.o.redis.zadd(AUCTION_DEADLINES, out.endsAt, id);
       return;
     }
     await this.o.redis.zrem(AUCTION_DEADLINES, id);
-    if (out.code === BidCode.Accepted) {
+    if (out.code === Outcome.Applied) {
       this.closed++;
       this.o.log.info({ auctionId: id, price: out.price, reserveMet: out.reserveMet }, 'auction closed');
     }
@@ -100,10 +101,10 @@ export class Scheduler {
     const lucky = bids.length > 0 ? policy(bids, random) : undefined;
     if (lucky) {
       const out = await promoteBid(this.o.redis, id, lucky.bidId, MAX_AUCTION_AMOUNT);
-      if (out.code === BidCode.Accepted) {
+      if (out.code === Outcome.Applied) {
         this.promoted++;
         this.o.log.info({ auctionId: id, bidId: lucky.bidId, added: out.added }, 'promoter doubled a bid');
-      } else if (out.code === BidCode.Closed || out.code === BidCode.UnknownAuction || out.code === BidCode.PromoterOff) {
+      } else if (out.code === Outcome.Closed || out.code === Outcome.NotFound || out.code === Outcome.PromoterOff) {
         return;
       }
     }

@@ -2,28 +2,12 @@
  * Typed wrappers of the auction scripts (lua/auction): they build KEYS in the
  * order each script's header lists and map output codes to results.
  */
+import { Outcome } from '../platform/redis/outcomes.js';
 import type { Redis } from 'ioredis';
 import { auctionKeys } from './keys.js';
 import { LIVE_CHANNEL } from '../live/keys.js';
 import { RELAY_GROUP } from '../platform/messaging/outbox.js';
 import { runScript } from '../platform/redis/functions.js';
-
-/** Output codes shared by the auction scripts (see each script's header). */
-export enum BidCode {
-  Accepted = 1,
-  Replayed = 2,
-  TooLow = -1,
-  NotAboveOwn = -2,
-  Closed = -3,
-  NotOpenYet = -4,
-  RateLimited = -5,
-  UnknownAuction = -6,
-  IdempotencyMismatch = -7,
-  TooLate = -8,
-  UnknownBid = -9,
-  PromoterOff = -10,
-  NotDue = -11,
-}
 
 /** The most bidders a close event offers the lot to, in order. */
 export const MAX_OFFERS = 100;
@@ -40,14 +24,14 @@ export interface BidDecision {
 }
 
 export type BidOutcome =
-  | ({ code: BidCode.Accepted | BidCode.Replayed } & BidDecision)
-  | { code: BidCode.TooLow; nextMinimum: number }
-  | { code: BidCode.NotAboveOwn; ownMaximum: number }
-  | { code: BidCode.Closed; status: string }
-  | { code: BidCode.NotOpenYet; startsAt: number }
-  | { code: BidCode.RateLimited; retryAfterMs: number }
-  | { code: BidCode.UnknownAuction }
-  | { code: BidCode.IdempotencyMismatch; bidId: string };
+  | ({ code: Outcome.Applied | Outcome.AlreadyApplied } & BidDecision)
+  | { code: Outcome.BidTooLow; nextMinimum: number }
+  | { code: Outcome.NotAboveOwnBid; ownMaximum: number }
+  | { code: Outcome.Closed; status: string }
+  | { code: Outcome.NotOpenYet; startsAt: number }
+  | { code: Outcome.RateLimited; retryAfterMs: number }
+  | { code: Outcome.NotFound }
+  | { code: Outcome.IdempotencyMismatch; bidId: string };
 
 export interface BidRequest {
   auctionId: string;
@@ -131,27 +115,27 @@ function sendBids(redis: Redis, id: string, batch: PendingBid[]): void {
 }
 
 function bidOutcomeOf(reply: Reply): BidOutcome {
-  const code = Number(reply[0]) as BidCode;
+  const code = Number(reply[0]) as Outcome;
   switch (code) {
-    case BidCode.Accepted:
-    case BidCode.Replayed:
+    case Outcome.Applied:
+    case Outcome.AlreadyApplied:
       return {
         code, bidId: String(reply[1]), leading: Number(reply[2]) === 1, currentPrice: Number(reply[3]), endsAt: Number(reply[4]),
         nextMinimum: Number(reply[5]), closed: Number(reply[6]) === 1,
       };
-    case BidCode.TooLow:
+    case Outcome.BidTooLow:
       return { code, nextMinimum: Number(reply[1]) };
-    case BidCode.NotAboveOwn:
+    case Outcome.NotAboveOwnBid:
       return { code, ownMaximum: Number(reply[1]) };
-    case BidCode.Closed:
+    case Outcome.Closed:
       return { code, status: String(reply[1]) };
-    case BidCode.NotOpenYet:
+    case Outcome.NotOpenYet:
       return { code, startsAt: Number(reply[1]) };
-    case BidCode.RateLimited:
+    case Outcome.RateLimited:
       return { code, retryAfterMs: Number(reply[1]) };
-    case BidCode.UnknownAuction:
+    case Outcome.NotFound:
       return { code };
-    case BidCode.IdempotencyMismatch:
+    case Outcome.IdempotencyMismatch:
       return { code, bidId: String(reply[1]) };
     default:
       throw new Error(`placeBids: unexpected reply ${JSON.stringify(reply)}`);
@@ -159,11 +143,11 @@ function bidOutcomeOf(reply: Reply): BidOutcome {
 }
 
 export type RetractOutcome =
-  | { code: BidCode.Accepted | BidCode.Replayed; price: number | null; endsAt: number }
-  | { code: BidCode.Closed; status: string }
-  | { code: BidCode.UnknownAuction }
-  | { code: BidCode.TooLate; endsAt: number }
-  | { code: BidCode.UnknownBid };
+  | { code: Outcome.Applied | Outcome.AlreadyApplied; price: number | null; endsAt: number }
+  | { code: Outcome.Closed; status: string }
+  | { code: Outcome.NotFound }
+  | { code: Outcome.TooLateToRetract; endsAt: number }
+  | { code: Outcome.UnknownBid };
 
 export async function retractBid(redis: Redis, auctionId: string, buyerId: string, bidId: string, force = false): Promise<RetractOutcome> {
   const id = auctionId;
@@ -173,17 +157,17 @@ export async function retractBid(redis: Redis, auctionId: string, buyerId: strin
     [auctionKeys.auction(id), auctionKeys.bids(id), auctionKeys.book(id), auctionKeys.standing(id), auctionKeys.mine(id, buyerId), auctionKeys.outbox(id)],
     [buyerId, bidId, force ? '1' : '0', LIVE_CHANNEL],
   )) as Reply;
-  const code = Number(reply[0]) as BidCode;
+  const code = Number(reply[0]) as Outcome;
   switch (code) {
-    case BidCode.Accepted:
-    case BidCode.Replayed:
+    case Outcome.Applied:
+    case Outcome.AlreadyApplied:
       return { code, price: reply[1] === '' ? null : Number(reply[1]), endsAt: Number(reply[2]) };
-    case BidCode.Closed:
+    case Outcome.Closed:
       return { code, status: String(reply[1]) };
-    case BidCode.TooLate:
+    case Outcome.TooLateToRetract:
       return { code, endsAt: Number(reply[1]) };
-    case BidCode.UnknownAuction:
-    case BidCode.UnknownBid:
+    case Outcome.NotFound:
+    case Outcome.UnknownBid:
       return { code };
     default:
       throw new Error(`retractBid: unexpected reply ${JSON.stringify(reply)}`);
@@ -191,9 +175,9 @@ export async function retractBid(redis: Redis, auctionId: string, buyerId: strin
 }
 
 export type PromoteOutcome =
-  | { code: BidCode.Accepted; buyerId: string; added: number; price: number }
-  | { code: BidCode.Closed; status: string }
-  | { code: BidCode.UnknownAuction | BidCode.UnknownBid | BidCode.PromoterOff };
+  | { code: Outcome.Applied; buyerId: string; added: number; price: number }
+  | { code: Outcome.Closed; status: string }
+  | { code: Outcome.NotFound | Outcome.UnknownBid | Outcome.PromoterOff };
 
 export async function promoteBid(redis: Redis, auctionId: string, bidId: string, maxAmount: number): Promise<PromoteOutcome> {
   const id = auctionId;
@@ -203,18 +187,18 @@ export async function promoteBid(redis: Redis, auctionId: string, bidId: string,
     [auctionKeys.auction(id), auctionKeys.bids(id), auctionKeys.book(id), auctionKeys.standing(id), auctionKeys.outbox(id)],
     [bidId, LIVE_CHANNEL, maxAmount],
   )) as Reply;
-  const code = Number(reply[0]) as BidCode;
-  if (code === BidCode.Accepted) return { code, buyerId: String(reply[1]), added: Number(reply[2]), price: Number(reply[3]) };
-  if (code === BidCode.Closed) return { code, status: String(reply[1]) };
-  if (code === BidCode.UnknownAuction || code === BidCode.UnknownBid || code === BidCode.PromoterOff) return { code };
+  const code = Number(reply[0]) as Outcome;
+  if (code === Outcome.Applied) return { code, buyerId: String(reply[1]), added: Number(reply[2]), price: Number(reply[3]) };
+  if (code === Outcome.Closed) return { code, status: String(reply[1]) };
+  if (code === Outcome.NotFound || code === Outcome.UnknownBid || code === Outcome.PromoterOff) return { code };
   throw new Error(`promoteBid: unexpected reply ${JSON.stringify(reply)}`);
 }
 
 export type CloseOutcome =
-  | { code: BidCode.Accepted; status: 'closed' | 'cancelled'; price: number | null; leader: string; reserveMet: boolean }
-  | { code: BidCode.Replayed; status: string }
-  | { code: BidCode.UnknownAuction }
-  | { code: BidCode.NotDue; endsAt: number };
+  | { code: Outcome.Applied; status: 'closed' | 'cancelled'; price: number | null; leader: string; reserveMet: boolean }
+  | { code: Outcome.AlreadyApplied; status: string }
+  | { code: Outcome.NotFound }
+  | { code: Outcome.NotDue; endsAt: number };
 
 export async function closeAuction(redis: Redis, auctionId: string, mode: 'time' | 'cancel'): Promise<CloseOutcome> {
   const id = auctionId;
@@ -224,18 +208,18 @@ export async function closeAuction(redis: Redis, auctionId: string, mode: 'time'
     [auctionKeys.auction(id), auctionKeys.bids(id), auctionKeys.book(id), auctionKeys.standing(id), auctionKeys.outbox(id)],
     [mode, LIVE_CHANNEL, MAX_OFFERS],
   )) as Reply;
-  const code = Number(reply[0]) as BidCode;
+  const code = Number(reply[0]) as Outcome;
   switch (code) {
-    case BidCode.Accepted:
+    case Outcome.Applied:
       return {
         code, status: String(reply[1]) as 'closed' | 'cancelled', price: reply[2] === '' ? null : Number(reply[2]), leader: String(reply[3]),
         reserveMet: Number(reply[4]) === 1,
       };
-    case BidCode.Replayed:
+    case Outcome.AlreadyApplied:
       return { code, status: String(reply[1]) };
-    case BidCode.UnknownAuction:
+    case Outcome.NotFound:
       return { code };
-    case BidCode.NotDue:
+    case Outcome.NotDue:
       return { code, endsAt: Number(reply[1]) };
     default:
       throw new Error(`closeAuction: unexpected reply ${JSON.stringify(reply)}`);

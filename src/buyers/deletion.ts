@@ -4,12 +4,13 @@
  * their history stays, anonymised (the user row keeps its id, loses its
  * name and e-mail). Re-running it finishes what a crash interrupted.
  */
+import { Outcome } from '../platform/redis/outcomes.js';
 import type { Redis } from 'ioredis';
 import { AppError } from '../platform/errors.js';
 import type { Pool } from '../platform/db/pool.js';
 import { DELETED_USERS, USER_DELETED_CHANNEL } from './keys.js';
 import { saleKeys } from '../sales/keys.js';
-import { requestCancel, SaleCode } from '../sales/scripts.js';
+import { requestCancel } from '../sales/scripts.js';
 import type { Auctions } from '../auctions/auctions.js';
 
 export interface Deletion {
@@ -37,8 +38,8 @@ export async function deleteBuyer(pool: Pool, redis: Redis, auctions: Auctions, 
     const purchaseId = await redis.hget(saleKeys.inflight(id), userId);
     if (!purchaseId) continue;
     const out = await requestCancel(redis, id, purchaseId, userId);
-    if (out.code === 1) cancelledPurchases++;
-    else if (out.code !== 2 && out.code !== SaleCode.NotCancellable && out.code !== SaleCode.UnknownSale) throw new Error(`cancel ${purchaseId}: ${JSON.stringify(out)}`);
+    if (out.code === Outcome.Applied) cancelledPurchases++;
+    else if (out.code !== Outcome.AlreadyApplied && out.code !== Outcome.NotCancellable && out.code !== Outcome.NotFound) throw new Error(`cancel ${purchaseId}: ${JSON.stringify(out)}`);
   }
   return { userId, deletedAt: rows[0]!.deleted_at.toISOString(), retractedBids, cancelledPurchases };
 }

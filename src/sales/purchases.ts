@@ -8,7 +8,8 @@
 import type { Redis } from 'ioredis';
 import { AppError, SOLD_OUT } from '../platform/errors.js';
 import { newPurchaseId, saleOfPurchase } from '../platform/ids.js';
-import { readPurchase, requestCancel, reservePurchase, SaleCode, type PurchaseRecord, type PurchaseStatus } from './scripts.js';
+import { Outcome, refusalOf } from '../platform/redis/outcomes.js';
+import { readPurchase, requestCancel, reservePurchase, type PurchaseRecord, type PurchaseStatus } from './scripts.js';
 import type { Sales } from './sales.js';
 import type { OrderRecord } from './repository.js';
 
@@ -88,40 +89,16 @@ export class Purchases {
       rateMax: this.limits.rateMax, rateWindowMs: this.limits.rateWindowMs, idempotencyTtlMs: this.limits.idempotencyTtlMs,
     };
     let out = await reservePurchase(this.redis, request);
-    if (out.code === SaleCode.UnknownSale && (await this.sales.ensureLoaded(saleId))) {
+    if (out.code === Outcome.NotFound && (await this.sales.ensureLoaded(saleId))) {
       out = await reservePurchase(this.redis, request);
     }
-    switch (out.code) {
-      case SaleCode.Accepted:
-        if (out.available === 0) this.soldOut.markSoldOut(saleId);
-        return this.accepted(out.purchaseId, false);
-      case SaleCode.Replayed:
-        return this.accepted(out.purchaseId, true);
-      case SaleCode.SoldOut:
-        if (out.available === 0) {
-          this.soldOut.markSoldOut(saleId);
-          throw SOLD_OUT;
-        }
-        throw new AppError('NOT_ENOUGH_STOCK', `only ${out.available} left`, { available: out.available });
-      case SaleCode.LimitReached:
-        throw new AppError('LIMIT_REACHED', `the limit is ${out.limit} per buyer and you have ${out.bought}`, { limit: out.limit, bought: out.bought });
-      case SaleCode.InProgress:
-        throw new AppError('PURCHASE_IN_PROGRESS', 'wait until your purchase in flight is settled', {
-          purchaseId: out.purchaseId, statusUrl: `/v1/purchases/${out.purchaseId}`,
-        });
-      case SaleCode.RateLimited: {
-        const seconds = Math.max(1, Math.ceil(out.retryAfterMs / 1000));
-        throw new AppError('RATE_LIMITED', `retry in ${seconds}s`, { retryAfterMs: out.retryAfterMs }, { 'Retry-After': String(seconds) });
-      }
-      case SaleCode.NotOpenYet:
-        throw new AppError('SALE_NOT_OPEN', `the sale opens at ${new Date(out.startsAt).toISOString()}`, { startsAt: new Date(out.startsAt).toISOString() });
-      case SaleCode.Ended:
-        throw new AppError('SALE_ENDED');
-      case SaleCode.UnknownSale:
-        throw new AppError('NOT_FOUND', 'no such sale');
-      case SaleCode.IdempotencyMismatch:
-        throw new AppError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with another body', { purchaseId: out.purchaseId });
+    if (out.code === Outcome.Applied) {
+      if (out.available === 0) this.soldOut.markSoldOut(saleId);
+      return this.accepted(out.purchaseId, false);
     }
+    if (out.code === Outcome.AlreadyApplied) return this.accepted(out.purchaseId, true);
+    if (out.code === Outcome.SoldOut && out.available === 0) this.soldOut.markSoldOut(saleId);
+    throw refusalOf('sale', out);
   }
 
   async get(buyerId: string, purchaseId: string): Promise<PurchaseView> {
@@ -141,8 +118,7 @@ export class Purchases {
     const saleId = saleOfPurchase(purchaseId);
     if (!saleId) throw new AppError('NOT_FOUND', 'no such purchase');
     const out = await requestCancel(this.redis, saleId, purchaseId, buyerId);
-    if (out.code === SaleCode.UnknownSale) throw new AppError('NOT_FOUND', 'no such purchase');
-    if (out.code === SaleCode.NotCancellable) throw new AppError('NOT_CANCELLABLE', `the purchase is ${out.status}`);
+    if (out.code === Outcome.NotFound || out.code === Outcome.NotCancellable) throw refusalOf('purchase', out);
     return viewOf(await this.own(buyerId, purchaseId));
   }
 

@@ -6,33 +6,13 @@ import type { Redis } from 'ioredis';
 import { saleKeys, STOCK_CHANNEL } from './keys.js';
 import { RELAY_GROUP } from '../platform/messaging/outbox.js';
 import { runScript } from '../platform/redis/functions.js';
-
-/** Output codes shared by the sale scripts (see each script's header). */
-export enum SaleCode {
-  Accepted = 1,
-  Replayed = 2,
-  SoldOut = -1,
-  LimitReached = -2,
-  InProgress = -3,
-  RateLimited = -4,
-  NotOpenYet = -5,
-  Ended = -6,
-  UnknownSale = -7,
-  IdempotencyMismatch = -8,
-  NotCancellable = -9,
-}
+import { Outcome, type Refusal } from '../platform/redis/outcomes.js';
 
 export type ReserveOutcome =
-  | { code: SaleCode.Accepted; purchaseId: string; available: number }
-  | { code: SaleCode.Replayed; purchaseId: string }
-  | { code: SaleCode.SoldOut; available: number }
-  | { code: SaleCode.LimitReached; bought: number; limit: number }
-  | { code: SaleCode.InProgress; purchaseId: string }
-  | { code: SaleCode.RateLimited; retryAfterMs: number }
-  | { code: SaleCode.NotOpenYet; startsAt: number }
-  | { code: SaleCode.Ended }
-  | { code: SaleCode.UnknownSale }
-  | { code: SaleCode.IdempotencyMismatch; purchaseId: string };
+  | { code: Outcome.Applied; purchaseId: string; available: number }
+  | { code: Outcome.AlreadyApplied; purchaseId: string }
+  | Extract<Refusal, { code: Outcome.SoldOut | Outcome.LimitReached | Outcome.InProgress | Outcome.RateLimited | Outcome.NotOpenYet | Outcome.Closed | Outcome.NotFound }>
+  | { code: Outcome.IdempotencyMismatch; purchaseId: string };
 
 export interface ReserveRequest {
   saleId: string;
@@ -63,24 +43,24 @@ export async function reservePurchase(redis: Redis, r: ReserveRequest): Promise<
     ],
     [r.buyerId, r.quantity, r.purchaseId, r.idempotencyKey ? (r.fingerprint ?? '') : '', r.rateMax, r.rateWindowMs, r.idempotencyTtlMs],
   )) as Reply;
-  const code = Number(reply[0]) as SaleCode;
+  const code = Number(reply[0]) as Outcome;
   switch (code) {
-    case SaleCode.Accepted:
+    case Outcome.Applied:
       return { code, purchaseId: String(reply[1]), available: Number(reply[2]) };
-    case SaleCode.Replayed:
-    case SaleCode.InProgress:
-    case SaleCode.IdempotencyMismatch:
+    case Outcome.AlreadyApplied:
+    case Outcome.InProgress:
+    case Outcome.IdempotencyMismatch:
       return { code, purchaseId: String(reply[1]) };
-    case SaleCode.SoldOut:
+    case Outcome.SoldOut:
       return { code, available: Number(reply[1]) };
-    case SaleCode.LimitReached:
+    case Outcome.LimitReached:
       return { code, bought: Number(reply[1]), limit: Number(reply[2]) };
-    case SaleCode.RateLimited:
+    case Outcome.RateLimited:
       return { code, retryAfterMs: Number(reply[1]) };
-    case SaleCode.NotOpenYet:
+    case Outcome.NotOpenYet:
       return { code, startsAt: Number(reply[1]) };
-    case SaleCode.Ended:
-    case SaleCode.UnknownSale:
+    case Outcome.Closed:
+    case Outcome.NotFound:
       return { code };
     default:
       throw new Error(`reservePurchase: unexpected reply ${JSON.stringify(reply)}`);
@@ -89,7 +69,7 @@ export async function reservePurchase(redis: Redis, r: ReserveRequest): Promise<
 
 export type PurchaseStatus = 'pending' | 'confirmed' | 'failed' | 'cancelled';
 
-export type SettleOutcome = { code: 1 | 0; status: PurchaseStatus } | { code: SaleCode.UnknownSale };
+export type SettleOutcome = { code: Outcome.Applied | Outcome.AlreadyApplied; status: PurchaseStatus } | { code: Outcome.NotFound };
 
 /** One settled outcome to apply to a purchase's live state. */
 export interface Settlement {
@@ -128,8 +108,8 @@ export async function settlePurchases(redis: Redis, saleId: string, settlements:
     if (!Array.isArray(reply) || reply.length !== 2 * part.length) throw new Error(`settlePurchases: unexpected reply ${JSON.stringify(reply)}`);
     for (let j = 0; j < reply.length; j += 2) {
       const code = Number(reply[j]);
-      if (code === SaleCode.UnknownSale) outcomes.push({ code: SaleCode.UnknownSale });
-      else if (code === 1 || code === 0) outcomes.push({ code, status: String(reply[j + 1]) as PurchaseStatus });
+      if (code === Outcome.NotFound) outcomes.push({ code });
+      else if (code === Outcome.Applied || code === Outcome.AlreadyApplied) outcomes.push({ code, status: String(reply[j + 1]) as PurchaseStatus });
       else throw new Error(`settlePurchases: unexpected reply ${JSON.stringify(reply)}`);
     }
   }
@@ -150,16 +130,16 @@ export async function settlePurchase(
 }
 
 export type CancelOutcome =
-  | { code: 1 | 2; status: PurchaseStatus }
-  | { code: SaleCode.UnknownSale }
-  | { code: SaleCode.NotCancellable; status: PurchaseStatus };
+  | { code: Outcome.Applied | Outcome.AlreadyApplied; status: PurchaseStatus }
+  | { code: Outcome.NotFound }
+  | { code: Outcome.NotCancellable; status: PurchaseStatus };
 
 export async function requestCancel(redis: Redis, saleId: string, purchaseId: string, buyerId: string): Promise<CancelOutcome> {
   const reply = (await runScript(redis, 'requestCancel', [saleKeys.purchase(saleId, purchaseId), saleKeys.outbox(saleId)], [buyerId, purchaseId])) as Reply;
   const code = Number(reply[0]);
-  if (code === 1 || code === 2) return { code, status: String(reply[1]) as PurchaseStatus };
-  if (code === SaleCode.UnknownSale) return { code };
-  if (code === SaleCode.NotCancellable) return { code, status: String(reply[1]) as PurchaseStatus };
+  if (code === Outcome.Applied || code === Outcome.AlreadyApplied) return { code, status: String(reply[1]) as PurchaseStatus };
+  if (code === Outcome.NotFound) return { code };
+  if (code === Outcome.NotCancellable) return { code, status: String(reply[1]) as PurchaseStatus };
   throw new Error(`requestCancel: unexpected reply ${JSON.stringify(reply)}`);
 }
 
@@ -182,12 +162,12 @@ export async function loadSale(redis: Redis, s: SaleTerms, alreadySold: number):
     [saleKeys.sale(s.id), saleKeys.outbox(s.id)],
     [s.id, s.status, s.startsAt, s.endsAt, s.perBuyerLimit, s.unitPrice, s.currency, s.stock, alreadySold, RELAY_GROUP],
   )) as Reply;
-  return Number(reply[0]) === 1;
+  return Number(reply[0]) === Outcome.Applied;
 }
 
 export async function addStock(redis: Redis, saleId: string, units: number): Promise<{ available: number; stock: number } | undefined> {
   const reply = (await runScript(redis, 'addStock', [saleKeys.sale(saleId)], [units, STOCK_CHANNEL])) as Reply;
-  if (Number(reply[0]) !== 1) return undefined;
+  if (Number(reply[0]) !== Outcome.Applied) return undefined;
   return { available: Number(reply[1]), stock: Number(reply[2]) };
 }
 

@@ -4,13 +4,14 @@
  * registered for the relay; bids and closes through the real scripts; and
  * probes of what settlement wrote. Nothing here is a mock.
  */
+import { Outcome } from '../../src/platform/redis/outcomes.js';
 import type { Pool } from '../../src/platform/db/pool.js';
 import type { Redis } from '../../src/platform/redis/client.js';
 import { newAuctionId, newBidId } from '../../src/platform/ids.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
 import { OUTBOX_REGISTRY } from '../../src/platform/messaging/outbox.js';
 import {
-  BidCode, closeAuction, loadAuction, placeBid, readLiveAuction, type AuctionTerms, type CloseOutcome,
+  closeAuction, loadAuction, placeBid, readLiveAuction, type AuctionTerms, type CloseOutcome,
 } from '../../src/auctions/scripts.js';
 import { encodeRule, type IncrementRule } from '../../src/auctions/auctions.js';
 import type { GetMessage } from 'amqplib';
@@ -46,7 +47,7 @@ export async function bid(redis: Redis, a: AuctionTerms, buyerId: string, amount
   const r = await placeBid(redis, {
     auctionId: a.id, buyerId, amount, maxAmount, bidId: newBidId(a.id), rateMax: 1_000_000, rateWindowMs: 1000, idempotencyTtlMs: 60_000,
   });
-  if (r.code !== BidCode.Accepted) throw new Error(`bid ${amount} by ${buyerId} refused: ${JSON.stringify(r)}`);
+  if (r.code !== Outcome.Applied) throw new Error(`bid ${amount} by ${buyerId} refused: ${JSON.stringify(r)}`);
   return r.bidId;
 }
 
@@ -54,7 +55,7 @@ export async function bid(redis: Redis, a: AuctionTerms, buyerId: string, amount
 export async function closeWhenDue(redis: Redis, auctionId: string): Promise<CloseOutcome> {
   for (;;) {
     const r = await closeAuction(redis, auctionId, 'time');
-    if (r.code !== BidCode.NotDue) return r;
+    if (r.code !== Outcome.NotDue) return r;
     await sleep(Math.max(5, Math.min(200, r.endsAt - Date.now() + 2)));
   }
 }

@@ -6,6 +6,7 @@
  * for an auction still open and for one closed. A log with a gap, or one
  * behind Redis, is refused and Redis is left as it was.
  */
+import { Outcome } from '../../src/platform/redis/outcomes.js';
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { boot, sleep, TEST_ENV } from '../helpers/system.js';
@@ -13,7 +14,7 @@ import { closeWhenDue, createAuction, waitLogged, waitSettled, type TestAuction 
 import type { Redis } from '../../src/platform/redis/client.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
 import { RELAY_GROUP } from '../../src/platform/messaging/outbox.js';
-import { BidCode, placeBid, promoteBid, readLiveAuction, retractBid } from '../../src/auctions/scripts.js';
+import { placeBid, promoteBid, readLiveAuction, retractBid } from '../../src/auctions/scripts.js';
 import { rebuildAuction } from '../../src/auctions/rebuild.js';
 import { newBidId } from '../../src/platform/ids.js';
 import { projectRoot } from '../../src/platform/paths.js';
@@ -49,13 +50,13 @@ async function war(a: TestAuction, buyers: string[], rand: () => number, steps: 
       const buyer = pick([...mine.keys()]);
       const bidId = pick(mine.get(buyer)!);
       let r = await retractBid(sys.redis, a.id, buyer, bidId);
-      if (r.code === BidCode.TooLate) r = await retractBid(sys.redis, a.id, buyer, bidId, true);
-      if (r.code === BidCode.Accepted) stats.retracted++;
+      if (r.code === Outcome.TooLateToRetract) r = await retractBid(sys.redis, a.id, buyer, bidId, true);
+      if (r.code === Outcome.Applied) stats.retracted++;
       else stats.refused++;
     } else if (roll < 0.25) {
       const standing = Object.values(await sys.redis.hgetall(auctionKeys.standing(a.id)));
       const r = standing.length > 0 ? await promoteBid(sys.redis, a.id, pick(standing), 1e12) : undefined;
-      if (r?.code === BidCode.Accepted) stats.doubled++;
+      if (r?.code === Outcome.Applied) stats.doubled++;
       else stats.refused++;
     } else {
       const buyer = pick(buyers);
@@ -64,7 +65,7 @@ async function war(a: TestAuction, buyers: string[], rand: () => number, steps: 
       const r = await placeBid(sys.redis, {
         auctionId: a.id, buyerId: buyer, amount, maxAmount, bidId: newBidId(a.id), rateMax: 1_000_000, rateWindowMs: 1000, idempotencyTtlMs: 60_000,
       });
-      if (r.code === BidCode.Accepted) {
+      if (r.code === Outcome.Applied) {
         stats.accepted++;
         mine.set(buyer, [...(mine.get(buyer) ?? []), r.bidId]);
       } else stats.refused++;
@@ -154,14 +155,14 @@ t.test('an open auction rebuilt after a random bid war equals the live one', asy
   const [late] = await sys.createBuyers(1, { currency: 'EUR', amount: 10_000_000 });
   const price = (await readLiveAuction(sys.redis, a.id))!.price ?? a.startPrice;
   const r = await placeBid(sys.redis, { auctionId: a.id, buyerId: late!, amount: price + 1_000_000, bidId: newBidId(a.id), rateMax: 10, rateWindowMs: 1000, idempotencyTtlMs: 1000 });
-  t.match(r, { code: BidCode.Accepted, leading: true });
-  t.equal(await waitLogged(sys.pool, sys.redis, a.id), seq + (r.code === BidCode.Accepted && r.endsAt > result.endsAt ? 2 : 1), 'its next event follows the log without a gap');
+  t.match(r, { code: Outcome.Applied, leading: true });
+  t.equal(await waitLogged(sys.pool, sys.redis, a.id), seq + (r.code === Outcome.Applied && r.endsAt > result.endsAt ? 2 : 1), 'its next event follows the log without a gap');
 });
 
 t.test('a closed (and settled) auction rebuilt by the CLI equals the live one', async (t) => {
   const a = await createAuction(sys.pool, sys.redis, warTerms());
   await warOn(a, 7, t);
-  t.match(await closeWhenDue(sys.redis, a.id), { code: BidCode.Accepted, status: 'closed' });
+  t.match(await closeWhenDue(sys.redis, a.id), { code: Outcome.Applied, status: 'closed' });
   await waitSettled(sys.pool, a.id);
   await waitLogged(sys.pool, sys.redis, a.id);
   const live = await dump(sys.redis, a.id);
@@ -180,7 +181,7 @@ t.test('a buy-now close is rebuilt with its price and end', async (t) => {
   const bid = (buyerId: string, amount: number, maxAmount?: number) =>
     placeBid(sys.redis, { auctionId: a.id, buyerId, amount, maxAmount, bidId: newBidId(a.id), rateMax: 10, rateWindowMs: 1000, idempotencyTtlMs: 1000 });
   await bid(y!, 1000, 9000);
-  t.match(await bid(x!, 5000), { code: BidCode.Accepted, closed: true });
+  t.match(await bid(x!, 5000), { code: Outcome.Applied, closed: true });
   await waitSettled(sys.pool, a.id);
   await waitLogged(sys.pool, sys.redis, a.id);
   const live = await dump(sys.redis, a.id);

@@ -7,13 +7,14 @@
  * leaves the lot unsold; the promoter's bonus is the house's; a cancelled
  * auction releases its bidders.
  */
+import { Outcome } from '../../src/platform/redis/outcomes.js';
 import t from 'tap';
 import { boot } from '../helpers/system.js';
 import { openAmqp } from '../helpers/fault-kit.js';
 import {
   auctionLedger, auctionRow, balanceOf, bid, closeWhenDue, collectAnnouncements, createAuction, logged, offersOf, waitLogged, waitSettled,
 } from '../helpers/auctions.js';
-import { closeAuction, promoteBid, BidCode } from '../../src/auctions/scripts.js';
+import { closeAuction, promoteBid } from '../../src/auctions/scripts.js';
 
 const sys = await boot(t, { api: false, relay: true, worker: true });
 const amqp = await openAmqp(t, sys.cfg);
@@ -34,7 +35,7 @@ t.test('the leader pays the auction price once; the others are told they lost', 
   await bid(sys.redis, a, z!, 1000);
   const xb = await bid(sys.redis, a, x!, 1100, 3000);
   await bid(sys.redis, a, y!, 1200, 2000);
-  t.match(await closeWhenDue(sys.redis, a.id), { code: BidCode.Accepted, price: 2100, leader: x });
+  t.match(await closeWhenDue(sys.redis, a.id), { code: Outcome.Applied, price: 2100, leader: x });
   await settled(a.id);
 
   t.match(await auctionRow(sys.pool, a.id), { status: 'closed', outcome: 'sold', winner_id: x, final_price: 2100, house_bonus: 0, closed: true, settled: true });
@@ -115,7 +116,7 @@ t.test('reserve not met: unsold, no offer, no debit; every bidder told they lost
   const [x, y] = await sys.createBuyers(2, { currency: 'EUR', amount: FUNDS });
   await bid(sys.redis, a, x!, 1000, 5000);
   await bid(sys.redis, a, y!, 1500);
-  t.match(await closeWhenDue(sys.redis, a.id), { code: BidCode.Accepted, reserveMet: false });
+  t.match(await closeWhenDue(sys.redis, a.id), { code: Outcome.Applied, reserveMet: false });
   await settled(a.id);
   t.match(await auctionRow(sys.pool, a.id), { status: 'closed', outcome: 'unsold', winner_id: null });
   t.same(await offersOf(sys.pool, a.id), []);
@@ -130,7 +131,7 @@ t.test('the promoter bonus: the house credits it (promotion), the winner pays th
   const [x, y] = await sys.createBuyers(2, { currency: 'EUR', amount: FUNDS });
   const xb = await bid(sys.redis, a, x!, 1000);
   await bid(sys.redis, a, y!, 1500);
-  t.match(await promoteBid(sys.redis, a.id, xb, 1e12), { code: BidCode.Accepted, buyerId: x, added: 1000, price: 2000 });
+  t.match(await promoteBid(sys.redis, a.id, xb, 1e12), { code: Outcome.Applied, buyerId: x, added: 1000, price: 2000 });
   await closeWhenDue(sys.redis, a.id);
   await settled(a.id);
   t.same(await offersOf(sys.pool, a.id), [[1, x, 2000, 1000, 'paid']]);
@@ -161,7 +162,7 @@ t.test('a cancelled auction: status cancelled, bidders released and told', async
   const [x, y] = await sys.createBuyers(2, { currency: 'EUR', amount: FUNDS });
   await bid(sys.redis, a, x!, 1000);
   await bid(sys.redis, a, y!, 1100);
-  t.match(await closeAuction(sys.redis, a.id, 'cancel'), { code: BidCode.Accepted, status: 'cancelled' });
+  t.match(await closeAuction(sys.redis, a.id, 'cancel'), { code: Outcome.Applied, status: 'cancelled' });
   await settled(a.id);
   t.match(await auctionRow(sys.pool, a.id), { status: 'cancelled', outcome: null, closed: true, settled: false });
   t.same(await auctionLedger(sys.pool, a.id), []);

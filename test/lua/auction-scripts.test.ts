@@ -1,6 +1,7 @@
 /**
  * Every output code of every auction script, and the pricing rules, against a real Redis.
  */
+import { Outcome } from '../../src/platform/redis/outcomes.js';
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { createRedis } from '../../src/platform/redis/client.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
 import { LIVE_CHANNEL } from '../../src/live/keys.js';
 import {
-  BidCode, closeAuction, loadAuction, parseStoredBid, placeBid, promoteBid, readLiveAuction, retractBid, type AuctionTerms, type BidRequest,
+  closeAuction, loadAuction, parseStoredBid, placeBid, promoteBid, readLiveAuction, retractBid, type AuctionTerms, type BidRequest,
 } from '../../src/auctions/scripts.js';
 import { newAuctionId, newBidId, newUserId } from '../../src/platform/ids.js';
 import { testConfig, sleep } from '../helpers/system.js';
@@ -48,7 +49,7 @@ async function lastEvent(a: AuctionTerms, type: string): Promise<any> {
 t.test('loadAuction creates once and leaves live state alone', async (t) => {
   const a = await auction();
   const u = newUserId();
-  t.equal((await bid(a, u, 1000)).code, BidCode.Accepted);
+  t.equal((await bid(a, u, 1000)).code, Outcome.Applied);
   t.equal(await loadAuction(redis, { ...a, startPrice: 5 }), false);
   const live = await readLiveAuction(redis, a.id);
   t.equal(live?.startPrice, 1000);
@@ -59,35 +60,35 @@ t.test('loadAuction creates once and leaves live state alone', async (t) => {
 t.test('placeBid: accepted, too low, not above own, unknown, not open, closed, rate limited, idempotency', async (t) => {
   const a = await auction();
   const [u1, u2] = [newUserId(), newUserId()];
-  t.match(await bid(a, u1, 999), { code: BidCode.TooLow, nextMinimum: 1000 }, 'below the starting price');
+  t.match(await bid(a, u1, 999), { code: Outcome.BidTooLow, nextMinimum: 1000 }, 'below the starting price');
   const first = await bid(a, u1, 1000);
-  t.match(first, { code: BidCode.Accepted, leading: true, currentPrice: 1000, nextMinimum: 1100, closed: false });
-  t.match(await bid(a, u2, 1099), { code: BidCode.TooLow, nextMinimum: 1100 });
+  t.match(first, { code: Outcome.Applied, leading: true, currentPrice: 1000, nextMinimum: 1100, closed: false });
+  t.match(await bid(a, u2, 1099), { code: Outcome.BidTooLow, nextMinimum: 1100 });
   const second = await bid(a, u2, 1100);
-  t.match(second, { code: BidCode.Accepted, leading: true, currentPrice: 1100 });
-  t.match(await bid(a, u2, 1200, { maxAmount: 1200 }), { code: BidCode.Accepted, leading: true, currentPrice: 1200 }, 'the leader may raise');
-  t.match(await bid(a, u2, 1300, { maxAmount: 1150 }), { code: BidCode.NotAboveOwn, ownMaximum: 1200 }, 'a max below own standing max');
-  t.match(await placeBid(redis, { auctionId: newAuctionId(), buyerId: u1, amount: 5, bidId: 'x', rateMax: 5, rateWindowMs: 1000, idempotencyTtlMs: 1000 }), { code: BidCode.UnknownAuction });
+  t.match(second, { code: Outcome.Applied, leading: true, currentPrice: 1100 });
+  t.match(await bid(a, u2, 1200, { maxAmount: 1200 }), { code: Outcome.Applied, leading: true, currentPrice: 1200 }, 'the leader may raise');
+  t.match(await bid(a, u2, 1300, { maxAmount: 1150 }), { code: Outcome.NotAboveOwnBid, ownMaximum: 1200 }, 'a max below own standing max');
+  t.match(await placeBid(redis, { auctionId: newAuctionId(), buyerId: u1, amount: 5, bidId: 'x', rateMax: 5, rateWindowMs: 1000, idempotencyTtlMs: 1000 }), { code: Outcome.NotFound });
 
   const later = await auction({ startsAt: Date.now() + 60_000 });
-  t.match(await bid(later, u1, 1000), { code: BidCode.NotOpenYet, startsAt: later.startsAt });
+  t.match(await bid(later, u1, 1000), { code: Outcome.NotOpenYet, startsAt: later.startsAt });
   const over = await auction({ startsAt: Date.now() - 2000, endsAt: Date.now() - 1 });
-  t.match(await bid(over, u1, 1000), { code: BidCode.Closed, status: 'ended' }, 'past its end, before the scheduler closed it');
+  t.match(await bid(over, u1, 1000), { code: Outcome.Closed, status: 'ended' }, 'past its end, before the scheduler closed it');
 
   const limited = await auction();
   const r1 = await bid(limited, u1, 1000, { rateMax: 1, rateWindowMs: 60_000 });
-  t.equal(r1.code, BidCode.Accepted);
+  t.equal(r1.code, Outcome.Applied);
   const r2 = await bid(limited, u1, 2000, { rateMax: 1, rateWindowMs: 60_000 });
-  t.equal(r2.code, BidCode.RateLimited);
-  t.ok(r2.code === BidCode.RateLimited && r2.retryAfterMs > 0 && r2.retryAfterMs <= 60_000);
+  t.equal(r2.code, Outcome.RateLimited);
+  t.ok(r2.code === Outcome.RateLimited && r2.retryAfterMs > 0 && r2.retryAfterMs <= 60_000);
 
   const idem = await auction();
   const withKey = { idempotencyKey: 'k1', fingerprint: 'f1' };
   const once = await bid(idem, u1, 1000, withKey);
   const again = await bid(idem, u1, 1000, withKey);
-  t.equal(again.code, BidCode.Replayed);
-  t.equal(again.code === BidCode.Replayed && once.code === BidCode.Accepted && again.bidId, once.code === BidCode.Accepted && once.bidId);
-  t.match(await bid(idem, u1, 1500, { idempotencyKey: 'k1', fingerprint: 'f2' }), { code: BidCode.IdempotencyMismatch });
+  t.equal(again.code, Outcome.AlreadyApplied);
+  t.equal(again.code === Outcome.AlreadyApplied && once.code === Outcome.Applied && again.bidId, once.code === Outcome.Applied && once.bidId);
+  t.match(await bid(idem, u1, 1500, { idempotencyKey: 'k1', fingerprint: 'f2' }), { code: Outcome.IdempotencyMismatch });
   t.equal((await readLiveAuction(redis, idem.id))?.bidCount, 1, 'replays place nothing');
 });
 
@@ -134,11 +135,11 @@ t.test("the top two a bid keeps in the auction hash are the book's after every c
     if (roll < 8 && placed.length > 0) {
       const p = placed[random(placed.length)]!;
       const out = await retractBid(redis, a.id, p.buyer, p.bidId);
-      if (out.code === BidCode.Accepted) counts.retractions++;
+      if (out.code === Outcome.Applied) counts.retractions++;
     } else if (roll < 14 && placed.length > 0) {
       const standing = await redis.hvals(auctionKeys.standing(a.id)); // a doubling takes a standing bid
       const out = await promoteBid(redis, a.id, standing[random(standing.length)]!, 1e12);
-      if (out.code === BidCode.Accepted) counts.doublings++;
+      if (out.code === Outcome.Applied) counts.doublings++;
     } else {
       const live = (await readLiveAuction(redis, a.id))!;
       const next = live.price === null ? 100 : live.price + 10;
@@ -148,7 +149,7 @@ t.test("the top two a bid keeps in the auction hash are the book's after every c
       // One in four below the next minimum (refused: the cache must stay as it was).
       const amount = next - 10 + 10 * random(4);
       const out = await bid(a, buyer, amount, proxy ? { maxAmount: Math.ceil(amount / 100) * 100 + 100 * random(3) } : {});
-      if (out.code === BidCode.Accepted) {
+      if (out.code === Outcome.Applied) {
         placed.push({ buyer, bidId: out.bidId });
         counts.bids++;
         if (proxy) counts.proxies++;
@@ -196,7 +197,7 @@ t.test('bids placed in the same turn are decided in one call, each exactly as if
   // Bid ids differ between the two auctions: compare them by the position of the bid that got them.
   const idsOf = (a: AuctionTerms, outs: typeof inTurn) => {
     const at = new Map<string, number>();
-    outs.forEach((o, i) => { if (o.code === BidCode.Accepted) at.set(o.bidId, i); });
+    outs.forEach((o, i) => { if (o.code === Outcome.Applied) at.set(o.bidId, i); });
     return (id: string) => at.get(id) ?? id;
   };
   const [posBatched, posAlone] = [idsOf(batched, inTurn), idsOf(alone, oneByOne)];
@@ -212,9 +213,9 @@ t.test('bids placed in the same turn are decided in one call, each exactly as if
     const expected = comparable(oneByOne[i]!, alone, posAlone);
     t.same(comparable(inTurn[i]!, batched, posBatched), expected, `bid ${i + 1}: ${JSON.stringify(expected)}`);
   }
-  const codes = new Set<BidCode>(oneByOne.map((o) => o.code));
-  for (const c of [BidCode.Accepted, BidCode.Replayed, BidCode.TooLow, BidCode.NotAboveOwn, BidCode.Closed, BidCode.RateLimited, BidCode.IdempotencyMismatch]) {
-    t.ok(codes.has(c), `the plan produces ${BidCode[c]}`);
+  const codes = new Set<Outcome>(oneByOne.map((o) => o.code));
+  for (const c of [Outcome.Applied, Outcome.AlreadyApplied, Outcome.BidTooLow, Outcome.NotAboveOwnBid, Outcome.Closed, Outcome.RateLimited, Outcome.IdempotencyMismatch]) {
+    t.ok(codes.has(c), `the plan produces ${Outcome[c]}`);
   }
 
   const state = async (a: AuctionTerms) => {
@@ -239,9 +240,9 @@ t.test('an idempotency key whose auction state is gone answers unknown auction, 
   const a = await auction();
   const u = newUserId();
   const withKey = { idempotencyKey: 'lost', fingerprint: 'f' };
-  t.equal((await bid(a, u, 1000, withKey)).code, BidCode.Accepted);
+  t.equal((await bid(a, u, 1000, withKey)).code, Outcome.Applied);
   await redis.del(auctionKeys.auction(a.id)); // the record outlives the auction's state (the api then loads it from Postgres)
-  t.match(await Promise.all([bid(a, u, 1000, withKey), bid(a, newUserId(), 1100)]), [{ code: BidCode.UnknownAuction }, { code: BidCode.UnknownAuction }],
+  t.match(await Promise.all([bid(a, u, 1000, withKey), bid(a, newUserId(), 1100)]), [{ code: Outcome.NotFound }, { code: Outcome.NotFound }],
     'answered, not a script error, for the replay and the bid beside it');
 
   const closed = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'lua-auction-test-closed' });
@@ -256,11 +257,11 @@ t.test('an idempotency key whose auction state is gone answers unknown auction, 
 t.test('an auction hash without the cached top two (an older release loaded it) has them computed from the book', async (t) => {
   const a = await auction({ rule: 'abs:10', startPrice: 100 });
   const [x, y, z] = [newUserId(), newUserId(), newUserId()];
-  t.equal((await bid(a, x, 100, { maxAmount: 300 })).code, BidCode.Accepted);
-  t.equal((await bid(a, y, 150, { maxAmount: 200 })).code, BidCode.Accepted);
+  t.equal((await bid(a, x, 100, { maxAmount: 300 })).code, Outcome.Applied);
+  t.equal((await bid(a, y, 150, { maxAmount: 200 })).code, Outcome.Applied);
   await redis.hdel(auctionKeys.auction(a.id), 'top');
   // Read as "no bids", a missing cache would make z lead at 220: only the book says x (300) leads at 230.
-  t.match(await bid(a, z, 220), { code: BidCode.Accepted, leading: false, currentPrice: 230 }, 'priced from the book: x (300) over z (220)');
+  t.match(await bid(a, z, 220), { code: Outcome.Applied, leading: false, currentPrice: 230 }, 'priced from the book: x (300) over z (220)');
   t.equal(await redis.hget(auctionKeys.auction(a.id), 'top'), (await topFromBook(a)).top, 'and the cache stored again');
   t.equal(await redis.hget(auctionKeys.auction(a.id), 'top'), `${x}|${(await readLiveAuction(redis, a.id))!.leaderBid}|100|300|${z}|220`, 'leader x (amount 100, max 300), runner-up z (220)');
 });
@@ -315,19 +316,19 @@ t.test('soft close: accepted bids extend to now + W, never past the hard cap; re
   const now = Date.now();
   const a = await auction({ endsAt: now + 3000, softCloseMs: 10_000, hardCloseAt: now + 8000 });
   const u = newUserId();
-  t.match(await bid(a, u, 500), { code: BidCode.TooLow });
+  t.match(await bid(a, u, 500), { code: Outcome.BidTooLow });
   t.equal((await readLiveAuction(redis, a.id))?.endsAt, a.endsAt, 'a refused bid extends nothing');
   const r = await bid(a, u, 1000);
-  t.equal(r.code === BidCode.Accepted && r.endsAt, a.hardCloseAt, 'capped at the hard close');
+  t.equal(r.code === Outcome.Applied && r.endsAt, a.hardCloseAt, 'capped at the hard close');
   t.equal((await readLiveAuction(redis, a.id))?.endsAt, a.hardCloseAt);
   t.match(await lastEvent(a, 'extended'), { endsAt: a.hardCloseAt });
 
   const b = await auction({ endsAt: now + 3000, softCloseMs: 5000, hardCloseAt: now + 600_000 });
   const r2 = await bid(b, u, 1000);
-  t.ok(r2.code === BidCode.Accepted && r2.endsAt > b.endsAt && r2.endsAt <= Date.now() + 5000, 'extended to now + W');
+  t.ok(r2.code === Outcome.Applied && r2.endsAt > b.endsAt && r2.endsAt <= Date.now() + 5000, 'extended to now + W');
   const far = await auction({ endsAt: now + 600_000, softCloseMs: 5000 });
   const r3 = await bid(far, u, 1000);
-  t.equal(r3.code === BidCode.Accepted && r3.endsAt, far.endsAt, 'a bid outside the window extends nothing');
+  t.equal(r3.code === Outcome.Applied && r3.endsAt, far.endsAt, 'a bid outside the window extends nothing');
   t.notOk(await lastEvent(far, 'extended'));
 });
 
@@ -336,10 +337,10 @@ t.test('buy-now closes at once for that bidder; a second buy-now is refused', as
   const [x, y, z] = [newUserId(), newUserId(), newUserId()];
   await bid(a, z, 1000, { maxAmount: 4000 });
   const [r1, r2] = await Promise.all([bid(a, x, 9500), bid(a, y, 9000)]);
-  const won = [r1, r2].filter((r) => r.code === BidCode.Accepted);
+  const won = [r1, r2].filter((r) => r.code === Outcome.Applied);
   t.equal(won.length, 1, 'one buy-now wins');
   t.match(won[0], { closed: true, leading: true, currentPrice: 9000 });
-  t.match([r1, r2].find((r) => r.code !== BidCode.Accepted), { code: BidCode.Closed, status: 'closed' });
+  t.match([r1, r2].find((r) => r.code !== Outcome.Applied), { code: Outcome.Closed, status: 'closed' });
   const live = await readLiveAuction(redis, a.id);
   t.match(live, { status: 'closed', closeReason: 'buy_now', price: 9000 });
   const closed = await lastEvent(a, 'closed');
@@ -360,35 +361,35 @@ t.test('retractBid: falls back to the best remaining bid, refuses late, foreign 
   const y1 = await bid(a, y, 1100, { maxAmount: 2000 });
   const x2 = await bid(a, x, 2500);
   t.match(x2, { leading: true, currentPrice: 2500 });
-  if (x1.code !== BidCode.Accepted || x2.code !== BidCode.Accepted || y1.code !== BidCode.Accepted) throw new Error('setup');
-  t.match(await retractBid(redis, a.id, y, x2.bidId), { code: BidCode.UnknownBid }, "another bidder's bid");
-  t.match(await retractBid(redis, a.id, x, newBidId(a.id)), { code: BidCode.UnknownBid });
-  t.match(await retractBid(redis, newAuctionId(), x, x2.bidId), { code: BidCode.UnknownAuction });
-  t.match(await retractBid(redis, a.id, x, x2.bidId), { code: BidCode.Accepted, price: 1100 }, 'x falls back to 1000; y leads one increment above it');
+  if (x1.code !== Outcome.Applied || x2.code !== Outcome.Applied || y1.code !== Outcome.Applied) throw new Error('setup');
+  t.match(await retractBid(redis, a.id, y, x2.bidId), { code: Outcome.UnknownBid }, "another bidder's bid");
+  t.match(await retractBid(redis, a.id, x, newBidId(a.id)), { code: Outcome.UnknownBid });
+  t.match(await retractBid(redis, newAuctionId(), x, x2.bidId), { code: Outcome.NotFound });
+  t.match(await retractBid(redis, a.id, x, x2.bidId), { code: Outcome.Applied, price: 1100 }, 'x falls back to 1000; y leads one increment above it');
   let live = await readLiveAuction(redis, a.id);
   t.equal(live?.leader, y);
   t.equal(live?.bidCount, 2);
-  t.match(await retractBid(redis, a.id, x, x2.bidId), { code: BidCode.Replayed }, 'retracting twice is harmless');
-  t.match(await retractBid(redis, a.id, y, y1.bidId), { code: BidCode.Accepted, price: 1000 });
+  t.match(await retractBid(redis, a.id, x, x2.bidId), { code: Outcome.AlreadyApplied }, 'retracting twice is harmless');
+  t.match(await retractBid(redis, a.id, y, y1.bidId), { code: Outcome.Applied, price: 1000 });
   live = await readLiveAuction(redis, a.id);
   t.equal(live?.leader, x, 'the leader falls back to the best remaining bid');
   t.match(await lastEvent(a, 'bid_retracted'), { bidId: y1.bidId, price: 1000, leader: x, fallbackBid: '' });
-  t.match(await retractBid(redis, a.id, x, x1.bidId), { code: BidCode.Accepted, price: null });
+  t.match(await retractBid(redis, a.id, x, x1.bidId), { code: Outcome.Applied, price: null });
   t.equal((await readLiveAuction(redis, a.id))?.leader, null);
   t.equal(await redis.zcard(auctionKeys.book(a.id)), 0);
 
   const late = await auction({ endsAt: Date.now() + 5000, softCloseMs: 10_000, hardCloseAt: Date.now() + 5000 });
   const l1 = await bid(late, x, 1000);
-  if (l1.code !== BidCode.Accepted) throw new Error('setup');
-  t.match(await retractBid(redis, late.id, x, l1.bidId), { code: BidCode.TooLate });
-  t.match(await retractBid(redis, late.id, x, l1.bidId, true), { code: BidCode.Accepted }, 'an operator deleting the buyer may');
+  if (l1.code !== Outcome.Applied) throw new Error('setup');
+  t.match(await retractBid(redis, late.id, x, l1.bidId), { code: Outcome.TooLateToRetract });
+  t.match(await retractBid(redis, late.id, x, l1.bidId, true), { code: Outcome.Applied }, 'an operator deleting the buyer may');
   t.equal((await readLiveAuction(redis, late.id))?.endsAt, late.endsAt, 'never extends');
   await closeAuction(redis, late.id, 'cancel');
-  t.match(await retractBid(redis, late.id, x, l1.bidId), { code: BidCode.Replayed });
+  t.match(await retractBid(redis, late.id, x, l1.bidId), { code: Outcome.AlreadyApplied });
   const l2 = await bid(a, x, 1000);
   await closeAuction(redis, a.id, 'cancel');
-  if (l2.code !== BidCode.Accepted) throw new Error('setup');
-  t.match(await retractBid(redis, a.id, x, l2.bidId), { code: BidCode.Closed, status: 'cancelled' });
+  if (l2.code !== Outcome.Applied) throw new Error('setup');
+  t.match(await retractBid(redis, a.id, x, l2.bidId), { code: Outcome.Closed, status: 'cancelled' });
 });
 
 t.test('promoteBid doubles a standing bid; refuses when off, closed, or not live', async (t) => {
@@ -396,26 +397,26 @@ t.test('promoteBid doubles a standing bid; refuses when off, closed, or not live
   const [x, y] = [newUserId(), newUserId()];
   const x1 = await bid(a, x, 1000);
   const y1 = await bid(a, y, 1500);
-  if (x1.code !== BidCode.Accepted || y1.code !== BidCode.Accepted) throw new Error('setup');
-  t.match(await promoteBid(redis, a.id, x1.bidId, 1e12), { code: BidCode.Accepted, buyerId: x, added: 1000, price: 2000 });
+  if (x1.code !== Outcome.Applied || y1.code !== Outcome.Applied) throw new Error('setup');
+  t.match(await promoteBid(redis, a.id, x1.bidId, 1e12), { code: Outcome.Applied, buyerId: x, added: 1000, price: 2000 });
   const live = await readLiveAuction(redis, a.id);
   t.equal(live?.leader, x, 'the doubled bid (2000) now leads');
   t.match(await lastEvent(a, 'bid_doubled'), { bidId: x1.bidId, added: 1000, amount: 2000, bonus: 1000 });
   const x2 = await bid(a, x, 2100);
-  t.match(x2, { code: BidCode.Accepted });
-  if (x2.code !== BidCode.Accepted || y1.code !== BidCode.Accepted) throw new Error('setup');
-  t.match(await promoteBid(redis, a.id, x2.bidId, 1e12), { code: BidCode.UnknownBid }, 'a lucky bidder is not doubled twice (the bonus carried to their new bid)');
+  t.match(x2, { code: Outcome.Applied });
+  if (x2.code !== Outcome.Applied || y1.code !== Outcome.Applied) throw new Error('setup');
+  t.match(await promoteBid(redis, a.id, x2.bidId, 1e12), { code: Outcome.UnknownBid }, 'a lucky bidder is not doubled twice (the bonus carried to their new bid)');
   t.equal((await lastEvent(a, 'bid_placed')).bidId, x2.bidId);
-  t.match(await promoteBid(redis, a.id, y1.bidId, 2999), { code: BidCode.UnknownBid }, 'would pass the largest amount');
-  t.match(await promoteBid(redis, a.id, x1.bidId, 1e12), { code: BidCode.UnknownBid }, 'a superseded bid is not live');
-  t.match(await promoteBid(redis, a.id, newBidId(a.id), 1e12), { code: BidCode.UnknownBid });
+  t.match(await promoteBid(redis, a.id, y1.bidId, 2999), { code: Outcome.UnknownBid }, 'would pass the largest amount');
+  t.match(await promoteBid(redis, a.id, x1.bidId, 1e12), { code: Outcome.UnknownBid }, 'a superseded bid is not live');
+  t.match(await promoteBid(redis, a.id, newBidId(a.id), 1e12), { code: Outcome.UnknownBid });
   const off = await auction();
   const o1 = await bid(off, x, 1000);
-  if (o1.code !== BidCode.Accepted) throw new Error('setup');
-  t.match(await promoteBid(redis, off.id, o1.bidId, 1e12), { code: BidCode.PromoterOff });
-  t.match(await promoteBid(redis, newAuctionId(), o1.bidId, 1e12), { code: BidCode.UnknownAuction });
+  if (o1.code !== Outcome.Applied) throw new Error('setup');
+  t.match(await promoteBid(redis, off.id, o1.bidId, 1e12), { code: Outcome.PromoterOff });
+  t.match(await promoteBid(redis, newAuctionId(), o1.bidId, 1e12), { code: Outcome.NotFound });
   await closeAuction(redis, a.id, 'cancel');
-  t.match(await promoteBid(redis, a.id, x2.bidId, 1e12), { code: BidCode.Closed, status: 'cancelled' });
+  t.match(await promoteBid(redis, a.id, x2.bidId, 1e12), { code: Outcome.Closed, status: 'cancelled' });
 });
 
 t.test('closeAuction: not due, closes once with ordered offers above the reserve, then refuses bids', async (t) => {
@@ -424,29 +425,29 @@ t.test('closeAuction: not due, closes once with ordered offers above the reserve
   await bid(a, x, 1000, { maxAmount: 3000 });
   await bid(a, y, 1200, { maxAmount: 2000 });
   await bid(a, z, 1300);
-  t.match(await closeAuction(redis, a.id, 'time'), { code: BidCode.NotDue, endsAt: a.endsAt });
-  t.match(await closeAuction(redis, newAuctionId(), 'time'), { code: BidCode.UnknownAuction });
+  t.match(await closeAuction(redis, a.id, 'time'), { code: Outcome.NotDue, endsAt: a.endsAt });
+  t.match(await closeAuction(redis, newAuctionId(), 'time'), { code: Outcome.NotFound });
   await sleep(450);
-  t.match(await closeAuction(redis, a.id, 'time'), { code: BidCode.Accepted, status: 'closed', price: 2100, leader: x, reserveMet: true });
-  t.match(await closeAuction(redis, a.id, 'time'), { code: BidCode.Replayed, status: 'closed' });
+  t.match(await closeAuction(redis, a.id, 'time'), { code: Outcome.Applied, status: 'closed', price: 2100, leader: x, reserveMet: true });
+  t.match(await closeAuction(redis, a.id, 'time'), { code: Outcome.AlreadyApplied, status: 'closed' });
   const ev = await lastEvent(a, 'closed');
   t.same(ev.offers.map((o: any) => [o.buyerId, o.price]), [[x, 2100], [y, 2000]], 'y at its own highest bid; z (1300) is below the reserve');
-  t.match(await bid(a, z, 5000), { code: BidCode.Closed, status: 'closed' });
+  t.match(await bid(a, z, 5000), { code: Outcome.Closed, status: 'closed' });
 
   const unmet = await auction({ endsAt: Date.now() + 100, softCloseMs: 0, reservePrice: 99_999 });
   await bid(unmet, x, 1000);
   await sleep(150);
-  t.match(await closeAuction(redis, unmet.id, 'time'), { code: BidCode.Accepted, reserveMet: false });
+  t.match(await closeAuction(redis, unmet.id, 'time'), { code: Outcome.Applied, reserveMet: false });
   t.same((await lastEvent(unmet, 'closed')).offers, []);
   const empty = await auction({ endsAt: Date.now() + 50, softCloseMs: 0 });
   await sleep(100);
-  t.match(await closeAuction(redis, empty.id, 'time'), { code: BidCode.Accepted, price: null, leader: '', reserveMet: false });
+  t.match(await closeAuction(redis, empty.id, 'time'), { code: Outcome.Applied, price: null, leader: '', reserveMet: false });
 
   const cancelled = await auction();
   await bid(cancelled, x, 1000);
-  t.match(await closeAuction(redis, cancelled.id, 'cancel'), { code: BidCode.Accepted, status: 'cancelled' });
+  t.match(await closeAuction(redis, cancelled.id, 'cancel'), { code: Outcome.Applied, status: 'cancelled' });
   t.same((await lastEvent(cancelled, 'cancelled')).bidders, [x]);
-  t.match(await closeAuction(redis, cancelled.id, 'time'), { code: BidCode.Replayed, status: 'cancelled' });
+  t.match(await closeAuction(redis, cancelled.id, 'time'), { code: Outcome.AlreadyApplied, status: 'cancelled' });
 });
 
 t.test('every change is published live with an anonymous leader handle', async (t) => {

@@ -1,12 +1,13 @@
 /**
  * Every output code of every sale script, against a real Redis.
  */
+import { Outcome } from '../../src/platform/redis/outcomes.js';
 import t from 'tap';
 import { createRedis } from '../../src/platform/redis/client.js';
 import { runScript } from '../../src/platform/redis/functions.js';
 import { saleKeys, STOCK_CHANNEL } from '../../src/sales/keys.js';
 import { RELAY_GROUP } from '../../src/platform/messaging/outbox.js';
-import { addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, SaleCode, SETTLE_PER_CALL, settlePurchase, settlePurchases, type ReserveRequest, type SaleTerms, type Settlement } from '../../src/sales/scripts.js';
+import { addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, SETTLE_PER_CALL, settlePurchase, settlePurchases, type ReserveRequest, type SaleTerms, type Settlement } from '../../src/sales/scripts.js';
 import { trimOutbox } from '../../src/platform/messaging/outbox.js';
 import { newPurchaseId, newSaleId, newUserId } from '../../src/platform/ids.js';
 import { testConfig } from '../helpers/system.js';
@@ -34,7 +35,7 @@ const req = (s: SaleTerms, buyerId: string, over: Partial<ReserveRequest> = {}):
 t.test('loadSale: creates once, then refreshes terms without touching counters', async (t) => {
   const s = await sale();
   const buyer = newUserId();
-  t.equal((await reservePurchase(redis, req(s, buyer))).code, SaleCode.Accepted);
+  t.equal((await reservePurchase(redis, req(s, buyer))).code, Outcome.Applied);
   t.equal(await loadSale(redis, { ...s, perBuyerLimit: 5, stock: 999 }, 0), false, 'second load reports existing');
   const live = await readLiveSale(redis, s.id);
   t.same(live, { status: 'open', stock: 3, available: 2, reserved: 1, sold: 0 }, 'counters untouched');
@@ -56,7 +57,7 @@ t.test('reservePurchase: accepted (1) reserves, records and appends to the outbo
   const buyer = newUserId();
   const r = req(s, buyer, { quantity: 2 });
   const out = await reservePurchase(redis, r);
-  t.same(out, { code: SaleCode.Accepted, purchaseId: r.purchaseId, available: 1 });
+  t.same(out, { code: Outcome.Applied, purchaseId: r.purchaseId, available: 1 });
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 3, available: 1, reserved: 2, sold: 0 });
   t.equal(await redis.hget(saleKeys.bought(s.id), buyer), '2');
   t.equal(await redis.hget(saleKeys.inflight(s.id), buyer), r.purchaseId);
@@ -74,10 +75,10 @@ t.test('reservePurchase: replay (2) and key reuse with another body (-8)', async
   const s = await sale();
   const buyer = newUserId();
   const first = req(s, buyer, { idempotencyKey: 'k1', fingerprint: 'q=1' });
-  t.equal((await reservePurchase(redis, first)).code, SaleCode.Accepted);
-  t.same(await reservePurchase(redis, { ...first, purchaseId: newPurchaseId(s.id) }), { code: SaleCode.Replayed, purchaseId: first.purchaseId });
+  t.equal((await reservePurchase(redis, first)).code, Outcome.Applied);
+  t.same(await reservePurchase(redis, { ...first, purchaseId: newPurchaseId(s.id) }), { code: Outcome.AlreadyApplied, purchaseId: first.purchaseId });
   t.same(await reservePurchase(redis, { ...first, purchaseId: newPurchaseId(s.id), quantity: 2, fingerprint: 'q=2' }), {
-    code: SaleCode.IdempotencyMismatch, purchaseId: first.purchaseId,
+    code: Outcome.IdempotencyMismatch, purchaseId: first.purchaseId,
   });
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 3, available: 2, reserved: 1, sold: 0 }, 'replays change nothing');
   t.equal(await redis.xlen(saleKeys.outbox(s.id)), 1, 'one event');
@@ -85,9 +86,9 @@ t.test('reservePurchase: replay (2) and key reuse with another body (-8)', async
 
 t.test('reservePurchase: sold out (-1), with what is left', async (t) => {
   const s = await sale({ stock: 1, perBuyerLimit: 5 });
-  t.same(await reservePurchase(redis, req(s, newUserId(), { quantity: 2 })), { code: SaleCode.SoldOut, available: 1 });
-  t.equal((await reservePurchase(redis, req(s, newUserId()))).code, SaleCode.Accepted);
-  t.same(await reservePurchase(redis, req(s, newUserId())), { code: SaleCode.SoldOut, available: 0 });
+  t.same(await reservePurchase(redis, req(s, newUserId(), { quantity: 2 })), { code: Outcome.SoldOut, available: 1 });
+  t.equal((await reservePurchase(redis, req(s, newUserId()))).code, Outcome.Applied);
+  t.same(await reservePurchase(redis, req(s, newUserId())), { code: Outcome.SoldOut, available: 0 });
 });
 
 t.test('reservePurchase: limit reached (-2) counts pending and settled', async (t) => {
@@ -96,8 +97,8 @@ t.test('reservePurchase: limit reached (-2) counts pending and settled', async (
   const r1 = req(s, buyer);
   await reservePurchase(redis, r1);
   await settlePurchase(redis, s.id, r1.purchaseId, 'confirmed', '', Date.now());
-  t.same(await reservePurchase(redis, req(s, buyer, { quantity: 2 })), { code: SaleCode.LimitReached, bought: 1, limit: 2 });
-  t.equal((await reservePurchase(redis, req(s, buyer))).code, SaleCode.Accepted);
+  t.same(await reservePurchase(redis, req(s, buyer, { quantity: 2 })), { code: Outcome.LimitReached, bought: 1, limit: 2 });
+  t.equal((await reservePurchase(redis, req(s, buyer))).code, Outcome.Applied);
 });
 
 t.test('reservePurchase: purchase in progress (-3)', async (t) => {
@@ -105,7 +106,7 @@ t.test('reservePurchase: purchase in progress (-3)', async (t) => {
   const buyer = newUserId();
   const r1 = req(s, buyer);
   await reservePurchase(redis, r1);
-  t.same(await reservePurchase(redis, req(s, buyer)), { code: SaleCode.InProgress, purchaseId: r1.purchaseId });
+  t.same(await reservePurchase(redis, req(s, buyer)), { code: Outcome.InProgress, purchaseId: r1.purchaseId });
 });
 
 t.test('reservePurchase: rate limited (-4) with the time to wait', async (t) => {
@@ -114,19 +115,19 @@ t.test('reservePurchase: rate limited (-4) with the time to wait', async (t) => 
   const outs = [];
   for (let i = 0; i < 4; i++) outs.push(await reservePurchase(redis, req(s, buyer, { rateMax: 3, rateWindowMs: 5000 })));
   const last = outs[3]!;
-  t.equal(last.code, SaleCode.RateLimited);
-  if (last.code === SaleCode.RateLimited) t.ok(last.retryAfterMs > 0 && last.retryAfterMs <= 5000, `retry after ${last.retryAfterMs}ms`);
+  t.equal(last.code, Outcome.RateLimited);
+  if (last.code === Outcome.RateLimited) t.ok(last.retryAfterMs > 0 && last.retryAfterMs <= 5000, `retry after ${last.retryAfterMs}ms`);
 });
 
 t.test('reservePurchase: not open yet (-5), ended (-6), closed (-6), unknown (-7)', async (t) => {
   const now = Date.now();
   const later = await sale({ startsAt: now + 60_000, endsAt: now + 120_000 });
-  t.same(await reservePurchase(redis, req(later, newUserId())), { code: SaleCode.NotOpenYet, startsAt: later.startsAt });
+  t.same(await reservePurchase(redis, req(later, newUserId())), { code: Outcome.NotOpenYet, startsAt: later.startsAt });
   const over = await sale({ startsAt: now - 120_000, endsAt: now - 60_000 });
-  t.same(await reservePurchase(redis, req(over, newUserId())), { code: SaleCode.Ended });
+  t.same(await reservePurchase(redis, req(over, newUserId())), { code: Outcome.Closed });
   const closed = await sale({ status: 'closed' });
-  t.same(await reservePurchase(redis, req(closed, newUserId())), { code: SaleCode.Ended });
-  t.same(await reservePurchase(redis, req({ ...closed, id: newSaleId() }, newUserId())), { code: SaleCode.UnknownSale });
+  t.same(await reservePurchase(redis, req(closed, newUserId())), { code: Outcome.Closed });
+  t.same(await reservePurchase(redis, req({ ...closed, id: newSaleId() }, newUserId())), { code: Outcome.NotFound });
   for (const s of [later, over, closed]) t.equal(await redis.xlen(saleKeys.outbox(s.id)), 0, 'refusals append nothing');
 });
 
@@ -140,20 +141,20 @@ t.test('settlePurchase: every transition once, and -7 for an unknown purchase', 
 
   const a = req(s, newUserId());
   await reservePurchase(redis, a);
-  t.same(await settlePurchase(redis, s.id, a.purchaseId, 'confirmed', '', 1), { code: 1, status: 'confirmed' });
-  t.same(await settlePurchase(redis, s.id, a.purchaseId, 'confirmed', '', 1), { code: 0, status: 'confirmed' }, 'again: no-op');
+  t.same(await settlePurchase(redis, s.id, a.purchaseId, 'confirmed', '', 1), { code: Outcome.Applied, status: 'confirmed' });
+  t.same(await settlePurchase(redis, s.id, a.purchaseId, 'confirmed', '', 1), { code: Outcome.AlreadyApplied, status: 'confirmed' }, 'again: no-op');
   t.equal(await redis.hget(saleKeys.inflight(s.id), a.buyerId), null, 'in-flight cleared');
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 5, available: 4, reserved: 0, sold: 1 });
 
-  t.same(await settlePurchase(redis, s.id, a.purchaseId, 'cancelled', '', 2), { code: 1, status: 'cancelled' }, 'refund path');
-  t.same(await settlePurchase(redis, s.id, a.purchaseId, 'cancelled', '', 2), { code: 0, status: 'cancelled' });
+  t.same(await settlePurchase(redis, s.id, a.purchaseId, 'cancelled', '', 2), { code: Outcome.Applied, status: 'cancelled' }, 'refund path');
+  t.same(await settlePurchase(redis, s.id, a.purchaseId, 'cancelled', '', 2), { code: Outcome.AlreadyApplied, status: 'cancelled' });
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 5, available: 5, reserved: 0, sold: 0 });
   t.equal(await redis.hget(saleKeys.bought(s.id), a.buyerId), '0', 'buyer may buy again');
 
   const b = req(s, newUserId(), { quantity: 5 });
   await reservePurchase(redis, b);
-  t.same(await settlePurchase(redis, s.id, b.purchaseId, 'failed', 'INSUFFICIENT_FUNDS', 3), { code: 1, status: 'failed' });
-  t.same(await settlePurchase(redis, s.id, b.purchaseId, 'confirmed', '', 3), { code: 0, status: 'failed' }, 'failed is final');
+  t.same(await settlePurchase(redis, s.id, b.purchaseId, 'failed', 'INSUFFICIENT_FUNDS', 3), { code: Outcome.Applied, status: 'failed' });
+  t.same(await settlePurchase(redis, s.id, b.purchaseId, 'confirmed', '', 3), { code: Outcome.AlreadyApplied, status: 'failed' }, 'failed is final');
   t.match(await readPurchase(redis, s.id, b.purchaseId), { status: 'failed', reason: 'INSUFFICIENT_FUNDS' });
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 5, available: 5, reserved: 0, sold: 0 });
   await new Promise((r) => setTimeout(r, 100));
@@ -161,16 +162,16 @@ t.test('settlePurchase: every transition once, and -7 for an unknown purchase', 
 
   const c = req(s, newUserId());
   await reservePurchase(redis, c);
-  t.same(await settlePurchase(redis, s.id, c.purchaseId, 'cancelled', '', 4), { code: 1, status: 'cancelled' }, 'pending -> cancelled');
+  t.same(await settlePurchase(redis, s.id, c.purchaseId, 'cancelled', '', 4), { code: Outcome.Applied, status: 'cancelled' }, 'pending -> cancelled');
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 5, available: 5, reserved: 0, sold: 0 });
 
-  t.same(await settlePurchase(redis, s.id, newPurchaseId(s.id), 'confirmed', '', 5), { code: SaleCode.UnknownSale });
+  t.same(await settlePurchase(redis, s.id, newPurchaseId(s.id), 'confirmed', '', 5), { code: Outcome.NotFound });
 });
 
 t.test('settlePurchases: one call applies a batch in order, each purchase once', async (t) => {
   const s = await sale({ stock: 10, perBuyerLimit: 5 });
   const [a, b, c] = [req(s, newUserId()), req(s, newUserId(), { quantity: 2 }), req(s, newUserId())];
-  for (const r of [a, b, c]) t.equal((await reservePurchase(redis, r)).code, SaleCode.Accepted);
+  for (const r of [a, b, c]) t.equal((await reservePurchase(redis, r)).code, Outcome.Applied);
   const unknown = newPurchaseId(s.id);
   const batch = [
     { purchaseId: a.purchaseId, status: 'confirmed', reason: '', settledAt: 10 },
@@ -182,8 +183,8 @@ t.test('settlePurchases: one call applies a batch in order, each purchase once',
     { purchaseId: a.purchaseId, status: 'confirmed', reason: '', settledAt: 15 },
   ] as const;
   t.same(await settlePurchases(redis, s.id, batch), [
-    { code: 1, status: 'confirmed' }, { code: 1, status: 'failed' }, { code: SaleCode.UnknownSale },
-    { code: 1, status: 'confirmed' }, { code: 1, status: 'cancelled' }, { code: 0, status: 'confirmed' },
+    { code: Outcome.Applied, status: 'confirmed' }, { code: Outcome.Applied, status: 'failed' }, { code: Outcome.NotFound },
+    { code: Outcome.Applied, status: 'confirmed' }, { code: Outcome.Applied, status: 'cancelled' }, { code: Outcome.AlreadyApplied, status: 'confirmed' },
   ]);
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 10, available: 9, reserved: 0, sold: 1 }, 'only a stays sold');
   t.match(await readPurchase(redis, s.id, c.purchaseId), { status: 'cancelled' });
@@ -191,8 +192,8 @@ t.test('settlePurchases: one call applies a batch in order, each purchase once',
   t.equal(await redis.hlen(saleKeys.inflight(s.id)), 0, 'no purchase left in flight');
 
   t.same(await settlePurchases(redis, s.id, batch), [
-    { code: 0, status: 'confirmed' }, { code: 0, status: 'failed' }, { code: SaleCode.UnknownSale },
-    { code: 0, status: 'cancelled' }, { code: 0, status: 'cancelled' }, { code: 0, status: 'confirmed' },
+    { code: Outcome.AlreadyApplied, status: 'confirmed' }, { code: Outcome.AlreadyApplied, status: 'failed' }, { code: Outcome.NotFound },
+    { code: Outcome.AlreadyApplied, status: 'cancelled' }, { code: Outcome.AlreadyApplied, status: 'cancelled' }, { code: Outcome.AlreadyApplied, status: 'confirmed' },
   ], 'the batch redelivered changes nothing');
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 10, available: 9, reserved: 0, sold: 1 });
 });
@@ -200,8 +201,8 @@ t.test('settlePurchases: one call applies a batch in order, each purchase once',
 t.test('settlePurchases: a buyer\'s in-flight marker is cleared only by the purchase it names', async (t) => {
   const s = await sale({ stock: 10, perBuyerLimit: 5 });
   const [a, b, c] = [req(s, newUserId()), req(s, newUserId()), req(s, newUserId())];
-  for (const r of [a, b, c]) t.equal((await reservePurchase(redis, r)).code, SaleCode.Accepted);
-  t.equal((await settlePurchases(redis, s.id, [{ purchaseId: c.purchaseId, status: 'confirmed', reason: '', settledAt: 1 }]))[0]!.code, 1);
+  for (const r of [a, b, c]) t.equal((await reservePurchase(redis, r)).code, Outcome.Applied);
+  t.equal((await settlePurchases(redis, s.id, [{ purchaseId: c.purchaseId, status: 'confirmed', reason: '', settledAt: 1 }]))[0]!.code, Outcome.Applied);
   // b's marker now names another purchase, and c's buyer has a new one in flight.
   const other = newPurchaseId(s.id);
   const next = newPurchaseId(s.id);
@@ -220,7 +221,7 @@ t.test('settlePurchases: more purchases than one call takes are applied in calls
   const s = await sale({ stock: n, perBuyerLimit: 1 });
   const reqs = Array.from({ length: n }, () => req(s, newUserId()));
   const accepted = await Promise.all(reqs.map((r) => reservePurchase(redis, r)));
-  t.ok(accepted.every((a) => a.code === SaleCode.Accepted), `${n} reserved`);
+  t.ok(accepted.every((a) => a.code === Outcome.Applied), `${n} reserved`);
   // The last purchase is settled twice across the call boundary: confirmed, then cancelled.
   const last = reqs[n - 1]!;
   const settlements: Settlement[] = reqs.map((r, i) => ({ purchaseId: r.purchaseId, status: i % 2 ? 'failed' : 'confirmed', reason: '', settledAt: 1 }));
@@ -228,8 +229,8 @@ t.test('settlePurchases: more purchases than one call takes are applied in calls
   settlements[settlements.length - 1] = { purchaseId: last.purchaseId, status: 'cancelled', reason: '', settledAt: 2 };
   const outcomes = await settlePurchases(redis, s.id, settlements);
   t.equal(outcomes.length, settlements.length, 'one outcome per settlement');
-  t.same(outcomes[SETTLE_PER_CALL - 1], { code: 1, status: 'confirmed' }, 'the last purchase confirmed in the first call');
-  t.same(outcomes[outcomes.length - 1], { code: 1, status: 'cancelled' }, 'and cancelled in the second, which saw the first');
+  t.same(outcomes[SETTLE_PER_CALL - 1], { code: Outcome.Applied, status: 'confirmed' }, 'the last purchase confirmed in the first call');
+  t.same(outcomes[outcomes.length - 1], { code: Outcome.Applied, status: 'cancelled' }, 'and cancelled in the second, which saw the first');
   const confirmed = reqs.filter((_, i) => i % 2 === 0 && i !== n - 1).length;
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: n, available: n - confirmed, reserved: 0, sold: confirmed });
 });
@@ -267,15 +268,15 @@ t.test('requestCancel: requested (1), again (2), not own (-7), failed (-9)', asy
   const buyer = newUserId();
   const a = req(s, buyer);
   await reservePurchase(redis, a);
-  t.same(await requestCancel(redis, s.id, a.purchaseId, newUserId()), { code: SaleCode.UnknownSale }, 'another buyer');
-  t.same(await requestCancel(redis, s.id, a.purchaseId, buyer), { code: 1, status: 'pending' });
-  t.same(await requestCancel(redis, s.id, a.purchaseId, buyer), { code: 2, status: 'pending' });
+  t.same(await requestCancel(redis, s.id, a.purchaseId, newUserId()), { code: Outcome.NotFound }, 'another buyer');
+  t.same(await requestCancel(redis, s.id, a.purchaseId, buyer), { code: Outcome.Applied, status: 'pending' });
+  t.same(await requestCancel(redis, s.id, a.purchaseId, buyer), { code: Outcome.AlreadyApplied, status: 'pending' });
   t.equal(await redis.xlen(saleKeys.outbox(s.id)), 2, 'one cancel event, however often asked');
   const b = req(s, newUserId());
   await reservePurchase(redis, b);
   await settlePurchase(redis, s.id, b.purchaseId, 'failed', 'INSUFFICIENT_FUNDS', 1);
-  t.same(await requestCancel(redis, s.id, b.purchaseId, b.buyerId), { code: SaleCode.NotCancellable, status: 'failed' });
-  t.same(await requestCancel(redis, s.id, newPurchaseId(s.id), buyer), { code: SaleCode.UnknownSale });
+  t.same(await requestCancel(redis, s.id, b.purchaseId, b.buyerId), { code: Outcome.NotCancellable, status: 'failed' });
+  t.same(await requestCancel(redis, s.id, newPurchaseId(s.id), buyer), { code: Outcome.NotFound });
 });
 
 t.test('addStock: added (1) and unknown sale (-7)', async (t) => {
@@ -303,8 +304,8 @@ t.test('trimOutbox: trims only acknowledged entries', async (t) => {
 t.test('concurrency: 500 parallel reservations of 50 units never oversell', async (t) => {
   const s = await sale({ stock: 50, perBuyerLimit: 1 });
   const outs = await Promise.all(Array.from({ length: 500 }, () => reservePurchase(redis, req(s, newUserId()))));
-  t.equal(outs.filter((o) => o.code === SaleCode.Accepted).length, 50);
-  t.equal(outs.filter((o) => o.code === SaleCode.SoldOut).length, 450);
+  t.equal(outs.filter((o) => o.code === Outcome.Applied).length, 50);
+  t.equal(outs.filter((o) => o.code === Outcome.SoldOut).length, 450);
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 50, available: 0, reserved: 50, sold: 0 });
 });
 
@@ -316,7 +317,7 @@ t.test('concurrency: one buyer, 200 parallel attempts, limit 3 (settling as it g
     Array.from({ length: 200 }, async () => {
       const r = req(s, buyer);
       const out = await reservePurchase(redis, r);
-      if (out.code === SaleCode.Accepted) {
+      if (out.code === Outcome.Applied) {
         accepted++;
         await settlePurchase(redis, s.id, r.purchaseId, 'confirmed', '', 1);
       }
@@ -329,8 +330,8 @@ t.test('concurrency: one buyer, 200 parallel attempts, limit 3 (settling as it g
 t.test('auditLiveSale: a sale the scripts kept holds every live invariant; each kind of corruption is named', async (t) => {
   const s = await sale({ stock: 10, perBuyerLimit: 2 });
   const [x, y] = [newUserId(), newUserId()];
-  t.equal((await reservePurchase(redis, req(s, x, { quantity: 2 }))).code, SaleCode.Accepted);
-  t.equal((await reservePurchase(redis, req(s, y))).code, SaleCode.Accepted);
+  t.equal((await reservePurchase(redis, req(s, x, { quantity: 2 }))).code, Outcome.Applied);
+  t.equal((await reservePurchase(redis, req(s, y))).code, Outcome.Applied);
   const clean = await auditLiveSale(redis, s.id, 2);
   t.same(clean.violations, []);
   t.same(clean.live, { stock: 10, available: 7, reserved: 3, sold: 0 });
