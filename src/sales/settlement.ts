@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import copy from 'pg-copy-streams';
 import type { Pool, PoolClient } from '../platform/db/pool.js';
 import { inTransaction } from '../platform/db/pool.js';
+import { PermanentError } from '../platform/messaging/consumer.js';
 import type { PurchaseAcceptedData, PurchaseCancelRequestedData } from '../platform/messaging/events.js';
 
 export type SettlementEvent =
@@ -48,7 +49,8 @@ export function settleBatch(pool: Pool, events: SettlementEvent[]): Promise<Sett
   return inTransaction(pool, (c) => settleInTransaction(c, events));
 }
 
-export class UnknownSaleTermsError extends Error {}
+/** The event contradicts its sale's terms (or names no sale): no retry can settle it. */
+export class UnknownSaleTermsError extends PermanentError {}
 
 export class UnknownBuyerError extends Error {}
 

@@ -34,8 +34,15 @@ export interface ConsumerSettings extends WorkerSettings {
 
 export const ATTEMPT_HEADER = 'x-stampede-attempt';
 
-/** A message no retry can help: it goes to the dead-letter queue at once. */
-export class PoisonMessageError extends Error {}
+/**
+ * A failure no retry can help (the event names a sale whose terms it
+ * contradicts, say): the message goes to the dead-letter queue at once, with
+ * this error's message as its reason, instead of through every delay tier.
+ */
+export class PermanentError extends Error {}
+
+/** A message that cannot even be read as the event it claims to be: permanent. */
+export class PoisonMessageError extends PermanentError {}
 
 /** A decoded JSON value that is an object (a CloudEvent envelope, before its fields are checked). */
 export type JsonObject = Record<string, unknown>;
@@ -252,6 +259,7 @@ export abstract class BatchConsumer<E> {
   }
 
   private async retryLater(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error): Promise<void> {
+    if (err instanceof PermanentError) return this.deadLetter(ch, pub, msg, err);
     const attempt = Number(msg.properties.headers?.[ATTEMPT_HEADER] ?? 0);
     const delay = this.o.topology.retryDelaysMs[attempt];
     if (delay === undefined) return this.deadLetter(ch, pub, msg, err);
