@@ -14,7 +14,7 @@
 import type { Pool } from '../platform/db/pool.js';
 import { settleAuctionEvents } from './settlement.js';
 import type { ConfirmChannel } from '../platform/messaging/amqp.js';
-import { publishConfirmed } from '../platform/messaging/publisher.js';
+import { publisherOf } from '../platform/messaging/publisher.js';
 import { LOGGED_AUCTION_EVENT_TYPES, type AuctionLogEvent, type AuctionOffer, type LoggedAuctionEventType } from './events.js';
 import { AUCTION_ID, BID_ID, USER_ID } from '../platform/ids.js';
 import { MAX_OFFERS } from './scripts.js';
@@ -182,7 +182,7 @@ export class AuctionsWorker extends BatchConsumer<AuctionLogEvent> {
   protected async settle(events: AuctionLogEvent[], pub: ConfirmChannel): Promise<void> {
     const announcements = await settleAuctionEvents(this.deps.pool, events);
     // Committed; the source messages are acked only once these are confirmed.
-    await publishConfirmed(pub, this.deps.topology.exchange, announcements);
+    await publisherOf(pub).publishEvents(this.deps.topology.exchange, announcements);
     this.announced += announcements.length;
   }
 }

@@ -15,55 +15,18 @@
  * have a local subscriber (one auto-pipelined round trip) and publishes a
  * tick only for those that changed.
  *
- * Protocol (JSON text frames):
- *   client: {"op":"subscribe","topic":"sale/sal_…"} | {"op":"unsubscribe","topic":…}
- *   server: {"op":"subscribed","topic":…,"snapshot":{…}|null}
- *           {"op":"unsubscribed","topic":…}
- *           {"topic":…,"data":{…}}
- *           {"op":"error","code":…,"detail":…[,"topic":…]}
- * A client's operations are answered in the order it sent them.
+ * The frames are in protocol.ts. A client's operations are answered in the
+ * order it sent them.
  */
 import type { Redis } from 'ioredis';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
-import { SALE_ID } from '../platform/ids.js';
 import type { Logger } from '../platform/log.js';
 import { createRedis } from '../platform/redis/client.js';
 import { LIVE_CHANNEL } from './keys.js';
 import { readLiveSale, type LiveSale } from '../sales/scripts.js';
 import { uWS } from '../platform/http/uws.js';
-
-export const AUCTION_ID = /^auc_[0-9a-z]{12}$/;
-
-/** Limits of one connection. Each is explicit so an operator can reason about memory per socket. */
-export const LIVE_LIMITS = {
-  /** Largest client frame answered; larger ones get PAYLOAD_TOO_LARGE (operations are ~60 bytes). */
-  maxFrameBytes: 4 * 1024,
-  /**
-   * Hard cap: uWS drops the connection (1006, no close frame) past it, before
-   * the frame is buffered whole. Between the two limits the client gets an
-   * error frame and keeps its connection.
-   */
-  maxPayloadLength: 64 * 1024,
-  /** Topics one connection may hold. */
-  maxTopics: 100,
-  /** Operations of one connection queued for an answer (a client may subscribe to all its topics at once). */
-  maxPendingOps: 128,
-  /** Bytes queued for a slow reader before it is disconnected (closeOnBackpressureLimit). */
-  maxBackpressure: 128 * 1024,
-  /** Seconds without traffic before uWS closes a connection; it pings automatically before that. */
-  idleTimeoutSeconds: 60,
-};
-
-export type LiveLimits = typeof LIVE_LIMITS;
-
-export type LiveErrorCode =
-  | 'VALIDATION_FAILED'
-  | 'MALFORMED_JSON'
-  | 'NOT_FOUND'
-  | 'TOO_MANY_SUBSCRIPTIONS'
-  | 'PAYLOAD_TOO_LARGE'
-  | 'RATE_LIMITED'
-  | 'UNAVAILABLE';
+import { AppError } from '../platform/errors.js';
+import { errorFrame, LIVE_LIMITS, parseOperation, TOPIC, type LiveLimits, type Operation } from './protocol.js';
 
 export interface LiveHubOptions {
   app: TemplatedApp;
@@ -89,15 +52,6 @@ interface Connection {
 }
 
 type Socket = WebSocket<Connection>;
-
-class LiveError extends Error {
-  constructor(
-    readonly code: LiveErrorCode,
-    readonly detail: string,
-  ) {
-    super(detail);
-  }
-}
 
 const SHUTDOWN_CODE = 1001; // "going away"
 
@@ -129,9 +83,9 @@ export class LiveHub {
   /** Auction states pushed after the subscriber connection came back (for operators and tests). */
   resynced = 0;
 
-  constructor(private readonly o: LiveHubOptions) {
-    this.limits = { ...LIVE_LIMITS, ...o.limits };
-    o.app.ws<Connection>(o.path ?? '/v1/live', {
+  constructor(private readonly options: LiveHubOptions) {
+    this.limits = { ...LIVE_LIMITS, ...options.limits };
+    options.app.ws<Connection>(options.path ?? '/v1/live', {
       compression: uWS.DISABLED,
       maxPayloadLength: this.limits.maxPayloadLength,
       maxBackpressure: this.limits.maxBackpressure,
@@ -148,7 +102,7 @@ export class LiveHub {
       close: (ws, code) => this.onClose(ws, code),
     });
 
-    this.subscriber = createRedis(o.redisUrl, { name: 'stampede-api-live', autoPipelining: false });
+    this.subscriber = createRedis(options.redisUrl, { name: 'stampede-api-live', autoPipelining: false });
     this.subscriber.on('message', (channel: string, message: string) => {
       if (channel === LIVE_CHANNEL) this.forward(message);
     });
@@ -159,7 +113,7 @@ export class LiveHub {
       if (connectedBefore) void this.resync();
       connectedBefore = true;
     });
-    this.timer = setInterval(() => void this.tick(), o.tickMs);
+    this.timer = setInterval(() => void this.tick(), options.tickMs);
     this.timer.unref();
   }
 
@@ -181,24 +135,24 @@ export class LiveHub {
     try {
       await this.subscriber.subscribe(LIVE_CHANNEL);
       const ids = [...this.auctionSubscribers.keys()];
-      this.o.log.warn({ auctions: ids.length }, 'live: Redis subscriber reconnected; pushing the current state of the auctions watched here');
-      if (!this.o.auctionSnapshot || ids.length === 0) return;
-      const read = this.o.auctionSnapshot;
+      this.options.log.warn({ auctions: ids.length }, 'live: Redis subscriber reconnected; pushing the current state of the auctions watched here');
+      if (!this.options.auctionSnapshot || ids.length === 0) return;
+      const read = this.options.auctionSnapshot;
       await Promise.all(ids.map(async (id) => {
         const topic = `auction/${id}`;
         let snapshot: object | undefined;
         try {
           snapshot = await read(id);
         } catch (err) {
-          this.o.log.error({ err, auctionId: id }, 'live: could not read an auction after the reconnect; its watchers wait for its next update');
+          this.options.log.error({ err, auctionId: id }, 'live: could not read an auction after the reconnect; its watchers wait for its next update');
           return;
         }
-        if (snapshot === undefined || forwarded.has(topic) || this.stopping || this.o.app.numSubscribers(topic) === 0) return;
+        if (snapshot === undefined || forwarded.has(topic) || this.stopping || this.options.app.numSubscribers(topic) === 0) return;
         this.resynced++;
-        this.o.app.publish(topic, `{"topic":"${topic}","data":${JSON.stringify(snapshot)}}`);
+        this.options.app.publish(topic, `{"topic":"${topic}","data":${JSON.stringify(snapshot)}}`);
       }));
     } catch (err) {
-      this.o.log.error({ err }, 'live: resync after the reconnect failed; watchers wait for the next update');
+      this.options.log.error({ err }, 'live: resync after the reconnect failed; watchers wait for the next update');
     } finally {
       if (this.forwardedDuringResync === forwarded) this.forwardedDuringResync = undefined;
     }
@@ -222,7 +176,7 @@ export class LiveHub {
     const open = this.sockets.size;
     for (const ws of [...this.sockets]) ws.end(SHUTDOWN_CODE, 'server shutting down');
     await this.subscriber.quit().catch(() => this.subscriber.disconnect());
-    this.o.log.info({ closed: open }, 'live: stopped');
+    this.options.log.info({ closed: open }, 'live: stopped');
   }
 
   private upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
@@ -240,7 +194,7 @@ export class LiveHub {
     conn.closed = true;
     for (const topic of conn.topics) this.released(topic);
     conn.topics.clear();
-    if (code !== 1000 && code !== SHUTDOWN_CODE && code !== 1005) this.o.log.debug({ code }, 'live: connection closed');
+    if (code !== 1000 && code !== SHUTDOWN_CODE && code !== 1005) this.options.log.debug({ code }, 'live: connection closed');
   }
 
   private onMessage(ws: Socket, message: ArrayBuffer, isBinary: boolean): void {
@@ -249,11 +203,11 @@ export class LiveHub {
       // The one answer that jumps the queue: queueing it would defeat the limit.
       return this.send(ws, errorFrame('RATE_LIMITED', `at most ${this.limits.maxPendingOps} operations may await an answer`));
     }
-    let op: Operation | LiveError;
+    let op: Operation | AppError;
     if (isBinary) {
-      op = new LiveError('VALIDATION_FAILED', 'binary frames are not accepted; send JSON text');
+      op = new AppError('VALIDATION_FAILED', 'binary frames are not accepted; send JSON text');
     } else if (message.byteLength > this.limits.maxFrameBytes) {
-      op = new LiveError('PAYLOAD_TOO_LARGE', `frames are limited to ${this.limits.maxFrameBytes} bytes`);
+      op = new AppError('PAYLOAD_TOO_LARGE', `frames are limited to ${this.limits.maxFrameBytes} bytes`);
     } else {
       // The ArrayBuffer is only valid during this callback: decode (copy) it now.
       op = parseOperation(Buffer.from(message).toString('utf8'));
@@ -261,15 +215,15 @@ export class LiveHub {
     conn.pending++;
     // Even refusals wait their turn, so answers keep the order of the frames.
     conn.chain = conn.chain
-      .then(() => (op instanceof LiveError ? this.refuse(ws, conn, op) : this.run(ws, conn, op)))
-      .catch((err: unknown) => this.o.log.error({ err }, 'live: operation failed'))
+      .then(() => (op instanceof AppError ? this.refuse(ws, conn, op) : this.run(ws, conn, op)))
+      .catch((err: unknown) => this.options.log.error({ err }, 'live: operation failed'))
       .finally(() => {
         conn.pending--;
       });
   }
 
-  private refuse(ws: Socket, conn: Connection, err: LiveError): void {
-    if (!conn.closed) this.send(ws, errorFrame(err.code, err.detail));
+  private refuse(ws: Socket, conn: Connection, err: AppError): void {
+    if (!conn.closed) this.send(ws, errorFrame(err.code, err.message));
   }
 
   private async run(ws: Socket, conn: Connection, op: Operation): Promise<void> {
@@ -301,10 +255,10 @@ export class LiveHub {
         ws.unsubscribe(op.topic);
         this.released(op.topic);
       }
-      const e = err instanceof LiveError ? err : undefined;
-      if (!e) this.o.log.error({ err, topic: op.topic }, 'live: snapshot failed');
+      const e = err instanceof AppError ? err : undefined;
+      if (!e) this.options.log.error({ err, topic: op.topic }, 'live: snapshot failed');
       if (!conn.closed) {
-        this.send(ws, e ? errorFrame(e.code, e.detail, op.topic) : errorFrame('UNAVAILABLE', 'the current state could not be read; retry shortly', op.topic));
+        this.send(ws, e ? errorFrame(e.code, e.message, op.topic) : errorFrame('UNAVAILABLE', 'the current state could not be read; retry shortly', op.topic));
       }
       return;
     }
@@ -314,8 +268,8 @@ export class LiveHub {
 
   private async snapshot(op: Operation): Promise<object | undefined> {
     if (op.kind === 'sale') {
-      const live = await readLiveSale(this.o.redis, op.id);
-      if (!live) throw new LiveError('NOT_FOUND', 'no such sale');
+      const live = await readLiveSale(this.options.redis, op.id);
+      if (!live) throw new AppError('NOT_FOUND', 'no such sale');
       const data = tickData(live);
       const json = JSON.stringify(data);
       const last = this.lastTick.get(op.id);
@@ -328,7 +282,7 @@ export class LiveHub {
       }
       return data;
     }
-    return this.o.auctionSnapshot ? await this.o.auctionSnapshot(op.id) : undefined;
+    return this.options.auctionSnapshot ? await this.options.auctionSnapshot(op.id) : undefined;
   }
 
   /** One message from LIVE_CHANNEL: `<topic> <json>`, forwarded without parsing the JSON. */
@@ -336,13 +290,13 @@ export class LiveHub {
     const space = message.indexOf(' ');
     const topic = space > 0 ? message.slice(0, space) : '';
     if (!TOPIC.test(topic) || message.charCodeAt(space + 1) !== 0x7b /* { */ || message.charCodeAt(message.length - 1) !== 0x7d /* } */) {
-      this.o.log.warn({ message: message.slice(0, 200) }, 'live: malformed message on the live channel, dropped');
+      this.options.log.warn({ message: message.slice(0, 200) }, 'live: malformed message on the live channel, dropped');
       return;
     }
     this.forwardedDuringResync?.add(topic);
-    if (this.o.app.numSubscribers(topic) === 0) return;
+    if (this.options.app.numSubscribers(topic) === 0) return;
     this.forwarded++;
-    this.o.app.publish(topic, `{"topic":"${topic}","data":${message.slice(space + 1)}}`);
+    this.options.app.publish(topic, `{"topic":"${topic}","data":${message.slice(space + 1)}}`);
   }
 
   /** Polls the sales with local subscribers and publishes those whose counters changed. */
@@ -353,7 +307,7 @@ export class LiveHub {
       const saleIds = [...this.saleSubscribers.keys()];
       if (saleIds.length === 0) return;
       // Issued together on the auto-pipelined connection: one round trip for all of them.
-      const lives = await Promise.all(saleIds.map((id) => readLiveSale(this.o.redis, id)));
+      const lives = await Promise.all(saleIds.map((id) => readLiveSale(this.options.redis, id)));
       if (this.stopping) return;
       saleIds.forEach((id, i) => {
         const live = lives[i];
@@ -361,13 +315,13 @@ export class LiveHub {
         const data = JSON.stringify(tickData(live));
         if (this.lastTick.get(id) === data) return;
         this.lastTick.set(id, data);
-        this.o.app.publish(`sale/${id}`, `{"topic":"sale/${id}","data":${data}}`);
+        this.options.app.publish(`sale/${id}`, `{"topic":"sale/${id}","data":${data}}`);
       });
-      if (this.tickFailing) this.o.log.info('live: stock ticks recovered');
+      if (this.tickFailing) this.options.log.info('live: stock ticks recovered');
       this.tickFailing = false;
     } catch (err) {
       // Once per outage, not every tick.
-      if (!this.tickFailing) this.o.log.error({ err }, 'live: stock tick failed; retrying every tick');
+      if (!this.tickFailing) this.options.log.error({ err }, 'live: stock tick failed; retrying every tick');
       this.tickFailing = true;
     } finally {
       this.ticks++;
@@ -401,39 +355,13 @@ export class LiveHub {
       status = ws.send(frame, false);
     });
     // 2 = dropped: closeOnBackpressureLimit has already closed the slow reader.
-    if (status === 2) this.o.log.warn({ limitBytes: this.limits.maxBackpressure }, 'live: slow reader disconnected');
+    if (status === 2) this.options.log.warn({ limitBytes: this.limits.maxBackpressure }, 'live: slow reader disconnected');
   }
 }
 
 /** A last tick no state equals: the next poll publishes whatever it reads. */
 const UNKNOWN = '';
 
-/** A topic a message on LIVE_CHANNEL may name (ids per AUCTION_ID and SALE_ID). */
-const TOPIC = /^(?:auction\/auc_[0-9a-z]{12}|sale\/sal_[0-9a-z]{12})$/;
-
-type Operation = { op: 'subscribe' | 'unsubscribe'; topic: string; kind: 'sale' | 'auction'; id: string };
-
-function parseOperation(text: string): Operation | LiveError {
-  let msg: unknown;
-  try {
-    msg = JSON.parse(text);
-  } catch {
-    return new LiveError('MALFORMED_JSON', 'the frame is not valid JSON');
-  }
-  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return new LiveError('VALIDATION_FAILED', 'the frame must be a JSON object');
-  const { op, topic } = msg as { op?: unknown; topic?: unknown };
-  if (op !== 'subscribe' && op !== 'unsubscribe') return new LiveError('VALIDATION_FAILED', 'op must be "subscribe" or "unsubscribe"');
-  if (typeof topic !== 'string') return new LiveError('VALIDATION_FAILED', 'topic must be a string');
-  const m = /^(sale|auction)\/(.*)$/s.exec(topic);
-  if (m?.[1] === 'sale' && SALE_ID.test(m[2]!)) return { op, topic, kind: 'sale', id: m[2]! };
-  if (m?.[1] === 'auction' && AUCTION_ID.test(m[2]!)) return { op, topic, kind: 'auction', id: m[2]! };
-  return new LiveError('VALIDATION_FAILED', 'topic must be auction/auc_<12 of [0-9a-z]> or sale/sal_<12 of [0-9a-z]>');
-}
-
 function tickData(live: LiveSale) {
   return { available: live.available, reserved: live.reserved, sold: live.sold, stock: live.stock, status: live.status };
-}
-
-function errorFrame(code: LiveErrorCode, detail: string, topic?: string): string {
-  return JSON.stringify(topic === undefined ? { op: 'error', code, detail } : { op: 'error', code, detail, topic });
 }

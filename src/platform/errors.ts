@@ -23,6 +23,7 @@ export const catalogue = {
   AUCTION_CLOSED: { status: 409, title: 'The auction is closed' },
   RETRACTION_TOO_LATE: { status: 409, title: 'Bids cannot be retracted in the last moments of an auction' },
   CONFLICT: { status: 409, title: 'Conflict' },
+  TOO_MANY_SUBSCRIPTIONS: { status: 409, title: 'Too many live subscriptions on this connection' },
   IDEMPOTENCY_IN_PROGRESS: { status: 409, title: 'A request with this Idempotency-Key is still in progress' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Request body must be application/json' },

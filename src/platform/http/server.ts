@@ -51,7 +51,7 @@ type Method = 'get' | 'post' | 'del' | 'put' | 'patch';
 export class HttpServer {
   constructor(
     readonly app: TemplatedApp,
-    private readonly o: ServerOptions,
+    private readonly options: ServerOptions,
   ) {}
 
   route(method: Method, pattern: string, handler: Handler, opts: { body?: boolean } = {}): void {
@@ -80,8 +80,8 @@ export class HttpServer {
         this.run(res, state, handler, ctx, undefined);
         return;
       }
-      if (contentLength !== '' && Number(contentLength) > this.o.maxBodyBytes) {
-        this.fail(res, state, new AppError('PAYLOAD_TOO_LARGE', `body is limited to ${this.o.maxBodyBytes} bytes`), true);
+      if (contentLength !== '' && Number(contentLength) > this.options.maxBodyBytes) {
+        this.fail(res, state, new AppError('PAYLOAD_TOO_LARGE', `body is limited to ${this.options.maxBodyBytes} bytes`), true);
         return;
       }
       this.readBody(res, state, (raw) => {
@@ -117,9 +117,9 @@ export class HttpServer {
     res.onData((ab, isLast) => {
       if (tooLarge) return;
       size += ab.byteLength;
-      if (size > this.o.maxBodyBytes) {
+      if (size > this.options.maxBodyBytes) {
         tooLarge = true;
-        this.fail(res, state, new AppError('PAYLOAD_TOO_LARGE', `body is limited to ${this.o.maxBodyBytes} bytes`), true);
+        this.fail(res, state, new AppError('PAYLOAD_TOO_LARGE', `body is limited to ${this.options.maxBodyBytes} bytes`), true);
         return;
       }
       // The ArrayBuffer is only valid during this callback: copy it.
@@ -153,10 +153,10 @@ export class HttpServer {
     if (err instanceof AppError) {
       appErr = err;
     } else if (isUnavailable(err)) {
-      this.o.log.error({ err }, 'dependency unavailable');
+      this.options.log.error({ err }, 'dependency unavailable');
       appErr = new AppError('UNAVAILABLE', 'a backing service is unavailable; retry shortly', undefined, { 'Retry-After': '1' });
     } else {
-      this.o.log.error({ err }, 'unhandled error in route');
+      this.options.log.error({ err }, 'unhandled error in route');
       appErr = new AppError('INTERNAL');
     }
     let headers = appErr.headers;

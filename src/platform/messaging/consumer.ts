@@ -12,6 +12,7 @@
 import type { Logger } from '../log.js';
 import { keepConnected, type Channel, type ConfirmChannel, type Connection, type ConsumeMessage } from './amqp.js';
 import { assertTopology, deadLetterQueue, retryQueue, type Concern, type Topology } from './topology.js';
+import { publisherOf } from './publisher.js';
 
 /** What every worker is configured with (the STAMPEDE_WORKER_* settings and the topology). */
 export interface WorkerSettings {
@@ -96,7 +97,7 @@ export abstract class BatchConsumer<E> {
   /** Events settled (first time or again) since start, for tests and ops. */
   settled = 0;
 
-  constructor(private readonly o: ConsumerSettings) {}
+  constructor(private readonly settings: ConsumerSettings) {}
 
   /** Checks one envelope; throws PoisonMessageError for an event that can never be settled. */
   protected abstract parse(envelope: JsonObject): E;
@@ -121,28 +122,28 @@ export abstract class BatchConsumer<E> {
   }
 
   private run(): Promise<void> {
-    const { name, concern } = this.o;
+    const { name, concern } = this.settings;
     return keepConnected({
-      url: this.o.amqpUrl,
+      url: this.settings.amqpUrl,
       name: `${name} ${process.pid}`,
       stopping: () => this.stopping,
       onConnection: (conn) => {
         this.conn = conn;
         if (!conn) this.ch = this.pub = undefined;
       },
-      onLost: (err) => this.o.log.error({ err }, `${name} lost the broker; reconnecting`),
+      onLost: (err) => this.settings.log.error({ err }, `${name} lost the broker; reconnecting`),
       session: async (s) => {
         const ch = await s.conn.createChannel();
         const pub = await s.conn.createConfirmChannel();
-        await assertTopology(ch, this.o.topology);
-        await ch.prefetch(this.o.prefetch);
+        await assertTopology(ch, this.settings.topology);
+        await ch.prefetch(this.settings.prefetch);
         this.buffer = [];
         this.ch = ch;
         this.pub = pub;
         const { consumerTag } = await ch.consume(concern.queue, (msg) => msg && this.enqueue(ch, pub, msg), { noAck: false });
         this.consumerTag = consumerTag;
         s.established();
-        this.o.log.info({ queue: concern.queue }, `${name} consuming`);
+        this.settings.log.info({ queue: concern.queue }, `${name} consuming`);
         await s.closed;
       },
     });
@@ -163,7 +164,7 @@ export abstract class BatchConsumer<E> {
    * channel's lanes may take (and ack).
    */
   private startLanes(ch: Channel, pub: ConfirmChannel): void {
-    while (!this.stopping && this.ch === ch && this.starting === 0 && this.lanes.size < this.o.concurrency && this.buffer.length > 0) {
+    while (!this.stopping && this.ch === ch && this.starting === 0 && this.lanes.size < this.settings.concurrency && this.buffer.length > 0) {
       const lane: Promise<void> = this.lane(ch, pub).finally(() => {
         this.lanes.delete(lane);
         if (this.buffer.length > 0 && this.ch && this.pub) this.startLanes(this.ch, this.pub);
@@ -188,7 +189,7 @@ export abstract class BatchConsumer<E> {
     } catch (err) {
       // The channel or broker went away mid-batch: unacked messages are
       // redelivered. The buffer is dropped only if it is still this channel's.
-      this.o.log.error({ err }, `${this.o.name} batch interrupted; its messages will be redelivered`);
+      this.settings.log.error({ err }, `${this.settings.name} batch interrupted; its messages will be redelivered`);
       if (this.ch === ch) this.buffer = [];
     }
   }
@@ -197,7 +198,7 @@ export abstract class BatchConsumer<E> {
   private takeBatch(): Parsed<E>[] {
     let events = 0;
     let n = 0;
-    while (n < this.buffer.length && (n === 0 || events + this.buffer[n]!.events.length <= this.o.batch)) events += this.buffer[n++]!.events.length;
+    while (n < this.buffer.length && (n === 0 || events + this.buffer[n]!.events.length <= this.settings.batch)) events += this.buffer[n++]!.events.length;
     return this.buffer.splice(0, n);
   }
 
@@ -219,7 +220,7 @@ export abstract class BatchConsumer<E> {
       for (const g of good) ch.ack(g.msg);
     } catch (err) {
       if (good.length === 1) return this.retryLater(ch, pub, good[0]!.msg, err as Error);
-      this.o.log.warn({ err, size: good.length }, 'batch settlement failed; settling message by message');
+      this.settings.log.warn({ err, size: good.length }, 'batch settlement failed; settling message by message');
       for (const g of good) {
         try {
           await this.settle(g.events, pub);
@@ -240,7 +241,7 @@ export abstract class BatchConsumer<E> {
   private parseMessage(msg: ConsumeMessage): Parsed<E> {
     let envelopes: unknown[];
     try {
-      envelopes = envelopesOf(msg, this.o.what);
+      envelopes = envelopesOf(msg, this.settings.what);
     } catch (err) {
       return { msg, events: [], poison: [], unreadable: err as Error };
     }
@@ -248,7 +249,7 @@ export abstract class BatchConsumer<E> {
     const poison: { envelope: unknown; err: Error }[] = [];
     for (const envelope of envelopes) {
       try {
-        if (!isObject(envelope)) throw new PoisonMessageError(`message is not ${this.o.what}`);
+        if (!isObject(envelope)) throw new PoisonMessageError(`message is not ${this.settings.what}`);
         events.push(this.parse(envelope));
       } catch (err) {
         poison.push({ envelope, err: err as Error });
@@ -261,33 +262,30 @@ export abstract class BatchConsumer<E> {
   private async retryLater(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error): Promise<void> {
     if (err instanceof PermanentError) return this.deadLetter(ch, pub, msg, err);
     const attempt = Number(msg.properties.headers?.[ATTEMPT_HEADER] ?? 0);
-    const delay = this.o.topology.retryDelaysMs[attempt];
+    const delay = this.settings.topology.retryDelaysMs[attempt];
     if (delay === undefined) return this.deadLetter(ch, pub, msg, err);
-    this.o.log.warn({ err, messageId: msg.properties.messageId, attempt: attempt + 1, delayMs: delay }, 'settlement failed; retrying later');
-    await republish(pub, retryQueue(this.o.concern, delay), msg, { [ATTEMPT_HEADER]: attempt + 1, 'x-stampede-last-error': err.message });
+    this.settings.log.warn({ err, messageId: msg.properties.messageId, attempt: attempt + 1, delayMs: delay }, 'settlement failed; retrying later');
+    await republish(pub, retryQueue(this.settings.concern, delay), msg, { [ATTEMPT_HEADER]: attempt + 1, 'x-stampede-last-error': err.message });
     ch.ack(msg);
   }
 
   /** Dead-letters one event of a batch as a message of its own (the batch's other events are settled). */
   private async deadLetterOne(pub: ConfirmChannel, msg: ConsumeMessage, envelope: unknown, err: Error): Promise<void> {
     const id = envelope && typeof envelope === 'object' && typeof (envelope as JsonObject).id === 'string' ? ((envelope as JsonObject).id as string) : undefined;
-    this.o.log.error({ err, messageId: msg.properties.messageId, eventId: id }, 'event of a batch dead-lettered');
-    await republish(pub, deadLetterQueue(this.o.concern), msg, { 'x-stampede-last-error': err.message, 'x-stampede-dead-lettered-at': new Date().toISOString() },
+    this.settings.log.error({ err, messageId: msg.properties.messageId, eventId: id }, 'event of a batch dead-lettered');
+    await republish(pub, deadLetterQueue(this.settings.concern), msg, { 'x-stampede-last-error': err.message, 'x-stampede-dead-lettered-at': new Date().toISOString() },
       Buffer.from(JSON.stringify(envelope)), { messageId: id ?? msg.properties.messageId, contentType: 'application/cloudevents+json' });
   }
 
   private async deadLetter(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error): Promise<void> {
-    this.o.log.error({ err, messageId: msg.properties.messageId }, 'message dead-lettered');
-    await republish(pub, deadLetterQueue(this.o.concern), msg, { 'x-stampede-last-error': err.message, 'x-stampede-dead-lettered-at': new Date().toISOString() });
+    this.settings.log.error({ err, messageId: msg.properties.messageId }, 'message dead-lettered');
+    await republish(pub, deadLetterQueue(this.settings.concern), msg, { 'x-stampede-last-error': err.message, 'x-stampede-dead-lettered-at': new Date().toISOString() });
     ch.ack(msg);
   }
 }
 
-/** Publishes a copy straight to a queue and waits for the broker's confirm. */
+/** Sends a copy of a message straight to a queue, with more headers, and waits until the broker confirmed and routed it. */
 function republish(pub: ConfirmChannel, queue: string, msg: ConsumeMessage, headers: Record<string, unknown>, content = msg.content, extra: Record<string, unknown> = {}): Promise<void> {
-  return new Promise((resolve, reject) => {
-    pub.sendToQueue(queue, content, { ...msg.properties, ...extra, headers: { ...msg.properties.headers, ...headers }, persistent: true }, (err: unknown) =>
-      err ? reject(err) : resolve(),
-    );
-  });
+  const messageId = (extra.messageId as string | undefined) ?? msg.properties.messageId ?? `${queue}:${msg.fields.deliveryTag}`;
+  return publisherOf(pub).sendToQueue(queue, content, { ...msg.properties, ...extra, messageId, headers: { ...msg.properties.headers, ...headers } });
 }

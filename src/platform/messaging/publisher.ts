@@ -1,53 +1,63 @@
 /**
- * Publishing events that a worker derives (announcements): CloudEvents on
- * the topic exchange, on a confirm channel with `mandatory`, resolved only
- * when the broker confirmed and routed every one. Each carries a stable
- * message id, so a republished copy is recognisably the same event.
+ * The one way anything is published: on a confirm channel, with `mandatory`,
+ * and resolved only when the broker confirmed the message AND routed it to a
+ * queue. The relay (outbox entries), the workers (announcements) and the
+ * consumer (retry tiers, dead letters) all publish through it.
+ *
+ * The broker answers an unroutable mandatory message with basic.return before
+ * its confirm, so a confirm whose message id was returned is a failure.
  */
+import type { Options } from 'amqplib';
 import type { ConfirmChannel } from './amqp.js';
 import { routingKeyOf } from './topology.js';
 import type { CloudEvent } from './events.js';
 
 export class UnroutedMessageError extends Error {}
 
-const returnedIds = new WeakMap<ConfirmChannel, Set<string>>();
+export type PublishOptions = Options.Publish & { messageId: string };
 
-/** The ids the broker returned as unroutable on this channel (one listener per channel). */
-function returnsOf(ch: ConfirmChannel): Set<string> {
-  let ids = returnedIds.get(ch);
-  if (!ids) {
-    const set = new Set<string>();
-    ch.on('return', (msg: { properties: { messageId?: string } }) => {
-      if (msg.properties.messageId) set.add(msg.properties.messageId);
+export class ConfirmingPublisher {
+  private readonly returned = new Set<string>();
+
+  constructor(readonly channel: ConfirmChannel) {
+    channel.on('return', (msg: { properties: { messageId?: string } }) => {
+      if (msg.properties.messageId) this.returned.add(msg.properties.messageId);
     });
-    returnedIds.set(ch, set);
-    ids = set;
   }
-  return ids;
+
+  /** Publishes one persistent message; resolves once the broker confirmed and routed it. */
+  publish(exchange: string, routingKey: string, body: Buffer, options: PublishOptions): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.channel.publish(exchange, routingKey, body, { persistent: true, ...options, mandatory: true }, (err: unknown) => {
+        if (this.returned.delete(options.messageId)) reject(new UnroutedMessageError(`the broker routed no queue for ${options.messageId}`));
+        else if (err) reject(err instanceof Error ? err : new Error(String(err)));
+        else resolve();
+      });
+    });
+  }
+
+  /** Publishes straight to a queue (the default exchange). */
+  sendToQueue(queue: string, body: Buffer, options: PublishOptions): Promise<void> {
+    return this.publish('', queue, body, options);
+  }
+
+  /** Publishes CloudEvents on the topic exchange (routing key: the type without `stampede.`), each under its own id. */
+  async publishEvents(exchange: string, events: CloudEvent[]): Promise<void> {
+    await Promise.all(
+      events.map((e) =>
+        this.publish(exchange, routingKeyOf(e.type), Buffer.from(JSON.stringify(e)), {
+          messageId: e.id, type: e.type, contentType: 'application/cloudevents+json', timestamp: Math.floor(Date.parse(e.time) / 1000),
+        }),
+      ),
+    );
+  }
 }
 
-/** Publishes each event (routing key = its type without `stampede.`) and waits for every confirm. */
-export async function publishConfirmed(ch: ConfirmChannel, exchange: string, events: CloudEvent[]): Promise<void> {
-  if (events.length === 0) return;
-  const returned = returnsOf(ch);
-  await Promise.all(
-    events.map(
-      (e) =>
-        new Promise<void>((resolve, reject) => {
-          ch.publish(
-            exchange,
-            routingKeyOf(e.type),
-            Buffer.from(JSON.stringify(e)),
-            {
-              persistent: true, mandatory: true, messageId: e.id, type: e.type, contentType: 'application/cloudevents+json',
-              timestamp: Math.floor(Date.parse(e.time) / 1000),
-            },
-            (err: unknown) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()),
-          );
-        }),
-    ),
-  );
-  // The broker sends basic.return before the confirm of the same message.
-  const unrouted = events.filter((e) => returned.delete(e.id));
-  if (unrouted.length > 0) throw new UnroutedMessageError(`the broker routed no queue for ${unrouted.map((e) => e.id).join(', ')}`);
+const publishers = new WeakMap<ConfirmChannel, ConfirmingPublisher>();
+
+/** The channel's publisher (one per channel, so one `return` listener). */
+export function publisherOf(channel: ConfirmChannel): ConfirmingPublisher {
+  let p = publishers.get(channel);
+  if (!p) publishers.set(channel, (p = new ConfirmingPublisher(channel)));
+  return p;
 }

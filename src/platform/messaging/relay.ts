@@ -17,6 +17,7 @@ import type { Logger } from '../log.js';
 import { OUTBOX_REGISTRY, RELAY_GROUP } from './outbox.js';
 import { trimOutbox } from './outbox.js';
 import { keepConnected, sleep, type ConfirmChannel, type Connection } from './amqp.js';
+import { publisherOf, type ConfirmingPublisher } from './publisher.js';
 import { cloudEventJson, outboxEntryOf, type OutboxEntry } from './events.js';
 import { assertTopology, routingKeyOf, type Topology } from './topology.js';
 
@@ -42,8 +43,8 @@ export class Relay {
   /** Entries published and acknowledged since start (for tests and ops). */
   relayed = 0;
 
-  constructor(private readonly o: RelayOptions) {
-    this.consumer = o.consumerName ?? `${hostname()}-${process.pid}`;
+  constructor(private readonly options: RelayOptions) {
+    this.consumer = options.consumerName ?? `${hostname()}-${process.pid}`;
   }
 
   start(): void {
@@ -58,16 +59,16 @@ export class Relay {
 
   private run(): Promise<void> {
     return keepConnected({
-      url: this.o.amqpUrl,
+      url: this.options.amqpUrl,
       name: `relay ${this.consumer}`,
       stopping: () => this.stopping,
       onConnection: (conn) => (this.conn = conn),
-      onLost: (err) => this.o.log.error({ err }, 'relay lost the broker; outbox entries wait in Redis'),
+      onLost: (err) => this.options.log.error({ err }, 'relay lost the broker; outbox entries wait in Redis'),
       session: async (s) => {
         const ch = await s.conn.createConfirmChannel();
-        await assertTopology(ch, this.o.topology);
+        await assertTopology(ch, this.options.topology);
         s.established();
-        this.o.log.info({ consumer: this.consumer }, 'relay connected to broker');
+        this.options.log.info({ consumer: this.consumer }, 'relay connected to broker');
         await this.pump(ch);
       },
     });
@@ -77,10 +78,7 @@ export class Relay {
     let closed: Error | undefined;
     ch.on('close', () => (closed ??= new Error('channel closed')));
     ch.on('error', (err: Error) => (closed = err));
-    const returned = new Set<string>();
-    ch.on('return', (msg: { properties: { messageId?: string } }) => {
-      if (msg.properties.messageId) returned.add(msg.properties.messageId);
-    });
+    const publisher = publisherOf(ch);
 
     let streams: string[] = [];
     let streamsAt = 0;
@@ -93,14 +91,14 @@ export class Relay {
       if (closed) throw closed;
       const now = Date.now();
       if (now - streamsAt > 1_000) {
-        streams = await this.o.redis.smembers(OUTBOX_REGISTRY);
+        streams = await this.options.redis.smembers(OUTBOX_REGISTRY);
         streamsAt = now;
       }
       let entries: OutboxEntry[] = [];
       if (streams.length > 0) {
         entries = await this.read(streams, readOwnPending ? '0' : '>');
         if (readOwnPending && entries.length === 0) readOwnPending = false;
-        if (now - claimAt > Math.min(5_000, this.o.claimIdleMs)) {
+        if (now - claimAt > Math.min(5_000, this.options.claimIdleMs)) {
           claimAt = now;
           entries = entries.concat(await this.reclaim(streams));
         }
@@ -111,7 +109,7 @@ export class Relay {
         continue;
       }
       idleMs = 0;
-      const acked = await this.publish(ch, entries, returned);
+      const acked = await this.publish(publisher, entries);
       if (acked.length < entries.length) readOwnPending = true;
       await this.acknowledge(acked);
     }
@@ -119,14 +117,14 @@ export class Relay {
 
   private async read(streams: string[], id: '0' | '>'): Promise<OutboxEntry[]> {
     // One XREADGROUP per stream (never several slots in one command), pipelined.
-    const p = this.o.redis.pipeline();
-    for (const s of streams) p.xreadgroup('GROUP', RELAY_GROUP, this.consumer, 'COUNT', this.o.batch, 'STREAMS', s, id);
+    const p = this.options.redis.pipeline();
+    for (const s of streams) p.xreadgroup('GROUP', RELAY_GROUP, this.consumer, 'COUNT', this.options.batch, 'STREAMS', s, id);
     const replies = (await p.exec()) ?? [];
     const out: OutboxEntry[] = [];
     replies.forEach(([err, reply], i) => {
       if (err) {
         if (/NOGROUP/.test(String(err))) void this.ensureGroup(streams[i]!);
-        else this.o.log.error({ err, stream: streams[i] }, 'outbox read failed');
+        else this.options.log.error({ err, stream: streams[i] }, 'outbox read failed');
         return;
       }
       for (const [stream, items] of (reply as StreamReply) ?? []) {
@@ -140,15 +138,15 @@ export class Relay {
   }
 
   private async ensureGroup(stream: string): Promise<void> {
-    await this.o.redis.xgroup('CREATE', stream, RELAY_GROUP, '0', 'MKSTREAM').catch(() => {});
+    await this.options.redis.xgroup('CREATE', stream, RELAY_GROUP, '0', 'MKSTREAM').catch(() => {});
   }
 
   /** Where each stream's XAUTOCLAIM scan goes on from, so every pending entry is reached in turn. */
   private claimCursors = new Map<string, string>();
 
   private async reclaim(streams: string[]): Promise<OutboxEntry[]> {
-    const p = this.o.redis.pipeline();
-    for (const s of streams) p.xautoclaim(s, RELAY_GROUP, this.consumer, this.o.claimIdleMs, this.claimCursors.get(s) ?? '0-0', 'COUNT', this.o.batch);
+    const p = this.options.redis.pipeline();
+    for (const s of streams) p.xautoclaim(s, RELAY_GROUP, this.consumer, this.options.claimIdleMs, this.claimCursors.get(s) ?? '0-0', 'COUNT', this.options.batch);
     const replies = (await p.exec()) ?? [];
     const out: OutboxEntry[] = [];
     replies.forEach(([err, reply], i) => {
@@ -159,7 +157,7 @@ export class Relay {
         if (fields) out.push(outboxEntryOf(streams[i]!, streamId, fields));
       }
     });
-    if (out.length > 0) this.o.log.warn({ count: out.length }, 'relay reclaimed outbox entries of a stalled relay');
+    if (out.length > 0) this.options.log.warn({ count: out.length }, 'relay reclaimed outbox entries of a stalled relay');
     return out;
   }
 
@@ -169,7 +167,7 @@ export class Relay {
     let run: OutboxEntry[] = [];
     for (const e of entries) {
       const last = run[run.length - 1];
-      if (last && (last.stream !== e.stream || last.type !== e.type || run.length >= this.o.eventsPerMessage)) {
+      if (last && (last.stream !== e.stream || last.type !== e.type || run.length >= this.options.eventsPerMessage)) {
         runs.push(run);
         run = [];
       }
@@ -180,42 +178,32 @@ export class Relay {
   }
 
   /** Publishes entries; resolves with those the broker confirmed and routed. */
-  private async publish(ch: ConfirmChannel, entries: OutboxEntry[], returned: Set<string>): Promise<OutboxEntry[]> {
+  private async publish(publisher: ConfirmingPublisher, entries: OutboxEntry[]): Promise<OutboxEntry[]> {
     const runs = this.runsOf(entries);
-    const confirmations = runs.map(
-      (run) =>
-        new Promise<boolean>((resolve) => {
-          const first = run[0]!;
-          const single = run.length === 1;
-          const events = run.map((e) => cloudEventJson(e, `stampede:${e.stream}`));
-          const body = Buffer.from(single ? events[0]! : '[' + events.join(',') + ']');
-          const ok = ch.publish(
-            this.o.topology.exchange,
-            routingKeyOf(first.type),
-            body,
-            {
-              persistent: true,
-              mandatory: true,
-              // A batch is named by its first event and its size; its events keep their own ids inside.
-              messageId: single ? first.id : `${first.id}+${run.length - 1}`,
-              type: first.type,
-              contentType: single ? 'application/cloudevents+json' : 'application/cloudevents-batch+json',
-              timestamp: Math.floor(first.time / 1000),
+    const results = await Promise.all(
+      runs.map((run) => {
+        const first = run[0]!;
+        const single = run.length === 1;
+        const events = run.map((e) => cloudEventJson(e, `stampede:${e.stream}`));
+        // A batch is named by its first event and its size; its events keep their own ids inside.
+        const messageId = single ? first.id : `${first.id}+${run.length - 1}`;
+        return publisher
+          .publish(this.options.topology.exchange, routingKeyOf(first.type), Buffer.from(single ? events[0]! : '[' + events.join(',') + ']'), {
+            messageId,
+            type: first.type,
+            contentType: single ? 'application/cloudevents+json' : 'application/cloudevents-batch+json',
+            timestamp: Math.floor(first.time / 1000),
+          })
+          .then(
+            () => true,
+            (err: unknown) => {
+              this.options.log.error({ err, id: messageId, type: first.type, events: run.length }, 'broker did not take outbox entries; they stay pending');
+              return false;
             },
-            (err: unknown) => resolve(!err),
           );
-          void ok; // confirms pace the relay; amqplib buffers the rest
-        }),
+      }),
     );
-    const results = await Promise.all(confirmations);
-    const acked: OutboxEntry[] = [];
-    results.forEach((ok, i) => {
-      const run = runs[i]!;
-      const id = run.length === 1 ? run[0]!.id : `${run[0]!.id}+${run.length - 1}`;
-      if (ok && !returned.delete(id)) acked.push(...run);
-      else this.o.log.error({ id, type: run[0]!.type, events: run.length, routed: ok }, 'broker did not take outbox entries; they stay pending');
-    });
-    return acked;
+    return runs.filter((_, i) => results[i]).flat();
   }
 
   private async acknowledge(entries: OutboxEntry[]): Promise<void> {
@@ -226,10 +214,10 @@ export class Relay {
       ids.push(e.streamId);
       byStream.set(e.stream, ids);
     }
-    const p = this.o.redis.pipeline();
+    const p = this.options.redis.pipeline();
     for (const [stream, ids] of byStream) p.xack(stream, RELAY_GROUP, ...ids);
     await p.exec();
     this.relayed += entries.length;
-    await Promise.all([...byStream.keys()].map((s) => trimOutbox(this.o.redis, s)));
+    await Promise.all([...byStream.keys()].map((s) => trimOutbox(this.options.redis, s)));
   }
 }

@@ -6,6 +6,7 @@
  * carries a prefix, so two deployments (or a test run) can share a broker.
  */
 import type { Channel } from 'amqplib';
+import { bindingsOf } from '../../events/catalogue.js';
 
 export interface Concern {
   queue: string;
@@ -18,8 +19,8 @@ export interface Topology {
   /** The auction log and settlement: every logged auction event. */
   auctions: Concern;
   /**
-   * What buyers are told (outbid, won, lost, cancelled). Filled now, consumed
-   * by the notifications worker; until then the ops view shows it growing.
+   * What buyers are to be told (outbid, won, lost, released). Filled now;
+   * nothing consumes it yet, so the ops view shows it growing.
    */
   notifications: Concern;
   concerns: Concern[];
@@ -27,15 +28,10 @@ export interface Topology {
 }
 
 export function topologyFor(prefix: string, retryDelaysMs: number[]): Topology {
-  const orders: Concern = { queue: `${prefix}.orders`, bindings: ['purchase.accepted.v1', 'purchase.cancel_requested.v1'] };
-  const auctions: Concern = {
-    queue: `${prefix}.auctions`,
-    bindings: ['bid_placed', 'bid_retracted', 'bid_doubled', 'extended', 'closed', 'cancelled'].map((t) => `auction.${t}.v1`),
-  };
-  const notifications: Concern = {
-    queue: `${prefix}.notifications`,
-    bindings: ['outbid', 'won', 'lost', 'offer_failed', 'released'].map((t) => `auction.${t}.v1`),
-  };
+  // Each queue is bound to the event types the catalogue routes to it.
+  const orders: Concern = { queue: `${prefix}.orders`, bindings: bindingsOf('orders') };
+  const auctions: Concern = { queue: `${prefix}.auctions`, bindings: bindingsOf('auctions') };
+  const notifications: Concern = { queue: `${prefix}.notifications`, bindings: bindingsOf('notifications') };
   return { exchange: `${prefix}.events`, orders, auctions, notifications, concerns: [orders, auctions, notifications], retryDelaysMs };
 }
 

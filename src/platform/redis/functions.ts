@@ -23,6 +23,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { projectRoot } from '../paths.js';
+import { luaEventTable } from '../../events/catalogue.js';
 import { luaOutcomeTable } from './outcomes.js';
 
 /** A script's name: its file name under lua/<product>/ without `-N.lua`. */
@@ -88,6 +89,7 @@ export function scriptLibrary(): ScriptLibrary {
   const text = (hash: string) =>
     `#!lua name=stampede_${hash}\n` +
     luaOutcomeTable() +
+    luaEventTable() +
     includes.join('\n') +
     bodies.map((b) => `\nredis.register_function('stampede_${b.name}_${hash}', function(KEYS, ARGV)\n${b.body}\nend)\n`).join('');
   const hash = createHash('sha1').update(text('')).digest('hex').slice(0, 10);

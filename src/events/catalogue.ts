@@ -1,0 +1,128 @@
+/**
+ * The event catalogue: every event type Stampede emits, its version, the
+ * queues it is routed to and the JSON Schema of its `data`. It is the one
+ * home of these names: the Lua library gets them as `EVENT` (generated from
+ * here, like `OUTCOME`), the topology binds queues from it, the workers'
+ * parsers and the event logs take their type strings from it, and the tests
+ * check every event the scripts and workers emit against its schema.
+ *
+ * It imports nothing: products and the platform both read it.
+ *
+ * Events travel as CloudEvents 1.0; `type` is `stampede.<name>.v<version>`
+ * and the routing key is `<name>.v<version>`.
+ */
+
+/** The queues of the topology, each consumed by one worker. */
+export type Concern = 'orders' | 'auctions' | 'notifications';
+
+/** A JSON Schema (draft 2020-12 subset, as ajv reads it). */
+export type JsonSchema = Record<string, unknown>;
+
+export interface EventType {
+  /** `purchase.accepted` */
+  name: string;
+  version: number;
+  /** `stampede.purchase.accepted.v1` */
+  type: string;
+  /** `purchase.accepted.v1` */
+  routingKey: string;
+  /** Who emits it: a Lua script (through an outbox) or a worker (an announcement). */
+  emittedBy: string;
+  concerns: Concern[];
+  description: string;
+  /** The JSON Schema of the CloudEvent's `data`. */
+  schema: JsonSchema;
+}
+
+const id = (prefix: string) => ({ type: 'string', pattern: `^${prefix}_[0-9a-z]{12}$` });
+const USER = id('usr');
+const SALE = id('sal');
+const AUCTION = id('auc');
+const PURCHASE = { type: 'string', pattern: '^pur_[0-9a-z]{12}_(?:[0-9a-z]{8})?[0-9a-z]{16}$' };
+const BID = { type: 'string', pattern: '^bid_[0-9a-z]{12}_[0-9a-z]{16}$' };
+const OR_EMPTY = (s: JsonSchema) => ({ anyOf: [s, { const: '' }] });
+const COUNT = { type: 'integer', minimum: 0 };
+const POSITIVE = { type: 'integer', minimum: 1 };
+const MS = { type: 'integer', minimum: 1, description: 'milliseconds since the Unix epoch' };
+const MONEY = { type: 'integer', minimum: 0, description: 'minor units of the currency' };
+const CURRENCY = { type: 'string', pattern: '^[A-Z]{3}$' };
+const PRICE_OR_NULL = { anyOf: [POSITIVE, { type: 'null' }] };
+
+const object = (properties: Record<string, JsonSchema>, optional: string[] = []): JsonSchema => ({
+  type: 'object',
+  properties,
+  required: Object.keys(properties).filter((k) => !optional.includes(k)),
+  additionalProperties: false,
+});
+
+const purchase = {
+  purchaseId: PURCHASE, saleId: SALE, buyerId: USER, quantity: POSITIVE, unitPrice: MONEY, currency: CURRENCY, acceptedAt: MS,
+};
+/** Every logged auction event carries its auction and its place in the auction's log (1, 2, … with no gap). */
+const logged = { auctionId: AUCTION, seq: POSITIVE };
+/** Leader and price after the event ('' leader: no standing bid). */
+const standing = { leader: OR_EMPTY(USER), leaderBid: OR_EMPTY(BID) };
+
+function define(name: string, emittedBy: string, concerns: Concern[], description: string, schema: JsonSchema, version = 1): EventType {
+  return { name, version, type: `stampede.${name}.v${version}`, routingKey: `${name}.v${version}`, emittedBy, concerns, description, schema };
+}
+
+export const EVENTS = {
+  purchaseAccepted: define('purchase.accepted', 'lua/sale/reservePurchase-7.lua', ['orders'],
+    'A purchase was accepted: its stock is reserved until it is settled.', object(purchase)),
+  purchaseCancelRequested: define('purchase.cancel_requested', 'lua/sale/requestCancel-2.lua', ['orders'],
+    'The buyer asked to cancel a purchase; settlement refunds it, or records it cancelled.', object({ ...purchase, requestedAt: MS })),
+
+  auctionBidPlaced: define('auction.bid_placed', 'lua/auction/placeBids-n.lua', ['auctions'],
+    'A bid was accepted; `outbid` names the leader it took the lead from.',
+    object({ ...logged, bidId: BID, buyerId: USER, amount: POSITIVE, maxAmount: POSITIVE, placedAt: MS, price: POSITIVE, ...standing,
+      bidCount: POSITIVE, endsAt: MS, outbid: USER }, ['outbid'])),
+  auctionBidRetracted: define('auction.bid_retracted', 'lua/auction/retractBid-6.lua', ['auctions'],
+    'A bid was retracted (by its bidder, or forced when the bidder was deleted).',
+    object({ ...logged, bidId: BID, buyerId: USER, forced: { type: 'boolean' }, fallbackBid: OR_EMPTY(BID), retractedAt: MS, price: PRICE_OR_NULL, ...standing })),
+  auctionBidDoubled: define('auction.bid_doubled', 'lua/auction/promoteBid-5.lua', ['auctions'],
+    'The promoter doubled a bid; the house pays the bonus.',
+    object({ ...logged, bidId: BID, buyerId: USER, added: POSITIVE, amount: POSITIVE, maxAmount: POSITIVE, bonus: POSITIVE, price: POSITIVE,
+      doubledAt: MS, ...standing })),
+  auctionExtended: define('auction.extended', 'lua/auction/placeBids-n.lua', ['auctions'],
+    'A bid in the soft-close window moved the end (never past the hard close).', object({ ...logged, endsAt: MS, byBid: BID })),
+  auctionClosed: define('auction.closed', 'lua/auction/closeAuction-5.lua', ['auctions'],
+    'The auction closed (at its end or by a buy-now bid); `offers` lists who is offered the lot, in order.',
+    object({ ...logged, reason: { enum: ['time', 'buy_now'] }, closedAt: MS, reserveMet: { type: 'boolean' }, price: PRICE_OR_NULL, ...standing,
+      offers: { type: 'array', items: object({ buyerId: USER, bidId: BID, price: POSITIVE, bonus: COUNT }) } })),
+  auctionCancelled: define('auction.cancelled', 'lua/auction/closeAuction-5.lua', ['auctions'],
+    'The auction was cancelled; `bidders` had a standing bid.',
+    object({ ...logged, cancelledAt: MS, bidders: { type: 'array', items: USER } })),
+
+  auctionOutbid: define('auction.outbid', 'src/auctions (settlement)', ['notifications'],
+    'To a leader a new bid took the lead from.', object({ auctionId: AUCTION, buyerId: USER, price: POSITIVE, byBid: BID })),
+  auctionWon: define('auction.won', 'src/auctions (settlement)', ['notifications'],
+    'To the winner: their wallet was debited `paid` (price - bonus).',
+    object({ auctionId: AUCTION, buyerId: USER, bidId: BID, currency: CURRENCY, price: POSITIVE, paid: MONEY, bonus: MONEY })),
+  auctionLost: define('auction.lost', 'src/auctions (settlement)', ['notifications'],
+    'To every other bidder of a closed auction.',
+    object({ auctionId: AUCTION, buyerId: USER, outcome: { enum: ['sold', 'unsold'] }, currency: CURRENCY, price: PRICE_OR_NULL })),
+  auctionOfferFailed: define('auction.offer_failed', 'src/auctions (settlement)', ['notifications'],
+    'To a bidder offered the lot who could not pay; the next bidder is offered it.',
+    object({ auctionId: AUCTION, buyerId: USER, bidId: BID, currency: CURRENCY, price: POSITIVE, rank: POSITIVE, reason: { const: 'cannot_pay' } })),
+  auctionReleased: define('auction.released', 'src/auctions (settlement)', ['notifications'],
+    'To each bidder of a cancelled auction: their bids are released.', object({ auctionId: AUCTION, buyerId: USER, cancelledAt: MS })),
+} as const satisfies Record<string, EventType>;
+
+export type EventKey = keyof typeof EVENTS;
+
+/** Every event type, in catalogue order. */
+export const EVENT_TYPES: EventType[] = Object.values(EVENTS);
+
+const byType = new Map(EVENT_TYPES.map((e) => [e.type, e]));
+
+/** The catalogue entry of a CloudEvent type, or undefined for a type Stampede does not emit. */
+export const eventTypeOf = (type: string): EventType | undefined => byType.get(type);
+
+/** The routing keys bound to a concern's queue. */
+export const bindingsOf = (concern: Concern): string[] => EVENT_TYPES.filter((e) => e.concerns.includes(concern)).map((e) => e.routingKey);
+
+/** The catalogue as the Lua library reads it: `local EVENT = { ['purchase.accepted'] = 'stampede.purchase.accepted.v1', … }`. */
+export function luaEventTable(): string {
+  return `local EVENT = { ${EVENT_TYPES.map((e) => `['${e.name}'] = '${e.type}'`).join(', ')} }\n`;
+}
