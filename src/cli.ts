@@ -1,17 +1,19 @@
 #!/usr/bin/env node
 /**
- * `stampede <role>`: api, relay, worker, or all (supervises the others as
- * child processes and restarts one that dies). Plus operator commands.
- * Each role shuts down gracefully on SIGTERM.
+ * `stampede <role>`: api, relay, worker, scheduler, or all (supervises them
+ * as child processes and restarts one that dies; src/roles/all.ts); `start`
+ * is all after migrating and seeding the demo. Plus the operators' and
+ * developers' commands: migrate, token, apikey, seed, rebuild auction.
+ * Each role shuts down gracefully on SIGTERM (src/roles/run.ts).
  */
-import { childNodeFlags } from './platform/node-flags.js';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, type Config } from './platform/config.js';
 import { createLogger, type Logger } from './platform/log.js';
-import type { Role } from './roles/role.js';
 import { AUCTION_ID, USER_ID } from './platform/ids.js';
+import { runRole } from './roles/run.js';
+import { ROLES, supervise } from './roles/all.js';
+import { seedProgress } from './dev/progress.js';
 
 // Everything else is imported by the command that needs it: a relay or a
 // worker loads neither the HTTP server nor the seeding code, and starts in
@@ -32,105 +34,19 @@ function config(): Config {
   }
 }
 
-/** Runs a role until SIGTERM/SIGINT, then stops it within the grace period. */
-async function runRole(name: string, load: () => Promise<(cfg: Config, log: Logger) => Promise<Role>>): Promise<void> {
-  const cfg = config();
-  const log = createLogger(cfg.STAMPEDE_LOG_LEVEL, name);
-  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-  let role: Role;
-  try {
-    const start = await load();
-    role = await start(cfg, log);
-  } catch (err) {
-    log.fatal({ err }, `${name} failed to start`);
-    // Also on stderr, so the reason shows whatever the log level.
-    process.stderr.write(`stampede: ${name} failed to start: ${(err as Error).message}\n`);
-    process.exit(1);
-  }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, `${name} stopping`);
-    const force = setTimeout(() => {
-      log.error(`${name} did not stop within ${cfg.STAMPEDE_SHUTDOWN_GRACE_MS}ms; exiting`);
-      process.exit(1);
-    }, cfg.STAMPEDE_SHUTDOWN_GRACE_MS);
-    force.unref();
-    role.stop().then(
-      () => process.exit(0),
-      (err) => {
-        log.error({ err }, `${name} stop failed`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-}
-
-/** Supervises api, relay and worker as child processes; restarts any that dies. */
-async function supervise(roles: string[]): Promise<void> {
-  const cfg = config();
-  const log = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'all');
-  // Migrate once here so the children do not race for it.
-  await migrateDb(cfg, log);
-  const cli = fileURLToPath(import.meta.url);
-  const children = new Map<string, ChildProcess>();
-  const restarts = new Map<string, number[]>();
-  let stopping = false;
-
-  const launch = (role: string) => {
-    const child = spawn(process.execPath, [...childNodeFlags(), cli, role], { stdio: 'inherit', env: process.env });
-    children.set(role, child);
-    child.on('exit', (code, signal) => {
-      children.delete(role);
-      if (stopping) return;
-      const now = Date.now();
-      const recent = (restarts.get(role) ?? []).filter((t) => now - t < 60_000);
-      recent.push(now);
-      restarts.set(role, recent);
-      const delay = Math.min(10_000, 250 * 2 ** (recent.length - 1));
-      log.error({ child: role, code, signal, restartInMs: delay }, 'child died; restarting');
-      setTimeout(() => !stopping && launch(role), delay);
-    });
-  };
-  roles.forEach(launch);
-  log.info({ roles }, 'supervising');
-
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping children');
-    for (const c of children.values()) c.kill('SIGTERM');
-    const check = setInterval(() => {
-      if (children.size === 0) {
-        clearInterval(check);
-        process.exit(0);
-      }
-    }, 50);
-    setTimeout(() => {
-      for (const c of children.values()) c.kill('SIGKILL');
-      process.exit(1);
-    }, cfg.STAMPEDE_SHUTDOWN_GRACE_MS + 2_000).unref();
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-}
-
-/** The roles `stampede all` and `npm start` run. */
-const ROLES = ['api', 'relay', 'worker', 'scheduler'];
+/** This file, which the supervisor runs once per child role. */
+const cliPath = fileURLToPath(import.meta.url);
 
 const program = new Command('stampede').description('Flash-sale and auction engine').showHelpAfterError();
 
-program.command('api').description('serve the HTTP API').action(() => runRole('api', async () => (await import('./roles/api.js')).startApi));
-program.command('relay').description('relay outbox streams to RabbitMQ').action(() => runRole('relay', async () => (await import('./roles/relay.js')).startRelay));
-program.command('worker').description('settle orders and auctions into Postgres').action(() => runRole('worker', async () => (await import('./roles/worker.js')).startWorker));
+program.command('api').description('serve the HTTP API').action(() => runRole(config(), 'api', async () => (await import('./roles/api.js')).startApi));
+program.command('relay').description('relay outbox streams to RabbitMQ').action(() => runRole(config(), 'relay', async () => (await import('./roles/relay.js')).startRelay));
+program.command('worker').description('settle orders and auctions into Postgres').action(() => runRole(config(), 'worker', async () => (await import('./roles/worker.js')).startWorker));
 program
   .command('scheduler')
   .description('close auctions when due and run the promoter')
-  .action(() => runRole('scheduler', async () => (await import('./roles/scheduler.js')).startScheduler));
-program.command('all').description('run api, relay, worker and scheduler as supervised child processes').action(() => supervise(ROLES));
+  .action(() => runRole(config(), 'scheduler', async () => (await import('./roles/scheduler.js')).startScheduler));
+program.command('all').description('run api, relay, worker and scheduler as supervised child processes').action(() => supervise(config(), ROLES, cliPath));
 
 program.command('migrate').description('apply database migrations').action(async () => {
   const cfg = config();
@@ -151,36 +67,8 @@ program
     const banner = await seedDemo(cfg, pool, redis);
     await Promise.all([pool.end(), redis.quit()]);
     process.stdout.write(banner + '\n');
-    await supervise(ROLES);
+    await supervise(cfg, ROLES, cliPath);
   });
-
-/** Progress bars on a terminal; plain lines at every tenth otherwise (CI, log files). */
-async function seedProgress(): Promise<{ update: (phase: string, done: number, total: number) => void; stop: () => void }> {
-  if (!process.stderr.isTTY) {
-    const shown = new Map<string, number>();
-    return {
-      update(phase, done, total) {
-        const tenth = Math.floor((done / total) * 10);
-        if ((shown.get(phase) ?? -1) < tenth) {
-          shown.set(phase, tenth);
-          process.stderr.write(`seed: ${phase} ${done}/${total}\n`);
-        }
-      },
-      stop() {},
-    };
-  }
-  const { default: cliProgress } = await import('cli-progress');
-  const bars = new cliProgress.MultiBar({ format: '{phase} [{bar}] {value}/{total} {duration}s', hideCursor: true, stream: process.stderr }, cliProgress.Presets.shades_classic);
-  const byPhase = new Map<string, InstanceType<typeof cliProgress.SingleBar>>();
-  return {
-    update(phase, done, total) {
-      let bar = byPhase.get(phase);
-      if (!bar) byPhase.set(phase, (bar = bars.create(total, 0, { phase: phase.padEnd(8) })));
-      bar.update(done);
-    },
-    stop: () => bars.stop(),
-  };
-}
 
 const userId = (v: string) => {
   if (!USER_ID.test(v)) throw new InvalidArgumentError('not a user id (usr_ + 12 characters)');

@@ -1,0 +1,60 @@
+/**
+ * `stampede all`: runs the roles as child processes of one supervisor, and
+ * restarts a child that dies (backing off when it keeps dying). Migrations run
+ * once here, so the children do not race for them.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { childNodeFlags } from '../platform/node-flags.js';
+import type { Config } from '../platform/config.js';
+import { createLogger } from '../platform/log.js';
+
+/** The roles `stampede all` and `npm start` run. */
+export const ROLES = ['api', 'relay', 'worker', 'scheduler'];
+
+/** Runs `roles` as children (`node <cli> <role>`), restarting any that dies, until SIGTERM or SIGINT. */
+export async function supervise(cfg: Config, roles: string[], cli: string): Promise<void> {
+  const log = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'all');
+  // Migrate once here so the children do not race for it.
+  await (await import('../platform/db/migrate.js')).migrate(cfg.STAMPEDE_DATABASE_URL, log);
+  const children = new Map<string, ChildProcess>();
+  const restarts = new Map<string, number[]>();
+  let stopping = false;
+
+  const launch = (role: string) => {
+    const child = spawn(process.execPath, [...childNodeFlags(), cli, role], { stdio: 'inherit', env: process.env });
+    children.set(role, child);
+    child.on('exit', (code, signal) => {
+      children.delete(role);
+      if (stopping) return;
+      const now = Date.now();
+      const recent = (restarts.get(role) ?? []).filter((t) => now - t < 60_000);
+      recent.push(now);
+      restarts.set(role, recent);
+      const delay = Math.min(10_000, 250 * 2 ** (recent.length - 1));
+      log.error({ child: role, code, signal, restartInMs: delay }, 'child died; restarting');
+      setTimeout(() => !stopping && launch(role), delay);
+    });
+  };
+  roles.forEach(launch);
+  log.info({ roles }, 'supervising');
+
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping children');
+    for (const c of children.values()) c.kill('SIGTERM');
+    const check = setInterval(() => {
+      if (children.size === 0) {
+        clearInterval(check);
+        process.exit(0);
+      }
+    }, 50);
+    setTimeout(() => {
+      for (const c of children.values()) c.kill('SIGKILL');
+      process.exit(1);
+    }, cfg.STAMPEDE_SHUTDOWN_GRACE_MS + 2_000).unref();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
