@@ -3,8 +3,8 @@
  * that are not JSON, JSON that is not a purchase event, an event of an
  * unknown type go straight to the `.dlq` queue with a precise reason. Events
  * that look well formed but must never settle (a negative price, an
- * impossible time, a sale that does not exist) end in the `.dlq` too, at once
- * or after the retry tiers, and change nothing. The worker keeps settling the
+ * impossible time, a sale that does not exist) end in the `.dlq` too (a
+ * sale that does not exist at once: no retry can help it), and change nothing. The worker keeps settling the
  * good messages, exactly once.
  */
 import t from 'tap';
@@ -69,7 +69,8 @@ t.test('poison messages are dead-lettered; the worker keeps settling good ones',
     },
     {
       name: 'a purchase of a sale that does not exist', key: 'purchase.accepted.v1',
-      body: event({ id: orphanId }, { purchaseId: orphanId, saleId: orphanSale }), reason: /\S/, retried: true,
+      // A permanent failure (UnknownSaleTermsError): straight to the .dlq with its reason, never through the tiers.
+      body: event({ id: orphanId }, { purchaseId: orphanId, saleId: orphanSale }), reason: /sale sal_\w+ unknown or its terms differ/, retried: false,
     },
     {
       // Its id says it belongs to another sale: never settled against this one.
@@ -113,7 +114,7 @@ t.test('poison messages are dead-lettered; the worker keeps settling good ones',
     t.equal(m.properties.messageId, p.name, `${p.name}: keeps its properties`);
     const attempts = Number(h['x-stampede-attempt'] ?? 0);
     if (p.retried === 'either') t.ok(attempts === 0 || attempts === retryDelaysMs.length, `${p.name}: dead-lettered at once or after every retry tier (${attempts})`);
-    else t.equal(attempts, p.retried ? retryDelaysMs.length : 0, p.retried ? `${p.name}: went through every retry tier first` : `${p.name}: not retried (it can never parse)`);
+    else t.equal(attempts, p.retried ? retryDelaysMs.length : 0, p.retried ? `${p.name}: went through every retry tier first` : `${p.name}: not retried (no retry can help it)`);
   }
 
   // The poison changed nothing: no order, no money moved for it.
