@@ -84,9 +84,15 @@ export function configTableDifference(readme: string, expected: string = configM
   const want = expected.split('\n');
   const have = actual.split('\n');
   const variableOf = (row: string | undefined) => /^\| `([A-Z0-9_]+)`/.exec(row ?? '')?.[1];
+  const wanted = new Set(want.map(variableOf));
+  const had = new Set(have.map(variableOf));
   for (let i = 0; i < Math.max(want.length, have.length); i++) {
     if (want[i] === have[i]) continue;
-    const name = variableOf(want[i]) ?? variableOf(have[i]) ?? `line ${i + 1} (the header)`;
+    const [wantName, haveName] = [variableOf(want[i]), variableOf(have[i])];
+    // A row the schema no longer has, or one the README lacks, is named rather than the row it displaced.
+    const name = (haveName !== undefined && !wanted.has(haveName) ? haveName : undefined)
+      ?? (wantName !== undefined && !had.has(wantName) ? wantName : undefined)
+      ?? wantName ?? haveName ?? `line ${i + 1} (the header)`;
     return `${name}: the README says\n  ${have[i] ?? '(nothing)'}\nthe schema says\n  ${want[i] ?? '(nothing)'}\n(run npm run docs:config)`;
   }
   return undefined;
