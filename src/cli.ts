@@ -63,7 +63,7 @@ program
     const pool = await db(cfg, 2);
     const redis = await redisOf(cfg);
     const [{ ApiKeys }, { seedDemo }] = await Promise.all([import('./platform/auth/api-keys.js'), import('./dev/demo.js')]);
-    await new ApiKeys(pool).store(cfg.STAMPEDE_OPERATOR_KEY, 'operator', null, 'bootstrap (STAMPEDE_OPERATOR_KEY)');
+    if (cfg.STAMPEDE_OPERATOR_KEY !== '') await new ApiKeys(pool).store(cfg.STAMPEDE_OPERATOR_KEY, 'operator', null, 'bootstrap (STAMPEDE_OPERATOR_KEY)');
     const banner = await seedDemo(cfg, pool, redis);
     await Promise.all([pool.end(), redis.quit()]);
     process.stdout.write(banner + '\n');

@@ -9,7 +9,6 @@ export const catalogue = {
   UNAUTHORIZED: { status: 401, title: 'Authentication is required' },
   FORBIDDEN: { status: 403, title: 'Not allowed' },
   NOT_FOUND: { status: 404, title: 'Not found' },
-  METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
   SOLD_OUT: { status: 409, title: 'Sold out' },
   NOT_ENOUGH_STOCK: { status: 409, title: 'Not enough stock for this quantity' },
   LIMIT_REACHED: { status: 409, title: 'Per-buyer limit reached' },
