@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import { projectRoot } from '../../src/platform/paths.js';
 import { ROLE_NODE_FLAGS } from '../../src/platform/node-flags.js';
 
@@ -69,32 +68,4 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   child.kill('SIGTERM');
   await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
   if (child.exitCode === null) child.kill('SIGKILL');
-}
-
-const persistence = async (redis: Redis): Promise<Record<string, string>> =>
-  Object.fromEntries(((await redis.info('persistence')) ?? '').split('\r\n').filter((l) => l.includes(':')).map((l) => l.split(':', 2) as [string, string]));
-
-/** How many AOF rewrites Redis has finished so far (see quietRedis). */
-export const aofRewrites = async (redis: Redis): Promise<number> => Number((await persistence(redis)).aof_rewrites ?? 0);
-
-/**
- * Rewrites Redis's append-only file now and waits for the rewrite to end.
- * Redis rewrites it once it has doubled since the last rewrite, in a forked
- * child that takes a core for seconds, and the bench writes enough to
- * trigger one in the middle of a phase, where it takes that core from the
- * phase measured. Like the VACUUM after seeding, this moves that work out of
- * the measured windows; the bench still reports any rewrite that falls
- * inside one.
- */
-export async function quietRedis(redis: Redis, timeoutMs = 120_000): Promise<void> {
-  const [, aof] = (await redis.config('GET', 'appendonly')) as string[];
-  if (aof !== 'yes') return;
-  await redis.bgrewriteaof().catch(() => undefined); // already running: wait for that one
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const p = await persistence(redis);
-    if (p.aof_rewrite_in_progress === '0' && p.aof_rewrite_scheduled === '0') return;
-    if (Date.now() > until) throw new Error('Redis did not finish rewriting its AOF in time');
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }

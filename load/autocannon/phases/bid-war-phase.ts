@@ -10,7 +10,8 @@
 import { Auctions } from '../../../src/auctions/auctions.js';
 import { auditBidWar, runBidWar } from '../bid-war.js';
 import { cpuPerRequest, cpuShares, cpuSnapshot, formatShares } from '../cpu.js';
-import { aofRewrites, startApi, stopChild } from '../processes.js';
+import { startApi, stopChild } from '../processes.js';
+import { aofRewrites, redisServerPid } from '../redis-info.js';
 import { scenarios } from '../scenarios.js';
 import type { Phase } from '../results.js';
 import { measureBaseline } from './baseline.js';
@@ -50,7 +51,7 @@ async function bidWar(bench: Bench, auctionId: string): Promise<{ war: Phase; cp
   const api = await startApi(env, settings.apiPort, settings.apiNodeFlags);
   try {
     const names = new Map([[api.pid!, 'api'], [process.pid, 'bench (autocannon)']]);
-    const redisPid = Number(/process_id:(\d+)/.exec(await bench.redis.info('server'))?.[1]);
+    const redisPid = await redisServerPid(bench.redis);
     const cpuBefore = cpuSnapshot(names);
     const aofBefore = await aofRewrites(bench.redis);
     const cpuFrom = Date.now();

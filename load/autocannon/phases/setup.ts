@@ -10,7 +10,7 @@ import { allQueues, assertTopology } from '../../../src/platform/messaging/topol
 import { createBuyerTokens } from '../../../src/platform/auth/tokens.js';
 import { Sales } from '../../../src/sales/sales.js';
 import { seed } from '../../../src/dev/seed.js';
-import { quietRedis } from '../processes.js';
+import { quietRedis } from '../redis-info.js';
 import { scenarios } from '../scenarios.js';
 import { cfg, log, settings, type Bench } from './context.js';
 
