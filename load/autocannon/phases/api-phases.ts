@@ -74,7 +74,7 @@ async function acceptPath(bench: Bench): Promise<Phase> {
 
 /**
  * 2b. The same path paced below the ceiling, open loop (see paced.ts):
- * latency when the machine is not saturated. A closed loop of 100
+ * latency when the machine is not saturated. A closed loop of many
  * connections at saturation cannot show it: its mean latency is
  * connections / throughput. BENCH_PACED_RATE sets the pace; half the accept
  * path's rate by default.
