@@ -13,20 +13,18 @@
  * per bid request (placeBids is the FCALL, one per api turn's bids; the commands it runs are
  * counted inside it and again on their own lines).
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { loadConfig } from '../../src/platform/config.js';
 import { createPool } from '../../src/platform/db/pool.js';
 import { createRedis } from '../../src/platform/redis/client.js';
 import { createBuyerTokens } from '../../src/platform/auth/tokens.js';
 import { Auctions } from '../../src/auctions/auctions.js';
-import { projectRoot } from '../../src/platform/paths.js';
-import { answers, aofRewrites, benchEnv, quietRedis, spawnRole, stopChild } from './processes.js';
+import { benchEnv, cpuProfileFlags, startApi, startHelloServer, stopChild } from './processes.js';
+import { aofRewrites, commandCosts, quietRedis, redisServerPid } from './redis-info.js';
 import { runBidWar } from './bid-war.js';
-import { cpuPerRequest, cpuSnapshot, type CpuSnapshot } from './cpu.js';
+import { cpuCostByProcess, cpuPerRequest, cpuSnapshot } from './cpu.js';
+import { scenarios } from './scenarios.js';
 
-const scenarios = JSON.parse(readFileSync(join(projectRoot, 'load', 'scenarios.json'), 'utf8'));
 const API_PORT = 8090;
 const HELLO_PORT = 8091;
 const ROUNDS = Number(process.env.ROUNDS ?? 2);
@@ -37,37 +35,16 @@ const env = benchEnv(API_PORT);
 const cfg = loadConfig(env);
 const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
 const redis = createRedis(cfg.STAMPEDE_REDIS_URL);
-// BIDDERS: how many distinct bidders take turns (the bench's war uses every seeded buyer, 100,000).
+// BIDDERS: how many distinct bidders take turns (the bench's war uses every buyer it seeded).
 const BIDDERS = Number(process.env.BIDDERS ?? 20_000);
 const { rows } = await pool.query<{ id: string }>('SELECT user_id AS id FROM wallets LIMIT $1', [BIDDERS]);
 if (rows.length === 0) throw new Error('no buyers in the bench database: run `npm run bench` first');
 const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, 3600);
 const buyerTokens = rows.map((r) => tokens.issue(r.id));
-const cli = join(projectRoot, 'dist', 'src', 'cli.js');
-const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]);
-
-/** CPU per request since `from`, per process (postgres backends summed), largest first. */
-function cpuPer(from: CpuSnapshot, names: Map<number, string>, requests: number): string {
-  const by = new Map<string, number>();
-  for (const [pid, a] of cpuSnapshot(names)) {
-    const ticks = a.ticks - (from.get(pid)?.ticks ?? 0);
-    const name = a.name.startsWith('postgres') ? 'postgres' : a.name;
-    if (ticks > 0) by.set(name, (by.get(name) ?? 0) + ticks);
-  }
-  const us = (ticks: number) => Math.round((ticks * 10_000) / requests);
-  return [...by].filter(([, t]) => us(t) >= 1).sort((x, y) => y[1] - x[1]).map(([n, t]) => `${n} ${us(t)}`).join(', ');
-}
-
-async function redisPer(requests: number): Promise<string> {
-  const stats = ((await redis.info('commandstats')) ?? '').split('\n').flatMap((l) => {
-    const m = /^cmdstat_(\w+):calls=(\d+),usec=(\d+)/.exec(l);
-    return m ? [[m[1]!, Number(m[2]), Number(m[3])] as const] : [];
-  });
-  return stats.sort((x, y) => y[2] - x[2]).slice(0, 8).map(([c, calls, usec]) => `${c} ${(usec / requests).toFixed(1)} (${calls})`).join(', ');
-}
+const redisPid = await redisServerPid(redis);
 
 for (let round = 1; round <= ROUNDS; round++) {
-  const hello = await spawnRole(env, [join(projectRoot, 'dist', 'load', 'autocannon', 'hello-server.js'), String(HELLO_PORT)], answers(`http://127.0.0.1:${HELLO_PORT}/`));
+  const hello = await startHelloServer(env, HELLO_PORT);
   await quietRedis(redis);
   const baseCpu0 = cpuSnapshot();
   // Built per request like the war's (autocannon's setupRequest), as the bench's baseline is: the load generator does the same work in both.
@@ -84,8 +61,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     title: 'bid-war profile', currency: 'EUR', startPrice: scenarios.bidWar.startPrice, startsAt: new Date(Date.now() - 1000).toISOString(),
     endsAt: new Date(Date.now() + 3600_000).toISOString(), softCloseSeconds: 0, increment: { type: 'absolute', amount: scenarios.bidWar.increment },
   }, { role: 'operator', userId: null });
-  const prof = process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir', join(projectRoot, 'load', 'results', 'profiles')] : [];
-  const api = await spawnRole(env, [...prof, cli, 'api'], answers(`http://127.0.0.1:${API_PORT}/readyz`));
+  const api = await startApi(env, API_PORT, cpuProfileFlags(Boolean(process.env.PROF)));
   const names = new Map([[api.pid!, 'api'], [process.pid, 'autocannon']]);
   await redis.config('RESETSTAT');
   const cpu0 = cpuSnapshot(names);
@@ -95,8 +71,8 @@ for (let round = 1; round <= ROUNDS; round++) {
     durationS: SECONDS, startPrice: scenarios.bidWar.startPrice, increment: scenarios.bidWar.increment,
   });
   const warCpuUs = cpuPerRequest(cpu0, cpuSnapshot(), [api.pid!, process.pid, redisPid], war.requests);
-  const cpu = cpuPer(cpu0, names, war.requests);
-  const cmds = await redisPer(war.requests);
+  const cpu = cpuCostByProcess(cpu0, cpuSnapshot(names), war.requests).map((p) => `${p.name} ${p.usPerUnit}`).join(', ');
+  const cmds = (await commandCosts(redis, war.requests, 8)).map((c) => `${c.command} ${c.usPerUnit.toFixed(1)} (${c.calls})`).join(', ');
   const rewrites = (await aofRewrites(redis)) - aof0;
   await stopChild(api);
   console.log(`round ${round}: baseline ${Math.round(baseRps)} req/s; bid war ${war.rps} bids/s = ${(war.rps / baseRps).toFixed(2)}x, p99 ${war.p99} ms, ${JSON.stringify(war.statuses)}`);

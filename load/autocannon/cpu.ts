@@ -34,19 +34,41 @@ export function cpuSnapshot(names: Map<number, string> = new Map()): CpuSnapshot
   return out;
 }
 
-/** Share of one core per process name over the window, largest first (postgres backends summed; kernel threads as "kernel"). */
-export function cpuShares(before: CpuSnapshot, after: CpuSnapshot, seconds: number, minShare = 0.02): [string, number][] {
+/** CPU ticks per process name between two snapshots, `nameOf` merging the processes counted as one (postgres backends). */
+function ticksByName(before: CpuSnapshot, after: CpuSnapshot, nameOf: (name: string) => string): Map<string, number> {
   const by = new Map<string, number>();
   for (const [pid, a] of after) {
     const ticks = a.ticks - (before.get(pid)?.ticks ?? 0);
     if (ticks <= 0) continue;
-    const name = a.name.startsWith('postgres') ? 'postgres' : a.name.startsWith('kworker') || a.name.startsWith('ksoftirq') ? 'kernel' : a.name;
+    const name = nameOf(a.name);
     by.set(name, (by.get(name) ?? 0) + ticks);
   }
+  return by;
+}
+
+const postgresAsOne = (name: string): string => (name.startsWith('postgres') ? 'postgres' : name);
+
+/** Share of one core per process name over the window, largest first (postgres backends summed; kernel threads as "kernel"). */
+export function cpuShares(before: CpuSnapshot, after: CpuSnapshot, seconds: number, minShare = 0.02): [string, number][] {
+  const by = ticksByName(before, after, (name) => (name.startsWith('kworker') || name.startsWith('ksoftirq') ? 'kernel' : postgresAsOne(name)));
   return [...by]
     .map(([name, ticks]): [string, number] => [name, ticks / TICKS_PER_SECOND / seconds])
     .filter(([, share]) => share >= minShare)
     .sort((x, y) => y[1] - x[1]);
+}
+
+/** Microseconds of CPU per unit of work (a request, an order) that `ticks` make. */
+export const microsPerUnit = (ticks: number, units: number): number => Math.round((ticks * (1_000_000 / TICKS_PER_SECOND)) / units);
+
+/**
+ * CPU per unit of work per process name between two snapshots (postgres
+ * backends summed), costliest first; processes under 1 µs per unit left out.
+ */
+export function cpuCostByProcess(before: CpuSnapshot, after: CpuSnapshot, units: number): { name: string; ticks: number; usPerUnit: number }[] {
+  return [...ticksByName(before, after, postgresAsOne)]
+    .filter(([, ticks]) => microsPerUnit(ticks, units) >= 1)
+    .sort((x, y) => y[1] - x[1])
+    .map(([name, ticks]) => ({ name, ticks, usPerUnit: microsPerUnit(ticks, units) }));
 }
 
 export const formatShares = (shares: [string, number][]): string => shares.map(([n, s]) => `${n} ${Math.round(s * 100)}%`).join(', ');
@@ -54,5 +76,5 @@ export const formatShares = (shares: [string, number][]): string => shares.map((
 /** CPU time in µs per request that the processes `pids` spent between two snapshots. */
 export function cpuPerRequest(before: CpuSnapshot, after: CpuSnapshot, pids: number[], requests: number): number {
   const ticks = pids.reduce((n, pid) => n + (after.get(pid)?.ticks ?? 0) - (before.get(pid)?.ticks ?? 0), 0);
-  return Math.round((ticks * (1_000_000 / TICKS_PER_SECOND)) / Math.max(requests, 1));
+  return microsPerUnit(ticks, Math.max(requests, 1));
 }

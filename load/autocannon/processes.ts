@@ -3,7 +3,7 @@
  * hello-world baseline runs in its own process with the roles' V8 flags.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Redis } from 'ioredis';
+import { join } from 'node:path';
 import { projectRoot } from '../../src/platform/paths.js';
 import { ROLE_NODE_FLAGS } from '../../src/platform/node-flags.js';
 
@@ -45,38 +45,27 @@ export function spawnRole(env: NodeJS.ProcessEnv, args: string[], ready?: () => 
 /** Ready when the URL answers without a 5xx. */
 export const answers = (url: string) => async (): Promise<boolean> => (await fetch(url)).status < 500;
 
+const cli = join(projectRoot, 'dist', 'src', 'cli.js');
+
+/** The hello-world baseline (hello-server.ts) on `port`, once it answers. */
+export const startHelloServer = (env: NodeJS.ProcessEnv, port: number): Promise<ChildProcess> =>
+  spawnRole(env, [join(projectRoot, 'dist', 'load', 'autocannon', 'hello-server.js'), String(port)], answers(`http://127.0.0.1:${port}/`));
+
+/** `stampede api` on `port`, once it is ready; `nodeFlags` go to node before the script (see cpuProfileFlags). */
+export const startApi = (env: NodeJS.ProcessEnv, port: number, nodeFlags: string[] = []): Promise<ChildProcess> =>
+  spawnRole(env, [...nodeFlags, cli, 'api'], answers(`http://127.0.0.1:${port}/readyz`));
+
+/** `stampede relay` or `stampede worker`, as soon as it has started. */
+export const startSettlementRole = (env: NodeJS.ProcessEnv, role: 'relay' | 'worker'): Promise<ChildProcess> => spawnRole(env, [cli, role]);
+
+/** Node flags that write a V8 CPU profile of the process to load/results/profiles/ when `wanted`. */
+export const cpuProfileFlags = (wanted: boolean): string[] =>
+  wanted ? ['--cpu-prof', '--cpu-prof-dir', join(projectRoot, 'load', 'results', 'profiles')] : [];
+
 export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
   if (child.exitCode === null) child.kill('SIGKILL');
-}
-
-const persistence = async (redis: Redis): Promise<Record<string, string>> =>
-  Object.fromEntries(((await redis.info('persistence')) ?? '').split('\r\n').filter((l) => l.includes(':')).map((l) => l.split(':', 2) as [string, string]));
-
-/** How many AOF rewrites Redis has finished so far (see quietRedis). */
-export const aofRewrites = async (redis: Redis): Promise<number> => Number((await persistence(redis)).aof_rewrites ?? 0);
-
-/**
- * Rewrites Redis's append-only file now and waits for the rewrite to end.
- * Redis rewrites it once it has doubled since the last rewrite, in a forked
- * child that takes a core for seconds (7 s for the bench's data set here),
- * and the bench writes enough to trigger one in the middle of a phase: a
- * rewrite inside the bid war cost it a third of its bids in one measured
- * round. Like the VACUUM after seeding, this moves that work out of the
- * measured windows; the bench still reports any rewrite that falls inside one.
- */
-export async function quietRedis(redis: Redis, timeoutMs = 120_000): Promise<void> {
-  const [, aof] = (await redis.config('GET', 'appendonly')) as string[];
-  if (aof !== 'yes') return;
-  await redis.bgrewriteaof().catch(() => undefined); // already running: wait for that one
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const p = await persistence(redis);
-    if (p.aof_rewrite_in_progress === '0' && p.aof_rewrite_scheduled === '0') return;
-    if (Date.now() > until) throw new Error('Redis did not finish rewriting its AOF in time');
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }

@@ -26,3 +26,12 @@ export function resultOf(r: autocannon.Result): LoadResult {
     p50: r.latency.p50, p99: r.latency.p99, max: r.latency.max, statuses: statusesOf(r),
   };
 }
+
+/** One row of the bench's report (load/results/latest.json's `phases`, latest.md's table). */
+export interface Phase extends LoadResult {
+  name: string;
+  ratioToBaseline?: number;
+  note?: string;
+  /** CPU time per request (µs) of the processes that served and generated it; steadier than req/s on a shared host. */
+  cpuUsPerRequest?: number;
+}

@@ -22,7 +22,8 @@ import { newPurchaseId } from '../../src/platform/ids.js';
 import { startRelay, startWorker } from '../../src/roles/index.js';
 import { connectAmqp } from '../../src/platform/messaging/amqp.js';
 import { allQueues, assertTopology } from '../../src/platform/messaging/topology.js';
-import { cpuSnapshot, type CpuSnapshot } from './cpu.js';
+import { cpuCostByProcess, cpuSnapshot, microsPerUnit, type CpuSnapshot } from './cpu.js';
+import { commandCosts } from './redis-info.js';
 const cfg = loadConfig({ ...process.env, STAMPEDE_DATABASE_URL: 'postgres://stampede:stampede@127.0.0.1:5432/stampede_bench', STAMPEDE_REDIS_URL: 'redis://127.0.0.1:6379/5', STAMPEDE_AMQP_PREFIX: 'stampede-prof', STAMPEDE_LOG_LEVEL: 'warn', STAMPEDE_WORKER_BATCH: process.env.WB ?? '500', STAMPEDE_WORKER_PREFETCH: process.env.WP ?? '200', STAMPEDE_WORKER_CONCURRENCY: process.env.WC ?? '4' });
 const log = createLogger('warn', 'prof');
 const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 4); const redis = createRedis(cfg.STAMPEDE_REDIS_URL); await redis.flushdb();
@@ -33,22 +34,10 @@ const sale = await new Sales(pool, redis).create({ name: 'p', sku: 'P', unitPric
 for (let i = 0; i < rows.length; i += 2000) await Promise.all(rows.slice(i, i + 2000).map((r) => reservePurchase(redis, { saleId: sale.id, buyerId: r.id, quantity: 1, purchaseId: newPurchaseId(sale.id), rateMax: 10, rateWindowMs: 1000, idempotencyTtlMs: 1000 })));
 /** CPU per order since `from`, per process, and Redis's costliest commands per order. */
 async function costs(from: CpuSnapshot, orders: number): Promise<string> {
-  const after = cpuSnapshot();
-  const by = new Map<string, number>();
-  for (const [pid, a] of after) {
-    const ticks = a.ticks - (from.get(pid)?.ticks ?? 0);
-    const name = a.name.startsWith('postgres') ? 'postgres' : a.name;
-    if (ticks > 0) by.set(name, (by.get(name) ?? 0) + ticks);
-  }
-  const us = (ticks: number): number => Math.round((ticks * 10_000) / orders); // 100 ticks/s
-  const procs = [...by].filter(([, t]) => us(t) >= 1).sort((x, y) => y[1] - x[1]);
-  const total = procs.reduce((a, [, t]) => a + t, 0);
-  const stats = ((await redis.info('commandstats')) ?? '').split('\n').flatMap((l) => {
-    const m = /^cmdstat_(\w+):calls=(\d+),usec=(\d+)/.exec(l);
-    return m ? [[m[1]!, Number(m[2]), Number(m[3])] as const] : [];
-  });
-  const cmds = stats.sort((x, y) => y[2] - x[2]).slice(0, 6).map(([c, calls, usec]) => `${c} ${(usec / orders).toFixed(1)} (${calls} calls)`);
-  return `  CPU µs/order: ${procs.map(([n, t]) => `${n} ${us(t)}`).join(', ')}; total ${us(total)}\n  Redis µs/order: ${cmds.join(', ')}`;
+  const procs = cpuCostByProcess(from, cpuSnapshot(), orders);
+  const total = procs.reduce((a, p) => a + p.ticks, 0);
+  const cmds = (await commandCosts(redis, orders, 6)).map((c) => `${c.command} ${c.usPerUnit.toFixed(1)} (${c.calls} calls)`);
+  return `  CPU µs/order: ${procs.map((p) => `${p.name} ${p.usPerUnit}`).join(', ')}; total ${microsPerUnit(total, orders)}\n  Redis µs/order: ${cmds.join(', ')}`;
 }
 console.log(`START: ${rows.length} purchases in the outbox`); let t0 = Date.now();
 await redis.config('RESETSTAT'); let cpu0 = cpuSnapshot();

@@ -14,10 +14,9 @@
  * the highest bid.
  */
 import http from 'k6/http';
-import { check } from 'k6';
 import { Counter } from 'k6/metrics';
 import exec from 'k6/execution';
-import { AUCTION_ID, problemCode, scenarios, TARGET_URL, tokens } from './lib.js';
+import { arrivalRate, AUCTION_ID, countAnswer, scenarios, TARGET_URL, thresholds, tokens } from './lib.js';
 
 const war = scenarios.bidWar;
 const outcomes = {
@@ -28,29 +27,22 @@ const outcomes = {
   otherRefusal: new Counter('bid_other_refusal'),
   serverError: new Counter('bid_5xx'),
 };
+const refusals = new Map([
+  ['BID_TOO_LOW', outcomes.tooLow],
+  ['RATE_LIMITED', outcomes.rateLimited],
+  ['AUCTION_CLOSED', outcomes.closed],
+]);
 
 /** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
-    war: {
-      executor: 'constant-arrival-rate',
-      rate: war.rate,
-      timeUnit: '1s',
-      duration: `${war.holdSeconds}s`,
-      preAllocatedVUs: war.preAllocatedVUs,
-      maxVUs: war.maxVUs,
-    },
+    war: arrivalRate(war, { executor: 'constant-arrival-rate', rate: war.rate, duration: `${war.holdSeconds}s` }),
   },
   thresholds: {
-    http_req_duration: [`p(99)<${scenarios.thresholds.p99Ms}`],
-    http_req_failed: [`rate<${scenarios.thresholds.maxErrorRate}`],
-    bid_5xx: ['count==0'],
-    bid_other_refusal: ['count==0'],
+    ...thresholds('bid'),
     bid_accepted: ['count>0'],
   },
 };
-
-http.setResponseCallback(http.expectedStatuses(...scenarios.expectedStatuses));
 
 export default function () {
   if (!AUCTION_ID) throw new Error('AUCTION_ID is required');
@@ -59,14 +51,5 @@ export default function () {
     headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[n % tokens.length]}` },
     tags: { name: 'bid' },
   });
-  if (res.status === 202) outcomes.accepted.add(1);
-  else if (res.status >= 500) outcomes.serverError.add(1);
-  else {
-    const code = problemCode(res);
-    if (code === 'BID_TOO_LOW') outcomes.tooLow.add(1);
-    else if (code === 'RATE_LIMITED') outcomes.rateLimited.add(1);
-    else if (code === 'AUCTION_CLOSED') outcomes.closed.add(1);
-    else outcomes.otherRefusal.add(1);
-  }
-  check(res, { 'expected status': (r) => scenarios.expectedStatuses.includes(r.status) });
+  countAnswer(res, outcomes, refusals);
 }

@@ -2,7 +2,8 @@
 /**
  * Shared by the k6 scripts: the scenarios (load/scenarios.json, the same file
  * the autocannon bench reads), the buyers' tokens (written by `stampede seed`),
- * and one purchase call that counts every outcome by its problem code.
+ * the thresholds and scenario shapes the scripts have in common, and one
+ * purchase call that counts every outcome by its problem code.
  *
  * Environment: TARGET_URL (default http://127.0.0.1:8080), SALE_ID (required),
  * TOKENS_FILE (default ../results/tokens.txt, relative to this folder).
@@ -39,14 +40,34 @@ export const outcomes = {
   serverError: new Counter('purchase_5xx'),
 };
 
-/** Thresholds every script shares: p99 latency, error rate, only expected statuses. */
-export function thresholds() {
+/**
+ * Thresholds every script shares: p99 latency, error rate, no 5xx and no
+ * refusal but the expected ones, counted by the `<metric>_5xx` and
+ * `<metric>_other_refusal` counters.
+ * @param {string} [metric]
+ */
+export function thresholds(metric = 'purchase') {
   return {
     http_req_duration: [`p(99)<${scenarios.thresholds.p99Ms}`],
     http_req_failed: [`rate<${scenarios.thresholds.maxErrorRate}`],
-    purchase_5xx: ['count==0'],
-    purchase_other_refusal: ['count==0'],
+    [`${metric}_5xx`]: ['count==0'],
+    [`${metric}_other_refusal`]: ['count==0'],
   };
+}
+
+/** @typedef {import('k6/options').ConstantArrivalRateScenario} ConstantArrivalRate */
+/** @typedef {import('k6/options').RampingArrivalRateScenario} RampingArrivalRate */
+/** @typedef {'timeUnit' | 'preAllocatedVUs' | 'maxVUs'} ArrivalRateCommon */
+
+/**
+ * An arrival-rate scenario: iterations start at the rate asked (per second)
+ * whether or not earlier ones were answered, with `vus`' pool of VUs to run them.
+ * @param {{ preAllocatedVUs: number, maxVUs: number }} vus
+ * @param {Omit<ConstantArrivalRate, ArrivalRateCommon> | Omit<RampingArrivalRate, ArrivalRateCommon>} shape
+ * @returns {ConstantArrivalRate | RampingArrivalRate}
+ */
+export function arrivalRate(vus, shape) {
+  return { ...shape, timeUnit: '1s', preAllocatedVUs: vus.preAllocatedVUs, maxVUs: vus.maxVUs };
 }
 
 // 202, 409 and 429 are answers, not failures.
@@ -65,6 +86,28 @@ export function problemCode(res) {
   }
 }
 
+/**
+ * Counts one answer by its outcome: a 202 as accepted, a 5xx as a server
+ * error, any other by its problem code in `refusals` (a code not there as
+ * otherRefusal); and checks its status is one the scenarios expect.
+ * @param {import('k6/http').RefinedResponse<any>} res
+ * @param {{ accepted: Counter, serverError: Counter, otherRefusal: Counter }} counters
+ * @param {Map<string, Counter>} refusals
+ */
+export function countAnswer(res, counters, refusals) {
+  if (res.status === 202) counters.accepted.add(1);
+  else if (res.status >= 500) counters.serverError.add(1);
+  else (refusals.get(problemCode(res) ?? '') ?? counters.otherRefusal).add(1);
+  check(res, { 'expected status': (r) => scenarios.expectedStatuses.includes(r.status) });
+}
+
+const purchaseRefusals = new Map([
+  ['SOLD_OUT', outcomes.soldOut],
+  ['LIMIT_REACHED', outcomes.limitReached],
+  ['PURCHASE_IN_PROGRESS', outcomes.inProgress],
+  ['RATE_LIMITED', outcomes.rateLimited],
+]);
+
 /** One purchase by the buyer of this iteration (distinct buyers, in order). */
 export function purchase() {
   const i = exec.scenario.iterationInTest % tokens.length;
@@ -72,16 +115,6 @@ export function purchase() {
     headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens[i]}` },
     tags: { name: 'purchase' },
   });
-  if (res.status === 202) outcomes.accepted.add(1);
-  else if (res.status >= 500) outcomes.serverError.add(1);
-  else {
-    const code = problemCode(res);
-    if (code === 'SOLD_OUT') outcomes.soldOut.add(1);
-    else if (code === 'LIMIT_REACHED') outcomes.limitReached.add(1);
-    else if (code === 'PURCHASE_IN_PROGRESS') outcomes.inProgress.add(1);
-    else if (code === 'RATE_LIMITED') outcomes.rateLimited.add(1);
-    else outcomes.otherRefusal.add(1);
-  }
-  check(res, { 'expected status': (r) => scenarios.expectedStatuses.includes(r.status) });
+  countAnswer(res, outcomes, purchaseRefusals);
   return res;
 }

@@ -5,24 +5,21 @@
  *
  *   k6 run -e SALE_ID=sal_... -e TARGET_URL=http://127.0.0.1:8080 load/k6/purchase-spike.js
  */
-import { purchase, scenarios, thresholds } from './lib.js';
+import { arrivalRate, purchase, scenarios, thresholds } from './lib.js';
 
 const s = scenarios.purchaseSpike;
 
 /** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
-    spike: {
+    spike: arrivalRate(s, {
       executor: 'ramping-arrival-rate',
       startRate: s.startRate,
-      timeUnit: '1s',
-      preAllocatedVUs: s.preAllocatedVUs,
-      maxVUs: s.maxVUs,
       stages: [
         { target: s.targetRate, duration: `${s.rampSeconds}s` },
         { target: s.targetRate, duration: `${s.holdSeconds}s` },
       ],
-    },
+    }),
   },
   thresholds: thresholds(),
 };

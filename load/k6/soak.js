@@ -6,21 +6,14 @@
  *
  *   k6 run -e SALE_ID=sal_... load/k6/soak.js
  */
-import { purchase, scenarios, thresholds } from './lib.js';
+import { arrivalRate, purchase, scenarios, thresholds } from './lib.js';
 
 const s = scenarios.soak;
 
 /** @type {import('k6/options').Options} */
 export const options = {
   scenarios: {
-    soak: {
-      executor: 'constant-arrival-rate',
-      rate: s.rate,
-      timeUnit: '1s',
-      duration: `${s.durationMinutes}m`,
-      preAllocatedVUs: s.preAllocatedVUs,
-      maxVUs: s.maxVUs,
-    },
+    soak: arrivalRate(s, { executor: 'constant-arrival-rate', rate: s.rate, duration: `${s.durationMinutes}m` }),
   },
   thresholds: thresholds(),
 };

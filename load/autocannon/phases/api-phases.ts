@@ -1,0 +1,126 @@
+/**
+ * The api phases, 2 to 4, against one api process while the relay and worker
+ * are stopped (the api, Redis and the load generator have the cores), then
+ * the baseline again (1b). After each, the live invariants (invariants.ts).
+ */
+import { runClosedLoop } from '../closed-loop.js';
+import { runPaced } from '../paced.js';
+import { startApi, stopChild } from '../processes.js';
+import { scenarios } from '../scenarios.js';
+import type { Phase } from '../results.js';
+import { measureBaseline } from './baseline.js';
+import { env, log, scaled, settings, type Bench, type Findings } from './context.js';
+import { LiveSaleChecks } from './invariants.js';
+
+/** The phases whose purchases the drain settles. */
+export interface PurchasePhases {
+  accept: Phase;
+  paced: Phase;
+  flash: Phase;
+  storm: Phase;
+}
+
+export async function runApiPhases(bench: Bench, findings: Findings, baselineBefore: Phase): Promise<PurchasePhases> {
+  const api = await startApi(env, settings.apiPort, settings.apiNodeFlags);
+  try {
+    const checks = new LiveSaleChecks(bench, findings);
+    const record = async (phase: Phase, label: string, unitsAtMost?: number) => {
+      findings.phases.push(phase);
+      log.info(phase, label);
+      await checks.after(phase, 1, unitsAtMost);
+    };
+    const accept = await acceptPath(bench);
+    await record(accept, 'accept path');
+    const paced = await pacedAcceptPath(bench, accept);
+    await record(paced, 'accept path paced');
+    const flash = await flashSale(bench);
+    await record(flash, 'flash sale', scenarios.flashSale.stock);
+    const storm = await soldOutStorm(bench);
+    await record(storm, 'sold-out storm', 0);
+
+    const baselineAfter = await measureBaseline('1b. baseline again, after the api phases');
+    findings.phases.push(baselineAfter);
+    // Ratios use the higher of the two baselines, so noise never flatters them.
+    const baseline = baselineAfter.rps > baselineBefore.rps ? baselineAfter : baselineBefore;
+    for (const p of [accept, flash, storm]) p.ratioToBaseline = p.rps / baseline.rps;
+    const flash202 = flash.statuses['202'] ?? 0;
+    if (flash202 !== scenarios.flashSale.stock) findings.violations.push(`flash sale: ${flash202} accepted for ${scenarios.flashSale.stock} units`);
+    if ((storm.statuses['202'] ?? 0) !== 0) findings.violations.push('sold-out storm accepted a purchase');
+    for (const p of findings.phases) if (Object.keys(p.statuses).some((k) => /^5/.test(k))) findings.violations.push(`${p.name}: 5xx answers`);
+    return { accept, paced, flash, storm };
+  } finally {
+    await stopChild(api);
+  }
+}
+
+/**
+ * Request i of the accept path: buyer i mod n on sale floor(i / n), so every
+ * purchase is a buyer's first on its sale until buyers x sales run out.
+ */
+function acceptPurchase(bench: Bench, i: number): { path: string; token: string } {
+  const n = bench.buyerTokens.length;
+  return { path: `/v1/sales/${bench.acceptSaleIds[Math.floor(i / n) % bench.acceptSaleIds.length]}/purchases`, token: bench.buyerTokens[i % n]! };
+}
+
+/** 2. Distinct buyers against sales that never sell out: the full purchase path, as fast as the api answers. */
+async function acceptPath(bench: Bench): Promise<Phase> {
+  const accept = await runClosedLoop('2. accept path', apiUrl(), {
+    connections: settings.connections, durationS: scaled(scenarios.acceptPath.durationSeconds),
+    pick: (i) => acceptPurchase(bench, i),
+  });
+  if (accept.requests >= bench.buyerTokens.length * bench.acceptSaleIds.length) accept.note = 'WARNING: buyers x sales exhausted; raise BENCH_BUYERS';
+  return accept;
+}
+
+/**
+ * 2b. The same path paced below the ceiling, open loop (see paced.ts):
+ * latency when the machine is not saturated. A closed loop of many
+ * connections at saturation cannot show it: its mean latency is
+ * connections / throughput. BENCH_PACED_RATE sets the pace; half the accept
+ * path's rate by default.
+ */
+async function pacedAcceptPath(bench: Bench, accept: Phase): Promise<Phase> {
+  const pacedRate = Number(process.env.BENCH_PACED_RATE ?? Math.round(accept.rps / 2));
+  // Past every buyer-sale pair the accept path sent, the requests in flight at its cut-off included.
+  const offset = accept.requests + settings.connections;
+  const pacedRun = await runPaced({
+    host: '127.0.0.1', port: settings.apiPort, connections: settings.connections, rate: pacedRate, durationS: scaled(scenarios.acceptPath.durationSeconds),
+    request: (i) => {
+      const p = acceptPurchase(bench, i + offset);
+      return `POST ${p.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        `Authorization: Bearer ${p.token}\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{"quantity":1}`;
+    },
+  });
+  return {
+    name: `2b. accept path paced at ${pacedRate.toLocaleString('en')} req/s (open loop)`,
+    ...pacedRun, rps: Math.round(pacedRun.requests / pacedRun.durationS),
+  };
+}
+
+/** 3. Every buyer once against the flash sale's few items; the note says how soon they sold out. */
+async function flashSale(bench: Bench): Promise<Phase> {
+  const n = bench.buyerTokens.length;
+  let accepted = 0;
+  let soldOutAt = 0;
+  const flashStart = Date.now();
+  const flash = await runClosedLoop('3. flash sale (100 items)', apiUrl(), {
+    connections: settings.connections, amount: n,
+    pick: (i) => ({ path: `/v1/sales/${bench.flashSaleId}/purchases`, token: bench.buyerTokens[i % n]! }),
+    onStatus: (s) => {
+      if (s === 202 && ++accepted === scenarios.flashSale.stock) soldOutAt = Date.now();
+    },
+  });
+  flash.note = `${n.toLocaleString('en')} distinct buyers; sold out after ${soldOutAt ? soldOutAt - flashStart : '—'} ms`;
+  return flash;
+}
+
+/** 4. Every request against the sold-out sale: how fast the api refuses. */
+async function soldOutStorm(bench: Bench): Promise<Phase> {
+  const n = bench.buyerTokens.length;
+  return runClosedLoop('4. sold-out storm', apiUrl(), {
+    connections: settings.connections, durationS: scaled(scenarios.soldOutStorm.durationSeconds),
+    pick: (i) => ({ path: `/v1/sales/${bench.flashSaleId}/purchases`, token: bench.buyerTokens[i % n]! }),
+  });
+}
+
+const apiUrl = () => `http://127.0.0.1:${settings.apiPort}`;
