@@ -345,7 +345,7 @@ async function main(): Promise<void> {
   // --- 6. bid war ---------------------------------------------------------------------
   // Every bidder on one hot auction, after the drain so its events do not
   // load the settlement measurement (the relay is stopped; they stay in the outbox).
-  const auction = await new Auctions(pool, redis, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 }).create({
+  const auction = await new Auctions(pool, redis).create({
     title: 'bench: hot lot', currency: 'EUR', startPrice: scenarios.bidWar.startPrice, startsAt: new Date(Date.now() - 1000).toISOString(),
     endsAt: new Date(Date.now() + 3600_000).toISOString(), softCloseSeconds: 0, increment: { type: 'absolute', amount: scenarios.bidWar.increment },
   }, { role: 'operator', userId: null });
