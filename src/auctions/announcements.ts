@@ -33,13 +33,13 @@ export function outbidAnnouncement(bid: AuctionLogEvent & { type: 'bid_placed' }
  * (from the log, and from the offers where the log is not complete yet).
  * With `only`, just the lost announcements of those bidders.
  */
-export async function closeAnnouncements(c: PoolClient, auctionId: string, only?: Set<string>): Promise<CloudEvent[]> {
-  const auction = await findAuction(c, auctionId);
+export async function closeAnnouncements(tx: PoolClient, auctionId: string, only?: Set<string>): Promise<CloudEvent[]> {
+  const auction = await findAuction(tx, auctionId);
   if (!auction || auction.outcome === null || auction.closedAt === null) return [];
   const { outcome, closedAt, currency } = auction;
   const announcements: CloudEvent[] = [];
   const told = new Set<string>();
-  for (const offer of await offersOf(c, auctionId)) {
+  for (const offer of await offersOf(tx, auctionId)) {
     told.add(offer.buyerId);
     if (only) continue;
     if (offer.result === 'paid') {
@@ -53,7 +53,7 @@ export async function closeAnnouncements(c: PoolClient, auctionId: string, only?
       }));
     }
   }
-  const losers = only ? [...only] : await biddersOf(c, auctionId);
+  const losers = only ? [...only] : await biddersOf(tx, auctionId);
   for (const buyerId of losers.sort()) {
     if (told.has(buyerId)) continue;
     announcements.push(announcement<AuctionLostData>(ANNOUNCEMENT_TYPES.lost, `${auctionId}:lost:${buyerId}`, auctionId, closedAt, {
@@ -64,11 +64,11 @@ export async function closeAnnouncements(c: PoolClient, auctionId: string, only?
 }
 
 /** released to each bidder of a cancelled auction: those the event names and those of the log (or, with `only`, just those). */
-export async function cancelAnnouncements(c: PoolClient, auctionId: string, named: string[], only?: Set<string>): Promise<CloudEvent[]> {
-  const auction = await findAuction(c, auctionId);
+export async function cancelAnnouncements(tx: PoolClient, auctionId: string, named: string[], only?: Set<string>): Promise<CloudEvent[]> {
+  const auction = await findAuction(tx, auctionId);
   if (!auction || auction.status !== 'cancelled' || auction.closedAt === null) return [];
   const cancelledAt = auction.closedAt;
-  const bidders = only ? [...only] : [...new Set([...named, ...(await biddersOf(c, auctionId))])];
+  const bidders = only ? [...only] : [...new Set([...named, ...(await biddersOf(tx, auctionId))])];
   return bidders.sort().map((buyerId) =>
     announcement<AuctionCancelledData>(ANNOUNCEMENT_TYPES.released, `${auctionId}:released:${buyerId}`, auctionId, cancelledAt, {
       auctionId, buyerId, cancelledAt: cancelledAt.getTime(),

@@ -16,20 +16,13 @@ import { Outcome, refusalOf } from '../platform/redis/outcomes.js';
 import { OUTBOX_REGISTRY } from '../platform/messaging/outbox.js';
 import { AUCTION_DEADLINES, AUCTION_PROMOTIONS, auctionKeys } from './keys.js';
 import { closeAuction, loadAuction, readLiveAuction, type AuctionTerms, type LiveAuction } from './scripts.js';
-import { checkTerms, encodeRule, handleOf, incrementOf, nextPromotionAt, type IncrementRule, type NewAuction, type PromoterSettings } from './rules.js';
+import { checkTerms, encodeRule, handleOf, incrementOf, nextPromotionAt, type NewAuction, type PromoterSettings } from './rules.js';
 import {
   cancelAuction, findAuction, insertAuction, openAuctionIds, openAuctions, openAuctionsAfter, promoterOf, type AuctionRecord,
 } from './repository.js';
 
-export interface AuctionView {
-  id: string;
-  sellerId: string | null;
-  title: string;
-  collection: string | null;
-  currency: string;
-  startPrice: number;
-  buyNowPrice: number | null;
-  increment: IncrementRule;
+/** What anyone may see of an auction: its public terms as recorded, and its state as Redis decides it. */
+export interface AuctionView extends Pick<AuctionRecord, 'id' | 'sellerId' | 'title' | 'collection' | 'currency' | 'startPrice' | 'buyNowPrice' | 'increment'> {
   softCloseSeconds: number;
   startsAt: string;
   endsAt: string;

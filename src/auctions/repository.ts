@@ -149,17 +149,17 @@ export async function cancelAuction(db: Db, auctionId: string): Promise<AuctionR
  * key-share lock another batch's log insert takes on the same auction, so a
  * late bid of a settling auction is seen by one side or the other.
  */
-export function lockAuctions(c: PoolClient, auctionIds: string[]): Promise<AuctionRecord[]> {
-  return queryAuctions(c, `SELECT ${AUCTION_COLUMNS} FROM auctions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`, [auctionIds]);
+export function lockAuctions(tx: PoolClient, auctionIds: string[]): Promise<AuctionRecord[]> {
+  return queryAuctions(tx, `SELECT ${AUCTION_COLUMNS} FROM auctions WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`, [auctionIds]);
 }
 
 /** Records a settled close; false when another settlement got there first. */
 export async function recordOutcome(
-  c: PoolClient,
+  tx: PoolClient,
   auctionId: string,
   outcome: { closedAt: number; winnerId: string | null; finalPrice: number | null; houseBonus: number | null },
 ): Promise<boolean> {
-  const { rowCount } = await c.query(
+  const { rowCount } = await tx.query(
     `UPDATE auctions SET status = 'closed', closed_at = to_timestamp($2 / 1000.0), outcome = $3, winner_id = $4, final_price = $5,
             house_bonus = $6, settled_at = now()
       WHERE id = $1 AND outcome IS NULL`,
@@ -169,8 +169,8 @@ export async function recordOutcome(
 }
 
 /** Records a cancellation the log reports, unless the auction was settled or is no longer open. */
-export async function recordCancellation(c: PoolClient, auctionId: string, cancelledAt: number): Promise<void> {
-  await c.query(
+export async function recordCancellation(tx: PoolClient, auctionId: string, cancelledAt: number): Promise<void> {
+  await tx.query(
     `UPDATE auctions SET status = 'cancelled', closed_at = to_timestamp($2 / 1000.0) WHERE id = $1 AND status = 'open' AND outcome IS NULL`,
     [auctionId, cancelledAt],
   );
@@ -200,8 +200,8 @@ const buyerOf = (event: AuctionLogEvent): string | null =>
   event.type === 'bid_placed' || event.type === 'bid_retracted' || event.type === 'bid_doubled' ? event.data.buyerId : null;
 
 /** Appends the events to the log; returns the ids written now (not already there). */
-export async function appendToLog(c: PoolClient, events: AuctionLogEvent[]): Promise<Set<string>> {
-  const { rows } = await c.query<Pick<AuctionEventRow, 'event_id'>>(
+export async function appendToLog(tx: PoolClient, events: AuctionLogEvent[]): Promise<Set<string>> {
+  const { rows } = await tx.query<Pick<AuctionEventRow, 'event_id'>>(
     `INSERT INTO auction_events (event_id, auction_id, seq, type, bid_id, buyer_id, payload, occurred_at)
      SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::timestamptz[])
      ON CONFLICT DO NOTHING
@@ -259,8 +259,8 @@ export interface OfferAttempt {
   result: 'paid' | 'cannot_pay';
 }
 
-export async function insertOffers(c: PoolClient, auctionId: string, attempts: OfferAttempt[]): Promise<void> {
-  await c.query(
+export async function insertOffers(tx: PoolClient, auctionId: string, attempts: OfferAttempt[]): Promise<void> {
+  await tx.query(
     `INSERT INTO auction_offers (auction_id, rank, buyer_id, bid_id, price, bonus, result)
      SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[])`,
     [auctionId, attempts.map((a) => a.rank), attempts.map((a) => a.buyerId), attempts.map((a) => a.bidId), attempts.map((a) => a.price),
@@ -293,9 +293,9 @@ export interface WalletKey {
 }
 
 /** Locks the wallets that exist among `keys` (in key order, so two batches never deadlock); returns their balances. */
-export async function lockWallets(c: PoolClient, keys: WalletKey[]): Promise<(WalletKey & { balance: number })[]> {
+export async function lockWallets(tx: PoolClient, keys: WalletKey[]): Promise<(WalletKey & { balance: number })[]> {
   if (keys.length === 0) return [];
-  const { rows } = await c.query<Pick<WalletRow, 'user_id' | 'currency' | 'balance'>>(
+  const { rows } = await tx.query<Pick<WalletRow, 'user_id' | 'currency' | 'balance'>>(
     `SELECT w.user_id, w.currency, w.balance FROM wallets w
        JOIN unnest($1::text[], $2::text[]) AS k(user_id, currency) ON w.user_id = k.user_id AND w.currency = k.currency
       ORDER BY w.user_id, w.currency FOR UPDATE OF w`,
@@ -305,8 +305,8 @@ export async function lockWallets(c: PoolClient, keys: WalletKey[]): Promise<(Wa
 }
 
 /** Takes `amount` from the wallet; its CHECK (balance >= 0) is the last word, whatever the caller computed. */
-export async function debitWallet(c: PoolClient, wallet: WalletKey, amount: number): Promise<void> {
-  await c.query('UPDATE wallets SET balance = balance - $3, updated_at = now() WHERE user_id = $1 AND currency = $2', [wallet.userId, wallet.currency, amount]);
+export async function debitWallet(tx: PoolClient, wallet: WalletKey, amount: number): Promise<void> {
+  await tx.query('UPDATE wallets SET balance = balance - $3, updated_at = now() WHERE user_id = $1 AND currency = $2', [wallet.userId, wallet.currency, amount]);
 }
 
 export interface LedgerEntry {
@@ -316,8 +316,8 @@ export interface LedgerEntry {
 }
 
 /** Writes the user's ledger entries, each once (keyed by ref); returns how many were new. */
-export async function insertLedgerEntries(c: PoolClient, wallet: WalletKey, entries: LedgerEntry[]): Promise<number> {
-  const { rowCount } = await c.query(
+export async function insertLedgerEntries(tx: PoolClient, wallet: WalletKey, entries: LedgerEntry[]): Promise<number> {
+  const { rowCount } = await tx.query(
     `INSERT INTO ledger_entries (ref, user_id, currency, amount, kind)
      SELECT r, $2, $3, a, k FROM unnest($1::text[], $4::bigint[], $5::text[]) AS t(r, a, k)
      ON CONFLICT (ref) DO NOTHING`,
@@ -327,7 +327,7 @@ export async function insertLedgerEntries(c: PoolClient, wallet: WalletKey, entr
 }
 
 /** The users among `userIds` that are not deleted. */
-export async function liveUsers(c: PoolClient, userIds: string[]): Promise<Set<string>> {
-  const { rows } = await c.query<{ id: string }>('SELECT id FROM users WHERE id = ANY($1::text[]) AND deleted_at IS NULL', [userIds]);
+export async function liveUsers(tx: PoolClient, userIds: string[]): Promise<Set<string>> {
+  const { rows } = await tx.query<{ id: string }>('SELECT id FROM users WHERE id = ANY($1::text[]) AND deleted_at IS NULL', [userIds]);
   return new Set(rows.map((row) => row.id));
 }

@@ -15,21 +15,29 @@ import { MAX_OFFERS } from './rules.js';
 type Reply = (string | number)[];
 
 /**
- * Runs one script and decodes its reply with `decode`, which answers
- * undefined for a reply the script's header does not list (a programming
- * error, not a refusal).
+ * How to read each reply a script's header lists, by its outcome code. A
+ * reply whose code has no entry is a programming error, not a refusal.
  */
-async function run<T>(redis: Redis, script: string, keys: string[], args: (string | number)[], decode: (reply: Reply) => T | undefined): Promise<T> {
-  const reply = (await runScript(redis, script, keys, args)) as Reply;
-  return decoded(script, reply, decode(reply));
+type Decoders<T extends { code: Outcome }> = { [C in T['code']]: (reply: Reply, code: C) => WithCode<T, C> };
+/** The member of outcome union T that code C answers with, its code narrowed to C. */
+type WithCode<T, C> = T extends { code: infer Codes } ? (C extends Codes ? Omit<T, 'code'> & { code: C } : never) : never;
+
+function decode<T extends { code: Outcome }>(script: string, reply: Reply, decoders: Decoders<T>): T {
+  const code = Number(reply[0]) as T['code'];
+  const decoder = (decoders as Partial<Record<Outcome, (reply: Reply, code: T['code']) => T>>)[code];
+  if (!decoder) throw new Error(`${script}: unexpected reply ${JSON.stringify(reply)}`);
+  return decoder(reply, code);
 }
 
-function decoded<T>(script: string, reply: Reply, outcome: T | undefined): T {
-  if (outcome === undefined) throw new Error(`${script}: unexpected reply ${JSON.stringify(reply)}`);
-  return outcome;
+/** Runs one script and decodes its reply. */
+async function run<T extends { code: Outcome }>(redis: Redis, script: string, keys: string[], args: (string | number)[], decoders: Decoders<T>): Promise<T> {
+  return decode(script, (await runScript(redis, script, keys, args)) as Reply, decoders);
 }
 
-const codeOf = (reply: Reply) => Number(reply[0]) as Outcome;
+// The replies several scripts share.
+const bare = <C extends Outcome>(_reply: Reply, code: C) => ({ code });
+const withStatus = <C extends Outcome>(reply: Reply, code: C) => ({ code, status: String(reply[1]) });
+const withEndsAt = <C extends Outcome>(reply: Reply, code: C) => ({ code, endsAt: Number(reply[1]) });
 /** A price field: '' while the auction has no bid. */
 const priceOf = (field: string | number | undefined): number | null => (field === '' ? null : Number(field));
 
@@ -57,14 +65,15 @@ export interface AuctionTerms {
 
 /** Creates the auction's live state unless Redis has it; true when created. */
 export async function loadAuction(redis: Redis, terms: AuctionTerms): Promise<boolean> {
-  return run(
+  const loaded = await run<{ code: Outcome.Applied | Outcome.AlreadyApplied }>(
     redis,
     'loadAuction',
     [auctionKeys.auction(terms.id), auctionKeys.outbox(terms.id)],
     [terms.id, terms.status, terms.startsAt, terms.endsAt, terms.hardCloseAt, terms.softCloseMs, terms.currency, terms.startPrice, terms.reservePrice,
       terms.buyNowPrice ?? 0, terms.rule, terms.salt, terms.promoter ? '1' : '0', RELAY_GROUP],
-    (reply) => codeOf(reply) === Outcome.Applied,
+    { [Outcome.Applied]: bare, [Outcome.AlreadyApplied]: bare },
   );
+  return loaded.code === Outcome.Applied;
 }
 
 // --- placeBids --------------------------------------------------------------
@@ -117,40 +126,29 @@ export async function placeBids(redis: Redis, auctionId: string, requests: BidRe
   const replies = (await runScript(redis, 'placeBids', keys, args)) as Reply[];
   return requests.map((_, i): PromiseSettledResult<BidOutcome> => {
     try {
-      return { status: 'fulfilled', value: decoded('placeBids', replies[i]!, bidOutcomeOf(replies[i]!)) };
+      return { status: 'fulfilled', value: decode('placeBids', replies[i]!, bidDecoders) };
     } catch (reason) {
       return { status: 'rejected', reason };
     }
   });
 }
 
-function bidOutcomeOf(reply: Reply): BidOutcome | undefined {
-  const code = codeOf(reply);
-  switch (code) {
-    case Outcome.Applied:
-    case Outcome.AlreadyApplied:
-      return {
-        code, bidId: String(reply[1]), leading: Number(reply[2]) === 1, currentPrice: Number(reply[3]), endsAt: Number(reply[4]),
-        nextMinimum: Number(reply[5]), closed: Number(reply[6]) === 1,
-      };
-    case Outcome.BidTooLow:
-      return { code, nextMinimum: Number(reply[1]) };
-    case Outcome.NotAboveOwnBid:
-      return { code, ownMaximum: Number(reply[1]) };
-    case Outcome.Closed:
-      return { code, status: String(reply[1]) };
-    case Outcome.NotOpenYet:
-      return { code, startsAt: Number(reply[1]) };
-    case Outcome.RateLimited:
-      return { code, retryAfterMs: Number(reply[1]) };
-    case Outcome.NotFound:
-      return { code };
-    case Outcome.IdempotencyMismatch:
-      return { code, bidId: String(reply[1]) };
-    default:
-      return undefined;
-  }
-}
+const decided = <C extends Outcome.Applied | Outcome.AlreadyApplied>(reply: Reply, code: C) => ({
+  code, bidId: String(reply[1]), leading: Number(reply[2]) === 1, currentPrice: Number(reply[3]), endsAt: Number(reply[4]),
+  nextMinimum: Number(reply[5]), closed: Number(reply[6]) === 1,
+});
+
+const bidDecoders: Decoders<BidOutcome> = {
+  [Outcome.Applied]: decided,
+  [Outcome.AlreadyApplied]: decided,
+  [Outcome.BidTooLow]: (reply, code) => ({ code, nextMinimum: Number(reply[1]) }),
+  [Outcome.NotAboveOwnBid]: (reply, code) => ({ code, ownMaximum: Number(reply[1]) }),
+  [Outcome.Closed]: withStatus,
+  [Outcome.NotOpenYet]: (reply, code) => ({ code, startsAt: Number(reply[1]) }),
+  [Outcome.RateLimited]: (reply, code) => ({ code, retryAfterMs: Number(reply[1]) }),
+  [Outcome.NotFound]: bare,
+  [Outcome.IdempotencyMismatch]: (reply, code) => ({ code, bidId: String(reply[1]) }),
+};
 
 // --- retractBid -------------------------------------------------------------
 
@@ -168,25 +166,18 @@ export function retractBid(redis: Redis, auctionId: string, buyerId: string, bid
     'retractBid',
     [...bookKeys(auctionId), auctionKeys.mine(auctionId, buyerId), auctionKeys.outbox(auctionId)],
     [buyerId, bidId, force ? '1' : '0', LIVE_CHANNEL],
-    (reply): RetractOutcome | undefined => {
-      const code = codeOf(reply);
-      switch (code) {
-        case Outcome.Applied:
-        case Outcome.AlreadyApplied:
-          return { code, price: priceOf(reply[1]), endsAt: Number(reply[2]) };
-        case Outcome.Closed:
-          return { code, status: String(reply[1]) };
-        case Outcome.TooLateToRetract:
-          return { code, endsAt: Number(reply[1]) };
-        case Outcome.NotFound:
-        case Outcome.UnknownBid:
-          return { code };
-        default:
-          return undefined;
-      }
+    {
+      [Outcome.Applied]: retracted,
+      [Outcome.AlreadyApplied]: retracted,
+      [Outcome.Closed]: withStatus,
+      [Outcome.TooLateToRetract]: withEndsAt,
+      [Outcome.NotFound]: bare,
+      [Outcome.UnknownBid]: bare,
     },
   );
 }
+
+const retracted = <C extends Outcome.Applied | Outcome.AlreadyApplied>(reply: Reply, code: C) => ({ code, price: priceOf(reply[1]), endsAt: Number(reply[2]) });
 
 // --- promoteBid -------------------------------------------------------------
 
@@ -202,20 +193,12 @@ export function promoteBid(redis: Redis, auctionId: string, bidId: string, maxAm
     'promoteBid',
     [...bookKeys(auctionId), auctionKeys.outbox(auctionId)],
     [bidId, LIVE_CHANNEL, maxAmount],
-    (reply): PromoteOutcome | undefined => {
-      const code = codeOf(reply);
-      switch (code) {
-        case Outcome.Applied:
-          return { code, buyerId: String(reply[1]), added: Number(reply[2]), price: Number(reply[3]) };
-        case Outcome.Closed:
-          return { code, status: String(reply[1]) };
-        case Outcome.NotFound:
-        case Outcome.UnknownBid:
-        case Outcome.PromoterOff:
-          return { code };
-        default:
-          return undefined;
-      }
+    {
+      [Outcome.Applied]: (reply, code) => ({ code, buyerId: String(reply[1]), added: Number(reply[2]), price: Number(reply[3]) }),
+      [Outcome.Closed]: withStatus,
+      [Outcome.NotFound]: bare,
+      [Outcome.UnknownBid]: bare,
+      [Outcome.PromoterOff]: bare,
     },
   );
 }
@@ -235,20 +218,13 @@ export function closeAuction(redis: Redis, auctionId: string, mode: 'time' | 'ca
     'closeAuction',
     [...bookKeys(auctionId), auctionKeys.outbox(auctionId)],
     [mode, LIVE_CHANNEL, MAX_OFFERS],
-    (reply): CloseOutcome | undefined => {
-      const code = codeOf(reply);
-      switch (code) {
-        case Outcome.Applied:
-          return { code, status: String(reply[1]) as 'closed' | 'cancelled', price: priceOf(reply[2]), leader: String(reply[3]), reserveMet: Number(reply[4]) === 1 };
-        case Outcome.AlreadyApplied:
-          return { code, status: String(reply[1]) };
-        case Outcome.NotFound:
-          return { code };
-        case Outcome.NotDue:
-          return { code, endsAt: Number(reply[1]) };
-        default:
-          return undefined;
-      }
+    {
+      [Outcome.Applied]: (reply, code) => ({
+        code, status: String(reply[1]) as 'closed' | 'cancelled', price: priceOf(reply[2]), leader: String(reply[3]), reserveMet: Number(reply[4]) === 1,
+      }),
+      [Outcome.AlreadyApplied]: withStatus,
+      [Outcome.NotFound]: bare,
+      [Outcome.NotDue]: withEndsAt,
     },
   );
 }

@@ -37,20 +37,20 @@ type CloseEvent = AuctionLogEvent & { type: 'closed' };
 type CancelEvent = AuctionLogEvent & { type: 'cancelled' };
 
 export function settleAuctions(pool: Pool, events: AuctionLogEvent[]): Promise<CloudEvent[]> {
-  return inTransaction(pool, (c) => settleInTransaction(c, events));
+  return inTransaction(pool, (tx) => settleInTransaction(tx, events));
 }
 
 /** An auction not settled yet and not cancelled: a close settles it, a late bid waits for its close. */
 const unsettled = (auction: AuctionRecord) => auction.outcome === null && auction.status !== 'cancelled';
 
-async function settleInTransaction(c: PoolClient, batch: AuctionLogEvent[]): Promise<CloudEvent[]> {
+async function settleInTransaction(tx: PoolClient, batch: AuctionLogEvent[]): Promise<CloudEvent[]> {
   const events = [...new Map(batch.map((e) => [e.eventId, e])).values()];
   const auctionIds = [...new Set(events.map((e) => e.auctionId))].sort();
-  const before = new Map((await lockAuctions(c, auctionIds)).map((auction) => [auction.id, auction]));
+  const before = new Map((await lockAuctions(tx, auctionIds)).map((auction) => [auction.id, auction]));
   const missing = auctionIds.filter((id) => !before.has(id));
   if (missing.length > 0) throw new UnknownAuctionError(`unknown auction ${missing.join(', ')}`);
 
-  const inserted = await appendToLog(c, events);
+  const inserted = await appendToLog(tx, events);
 
   const closes = new Map<string, CloseEvent>();
   const cancels = new Map<string, CancelEvent>();
@@ -59,8 +59,8 @@ async function settleInTransaction(c: PoolClient, batch: AuctionLogEvent[]): Pro
     else if (e.type === 'cancelled') cancels.set(e.auctionId, e);
   }
   const toSettle = [...closes.values()].filter((e) => unsettled(before.get(e.auctionId)!));
-  if (toSettle.length > 0) await settleCloses(c, toSettle, before);
-  for (const e of cancels.values()) await recordCancellation(c, e.auctionId, e.data.cancelledAt);
+  if (toSettle.length > 0) await settleCloses(tx, toSettle, before);
+  for (const e of cancels.values()) await recordCancellation(tx, e.auctionId, e.data.cancelledAt);
 
   const announcements: CloudEvent[] = [];
   // A bid that took the lead: its previous leader is told (every delivery announces again, with the same id).
@@ -68,8 +68,8 @@ async function settleInTransaction(c: PoolClient, batch: AuctionLogEvent[]): Pro
     const outbid = e.type === 'bid_placed' ? outbidAnnouncement(e) : undefined;
     if (outbid) announcements.push(outbid);
   }
-  for (const e of closes.values()) announcements.push(...(await closeAnnouncements(c, e.auctionId)));
-  for (const e of cancels.values()) announcements.push(...(await cancelAnnouncements(c, e.auctionId, e.data.bidders)));
+  for (const e of closes.values()) announcements.push(...(await closeAnnouncements(tx, e.auctionId)));
+  for (const e of cancels.values()) announcements.push(...(await cancelAnnouncements(tx, e.auctionId, e.data.bidders)));
   // A bid logged only after its auction was settled (it was in a retry tier)
   // still gets its bidder told, with the same id the close would have used.
   const late = new Map<string, Set<string>>();
@@ -81,14 +81,14 @@ async function settleInTransaction(c: PoolClient, batch: AuctionLogEvent[]): Pro
   }
   for (const [auctionId, buyers] of late) {
     const cancelled = before.get(auctionId)!.status === 'cancelled';
-    announcements.push(...(cancelled ? await cancelAnnouncements(c, auctionId, [], buyers) : await closeAnnouncements(c, auctionId, buyers)));
+    announcements.push(...(cancelled ? await cancelAnnouncements(tx, auctionId, [], buyers) : await closeAnnouncements(tx, auctionId, buyers)));
   }
   return [...new Map(announcements.map((a) => [a.id, a])).values()];
 }
 
 const walletKeyOf = (wallet: WalletKey) => `${wallet.userId}|${wallet.currency}`;
 
-async function settleCloses(c: PoolClient, closes: CloseEvent[], auctions: Map<string, AuctionRecord>): Promise<void> {
+async function settleCloses(tx: PoolClient, closes: CloseEvent[], auctions: Map<string, AuctionRecord>): Promise<void> {
   const currencyOf = (e: CloseEvent) => auctions.get(e.auctionId)!.currency;
   const buyers = [...new Set(closes.flatMap((e) => e.data.offers.map((offer) => offer.buyerId)))];
   const wallets = new Map<string, WalletKey>();
@@ -100,9 +100,9 @@ async function settleCloses(c: PoolClient, closes: CloseEvent[], auctions: Map<s
   }
   const sortedKeys = [...wallets.keys()].sort();
   const balances = new Map<string, number>();
-  for (const wallet of await lockWallets(c, sortedKeys.map((key) => wallets.get(key)!))) balances.set(walletKeyOf(wallet), wallet.balance);
+  for (const wallet of await lockWallets(tx, sortedKeys.map((key) => wallets.get(key)!))) balances.set(walletKeyOf(wallet), wallet.balance);
   // A deleted buyer cannot pay, whatever their wallet holds.
-  const alive = await liveUsers(c, buyers);
+  const alive = await liveUsers(tx, buyers);
 
   for (const e of closes) {
     const currency = currencyOf(e);
@@ -113,7 +113,7 @@ async function settleCloses(c: PoolClient, closes: CloseEvent[], auctions: Map<s
       balances.set(key, balance - net);
       return true;
     });
-    if (attempts.length > 0) await insertOffers(c, e.auctionId, attempts);
+    if (attempts.length > 0) await insertOffers(tx, e.auctionId, attempts);
     const winner = attempts.find((a) => a.result === 'paid');
     let houseBonus: number | null = null;
     if (winner) {
@@ -123,12 +123,12 @@ async function settleCloses(c: PoolClient, closes: CloseEvent[], auctions: Map<s
         ...(houseBonus > 0 ? [{ ref: `auction:${e.auctionId}:promotion`, amount: houseBonus, kind: 'promotion' as const }] : []),
         { ref: `auction:${e.auctionId}:win`, amount: -winner.price, kind: 'auction' },
       ];
-      if ((await insertLedgerEntries(c, wallet, entries)) !== entries.length) {
+      if ((await insertLedgerEntries(tx, wallet, entries)) !== entries.length) {
         throw new ConcurrentAuctionSettlementError(`auction ${e.auctionId}: its ledger entries already exist`);
       }
-      await debitWallet(c, wallet, winner.price - houseBonus);
+      await debitWallet(tx, wallet, winner.price - houseBonus);
     }
-    const recorded = await recordOutcome(c, e.auctionId, {
+    const recorded = await recordOutcome(tx, e.auctionId, {
       closedAt: e.data.closedAt, winnerId: winner?.buyerId ?? null, finalPrice: winner?.price ?? null, houseBonus,
     });
     if (!recorded) throw new ConcurrentAuctionSettlementError(`auction ${e.auctionId} was settled concurrently`);
