@@ -139,7 +139,7 @@ program
     });
     progress.stop();
     const auction = o.auction
-      ? await new Auctions(pool, redis, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 }).create({
+      ? await new Auctions(pool, redis).create({
         title: 'Load-test lot', currency: o.currency, startPrice: Math.max(1, o.price), startsAt: new Date(startsAt).toISOString(),
         endsAt: new Date(startsAt + o.duration * 1000).toISOString(), softCloseSeconds: 0, increment: { type: 'absolute', amount: 1 },
       }, { role: 'operator', userId: null })

@@ -57,7 +57,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   await stopChild(hello);
   const baseRps = base.requests.total / base.duration;
 
-  const auction = await new Auctions(pool, redis, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 }).create({
+  const auction = await new Auctions(pool, redis).create({
     title: 'bid-war profile', currency: 'EUR', startPrice: scenarios.bidWar.startPrice, startsAt: new Date(Date.now() - 1000).toISOString(),
     endsAt: new Date(Date.now() + 3600_000).toISOString(), softCloseSeconds: 0, increment: { type: 'absolute', amount: scenarios.bidWar.increment },
   }, { role: 'operator', userId: null });

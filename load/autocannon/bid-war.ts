@@ -9,7 +9,7 @@
 import autocannon from 'autocannon';
 import type { Redis } from 'ioredis';
 import { auctionKeys } from '../../src/auctions/keys.js';
-import { parseStoredBid } from '../../src/auctions/scripts.js';
+import { parseStoredBid } from '../../src/auctions/codec.js';
 import { resultOf, type LoadResult } from './results.js';
 
 export interface BidWarOptions {

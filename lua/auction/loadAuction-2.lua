@@ -15,5 +15,6 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', ARGV[2], 'startsAt', ARGV[3
   'hardCloseAt', ARGV[5], 'softCloseMs', ARGV[6], 'currency', ARGV[7], 'startPrice', ARGV[8],
   'reserve', ARGV[9], 'buyNow', ARGV[10], 'rule', ARGV[11], 'salt', ARGV[12], 'promoter', ARGV[13],
   'price', '', 'leader', '', 'leaderBid', '', 'top', '', 'bidCount', 0, 'seq', 0, 'closedAt', '', 'closeReason', '')
-local ok = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], ARGV[14], '0', 'MKSTREAM')
+-- The relay's group may exist already (the outbox outlived the hash): BUSYGROUP is fine.
+pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], ARGV[14], '0', 'MKSTREAM')
 return { OUTCOME.applied }

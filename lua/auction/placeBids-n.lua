@@ -70,17 +70,18 @@ local function answer(code, id)
 end
 
 local function decide(i)
-  local k, v = 6 + 3 * (i - 1), 2 + 8 * (i - 1)
-  local buyer = ARGV[v + 1]
-  local amount = tonumber(ARGV[v + 2])
-  local max = ARGV[v + 3] == '' and amount or tonumber(ARGV[v + 3])
-  local bidId, fingerprint = ARGV[v + 4], ARGV[v + 5]
+  -- This bid's KEYS are keyBase + 1 .. 3, its ARGV argBase + 1 .. 8 (see the header).
+  local keyBase, argBase = 6 + 3 * (i - 1), 2 + 8 * (i - 1)
+  local buyer = ARGV[argBase + 1]
+  local amount = tonumber(ARGV[argBase + 2])
+  local max = ARGV[argBase + 3] == '' and amount or tonumber(ARGV[argBase + 3])
+  local bidId, fingerprint = ARGV[argBase + 4], ARGV[argBase + 5]
 
   -- Unknown first: a replay needs the auction's state (the api loads the
   -- auction from Postgres on this answer and places the bid again).
   if not auctionId then return { OUTCOME.notFound } end
   if fingerprint ~= '' then
-    local stored = redis.call('GET', KEYS[k + 3])
+    local stored = redis.call('GET', KEYS[keyBase + 3])
     if stored then
       local sep = string.find(stored, '\n', 1, true)
       local storedId = string.sub(stored, sep + 1)
@@ -89,7 +90,7 @@ local function decide(i)
     end
   end
 
-  local wait = rateLimited(KEYS[k + 2], ARGV[v + 6], ARGV[v + 7])
+  local wait = rateLimited(KEYS[keyBase + 2], ARGV[argBase + 6], ARGV[argBase + 7])
   if wait then return { OUTCOME.rateLimited, wait } end
 
   if status ~= 'open' then return { OUTCOME.closed, status } end
@@ -111,9 +112,9 @@ local function decide(i)
   redis.call('HSET', K.standing, buyer, bidId)
   redis.call('HSET', K.bids, bidId, encodeBid(bid))
   redis.call('ZADD', K.history, seq, bidId)
-  redis.call('ZADD', KEYS[k + 1], seq, bidId)
+  redis.call('ZADD', KEYS[keyBase + 1], seq, bidId)
   if fingerprint ~= '' then
-    redis.call('SET', KEYS[k + 3], fingerprint .. '\n' .. bidId, 'PX', ARGV[v + 8])
+    redis.call('SET', KEYS[keyBase + 3], fingerprint .. '\n' .. bidId, 'PX', ARGV[argBase + 8])
   end
 
   -- The book's new top two: from the known ones and this bid, without

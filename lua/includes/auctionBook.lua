@@ -76,6 +76,8 @@ local function increment(rule, price)
   return inc
 end
 
+-- parseBid(id, raw): the bid stored as `raw` in the bids hash, or nil without one:
+-- { id, buyer, amount, max, seq, status, at, bonus } (at stays text: it is written back as read).
 local function parseBid(id, raw)
   if not raw then return nil end
   local buyer, amount, max, seq, status, at, bonus =
@@ -84,10 +86,12 @@ local function parseBid(id, raw)
     status = status, at = at, bonus = tonumber(bonus) }
 end
 
+-- encodeBid(b): a bid as the bids hash stores it (parseBid's inverse).
 local function encodeBid(b)
   return b.buyer .. '|' .. int(b.amount) .. '|' .. int(b.max) .. '|' .. int(b.seq) .. '|' .. b.status .. '|' .. b.at .. '|' .. int(b.bonus)
 end
 
+-- memberOf(b): the book member of standing bid b (see `book` above).
 local function memberOf(b)
   return string.format('%012d', SEQ_BASE - b.seq) .. ':' .. b.buyer .. ':' .. b.id
 end
@@ -103,8 +107,8 @@ local function readBid(bidsKey, id)
   return parseBid(id, redis.call('HGET', bidsKey, id))
 end
 
--- ranking(bookKey, bidsKey, count, skipBuyer): up to `count` standing bids, best first
--- (one ZREVRANGE and one HMGET, whatever the count).
+-- ranking(bookKey, bidsKey, count, skipBuyer): up to `count` standing bids, best first,
+-- leaving out skipBuyer's (nil: nobody's); one ZREVRANGE and one HMGET, whatever the count.
 local function ranking(bookKey, bidsKey, count, skipBuyer)
   local ids = {}
   for _, m in ipairs(redis.call('ZREVRANGE', bookKey, 0, count)) do
@@ -121,6 +125,8 @@ local function ranking(bookKey, bidsKey, count, skipBuyer)
   return out
 end
 
+-- priceOf(rule, l, r): the auction price with leading bid l and runner-up r (see Prices above);
+-- nil without a leader.
 local function priceOf(rule, l, r)
   if not l then return nil end
   if not r then return l.amount end
@@ -164,9 +170,10 @@ local function topAfterBid(l, r, b)
   return l, b
 end
 
--- leaderOf(K, rule): price ('' without bids), leading bid and runner-up, from the book.
--- refresh(K, rule): the same, stored in the auction hash (top two included).
--- K = { auction =, bids =, book =, standing = }. Returns price ('' without bids), leader bid.
+-- leaderOf(K, rule): price ('' without bids), leading bid and runner-up, read from the book.
+-- refresh(K, rule): the same, stored in the auction hash (price, leader, leaderBid, top);
+-- returns price ('' without bids) and the leading bid.
+-- K = { auction =, bids =, book =, standing = }.
 local function leaderOf(K, rule)
   local top = ranking(K.book, K.bids, 2, nil)
   local l = top[1]
@@ -184,7 +191,8 @@ local function refresh(K, rule)
   return price, l
 end
 
--- nextMinimumOf(a): the lowest amount the next bid may offer.
+-- nextMinimumOf(price, startPrice, rule): the lowest amount the next bid may offer
+-- (the start price while price is '' or nil: no bid yet).
 local function nextMinimumOf(price, startPrice, rule)
   if price == '' or price == nil then return tonumber(startPrice) end
   return tonumber(price) + increment(rule, tonumber(price))
@@ -210,7 +218,8 @@ local function publishLive(K, channel, a)
     '","reserveMet":' .. tostring(reserveMet) .. '}')
 end
 
--- emit(K, type, seq, now, data): appends one logged event to the outbox; its id is <auction>:<seq>.
+-- emit(K, auctionId, type, seq, now, data): appends one logged event to the outbox;
+-- its id is <auctionId>:<seq>, `data` the JSON members after auctionId and seq.
 local function emit(K, auctionId, type, seq, now, data)
   local id = auctionId .. ':' .. int(seq)
   redis.call('XADD', K.outbox, '*', 'type', 'stampede.auction.' .. type .. '.v1', 'id', id, 'time', now,

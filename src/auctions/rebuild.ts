@@ -28,17 +28,12 @@ import type { Redis } from 'ioredis';
 import type { Pool } from '../platform/db/pool.js';
 import { AUCTION_DEADLINES, auctionKeys } from './keys.js';
 import { OUTBOX_REGISTRY, RELAY_GROUP } from '../platform/messaging/outbox.js';
-import { bookMemberOf, bookTopOf, encodeStoredBid, readLiveAuction, type AuctionTerms, type StoredBid } from './scripts.js';
-import type { LoggedAuctionEventType } from './events.js';
-import { encodeRule, type IncrementRule } from './auctions.js';
+import { readLiveAuction, type AuctionTerms } from './scripts.js';
+import { bookMemberOf, bookTopOf, encodeStoredBid, type StoredBid } from './codec.js';
+import { findAuction, loggedEvents, type LoggedEvent } from './repository.js';
+import { termsOf } from './auctions.js';
 
 export class RebuildRefusedError extends Error {}
-
-export interface LoggedEvent {
-  seq: number;
-  type: LoggedAuctionEventType;
-  payload: Record<string, unknown>;
-}
 
 /** An auction's live state as Redis holds it, key by key. */
 export interface AuctionState {
@@ -56,7 +51,7 @@ export function replayAuction(terms: AuctionTerms, events: LoggedEvent[]): Aucti
   events.forEach((e, i) => {
     if (e.seq !== i + 1) throw refuse(`its log has a gap: seq ${i + 1} is missing (events may still be on their way to Postgres; retry once the queues are drained)`);
   });
-  const a: Record<string, string> = {
+  const hash: Record<string, string> = {
     id: terms.id, status: 'open', startsAt: String(terms.startsAt), endsAt: String(terms.endsAt), hardCloseAt: String(terms.hardCloseAt),
     softCloseMs: String(terms.softCloseMs), currency: terms.currency, startPrice: String(terms.startPrice), reserve: String(terms.reservePrice),
     buyNow: String(terms.buyNowPrice ?? 0), rule: terms.rule, salt: terms.salt, promoter: terms.promoter ? '1' : '0',
@@ -67,20 +62,20 @@ export function replayAuction(terms: AuctionTerms, events: LoggedEvent[]): Aucti
   const mine = new Map<string, { bidId: string; seq: number }[]>();
   let bidCount = 0;
 
-  for (const { seq, type, payload: p } of events) {
+  for (const { seq, type, payload } of events) {
     const at = (what: string) => refuse(`replay diverged at seq ${seq} (${type}): ${what}`);
     const known = (bidId: unknown): StoredBid => {
-      const b = bids.get(String(bidId));
-      if (!b || b.buyerId !== p.buyerId) throw at(`bid ${String(bidId)} of ${String(p.buyerId)} is unknown`);
-      return b;
+      const bid = bids.get(String(bidId));
+      if (!bid || bid.buyerId !== payload.buyerId) throw at(`bid ${String(bidId)} of ${String(payload.buyerId)} is unknown`);
+      return bid;
     };
     switch (type) {
       case 'bid_placed': {
-        const buyerId = String(p.buyerId);
+        const buyerId = String(payload.buyerId);
         const prev = standing.has(buyerId) ? bids.get(standing.get(buyerId)!) : undefined;
         const bid: StoredBid = {
-          bidId: String(p.bidId), buyerId, amount: Number(p.amount), maxAmount: Number(p.maxAmount), seq, status: 'active',
-          placedAt: Number(p.placedAt), bonus: prev?.bonus ?? 0,
+          bidId: String(payload.bidId), buyerId, amount: Number(payload.amount), maxAmount: Number(payload.maxAmount), seq, status: 'active',
+          placedAt: Number(payload.placedAt), bonus: prev?.bonus ?? 0,
         };
         if (bids.has(bid.bidId)) throw at(`bid ${bid.bidId} placed twice`);
         bids.set(bid.bidId, bid);
@@ -90,83 +85,67 @@ export function replayAuction(terms: AuctionTerms, events: LoggedEvent[]): Aucti
         break;
       }
       case 'bid_retracted': {
-        const bid = known(p.bidId);
+        const bid = known(payload.bidId);
         bid.status = 'retracted';
         let fallback = '';
         if (standing.get(bid.buyerId) === bid.bidId) {
           standing.delete(bid.buyerId);
           // The bidder's most recent bid still active becomes standing (retractBid-6.lua).
-          const next = [...(mine.get(bid.buyerId) ?? [])].sort((x, y) => y.seq - x.seq).find((m) => bids.get(m.bidId)!.status === 'active');
+          const next = [...(mine.get(bid.buyerId) ?? [])].sort((x, y) => y.seq - x.seq).find((entry) => bids.get(entry.bidId)!.status === 'active');
           if (next) {
             standing.set(bid.buyerId, next.bidId);
             fallback = next.bidId;
           }
         }
-        if (fallback !== String(p.fallbackBid ?? '')) throw at(`fallback bid ${fallback || 'none'}, the event says ${String(p.fallbackBid) || 'none'}`);
+        if (fallback !== String(payload.fallbackBid ?? '')) throw at(`fallback bid ${fallback || 'none'}, the event says ${String(payload.fallbackBid) || 'none'}`);
         bidCount -= 1;
         break;
       }
       case 'bid_doubled': {
-        const bid = known(p.bidId);
+        const bid = known(payload.bidId);
         if (standing.get(bid.buyerId) !== bid.bidId || bid.status !== 'active') throw at(`bid ${bid.bidId} is not standing`);
-        bid.amount = Number(p.amount);
-        bid.maxAmount = Number(p.maxAmount);
-        bid.bonus = Number(p.bonus);
+        bid.amount = Number(payload.amount);
+        bid.maxAmount = Number(payload.maxAmount);
+        bid.bonus = Number(payload.bonus);
         break;
       }
       case 'extended':
-        a.endsAt = String(p.endsAt);
+        hash.endsAt = String(payload.endsAt);
         break;
       case 'closed':
-        a.status = 'closed';
-        a.closedAt = String(p.closedAt);
-        a.closeReason = String(p.reason);
-        if (p.reason === 'buy_now') a.endsAt = String(p.closedAt);
+        hash.status = 'closed';
+        hash.closedAt = String(payload.closedAt);
+        hash.closeReason = String(payload.reason);
+        if (payload.reason === 'buy_now') hash.endsAt = String(payload.closedAt);
         break;
       case 'cancelled':
-        a.status = 'cancelled';
-        a.closedAt = String(p.cancelledAt);
-        a.closeReason = 'cancelled';
+        hash.status = 'cancelled';
+        hash.closedAt = String(payload.cancelledAt);
+        hash.closeReason = 'cancelled';
         break;
       default:
         throw at('unknown event type');
     }
     if (type === 'bid_placed' || type === 'bid_retracted' || type === 'bid_doubled' || type === 'closed') {
-      a.price = p.price === null || p.price === undefined ? '' : String(p.price);
-      a.leader = String(p.leader ?? '');
-      a.leaderBid = String(p.leaderBid ?? '');
+      hash.price = payload.price === null || payload.price === undefined ? '' : String(payload.price);
+      hash.leader = String(payload.leader ?? '');
+      hash.leaderBid = String(payload.leaderBid ?? '');
     }
   }
-  a.bidCount = String(bidCount);
-  a.seq = String(events.length);
+  hash.bidCount = String(bidCount);
+  hash.seq = String(events.length);
   const standingBids = [...standing.values()].map((id) => bids.get(id)!);
-  a.top = bookTopOf(standingBids);
+  hash.top = bookTopOf(standingBids);
 
   const stored = [...bids.values()];
   return {
-    auction: a,
+    auction: hash,
     bids: Object.fromEntries(stored.map((b) => [b.bidId, encodeStoredBid(b)])),
     book: standingBids.map((b) => ({ member: bookMemberOf(b), score: b.maxAmount })),
     standing: Object.fromEntries(standing),
     history: stored.map((b) => ({ bidId: b.bidId, seq: b.seq })),
     mine: Object.fromEntries(mine),
   };
-}
-
-interface AuctionRow {
-  id: string;
-  status: 'open' | 'closed' | 'cancelled';
-  currency: string;
-  start_price: number;
-  reserve_price: number;
-  buy_now_price: number | null;
-  increment_rule: IncrementRule;
-  soft_close_ms: number;
-  starts_at: Date;
-  ends_at: Date;
-  hard_close_at: Date;
-  promoter: { enabled?: boolean } | null;
-  handle_salt: string;
 }
 
 export interface RebuildResult {
@@ -179,64 +158,55 @@ export interface RebuildResult {
 }
 
 /** Rebuilds one auction's Redis state from Postgres, atomically (one MULTI on the auction's slot). */
-export async function rebuildAuction(pool: Pool, redis: Redis, auctionId: string, o: { force?: boolean } = {}): Promise<RebuildResult> {
-  const { rows: [row] } = await pool.query<AuctionRow>(
-    `SELECT id, status, currency, start_price, reserve_price, buy_now_price, increment_rule, soft_close_ms, starts_at, ends_at, hard_close_at,
-            promoter, handle_salt
-       FROM auctions WHERE id = $1`,
-    [auctionId],
-  );
-  if (!row) throw new RebuildRefusedError(`auction ${auctionId} is unknown to Postgres`);
-  const terms: AuctionTerms = {
-    id: row.id, status: 'open', startsAt: row.starts_at.getTime(), endsAt: row.ends_at.getTime(), hardCloseAt: row.hard_close_at.getTime(),
-    softCloseMs: row.soft_close_ms, currency: row.currency, startPrice: row.start_price, reservePrice: row.reserve_price,
-    buyNowPrice: row.buy_now_price, rule: encodeRule(row.increment_rule), salt: row.handle_salt, promoter: row.promoter?.enabled === true,
-  };
-  const { rows: events } = await pool.query<LoggedEvent>('SELECT seq, type, payload FROM auction_events WHERE auction_id = $1 ORDER BY seq', [auctionId]);
+export async function rebuildAuction(pool: Pool, redis: Redis, auctionId: string, options: { force?: boolean } = {}): Promise<RebuildResult> {
+  const auction = await findAuction(pool, auctionId);
+  if (!auction) throw new RebuildRefusedError(`auction ${auctionId} is unknown to Postgres`);
+  // The replay starts from the terms of an open auction; the log says whether and how it ended.
+  const terms: AuctionTerms = { ...termsOf(auction), status: 'open' };
+  const events = await loggedEvents(pool, auctionId);
   const state = replayAuction(terms, events);
-  if (row.status !== 'open' && state.auction.status !== row.status) {
-    throw new RebuildRefusedError(`auction ${auctionId} is ${row.status} in Postgres but its log has no ${row.status === 'closed' ? 'close' : 'cancellation'}`);
+  if (auction.status !== 'open' && state.auction.status !== auction.status) {
+    throw new RebuildRefusedError(`auction ${auctionId} is ${auction.status} in Postgres but its log has no ${auction.status === 'closed' ? 'close' : 'cancellation'}`);
   }
   const live = await readLiveAuction(redis, auctionId);
-  if (live && live.seq > events.length && !o.force) {
+  if (live && live.seq > events.length && !options.force) {
     throw new RebuildRefusedError(
       `auction ${auctionId}: Redis is ahead of the log (seq ${live.seq} live, ${events.length} logged); a rebuild would forget ${live.seq - events.length} events. ` +
         'Wait for the relay and workers to settle them, or pass --force',
     );
   }
 
-  const k = auctionKeys;
   const stale: string[] = [];
-  const pattern = k.mine(auctionId, '*');
+  const pattern = auctionKeys.mine(auctionId, '*');
   let cursor = '0';
   do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
     cursor = next;
-    stale.push(...keys);
+    stale.push(...found);
   } while (cursor !== '0');
 
-  const m = redis.multi();
-  m.del(k.auction(auctionId), k.bids(auctionId), k.book(auctionId), k.standing(auctionId), k.history(auctionId), ...stale,
-    ...Object.keys(state.mine).map((b) => k.mine(auctionId, b)));
-  m.hset(k.auction(auctionId), state.auction);
+  const multi = redis.multi();
+  multi.del(auctionKeys.auction(auctionId), auctionKeys.bids(auctionId), auctionKeys.book(auctionId), auctionKeys.standing(auctionId), auctionKeys.history(auctionId), ...stale,
+    ...Object.keys(state.mine).map((b) => auctionKeys.mine(auctionId, b)));
+  multi.hset(auctionKeys.auction(auctionId), state.auction);
   if (state.history.length > 0) {
-    m.hset(k.bids(auctionId), state.bids);
-    m.zadd(k.history(auctionId), ...state.history.flatMap((h) => [h.seq, h.bidId]));
-    for (const [buyer, list] of Object.entries(state.mine)) m.zadd(k.mine(auctionId, buyer), ...list.flatMap((h) => [h.seq, h.bidId]));
+    multi.hset(auctionKeys.bids(auctionId), state.bids);
+    multi.zadd(auctionKeys.history(auctionId), ...state.history.flatMap((h) => [h.seq, h.bidId]));
+    for (const [buyer, list] of Object.entries(state.mine)) multi.zadd(auctionKeys.mine(auctionId, buyer), ...list.flatMap((h) => [h.seq, h.bidId]));
   }
   if (state.book.length > 0) {
-    m.zadd(k.book(auctionId), ...state.book.flatMap((b) => [b.score, b.member]));
-    m.hset(k.standing(auctionId), state.standing);
+    multi.zadd(auctionKeys.book(auctionId), ...state.book.flatMap((b) => [b.score, b.member]));
+    multi.hset(auctionKeys.standing(auctionId), state.standing);
   }
-  const replies = (await m.exec()) ?? [];
+  const replies = (await multi.exec()) ?? [];
   const failed = replies.find(([err]) => err);
   if (failed) throw failed[0]!;
 
   // The outbox keeps what it holds: only its stream and the relay's group must exist.
-  await redis.xgroup('CREATE', k.outbox(auctionId), RELAY_GROUP, '0', 'MKSTREAM').catch((err: Error) => {
+  await redis.xgroup('CREATE', auctionKeys.outbox(auctionId), RELAY_GROUP, '0', 'MKSTREAM').catch((err: Error) => {
     if (!/BUSYGROUP/.test(err.message)) throw err;
   });
-  await redis.sadd(OUTBOX_REGISTRY, k.outbox(auctionId));
+  await redis.sadd(OUTBOX_REGISTRY, auctionKeys.outbox(auctionId));
   // The scheduler's hint (another slot, so outside the MULTI): an open auction is closed when due.
   if (state.auction.status === 'open') await redis.zadd(AUCTION_DEADLINES, Number(state.auction.endsAt), auctionId);
 

@@ -5,7 +5,9 @@ import { AUCTION_ID, BID_ID } from '../platform/ids.js';
 import type { HttpServer, Reply } from '../platform/http/server.js';
 import { pageLimit, type RouteKit } from '../platform/http/route-kit.js';
 import { compile, CURRENCY, DATE_TIME, validate } from '../platform/http/validate.js';
-import { MAX_AUCTION_AMOUNT, MAX_SOFT_CLOSE_SECONDS, MAX_TIERS, type Auctions, type NewAuction } from './auctions.js';
+import { MAX_AUCTION_AMOUNT, MAX_SOFT_CLOSE_SECONDS, MAX_TIERS, type NewAuction } from './rules.js';
+import type { Auctions } from './auctions.js';
+import type { Bids } from './bids.js';
 
 const AMOUNT = { type: 'integer', minimum: 1, maximum: MAX_AUCTION_AMOUNT } as const;
 
@@ -67,7 +69,7 @@ const auctionSchema = {
   additionalProperties: false,
 };
 
-export function registerAuctionRoutes(http: HttpServer, k: RouteKit, auctions: Auctions): void {
+export function registerAuctionRoutes(http: HttpServer, kit: RouteKit, auctions: Auctions, bids: Bids): void {
   // ajv checks the oneOf at run time; its static types cannot express the union.
   const auctionBody = compile<NewAuction>(auctionSchema as unknown as JSONSchemaType<NewAuction>);
   const bidBody = compile<{ amount: number; maxAmount?: number }>({
@@ -76,51 +78,51 @@ export function registerAuctionRoutes(http: HttpServer, k: RouteKit, auctions: A
     required: ['amount'],
     additionalProperties: false,
   });
-  const auctionId = (value: string) => k.idParam(value, AUCTION_ID, 'auction');
+  const auctionId = (value: string) => kit.idParam(value, AUCTION_ID, 'auction');
 
   http.route('post', '/v1/auctions', async (ctx, raw) => {
-    const p = await k.principalOf(ctx, ['operator', 'seller']);
+    const principal = await kit.principalOf(ctx, ['operator', 'seller']);
     const body = validate(auctionBody, raw);
-    return k.idempotent(ctx, p, body, async () => ({ status: 201, body: await auctions.create(body, p) }));
+    return kit.idempotent(ctx, principal, body, async () => ({ status: 201, body: await auctions.create(body, principal) }));
   });
   http.route('get', '/v1/auctions', async (ctx) => {
-    const { limit, after } = k.pageOf(ctx, AUCTION_ID);
+    const { limit, after } = kit.pageOf(ctx, AUCTION_ID);
     return { status: 200, body: await auctions.listOpen(limit, after) };
   });
   http.route('get', '/v1/auctions/:id', async (ctx) => ({ status: 200, body: await auctions.get(auctionId(ctx.params[0]!)) }));
   http.route('post', '/v1/auctions/:id/cancel', async (ctx) => {
-    const p = await k.principalOf(ctx, ['operator', 'seller']);
-    return { status: 200, body: await auctions.cancel(auctionId(ctx.params[0]!), p) };
+    const principal = await kit.principalOf(ctx, ['operator', 'seller']);
+    return { status: 200, body: await auctions.cancel(auctionId(ctx.params[0]!), principal) };
   }, { body: false });
 
   http.route('get', '/v1/auctions/:id/bids', async (ctx) => {
     const id = auctionId(ctx.params[0]!);
-    const q = new URLSearchParams(ctx.query);
-    const limit = pageLimit(q);
-    const rawBefore = q.get('before');
+    const query = new URLSearchParams(ctx.query);
+    const limit = pageLimit(query);
+    const rawBefore = query.get('before');
     if (rawBefore !== null && !/^[1-9]\d{0,11}$/.test(rawBefore)) throw AppError.invalid('query:before', 'is invalid', 'before must be a sequence number this list gave');
-    const mineParam = q.get('mine');
+    const mineParam = query.get('mine');
     if (mineParam !== null && mineParam !== 'true' && mineParam !== 'false') throw AppError.invalid('query:mine', 'is invalid', 'mine must be true or false');
-    const mine = mineParam === 'true' ? k.buyerOf(ctx) : undefined;
-    return { status: 200, body: await auctions.bids(id, limit, rawBefore === null ? undefined : Number(rawBefore), mine) };
+    const mine = mineParam === 'true' ? kit.buyerOf(ctx) : undefined;
+    return { status: 200, body: await bids.history(id, limit, rawBefore === null ? undefined : Number(rawBefore), mine) };
   });
 
   // --- bids (buyers): decided by one Lua call -------------------------------
   http.route('post', '/v1/auctions/:id/bids', (ctx, raw) => {
-    const buyerId = k.buyerOf(ctx);
+    const buyerId = kit.buyerOf(ctx);
     const id = auctionId(ctx.params[0]!);
     const { amount, maxAmount } = validate(bidBody, raw);
-    const key = k.idempotencyKeyOf(ctx);
-    return auctions.bid(buyerId, id, amount, maxAmount ?? undefined, key).then((a): Reply => {
-      const { replayed, ...body } = a;
+    const idempotencyKey = kit.idempotencyKeyOf(ctx);
+    return bids.bid(buyerId, id, amount, maxAmount ?? undefined, idempotencyKey).then((answer): Reply => {
+      const { replayed, ...body } = answer;
       return { status: 202, body, headers: replayed ? { 'Idempotent-Replayed': 'true' } : undefined };
     });
   });
   http.route('del', '/v1/auctions/:id/bids/:bidId', async (ctx) => {
-    const buyerId = k.buyerOf(ctx);
+    const buyerId = kit.buyerOf(ctx);
     const id = auctionId(ctx.params[0]!);
-    const bidId = k.idParam(ctx.params[1]!, BID_ID, 'bid');
+    const bidId = kit.idParam(ctx.params[1]!, BID_ID, 'bid');
     if (bidId.slice(4, 16) !== id.slice(4)) throw new AppError('NOT_FOUND', 'no such bid');
-    return { status: 200, body: await auctions.retract(buyerId, id, bidId) };
+    return { status: 200, body: await bids.retract(buyerId, id, bidId) };
   });
 }

@@ -5,38 +5,28 @@
  * twice never closes too soon or closes twice. Claims use ZREM (only the
  * scheduler whose ZREM removed the entry acts), so several can run side by side.
  */
-import { Outcome } from '../platform/redis/outcomes.js';
 import type { Redis } from 'ioredis';
+import { Outcome } from '../platform/redis/outcomes.js';
 import type { Logger } from '../platform/log.js';
 import { AUCTION_DEADLINES, AUCTION_PROMOTIONS, auctionKeys } from './keys.js';
-import { closeAuction, promoteBid, type StoredBid } from './scripts.js';
-import { nextPromotionAt, MAX_AUCTION_AMOUNT, type Auctions, type PromoterPolicyName } from './auctions.js';
+import { closeAuction, promoteBid } from './scripts.js';
+import { MAX_AUCTION_AMOUNT, nextPromotionAt, type PromoterPolicyName } from './rules.js';
+import { promoterPolicies, type PromoterPolicy } from './promoter.js';
+import type { Auctions } from './auctions.js';
+import type { Bids } from './bids.js';
 
-/** Picks the lucky bid among the standing ones (or none). */
-export type PromoterPolicy = (bids: StoredBid[], random: () => number) => StoredBid | undefined;
-
-export const promoterPolicies: Record<PromoterPolicyName, PromoterPolicy> = {
-  /** Every standing bid is equally likely. */
-  uniform: (bids, random) => bids[Math.floor(random() * bids.length)],
-  /** The later a bid was placed, the likelier: weight = its rank by sequence (1 for the oldest). */
-  recency: (bids, random) => {
-    const sorted = [...bids].sort((a, b) => a.seq - b.seq);
-    const total = (sorted.length * (sorted.length + 1)) / 2;
-    let pick = random() * total;
-    for (let i = 0; i < sorted.length; i++) {
-      pick -= i + 1;
-      if (pick < 0) return sorted[i];
-    }
-    return sorted[sorted.length - 1];
-  },
-};
+/** The most due closes, and due promotions, one tick takes on. */
+const CLOSES_PER_TICK = 500;
+const PROMOTIONS_PER_TICK = 100;
 
 export interface SchedulerOptions {
   redis: Redis;
   auctions: Auctions;
+  bids: Bids;
   log: Logger;
   tickMs: number;
   random?: () => number;
+  /** Policies that replace the built-in ones of the same name. */
   policies?: Partial<Record<PromoterPolicyName, PromoterPolicy>>;
 }
 
@@ -47,15 +37,15 @@ export class Scheduler {
   closed = 0;
   promoted = 0;
 
-  constructor(private readonly o: SchedulerOptions) {}
+  constructor(private readonly options: SchedulerOptions) {}
 
   start(): void {
     const loop = () => {
       if (this.stopped) return;
       this.ticking = this.tick()
-        .catch((err) => this.o.log.error({ err }, 'scheduler tick failed'))
+        .catch((err) => this.options.log.error({ err }, 'scheduler tick failed'))
         .finally(() => {
-          if (!this.stopped) this.timer = setTimeout(loop, this.o.tickMs);
+          if (!this.stopped) this.timer = setTimeout(loop, this.options.tickMs);
         });
     };
     loop();
@@ -69,46 +59,49 @@ export class Scheduler {
 
   /** One pass: close what is due, promote what is due. */
   async tick(now = Date.now()): Promise<void> {
-    const due = await this.o.redis.zrangebyscore(AUCTION_DEADLINES, '-inf', now, 'LIMIT', 0, 500);
-    for (const id of due) await this.close(id);
-    const promotions = await this.o.redis.zrangebyscore(AUCTION_PROMOTIONS, '-inf', now, 'LIMIT', 0, 100);
-    for (const id of promotions) {
-      if ((await this.o.redis.zrem(AUCTION_PROMOTIONS, id)) === 1) await this.promote(id, now);
+    const { redis } = this.options;
+    const due = await redis.zrangebyscore(AUCTION_DEADLINES, '-inf', now, 'LIMIT', 0, CLOSES_PER_TICK);
+    for (const auctionId of due) await this.close(auctionId);
+    const promotions = await redis.zrangebyscore(AUCTION_PROMOTIONS, '-inf', now, 'LIMIT', 0, PROMOTIONS_PER_TICK);
+    for (const auctionId of promotions) {
+      if ((await redis.zrem(AUCTION_PROMOTIONS, auctionId)) === 1) await this.promote(auctionId, now);
     }
   }
 
-  private async close(id: string): Promise<void> {
-    const out = await closeAuction(this.o.redis, id, 'time');
+  private async close(auctionId: string): Promise<void> {
+    const { redis, log } = this.options;
+    const out = await closeAuction(redis, auctionId, 'time');
     if (out.code === Outcome.NotDue) {
       // Extended by a late bid: look again at the new end.
-      await this.o.redis.zadd(AUCTION_DEADLINES, out.endsAt, id);
+      await redis.zadd(AUCTION_DEADLINES, out.endsAt, auctionId);
       return;
     }
-    await this.o.redis.zrem(AUCTION_DEADLINES, id);
+    await redis.zrem(AUCTION_DEADLINES, auctionId);
     if (out.code === Outcome.Applied) {
       this.closed++;
-      this.o.log.info({ auctionId: id, price: out.price, reserveMet: out.reserveMet }, 'auction closed');
+      log.info({ auctionId, price: out.price, reserveMet: out.reserveMet }, 'auction closed');
     }
   }
 
-  private async promote(id: string, now: number): Promise<void> {
-    if ((await this.o.redis.hget(auctionKeys.auction(id), 'status')) !== 'open') return;
-    const settings = await this.o.auctions.promoterOf(id);
+  private async promote(auctionId: string, now: number): Promise<void> {
+    const { redis, auctions, bids, log } = this.options;
+    if ((await redis.hget(auctionKeys.auction(auctionId), 'status')) !== 'open') return;
+    const settings = await auctions.promoterOf(auctionId);
     if (!settings?.enabled) return;
-    const random = this.o.random ?? Math.random;
-    const policy = this.o.policies?.[settings.policy] ?? promoterPolicies[settings.policy];
-    const bids = await this.o.auctions.standingBids(id);
-    const lucky = bids.length > 0 ? policy(bids, random) : undefined;
+    const random = this.options.random ?? Math.random;
+    const policy = this.options.policies?.[settings.policy] ?? promoterPolicies[settings.policy];
+    const standing = await bids.standingBids(auctionId);
+    const lucky = standing.length > 0 ? policy(standing, random) : undefined;
     if (lucky) {
-      const out = await promoteBid(this.o.redis, id, lucky.bidId, MAX_AUCTION_AMOUNT);
+      const out = await promoteBid(redis, auctionId, lucky.bidId, MAX_AUCTION_AMOUNT);
       if (out.code === Outcome.Applied) {
         this.promoted++;
-        this.o.log.info({ auctionId: id, bidId: lucky.bidId, added: out.added }, 'promoter doubled a bid');
+        log.info({ auctionId, bidId: lucky.bidId, added: out.added }, 'promoter doubled a bid');
       } else if (out.code === Outcome.Closed || out.code === Outcome.NotFound || out.code === Outcome.PromoterOff) {
         return;
       }
     }
     // Still open (or no bids yet): the next promotion is due at a random moment in the interval.
-    await this.o.redis.zadd(AUCTION_PROMOTIONS, nextPromotionAt(settings, now, random), id);
+    await redis.zadd(AUCTION_PROMOTIONS, nextPromotionAt(settings, now, random), auctionId);
   }
 }

@@ -1,18 +1,95 @@
 /**
- * Typed wrappers of the auction scripts (lua/auction): they build KEYS in the
- * order each script's header lists and map output codes to results.
+ * Typed wrappers of the auction scripts (lua/auction), the only callers of
+ * them: each builds KEYS in the order the script's header lists and decodes
+ * the reply, whose first element is a platform `Outcome`. Also the reader of
+ * an auction's live hash.
  */
-import { Outcome } from '../platform/redis/outcomes.js';
 import type { Redis } from 'ioredis';
-import { auctionKeys } from './keys.js';
-import { LIVE_CHANNEL } from '../live/keys.js';
-import { RELAY_GROUP } from '../platform/messaging/outbox.js';
+import { Outcome } from '../platform/redis/outcomes.js';
 import { runScript } from '../platform/redis/functions.js';
-
-/** The most bidders a close event offers the lot to, in order. */
-export const MAX_OFFERS = 100;
+import { RELAY_GROUP } from '../platform/messaging/outbox.js';
+import { LIVE_CHANNEL } from '../live/keys.js';
+import { auctionKeys } from './keys.js';
+import { MAX_OFFERS } from './rules.js';
 
 type Reply = (string | number)[];
+
+/**
+ * How to read each reply a script's header lists, by its outcome code. A
+ * reply whose code has no entry is a programming error, not a refusal.
+ */
+type Decoders<T extends { code: Outcome }> = { [C in T['code']]: (reply: Reply, code: C) => WithCode<T, C> };
+/** The member of outcome union T that code C answers with, its code narrowed to C. */
+type WithCode<T, C> = T extends { code: infer Codes } ? (C extends Codes ? Omit<T, 'code'> & { code: C } : never) : never;
+
+function decode<T extends { code: Outcome }>(script: string, reply: Reply, decoders: Decoders<T>): T {
+  const code = Number(reply[0]) as T['code'];
+  const decoder = (decoders as Partial<Record<Outcome, (reply: Reply, code: T['code']) => T>>)[code];
+  if (!decoder) throw new Error(`${script}: unexpected reply ${JSON.stringify(reply)}`);
+  return decoder(reply, code);
+}
+
+/** Runs one script and decodes its reply. */
+async function run<T extends { code: Outcome }>(redis: Redis, script: string, keys: string[], args: (string | number)[], decoders: Decoders<T>): Promise<T> {
+  return decode(script, (await runScript(redis, script, keys, args)) as Reply, decoders);
+}
+
+// The replies several scripts share.
+const bare = <C extends Outcome>(_reply: Reply, code: C) => ({ code });
+const withStatus = <C extends Outcome>(reply: Reply, code: C) => ({ code, status: String(reply[1]) });
+const withEndsAt = <C extends Outcome>(reply: Reply, code: C) => ({ code, endsAt: Number(reply[1]) });
+/** A price field: '' while the auction has no bid. */
+const priceOf = (field: string | number | undefined): number | null => (field === '' ? null : Number(field));
+
+/** KEYS[1..4] of every script that reads or changes the book: auction, bids, book, standing. */
+const bookKeys = (auctionId: string) => [auctionKeys.auction(auctionId), auctionKeys.bids(auctionId), auctionKeys.book(auctionId), auctionKeys.standing(auctionId)];
+
+// --- loadAuction ------------------------------------------------------------
+
+export interface AuctionTerms {
+  id: string;
+  status: 'open' | 'closed' | 'cancelled';
+  startsAt: number;
+  endsAt: number;
+  hardCloseAt: number;
+  softCloseMs: number;
+  currency: string;
+  startPrice: number;
+  reservePrice: number;
+  buyNowPrice: number | null;
+  /** Encoded increment rule: 'abs:<n>' | 'pct:<basis points>' | 'tier:<from>:<step>,…'. */
+  rule: string;
+  salt: string;
+  promoter: boolean;
+}
+
+/** Creates the auction's live state unless Redis has it; true when created. */
+export async function loadAuction(redis: Redis, terms: AuctionTerms): Promise<boolean> {
+  const loaded = await run<{ code: Outcome.Applied | Outcome.AlreadyApplied }>(
+    redis,
+    'loadAuction',
+    [auctionKeys.auction(terms.id), auctionKeys.outbox(terms.id)],
+    [terms.id, terms.status, terms.startsAt, terms.endsAt, terms.hardCloseAt, terms.softCloseMs, terms.currency, terms.startPrice, terms.reservePrice,
+      terms.buyNowPrice ?? 0, terms.rule, terms.salt, terms.promoter ? '1' : '0', RELAY_GROUP],
+    { [Outcome.Applied]: bare, [Outcome.AlreadyApplied]: bare },
+  );
+  return loaded.code === Outcome.Applied;
+}
+
+// --- placeBids --------------------------------------------------------------
+
+export interface BidRequest {
+  auctionId: string;
+  buyerId: string;
+  amount: number;
+  maxAmount?: number;
+  bidId: string;
+  idempotencyKey?: string;
+  fingerprint?: string;
+  rateMax: number;
+  rateWindowMs: number;
+  idempotencyTtlMs: number;
+}
 
 export interface BidDecision {
   bidId: string;
@@ -33,114 +110,47 @@ export type BidOutcome =
   | { code: Outcome.NotFound }
   | { code: Outcome.IdempotencyMismatch; bidId: string };
 
-export interface BidRequest {
-  auctionId: string;
-  buyerId: string;
-  amount: number;
-  maxAmount?: number;
-  bidId: string;
-  idempotencyKey?: string;
-  fingerprint?: string;
-  rateMax: number;
-  rateWindowMs: number;
-  idempotencyTtlMs: number;
-}
-
-/** The most bids one placeBids call decides (a call holds Redis for about 50 µs a bid). */
-export const MAX_BIDS_PER_CALL = 32;
-
-interface PendingBid {
-  r: BidRequest;
-  resolve: (o: BidOutcome) => void;
-  reject: (err: unknown) => void;
-}
-
-/** Bids waiting for this event-loop turn to end, per client, per auction. */
-const pendingBids = new WeakMap<Redis, Map<string, PendingBid[]>>();
-
 /**
- * Decides one bid. The bids a process places on the same auction in one
- * event-loop turn (uWS hands it every request that arrived) go to Redis as
- * one placeBids call, decided in the order they were placed, each exactly
- * as if alone: what they share (the auction hash, the clock, the live
- * update) is then read and written once per call instead of once per bid.
+ * Decides bids on one auction in one call, in order (see batcher.ts for who
+ * groups them). Each bid gets its own result: a reply that cannot be decoded
+ * fails that bid alone; a failed call fails them all.
  */
-export function placeBid(redis: Redis, r: BidRequest): Promise<BidOutcome> {
-  return new Promise((resolve, reject) => {
-    let byAuction = pendingBids.get(redis);
-    if (!byAuction) {
-      byAuction = new Map();
-      pendingBids.set(redis, byAuction);
+export async function placeBids(redis: Redis, auctionId: string, requests: BidRequest[]): Promise<PromiseSettledResult<BidOutcome>[]> {
+  const keys = [...bookKeys(auctionId), auctionKeys.history(auctionId), auctionKeys.outbox(auctionId)];
+  const args: (string | number)[] = [LIVE_CHANNEL, MAX_OFFERS];
+  for (const bid of requests) {
+    keys.push(auctionKeys.mine(auctionId, bid.buyerId), auctionKeys.rate(auctionId, bid.buyerId), auctionKeys.idempotency(auctionId, bid.buyerId, bid.idempotencyKey ?? ''));
+    args.push(bid.buyerId, bid.amount, bid.maxAmount ?? '', bid.bidId, bid.idempotencyKey ? (bid.fingerprint ?? '') : '', bid.rateMax, bid.rateWindowMs,
+      bid.idempotencyTtlMs);
+  }
+  const replies = (await runScript(redis, 'placeBids', keys, args)) as Reply[];
+  return requests.map((_, i): PromiseSettledResult<BidOutcome> => {
+    try {
+      return { status: 'fulfilled', value: decode('placeBids', replies[i]!, bidDecoders) };
+    } catch (reason) {
+      return { status: 'rejected', reason };
     }
-    if (byAuction.size === 0) setImmediate(flushBids, redis);
-    let queue = byAuction.get(r.auctionId);
-    if (!queue) {
-      queue = [];
-      byAuction.set(r.auctionId, queue);
-    }
-    queue.push({ r, resolve, reject });
   });
 }
 
-function flushBids(redis: Redis): void {
-  const byAuction = pendingBids.get(redis)!;
-  pendingBids.set(redis, new Map());
-  for (const [auctionId, queue] of byAuction) {
-    for (let i = 0; i < queue.length; i += MAX_BIDS_PER_CALL) sendBids(redis, auctionId, queue.slice(i, i + MAX_BIDS_PER_CALL));
-  }
-}
+const decided = <C extends Outcome.Applied | Outcome.AlreadyApplied>(reply: Reply, code: C) => ({
+  code, bidId: String(reply[1]), leading: Number(reply[2]) === 1, currentPrice: Number(reply[3]), endsAt: Number(reply[4]),
+  nextMinimum: Number(reply[5]), closed: Number(reply[6]) === 1,
+});
 
-function sendBids(redis: Redis, id: string, batch: PendingBid[]): void {
-  const keys = [auctionKeys.auction(id), auctionKeys.bids(id), auctionKeys.book(id), auctionKeys.standing(id), auctionKeys.history(id), auctionKeys.outbox(id)];
-  const args: (string | number)[] = [LIVE_CHANNEL, MAX_OFFERS];
-  for (const { r } of batch) {
-    keys.push(auctionKeys.mine(id, r.buyerId), auctionKeys.rate(id, r.buyerId), auctionKeys.idempotency(id, r.buyerId, r.idempotencyKey ?? ''));
-    args.push(r.buyerId, r.amount, r.maxAmount ?? '', r.bidId, r.idempotencyKey ? (r.fingerprint ?? '') : '', r.rateMax, r.rateWindowMs, r.idempotencyTtlMs);
-  }
-  runScript(redis, 'placeBids', keys, args).then(
-    (replies) => {
-      const list = replies as Reply[];
-      batch.forEach((p, i) => {
-        try {
-          p.resolve(bidOutcomeOf(list[i]!));
-        } catch (err) {
-          p.reject(err);
-        }
-      });
-    },
-    (err: unknown) => {
-      for (const p of batch) p.reject(err);
-    },
-  );
-}
+const bidDecoders: Decoders<BidOutcome> = {
+  [Outcome.Applied]: decided,
+  [Outcome.AlreadyApplied]: decided,
+  [Outcome.BidTooLow]: (reply, code) => ({ code, nextMinimum: Number(reply[1]) }),
+  [Outcome.NotAboveOwnBid]: (reply, code) => ({ code, ownMaximum: Number(reply[1]) }),
+  [Outcome.Closed]: withStatus,
+  [Outcome.NotOpenYet]: (reply, code) => ({ code, startsAt: Number(reply[1]) }),
+  [Outcome.RateLimited]: (reply, code) => ({ code, retryAfterMs: Number(reply[1]) }),
+  [Outcome.NotFound]: bare,
+  [Outcome.IdempotencyMismatch]: (reply, code) => ({ code, bidId: String(reply[1]) }),
+};
 
-function bidOutcomeOf(reply: Reply): BidOutcome {
-  const code = Number(reply[0]) as Outcome;
-  switch (code) {
-    case Outcome.Applied:
-    case Outcome.AlreadyApplied:
-      return {
-        code, bidId: String(reply[1]), leading: Number(reply[2]) === 1, currentPrice: Number(reply[3]), endsAt: Number(reply[4]),
-        nextMinimum: Number(reply[5]), closed: Number(reply[6]) === 1,
-      };
-    case Outcome.BidTooLow:
-      return { code, nextMinimum: Number(reply[1]) };
-    case Outcome.NotAboveOwnBid:
-      return { code, ownMaximum: Number(reply[1]) };
-    case Outcome.Closed:
-      return { code, status: String(reply[1]) };
-    case Outcome.NotOpenYet:
-      return { code, startsAt: Number(reply[1]) };
-    case Outcome.RateLimited:
-      return { code, retryAfterMs: Number(reply[1]) };
-    case Outcome.NotFound:
-      return { code };
-    case Outcome.IdempotencyMismatch:
-      return { code, bidId: String(reply[1]) };
-    default:
-      throw new Error(`placeBids: unexpected reply ${JSON.stringify(reply)}`);
-  }
-}
+// --- retractBid -------------------------------------------------------------
 
 export type RetractOutcome =
   | { code: Outcome.Applied | Outcome.AlreadyApplied; price: number | null; endsAt: number }
@@ -149,50 +159,51 @@ export type RetractOutcome =
   | { code: Outcome.TooLateToRetract; endsAt: number }
   | { code: Outcome.UnknownBid };
 
-export async function retractBid(redis: Redis, auctionId: string, buyerId: string, bidId: string, force = false): Promise<RetractOutcome> {
-  const id = auctionId;
-  const reply = (await runScript(
+/** Retracts one of the buyer's bids; `force` (an operator deleting the buyer) retracts inside the soft-close window too. */
+export function retractBid(redis: Redis, auctionId: string, buyerId: string, bidId: string, force = false): Promise<RetractOutcome> {
+  return run(
     redis,
     'retractBid',
-    [auctionKeys.auction(id), auctionKeys.bids(id), auctionKeys.book(id), auctionKeys.standing(id), auctionKeys.mine(id, buyerId), auctionKeys.outbox(id)],
+    [...bookKeys(auctionId), auctionKeys.mine(auctionId, buyerId), auctionKeys.outbox(auctionId)],
     [buyerId, bidId, force ? '1' : '0', LIVE_CHANNEL],
-  )) as Reply;
-  const code = Number(reply[0]) as Outcome;
-  switch (code) {
-    case Outcome.Applied:
-    case Outcome.AlreadyApplied:
-      return { code, price: reply[1] === '' ? null : Number(reply[1]), endsAt: Number(reply[2]) };
-    case Outcome.Closed:
-      return { code, status: String(reply[1]) };
-    case Outcome.TooLateToRetract:
-      return { code, endsAt: Number(reply[1]) };
-    case Outcome.NotFound:
-    case Outcome.UnknownBid:
-      return { code };
-    default:
-      throw new Error(`retractBid: unexpected reply ${JSON.stringify(reply)}`);
-  }
+    {
+      [Outcome.Applied]: retracted,
+      [Outcome.AlreadyApplied]: retracted,
+      [Outcome.Closed]: withStatus,
+      [Outcome.TooLateToRetract]: withEndsAt,
+      [Outcome.NotFound]: bare,
+      [Outcome.UnknownBid]: bare,
+    },
+  );
 }
+
+const retracted = <C extends Outcome.Applied | Outcome.AlreadyApplied>(reply: Reply, code: C) => ({ code, price: priceOf(reply[1]), endsAt: Number(reply[2]) });
+
+// --- promoteBid -------------------------------------------------------------
 
 export type PromoteOutcome =
   | { code: Outcome.Applied; buyerId: string; added: number; price: number }
   | { code: Outcome.Closed; status: string }
   | { code: Outcome.NotFound | Outcome.UnknownBid | Outcome.PromoterOff };
 
-export async function promoteBid(redis: Redis, auctionId: string, bidId: string, maxAmount: number): Promise<PromoteOutcome> {
-  const id = auctionId;
-  const reply = (await runScript(
+/** Doubles one standing bid for the promoter, unless that would take its maximum past `maxAmount`. */
+export function promoteBid(redis: Redis, auctionId: string, bidId: string, maxAmount: number): Promise<PromoteOutcome> {
+  return run(
     redis,
     'promoteBid',
-    [auctionKeys.auction(id), auctionKeys.bids(id), auctionKeys.book(id), auctionKeys.standing(id), auctionKeys.outbox(id)],
+    [...bookKeys(auctionId), auctionKeys.outbox(auctionId)],
     [bidId, LIVE_CHANNEL, maxAmount],
-  )) as Reply;
-  const code = Number(reply[0]) as Outcome;
-  if (code === Outcome.Applied) return { code, buyerId: String(reply[1]), added: Number(reply[2]), price: Number(reply[3]) };
-  if (code === Outcome.Closed) return { code, status: String(reply[1]) };
-  if (code === Outcome.NotFound || code === Outcome.UnknownBid || code === Outcome.PromoterOff) return { code };
-  throw new Error(`promoteBid: unexpected reply ${JSON.stringify(reply)}`);
+    {
+      [Outcome.Applied]: (reply, code) => ({ code, buyerId: String(reply[1]), added: Number(reply[2]), price: Number(reply[3]) }),
+      [Outcome.Closed]: withStatus,
+      [Outcome.NotFound]: bare,
+      [Outcome.UnknownBid]: bare,
+      [Outcome.PromoterOff]: bare,
+    },
+  );
 }
+
+// --- closeAuction -----------------------------------------------------------
 
 export type CloseOutcome =
   | { code: Outcome.Applied; status: 'closed' | 'cancelled'; price: number | null; leader: string; reserveMet: boolean }
@@ -200,96 +211,25 @@ export type CloseOutcome =
   | { code: Outcome.NotFound }
   | { code: Outcome.NotDue; endsAt: number };
 
-export async function closeAuction(redis: Redis, auctionId: string, mode: 'time' | 'cancel'): Promise<CloseOutcome> {
-  const id = auctionId;
-  const reply = (await runScript(
+/** Closes an auction whose end has passed (`time`), or cancels one that has not closed (`cancel`). */
+export function closeAuction(redis: Redis, auctionId: string, mode: 'time' | 'cancel'): Promise<CloseOutcome> {
+  return run(
     redis,
     'closeAuction',
-    [auctionKeys.auction(id), auctionKeys.bids(id), auctionKeys.book(id), auctionKeys.standing(id), auctionKeys.outbox(id)],
+    [...bookKeys(auctionId), auctionKeys.outbox(auctionId)],
     [mode, LIVE_CHANNEL, MAX_OFFERS],
-  )) as Reply;
-  const code = Number(reply[0]) as Outcome;
-  switch (code) {
-    case Outcome.Applied:
-      return {
-        code, status: String(reply[1]) as 'closed' | 'cancelled', price: reply[2] === '' ? null : Number(reply[2]), leader: String(reply[3]),
-        reserveMet: Number(reply[4]) === 1,
-      };
-    case Outcome.AlreadyApplied:
-      return { code, status: String(reply[1]) };
-    case Outcome.NotFound:
-      return { code };
-    case Outcome.NotDue:
-      return { code, endsAt: Number(reply[1]) };
-    default:
-      throw new Error(`closeAuction: unexpected reply ${JSON.stringify(reply)}`);
-  }
+    {
+      [Outcome.Applied]: (reply, code) => ({
+        code, status: String(reply[1]) as 'closed' | 'cancelled', price: priceOf(reply[2]), leader: String(reply[3]), reserveMet: Number(reply[4]) === 1,
+      }),
+      [Outcome.AlreadyApplied]: withStatus,
+      [Outcome.NotFound]: bare,
+      [Outcome.NotDue]: withEndsAt,
+    },
+  );
 }
 
-export interface AuctionTerms {
-  id: string;
-  status: 'open' | 'closed' | 'cancelled';
-  startsAt: number;
-  endsAt: number;
-  hardCloseAt: number;
-  softCloseMs: number;
-  currency: string;
-  startPrice: number;
-  reservePrice: number;
-  buyNowPrice: number | null;
-  /** Encoded increment rule: 'abs:<n>' | 'pct:<basis points>' | 'tier:<from>:<step>,…'. */
-  rule: string;
-  salt: string;
-  promoter: boolean;
-}
-
-export async function loadAuction(redis: Redis, t: AuctionTerms): Promise<boolean> {
-  const reply = (await runScript(
-    redis,
-    'loadAuction',
-    [auctionKeys.auction(t.id), auctionKeys.outbox(t.id)],
-    [t.id, t.status, t.startsAt, t.endsAt, t.hardCloseAt, t.softCloseMs, t.currency, t.startPrice, t.reservePrice, t.buyNowPrice ?? 0, t.rule,
-      t.salt, t.promoter ? '1' : '0', RELAY_GROUP],
-  )) as Reply;
-  return Number(reply[0]) === 1;
-}
-
-/** One bid as Redis stores it. */
-export interface StoredBid {
-  bidId: string;
-  buyerId: string;
-  amount: number;
-  maxAmount: number;
-  seq: number;
-  status: 'active' | 'retracted';
-  placedAt: number;
-  bonus: number;
-}
-
-export function parseStoredBid(bidId: string, raw: string): StoredBid {
-  const [buyerId, amount, max, seq, status, at, bonus] = raw.split('|');
-  return {
-    bidId, buyerId: buyerId!, amount: Number(amount), maxAmount: Number(max), seq: Number(seq), status: status as StoredBid['status'],
-    placedAt: Number(at), bonus: Number(bonus),
-  };
-}
-
-export const encodeStoredBid = (b: StoredBid): string =>
-  [b.buyerId, b.amount, b.maxAmount, b.seq, b.status, b.placedAt, b.bonus].join('|');
-
-/** The book member of a standing bid (see lua/includes/auctionBook.lua). */
-export const bookMemberOf = (b: StoredBid): string => String(999_999_999_999 - b.seq).padStart(12, '0') + ':' + b.buyerId + ':' + b.bidId;
-
-/**
- * The auction hash's `top` field: the book's two best standing bids, in the
- * book's order (highest maximum first, the earlier bid among equals); see
- * lua/includes/auctionBook.lua.
- */
-export function bookTopOf(standing: StoredBid[]): string {
-  const [l, r] = [...standing].sort((x, y) => y.maxAmount - x.maxAmount || x.seq - y.seq);
-  if (!l) return '';
-  return [l.buyerId, l.bidId, l.amount, l.maxAmount, r?.buyerId ?? '', r?.maxAmount ?? ''].join('|');
-}
+// --- the live hash ----------------------------------------------------------
 
 export interface LiveAuction {
   status: 'open' | 'closed' | 'cancelled';
@@ -309,13 +249,14 @@ export interface LiveAuction {
   closeReason: string | null;
 }
 
+/** The auction's live state as the scripts keep it, or undefined when Redis does not know the auction. */
 export async function readLiveAuction(redis: Redis, auctionId: string): Promise<LiveAuction | undefined> {
-  const h = await redis.hgetall(auctionKeys.auction(auctionId));
-  if (!h.id) return undefined;
+  const live = await redis.hgetall(auctionKeys.auction(auctionId));
+  if (!live.id) return undefined;
   return {
-    status: h.status as LiveAuction['status'], startsAt: Number(h.startsAt), endsAt: Number(h.endsAt), hardCloseAt: Number(h.hardCloseAt),
-    price: h.price ? Number(h.price) : null, leader: h.leader || null, leaderBid: h.leaderBid || null, bidCount: Number(h.bidCount),
-    seq: Number(h.seq), startPrice: Number(h.startPrice), reservePrice: Number(h.reserve), rule: h.rule!, salt: h.salt!,
-    closedAt: h.closedAt ? Number(h.closedAt) : null, closeReason: h.closeReason || null,
+    status: live.status as LiveAuction['status'], startsAt: Number(live.startsAt), endsAt: Number(live.endsAt), hardCloseAt: Number(live.hardCloseAt),
+    price: live.price ? Number(live.price) : null, leader: live.leader || null, leaderBid: live.leaderBid || null, bidCount: Number(live.bidCount),
+    seq: Number(live.seq), startPrice: Number(live.startPrice), reservePrice: Number(live.reserve), rule: live.rule!, salt: live.salt!,
+    closedAt: live.closedAt ? Number(live.closedAt) : null, closeReason: live.closeReason || null,
   };
 }

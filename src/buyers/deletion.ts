@@ -11,7 +11,7 @@ import type { Pool } from '../platform/db/pool.js';
 import { DELETED_USERS, USER_DELETED_CHANNEL } from './keys.js';
 import { saleKeys } from '../sales/keys.js';
 import { requestCancel } from '../sales/scripts.js';
-import type { Auctions } from '../auctions/auctions.js';
+import type { Bids } from '../auctions/bids.js';
 
 export interface Deletion {
   userId: string;
@@ -20,7 +20,7 @@ export interface Deletion {
   cancelledPurchases: number;
 }
 
-export async function deleteBuyer(pool: Pool, redis: Redis, auctions: Auctions, userId: string): Promise<Deletion> {
+export async function deleteBuyer(pool: Pool, redis: Redis, bids: Bids, userId: string): Promise<Deletion> {
   const { rows } = await pool.query<{ deleted_at: Date }>(
     `UPDATE users SET deleted_at = coalesce(deleted_at, now()), name = 'deleted buyer', email = NULL
      WHERE id = $1 AND kind = 'buyer' RETURNING deleted_at`,
@@ -31,7 +31,7 @@ export async function deleteBuyer(pool: Pool, redis: Redis, auctions: Auctions, 
   await redis.sadd(DELETED_USERS, userId);
   await redis.publish(USER_DELETED_CHANNEL, userId);
 
-  const retractedBids = await auctions.retractAllOf(userId);
+  const retractedBids = await bids.retractAllOf(userId);
   let cancelledPurchases = 0;
   const { rows: sales } = await pool.query<{ id: string }>(`SELECT id FROM sales WHERE status = 'open'`);
   for (const { id } of sales) {

@@ -7,7 +7,7 @@ import { newApiKey, type ApiKeys } from '../platform/auth/api-keys.js';
 import type { HttpServer } from '../platform/http/server.js';
 import type { RouteKit } from '../platform/http/route-kit.js';
 import { compile, CURRENCY, MAX_AMOUNT, validate } from '../platform/http/validate.js';
-import type { Auctions } from '../auctions/auctions.js';
+import type { Bids } from '../auctions/bids.js';
 import { createBuyers, createSeller, creditWallet, readWallet, requireBuyer, type NewBuyer } from './buyers.js';
 import { deleteBuyer, type DeletedUsers } from './deletion.js';
 
@@ -15,7 +15,7 @@ export interface BuyerRouteDeps {
   pool: Pool;
   redis: Redis;
   apiKeys: ApiKeys;
-  auctions: Auctions;
+  bids: Bids;
   deletedUsers: DeletedUsers;
 }
 
@@ -90,7 +90,7 @@ export function registerBuyerRoutes(http: HttpServer, k: RouteKit, d: BuyerRoute
   http.route('del', '/v1/buyers/:id', async (ctx) => {
     await k.principalOf(ctx, ['operator']);
     const userId = k.idParam(ctx.params[0]!, USER_ID, 'buyer');
-    const deletion = await deleteBuyer(d.pool, d.redis, d.auctions, userId);
+    const deletion = await deleteBuyer(d.pool, d.redis, d.bids, userId);
     d.deletedUsers.add(userId);
     return { status: 200, body: deletion };
   }, { body: false });

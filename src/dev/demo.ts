@@ -36,7 +36,7 @@ export async function seedDemo(cfg: Config, pool: Pool, redis: Redis): Promise<s
     );
     saleId = sale.id;
   }
-  const auctions = new Auctions(pool, redis, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 });
+  const auctions = new Auctions(pool, redis);
   const { rows: open } = await pool.query<{ id: string }>(
     `SELECT id FROM auctions WHERE title = 'Demo lot: signed guitar' AND status = 'open' AND ends_at > now() + interval '10 minutes' LIMIT 1`,
   );

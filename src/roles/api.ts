@@ -12,6 +12,7 @@ import { createRedis } from '../platform/redis/client.js';
 import { STOCK_CHANNEL } from '../sales/keys.js';
 import { USER_DELETED_CHANNEL } from '../buyers/keys.js';
 import { Auctions } from '../auctions/auctions.js';
+import { Bids } from '../auctions/bids.js';
 import { DeletedUsers } from '../buyers/deletion.js';
 import { ApiKeys } from '../platform/auth/api-keys.js';
 import { createBuyerTokens } from '../platform/auth/tokens.js';
@@ -58,7 +59,8 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     idempotencyTtlMs: cfg.STAMPEDE_IDEMPOTENCY_TTL_MS,
     soldOutCacheMs: cfg.STAMPEDE_SOLD_OUT_CACHE_MS,
   }, (purchaseId) => findOrder(pool, purchaseId));
-  const auctions = new Auctions(pool, redis, {
+  const auctions = new Auctions(pool, redis);
+  const bids = new Bids(redis, auctions, {
     rateMax: cfg.STAMPEDE_BID_RATE_MAX, rateWindowMs: cfg.STAMPEDE_BID_RATE_WINDOW_MS, idempotencyTtlMs: cfg.STAMPEDE_IDEMPOTENCY_TTL_MS,
   });
   const auctionsLoaded = await auctions.loadOpen();
@@ -108,9 +110,9 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     const r = await readiness();
     return { status: r.ok ? 200 : 503, body: { status: r.ok ? 'ready' : 'not ready', checks: r.checks } };
   });
-  registerBuyerRoutes(http, kit, { pool, redis, apiKeys, auctions, deletedUsers });
+  registerBuyerRoutes(http, kit, { pool, redis, apiKeys, bids, deletedUsers });
   registerSaleRoutes(http, kit, { sales, purchases, maxQuantity: cfg.STAMPEDE_MAX_QUANTITY });
-  registerAuctionRoutes(http, kit, auctions);
+  registerAuctionRoutes(http, kit, auctions, bids);
   registerOpsRoutes(http, kit, createOpsView(redis, link, cfg.topology));
   http.fallback();
   const live = new LiveHub({

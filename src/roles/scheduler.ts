@@ -5,6 +5,7 @@ import { createPool } from '../platform/db/pool.js';
 import { migrate } from '../platform/db/migrate.js';
 import { createRedis } from '../platform/redis/client.js';
 import { Auctions } from '../auctions/auctions.js';
+import { Bids } from '../auctions/bids.js';
 import { Scheduler } from '../auctions/scheduler.js';
 import type { Role } from './role.js';
 
@@ -12,10 +13,12 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-scheduler' });
-  const auctions = new Auctions(pool, redis, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 });
+  const auctions = new Auctions(pool, redis);
+  // The scheduler places no bids: it reads the standing ones for the promoter.
+  const bids = new Bids(redis, auctions, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 });
   // Open auctions Redis lost come back, so their deadlines are known again.
   await auctions.loadOpen();
-  const scheduler = new Scheduler({ redis, auctions, log, tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS });
+  const scheduler = new Scheduler({ redis, auctions, bids, log, tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS });
   scheduler.start();
   log.info({ tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS }, 'scheduler running');
   return {

@@ -17,7 +17,7 @@ import {
   waitSettled, type Announcement,
 } from '../helpers/auctions.js';
 import { deadLetterQueue, retryQueue } from '../../src/platform/messaging/topology.js';
-import { ANNOUNCEMENT_SOURCE } from '../../src/auctions/settlement.js';
+import { ANNOUNCEMENT_SOURCE } from '../../src/auctions/announcements.js';
 import { promoteBid, readLiveAuction } from '../../src/auctions/scripts.js';
 import { newAuctionId, newBidId, newUserId } from '../../src/platform/ids.js';
 

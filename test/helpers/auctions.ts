@@ -11,11 +11,12 @@ import { newAuctionId, newBidId } from '../../src/platform/ids.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
 import { OUTBOX_REGISTRY } from '../../src/platform/messaging/outbox.js';
 import {
-  closeAuction, loadAuction, placeBid, readLiveAuction, type AuctionTerms, type CloseOutcome,
+  closeAuction, loadAuction, readLiveAuction, type AuctionTerms, type CloseOutcome,
 } from '../../src/auctions/scripts.js';
-import { encodeRule, type IncrementRule } from '../../src/auctions/auctions.js';
+import { placeBid } from '../../src/auctions/batcher.js';
+import { encodeRule, type IncrementRule } from '../../src/auctions/rules.js';
 import type { GetMessage } from 'amqplib';
-import { ANNOUNCEMENT_SOURCE } from '../../src/auctions/settlement.js';
+import { ANNOUNCEMENT_SOURCE } from '../../src/auctions/announcements.js';
 import { sleep, waitFor } from './system.js';
 
 export interface TestAuction extends AuctionTerms {
@@ -135,7 +136,7 @@ export const announcementOf = (m: GetMessage): Announcement => {
  * Takes announcements of one auction off the notifications queue (acking
  * them) until every expected id has been seen; outbid events and other
  * auctions' messages are taken and dropped, and so are identical copies
- * (announcements are at-least-once; see src/workers/auctions.ts).
+ * (announcements are at-least-once; see src/auctions/auctions-worker.ts).
  */
 const OUTBID = 'stampede.auction.outbid.v1';
 

@@ -14,7 +14,8 @@ import { closeWhenDue, createAuction, waitLogged, waitSettled, type TestAuction 
 import type { Redis } from '../../src/platform/redis/client.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
 import { RELAY_GROUP } from '../../src/platform/messaging/outbox.js';
-import { placeBid, promoteBid, readLiveAuction, retractBid } from '../../src/auctions/scripts.js';
+import { promoteBid, readLiveAuction, retractBid } from '../../src/auctions/scripts.js';
+import { placeBid } from '../../src/auctions/batcher.js';
 import { rebuildAuction } from '../../src/auctions/rebuild.js';
 import { newBidId } from '../../src/platform/ids.js';
 import { projectRoot } from '../../src/platform/paths.js';

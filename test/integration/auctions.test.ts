@@ -7,9 +7,9 @@
 import t from 'tap';
 import { boot, call, sleep, waitFor, type HttpAnswer, type System } from '../helpers/system.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
-import { parseStoredBid } from '../../src/auctions/scripts.js';
-import { handleOf, incrementOf } from '../../src/auctions/auctions.js';
-import { promoterPolicies } from '../../src/auctions/scheduler.js';
+import { parseStoredBid } from '../../src/auctions/codec.js';
+import { handleOf, incrementOf } from '../../src/auctions/rules.js';
+import { promoterPolicies } from '../../src/auctions/promoter.js';
 import { startApi } from '../../src/roles/index.js';
 import { createLogger } from '../../src/platform/log.js';
 import { LiveClient } from '../helpers/live-client.js';

@@ -10,8 +10,10 @@ import { bid, createAuction } from '../helpers/auctions.js';
 import { createRedis } from '../../src/platform/redis/client.js';
 import { createLogger } from '../../src/platform/log.js';
 import { Auctions } from '../../src/auctions/auctions.js';
-import { promoterPolicies, Scheduler, type PromoterPolicy } from '../../src/auctions/scheduler.js';
-import { parseStoredBid } from '../../src/auctions/scripts.js';
+import { Bids } from '../../src/auctions/bids.js';
+import { Scheduler } from '../../src/auctions/scheduler.js';
+import { promoterPolicies, type PromoterPolicy } from '../../src/auctions/promoter.js';
+import { parseStoredBid } from '../../src/auctions/codec.js';
 import { AUCTION_PROMOTIONS, auctionKeys } from '../../src/auctions/keys.js';
 import { newUserId } from '../../src/platform/ids.js';
 
@@ -25,7 +27,8 @@ t.teardown(async () => {
   await redis.flushdb();
   await redis.quit();
 });
-const auctions = new Auctions(sys.pool, redis, { rateMax: 1000, rateWindowMs: 1000, idempotencyTtlMs: 1000 });
+const auctions = new Auctions(sys.pool, redis);
+const bids = new Bids(redis, auctions, { rateMax: 1000, rateWindowMs: 1000, idempotencyTtlMs: 1000 });
 
 /** An auction with three standing bids (1000, 2000 and 3000 by three bidders) whose promotion is due now. */
 async function threeBids(policy: string) {
@@ -47,7 +50,7 @@ t.test("a policy passed in the scheduler's options replaces the built-in one of 
     seen.push(bids.map((b) => b.amount).sort((x, y) => x - y));
     return [...bids].sort((x, y) => x.amount - y.amount)[0];
   };
-  const scheduler = new Scheduler({ redis, auctions, log: createLogger('silent', 'test'), tickMs: 1000, random: () => 0.999, policies: { uniform: lowest } });
+  const scheduler = new Scheduler({ redis, auctions, bids, log: createLogger('silent', 'test'), tickMs: 1000, random: () => 0.999, policies: { uniform: lowest } });
   const { a, ids } = await threeBids('uniform');
   await scheduler.tick();
   t.same(seen, [[1000, 2000, 3000]], 'the policy saw every standing bid');
@@ -57,14 +60,14 @@ t.test("a policy passed in the scheduler's options replaces the built-in one of 
 });
 
 t.test('without an override, the auction’s named built-in policy decides', async (t) => {
-  const scheduler = new Scheduler({ redis, auctions, log: createLogger('silent', 'test'), tickMs: 1000, random: () => 0.999 });
+  const scheduler = new Scheduler({ redis, auctions, bids, log: createLogger('silent', 'test'), tickMs: 1000, random: () => 0.999 });
   const { a, ids } = await threeBids('recency');
   await scheduler.tick();
   t.same(await doubledOf(a.id), [ids[2]], 'recency with random 0.999: the latest bid');
   const b = await threeBids('uniform');
-  const standing = await auctions.standingBids(b.a.id);
+  const standing = await bids.standingBids(b.a.id);
   t.equal(standing.length, 3);
-  const lowRandom = new Scheduler({ redis, auctions, log: createLogger('silent', 'test'), tickMs: 1000, random: () => 0 });
+  const lowRandom = new Scheduler({ redis, auctions, bids, log: createLogger('silent', 'test'), tickMs: 1000, random: () => 0 });
   await lowRandom.tick();
   t.same(await doubledOf(b.a.id), [promoterPolicies.uniform(standing, () => 0)!.bidId], 'uniform with random 0: the first standing bid, and only it');
   t.same(await doubledOf(a.id), [ids[2]], 'the earlier auction, not due again, is untouched');

@@ -6,13 +6,15 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/platform/paths.js';
-import { encodeRule, incrementOf, MAX_AUCTION_AMOUNT, type IncrementRule } from '../../src/auctions/auctions.js';
+import { encodeRule, incrementOf, MAX_AUCTION_AMOUNT, type IncrementRule } from '../../src/auctions/rules.js';
 import { createRedis } from '../../src/platform/redis/client.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
 import { LIVE_CHANNEL } from '../../src/live/keys.js';
 import {
-  closeAuction, loadAuction, parseStoredBid, placeBid, promoteBid, readLiveAuction, retractBid, type AuctionTerms, type BidRequest,
+  closeAuction, loadAuction, promoteBid, readLiveAuction, retractBid, type AuctionTerms, type BidRequest,
 } from '../../src/auctions/scripts.js';
+import { placeBid } from '../../src/auctions/batcher.js';
+import { parseStoredBid } from '../../src/auctions/codec.js';
 import { newAuctionId, newBidId, newUserId } from '../../src/platform/ids.js';
 import { testConfig, sleep } from '../helpers/system.js';
 

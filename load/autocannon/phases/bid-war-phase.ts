@@ -19,7 +19,7 @@ import { env, log, scaled, settings, type Bench, type Findings } from './context
 import { letTheHostSettle } from './setup.js';
 
 export async function runBidWarPhase(bench: Bench, findings: Findings): Promise<void> {
-  const auction = await new Auctions(bench.pool, bench.redis, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 }).create({
+  const auction = await new Auctions(bench.pool, bench.redis).create({
     title: 'bench: hot lot', currency: 'EUR', startPrice: scenarios.bidWar.startPrice, startsAt: new Date(Date.now() - 1000).toISOString(),
     endsAt: new Date(Date.now() + 3600_000).toISOString(), softCloseSeconds: 0, increment: { type: 'absolute', amount: scenarios.bidWar.increment },
   }, { role: 'operator', userId: null });

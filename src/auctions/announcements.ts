@@ -1,0 +1,77 @@
+/**
+ * What settlement announces (outbid, won, offer_failed, lost, released),
+ * built from what is stored, never from what a message says alone: a
+ * redelivered event announces again the very same events with the very same
+ * ids (at-least-once, deduplicated by id downstream).
+ */
+import type { PoolClient } from '../platform/db/pool.js';
+import type { CloudEvent } from '../platform/messaging/events.js';
+import {
+  ANNOUNCEMENT_TYPES, type AuctionCancelledData, type AuctionLogEvent, type AuctionLostData, type AuctionOfferFailedData, type AuctionOutbidData,
+  type AuctionWonData,
+} from './events.js';
+import { biddersOf, findAuction, offersOf } from './repository.js';
+
+/** The CloudEvent source of every announcement. */
+export const ANNOUNCEMENT_SOURCE = 'stampede:auction-settlement';
+
+function announcement<T>(type: string, id: string, auctionId: string, time: Date, data: T): CloudEvent<T> {
+  return { specversion: '1.0', id, source: ANNOUNCEMENT_SOURCE, type, time: time.toISOString(), subject: auctionId, datacontenttype: 'application/json', data };
+}
+
+/** outbid to the leader a bid took the lead from (the bid's event says who). */
+export function outbidAnnouncement(bid: AuctionLogEvent & { type: 'bid_placed' }): CloudEvent<AuctionOutbidData> | undefined {
+  if (bid.data.outbid === undefined) return undefined;
+  return announcement<AuctionOutbidData>(ANNOUNCEMENT_TYPES.outbid, `${bid.data.bidId}:outbid`, bid.auctionId, new Date(bid.data.placedAt), {
+    auctionId: bid.auctionId, buyerId: bid.data.outbid, price: bid.data.price, byBid: bid.data.bidId,
+  });
+}
+
+/**
+ * The close's announcements, from what is stored: won to the winner,
+ * offer_failed to each bidder who could not pay, lost to every other bidder
+ * (from the log, and from the offers where the log is not complete yet).
+ * With `only`, just the lost announcements of those bidders.
+ */
+export async function closeAnnouncements(tx: PoolClient, auctionId: string, only?: Set<string>): Promise<CloudEvent[]> {
+  const auction = await findAuction(tx, auctionId);
+  if (!auction || auction.outcome === null || auction.closedAt === null) return [];
+  const { outcome, closedAt, currency } = auction;
+  const announcements: CloudEvent[] = [];
+  const told = new Set<string>();
+  for (const offer of await offersOf(tx, auctionId)) {
+    told.add(offer.buyerId);
+    if (only) continue;
+    if (offer.result === 'paid') {
+      const bonus = auction.houseBonus ?? 0;
+      announcements.push(announcement<AuctionWonData>(ANNOUNCEMENT_TYPES.won, `${auctionId}:won`, auctionId, closedAt, {
+        auctionId, buyerId: offer.buyerId, bidId: offer.bidId, currency, price: offer.price, paid: offer.price - bonus, bonus,
+      }));
+    } else {
+      announcements.push(announcement<AuctionOfferFailedData>(ANNOUNCEMENT_TYPES.offerFailed, `${auctionId}:offer_failed:${offer.buyerId}`, auctionId, closedAt, {
+        auctionId, buyerId: offer.buyerId, bidId: offer.bidId, currency, price: offer.price, rank: offer.rank, reason: 'cannot_pay',
+      }));
+    }
+  }
+  const losers = only ? [...only] : await biddersOf(tx, auctionId);
+  for (const buyerId of losers.sort()) {
+    if (told.has(buyerId)) continue;
+    announcements.push(announcement<AuctionLostData>(ANNOUNCEMENT_TYPES.lost, `${auctionId}:lost:${buyerId}`, auctionId, closedAt, {
+      auctionId, buyerId, outcome, currency, price: outcome === 'sold' ? auction.finalPrice : null,
+    }));
+  }
+  return announcements;
+}
+
+/** released to each bidder of a cancelled auction: those the event names and those of the log (or, with `only`, just those). */
+export async function cancelAnnouncements(tx: PoolClient, auctionId: string, named: string[], only?: Set<string>): Promise<CloudEvent[]> {
+  const auction = await findAuction(tx, auctionId);
+  if (!auction || auction.status !== 'cancelled' || auction.closedAt === null) return [];
+  const cancelledAt = auction.closedAt;
+  const bidders = only ? [...only] : [...new Set([...named, ...(await biddersOf(tx, auctionId))])];
+  return bidders.sort().map((buyerId) =>
+    announcement<AuctionCancelledData>(ANNOUNCEMENT_TYPES.released, `${auctionId}:released:${buyerId}`, auctionId, cancelledAt, {
+      auctionId, buyerId, cancelledAt: cancelledAt.getTime(),
+    }),
+  );
+}
