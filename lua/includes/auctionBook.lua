@@ -219,10 +219,11 @@ local function publishLive(K, channel, a)
 end
 
 -- emit(K, auctionId, type, seq, now, data): appends one logged event to the outbox;
+-- `type` is its catalogue name after 'auction.' (EVENT, src/events/catalogue.ts),
 -- its id is <auctionId>:<seq>, `data` the JSON members after auctionId and seq.
 local function emit(K, auctionId, type, seq, now, data)
   local id = auctionId .. ':' .. int(seq)
-  redis.call('XADD', K.outbox, '*', 'type', 'stampede.auction.' .. type .. '.v1', 'id', id, 'time', now,
+  redis.call('XADD', K.outbox, '*', 'type', EVENT['auction.' .. type], 'id', id, 'time', now,
     'subject', auctionId, 'data', '{"auctionId":"' .. auctionId .. '","seq":' .. int(seq) .. ',' .. data .. '}')
 end
 

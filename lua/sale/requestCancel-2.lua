@@ -26,7 +26,7 @@ if rec[1] == 'failed' then return { OUTCOME.notCancellable, rec[1] } end
 
 local now = nowMs()
 redis.call('HSET', KEYS[1], 'cancelRequested', '1')
-redis.call('XADD', KEYS[2], '*', 'type', 'stampede.purchase.cancel_requested.v1',
+redis.call('XADD', KEYS[2], '*', 'type', EVENT['purchase.cancel_requested'],
   'id', ARGV[2] .. ':cancel', 'time', now, 'subject', ARGV[2],
   'data', '{"purchaseId":"' .. ARGV[2] .. '","saleId":"' .. rec[4] .. '","buyerId":"' .. ARGV[1] ..
     '","quantity":' .. rec[5] .. ',"unitPrice":' .. rec[6] .. ',"currency":"' .. rec[7] ..

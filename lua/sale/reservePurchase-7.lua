@@ -90,7 +90,7 @@ redis.call('HSET', KEYS[6], 'sale', sale[6], 'buyer', buyer, 'quantity', ARGV[2]
 if fingerprint ~= '' then
   redis.call('SET', KEYS[5], fingerprint .. '\n' .. purchaseId, 'PX', ARGV[7])
 end
-redis.call('XADD', KEYS[7], '*', 'type', 'stampede.purchase.accepted.v1', 'id', purchaseId,
+redis.call('XADD', KEYS[7], '*', 'type', EVENT['purchase.accepted'], 'id', purchaseId,
   'time', now, 'subject', purchaseId,
   'data', '{"purchaseId":"' .. purchaseId .. '","saleId":"' .. sale[6] .. '","buyerId":"' .. buyer ..
     '","quantity":' .. ARGV[2] .. ',"unitPrice":' .. sale[7] .. ',"currency":"' .. sale[8] ..

@@ -10,6 +10,7 @@
 import { AUCTION_ID, BID_ID, USER_ID } from '../platform/ids.js';
 import { PoisonMessageError, type JsonObject } from '../platform/messaging/consumer.js';
 import { MAX_OFFERS } from './rules.js';
+import { EVENTS, eventNamed } from '../events/catalogue.js';
 
 export const LOGGED_AUCTION_EVENT_TYPES = ['bid_placed', 'bid_retracted', 'bid_doubled', 'extended', 'closed', 'cancelled'] as const;
 export type LoggedAuctionEventType = (typeof LOGGED_AUCTION_EVENT_TYPES)[number];
@@ -164,7 +165,8 @@ class FieldReader {
   }
 }
 
-const EVENT_TYPE = /^stampede\.auction\.([a-z_]+)\.v1$/;
+/** The logged event types, by CloudEvent type (from the catalogue). */
+const LOGGED_BY_TYPE = new Map<string, LoggedAuctionEventType>(LOGGED_AUCTION_EVENT_TYPES.map((t) => [eventNamed(`auction.${t}`).type, t]));
 /** The largest seq Postgres stores (an integer column). */
 const MAX_SEQ = 2_147_483_647;
 /** The most bidders a cancellation event may name. */
@@ -177,8 +179,8 @@ const MAX_CANCELLED_BIDDERS = 1_000_000;
  * poison (dead-lettered at once, never retried).
  */
 export function parseAuctionEvent(envelope: JsonObject): AuctionLogEvent {
-  const type = typeof envelope.type === 'string' ? EVENT_TYPE.exec(envelope.type)?.[1] : undefined;
-  if (!type || !(LOGGED_AUCTION_EVENT_TYPES as readonly string[]).includes(type)) throw new PoisonMessageError(`unknown event type ${String(envelope.type)}`);
+  const type = typeof envelope.type === 'string' ? LOGGED_BY_TYPE.get(envelope.type) : undefined;
+  if (!type) throw new PoisonMessageError(`unknown event type ${String(envelope.type)}`);
   const time = typeof envelope.time === 'string' ? Date.parse(envelope.time) : NaN;
   const fields = envelope.data as Fields | null | undefined;
   if (typeof envelope.id !== 'string' || !Number.isFinite(time) || fields === null || typeof fields !== 'object' || Array.isArray(fields)) {
@@ -253,12 +255,12 @@ export function parseAuctionEvent(envelope: JsonObject): AuctionLogEvent {
 /** What settlement announces (routed to the notifications concern). */
 export const ANNOUNCEMENT_TYPES = {
   /** To a leader a new bid took the lead from. */
-  outbid: 'stampede.auction.outbid.v1',
-  won: 'stampede.auction.won.v1',
-  lost: 'stampede.auction.lost.v1',
-  offerFailed: 'stampede.auction.offer_failed.v1',
+  outbid: EVENTS.auctionOutbid.type,
+  won: EVENTS.auctionWon.type,
+  lost: EVENTS.auctionLost.type,
+  offerFailed: EVENTS.auctionOfferFailed.type,
   /** To each bidder of a cancelled auction: they are released. */
-  released: 'stampede.auction.released.v1',
+  released: EVENTS.auctionReleased.type,
 } as const;
 
 export interface AuctionOutbidData {

@@ -21,38 +21,23 @@ export async function seedDemo(cfg: Config, pool: Pool, redis: Redis): Promise<s
     await creditWallet(pool, id, 'EUR', 50_000, `credit:demo:${id}`);
     ids.push(id);
   }
+  const operator = { role: 'operator' as const, userId: null };
+  const now = Date.now();
+  const day = { startsAt: new Date(now - 1000).toISOString(), endsAt: new Date(now + 24 * 3600_000).toISOString() };
   const sales = new Sales(pool, redis);
-  const { rows } = await pool.query<{ id: string }>(
+  const saleId = await reuseOrCreate(pool,
     `SELECT id FROM sales WHERE sku = 'DEMO-SNEAKER' AND status = 'open' AND ends_at > now() + interval '10 minutes' LIMIT 1`,
-  );
-  let saleId = rows[0]?.id;
-  if (saleId) await sales.ensureLoaded(saleId);
-  else {
-    const now = Date.now();
-    const sale = await sales.create(
-      { name: 'Demo drop: limited sneaker', sku: 'DEMO-SNEAKER', unitPrice: 12_900, currency: 'EUR', stock: 100, perBuyerLimit: 2,
-        startsAt: new Date(now - 1000).toISOString(), endsAt: new Date(now + 24 * 3600_000).toISOString() },
-      { role: 'operator', userId: null },
-    );
-    saleId = sale.id;
-  }
+    (id) => sales.ensureLoaded(id),
+    () => sales.create({ name: 'Demo drop: limited sneaker', sku: 'DEMO-SNEAKER', unitPrice: 12_900, currency: 'EUR', stock: 100, perBuyerLimit: 2, ...day }, operator));
   const auctions = new Auctions(pool, redis);
-  const { rows: open } = await pool.query<{ id: string }>(
+  const auctionId = await reuseOrCreate(pool,
     `SELECT id FROM auctions WHERE title = 'Demo lot: signed guitar' AND status = 'open' AND ends_at > now() + interval '10 minutes' LIMIT 1`,
-  );
-  let auctionId = open[0]?.id;
-  if (auctionId) await auctions.ensureLoaded(auctionId);
-  else {
-    const now = Date.now();
-    const auction = await auctions.create(
-      { title: 'Demo lot: signed guitar', collection: 'Demo', currency: 'EUR', startPrice: 10_000, reservePrice: 20_000, buyNowPrice: 45_000,
-        startsAt: new Date(now - 1000).toISOString(), endsAt: new Date(now + 24 * 3600_000).toISOString(),
-        hardCloseAt: new Date(now + 25 * 3600_000).toISOString(), softCloseSeconds: 60,
-        increment: { type: 'tiered', tiers: [{ from: 0, increment: 500 }, { from: 20_000, increment: 1_000 }] } },
-      { role: 'operator', userId: null },
-    );
-    auctionId = auction.id;
-  }
+    (id) => auctions.ensureLoaded(id),
+    () => auctions.create({
+      title: 'Demo lot: signed guitar', collection: 'Demo', currency: 'EUR', startPrice: 10_000, reservePrice: 20_000, buyNowPrice: 45_000, ...day,
+      hardCloseAt: new Date(now + 25 * 3600_000).toISOString(), softCloseSeconds: 60,
+      increment: { type: 'tiered', tiers: [{ from: 0, increment: 500 }, { from: 20_000, increment: 1_000 }] },
+    }, operator));
   const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS);
   const base = `http://127.0.0.1:${cfg.STAMPEDE_HTTP_PORT}`;
   const t = ids.map((id) => tokens.issue(id));
@@ -76,4 +61,13 @@ export async function seedDemo(cfg: Config, pool: Pool, redis: Redis): Promise<s
     `  curl -s ${base}/v1/ops/queues -H 'X-Api-Key: ${cfg.STAMPEDE_OPERATOR_KEY}'`,
     '',
   ].join('\n');
+}
+
+/** The demo's sale or auction from an earlier start (loaded into Redis again), or a new one. */
+async function reuseOrCreate(pool: Pool, findSql: string, load: (id: string) => Promise<unknown>, create: () => Promise<{ id: string }>): Promise<string> {
+  const { rows } = await pool.query<{ id: string }>(findSql);
+  const known = rows[0]?.id;
+  if (known === undefined) return (await create()).id;
+  await load(known);
+  return known;
 }

@@ -115,9 +115,17 @@ export type EventKey = keyof typeof EVENTS;
 export const EVENT_TYPES: EventType[] = Object.values(EVENTS);
 
 const byType = new Map(EVENT_TYPES.map((e) => [e.type, e]));
+const byName = new Map(EVENT_TYPES.map((e) => [e.name, e]));
 
 /** The catalogue entry of a CloudEvent type, or undefined for a type Stampede does not emit. */
 export const eventTypeOf = (type: string): EventType | undefined => byType.get(type);
+
+/** The catalogue entry named `purchase.accepted`; throws for a name the catalogue does not have (a programming error). */
+export function eventNamed(name: string): EventType {
+  const e = byName.get(name);
+  if (!e) throw new Error(`the event catalogue has no ${name}`);
+  return e;
+}
 
 /** The routing keys bound to a concern's queue. */
 export const bindingsOf = (concern: Concern): string[] => EVENT_TYPES.filter((e) => e.concerns.includes(concern)).map((e) => e.routingKey);
