@@ -2,8 +2,8 @@
  * V8 flags every role process runs with. Each request, event and message
  * allocates short-lived objects; with V8's default young generation (16 MB
  * semi-spaces on 64-bit) the scavenger ran so often that garbage collection
- * took 12-15 % of the worker's CPU. 64 MB semi-spaces cut the settlement
- * worker's CPU per order by about 15 % (drain profile, A/B runs).
+ * was a large share of the worker's CPU; 64 MB semi-spaces cut the
+ * settlement worker's CPU per order (docs/performance.md has the A/B runs).
  *
  * `stampede all` / `start` and the bench pass them to the processes they
  * spawn; to run one role alone with them:

@@ -15,7 +15,7 @@ const MIGRATIONS_TABLE = 'pgmigrations';
  * the file name without its extension, as node-pg-migrate records it). One
  * query, so a process starting against an up-to-date database (every start
  * but the first after a release) does not load node-pg-migrate at all: that
- * import alone took 150-250 ms of a relay's or worker's start-up.
+ * import alone was a large part of a relay's or worker's start-up.
  */
 export async function pendingMigrations(databaseUrl: string): Promise<string[]> {
   const names = readdirSync(MIGRATIONS_DIR).filter((f) => /\.(sql|js|cjs|mjs)$/.test(f)).map((f) => f.replace(/\.[^.]+$/, '')).sort();

@@ -29,7 +29,7 @@ export interface Reply {
 /**
  * A route answers with a Reply, or refuses by throwing an AppError. A refusal
  * answered many times a second may be returned instead of thrown: V8 walks
- * the stack for every throw, which cost a sold-out storm ~7 us per request.
+ * the stack for every throw, a cost a sold-out storm pays per request.
  */
 export type Handler = (ctx: RequestContext, body: unknown) => Reply | AppError | Promise<Reply>;
 

@@ -8,9 +8,9 @@
  * dozen closures for the auction book) before deciding anything; and EVAL
  * sets up its KEYS and ARGV globals per call. A library runs its top level
  * once, at FUNCTION LOAD: the includes are defined there, once, and each
- * script is a registered function that receives KEYS and ARGV. Measured on
- * placeBid: 5.5-7 us per call for an empty EVALSHA, 12-13.5 with placeBid's
- * helpers defined, 3.8 for an empty FCALL.
+ * script is a registered function that receives KEYS and ARGV (the cost of
+ * each, measured, is in docs/performance.md). The library begins with the
+ * OUTCOME table (outcomes.ts) and the EVENT table (src/events/catalogue.ts).
  *
  * The library and its functions are named by the library's content hash,
  * so two releases running side by side never call each other's version.
