@@ -2,14 +2,14 @@
  * The orders worker: consumes `stampede.orders` (see BatchConsumer: manual
  * acks, prefetch, batches, retry tiers, dead letters), settles what arrived
  * together in one Postgres transaction, then applies each outcome to the
- * sale's live state in Redis (exactly once, by one settlePurchases call per
- * sale)
- * before the messages are acked.
+ * sale's live state in Redis (exactly once, by settlePurchases calls per
+ * sale) before the messages are acked.
  */
 import type { Redis } from 'ioredis';
 import type { Pool } from '../platform/db/pool.js';
-import { settleBatch, type SettlementEvent } from './settlement.js';
+import { settleOrders } from './settlement.js';
 import { settlePurchases, type Settlement } from './scripts.js';
+import { PURCHASE_EVENT_TYPES, type PurchaseEvent } from './events.js';
 import { SALE_ID, USER_ID, saleOfPurchase } from '../platform/ids.js';
 import { BatchConsumer, PoisonMessageError, type JsonObject, type WorkerSettings } from '../platform/messaging/consumer.js';
 
@@ -20,7 +20,7 @@ export interface OrdersWorkerOptions extends WorkerSettings {
   pool: Pool;
 }
 
-export function parseSettlementEvent(envelope: JsonObject): SettlementEvent {
+export function parsePurchaseEvent(envelope: JsonObject): PurchaseEvent {
   const ev = envelope as { id?: unknown; type?: unknown; time?: unknown; data?: unknown };
   const d = ev.data as Record<string, unknown> | null | undefined;
   // Money is only ever moved by well-formed events: a negative price or a
@@ -40,22 +40,22 @@ export function parseSettlementEvent(envelope: JsonObject): SettlementEvent {
     Number.isSafeInteger(d.acceptedAt) && (d.acceptedAt as number) > 0;
   if (!ok) throw new PoisonMessageError('message is not a purchase event');
   const time = Date.parse(ev.time as string);
-  if (ev.type === 'stampede.purchase.accepted.v1') return { eventId: ev.id as string, type: 'accepted', time, data: d as never };
-  if (ev.type === 'stampede.purchase.cancel_requested.v1') return { eventId: ev.id as string, type: 'cancel_requested', time, data: d as never };
+  if (ev.type === PURCHASE_EVENT_TYPES.accepted) return { eventId: ev.id as string, type: 'accepted', time, data: d as never };
+  if (ev.type === PURCHASE_EVENT_TYPES.cancel_requested) return { eventId: ev.id as string, type: 'cancel_requested', time, data: d as never };
   throw new PoisonMessageError(`unknown event type ${String(ev.type)}`);
 }
 
-export class OrdersWorker extends BatchConsumer<SettlementEvent> {
+export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
   constructor(private readonly deps: OrdersWorkerOptions) {
     super({ ...deps, name: 'orders worker', what: 'a purchase event', concern: deps.topology.orders });
   }
 
-  protected parse(envelope: JsonObject): SettlementEvent {
-    return parseSettlementEvent(envelope);
+  protected parse(envelope: JsonObject): PurchaseEvent {
+    return parsePurchaseEvent(envelope);
   }
 
-  protected async settle(events: SettlementEvent[]): Promise<void> {
-    const results = await settleBatch(this.deps.pool, events);
+  protected async settle(events: PurchaseEvent[]): Promise<void> {
+    const results = await settleOrders(this.deps.pool, events);
     // Postgres has committed; now the live state follows, one script call per
     // sale, in the batch's order. A crash here is repaired by redelivery: the
     // stored status is applied again, once.

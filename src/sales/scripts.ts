@@ -7,6 +7,8 @@ import { saleKeys, STOCK_CHANNEL } from './keys.js';
 import { RELAY_GROUP } from '../platform/messaging/outbox.js';
 import { runScript } from '../platform/redis/functions.js';
 import { Outcome, type Refusal } from '../platform/redis/outcomes.js';
+import type { Purchase } from './events.js';
+import type { OrderStatus, SaleRecord } from './repository.js';
 
 export type ReserveOutcome =
   | { code: Outcome.Applied; purchaseId: string; available: number }
@@ -67,25 +69,25 @@ export async function reservePurchase(redis: Redis, r: ReserveRequest): Promise<
   }
 }
 
-export type PurchaseStatus = 'pending' | 'confirmed' | 'failed' | 'cancelled';
+/** A purchase is pending until it is settled; then its status is its order's. */
+export type PurchaseStatus = 'pending' | OrderStatus;
 
 export type SettleOutcome = { code: Outcome.Applied | Outcome.AlreadyApplied; status: PurchaseStatus } | { code: Outcome.NotFound };
 
 /** One settled outcome to apply to a purchase's live state. */
 export interface Settlement {
   purchaseId: string;
-  status: Exclude<PurchaseStatus, 'pending'>;
+  status: OrderStatus;
   reason: string;
   settledAt: number;
 }
 
 /**
  * Most purchases applied by one script call. A script holds Redis whole:
- * while it runs, every purchase and bid waits. At 17-47 us a purchase
- * (quiet to busy host, SLOWLOG), a call of 1,000 held Redis up to 20 ms, a
- * latency spike for every buyer of every sale whenever a batch settled
- * during a live sale; 50 keep a call near 1 ms, at a cost of one more
- * script dispatch per 50 purchases (~0.2 us each).
+ * while it runs, every purchase and bid waits, so a call applying a whole
+ * batch was a latency spike for every buyer of every sale whenever a batch
+ * settled during a live sale. Calls of this size stay short, at the small
+ * cost of one more script dispatch per call.
  */
 export const SETTLE_PER_CALL = 50;
 
@@ -143,16 +145,8 @@ export async function requestCancel(redis: Redis, saleId: string, purchaseId: st
   throw new Error(`requestCancel: unexpected reply ${JSON.stringify(reply)}`);
 }
 
-export interface SaleTerms {
-  id: string;
-  status: 'open' | 'closed';
-  startsAt: number;
-  endsAt: number;
-  perBuyerLimit: number;
-  unitPrice: number;
-  currency: string;
-  stock: number;
-}
+/** What the scripts decide a sale's purchases by (times in ms). */
+export type SaleTerms = Pick<SaleRecord, 'id' | 'status' | 'startsAt' | 'endsAt' | 'perBuyerLimit' | 'unitPrice' | 'currency' | 'stock'>;
 
 /** Loads (or refreshes the terms of) a sale in Redis. Returns true when it was created. */
 export async function loadSale(redis: Redis, s: SaleTerms, alreadySold: number): Promise<boolean> {
@@ -185,13 +179,8 @@ export async function readLiveSale(redis: Redis, saleId: string): Promise<LiveSa
   return { status, stock: Number(stock), available: Number(available), reserved: Number(reserved), sold: Number(sold) };
 }
 
-export interface PurchaseRecord {
-  purchaseId: string;
-  saleId: string;
-  buyerId: string;
-  quantity: number;
-  unitPrice: number;
-  currency: string;
+/** A purchase's live record in Redis. */
+export interface PurchaseRecord extends Purchase {
   status: PurchaseStatus;
   reason: string;
   cancelRequested: boolean;
