@@ -93,7 +93,7 @@ export const SETTLE_PER_CALL = 50;
 
 /**
  * Applies the settled outcomes of purchases of one sale, in order, each
- * exactly once (settlePurchases.lua), in calls of at most SETTLE_PER_CALL.
+ * exactly once (lua/sale/settlePurchases-n.lua), in calls of at most SETTLE_PER_CALL.
  * Returns one outcome per settlement.
  */
 export async function settlePurchases(redis: Redis, saleId: string, settlements: readonly Settlement[]): Promise<SettleOutcome[]> {
