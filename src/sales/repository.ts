@@ -164,6 +164,37 @@ export async function confirmedUnitsByBuyer(db: Db, saleId: string): Promise<{ b
   return rows.map((r) => ({ buyerId: r.buyer_id, quantity: r.quantity }));
 }
 
+// ------------------------------------------------- audit (see audit.ts)
+
+/** The sale's orders, confirmed orders and units, and purchase debits in the ledger. */
+export async function countOrders(db: Db, saleId: string): Promise<{ orders: number; confirmedOrders: number; confirmedUnits: number; purchaseDebits: number }> {
+  const { rows } = await db.query<{ orders: number; confirmed: number; units: number; debits: number }>(
+    `SELECT count(*)::int AS orders,
+            count(*) FILTER (WHERE status = 'confirmed')::int AS confirmed,
+            coalesce(sum(quantity) FILTER (WHERE status = 'confirmed'), 0)::int AS units,
+            (SELECT count(*)::int FROM ledger_entries l JOIN orders o2 ON l.ref = 'purchase:' || o2.purchase_id WHERE o2.sale_id = $1) AS debits
+       FROM orders WHERE sale_id = $1`,
+    [saleId],
+  );
+  const counts = rows[0]!;
+  return { orders: counts.orders, confirmedOrders: counts.confirmed, confirmedUnits: counts.units, purchaseDebits: counts.debits };
+}
+
+export async function countNegativeWallets(db: Db): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM wallets WHERE balance < 0');
+  return rows[0]!.n;
+}
+
+/** Buyers whose confirmed orders of the sale hold more than the limit. */
+export async function countBuyersOverLimit(db: Db, saleId: string, perBuyerLimit: number): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT buyer_id FROM orders WHERE sale_id = $1 AND status = 'confirmed'
+       GROUP BY buyer_id HAVING sum(quantity) > $2) x`,
+    [saleId, perBuyerLimit],
+  );
+  return rows[0]!.n;
+}
+
 // ------------------------------------------- settlement (one transaction)
 
 /** The orders of these purchases that exist, their rows locked (in purchase id order). */

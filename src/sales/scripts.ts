@@ -30,20 +30,20 @@ export interface ReserveRequest {
 
 type Reply = (string | number)[];
 
-export async function reservePurchase(redis: Redis, r: ReserveRequest): Promise<ReserveOutcome> {
+export async function reservePurchase(redis: Redis, request: ReserveRequest): Promise<ReserveOutcome> {
   const reply = (await runScript(
     redis,
     'reservePurchase',
     [
-      saleKeys.sale(r.saleId),
-      saleKeys.bought(r.saleId),
-      saleKeys.inflight(r.saleId),
-      saleKeys.rate(r.saleId, r.buyerId),
-      saleKeys.idempotency(r.saleId, r.buyerId, r.idempotencyKey ?? ''),
-      saleKeys.purchase(r.saleId, r.purchaseId),
-      saleKeys.outbox(r.saleId),
+      saleKeys.sale(request.saleId),
+      saleKeys.bought(request.saleId),
+      saleKeys.inflight(request.saleId),
+      saleKeys.rate(request.saleId, request.buyerId),
+      saleKeys.idempotency(request.saleId, request.buyerId, request.idempotencyKey ?? ''),
+      saleKeys.purchase(request.saleId, request.purchaseId),
+      saleKeys.outbox(request.saleId),
     ],
-    [r.buyerId, r.quantity, r.purchaseId, r.idempotencyKey ? (r.fingerprint ?? '') : '', r.rateMax, r.rateWindowMs, r.idempotencyTtlMs],
+    [request.buyerId, request.quantity, request.purchaseId, request.idempotencyKey ? (request.fingerprint ?? '') : '', request.rateMax, request.rateWindowMs, request.idempotencyTtlMs],
   )) as Reply;
   const code = Number(reply[0]) as Outcome;
   switch (code) {
@@ -102,9 +102,9 @@ export async function settlePurchases(redis: Redis, saleId: string, settlements:
     const part = settlements.slice(i, i + SETTLE_PER_CALL);
     const keys = [saleKeys.sale(saleId), saleKeys.bought(saleId), saleKeys.inflight(saleId)];
     const args: (string | number)[] = [STOCK_CHANNEL];
-    for (const st of part) {
-      keys.push(saleKeys.purchase(saleId, st.purchaseId));
-      args.push(st.status, st.reason, st.settledAt, st.purchaseId);
+    for (const settlement of part) {
+      keys.push(saleKeys.purchase(saleId, settlement.purchaseId));
+      args.push(settlement.status, settlement.reason, settlement.settledAt, settlement.purchaseId);
     }
     const reply = (await runScript(redis, 'settlePurchases', keys, args)) as Reply;
     if (!Array.isArray(reply) || reply.length !== 2 * part.length) throw new Error(`settlePurchases: unexpected reply ${JSON.stringify(reply)}`);
@@ -149,12 +149,12 @@ export async function requestCancel(redis: Redis, saleId: string, purchaseId: st
 export type SaleTerms = Pick<SaleRecord, 'id' | 'status' | 'startsAt' | 'endsAt' | 'perBuyerLimit' | 'unitPrice' | 'currency' | 'stock'>;
 
 /** Loads (or refreshes the terms of) a sale in Redis. Returns true when it was created. */
-export async function loadSale(redis: Redis, s: SaleTerms, alreadySold: number): Promise<boolean> {
+export async function loadSale(redis: Redis, sale: SaleTerms, alreadySold: number): Promise<boolean> {
   const reply = (await runScript(
     redis,
     'loadSale',
-    [saleKeys.sale(s.id), saleKeys.outbox(s.id)],
-    [s.id, s.status, s.startsAt, s.endsAt, s.perBuyerLimit, s.unitPrice, s.currency, s.stock, alreadySold, RELAY_GROUP],
+    [saleKeys.sale(sale.id), saleKeys.outbox(sale.id)],
+    [sale.id, sale.status, sale.startsAt, sale.endsAt, sale.perBuyerLimit, sale.unitPrice, sale.currency, sale.stock, alreadySold, RELAY_GROUP],
   )) as Reply;
   return Number(reply[0]) === Outcome.Applied;
 }
@@ -188,18 +188,18 @@ export interface PurchaseRecord extends Purchase {
 }
 
 export async function readPurchase(redis: Redis, saleId: string, purchaseId: string): Promise<PurchaseRecord | undefined> {
-  const h = await redis.hgetall(saleKeys.purchase(saleId, purchaseId));
-  if (!h.status) return undefined;
+  const fields = await redis.hgetall(saleKeys.purchase(saleId, purchaseId));
+  if (!fields.status) return undefined;
   return {
     purchaseId,
     saleId,
-    buyerId: h.buyer!,
-    quantity: Number(h.quantity),
-    unitPrice: Number(h.price),
-    currency: h.currency!,
-    status: h.status as PurchaseStatus,
-    reason: h.reason ?? '',
-    cancelRequested: h.cancelRequested === '1',
-    createdAt: Number(h.createdAt),
+    buyerId: fields.buyer!,
+    quantity: Number(fields.quantity),
+    unitPrice: Number(fields.price),
+    currency: fields.currency!,
+    status: fields.status as PurchaseStatus,
+    reason: fields.reason ?? '',
+    cancelRequested: fields.cancelRequested === '1',
+    createdAt: Number(fields.createdAt),
   };
 }

@@ -105,7 +105,7 @@ export interface SettlementState {
 }
 
 /** What to write, and what to answer. */
-export interface Settlement {
+export interface SettlementPlan {
   results: SettlementResult[];
   newOrders: OrderRecord[];
   /** Confirmed orders to cancel (their refunds are in `ledger`). */
@@ -128,11 +128,11 @@ export interface Settlement {
  *   cancel, a confirmed order -> cancelled, refunded
  *   cancel, any other order   -> the order's status
  */
-export function decideSettlement(events: PurchaseEvent[], state: SettlementState): Settlement {
+export function decideSettlement(events: PurchaseEvent[], state: SettlementState): SettlementPlan {
   const { now } = state;
   const balances = new Map(state.wallets.map((w) => [walletKey(w), w.balance]));
   const orders = new Map(state.orders.map((o) => [o.purchaseId, o]));
-  const out: Settlement = { results: [], newOrders: [], refunds: [], ledger: [], balances: [], newEvents: [], now };
+  const out: SettlementPlan = { results: [], newOrders: [], refunds: [], ledger: [], balances: [], newEvents: [], now };
 
   for (const e of events) {
     const purchase = e.data;
@@ -196,7 +196,7 @@ export function decideSettlement(events: PurchaseEvent[], state: SettlementState
 }
 
 /** Writes the settlement: orders, refunds, ledger, balances, then the event log. */
-async function writeSettlement(tx: PoolClient, s: Settlement): Promise<void> {
+async function writeSettlement(tx: PoolClient, s: SettlementPlan): Promise<void> {
   // A purchase settled concurrently by another worker is a unique violation
   // (orders, ledger refs, event ids), which aborts this batch for a retry.
   await insertOrders(tx, s.newOrders);
