@@ -6,11 +6,9 @@
  */
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
-import copy from 'pg-copy-streams';
 import type { Redis } from 'ioredis';
 import type { Pool } from '../platform/db/pool.js';
+import { copyInto } from '../platform/db/copy.js';
 import { newUserId } from '../platform/ids.js';
 import { createBuyerTokens } from '../platform/auth/tokens.js';
 import { Sales, type NewSale, type SaleView } from '../sales/sales.js';
@@ -39,20 +37,16 @@ const CHUNK = 50_000;
 async function copyRows(pool: Pool, sql: string, count: number, row: (i: number) => string, progress: (done: number) => void, from = 0): Promise<void> {
   const client = await pool.connect();
   try {
-    const sink = client.query(copy.from(sql));
     let i = from;
-    const source = Readable.from(
-      (function* () {
-        while (i < count) {
-          const end = Math.min(count, i + CHUNK);
-          let text = '';
-          for (; i < end; i++) text += row(i);
-          progress(i);
-          yield text;
-        }
-      })(),
-    );
-    await pipeline(source, sink);
+    await copyInto(client, sql, (function* () {
+      while (i < count) {
+        const end = Math.min(count, i + CHUNK);
+        let text = '';
+        for (; i < end; i++) text += row(i);
+        progress(i);
+        yield text;
+      }
+    })());
   } finally {
     client.release();
   }

@@ -3,6 +3,7 @@ import type { Pool } from '../platform/db/pool.js';
 import type { Redis } from '../platform/redis/client.js';
 import { readLiveSale } from './scripts.js';
 import { saleKeys } from './keys.js';
+import { countBuyersOverLimit, countNegativeWallets, countOrders } from './repository.js';
 
 export interface SaleAudit {
   live: { stock: number; available: number; reserved: number; sold: number };
@@ -46,25 +47,11 @@ export async function auditLiveSale(redis: Redis, saleId: string, perBuyerLimit:
 /** Audits one sale once it is drained: Redis counters against Postgres rows. */
 export async function auditSale(pool: Pool, redis: Redis, saleId: string, perBuyerLimit: number): Promise<SaleAudit> {
   const { live, violations } = await auditLiveSale(redis, saleId, perBuyerLimit);
-  const { rows: [o] } = await pool.query<{ orders: number; confirmed: number; units: number; debits: number }>(
-    `SELECT count(*)::int AS orders,
-            count(*) FILTER (WHERE status = 'confirmed')::int AS confirmed,
-            coalesce(sum(quantity) FILTER (WHERE status = 'confirmed'), 0)::int AS units,
-            (SELECT count(*)::int FROM ledger_entries l JOIN orders o2 ON l.ref = 'purchase:' || o2.purchase_id WHERE o2.sale_id = $1) AS debits
-       FROM orders WHERE sale_id = $1`,
-    [saleId],
-  );
-  const { rows: [w] } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM wallets WHERE balance < 0');
-  const { rows: [b] } = await pool.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM (SELECT buyer_id FROM orders WHERE sale_id = $1 AND status = 'confirmed'
-       GROUP BY buyer_id HAVING sum(quantity) > $2) x`,
-    [saleId, perBuyerLimit],
-  );
-  if (live.reserved === 0 && live.sold !== o!.units) violations.push(`Redis sold ${live.sold} != Postgres confirmed units ${o!.units}`);
-  if (w!.n > 0) violations.push(`${w!.n} negative wallets`);
-  if (b!.n > 0) violations.push(`${b!.n} buyers over the limit in Postgres`);
-  return {
-    live, confirmedOrders: o!.confirmed, confirmedUnits: o!.units, orders: o!.orders, purchaseDebits: o!.debits,
-    negativeWallets: w!.n, buyersOverLimit: b!.n, violations,
-  };
+  const orders = await countOrders(pool, saleId);
+  const negativeWallets = await countNegativeWallets(pool);
+  const buyersOverLimit = await countBuyersOverLimit(pool, saleId, perBuyerLimit);
+  if (live.reserved === 0 && live.sold !== orders.confirmedUnits) violations.push(`Redis sold ${live.sold} != Postgres confirmed units ${orders.confirmedUnits}`);
+  if (negativeWallets > 0) violations.push(`${negativeWallets} negative wallets`);
+  if (buyersOverLimit > 0) violations.push(`${buyersOverLimit} buyers over the limit in Postgres`);
+  return { live, ...orders, negativeWallets, buyersOverLimit, violations };
 }

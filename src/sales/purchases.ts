@@ -124,10 +124,10 @@ export class Purchases {
 
   private async own(buyerId: string, purchaseId: string): Promise<PurchaseRecord> {
     const saleId = saleOfPurchase(purchaseId);
-    const rec = saleId ? await readPurchase(this.redis, saleId, purchaseId) : undefined;
+    const record = saleId ? await readPurchase(this.redis, saleId, purchaseId) : undefined;
     // Another buyer's purchase is answered exactly like a missing one.
-    if (!rec || rec.buyerId !== buyerId) throw new AppError('NOT_FOUND', 'no such purchase');
-    return rec;
+    if (!record || record.buyerId !== buyerId) throw new AppError('NOT_FOUND', 'no such purchase');
+    return record;
   }
 
   private accepted(purchaseId: string, replayed: boolean): Accepted {
@@ -135,11 +135,11 @@ export class Purchases {
   }
 }
 
-function viewOf(r: PurchaseRecord): PurchaseView {
+function viewOf(purchase: PurchaseRecord): PurchaseView {
   return {
-    purchaseId: r.purchaseId, saleId: r.saleId, quantity: r.quantity, unitPrice: r.unitPrice,
-    amount: r.quantity * r.unitPrice, currency: r.currency, status: r.status,
-    ...(r.reason ? { reason: r.reason } : {}),
-    cancelRequested: r.cancelRequested, createdAt: new Date(r.createdAt).toISOString(),
+    purchaseId: purchase.purchaseId, saleId: purchase.saleId, quantity: purchase.quantity, unitPrice: purchase.unitPrice,
+    amount: purchase.quantity * purchase.unitPrice, currency: purchase.currency, status: purchase.status,
+    ...(purchase.reason ? { reason: purchase.reason } : {}),
+    cancelRequested: purchase.cancelRequested, createdAt: new Date(purchase.createdAt).toISOString(),
   };
 }

@@ -14,10 +14,10 @@ export interface SaleRouteDeps {
   maxQuantity: number;
 }
 
-export function registerSaleRoutes(http: HttpServer, k: RouteKit, d: SaleRouteDeps): void {
+export function registerSaleRoutes(http: HttpServer, kit: RouteKit, deps: SaleRouteDeps): void {
   const purchaseBody = compile<{ quantity: number }>({
     type: 'object',
-    properties: { quantity: { type: 'integer', minimum: 1, maximum: d.maxQuantity } },
+    properties: { quantity: { type: 'integer', minimum: 1, maximum: deps.maxQuantity } },
     required: ['quantity'],
     additionalProperties: false,
   });
@@ -29,7 +29,7 @@ export function registerSaleRoutes(http: HttpServer, k: RouteKit, d: SaleRouteDe
       unitPrice: { type: 'integer', minimum: 0, maximum: MAX_AMOUNT },
       currency: CURRENCY,
       stock: { type: 'integer', minimum: 0, maximum: MAX_STOCK },
-      perBuyerLimit: { type: 'integer', minimum: 1, maximum: d.maxQuantity * 10 },
+      perBuyerLimit: { type: 'integer', minimum: 1, maximum: deps.maxQuantity * 10 },
       startsAt: DATE_TIME,
       endsAt: DATE_TIME,
     },
@@ -43,48 +43,48 @@ export function registerSaleRoutes(http: HttpServer, k: RouteKit, d: SaleRouteDe
     additionalProperties: false,
   });
   const sellers: Principal['role'][] = ['operator', 'seller'];
-  const saleId = (value: string) => k.idParam(value, SALE_ID, 'sale');
+  const saleId = (value: string) => kit.idParam(value, SALE_ID, 'sale');
 
   http.route('post', '/v1/sales', async (ctx, raw) => {
-    const p = await k.principalOf(ctx, sellers);
+    const p = await kit.principalOf(ctx, sellers);
     const body = validate(saleBody, raw);
-    return k.idempotent(ctx, p, body, async () => ({ status: 201, body: await d.sales.create(body, p) }));
+    return kit.idempotent(ctx, p, body, async () => ({ status: 201, body: await deps.sales.create(body, p) }));
   });
   http.route('get', '/v1/sales', async (ctx) => {
-    const { limit, after } = k.pageOf(ctx, SALE_ID);
-    return { status: 200, body: await d.sales.listActive(limit, after) };
+    const { limit, after } = kit.pageOf(ctx, SALE_ID);
+    return { status: 200, body: await deps.sales.listActive(limit, after) };
   });
-  http.route('get', '/v1/sales/:id', async (ctx) => ({ status: 200, body: await d.sales.get(saleId(ctx.params[0]!)) }));
+  http.route('get', '/v1/sales/:id', async (ctx) => ({ status: 200, body: await deps.sales.get(saleId(ctx.params[0]!)) }));
   http.route('post', '/v1/sales/:id/stock', async (ctx, raw) => {
-    const p = await k.principalOf(ctx, sellers);
+    const p = await kit.principalOf(ctx, sellers);
     const id = saleId(ctx.params[0]!);
     const body = validate(stockBody, raw);
-    return k.idempotent(ctx, p, body, async () => ({ status: 200, body: await d.sales.addStock(id, body.units, p) }));
+    return kit.idempotent(ctx, p, body, async () => ({ status: 200, body: await deps.sales.addStock(id, body.units, p) }));
   });
   http.route('post', '/v1/sales/:id/close', async (ctx) => {
-    const p = await k.principalOf(ctx, sellers);
-    return { status: 200, body: await d.sales.close(saleId(ctx.params[0]!), p) };
+    const p = await kit.principalOf(ctx, sellers);
+    return { status: 200, body: await deps.sales.close(saleId(ctx.params[0]!), p) };
   }, { body: false });
 
   http.route('post', '/v1/sales/:id/purchases', (ctx, raw) => {
-    const buyerId = k.buyerOf(ctx);
+    const buyerId = kit.buyerOf(ctx);
     const id = saleId(ctx.params[0]!);
     const { quantity } = validate(purchaseBody, raw);
-    const key = k.idempotencyKeyOf(ctx);
+    const key = kit.idempotencyKeyOf(ctx);
     // Answered synchronously, without Redis, when this node knows the sale is sold out.
-    if (d.purchases.isKnownSoldOut(id)) return SOLD_OUT;
-    return d.purchases.purchase(buyerId, id, quantity, key).then((a): Reply => {
+    if (deps.purchases.isKnownSoldOut(id)) return SOLD_OUT;
+    return deps.purchases.purchase(buyerId, id, quantity, key).then((a): Reply => {
       const headers: Record<string, string> = { Location: a.statusUrl };
       if (a.replayed) headers['Idempotent-Replayed'] = 'true';
       return { status: 202, body: { purchaseId: a.purchaseId, status: a.status, statusUrl: a.statusUrl }, headers };
     });
   });
   http.route('get', '/v1/purchases/:id', async (ctx) => {
-    const buyerId = k.buyerOf(ctx);
-    return { status: 200, body: await d.purchases.get(buyerId, k.idParam(ctx.params[0]!, PURCHASE_ID, 'purchase')) };
+    const buyerId = kit.buyerOf(ctx);
+    return { status: 200, body: await deps.purchases.get(buyerId, kit.idParam(ctx.params[0]!, PURCHASE_ID, 'purchase')) };
   });
   http.route('del', '/v1/purchases/:id', async (ctx) => {
-    const buyerId = k.buyerOf(ctx);
-    return { status: 202, body: await d.purchases.cancel(buyerId, k.idParam(ctx.params[0]!, PURCHASE_ID, 'purchase')) };
+    const buyerId = kit.buyerOf(ctx);
+    return { status: 202, body: await deps.purchases.cancel(buyerId, kit.idParam(ctx.params[0]!, PURCHASE_ID, 'purchase')) };
   });
 }

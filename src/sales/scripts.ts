@@ -7,6 +7,8 @@ import { saleKeys, STOCK_CHANNEL } from './keys.js';
 import { RELAY_GROUP } from '../platform/messaging/outbox.js';
 import { runScript } from '../platform/redis/functions.js';
 import { Outcome, type Refusal } from '../platform/redis/outcomes.js';
+import type { Purchase } from './events.js';
+import type { OrderStatus, SaleRecord } from './repository.js';
 
 export type ReserveOutcome =
   | { code: Outcome.Applied; purchaseId: string; available: number }
@@ -28,20 +30,20 @@ export interface ReserveRequest {
 
 type Reply = (string | number)[];
 
-export async function reservePurchase(redis: Redis, r: ReserveRequest): Promise<ReserveOutcome> {
+export async function reservePurchase(redis: Redis, request: ReserveRequest): Promise<ReserveOutcome> {
   const reply = (await runScript(
     redis,
     'reservePurchase',
     [
-      saleKeys.sale(r.saleId),
-      saleKeys.bought(r.saleId),
-      saleKeys.inflight(r.saleId),
-      saleKeys.rate(r.saleId, r.buyerId),
-      saleKeys.idempotency(r.saleId, r.buyerId, r.idempotencyKey ?? ''),
-      saleKeys.purchase(r.saleId, r.purchaseId),
-      saleKeys.outbox(r.saleId),
+      saleKeys.sale(request.saleId),
+      saleKeys.bought(request.saleId),
+      saleKeys.inflight(request.saleId),
+      saleKeys.rate(request.saleId, request.buyerId),
+      saleKeys.idempotency(request.saleId, request.buyerId, request.idempotencyKey ?? ''),
+      saleKeys.purchase(request.saleId, request.purchaseId),
+      saleKeys.outbox(request.saleId),
     ],
-    [r.buyerId, r.quantity, r.purchaseId, r.idempotencyKey ? (r.fingerprint ?? '') : '', r.rateMax, r.rateWindowMs, r.idempotencyTtlMs],
+    [request.buyerId, request.quantity, request.purchaseId, request.idempotencyKey ? (request.fingerprint ?? '') : '', request.rateMax, request.rateWindowMs, request.idempotencyTtlMs],
   )) as Reply;
   const code = Number(reply[0]) as Outcome;
   switch (code) {
@@ -67,31 +69,31 @@ export async function reservePurchase(redis: Redis, r: ReserveRequest): Promise<
   }
 }
 
-export type PurchaseStatus = 'pending' | 'confirmed' | 'failed' | 'cancelled';
+/** A purchase is pending until it is settled; then its status is its order's. */
+export type PurchaseStatus = 'pending' | OrderStatus;
 
 export type SettleOutcome = { code: Outcome.Applied | Outcome.AlreadyApplied; status: PurchaseStatus } | { code: Outcome.NotFound };
 
 /** One settled outcome to apply to a purchase's live state. */
 export interface Settlement {
   purchaseId: string;
-  status: Exclude<PurchaseStatus, 'pending'>;
+  status: OrderStatus;
   reason: string;
   settledAt: number;
 }
 
 /**
  * Most purchases applied by one script call. A script holds Redis whole:
- * while it runs, every purchase and bid waits. At 17-47 us a purchase
- * (quiet to busy host, SLOWLOG), a call of 1,000 held Redis up to 20 ms, a
- * latency spike for every buyer of every sale whenever a batch settled
- * during a live sale; 50 keep a call near 1 ms, at a cost of one more
- * script dispatch per 50 purchases (~0.2 us each).
+ * while it runs, every purchase and bid waits, so a call applying a whole
+ * batch was a latency spike for every buyer of every sale whenever a batch
+ * settled during a live sale. Calls of this size stay short, at the small
+ * cost of one more script dispatch per call.
  */
 export const SETTLE_PER_CALL = 50;
 
 /**
  * Applies the settled outcomes of purchases of one sale, in order, each
- * exactly once (settlePurchases.lua), in calls of at most SETTLE_PER_CALL.
+ * exactly once (lua/sale/settlePurchases-n.lua), in calls of at most SETTLE_PER_CALL.
  * Returns one outcome per settlement.
  */
 export async function settlePurchases(redis: Redis, saleId: string, settlements: readonly Settlement[]): Promise<SettleOutcome[]> {
@@ -100,9 +102,9 @@ export async function settlePurchases(redis: Redis, saleId: string, settlements:
     const part = settlements.slice(i, i + SETTLE_PER_CALL);
     const keys = [saleKeys.sale(saleId), saleKeys.bought(saleId), saleKeys.inflight(saleId)];
     const args: (string | number)[] = [STOCK_CHANNEL];
-    for (const st of part) {
-      keys.push(saleKeys.purchase(saleId, st.purchaseId));
-      args.push(st.status, st.reason, st.settledAt, st.purchaseId);
+    for (const settlement of part) {
+      keys.push(saleKeys.purchase(saleId, settlement.purchaseId));
+      args.push(settlement.status, settlement.reason, settlement.settledAt, settlement.purchaseId);
     }
     const reply = (await runScript(redis, 'settlePurchases', keys, args)) as Reply;
     if (!Array.isArray(reply) || reply.length !== 2 * part.length) throw new Error(`settlePurchases: unexpected reply ${JSON.stringify(reply)}`);
@@ -143,24 +145,16 @@ export async function requestCancel(redis: Redis, saleId: string, purchaseId: st
   throw new Error(`requestCancel: unexpected reply ${JSON.stringify(reply)}`);
 }
 
-export interface SaleTerms {
-  id: string;
-  status: 'open' | 'closed';
-  startsAt: number;
-  endsAt: number;
-  perBuyerLimit: number;
-  unitPrice: number;
-  currency: string;
-  stock: number;
-}
+/** What the scripts decide a sale's purchases by (times in ms). */
+export type SaleTerms = Pick<SaleRecord, 'id' | 'status' | 'startsAt' | 'endsAt' | 'perBuyerLimit' | 'unitPrice' | 'currency' | 'stock'>;
 
 /** Loads (or refreshes the terms of) a sale in Redis. Returns true when it was created. */
-export async function loadSale(redis: Redis, s: SaleTerms, alreadySold: number): Promise<boolean> {
+export async function loadSale(redis: Redis, sale: SaleTerms, alreadySold: number): Promise<boolean> {
   const reply = (await runScript(
     redis,
     'loadSale',
-    [saleKeys.sale(s.id), saleKeys.outbox(s.id)],
-    [s.id, s.status, s.startsAt, s.endsAt, s.perBuyerLimit, s.unitPrice, s.currency, s.stock, alreadySold, RELAY_GROUP],
+    [saleKeys.sale(sale.id), saleKeys.outbox(sale.id)],
+    [sale.id, sale.status, sale.startsAt, sale.endsAt, sale.perBuyerLimit, sale.unitPrice, sale.currency, sale.stock, alreadySold, RELAY_GROUP],
   )) as Reply;
   return Number(reply[0]) === Outcome.Applied;
 }
@@ -185,13 +179,8 @@ export async function readLiveSale(redis: Redis, saleId: string): Promise<LiveSa
   return { status, stock: Number(stock), available: Number(available), reserved: Number(reserved), sold: Number(sold) };
 }
 
-export interface PurchaseRecord {
-  purchaseId: string;
-  saleId: string;
-  buyerId: string;
-  quantity: number;
-  unitPrice: number;
-  currency: string;
+/** A purchase's live record in Redis. */
+export interface PurchaseRecord extends Purchase {
   status: PurchaseStatus;
   reason: string;
   cancelRequested: boolean;
@@ -199,18 +188,18 @@ export interface PurchaseRecord {
 }
 
 export async function readPurchase(redis: Redis, saleId: string, purchaseId: string): Promise<PurchaseRecord | undefined> {
-  const h = await redis.hgetall(saleKeys.purchase(saleId, purchaseId));
-  if (!h.status) return undefined;
+  const fields = await redis.hgetall(saleKeys.purchase(saleId, purchaseId));
+  if (!fields.status) return undefined;
   return {
     purchaseId,
     saleId,
-    buyerId: h.buyer!,
-    quantity: Number(h.quantity),
-    unitPrice: Number(h.price),
-    currency: h.currency!,
-    status: h.status as PurchaseStatus,
-    reason: h.reason ?? '',
-    cancelRequested: h.cancelRequested === '1',
-    createdAt: Number(h.createdAt),
+    buyerId: fields.buyer!,
+    quantity: Number(fields.quantity),
+    unitPrice: Number(fields.price),
+    currency: fields.currency!,
+    status: fields.status as PurchaseStatus,
+    reason: fields.reason ?? '',
+    cancelRequested: fields.cancelRequested === '1',
+    createdAt: Number(fields.createdAt),
   };
 }

@@ -1,6 +1,6 @@
 /**
- * settleBatch against the real Postgres: the checks that replaced the
- * orders->users and ledger->users foreign keys (migration 1732500000000).
+ * settleOrders against the real Postgres: the checks that replaced the
+ * orders->users and ledger->users foreign keys (migration 1732600000000).
  */
 import t from 'tap';
 import { createLogger } from '../../src/platform/log.js';
@@ -9,7 +9,8 @@ import { migrate } from '../../src/platform/db/migrate.js';
 import { createRedis } from '../../src/platform/redis/client.js';
 import { createBuyers, creditWallet } from '../../src/buyers/buyers.js';
 import { Sales } from '../../src/sales/sales.js';
-import { settleBatch, type SettlementEvent } from '../../src/sales/settlement.js';
+import { settleOrders } from '../../src/sales/settlement.js';
+import type { PurchaseEvent } from '../../src/sales/events.js';
 import { newPurchaseId, newUserId, randomId } from '../../src/platform/ids.js';
 import { testConfig } from '../helpers/system.js';
 
@@ -29,7 +30,7 @@ const sale = await new Sales(pool, redis).create(
   { role: 'operator', userId: null },
 );
 
-const accepted = (buyerId: string): SettlementEvent => ({
+const accepted = (buyerId: string): PurchaseEvent => ({
   eventId: `evt_${randomId(16)}`, type: 'accepted', time: Date.now(),
   data: { purchaseId: newPurchaseId(sale.id), saleId: sale.id, buyerId, quantity: 1, unitPrice: PRICE, currency: 'EUR', acceptedAt: Date.now() },
 });
@@ -38,8 +39,8 @@ t.test('a funded buyer is charged once, however often the batch is settled', asy
   const [buyer] = await createBuyers(pool, [{ name: 'funded' }]);
   await creditWallet(pool, buyer!.id, 'EUR', 1_000, `credit:settlement-test:${buyer!.id}`);
   const e = accepted(buyer!.id);
-  const first = await settleBatch(pool, [e]);
-  const again = await settleBatch(pool, [e]);
+  const first = await settleOrders(pool, [e]);
+  const again = await settleOrders(pool, [e]);
   t.equal(first[0]!.status, 'confirmed');
   t.equal(again[0]!.status, 'confirmed');
   const { rows } = await pool.query('SELECT balance FROM wallets WHERE user_id = $1', [buyer!.id]);
@@ -51,7 +52,7 @@ t.test('a funded buyer is charged once, however often the batch is settled', asy
 t.test('a known buyer without a wallet gets a failed order and no ledger entry', async (t) => {
   const [buyer] = await createBuyers(pool, [{ name: 'walletless' }]);
   const e = accepted(buyer!.id);
-  const [r] = await settleBatch(pool, [e]);
+  const [r] = await settleOrders(pool, [e]);
   t.equal(r!.status, 'failed');
   t.equal(r!.reason, 'INSUFFICIENT_FUNDS');
   const ledger = await pool.query('SELECT count(*)::int AS n FROM ledger_entries WHERE user_id = $1', [buyer!.id]);
@@ -63,7 +64,7 @@ t.test('an unknown buyer fails the whole batch and writes nothing', async (t) =>
   await creditWallet(pool, buyer!.id, 'EUR', 1_000, `credit:settlement-test:${buyer!.id}`);
   const good = accepted(buyer!.id);
   const stranger = accepted(newUserId());
-  await t.rejects(settleBatch(pool, [good, stranger]), { message: `buyer ${stranger.data.buyerId} is not a user` });
+  await t.rejects(settleOrders(pool, [good, stranger]), { message: `buyer ${stranger.data.buyerId} is not a user` });
   const { rows } = await pool.query('SELECT count(*)::int AS n FROM orders WHERE purchase_id = ANY($1)', [[good.data.purchaseId, stranger.data.purchaseId]]);
   t.equal(rows[0]!.n, 0, 'no order written');
   const wallet = await pool.query('SELECT balance FROM wallets WHERE user_id = $1', [buyer!.id]);
@@ -73,8 +74,8 @@ t.test('an unknown buyer fails the whole batch and writes nothing', async (t) =>
 t.test('one batch settled by six transactions at once: each purchase ordered and charged once; a loser aborts whole', async (t) => {
   const wide = createPool(cfg.STAMPEDE_DATABASE_URL, 6);
   t.teardown(() => wide.end());
-  const race = (events: SettlementEvent[]) => Promise.allSettled(Array.from({ length: 6 }, () => settleBatch(wide, events)));
-  const ordersOf = async (events: SettlementEvent[]) =>
+  const race = (events: PurchaseEvent[]) => Promise.allSettled(Array.from({ length: 6 }, () => settleOrders(wide, events)));
+  const ordersOf = async (events: PurchaseEvent[]) =>
     (await pool.query<{ purchase_id: string; status: string }>('SELECT purchase_id, status FROM orders WHERE purchase_id = ANY($1)', [events.map((e) => e.data.purchaseId)])).rows;
 
   // Funded buyers: the wallet locks (taken first, in key order) queue the
@@ -109,7 +110,7 @@ t.test('one batch settled by six transactions at once: each purchase ordered and
   const { rows: events } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM purchase_events WHERE event_id = ANY($1)', [unpaid.map((e) => e.eventId)]);
   t.equal(events[0]!.n, unpaid.length, 'each event logged once');
 
-  const again = await settleBatch(pool, [...paid, ...unpaid]);
+  const again = await settleOrders(pool, [...paid, ...unpaid]);
   const stored = new Map([...paidOrders, ...unpaidOrders].map((o) => [o.purchase_id, o.status]));
   t.same(again.map((r) => r.status), [...paid, ...unpaid].map((e) => stored.get(e.data.purchaseId)), 'settling again answers what is stored');
 });
@@ -117,33 +118,33 @@ t.test('one batch settled by six transactions at once: each purchase ordered and
 t.test('the event log holds each event once: repeated in a batch, redelivered, a cancellation before and after its acceptance', async (t) => {
   const [buyer] = await createBuyers(pool, [{ name: 'event log' }]);
   await creditWallet(pool, buyer!.id, 'EUR', 10_000, `credit:settlement-log:${buyer!.id}`);
-  const cancel = (of: SettlementEvent): SettlementEvent => ({
+  const cancel = (of: PurchaseEvent): PurchaseEvent => ({
     eventId: `evt_${randomId(16)}`, type: 'cancel_requested', time: Date.now() + 5, data: { ...of.data, requestedAt: Date.now() },
   });
-  const logOf = async (events: SettlementEvent[]) =>
+  const logOf = async (events: PurchaseEvent[]) =>
     (await pool.query<{ event_id: string; purchase_id: string; type: string; payload: unknown; occurred_at: Date }>(
       'SELECT event_id, purchase_id, type, payload, occurred_at FROM purchase_events WHERE purchase_id = ANY($1) ORDER BY occurred_at, event_id',
       [[...new Set(events.map((e) => e.data.purchaseId))]])).rows;
-  const rowOf = (e: SettlementEvent) => ({
+  const rowOf = (e: PurchaseEvent) => ({
     event_id: e.eventId, purchase_id: e.data.purchaseId, type: `stampede.purchase.${e.type}.v1`, payload: e.data, occurred_at: new Date(e.time),
   });
 
   const bought = accepted(buyer!.id);
-  t.same((await settleBatch(pool, [bought, bought])).map((r) => r.status), ['confirmed', 'confirmed'], 'twice in one batch: one order');
-  await settleBatch(pool, [bought]);
+  t.same((await settleOrders(pool, [bought, bought])).map((r) => r.status), ['confirmed', 'confirmed'], 'twice in one batch: one order');
+  await settleOrders(pool, [bought]);
   t.same(await logOf([bought]), [rowOf(bought)], 'logged once, payload and time as they came');
 
   const cancelled = cancel(bought);
-  t.same((await settleBatch(pool, [bought, cancelled])).map((r) => r.status), ['confirmed', 'cancelled'], 'a redelivery beside a new cancellation');
-  await settleBatch(pool, [cancelled, bought]);
+  t.same((await settleOrders(pool, [bought, cancelled])).map((r) => r.status), ['confirmed', 'cancelled'], 'a redelivery beside a new cancellation');
+  await settleOrders(pool, [cancelled, bought]);
   t.same(await logOf([bought]), [rowOf(bought), rowOf(cancelled)], 'the cancellation logged once beside the acceptance');
 
   const late = accepted(buyer!.id);
   const early = cancel(late);
   early.time = late.time - 5;
-  t.same((await settleBatch(pool, [early])).map((r) => r.status), ['cancelled'], 'a cancellation overtaking its acceptance');
-  t.same((await settleBatch(pool, [late])).map((r) => r.status), ['cancelled'], 'the acceptance finds the cancelled order');
-  await settleBatch(pool, [late, early]);
+  t.same((await settleOrders(pool, [early])).map((r) => r.status), ['cancelled'], 'a cancellation overtaking its acceptance');
+  t.same((await settleOrders(pool, [late])).map((r) => r.status), ['cancelled'], 'the acceptance finds the cancelled order');
+  await settleOrders(pool, [late, early]);
   t.same(await logOf([late]), [rowOf(early), rowOf(late)], 'both logged, once each');
 
   const { rows } = await pool.query<{ balance: number }>('SELECT balance FROM wallets WHERE user_id = $1', [buyer!.id]);
@@ -154,10 +155,10 @@ t.test('an event id already logged for another purchase fails the batch with a u
   const [buyer] = await createBuyers(pool, [{ name: 'event id clash' }]);
   await creditWallet(pool, buyer!.id, 'EUR', 10_000, `credit:settlement-clash:${buyer!.id}`);
   const first = accepted(buyer!.id);
-  await settleBatch(pool, [first]);
+  await settleOrders(pool, [first]);
   const bystander = accepted(buyer!.id);
   const clash = { ...accepted(buyer!.id), eventId: first.eventId };
-  await t.rejects(settleBatch(pool, [bystander, clash]), { code: '23505' });
+  await t.rejects(settleOrders(pool, [bystander, clash]), { code: '23505' });
   const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM orders WHERE purchase_id = ANY($1)', [[bystander.data.purchaseId, clash.data.purchaseId]]);
   t.equal(rows[0]!.n, 0, 'neither order written');
   const wallet = await pool.query<{ balance: number }>('SELECT balance FROM wallets WHERE user_id = $1', [buyer!.id]);
@@ -171,7 +172,7 @@ t.test('a purchase id with a tab, a line break or a backslash is stored exactly 
   await creditWallet(pool, buyer!.id, 'EUR', 1_000, `credit:settlement-odd:${buyer!.id}`);
   const e = accepted(buyer!.id);
   e.data.purchaseId = `pur_odd\t${randomId(6)}\\N\n\r\\`;
-  const [r] = await settleBatch(pool, [e]);
+  const [r] = await settleOrders(pool, [e]);
   t.equal(r!.status, 'confirmed');
   const { rows } = await pool.query<{ buyer_id: string; failure_reason: string | null; cancelled_at: Date | null }>(
     'SELECT buyer_id, failure_reason, cancelled_at FROM orders WHERE purchase_id = $1', [e.data.purchaseId]);

@@ -212,7 +212,7 @@ t.test('settlePurchases: a buyer\'s in-flight marker is cleared only by the purc
     { purchaseId: b.purchaseId, status: 'failed', reason: 'INSUFFICIENT_FUNDS', settledAt: 2 },
     { purchaseId: c.purchaseId, status: 'confirmed', reason: '', settledAt: 2 },
   ]);
-  t.same(out.map((o) => o.code), [1, 1, 0]);
+  t.same(out.map((o) => o.code), [Outcome.Applied, Outcome.Applied, Outcome.AlreadyApplied], 'a and b settled now; c had been settled already');
   t.same(await redis.hgetall(saleKeys.inflight(s.id)), { [b.buyerId]: other, [c.buyerId]: next }, 'a cleared; b and c keep the markers of their other purchases');
 });
 

@@ -40,17 +40,3 @@ export function cloudEventJson(e: OutboxEntry, source: string): string {
     ',"datacontenttype":"application/json","data":' + e.data + '}'
   );
 }
-
-export interface PurchaseAcceptedData {
-  purchaseId: string;
-  saleId: string;
-  buyerId: string;
-  quantity: number;
-  unitPrice: number;
-  currency: string;
-  acceptedAt: number;
-}
-
-export interface PurchaseCancelRequestedData extends PurchaseAcceptedData {
-  requestedAt: number;
-}

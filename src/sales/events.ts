@@ -1,0 +1,40 @@
+/**
+ * The sales' events: what their `data` carries. Their type names are the
+ * catalogue's (src/events/catalogue.ts), which the Lua scripts that append
+ * them (lua/sale/reservePurchase-7.lua, lua/sale/requestCancel-2.lua) get as
+ * EVENT and the orders worker reads them back with.
+ */
+import { EVENTS } from '../events/catalogue.js';
+
+/** The CloudEvent `type` of each purchase event, by the kind settlement knows it as. */
+export const PURCHASE_EVENT_TYPES = {
+  accepted: EVENTS.purchaseAccepted.type,
+  cancel_requested: EVENTS.purchaseCancelRequested.type,
+} as const;
+
+export type PurchaseEventKind = keyof typeof PURCHASE_EVENT_TYPES;
+
+/** What a purchase is, wherever it is recorded: event payloads, the live record in Redis, the settled order. */
+export interface Purchase {
+  purchaseId: string;
+  saleId: string;
+  buyerId: string;
+  quantity: number;
+  unitPrice: number;
+  currency: string;
+}
+
+/** `stampede.purchase.accepted.v1`: the script reserved the stock (acceptedAt in ms). */
+export interface PurchaseAcceptedData extends Purchase {
+  acceptedAt: number;
+}
+
+/** `stampede.purchase.cancel_requested.v1`: the buyer asked to cancel (requestedAt in ms). */
+export interface PurchaseCancelRequestedData extends PurchaseAcceptedData {
+  requestedAt: number;
+}
+
+/** A purchase event as the orders worker parsed it from its envelope (time in ms). */
+export type PurchaseEvent =
+  | { eventId: string; type: 'accepted'; time: number; data: PurchaseAcceptedData }
+  | { eventId: string; type: 'cancel_requested'; time: number; data: PurchaseCancelRequestedData };
