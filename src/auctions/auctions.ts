@@ -7,7 +7,7 @@
  * Bids are bids.ts's.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { ensureLive, type Redis } from '../platform/redis/client.js';
 import { AppError } from '../platform/errors.js';
 import { newAuctionId } from '../platform/ids.js';
 import type { Pool } from '../platform/db/pool.js';
@@ -150,12 +150,8 @@ export class Auctions {
   }
 
   /** Loads an auction into Redis if Redis does not know it. Returns false when it does not exist. */
-  async ensureLoaded(auctionId: string): Promise<boolean> {
-    if ((await this.redis.exists(auctionKeys.auction(auctionId))) === 1) return true;
-    const auction = await findAuction(this.pool, auctionId);
-    if (!auction) return false;
-    await this.load(auction);
-    return true;
+  ensureLoaded(auctionId: string): Promise<boolean> {
+    return ensureLive(this.redis, auctionKeys.auction(auctionId), () => findAuction(this.pool, auctionId), (auction) => this.load(auction));
   }
 
   /** Loads every open auction (api and scheduler start-up). */

@@ -4,7 +4,7 @@
  * missing from Redis (a flushed or replaced Redis) is loaded again from
  * Postgres on first use, with its settled quantities.
  */
-import type { Redis } from 'ioredis';
+import { ensureLive, type Redis } from '../platform/redis/client.js';
 import { AppError } from '../platform/errors.js';
 import { newSaleId } from '../platform/ids.js';
 import { inTransaction, type Pool } from '../platform/db/pool.js';
@@ -100,12 +100,8 @@ export class Sales {
   }
 
   /** Loads a sale into Redis if Redis does not know it. Returns false when the sale does not exist. */
-  async ensureLoaded(saleId: string, known?: SaleRecord): Promise<boolean> {
-    if ((await this.redis.exists(saleKeys.sale(saleId))) === 1) return true;
-    const sale = known ?? (await findSale(this.pool, saleId));
-    if (!sale) return false;
-    await this.load(sale);
-    return true;
+  ensureLoaded(saleId: string, known?: SaleRecord): Promise<boolean> {
+    return ensureLive(this.redis, saleKeys.sale(saleId), async () => known ?? findSale(this.pool, saleId), (sale) => this.load(sale));
   }
 
   /** Loads every sale that can still sell (api start-up). */

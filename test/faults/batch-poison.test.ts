@@ -5,20 +5,13 @@
  * reason.
  */
 import t from 'tap';
-import { boot } from '../helpers/system.js';
 import { auditSale } from '../helpers/invariants.js';
-import { eventsIn, faultEnv, openAmqp, purchaseAll, startWorkers, statusCounts } from '../helpers/fault-kit.js';
-import { deadLetterQueue } from '../../src/platform/messaging/topology.js';
+import { eventsIn, startWorkers, ordersBench, soldToEach } from '../helpers/fault-kit.js';
 
 t.test('a poisonous event in a batch goes to the dead-letter queue alone; the rest of the batch settles', async (t) => {
-  const sys = await boot(t, { relay: true, env: faultEnv() });
-  const amqp = await openAmqp(t, sys.cfg);
-  const { exchange, orders } = sys.cfg.topology;
-  const dlq = deadLetterQueue(orders);
+  const { sys, amqp, exchange, orders, dlq } = await ordersBench(t);
   const N = 6;
-  const sale = await sys.createSale({ stock: N, perBuyerLimit: 1, unitPrice: 1000 });
-  const buyers = await sys.createBuyers(N);
-  t.same(statusCounts(await purchaseAll(sys, buyers, sale.id)), { 202: N });
+  const { sale, buyers } = await soldToEach(t, sys, N);
 
   // The relay's own messages, captured before any worker runs.
   const { messages, events } = await amqp.takeEvents(orders.queue, N);

@@ -8,12 +8,9 @@
  */
 import t, { type Test } from 'tap';
 import type { GetMessage } from 'amqplib';
-import { boot, call } from '../helpers/system.js';
+import { call } from '../helpers/system.js';
 import { auditSale } from '../helpers/invariants.js';
-import {
-  balanceHistogram, duplicateOrders, faultEnv, ledgerOfSale, openAmqp, purchaseAll, redisSnapshot, startWorkers, statusCounts, type Amqp,
-} from '../helpers/fault-kit.js';
-import { deadLetterQueue } from '../../src/platform/messaging/topology.js';
+import { balanceHistogram, duplicateOrders, ledgerOfSale, redisSnapshot, startWorkers, type Amqp, type OrdersBench, ordersBench, soldToEach } from '../helpers/fault-kit.js';
 
 const ACCEPTED_KEY = 'purchase.accepted.v1';
 const CANCEL_KEY = 'purchase.cancel_requested.v1';
@@ -30,30 +27,35 @@ async function settleAndStop(t: Test, amqp: Amqp, stop: () => Promise<void>, dlq
 const republish = (amqp: Amqp, exchange: string, m: Pick<GetMessage, 'content' | 'properties'> & { fields: { routingKey: string } }) =>
   amqp.publish(exchange, m.fields.routingKey, m.content, { ...m.properties, headers: { ...m.properties.headers } });
 
+/**
+ * Two workers wait on the queue; then every captured message arrives `copies`
+ * times in a row (so copies of one event land in one worker's batch and in
+ * the other worker at once), the captured originals are acked, and the sale
+ * must drain with every copy acked and nothing dead-lettered.
+ */
+async function deliverEachTimes(t: Test, bench: OrdersBench, saleId: string, captured: Awaited<ReturnType<Amqp['takeEvents']>>, copies: number): Promise<void> {
+  const stopWorkers = await startWorkers(bench.sys, bench.amqp, 2);
+  for (const m of captured.events) for (let copy = 0; copy < copies; copy++) await republish(bench.amqp, bench.exchange, m);
+  for (const m of captured.messages) bench.amqp.ch.ack(m);
+  await bench.sys.drained(saleId, 30_000);
+  await settleAndStop(t, bench.amqp, stopWorkers, bench.dlq);
+}
+
 t.test('an accepted purchase delivered many times (one batch, two workers, after settlement) settles once', async (t) => {
-  const sys = await boot(t, { relay: true, env: faultEnv() });
-  const amqp = await openAmqp(t, sys.cfg);
-  const { exchange, orders } = sys.cfg.topology;
-  const dlq = deadLetterQueue(orders);
+  const bench = await ordersBench(t);
+  const { sys, amqp, exchange, orders, dlq } = bench;
   const N = 40;
-  const sale = await sys.createSale({ stock: N, perBuyerLimit: 1, unitPrice: 1000 });
-  const buyers = await sys.createBuyers(N);
-  t.same(statusCounts(await purchaseAll(sys, buyers, sale.id)), { 202: N }, 'every purchase accepted');
+  const { sale, buyers } = await soldToEach(t, sys, N);
 
   // No worker yet: capture the relay's very messages off the queue.
-  const { messages, events: originals } = await amqp.takeEvents(orders.queue, N);
+  const captured = await amqp.takeEvents(orders.queue, N);
+  const { messages, events: originals } = captured;
   t.equal(await amqp.depth(orders.queue), 0, 'the relay published each purchase exactly once');
   t.ok(messages.length < N, `in CloudEvents batches (${N} events in ${messages.length} messages)`);
   const ids = originals.map((m) => m.event.data.purchaseId as string);
   t.equal(new Set(ids).size, N, 'one event per purchase');
 
-  // Two workers wait on the queue; then every message arrives three times in a row,
-  // so copies of one event land in one worker's batch and in the other worker at once.
-  const stopWorkers = await startWorkers(sys, amqp, 2);
-  for (const m of originals) for (let copy = 0; copy < 3; copy++) await republish(amqp, exchange, m);
-  for (const m of messages) amqp.ch.ack(m);
-  await sys.drained(sale.id, 30_000);
-  await settleAndStop(t, amqp, stopWorkers, dlq);
+  await deliverEachTimes(t, bench, sale.id, captured, 3);
 
   const audit = await auditSale(sys.pool, sys.redis, sale.id, 1);
   t.same(audit.violations, [], 'no invariant broken');
@@ -85,10 +87,7 @@ t.test('an accepted purchase delivered many times (one batch, two workers, after
 });
 
 t.test('a cancel_requested event delivered several times refunds once', async (t) => {
-  const sys = await boot(t, { relay: true, env: faultEnv() });
-  const amqp = await openAmqp(t, sys.cfg);
-  const { exchange, orders } = sys.cfg.topology;
-  const dlq = deadLetterQueue(orders);
+  const { sys, amqp, exchange, orders, dlq } = await ordersBench(t);
   const sale = await sys.createSale({ stock: 5, perBuyerLimit: 1, unitPrice: 1000 });
   const [a, b, c] = await sys.createBuyers(3);
   const auth = (buyer: string) => ({ authorization: `Bearer ${sys.token(buyer)}` });
@@ -171,22 +170,15 @@ t.test('a cancel_requested event delivered several times refunds once', async (t
 });
 
 t.test('a purchase that fails (no funds) delivered many times to two workers releases its stock once', async (t) => {
-  const sys = await boot(t, { relay: true, env: faultEnv() });
-  const amqp = await openAmqp(t, sys.cfg);
-  const { exchange, orders } = sys.cfg.topology;
-  const dlq = deadLetterQueue(orders);
+  const bench = await ordersBench(t);
+  const { sys, amqp, exchange, orders, dlq } = bench;
   const N = 20;
-  const sale = await sys.createSale({ stock: N, perBuyerLimit: 1, unitPrice: 1000 });
   // No wallet at all: nothing for the settlement to lock, so two workers really race on the order row.
-  const buyers = await sys.createBuyers(N, { currency: 'EUR', amount: 0 });
-  t.same(statusCounts(await purchaseAll(sys, buyers, sale.id)), { 202: N });
-  const { messages, events: originals } = await amqp.takeEvents(orders.queue, N);
+  const { sale, buyers } = await soldToEach(t, sys, N, { funds: { currency: 'EUR', amount: 0 } });
+  const captured = await amqp.takeEvents(orders.queue, N);
+  const { messages, events: originals } = captured;
 
-  const stopWorkers = await startWorkers(sys, amqp, 2);
-  for (const m of originals) for (let copy = 0; copy < 4; copy++) await republish(amqp, exchange, m);
-  for (const m of messages) amqp.ch.ack(m);
-  await sys.drained(sale.id, 30_000);
-  await settleAndStop(t, amqp, stopWorkers, dlq);
+  await deliverEachTimes(t, bench, sale.id, captured, 4);
 
   const audit = await auditSale(sys.pool, sys.redis, sale.id, 1);
   t.same(audit.violations, [], 'no invariant broken');

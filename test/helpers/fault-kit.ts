@@ -19,7 +19,7 @@ import { connectAmqp, type ConfirmChannel, type Connection } from '../../src/pla
 import { allQueues, deadLetterQueue, type Topology } from '../../src/platform/messaging/topology.js';
 import { saleKeys } from '../../src/sales/keys.js';
 import { projectRoot } from '../../src/platform/paths.js';
-import { sleep, TEST_ENV, waitFor, type HttpAnswer, type System } from './system.js';
+import { boot, sleep, TEST_ENV, waitFor, type HttpAnswer, type System } from './system.js';
 import { auditSale } from './invariants.js';
 
 /** Redis database 3 of the test server (1 is the test database, 2 the benchmark's), or STAMPEDE_FAULT_REDIS_URL. */
@@ -196,6 +196,30 @@ export async function services(cmd: 'stop-rabbitmq' | 'start-rabbitmq' | 'status
 }
 
 // ------------------------------------------------------------ the system
+
+/** What most orders fault tests start from: the system with its relay, a broker connection, the orders queue and its .dlq. */
+export interface OrdersBench {
+  sys: System;
+  amqp: Amqp;
+  exchange: string;
+  orders: System['cfg']['topology']['orders'];
+  dlq: string;
+}
+
+export async function ordersBench(t: Test): Promise<OrdersBench> {
+  const sys = await boot(t, { relay: true, env: faultEnv() });
+  const amqp = await openAmqp(t, sys.cfg);
+  const { exchange, orders } = sys.cfg.topology;
+  return { sys, amqp, exchange, orders, dlq: deadLetterQueue(orders) };
+}
+
+/** A sale of `units` (one per buyer, at `unitPrice`) and as many buyers who each bought one: every purchase must be accepted. */
+export async function soldToEach(t: Test, sys: System, units: number, o: { unitPrice?: number; funds?: { currency: string; amount: number } } = {}) {
+  const sale = await sys.createSale({ stock: units, perBuyerLimit: 1, unitPrice: o.unitPrice ?? 1000 });
+  const buyers = await sys.createBuyers(units, o.funds);
+  t.same(statusCounts(await purchaseAll(sys, buyers, sale.id)), { 202: units }, 'every purchase accepted');
+  return { sale, buyers };
+}
 
 /** Purchases one unit per buyer, at most `concurrency` requests in flight. */
 export async function purchaseAll(sys: System, buyers: string[], saleId: string, concurrency = 250): Promise<HttpAnswer[]> {

@@ -40,6 +40,13 @@ export const OPERATOR_KEY = 'test-operator-key';
 
 export const testConfig = (overrides: NodeJS.ProcessEnv = {}): Config => loadConfig({ ...TEST_ENV, ...overrides });
 
+/** A client of the test Redis, closed when the test `t` ends. */
+export function testRedis(t: Test, name: string): Redis {
+  const redis = createRedis(testConfig().STAMPEDE_REDIS_URL, { name });
+  t.teardown(() => redis.quit());
+  return redis;
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 50): Promise<T> {

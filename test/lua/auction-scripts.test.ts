@@ -16,11 +16,10 @@ import {
 import { placeBid } from '../../src/auctions/batcher.js';
 import { parseStoredBid } from '../../src/auctions/codec.js';
 import { newAuctionId, newBidId, newUserId } from '../../src/platform/ids.js';
-import { testConfig, sleep } from '../helpers/system.js';
+import { testConfig, testRedis, sleep } from '../helpers/system.js';
 
 const cfg = testConfig();
-const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'lua-auction-test' });
-t.teardown(() => redis.quit());
+const redis = testRedis(t, 'lua-auction-test');
 
 async function auction(over: Partial<AuctionTerms> = {}): Promise<AuctionTerms> {
   const now = Date.now();

@@ -10,12 +10,11 @@ import { RELAY_GROUP } from '../../src/platform/messaging/outbox.js';
 import { addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, SETTLE_PER_CALL, settlePurchase, settlePurchases, type ReserveRequest, type SaleTerms, type Settlement } from '../../src/sales/scripts.js';
 import { trimOutbox } from '../../src/platform/messaging/outbox.js';
 import { newPurchaseId, newSaleId, newUserId } from '../../src/platform/ids.js';
-import { testConfig } from '../helpers/system.js';
+import { testConfig, testRedis } from '../helpers/system.js';
 import { auditLiveSale } from '../../src/sales/audit.js';
 
 const cfg = testConfig();
-const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'lua-test' });
-t.teardown(() => redis.quit());
+const redis = testRedis(t, 'lua-test');
 
 async function sale(over: Partial<SaleTerms> = {}): Promise<SaleTerms> {
   const now = Date.now();

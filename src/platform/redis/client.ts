@@ -19,3 +19,16 @@ export function createRedis(url: string, opts: { autoPipelining?: boolean; name?
   preloadLibrary(redis);
   return redis;
 }
+
+/**
+ * Loads a record's live state into Redis unless Redis already has it (its
+ * key exists): a Redis that was flushed or replaced gets it back from
+ * Postgres on first use. False when the record does not exist.
+ */
+export async function ensureLive<T>(redis: Redis, key: string, find: () => Promise<T | undefined>, load: (record: T) => Promise<void>): Promise<boolean> {
+  if ((await redis.exists(key)) === 1) return true;
+  const record = await find();
+  if (record === undefined) return false;
+  await load(record);
+  return true;
+}
