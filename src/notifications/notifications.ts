@@ -4,17 +4,23 @@
  * (event id, recipient), so an announcement delivered twice (the auctions
  * worker announces again after a crash, the broker redelivers) creates no
  * second row, and a row only ever goes to the buyer the event names.
+ *
+ * Retention deletes what a buyer no longer keeps; an announcement
+ * redelivered after its row was deleted would be told again (no
+ * announcement is redelivered that late: they are retried for seconds, and
+ * dead letters are replayed by an operator).
  */
-import type { Pool } from '../platform/db/pool.js';
+import { inTransaction, type Pool } from '../platform/db/pool.js';
 import { PermanentError } from '../platform/messaging/consumer.js';
 import type { Announcement } from './announcements.js';
 import { notificationOf } from './messages.js';
-import { insertNotifications, lotsOf, type NotificationRecord } from './repository.js';
+import { insertNotifications, lotsOf, pruneInboxes, type NotificationRecord } from './repository.js';
+import { keptSince, type Retention } from './inbox.js';
 
 export class Notifications {
-  constructor(private readonly pool: Pool) {}
+  constructor(private readonly pool: Pool, private readonly retention: Retention) {}
 
-  /** Writes the inbox rows of these announcements in one statement; returns the rows that are new. */
+  /** Writes the inbox rows of these announcements in one statement (one transaction with retention); returns the rows that are new. */
   async tell(announcements: Announcement[]): Promise<NotificationRecord[]> {
     const once = [...new Map(announcements.map((a) => [`${a.eventId}\u0000${a.data.buyerId}`, a])).values()];
     const lots = await lotsOf(this.pool, [...new Set(once.map((a) => a.data.auctionId))]);
@@ -24,6 +30,11 @@ export class Notifications {
       if (!lot) throw new PermanentError(`${a.type} ${a.eventId} names an unknown auction ${a.data.auctionId}`);
       return notificationOf(a, lot);
     });
-    return insertNotifications(this.pool, notes);
+    return inTransaction(this.pool, async (tx) => {
+      const created = await insertNotifications(tx, notes);
+      // Retention, for the inboxes that just grew: past the cap or too old.
+      await pruneInboxes(tx, [...new Set(created.map((n) => n.recipientId))], this.retention.cap, keptSince(this.retention));
+      return created;
+    });
   }
 }

@@ -73,3 +73,77 @@ export async function lotsOf(db: Db, auctionIds: string[]): Promise<Map<string, 
   const { rows } = await db.query<AuctionLotRow>('SELECT id, title, currency FROM auctions WHERE id = ANY($1::text[])', [auctionIds]);
   return new Map(rows.map((r) => [r.id, { title: r.title, currency: r.currency }]));
 }
+
+/** A buyer's inbox page, newest first: rows with seq below `beforeSeq` (all when undefined), created since `since`. */
+export async function inboxPage(db: Db, buyerId: string, limit: number, beforeSeq: number | undefined, since: Date): Promise<NotificationRecord[]> {
+  const { rows } = await db.query<NotificationRow>(
+    `SELECT ${NOTIFICATION_COLUMNS} FROM notifications
+      WHERE recipient_id = $1 AND ($3::bigint IS NULL OR seq < $3) AND created_at >= $4
+      ORDER BY seq DESC LIMIT $2`,
+    [buyerId, limit, beforeSeq ?? null, since],
+  );
+  return rows.map(recordOf);
+}
+
+/** A row of `notification_inboxes`. */
+interface InboxRow {
+  buyer_id: string;
+  opened_at: Date;
+}
+
+/** How many of the buyer's notifications since `since` were created after they last opened the inbox. */
+export async function countUnopened(db: Db, buyerId: string, since: Date): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM notifications n
+      WHERE n.recipient_id = $1 AND n.created_at >= $2
+        AND n.created_at > coalesce((SELECT opened_at FROM notification_inboxes WHERE buyer_id = $1), '-infinity')`,
+    [buyerId, since],
+  );
+  return rows[0]!.n;
+}
+
+/** Records that the buyer opened the inbox now; returns when. */
+export async function recordOpened(db: Db, buyerId: string): Promise<Date> {
+  const { rows } = await db.query<InboxRow>(
+    `INSERT INTO notification_inboxes (buyer_id, opened_at) VALUES ($1, now())
+     ON CONFLICT (buyer_id) DO UPDATE SET opened_at = EXCLUDED.opened_at
+     RETURNING buyer_id, opened_at`,
+    [buyerId],
+  );
+  return rows[0]!.opened_at;
+}
+
+/** Marks one of the buyer's notifications read (the first time only); undefined when the buyer has no such notification. */
+export async function markRead(db: Db, buyerId: string, seq: number, since: Date): Promise<NotificationRecord | undefined> {
+  const { rows } = await db.query<NotificationRow>(
+    `UPDATE notifications SET read_at = coalesce(read_at, now())
+      WHERE seq = $1 AND recipient_id = $2 AND created_at >= $3
+      RETURNING ${NOTIFICATION_COLUMNS}`,
+    [seq, buyerId, since],
+  );
+  return rows[0] && recordOf(rows[0]);
+}
+
+/** Marks every unread notification of the buyer read; returns how many it marked. */
+export async function markAllRead(db: Db, buyerId: string): Promise<number> {
+  const { rowCount } = await db.query('UPDATE notifications SET read_at = now() WHERE recipient_id = $1 AND read_at IS NULL', [buyerId]);
+  return rowCount ?? 0;
+}
+
+/**
+ * Retention: deletes these buyers' notifications past the newest `cap` of
+ * each, or created before `since`. Returns how many it deleted.
+ */
+export async function pruneInboxes(db: Db, buyerIds: string[], cap: number, since: Date): Promise<number> {
+  if (buyerIds.length === 0) return 0;
+  const { rowCount } = await db.query(
+    `DELETE FROM notifications n USING (
+       SELECT seq FROM (
+         SELECT seq, created_at, row_number() OVER (PARTITION BY recipient_id ORDER BY seq DESC) AS newest
+           FROM notifications WHERE recipient_id = ANY($1::text[])
+       ) ranked WHERE ranked.newest > $2 OR ranked.created_at < $3
+     ) old WHERE n.seq = old.seq`,
+    [buyerIds, cap, since],
+  );
+  return rowCount ?? 0;
+}

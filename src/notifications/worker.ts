@@ -9,9 +9,11 @@ import type { Pool } from '../platform/db/pool.js';
 import { BatchConsumer, type JsonObject, type WorkerSettings } from '../platform/messaging/consumer.js';
 import { parseAnnouncement, type Announcement } from './announcements.js';
 import { Notifications } from './notifications.js';
+import type { Retention } from './inbox.js';
 
 export interface NotificationsWorkerOptions extends WorkerSettings {
   pool: Pool;
+  retention: Retention;
 }
 
 export class NotificationsWorker extends BatchConsumer<Announcement> {
@@ -19,7 +21,7 @@ export class NotificationsWorker extends BatchConsumer<Announcement> {
 
   constructor(deps: NotificationsWorkerOptions) {
     super({ ...deps, name: 'notifications worker', what: 'an announcement', concern: deps.topology.notifications });
-    this.notifications = new Notifications(deps.pool);
+    this.notifications = new Notifications(deps.pool, deps.retention);
   }
 
   protected parse(envelope: JsonObject): Announcement {

@@ -77,6 +77,8 @@ export const configSchema = {
   STAMPEDE_WORKER_CONCURRENCY: intIn(1, 64)({ default: 4, desc: 'Batches a worker settles side by side, each in its own transaction (and Postgres connection: keep it at most STAMPEDE_DB_POOL_SIZE).' }),
   STAMPEDE_WORKER_QUEUES: workerQueues({ default: [...WORKER_QUEUES], desc: 'The queues a worker role consumes; run several worker roles to keep notifications off the settlement processes.' }),
   STAMPEDE_RETRY_DELAYS_MS: str({ default: '1000,5000,30000', desc: 'Delay tiers before a failed message is retried; after the last it is dead-lettered.' }),
+  STAMPEDE_NOTIFICATION_INBOX_CAP: intIn(1, 100_000)({ default: 1_000, desc: "Most notifications a buyer's inbox keeps (the oldest beyond it are deleted)." }),
+  STAMPEDE_NOTIFICATION_RETENTION_DAYS: intIn(1, 3_650)({ default: 90, desc: 'Days a notification is kept in the inbox.' }),
   STAMPEDE_SHUTDOWN_GRACE_MS: positiveInt({ default: 10_000, desc: 'How long a role may take to finish in-flight work on SIGTERM.' }),
   STAMPEDE_REQUIRE_NATIVE_UWS: bool({ default: true, desc: 'Refuse to start when uWebSockets.js fell back to its slow JS server.' }),
 };

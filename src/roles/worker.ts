@@ -6,6 +6,7 @@ import { createRedis } from '../platform/redis/client.js';
 import { OrdersWorker } from '../sales/orders-worker.js';
 import { AuctionsWorker } from '../auctions/auctions-worker.js';
 import { NotificationsWorker } from '../notifications/worker.js';
+import { retentionOf } from '../notifications/inbox.js';
 import type { Role } from './role.js';
 
 /**
@@ -30,7 +31,7 @@ export async function startWorker(
   const worker = queues.has('orders') ? new OrdersWorker({ ...common, redis }) : undefined;
   const auctions = queues.has('auctions') ? new AuctionsWorker(common) : undefined;
   const notificationsPool = queues.has('notifications') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
-  const notifications = notificationsPool ? new NotificationsWorker({ ...common, pool: notificationsPool }) : undefined;
+  const notifications = notificationsPool ? new NotificationsWorker({ ...common, pool: notificationsPool, retention: retentionOf(cfg) }) : undefined;
   const running = [worker, auctions, notifications].filter((w) => w !== undefined);
   for (const w of running) w.start();
   return {

@@ -1,0 +1,92 @@
+/**
+ * Invariant 6 for the notification routes: bad input never crashes, never
+ * yields a 5xx, never changes an inbox, and always gets a precise
+ * problem+json error.
+ */
+import t from 'tap';
+import type { Test } from 'tap';
+import { boot, call, type HttpAnswer } from '../helpers/system.js';
+import { rawRequest } from '../helpers/bad-raw-http.js';
+import { badCredentials, problem } from '../helpers/problem.js';
+import { createAuction } from '../helpers/auctions.js';
+import { insertNotifications } from '../../src/notifications/repository.js';
+
+const sys = await boot(t, { worker: false });
+const MAX_BODY = sys.cfg.STAMPEDE_MAX_BODY_BYTES;
+const [buyer, other] = await sys.createBuyers(2);
+const token = sys.token(buyer!);
+const lot = await createAuction(sys.pool, sys.redis);
+const told = await insertNotifications(sys.pool, [buyer!, other!].map((b) => ({
+  eventId: `${lot.id}:lost:${b}`, recipientId: b, type: 'auction.lost' as const, title: 'Test lot went to another bidder', body: 'It sold.', data: { auctionId: lot.id },
+})));
+const othersId = `ntf_${told.find((n) => n.recipientId === other)!.seq}`;
+const ownId = `ntf_${told.find((n) => n.recipientId === buyer)!.seq}`;
+const { badAuthorizations } = badCredentials(sys.cfg.STAMPEDE_JWT_SECRET, buyer!, other!, lot.id);
+
+async function snapshot(): Promise<unknown> {
+  const { rows: inbox } = await sys.pool.query('SELECT seq, recipient_id, read_at FROM notifications WHERE recipient_id = ANY($1) ORDER BY seq', [[buyer, other]]);
+  const { rows: opened } = await sys.pool.query('SELECT buyer_id, opened_at FROM notification_inboxes WHERE buyer_id = ANY($1) ORDER BY buyer_id', [[buyer, other]]);
+  return { inbox, opened };
+}
+
+async function unchanged(t: Test, bad: () => Promise<void>): Promise<void> {
+  const before = await snapshot();
+  await bad();
+  t.same(await snapshot(), before, 'nothing changed: read marks, last opened');
+  t.equal((await call(`${sys.url}/healthz`)).status, 200, 'still up');
+}
+
+const send = (method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<HttpAnswer> =>
+  call(`${sys.url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers }, body });
+
+const ACTIONS = ['/v1/notifications/opened', '/v1/notifications/read', `/v1/notifications/${ownId}/read`];
+
+t.test('GET /v1/notifications: limit and before', async (t) => {
+  await unchanged(t, async () => {
+    for (const limit of ['0', '101', 'abc', '-1', '1.5', '1e2', '', '0x10', '5000']) {
+      problem(t, await send('GET', `/v1/notifications?limit=${limit}`), 400, 'VALIDATION_FAILED', `limit ${JSON.stringify(limit)}`, 'query:limit');
+    }
+    for (const before of ['x', 'ntf_', 'ntf_0', 'ntf_01', 'ntf_abc', 'ntf_1x', 'NTF_1', `${'ntf_'}${'9'.repeat(17)}`, `ntf_${'9'.repeat(16)}`, lot.id, '']) {
+      problem(t, await send('GET', `/v1/notifications?before=${encodeURIComponent(before)}`), 400, 'VALIDATION_FAILED', `before ${JSON.stringify(before)}`, 'query:before');
+    }
+  });
+  const ok = await send('GET', `/v1/notifications?before=${othersId}`);
+  t.equal(ok.status, 200, "another buyer's id as a cursor is only a position");
+  t.ok(ok.body.items.every((n: { id: string }) => n.id !== othersId), 'and shows nothing of theirs');
+});
+
+t.test('every route: authentication', async (t) => {
+  await unchanged(t, async () => {
+    for (const [method, path] of [['GET', '/v1/notifications'], ...ACTIONS.map((p) => ['POST', p])] as const) {
+      for (const [what, authorization] of badAuthorizations) {
+        const headers: Record<string, string> = {};
+        if (authorization !== undefined) headers.authorization = authorization;
+        problem(t, await call(`${sys.url}${path}`, { method, headers }), 401, 'UNAUTHORIZED', `${method} ${path} with ${what}`);
+      }
+    }
+  });
+});
+
+t.test('POST actions: bodies', async (t) => {
+  await unchanged(t, async () => {
+    for (const path of ACTIONS) {
+      for (const raw of ['{', '{"a":1,}', 'NaN', '   ']) problem(t, await send('POST', path, raw), 400, 'MALFORMED_JSON', `${path} body ${JSON.stringify(raw)}`);
+      for (const raw of ['[]', '"x"', 'null', '1', 'true']) problem(t, await send('POST', path, raw), 400, 'VALIDATION_FAILED', `${path} non-object ${raw}`, '/');
+      problem(t, await send('POST', path, '{"all":true}'), 400, 'VALIDATION_FAILED', `${path} with a field`, '/all');
+      problem(t, await send('POST', path, '{"recipientId":"' + other + '"}'), 400, 'VALIDATION_FAILED', `${path} naming another buyer`, '/recipientId');
+      problem(t, await send('POST', path, '{}', { 'content-type': 'text/plain' }), 415, 'UNSUPPORTED_MEDIA_TYPE', `${path} as text/plain`);
+      const big = `{"pad":"${'a'.repeat(MAX_BODY)}"}`;
+      const head = [`POST ${path} HTTP/1.1`, 'host: 127.0.0.1', `authorization: Bearer ${token}`, 'content-type: application/json', `content-length: ${Buffer.byteLength(big)}`].join('\r\n');
+      problem(t, await rawRequest(sys.api!.port, { head, chunks: [big] }), 413, 'PAYLOAD_TOO_LARGE', `${path} with a body over the limit`);
+    }
+  });
+});
+
+t.test('POST /v1/notifications/{id}/read: malformed, unknown and foreign ids', async (t) => {
+  await unchanged(t, async () => {
+    problem(t, await send('POST', `/v1/notifications/${othersId}/read`), 404, 'NOT_FOUND', "another buyer's notification");
+    for (const id of ['nope', 'ntf_', 'ntf_0', 'ntf_01', 'ntf_1x', `ntf_${'9'.repeat(17)}`, `ntf_${'9'.repeat(16)}`, 'ntf_999999999', lot.id, '%00']) {
+      problem(t, await send('POST', `/v1/notifications/${id}/read`), 404, 'NOT_FOUND', `id ${JSON.stringify(id)}`);
+    }
+  });
+});
