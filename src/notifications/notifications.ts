@@ -1,6 +1,7 @@
 /**
  * Telling buyers: each announcement the notifications worker receives is
- * told to its recipient in the inbox, once. The inbox row is keyed by
+ * told to its recipient in the inbox, once, unless the buyer switched that
+ * off (src/notifications/preferences.ts; critical types always are). The inbox row is keyed by
  * (event id, recipient), so an announcement delivered twice (the auctions
  * worker announces again after a crash, the broker redelivers) creates no
  * second row, and a row only ever goes to the buyer the event names.
@@ -16,11 +17,16 @@ import type { Announcement } from './announcements.js';
 import { notificationOf } from './messages.js';
 import { insertNotifications, lotsOf, pruneInboxes, type NotificationRecord } from './repository.js';
 import { keptSince, type Retention } from './inbox.js';
+import { Preferences } from './preferences.js';
 
 export class Notifications {
-  constructor(private readonly pool: Pool, private readonly retention: Retention) {}
+  private readonly preferences: Preferences;
 
-  /** Writes the inbox rows of these announcements in one statement (one transaction with retention); returns the rows that are new. */
+  constructor(private readonly pool: Pool, private readonly retention: Retention) {
+    this.preferences = new Preferences(pool);
+  }
+
+  /** Writes the inbox rows of these announcements the buyers want, in one statement (one transaction with retention); returns the rows that are new. */
   async tell(announcements: Announcement[]): Promise<NotificationRecord[]> {
     const once = [...new Map(announcements.map((a) => [`${a.eventId}\u0000${a.data.buyerId}`, a])).values()];
     const lots = await lotsOf(this.pool, [...new Set(once.map((a) => a.data.auctionId))]);
@@ -30,8 +36,10 @@ export class Notifications {
       if (!lot) throw new PermanentError(`${a.type} ${a.eventId} names an unknown auction ${a.data.auctionId}`);
       return notificationOf(a, lot);
     });
+    const preferences = await this.preferences.of([...new Set(notes.map((n) => n.recipientId))]);
+    const inApp = notes.filter((n) => preferences.get(n.recipientId)!.wants(n.type, 'in_app'));
     return inTransaction(this.pool, async (tx) => {
-      const created = await insertNotifications(tx, notes);
+      const created = await insertNotifications(tx, inApp);
       // Retention, for the inboxes that just grew: past the cap or too old.
       await pruneInboxes(tx, [...new Set(created.map((n) => n.recipientId))], this.retention.cap, keptSince(this.retention));
       return created;

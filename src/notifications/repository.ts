@@ -5,7 +5,7 @@
  */
 import type { Pool, PoolClient } from '../platform/db/pool.js';
 import type { Lot, NewNotification } from './messages.js';
-import type { NotificationTypeName } from './types.js';
+import type { Channel, NotificationTypeName } from './types.js';
 
 export type Db = Pool | PoolClient;
 
@@ -146,4 +146,68 @@ export async function pruneInboxes(db: Db, buyerIds: string[], cap: number, sinc
     [buyerIds, cap, since],
   );
   return rowCount ?? 0;
+}
+
+/** A row of `notification_preferences`: only what the buyer set. */
+interface PreferencesRow {
+  buyer_id: string;
+  channels: Record<string, boolean>;
+  types: Record<string, Record<string, boolean>>;
+  email: string | null;
+  phone: string | null;
+  time_zone: string | null;
+  quiet_start: number | null;
+  quiet_end: number | null;
+}
+
+export interface PreferencesRecord {
+  buyerId: string;
+  channels: Partial<Record<Channel, boolean>>;
+  types: Partial<Record<NotificationTypeName, Partial<Record<Channel, boolean>>>>;
+  email: string | null;
+  phone: string | null;
+  timeZone: string | null;
+  /** Minutes after local midnight. */
+  quietStart: number | null;
+  quietEnd: number | null;
+}
+
+const PREFERENCE_COLUMNS = 'buyer_id, channels, types, email, phone, time_zone, quiet_start, quiet_end';
+
+const preferencesOfRow = (r: PreferencesRow): PreferencesRecord => ({
+  buyerId: r.buyer_id, channels: r.channels, types: r.types, email: r.email, phone: r.phone, timeZone: r.time_zone,
+  quietStart: r.quiet_start, quietEnd: r.quiet_end,
+});
+
+/** What each of these buyers set (a buyer who never set anything is absent). */
+export async function preferencesOf(db: Db, buyerIds: string[]): Promise<Map<string, PreferencesRecord>> {
+  if (buyerIds.length === 0) return new Map();
+  const { rows } = await db.query<PreferencesRow>(`SELECT ${PREFERENCE_COLUMNS} FROM notification_preferences WHERE buyer_id = ANY($1::text[])`, [buyerIds]);
+  return new Map(rows.map((r) => [r.buyer_id, preferencesOfRow(r)]));
+}
+
+/** Replaces what the buyer set. */
+export async function savePreferences(db: Db, p: PreferencesRecord): Promise<void> {
+  await db.query(
+    `INSERT INTO notification_preferences (${PREFERENCE_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+     ON CONFLICT (buyer_id) DO UPDATE SET channels = EXCLUDED.channels, types = EXCLUDED.types, email = EXCLUDED.email, phone = EXCLUDED.phone,
+       time_zone = EXCLUDED.time_zone, quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, updated_at = now()`,
+    [p.buyerId, JSON.stringify(p.channels), JSON.stringify(p.types), p.email, p.phone, p.timeZone, p.quietStart, p.quietEnd],
+  );
+}
+
+/** A row of `users`, as far as notifications address a buyer. */
+interface UserAddressRow {
+  id: string;
+  email: string | null;
+}
+
+/** The e-mail address each buyer's account was created with (buyers without one, or deleted, are absent). */
+export async function accountEmailsOf(db: Db, buyerIds: string[]): Promise<Map<string, string>> {
+  if (buyerIds.length === 0) return new Map();
+  const { rows } = await db.query<UserAddressRow>(
+    `SELECT id, email FROM users WHERE id = ANY($1::text[]) AND email IS NOT NULL AND deleted_at IS NULL`,
+    [buyerIds],
+  );
+  return new Map(rows.map((r) => [r.id, r.email!]));
 }

@@ -1,19 +1,46 @@
-/** The notifications API (buyers, with their bearer token): the inbox. */
+/** The notifications API (buyers, with their bearer token): the inbox and their preferences. */
 import { AppError } from '../platform/errors.js';
 import type { HttpServer } from '../platform/http/server.js';
 import { pageLimit, type RouteKit } from '../platform/http/route-kit.js';
 import { compileSchema, validate } from '../platform/http/validate.js';
 import { seqOf, type Inbox } from './inbox.js';
+import type { Preferences, PreferencesDocument } from './preferences.js';
+import { CHANNELS, NOTIFICATION_TYPE_NAMES } from './types.js';
 
 export interface NotificationRouteDeps {
   inbox: Inbox;
+  preferences: Preferences;
 }
+
+const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
+const CLOCK = { type: 'string', pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' };
+const switches = { type: 'object', properties: Object.fromEntries(CHANNELS.map((c) => [c, { type: 'boolean' }])), additionalProperties: false };
+
+const PREFERENCES_SCHEMA = {
+  type: 'object',
+  properties: {
+    channels: switches,
+    types: { type: 'object', properties: Object.fromEntries(NOTIFICATION_TYPE_NAMES.map((t) => [t, switches])), additionalProperties: false },
+    email: nullable({ type: 'string', minLength: 3, maxLength: 320, pattern: '^[^@\\s]+@[^@\\s]+$' }),
+    phone: nullable({ type: 'string', pattern: '^\\+[1-9][0-9]{1,14}$', description: 'E.164' }),
+    timeZone: nullable({ type: 'string', minLength: 1, maxLength: 64 }),
+    quietHours: nullable({ type: 'object', properties: { start: CLOCK, end: CLOCK }, required: ['start', 'end'], additionalProperties: false }),
+  },
+  additionalProperties: false,
+};
 
 export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: NotificationRouteDeps): void {
   // The actions take no body; one that is sent must be an empty object.
   const noFields = compileSchema<Record<string, never>>({ type: 'object', properties: {}, additionalProperties: false });
   const nothing = (raw: unknown) => raw === undefined || validate(noFields, raw);
 
+  const preferencesBody = compileSchema<PreferencesDocument>(PREFERENCES_SCHEMA);
+
+  http.route('get', '/v1/notification-preferences', async (ctx) => ({ status: 200, body: await d.preferences.get(k.buyerOf(ctx)) }));
+  http.route('put', '/v1/notification-preferences', async (ctx, raw) => {
+    const buyerId = k.buyerOf(ctx);
+    return { status: 200, body: await d.preferences.replace(buyerId, validate(preferencesBody, raw)) };
+  });
   http.route('get', '/v1/notifications', async (ctx) => {
     const buyerId = k.buyerOf(ctx);
     const q = new URLSearchParams(ctx.query);

@@ -1,7 +1,7 @@
 /**
  * Invariant 6 for the notification routes: bad input never crashes, never
- * yields a 5xx, never changes an inbox, and always gets a precise
- * problem+json error.
+ * yields a 5xx, never changes an inbox or preferences, and always gets a
+ * precise problem+json error.
  */
 import t from 'tap';
 import type { Test } from 'tap';
@@ -26,14 +26,16 @@ const { badAuthorizations } = badCredentials(sys.cfg.STAMPEDE_JWT_SECRET, buyer!
 async function snapshot(): Promise<unknown> {
   const { rows: inbox } = await sys.pool.query('SELECT seq, recipient_id, read_at FROM notifications WHERE recipient_id = ANY($1) ORDER BY seq', [[buyer, other]]);
   const { rows: opened } = await sys.pool.query('SELECT buyer_id, opened_at FROM notification_inboxes WHERE buyer_id = ANY($1) ORDER BY buyer_id', [[buyer, other]]);
-  return { inbox, opened };
+  const { rows: preferences } = await sys.pool.query('SELECT * FROM notification_preferences WHERE buyer_id = ANY($1) ORDER BY buyer_id', [[buyer, other]]);
+  return { inbox, opened, preferences };
 }
 
 async function unchanged(t: Test, bad: () => Promise<void>): Promise<void> {
   const before = await snapshot();
   await bad();
-  t.same(await snapshot(), before, 'nothing changed: read marks, last opened');
+  t.same(await snapshot(), before, 'nothing changed: read marks, last opened, preferences');
   t.equal((await call(`${sys.url}/healthz`)).status, 200, 'still up');
+  t.equal((await send('GET', '/v1/notification-preferences')).status, 200, 'preferences still answer');
 }
 
 const send = (method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<HttpAnswer> =>
@@ -57,7 +59,8 @@ t.test('GET /v1/notifications: limit and before', async (t) => {
 
 t.test('every route: authentication', async (t) => {
   await unchanged(t, async () => {
-    for (const [method, path] of [['GET', '/v1/notifications'], ...ACTIONS.map((p) => ['POST', p])] as const) {
+    const routes = [['GET', '/v1/notifications'], ['GET', '/v1/notification-preferences'], ['PUT', '/v1/notification-preferences'], ...ACTIONS.map((p) => ['POST', p])] as const;
+    for (const [method, path] of routes) {
       for (const [what, authorization] of badAuthorizations) {
         const headers: Record<string, string> = {};
         if (authorization !== undefined) headers.authorization = authorization;
@@ -89,4 +92,48 @@ t.test('POST /v1/notifications/{id}/read: malformed, unknown and foreign ids', a
       problem(t, await send('POST', `/v1/notifications/${id}/read`), 404, 'NOT_FOUND', `id ${JSON.stringify(id)}`);
     }
   });
+});
+
+t.test('PUT /v1/notification-preferences: documents', async (t) => {
+  // A document of the buyer's own first, so a refused one must leave it as it is.
+  t.equal((await send('PUT', '/v1/notification-preferences', JSON.stringify({ channels: { sms: false }, timeZone: 'Europe/Paris' }))).status, 200);
+  const put = (doc: unknown) => send('PUT', '/v1/notification-preferences', typeof doc === 'string' ? doc : JSON.stringify(doc));
+  await unchanged(t, async () => {
+    for (const raw of ['{', '{"channels":{},}', 'NaN']) problem(t, await put(raw), 400, 'MALFORMED_JSON', `body ${JSON.stringify(raw)}`);
+    for (const raw of ['[]', '"x"', 'null', '1']) problem(t, await put(raw), 400, 'VALIDATION_FAILED', `non-object ${raw}`, '/');
+    problem(t, await send('PUT', '/v1/notification-preferences'), 400, 'VALIDATION_FAILED', 'no body', '/');
+    const cases: [string, unknown, string][] = [
+      ['an unknown field', { channel: {} }, '/channel'],
+      ['an unknown channel', { channels: { pigeon: true } }, '/channels/pigeon'],
+      ['a channel switch as a string', { channels: { email: 'false' } }, '/channels/email'],
+      ['a channel switch as null', { channels: { email: null } }, '/channels/email'],
+      ['channels as a list', { channels: ['email'] }, '/channels'],
+      ['an unknown type', { types: { 'auction.teleported': { email: false } } }, '/types/auction.teleported'],
+      ['an unknown channel of a type', { types: { 'auction.outbid': { fax: false } } }, '/types/auction.outbid/fax'],
+      ['a type switch as a number', { types: { 'auction.outbid': { email: 0 } } }, '/types/auction.outbid/email'],
+      ['a type as a boolean', { types: { 'auction.outbid': false } }, '/types/auction.outbid'],
+      ['a critical in_app off', { types: { 'purchase.failed': { in_app: false } } }, '/types/purchase.failed/in_app'],
+      ['an e-mail without @', { email: 'nope' }, '/email'],
+      ['an e-mail with a space', { email: 'a b@example.test' }, '/email'],
+      ['an e-mail too long', { email: `${'a'.repeat(320)}@example.test` }, '/email'],
+      ['a national phone number', { phone: '0612345678' }, '/phone'],
+      ['a phone starting +0', { phone: '+0612345678' }, '/phone'],
+      ['a phone of 16 digits', { phone: '+1234567890123456' }, '/phone'],
+      ['a phone with spaces', { phone: '+33 6 12 34 56 78' }, '/phone'],
+      ['a phone as a number', { phone: 33612345678 }, '/phone'],
+      ['an unknown time zone', { timeZone: 'Mars/Olympus_Mons' }, '/timeZone'],
+      ['an empty time zone', { timeZone: '' }, '/timeZone'],
+      ['quiet hours without a time zone', { quietHours: { start: '22:00', end: '07:00' } }, '/timeZone'],
+      ['quiet hours at 24:00', { timeZone: 'UTC', quietHours: { start: '24:00', end: '07:00' } }, '/quietHours/start'],
+      ['quiet hours as 7:00', { timeZone: 'UTC', quietHours: { start: '22:00', end: '7:00' } }, '/quietHours/end'],
+      ['quiet hours without an end', { timeZone: 'UTC', quietHours: { start: '22:00' } }, '/quietHours/end'],
+      ['quiet hours with seconds', { timeZone: 'UTC', quietHours: { start: '22:00:00', end: '07:00' } }, '/quietHours/start'],
+      ['quiet hours of no length', { timeZone: 'UTC', quietHours: { start: '07:00', end: '07:00' } }, '/quietHours/end'],
+      ['quiet hours with a field', { timeZone: 'UTC', quietHours: { start: '22:00', end: '07:00', days: [] } }, '/quietHours/days'],
+      ['a U+0000 in the e-mail', { email: 'a\u0000@example.test' }, '/email'],
+    ];
+    for (const [what, doc, path] of cases) problem(t, await put(doc), 400, 'VALIDATION_FAILED', what, path);
+    problem(t, await send('PUT', '/v1/notification-preferences', '{}', { 'content-type': 'text/plain' }), 415, 'UNSUPPORTED_MEDIA_TYPE', 'as text/plain');
+  });
+  t.match((await send('GET', '/v1/notification-preferences')).body, { channels: { sms: false }, timeZone: 'Europe/Paris' }, 'the stored document is intact');
 });
