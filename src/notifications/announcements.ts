@@ -44,9 +44,12 @@ export function parseAnnouncement(envelope: JsonObject): Announcement {
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_EVENT_ID) throw new PoisonMessageError(`message is not an announcement: id must be a string of 1 to ${MAX_EVENT_ID} characters`);
   const time = typeof envelope.time === 'string' ? Date.parse(envelope.time) : NaN;
   if (!Number.isFinite(time)) throw new PoisonMessageError('message is not an announcement: time must be a date-time');
-  if (!known.check(envelope.data)) {
-    const [first] = fieldErrors(known.check.errors);
-    throw new PoisonMessageError(`message is not ${type}: data${first?.path === '/' ? '' : first?.path} ${first?.message}`);
-  }
-  return { eventId: id, type: known.name, time, data: envelope.data } as Announcement;
+  return { eventId: id, type: known.name, time, data: checkedData(known.check, envelope.data, type) } as Announcement;
+}
+
+/** An event's data if its schema holds; else poison naming the first field at fault. */
+export function checkedData<T>(check: Validator<T>, data: unknown, what: string): T {
+  if (check(data)) return data;
+  const [first] = fieldErrors(check.errors);
+  throw new PoisonMessageError(`message is not ${what}: data${first?.path === '/' ? '' : first?.path} ${first?.message}`);
 }

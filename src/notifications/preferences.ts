@@ -14,7 +14,7 @@
  */
 import { AppError } from '../platform/errors.js';
 import type { Pool } from '../platform/db/pool.js';
-import { accountEmailsOf, preferencesOf, savePreferences, type PreferencesRecord } from './repository.js';
+import { accountEmailsOf, preferencesOf, savePreferences, switchEmailOff, type PreferencesRecord } from './repository.js';
 import { CHANNELS, NOTIFICATION_TYPE_NAMES, NOTIFICATION_TYPES, type Channel, type NotificationTypeName } from './types.js';
 
 export type ChannelSwitches = Record<Channel, boolean>;
@@ -125,6 +125,12 @@ export class Preferences {
 
   async get(buyerId: string): Promise<PreferencesView> {
     return (await this.of([buyerId])).get(buyerId)!.view();
+  }
+
+  /** One-click unsubscribe: that type's e-mail off, the rest of the document as it was. */
+  async switchEmailOff(buyerId: string, type: NotificationTypeName): Promise<{ type: NotificationTypeName; email: false }> {
+    await switchEmailOff(this.pool, buyerId, type);
+    return { type, email: false };
   }
 
   async replace(buyerId: string, doc: PreferencesDocument): Promise<PreferencesView> {

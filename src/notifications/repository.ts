@@ -22,14 +22,8 @@ interface NotificationRow {
   read_at: Date | null;
 }
 
-export interface NotificationRecord {
+export interface NotificationRecord extends NewNotification {
   seq: number;
-  eventId: string;
-  recipientId: string;
-  type: NotificationTypeName;
-  title: string;
-  body: string;
-  data: Record<string, unknown>;
   createdAt: Date;
   readAt: Date | null;
 }
@@ -210,4 +204,95 @@ export async function accountEmailsOf(db: Db, buyerIds: string[]): Promise<Map<s
     [buyerIds],
   );
   return new Map(rows.map((r) => [r.id, r.email!]));
+}
+
+/** A row of `notification_emails` (the e-mail channel). */
+interface EmailRow {
+  event_id: string;
+  recipient_id: string;
+  type: NotificationTypeName;
+  address: string;
+  subject: string;
+  body: string;
+  message_id: string;
+  sent_at: Date | null;
+}
+
+export interface EmailRecord {
+  eventId: string;
+  recipientId: string;
+  type: NotificationTypeName;
+  address: string;
+  subject: string;
+  body: string;
+  messageId: string;
+  sentAt: Date | null;
+}
+
+export type NewEmail = Omit<EmailRecord, 'sentAt'>;
+
+/** The key of an e-mail: one per (event, recipient). */
+export interface EmailKey {
+  eventId: string;
+  recipientId: string;
+}
+
+const EMAIL_COLUMNS = 'event_id, recipient_id, type, address, subject, body, message_id, sent_at';
+
+const emailOf = (r: EmailRow): EmailRecord => ({
+  eventId: r.event_id, recipientId: r.recipient_id, type: r.type, address: r.address, subject: r.subject, body: r.body,
+  messageId: r.message_id, sentAt: r.sent_at,
+});
+
+/** Records e-mails to send in one statement; one already recorded for its (event, recipient) is kept as it is. */
+export async function insertEmails(db: Db, emails: NewEmail[]): Promise<void> {
+  if (emails.length === 0) return;
+  await db.query(
+    `INSERT INTO notification_emails (event_id, recipient_id, type, address, subject, body, message_id)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+     ON CONFLICT (event_id, recipient_id) DO NOTHING`,
+    [
+      emails.map((e) => e.eventId), emails.map((e) => e.recipientId), emails.map((e) => e.type), emails.map((e) => e.address),
+      emails.map((e) => e.subject), emails.map((e) => e.body), emails.map((e) => e.messageId),
+    ],
+  );
+}
+
+/** Of these e-mails, the ones recorded and not sent yet. */
+export async function unsentEmailsOf(db: Db, keys: EmailKey[]): Promise<EmailKey[]> {
+  if (keys.length === 0) return [];
+  const { rows } = await db.query<Pick<EmailRow, 'event_id' | 'recipient_id'>>(
+    `SELECT e.event_id, e.recipient_id FROM notification_emails e
+       JOIN unnest($1::text[], $2::text[]) AS k(event_id, recipient_id) USING (event_id, recipient_id)
+      WHERE e.sent_at IS NULL`,
+    [keys.map((k) => k.eventId), keys.map((k) => k.recipientId)],
+  );
+  return rows.map((r) => ({ eventId: r.event_id, recipientId: r.recipient_id }));
+}
+
+/**
+ * Locks an unsent e-mail for the caller's transaction; undefined when it was
+ * sent already, or another transaction holds it (that one sends it).
+ */
+export async function lockUnsentEmail(db: PoolClient, key: EmailKey): Promise<EmailRecord | undefined> {
+  const { rows } = await db.query<EmailRow>(
+    `SELECT ${EMAIL_COLUMNS} FROM notification_emails WHERE event_id = $1 AND recipient_id = $2 AND sent_at IS NULL FOR UPDATE SKIP LOCKED`,
+    [key.eventId, key.recipientId],
+  );
+  return rows[0] && emailOf(rows[0]);
+}
+
+export async function recordEmailSent(db: PoolClient, key: EmailKey): Promise<void> {
+  await db.query('UPDATE notification_emails SET sent_at = now() WHERE event_id = $1 AND recipient_id = $2', [key.eventId, key.recipientId]);
+}
+
+/** Switches one type's e-mail off for the buyer, keeping the rest of what they set. */
+export async function switchEmailOff(db: Db, buyerId: string, type: NotificationTypeName): Promise<void> {
+  await db.query(
+    `INSERT INTO notification_preferences (buyer_id, types) VALUES ($1, jsonb_build_object($2::text, '{"email": false}'::jsonb))
+     ON CONFLICT (buyer_id) DO UPDATE
+       SET types = jsonb_set(notification_preferences.types, ARRAY[$2::text], coalesce(notification_preferences.types -> $2::text, '{}') || '{"email": false}'),
+           updated_at = now()`,
+    [buyerId, type],
+  );
 }

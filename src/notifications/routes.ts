@@ -6,10 +6,12 @@ import { compileSchema, validate } from '../platform/http/validate.js';
 import { seqOf, type Inbox } from './inbox.js';
 import type { Preferences, PreferencesDocument } from './preferences.js';
 import { CHANNELS, NOTIFICATION_TYPE_NAMES } from './types.js';
+import type { UnsubscribeLinks } from './unsubscribe.js';
 
 export interface NotificationRouteDeps {
   inbox: Inbox;
   preferences: Preferences;
+  unsubscribeLinks: UnsubscribeLinks;
 }
 
 const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
@@ -41,6 +43,13 @@ export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: Not
     const buyerId = k.buyerOf(ctx);
     return { status: 200, body: await d.preferences.replace(buyerId, validate(preferencesBody, raw)) };
   });
+  // RFC 8058: the mail client POSTs `List-Unsubscribe=One-Click` (a form body, not read) to the link; the signed token is the authority.
+  http.route('post', '/v1/notifications/unsubscribe', async (ctx) => {
+    const token = new URLSearchParams(ctx.query).get('token') ?? '';
+    const link = d.unsubscribeLinks.verify(token);
+    if (!link) throw AppError.invalid('query:token', 'is invalid', 'token is not an unsubscribe link Stampede signed');
+    return { status: 200, body: await d.preferences.switchEmailOff(link.buyerId, link.type) };
+  }, { body: false });
   http.route('get', '/v1/notifications', async (ctx) => {
     const buyerId = k.buyerOf(ctx);
     const q = new URLSearchParams(ctx.query);

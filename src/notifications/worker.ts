@@ -1,12 +1,16 @@
 /**
  * The notifications worker: consumes the notifications queue (see
  * BatchConsumer: manual acks, prefetch, batches, retry tiers, dead letters)
- * and tells what arrived together in one statement per batch; the messages
- * are acked only after it committed. Announcements that fail their
+ * and tells what arrived together in one transaction per batch (inbox rows
+ * and the e-mails to send), then asks the e-mail queue for the e-mails not
+ * sent yet; the messages are acked only after the broker confirmed those. Announcements that fail their
  * catalogue schema are poison (dead-lettered at once, with their reason).
  */
 import type { Pool } from '../platform/db/pool.js';
 import { BatchConsumer, type JsonObject, type WorkerSettings } from '../platform/messaging/consumer.js';
+import type { ConfirmChannel } from '../platform/messaging/amqp.js';
+import { publisherOf } from '../platform/messaging/publisher.js';
+import { emailRequestOf } from './email-worker.js';
 import { parseAnnouncement, type Announcement } from './announcements.js';
 import { Notifications } from './notifications.js';
 import type { Retention } from './inbox.js';
@@ -19,7 +23,7 @@ export interface NotificationsWorkerOptions extends WorkerSettings {
 export class NotificationsWorker extends BatchConsumer<Announcement> {
   private readonly notifications: Notifications;
 
-  constructor(deps: NotificationsWorkerOptions) {
+  constructor(private readonly deps: NotificationsWorkerOptions) {
     super({ ...deps, name: 'notifications worker', what: 'an announcement', concern: deps.topology.notifications });
     this.notifications = new Notifications(deps.pool, deps.retention);
   }
@@ -28,7 +32,9 @@ export class NotificationsWorker extends BatchConsumer<Announcement> {
     return parseAnnouncement(envelope);
   }
 
-  protected async settle(announcements: Announcement[]): Promise<void> {
-    await this.notifications.tell(announcements);
+  protected async settle(announcements: Announcement[], pub: ConfirmChannel): Promise<void> {
+    const { emailsToSend } = await this.notifications.tell(announcements);
+    // Committed; the announcements are acked only once the e-mail queue has the requests.
+    await publisherOf(pub).publishEvents(this.deps.topology.exchange, emailsToSend.map((key) => emailRequestOf(key)));
   }
 }

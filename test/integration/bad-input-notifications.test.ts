@@ -10,6 +10,7 @@ import { rawRequest } from '../helpers/bad-raw-http.js';
 import { badCredentials, problem } from '../helpers/problem.js';
 import { createAuction } from '../helpers/auctions.js';
 import { insertNotifications } from '../../src/notifications/repository.js';
+import { UnsubscribeLinks, unsubscribeLinksOf } from '../../src/notifications/unsubscribe.js';
 
 const sys = await boot(t, { worker: false });
 const MAX_BODY = sys.cfg.STAMPEDE_MAX_BODY_BYTES;
@@ -136,4 +137,25 @@ t.test('PUT /v1/notification-preferences: documents', async (t) => {
     problem(t, await send('PUT', '/v1/notification-preferences', '{}', { 'content-type': 'text/plain' }), 415, 'UNSUPPORTED_MEDIA_TYPE', 'as text/plain');
   });
   t.match((await send('GET', '/v1/notification-preferences')).body, { channels: { sms: false }, timeZone: 'Europe/Paris' }, 'the stored document is intact');
+});
+
+t.test('POST /v1/notifications/unsubscribe: tokens', async (t) => {
+  const links = unsubscribeLinksOf(sys.cfg);
+  const good = links.token(buyer!, 'auction.outbid');
+  const [payload, signature] = good.split('.') as [string, string];
+  const signedFor = (text: string) => `${Buffer.from(text).toString('base64url')}.${signature}`;
+  const otherKey = new UnsubscribeLinks('another-secret-that-is-long-enough-0123456789', sys.cfg.STAMPEDE_PUBLIC_URL);
+  await unchanged(t, async () => {
+    const tokens: [string, string | undefined][] = [
+      ['no token', undefined], ['an empty token', ''], ['garbage', 'garbage'], ['a payload only', payload], ['a signature only', `.${signature}`],
+      ['a signature of another buyer', signedFor(`${other}:auction.outbid`)], ['another type under the signature', signedFor(`${buyer}:auction.won`)],
+      ['signed with another secret', otherKey.token(buyer!, 'auction.outbid')], ['a truncated signature', good.slice(0, -1)],
+      ['a bearer token', token], ['a token of 5000 characters', 'a'.repeat(5000)],
+    ];
+    for (const [what, value] of tokens) {
+      const query = value === undefined ? '' : `?token=${encodeURIComponent(value)}`;
+      problem(t, await call(`${sys.url}/v1/notifications/unsubscribe${query}`, { method: 'POST', body: 'List-Unsubscribe=One-Click', headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+        400, 'VALIDATION_FAILED', what, 'query:token');
+    }
+  });
 });
