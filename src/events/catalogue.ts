@@ -13,7 +13,7 @@
  */
 
 /** The queues of the topology, each consumed by one worker. */
-export type Concern = 'orders' | 'auctions' | 'notifications';
+export type Concern = 'orders' | 'auctions' | 'notifications' | 'email';
 
 /** A JSON Schema (draft 2020-12 subset, as ajv reads it). */
 export type JsonSchema = Record<string, unknown>;
@@ -107,6 +107,10 @@ export const EVENTS = {
     object({ auctionId: AUCTION, buyerId: USER, bidId: BID, currency: CURRENCY, price: POSITIVE, rank: POSITIVE, reason: { const: 'cannot_pay' } })),
   auctionReleased: define('auction.released', 'src/auctions (settlement)', ['notifications'],
     'To each bidder of a cancelled auction: their bids are released.', object({ auctionId: AUCTION, buyerId: USER, cancelledAt: MS })),
+
+  notificationEmail: define('notification.email', 'src/notifications (worker)', ['email'],
+    'An e-mail a notification asks for: the notifications worker recorded it (notification_emails); the e-mail worker sends it once.',
+    object({ eventId: { type: 'string', minLength: 1, maxLength: 200 }, recipientId: USER })),
 } as const satisfies Record<string, EventType>;
 
 export type EventKey = keyof typeof EVENTS;

@@ -32,6 +32,18 @@ const tcpPort = makeValidator<number>((input) => {
   return n;
 });
 
+/** The queues a worker role may consume, one worker each. */
+export const WORKER_QUEUES = ['orders', 'auctions', 'notifications', 'email'] as const;
+export type WorkerQueue = (typeof WORKER_QUEUES)[number];
+
+const workerQueues = makeValidator<WorkerQueue[]>((input) => {
+  const names = input.split(',').map((s) => s.trim());
+  if (names.length === 0 || names.some((n) => !(WORKER_QUEUES as readonly string[]).includes(n)) || new Set(names).size !== names.length) {
+    throw new Error(`must be a comma-separated list of ${WORKER_QUEUES.join(', ')}, each at most once`);
+  }
+  return names as WorkerQueue[];
+});
+
 const DEV_JWT_SECRET = 'stampede-dev-secret-change-me-in-production-0123456789';
 
 export const configSchema = {
@@ -63,7 +75,14 @@ export const configSchema = {
   STAMPEDE_WORKER_PREFETCH: intIn(1, 65_535)({ default: 200, desc: 'Unacknowledged messages a worker holds (prefetch window, at most 65,535 as AMQP counts it; a message may carry up to STAMPEDE_RELAY_EVENTS_PER_MESSAGE events).' }),
   STAMPEDE_WORKER_BATCH: intIn(1, 10_000)({ default: 500, desc: 'Most events settled in one Postgres transaction (a message carrying more is settled alone).' }),
   STAMPEDE_WORKER_CONCURRENCY: intIn(1, 64)({ default: 4, desc: 'Batches a worker settles side by side, each in its own transaction (and Postgres connection: keep it at most STAMPEDE_DB_POOL_SIZE).' }),
+  STAMPEDE_WORKER_QUEUES: workerQueues({ default: [...WORKER_QUEUES], desc: 'The queues a worker role consumes; run several worker roles to keep notifications off the settlement processes.' }),
   STAMPEDE_RETRY_DELAYS_MS: str({ default: '1000,5000,30000', desc: 'Delay tiers before a failed message is retried; after the last it is dead-lettered.' }),
+  STAMPEDE_NOTIFICATION_INBOX_CAP: intIn(1, 100_000)({ default: 1_000, desc: "Most notifications a buyer's inbox keeps (the oldest beyond it are deleted)." }),
+  STAMPEDE_NOTIFICATION_RETENTION_DAYS: intIn(1, 3_650)({ default: 90, desc: 'Days a notification is kept in the inbox.' }),
+  STAMPEDE_SMTP_URL: url({ default: 'smtp://127.0.0.1:1025', desc: 'SMTP server the e-mail worker sends notifications through (smtp:// or smtps://, credentials in the URL).' }),
+  STAMPEDE_MAIL_FROM: str({ default: 'Stampede <notifications@stampede.local>', desc: 'From address of notification e-mails.' }),
+  STAMPEDE_PUBLIC_URL: url({ default: 'http://127.0.0.1:8080', desc: "The api's address as buyers reach it: e-mails link to it (one-click unsubscribe)." }),
+  STAMPEDE_SMTP_TIMEOUT_MS: intIn(100, 120_000)({ default: 10_000, desc: 'Longest an SMTP connection, greeting or reply may take before the send is retried.' }),
   STAMPEDE_SHUTDOWN_GRACE_MS: positiveInt({ default: 10_000, desc: 'How long a role may take to finish in-flight work on SIGTERM.' }),
   STAMPEDE_REQUIRE_NATIVE_UWS: bool({ default: true, desc: 'Refuse to start when uWebSockets.js fell back to its slow JS server.' }),
 };

@@ -25,6 +25,10 @@ import { registerOpsRoutes } from '../ops/routes.js';
 import { registerBuyerRoutes } from '../buyers/routes.js';
 import { registerSaleRoutes } from '../sales/routes.js';
 import { registerAuctionRoutes } from '../auctions/routes.js';
+import { registerNotificationRoutes } from '../notifications/routes.js';
+import { Inbox, retentionOf } from '../notifications/inbox.js';
+import { Preferences } from '../notifications/preferences.js';
+import { unsubscribeLinksOf } from '../notifications/unsubscribe.js';
 import { LiveHub } from '../live/hub.js';
 import { assertNativeUws, uWS } from '../platform/http/uws.js';
 import { AmqpLink } from '../platform/messaging/link.js';
@@ -113,6 +117,9 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   registerBuyerRoutes(http, kit, { pool, redis, apiKeys, bids, deletedUsers });
   registerSaleRoutes(http, kit, { sales, purchases, maxQuantity: cfg.STAMPEDE_MAX_QUANTITY });
   registerAuctionRoutes(http, kit, auctions, bids);
+  registerNotificationRoutes(http, kit, {
+    inbox: new Inbox(pool, retentionOf(cfg)), preferences: new Preferences(pool), unsubscribeLinks: unsubscribeLinksOf(cfg),
+  });
   registerOpsRoutes(http, kit, createOpsView(redis, link, cfg.topology));
   http.fallback();
   const live = new LiveHub({

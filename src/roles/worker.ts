@@ -5,17 +5,27 @@ import { migrate } from '../platform/db/migrate.js';
 import { createRedis } from '../platform/redis/client.js';
 import { OrdersWorker } from '../sales/orders-worker.js';
 import { AuctionsWorker } from '../auctions/auctions-worker.js';
+import { NotificationsWorker } from '../notifications/worker.js';
+import { retentionOf } from '../notifications/inbox.js';
+import { EmailWorker } from '../notifications/email-worker.js';
+import { Emails } from '../notifications/emails.js';
+import { SmtpChannel } from '../notifications/channels/email.js';
+import { unsubscribeLinksOf } from '../notifications/unsubscribe.js';
 import type { Role } from './role.js';
 
 /**
- * The `worker` role: the orders worker and the auctions worker side by side,
- * sharing one Postgres pool, each on its own broker connection and queue
- * (both configured by the STAMPEDE_WORKER_* settings).
+ * The `worker` role: the orders, auctions, notifications and e-mail workers
+ * side by side (those STAMPEDE_WORKER_QUEUES names), each on its own broker
+ * connection and queue (all configured by the STAMPEDE_WORKER_* settings).
+ * The settlement workers share one Postgres pool; the notifications and
+ * e-mail workers have their own, so telling buyers never waits for a
+ * settlement's connection (nor settlement for an SMTP server).
  */
 export async function startWorker(
   cfg: Config = loadConfig(),
   log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'worker'),
-): Promise<Role & { worker: OrdersWorker; auctions: AuctionsWorker }> {
+): Promise<Role & { worker?: OrdersWorker; auctions?: AuctionsWorker; notifications?: NotificationsWorker; email?: EmailWorker }> {
+  const queues = new Set(cfg.STAMPEDE_WORKER_QUEUES);
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_DB_POOL_SIZE);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-worker' });
@@ -23,16 +33,24 @@ export async function startWorker(
     pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, prefetch: cfg.STAMPEDE_WORKER_PREFETCH, batch: cfg.STAMPEDE_WORKER_BATCH,
     concurrency: cfg.STAMPEDE_WORKER_CONCURRENCY, topology: cfg.topology,
   };
-  const worker = new OrdersWorker({ ...common, redis });
-  const auctions = new AuctionsWorker(common);
-  worker.start();
-  auctions.start();
+  const worker = queues.has('orders') ? new OrdersWorker({ ...common, redis }) : undefined;
+  const auctions = queues.has('auctions') ? new AuctionsWorker(common) : undefined;
+  const notificationsPool = queues.has('notifications') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
+  const notifications = notificationsPool ? new NotificationsWorker({ ...common, pool: notificationsPool, retention: retentionOf(cfg) }) : undefined;
+  const emailPool = queues.has('email') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
+  const smtp = emailPool ? new SmtpChannel({ url: cfg.STAMPEDE_SMTP_URL, from: cfg.STAMPEDE_MAIL_FROM, timeoutMs: cfg.STAMPEDE_SMTP_TIMEOUT_MS }) : undefined;
+  const email = emailPool && smtp ? new EmailWorker({ ...common, emails: new Emails(emailPool, smtp, unsubscribeLinksOf(cfg)) }) : undefined;
+  const running = [worker, auctions, notifications, email].filter((w) => w !== undefined);
+  for (const w of running) w.start();
   return {
     worker,
     auctions,
+    notifications,
+    email,
     async stop() {
-      await Promise.all([worker.stop(), auctions.stop()]);
-      await Promise.allSettled([pool.end(), redis.quit()]);
+      await Promise.all(running.map((w) => w.stop()));
+      smtp?.close();
+      await Promise.allSettled([pool.end(), notificationsPool?.end(), emailPool?.end(), redis.quit()]);
       log.info('worker stopped');
     },
   };

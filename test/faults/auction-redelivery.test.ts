@@ -13,7 +13,7 @@ import type { GetMessage } from 'amqplib';
 import { boot, type System } from '../helpers/system.js';
 import { faultEnv, openAmqp, startWorkers as startAll, type Amqp } from '../helpers/fault-kit.js';
 import {
-  announcementOf, auctionLedger, auctionRow, balanceOf, bid, closeWhenDue, collectAnnouncements, createAuction, logged, offersOf, waitLogged,
+  ANNOUNCEMENTS_UNCONSUMED, announcementOf, auctionLedger, auctionRow, balanceOf, bid, closeWhenDue, collectAnnouncements, createAuction, logged, offersOf, waitLogged,
   waitSettled, type Announcement,
 } from '../helpers/auctions.js';
 import { deadLetterQueue, retryQueue } from '../../src/platform/messaging/topology.js';
@@ -52,7 +52,7 @@ const republish = (amqp: Amqp, exchange: string, m: Pick<GetMessage, 'content' |
   amqp.publish(exchange, m.fields.routingKey, m.content, { ...m.properties, headers: { ...m.properties.headers } });
 
 t.test('a close delivered many times (in a row, to two workers, after settlement) debits the winner once', async (t) => {
-  const sys = await boot(t, { api: false, relay: true, env: faultEnv() });
+  const sys = await boot(t, { api: false, relay: true, env: faultEnv(ANNOUNCEMENTS_UNCONSUMED) });
   const amqp = await openAmqp(t, sys.cfg);
   const { exchange, auctions, notifications } = sys.cfg.topology;
   const a = await createAuction(sys.pool, sys.redis, { promoter: true, endsAt: Date.now() + 500, softCloseMs: 0, reservePrice: 1500 });
@@ -109,7 +109,7 @@ t.test('a close delivered many times (in a row, to two workers, after settlement
 });
 
 t.test('a close that overtakes its bids settles from its own offers; late bids are logged and their bidders told', async (t) => {
-  const sys = await boot(t, { api: false, relay: true, env: faultEnv() });
+  const sys = await boot(t, { api: false, relay: true, env: faultEnv(ANNOUNCEMENTS_UNCONSUMED) });
   const amqp = await openAmqp(t, sys.cfg);
   const { exchange, auctions, notifications } = sys.cfg.topology;
   const a = await createAuction(sys.pool, sys.redis, { endsAt: Date.now() + 500, softCloseMs: 0, reservePrice: 1500 });
@@ -141,7 +141,7 @@ t.test('a close that overtakes its bids settles from its own offers; late bids a
 });
 
 t.test('poison auction messages are dead-lettered with a reason; good ones settle; nothing changes', async (t) => {
-  const sys = await boot(t, { api: false, relay: true, worker: true, env: faultEnv() });
+  const sys = await boot(t, { api: false, relay: true, worker: true, env: faultEnv(ANNOUNCEMENTS_UNCONSUMED) });
   const amqp = await openAmqp(t, sys.cfg);
   const { exchange, auctions } = sys.cfg.topology;
   const dlq = deadLetterQueue(auctions);

@@ -117,6 +117,12 @@ export async function waitSettled(pool: Pool, auctionId: string, timeoutMs = 30_
   }, timeoutMs);
 }
 
+/**
+ * Workers that leave the notifications queue alone: tests that read the
+ * announcements off it themselves run no notifications worker beside them.
+ */
+export const ANNOUNCEMENTS_UNCONSUMED: NodeJS.ProcessEnv = { STAMPEDE_WORKER_QUEUES: 'orders,auctions' };
+
 export interface Announcement {
   id: string;
   source: string;

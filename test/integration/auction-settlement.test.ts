@@ -12,11 +12,11 @@ import t from 'tap';
 import { boot } from '../helpers/system.js';
 import { openAmqp } from '../helpers/fault-kit.js';
 import {
-  auctionLedger, auctionRow, balanceOf, bid, closeWhenDue, collectAnnouncements, createAuction, logged, offersOf, waitLogged, waitSettled,
+  ANNOUNCEMENTS_UNCONSUMED, auctionLedger, auctionRow, balanceOf, bid, closeWhenDue, collectAnnouncements, createAuction, logged, offersOf, waitLogged, waitSettled,
 } from '../helpers/auctions.js';
 import { closeAuction, promoteBid } from '../../src/auctions/scripts.js';
 
-const sys = await boot(t, { api: false, relay: true, worker: true });
+const sys = await boot(t, { api: false, relay: true, worker: true, env: ANNOUNCEMENTS_UNCONSUMED });
 const amqp = await openAmqp(t, sys.cfg);
 const notifications = sys.cfg.topology.notifications.queue;
 const FUNDS = 100_000;

@@ -56,9 +56,12 @@ t.test('identifiers compare byte by byte ("C"); the collation migration goes dow
     )).rows.map((r) => r.c);
   t.same(await collations(), ['orders.purchase_id=C', 'users.id=C', 'users.name=default', 'wallets.user_id=C'], 'ids in "C", names in the database collation');
 
+  // The collation migration and every later one (which are rolled back before it).
+  const files = readdirSync(join(projectRoot, 'src', 'platform', 'db', 'migrations')).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort();
+  const fromCollation = files.slice(files.indexOf('1732700000000_identifiers-collate-c'));
   const run = (direction: 'up' | 'down') =>
-    runner({ databaseUrl: url.toString(), dir: join(projectRoot, 'src', 'platform', 'db', 'migrations'), direction, migrationsTable: 'pgmigrations', count: 1, log: () => {}, verbose: false });
-  t.same((await run('down')).map((m) => m.name), ['1732700000000_identifiers-collate-c']);
+    runner({ databaseUrl: url.toString(), dir: join(projectRoot, 'src', 'platform', 'db', 'migrations'), direction, migrationsTable: 'pgmigrations', count: fromCollation.length, log: () => {}, verbose: false });
+  t.same((await run('down')).map((m) => m.name), [...fromCollation].reverse(), 'down to before the collation migration');
   t.same(await collations(), ['orders.purchase_id=default', 'users.id=default', 'users.name=default', 'wallets.user_id=default'], 'down: back to the database collation');
   const { rows: fks } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace`);
   t.equal(fks[0]!.n, 7, 'the foreign keys are back');

@@ -18,9 +18,19 @@ export function createPool(url: string, max: number): pg.Pool {
   return pool;
 }
 
-/** Runs fn inside a transaction, rolling back on any error. */
+/**
+ * Runs fn inside a transaction, rolling back on any error. A connection the
+ * server ends while fn waits on something else (an SMTP reply, say) must not
+ * crash the process: its error is kept, the next query fails with it, and
+ * the client is destroyed instead of going back to the pool.
+ */
 export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (err: Error) => {
+    broken = err;
+  };
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const out = await fn(client);
@@ -30,6 +40,7 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => 
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
-    client.release();
+    client.off('error', onError);
+    client.release(broken);
   }
 }

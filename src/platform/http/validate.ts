@@ -10,7 +10,13 @@ export function compile<T>(schema: JSONSchemaType<T>): Validator<T> {
   return ajv.compile(schema);
 }
 
-function describe(errors: ErrorObject[] | null | undefined) {
+/** A validator for a schema kept as plain data (the event catalogue's), whose type the caller names. */
+export function compileSchema<T>(schema: Record<string, unknown>): Validator<T> {
+  return ajv.compile<T>(schema);
+}
+
+/** What a failed validation found, one field each (`/price must be integer`). */
+export function fieldErrors(errors: ErrorObject[] | null | undefined): { path: string; message: string }[] {
   return (errors ?? []).map((e) => {
     const path = e.instancePath === '' ? '/' : e.instancePath;
     if (e.keyword === 'additionalProperties') return { path: `${path === '/' ? '' : path}/${String(e.params.additionalProperty)}`, message: 'is not allowed' };
@@ -33,7 +39,7 @@ function nulPath(value: unknown, path: string): string | undefined {
 export function validate<T>(v: Validator<T>, body: unknown): T {
   if (body === undefined) throw AppError.invalid('/', 'is required', 'a JSON body is required');
   if (!v(body)) {
-    const errors = describe(v.errors);
+    const errors = fieldErrors(v.errors);
     throw new AppError('VALIDATION_FAILED', errors.map((e) => `${e.path} ${e.message}`).join('; '), { errors });
   }
   const nul = nulPath(body, '');

@@ -19,10 +19,12 @@ export interface Topology {
   /** The auction log and settlement: every logged auction event. */
   auctions: Concern;
   /**
-   * What buyers are to be told (outbid, won, lost, released). Filled now;
-   * nothing consumes it yet, so the ops view shows it growing.
+   * What buyers are to be told (outbid, won, lost, offer_failed, released),
+   * consumed by the notifications worker.
    */
   notifications: Concern;
+  /** E-mails to send (the notifications' e-mail channel), with retry tiers of their own. */
+  email: Concern;
   concerns: Concern[];
   retryDelaysMs: number[];
 }
@@ -32,7 +34,8 @@ export function topologyFor(prefix: string, retryDelaysMs: number[]): Topology {
   const orders: Concern = { queue: `${prefix}.orders`, bindings: bindingsOf('orders') };
   const auctions: Concern = { queue: `${prefix}.auctions`, bindings: bindingsOf('auctions') };
   const notifications: Concern = { queue: `${prefix}.notifications`, bindings: bindingsOf('notifications') };
-  return { exchange: `${prefix}.events`, orders, auctions, notifications, concerns: [orders, auctions, notifications], retryDelaysMs };
+  const email: Concern = { queue: `${prefix}.notifications.email`, bindings: bindingsOf('email') };
+  return { exchange: `${prefix}.events`, orders, auctions, notifications, email, concerns: [orders, auctions, notifications, email], retryDelaysMs };
 }
 
 export const retryQueue = (c: Concern, delayMs: number) => `${c.queue}.retry.${delayMs}ms`;

@@ -1,0 +1,55 @@
+/**
+ * The events the notifications worker turns into notifications, as it reads
+ * them off the notifications queue: the auction settlement's announcements
+ * (catalogue: auction.outbid, won, lost, offer_failed, released). Each is
+ * checked against its catalogue schema; one that fails can never be
+ * delivered and is poison (dead-lettered at once with its reason).
+ */
+import { EVENTS, eventTypeOf, type EventType } from '../events/catalogue.js';
+import { compileSchema, fieldErrors, type Validator } from '../platform/http/validate.js';
+import { PoisonMessageError, type JsonObject } from '../platform/messaging/consumer.js';
+import type { AuctionCancelledData, AuctionLostData, AuctionOfferFailedData, AuctionOutbidData, AuctionWonData } from '../auctions/events.js';
+
+interface Of<T extends string, D> {
+  /** The CloudEvent id: stable across redeliveries, so it keys the notification. */
+  eventId: string;
+  type: T;
+  time: number;
+  data: D;
+}
+
+export type Announcement =
+  | Of<'auction.outbid', AuctionOutbidData>
+  | Of<'auction.won', AuctionWonData>
+  | Of<'auction.lost', AuctionLostData>
+  | Of<'auction.offer_failed', AuctionOfferFailedData>
+  | Of<'auction.released', AuctionCancelledData>;
+
+const ANNOUNCED: EventType[] = [EVENTS.auctionOutbid, EVENTS.auctionWon, EVENTS.auctionLost, EVENTS.auctionOfferFailed, EVENTS.auctionReleased];
+
+const validators = new Map<string, { name: string; check: Validator<unknown> }>(
+  ANNOUNCED.map((e) => [e.type, { name: e.name, check: compileSchema(e.schema) }]),
+);
+
+/** The longest event id accepted (the inbox's key column holds 200). */
+const MAX_EVENT_ID = 200;
+
+export function parseAnnouncement(envelope: JsonObject): Announcement {
+  const type = typeof envelope.type === 'string' ? envelope.type : '';
+  const known = validators.get(type);
+  if (!known) {
+    throw new PoisonMessageError(eventTypeOf(type) ? `${type} is not told to anyone` : `unknown event type ${String(envelope.type)}`);
+  }
+  const id = envelope.id;
+  if (typeof id !== 'string' || id.length === 0 || id.length > MAX_EVENT_ID) throw new PoisonMessageError(`message is not an announcement: id must be a string of 1 to ${MAX_EVENT_ID} characters`);
+  const time = typeof envelope.time === 'string' ? Date.parse(envelope.time) : NaN;
+  if (!Number.isFinite(time)) throw new PoisonMessageError('message is not an announcement: time must be a date-time');
+  return { eventId: id, type: known.name, time, data: checkedData(known.check, envelope.data, type) } as Announcement;
+}
+
+/** An event's data if its schema holds; else poison naming the first field at fault. */
+export function checkedData<T>(check: Validator<T>, data: unknown, what: string): T {
+  if (check(data)) return data;
+  const [first] = fieldErrors(check.errors);
+  throw new PoisonMessageError(`message is not ${what}: data${first?.path === '/' ? '' : first?.path} ${first?.message}`);
+}

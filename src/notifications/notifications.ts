@@ -1,0 +1,66 @@
+/**
+ * Telling buyers: each announcement the notifications worker receives is
+ * told to its recipient in the inbox, once, unless the buyer switched that
+ * off (src/notifications/preferences.ts; critical types always are), and
+ * by e-mail when they want that and have an address (sent by the e-mail
+ * worker, once: src/notifications/emails.ts). The inbox row is keyed by
+ * (event id, recipient), so an announcement delivered twice (the auctions
+ * worker announces again after a crash, the broker redelivers) creates no
+ * second row, and a row only ever goes to the buyer the event names.
+ *
+ * Retention deletes what a buyer no longer keeps; an announcement
+ * redelivered after its row was deleted would be told again (no
+ * announcement is redelivered that late: they are retried for seconds, and
+ * dead letters are replayed by an operator).
+ */
+import { inTransaction, type Pool } from '../platform/db/pool.js';
+import { PermanentError } from '../platform/messaging/consumer.js';
+import type { Announcement } from './announcements.js';
+import { notificationOf } from './messages.js';
+import {
+  insertEmails, insertNotifications, lotsOf, pruneInboxes, unsentEmailsOf, type EmailKey, type NewEmail, type NotificationRecord,
+} from './repository.js';
+import { emailMessageId } from './emails.js';
+import { keptSince, type Retention } from './inbox.js';
+import { Preferences } from './preferences.js';
+
+export class Notifications {
+  private readonly preferences: Preferences;
+
+  constructor(private readonly pool: Pool, private readonly retention: Retention) {
+    this.preferences = new Preferences(pool);
+  }
+
+  /**
+   * Writes the inbox rows and records the e-mails of these announcements
+   * that the buyers want, in one transaction; returns the inbox rows that
+   * are new and the e-mails of these events not sent yet.
+   */
+  async tell(announcements: Announcement[]): Promise<{ created: NotificationRecord[]; emailsToSend: EmailKey[] }> {
+    const once = [...new Map(announcements.map((a) => [`${a.eventId}\u0000${a.data.buyerId}`, a])).values()];
+    const lots = await lotsOf(this.pool, [...new Set(once.map((a) => a.data.auctionId))]);
+    const notes = once.map((a) => {
+      const lot = lots.get(a.data.auctionId);
+      // Settlement announces only auctions it found in Postgres: no retry can make this one known.
+      if (!lot) throw new PermanentError(`${a.type} ${a.eventId} names an unknown auction ${a.data.auctionId}`);
+      return notificationOf(a, lot);
+    });
+    const preferences = await this.preferences.of([...new Set(notes.map((n) => n.recipientId))]);
+    const inApp = notes.filter((n) => preferences.get(n.recipientId)!.wants(n.type, 'in_app'));
+    const emails: NewEmail[] = [];
+    for (const n of notes) {
+      const p = preferences.get(n.recipientId)!;
+      if (!p.wants(n.type, 'email') || p.email === null) continue;
+      emails.push({ eventId: n.eventId, recipientId: n.recipientId, type: n.type, address: p.email, subject: n.title, body: n.body, messageId: emailMessageId(n) });
+    }
+    return inTransaction(this.pool, async (tx) => {
+      const created = await insertNotifications(tx, inApp);
+      // Retention, for the inboxes that just grew: past the cap or too old.
+      await pruneInboxes(tx, [...new Set(created.map((n) => n.recipientId))], this.retention.cap, keptSince(this.retention));
+      await insertEmails(tx, emails);
+      // Asked for again on every delivery until sent: a crash after this commit and before the request was confirmed loses none.
+      const emailsToSend = await unsentEmailsOf(tx, emails);
+      return { created, emailsToSend };
+    });
+  }
+}

@@ -1,0 +1,298 @@
+/**
+ * All of the notification product's SQL, one row type per table; bigints
+ * come back as numbers (src/platform/db/pool.ts) and rows become records
+ * here, at the boundary.
+ */
+import type { Pool, PoolClient } from '../platform/db/pool.js';
+import type { Lot, NewNotification } from './messages.js';
+import type { Channel, NotificationTypeName } from './types.js';
+
+export type Db = Pool | PoolClient;
+
+/** A row of `notifications` (the inbox). */
+interface NotificationRow {
+  seq: number;
+  event_id: string;
+  recipient_id: string;
+  type: NotificationTypeName;
+  title: string;
+  body: string;
+  data: Record<string, unknown>;
+  created_at: Date;
+  read_at: Date | null;
+}
+
+export interface NotificationRecord extends NewNotification {
+  seq: number;
+  createdAt: Date;
+  readAt: Date | null;
+}
+
+const NOTIFICATION_COLUMNS = 'seq, event_id, recipient_id, type, title, body, data, created_at, read_at';
+
+const recordOf = (r: NotificationRow): NotificationRecord => ({
+  seq: r.seq, eventId: r.event_id, recipientId: r.recipient_id, type: r.type, title: r.title, body: r.body, data: r.data,
+  createdAt: r.created_at, readAt: r.read_at,
+});
+
+/**
+ * Writes inbox rows in one statement; a row whose (event, recipient) is
+ * already there is skipped. Returns the rows this call created.
+ */
+export async function insertNotifications(db: Db, notes: NewNotification[]): Promise<NotificationRecord[]> {
+  if (notes.length === 0) return [];
+  const { rows } = await db.query<NotificationRow>(
+    `INSERT INTO notifications (event_id, recipient_id, type, title, body, data)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+     ON CONFLICT (event_id, recipient_id) DO NOTHING
+     RETURNING ${NOTIFICATION_COLUMNS}`,
+    [
+      notes.map((n) => n.eventId), notes.map((n) => n.recipientId), notes.map((n) => n.type), notes.map((n) => n.title),
+      notes.map((n) => n.body), notes.map((n) => JSON.stringify(n.data)),
+    ],
+  );
+  return rows.map(recordOf);
+}
+
+/** A row of `auctions`, as far as notifications name a lot. */
+interface AuctionLotRow {
+  id: string;
+  title: string;
+  currency: string;
+}
+
+/** The title and currency of each auction (read from the auctions product's table; an unknown id is absent). */
+export async function lotsOf(db: Db, auctionIds: string[]): Promise<Map<string, Lot>> {
+  if (auctionIds.length === 0) return new Map();
+  const { rows } = await db.query<AuctionLotRow>('SELECT id, title, currency FROM auctions WHERE id = ANY($1::text[])', [auctionIds]);
+  return new Map(rows.map((r) => [r.id, { title: r.title, currency: r.currency }]));
+}
+
+/** A buyer's inbox page, newest first: rows with seq below `beforeSeq` (all when undefined), created since `since`. */
+export async function inboxPage(db: Db, buyerId: string, limit: number, beforeSeq: number | undefined, since: Date): Promise<NotificationRecord[]> {
+  const { rows } = await db.query<NotificationRow>(
+    `SELECT ${NOTIFICATION_COLUMNS} FROM notifications
+      WHERE recipient_id = $1 AND ($3::bigint IS NULL OR seq < $3) AND created_at >= $4
+      ORDER BY seq DESC LIMIT $2`,
+    [buyerId, limit, beforeSeq ?? null, since],
+  );
+  return rows.map(recordOf);
+}
+
+/** A row of `notification_inboxes`. */
+interface InboxRow {
+  buyer_id: string;
+  opened_at: Date;
+}
+
+/** How many of the buyer's notifications since `since` were created after they last opened the inbox. */
+export async function countUnopened(db: Db, buyerId: string, since: Date): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM notifications n
+      WHERE n.recipient_id = $1 AND n.created_at >= $2
+        AND n.created_at > coalesce((SELECT opened_at FROM notification_inboxes WHERE buyer_id = $1), '-infinity')`,
+    [buyerId, since],
+  );
+  return rows[0]!.n;
+}
+
+/** Records that the buyer opened the inbox now; returns when. */
+export async function recordOpened(db: Db, buyerId: string): Promise<Date> {
+  const { rows } = await db.query<InboxRow>(
+    `INSERT INTO notification_inboxes (buyer_id, opened_at) VALUES ($1, now())
+     ON CONFLICT (buyer_id) DO UPDATE SET opened_at = EXCLUDED.opened_at
+     RETURNING buyer_id, opened_at`,
+    [buyerId],
+  );
+  return rows[0]!.opened_at;
+}
+
+/** Marks one of the buyer's notifications read (the first time only); undefined when the buyer has no such notification. */
+export async function markRead(db: Db, buyerId: string, seq: number, since: Date): Promise<NotificationRecord | undefined> {
+  const { rows } = await db.query<NotificationRow>(
+    `UPDATE notifications SET read_at = coalesce(read_at, now())
+      WHERE seq = $1 AND recipient_id = $2 AND created_at >= $3
+      RETURNING ${NOTIFICATION_COLUMNS}`,
+    [seq, buyerId, since],
+  );
+  return rows[0] && recordOf(rows[0]);
+}
+
+/** Marks every unread notification of the buyer read; returns how many it marked. */
+export async function markAllRead(db: Db, buyerId: string): Promise<number> {
+  const { rowCount } = await db.query('UPDATE notifications SET read_at = now() WHERE recipient_id = $1 AND read_at IS NULL', [buyerId]);
+  return rowCount ?? 0;
+}
+
+/**
+ * Retention: deletes these buyers' notifications past the newest `cap` of
+ * each, or created before `since`. Returns how many it deleted.
+ */
+export async function pruneInboxes(db: Db, buyerIds: string[], cap: number, since: Date): Promise<number> {
+  if (buyerIds.length === 0) return 0;
+  const { rowCount } = await db.query(
+    `DELETE FROM notifications n USING (
+       SELECT seq FROM (
+         SELECT seq, created_at, row_number() OVER (PARTITION BY recipient_id ORDER BY seq DESC) AS newest
+           FROM notifications WHERE recipient_id = ANY($1::text[])
+       ) ranked WHERE ranked.newest > $2 OR ranked.created_at < $3
+     ) old WHERE n.seq = old.seq`,
+    [buyerIds, cap, since],
+  );
+  return rowCount ?? 0;
+}
+
+/** A row of `notification_preferences`: only what the buyer set. */
+interface PreferencesRow {
+  buyer_id: string;
+  channels: Record<string, boolean>;
+  types: Record<string, Record<string, boolean>>;
+  email: string | null;
+  phone: string | null;
+  time_zone: string | null;
+  quiet_start: number | null;
+  quiet_end: number | null;
+}
+
+export interface PreferencesRecord {
+  buyerId: string;
+  channels: Partial<Record<Channel, boolean>>;
+  types: Partial<Record<NotificationTypeName, Partial<Record<Channel, boolean>>>>;
+  email: string | null;
+  phone: string | null;
+  timeZone: string | null;
+  /** Minutes after local midnight. */
+  quietStart: number | null;
+  quietEnd: number | null;
+}
+
+const PREFERENCE_COLUMNS = 'buyer_id, channels, types, email, phone, time_zone, quiet_start, quiet_end';
+
+const preferencesOfRow = (r: PreferencesRow): PreferencesRecord => ({
+  buyerId: r.buyer_id, channels: r.channels, types: r.types, email: r.email, phone: r.phone, timeZone: r.time_zone,
+  quietStart: r.quiet_start, quietEnd: r.quiet_end,
+});
+
+/** What each of these buyers set (a buyer who never set anything is absent). */
+export async function preferencesOf(db: Db, buyerIds: string[]): Promise<Map<string, PreferencesRecord>> {
+  if (buyerIds.length === 0) return new Map();
+  const { rows } = await db.query<PreferencesRow>(`SELECT ${PREFERENCE_COLUMNS} FROM notification_preferences WHERE buyer_id = ANY($1::text[])`, [buyerIds]);
+  return new Map(rows.map((r) => [r.buyer_id, preferencesOfRow(r)]));
+}
+
+/** Replaces what the buyer set. */
+export async function savePreferences(db: Db, p: PreferencesRecord): Promise<void> {
+  await db.query(
+    `INSERT INTO notification_preferences (${PREFERENCE_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+     ON CONFLICT (buyer_id) DO UPDATE SET channels = EXCLUDED.channels, types = EXCLUDED.types, email = EXCLUDED.email, phone = EXCLUDED.phone,
+       time_zone = EXCLUDED.time_zone, quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end, updated_at = now()`,
+    [p.buyerId, JSON.stringify(p.channels), JSON.stringify(p.types), p.email, p.phone, p.timeZone, p.quietStart, p.quietEnd],
+  );
+}
+
+/** A row of `users`, as far as notifications address a buyer. */
+interface UserAddressRow {
+  id: string;
+  email: string | null;
+}
+
+/** The e-mail address each buyer's account was created with (buyers without one, or deleted, are absent). */
+export async function accountEmailsOf(db: Db, buyerIds: string[]): Promise<Map<string, string>> {
+  if (buyerIds.length === 0) return new Map();
+  const { rows } = await db.query<UserAddressRow>(
+    `SELECT id, email FROM users WHERE id = ANY($1::text[]) AND email IS NOT NULL AND deleted_at IS NULL`,
+    [buyerIds],
+  );
+  return new Map(rows.map((r) => [r.id, r.email!]));
+}
+
+/** A row of `notification_emails` (the e-mail channel). */
+interface EmailRow {
+  event_id: string;
+  recipient_id: string;
+  type: NotificationTypeName;
+  address: string;
+  subject: string;
+  body: string;
+  message_id: string;
+  sent_at: Date | null;
+}
+
+export interface EmailRecord {
+  eventId: string;
+  recipientId: string;
+  type: NotificationTypeName;
+  address: string;
+  subject: string;
+  body: string;
+  messageId: string;
+  sentAt: Date | null;
+}
+
+export type NewEmail = Omit<EmailRecord, 'sentAt'>;
+
+/** The key of an e-mail: one per (event, recipient). */
+export interface EmailKey {
+  eventId: string;
+  recipientId: string;
+}
+
+const EMAIL_COLUMNS = 'event_id, recipient_id, type, address, subject, body, message_id, sent_at';
+
+const emailOf = (r: EmailRow): EmailRecord => ({
+  eventId: r.event_id, recipientId: r.recipient_id, type: r.type, address: r.address, subject: r.subject, body: r.body,
+  messageId: r.message_id, sentAt: r.sent_at,
+});
+
+/** Records e-mails to send in one statement; one already recorded for its (event, recipient) is kept as it is. */
+export async function insertEmails(db: Db, emails: NewEmail[]): Promise<void> {
+  if (emails.length === 0) return;
+  await db.query(
+    `INSERT INTO notification_emails (event_id, recipient_id, type, address, subject, body, message_id)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+     ON CONFLICT (event_id, recipient_id) DO NOTHING`,
+    [
+      emails.map((e) => e.eventId), emails.map((e) => e.recipientId), emails.map((e) => e.type), emails.map((e) => e.address),
+      emails.map((e) => e.subject), emails.map((e) => e.body), emails.map((e) => e.messageId),
+    ],
+  );
+}
+
+/** Of these e-mails, the ones recorded and not sent yet. */
+export async function unsentEmailsOf(db: Db, keys: EmailKey[]): Promise<EmailKey[]> {
+  if (keys.length === 0) return [];
+  const { rows } = await db.query<Pick<EmailRow, 'event_id' | 'recipient_id'>>(
+    `SELECT e.event_id, e.recipient_id FROM notification_emails e
+       JOIN unnest($1::text[], $2::text[]) AS k(event_id, recipient_id) USING (event_id, recipient_id)
+      WHERE e.sent_at IS NULL`,
+    [keys.map((k) => k.eventId), keys.map((k) => k.recipientId)],
+  );
+  return rows.map((r) => ({ eventId: r.event_id, recipientId: r.recipient_id }));
+}
+
+/**
+ * Locks an unsent e-mail for the caller's transaction; undefined when it was
+ * sent already, or another transaction holds it (that one sends it).
+ */
+export async function lockUnsentEmail(db: PoolClient, key: EmailKey): Promise<EmailRecord | undefined> {
+  const { rows } = await db.query<EmailRow>(
+    `SELECT ${EMAIL_COLUMNS} FROM notification_emails WHERE event_id = $1 AND recipient_id = $2 AND sent_at IS NULL FOR UPDATE SKIP LOCKED`,
+    [key.eventId, key.recipientId],
+  );
+  return rows[0] && emailOf(rows[0]);
+}
+
+export async function recordEmailSent(db: PoolClient, key: EmailKey): Promise<void> {
+  await db.query('UPDATE notification_emails SET sent_at = now() WHERE event_id = $1 AND recipient_id = $2', [key.eventId, key.recipientId]);
+}
+
+/** Switches one type's e-mail off for the buyer, keeping the rest of what they set. */
+export async function switchEmailOff(db: Db, buyerId: string, type: NotificationTypeName): Promise<void> {
+  await db.query(
+    `INSERT INTO notification_preferences (buyer_id, types) VALUES ($1, jsonb_build_object($2::text, '{"email": false}'::jsonb))
+     ON CONFLICT (buyer_id) DO UPDATE
+       SET types = jsonb_set(notification_preferences.types, ARRAY[$2::text], coalesce(notification_preferences.types -> $2::text, '{}') || '{"email": false}'),
+           updated_at = now()`,
+    [buyerId, type],
+  );
+}

@@ -1,0 +1,79 @@
+/** The notifications API (buyers, with their bearer token): the inbox and their preferences. */
+import { AppError } from '../platform/errors.js';
+import type { HttpServer } from '../platform/http/server.js';
+import { pageLimit, type RouteKit } from '../platform/http/route-kit.js';
+import { compileSchema, validate } from '../platform/http/validate.js';
+import { seqOf, type Inbox } from './inbox.js';
+import type { Preferences, PreferencesDocument } from './preferences.js';
+import { CHANNELS, NOTIFICATION_TYPE_NAMES } from './types.js';
+import type { UnsubscribeLinks } from './unsubscribe.js';
+
+export interface NotificationRouteDeps {
+  inbox: Inbox;
+  preferences: Preferences;
+  unsubscribeLinks: UnsubscribeLinks;
+}
+
+const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
+const CLOCK = { type: 'string', pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' };
+const switches = { type: 'object', properties: Object.fromEntries(CHANNELS.map((c) => [c, { type: 'boolean' }])), additionalProperties: false };
+
+const PREFERENCES_SCHEMA = {
+  type: 'object',
+  properties: {
+    channels: switches,
+    types: { type: 'object', properties: Object.fromEntries(NOTIFICATION_TYPE_NAMES.map((t) => [t, switches])), additionalProperties: false },
+    email: nullable({ type: 'string', minLength: 3, maxLength: 320, pattern: '^[^@\\s]+@[^@\\s]+$' }),
+    phone: nullable({ type: 'string', pattern: '^\\+[1-9][0-9]{1,14}$', description: 'E.164' }),
+    timeZone: nullable({ type: 'string', minLength: 1, maxLength: 64 }),
+    quietHours: nullable({ type: 'object', properties: { start: CLOCK, end: CLOCK }, required: ['start', 'end'], additionalProperties: false }),
+  },
+  additionalProperties: false,
+};
+
+export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: NotificationRouteDeps): void {
+  // The actions take no body; one that is sent must be an empty object.
+  const noFields = compileSchema<Record<string, never>>({ type: 'object', properties: {}, additionalProperties: false });
+  const nothing = (raw: unknown) => raw === undefined || validate(noFields, raw);
+
+  const preferencesBody = compileSchema<PreferencesDocument>(PREFERENCES_SCHEMA);
+
+  http.route('get', '/v1/notification-preferences', async (ctx) => ({ status: 200, body: await d.preferences.get(k.buyerOf(ctx)) }));
+  http.route('put', '/v1/notification-preferences', async (ctx, raw) => {
+    const buyerId = k.buyerOf(ctx);
+    return { status: 200, body: await d.preferences.replace(buyerId, validate(preferencesBody, raw)) };
+  });
+  // RFC 8058: the mail client POSTs `List-Unsubscribe=One-Click` (a form body, not read) to the link; the signed token is the authority.
+  http.route('post', '/v1/notifications/unsubscribe', async (ctx) => {
+    const token = new URLSearchParams(ctx.query).get('token') ?? '';
+    const link = d.unsubscribeLinks.verify(token);
+    if (!link) throw AppError.invalid('query:token', 'is invalid', 'token is not an unsubscribe link Stampede signed');
+    return { status: 200, body: await d.preferences.switchEmailOff(link.buyerId, link.type) };
+  }, { body: false });
+  http.route('get', '/v1/notifications', async (ctx) => {
+    const buyerId = k.buyerOf(ctx);
+    const q = new URLSearchParams(ctx.query);
+    const limit = pageLimit(q);
+    const raw = q.get('before');
+    const before = raw === null ? undefined : seqOf(raw);
+    if (raw !== null && before === undefined) throw AppError.invalid('query:before', 'is invalid', 'before is not a notification id this list gave');
+    return { status: 200, body: await d.inbox.page(buyerId, limit, before) };
+  });
+  http.route('post', '/v1/notifications/opened', async (ctx, raw) => {
+    const buyerId = k.buyerOf(ctx);
+    nothing(raw);
+    return { status: 200, body: await d.inbox.open(buyerId) };
+  });
+  http.route('post', '/v1/notifications/read', async (ctx, raw) => {
+    const buyerId = k.buyerOf(ctx);
+    nothing(raw);
+    return { status: 200, body: await d.inbox.markAllRead(buyerId) };
+  });
+  http.route('post', '/v1/notifications/:id/read', async (ctx, raw) => {
+    const buyerId = k.buyerOf(ctx);
+    const seq = seqOf(ctx.params[0]!);
+    if (seq === undefined) throw new AppError('NOT_FOUND', 'no such notification');
+    nothing(raw);
+    return { status: 200, body: await d.inbox.markRead(buyerId, seq) };
+  });
+}
