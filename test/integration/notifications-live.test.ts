@@ -1,0 +1,108 @@
+/**
+ * The live push to buyers on the real services: announcements told by the
+ * real notifications worker reach the buyer on whichever of two api nodes
+ * they are connected to, over `ws /v1/live` (their `user/<id>` topic, after
+ * an `auth` frame) and over `GET /v1/notifications/stream` (SSE); nobody
+ * else's ever do, and the user topic is refused without a valid token and
+ * for another buyer.
+ *
+ * The notifications channel is shared by every Redis database: other test
+ * sessions publish on it too, so only this file's own buyers are watched.
+ */
+import t from 'tap';
+import { boot, call, waitFor, type System } from '../helpers/system.js';
+import { openAmqp, type Amqp } from '../helpers/fault-kit.js';
+import { createAuction } from '../helpers/auctions.js';
+import { announcement, publishAnnouncements } from '../helpers/notifications.js';
+import { LiveClient } from '../helpers/live-client.js';
+import { badCredentials } from '../helpers/problem.js';
+import { createLogger } from '../../src/platform/log.js';
+import { startApi } from '../../src/roles/index.js';
+
+const NOTIFICATIONS_ONLY = { STAMPEDE_WORKER_QUEUES: 'notifications' };
+
+/** Tells `buyerId` they lost a new lot; resolves with the inbox item once the row is written. */
+async function tellLost(sys: System, amqp: Amqp, buyerId: string): Promise<Record<string, unknown>> {
+  const lot = await createAuction(sys.pool, sys.redis);
+  const e = announcement('lost', `${lot.id}:lost:${buyerId}`, { auctionId: lot.id, buyerId, outcome: 'sold', currency: 'EUR', price: 1500 });
+  await publishAnnouncements(amqp, sys.cfg.topology.exchange, [e]);
+  await waitFor(`${e.id} told`, async () => (await sys.pool.query('SELECT 1 FROM notifications WHERE event_id = $1', [e.id])).rowCount === 1);
+  const inbox = await call(`${sys.url}/v1/notifications?limit=1`, { headers: { authorization: `Bearer ${sys.token(buyerId)}` } });
+  return inbox.body.items[0];
+}
+
+async function authenticated(client: LiveClient, token: string, what: string) {
+  client.send({ op: 'auth', token });
+  const answer = await client.next((f) => f.op === 'authenticated' || f.op === 'error', `answer to auth (${what})`);
+  return answer;
+}
+
+t.test('ws: a notification reaches its buyer on whichever node they are connected to, and nobody else', async (t) => {
+  const sys = await boot(t, { worker: true, env: NOTIFICATIONS_ONLY });
+  const nodeB = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-b'));
+  t.teardown(() => nodeB.stop());
+  const amqp = await openAmqp(t, sys.cfg);
+  const [x, y] = await sys.createBuyers(2);
+
+  const xOnA = await LiveClient.connect(sys.url);
+  const xOnB = await LiveClient.connect(nodeB.url);
+  const yOnB = await LiveClient.connect(nodeB.url);
+  t.teardown(() => [xOnA, xOnB, yOnB].forEach((c) => c.close()));
+  for (const [client, buyer] of [[xOnA, x], [xOnB, x], [yOnB, y]] as const) {
+    t.same(await authenticated(client, sys.token(buyer!), buyer!), { op: 'authenticated' });
+    t.same(await client.subscribe(`user/${buyer}`), { op: 'subscribed', topic: `user/${buyer}`, snapshot: null }, `${buyer} holds their own topic`);
+  }
+
+  const forX = await tellLost(sys, amqp, x!);
+  t.same(await xOnA.next((f) => f.topic === `user/${x}`, 'x on node A'), { topic: `user/${x}`, data: forX }, 'x on node A: the item the inbox shows');
+  t.same(await xOnB.next((f) => f.topic === `user/${x}`, 'x on node B'), { topic: `user/${x}`, data: forX }, 'x on node B too');
+  const forY = await tellLost(sys, amqp, y!);
+  t.same(await yOnB.next((f) => f.topic === `user/${y}`, 'y on node B'), { topic: `user/${y}`, data: forY }, "y's reaches y");
+  for (const client of [xOnA, xOnB, yOnB]) await client.barrier();
+  t.same(xOnA.unread(), [], "nothing of y's reached x on node A");
+  t.same(xOnB.unread(), [], "nothing of y's reached x on node B");
+  t.same(yOnB.unread(), [], "nothing of x's reached y");
+  t.equal(sys.api!.live.pushed, 1, 'node A pushed only the notification one of its connections waits for');
+  t.equal(nodeB.live.pushed, 2, 'node B pushed both');
+
+  t.same(await yOnB.unsubscribe(`user/${y}`), { op: 'unsubscribed', topic: `user/${y}` });
+  await tellLost(sys, amqp, y!);
+  await yOnB.barrier();
+  t.same(yOnB.unread(), [], 'unsubscribed: nothing more');
+});
+
+t.test('ws: the user topic is refused without a token, with a bad one, for another buyer and to a deleted buyer', async (t) => {
+  const sys = await boot(t, { worker: false });
+  const [x, y, gone] = await sys.createBuyers(3);
+  const client = await LiveClient.connect(sys.url);
+  t.teardown(() => client.close());
+
+  t.match(await client.subscribe(`user/${x}`), { op: 'error', code: 'UNAUTHORIZED', topic: `user/${x}` }, 'unauthenticated: refused');
+  const { badTokens } = badCredentials(sys.cfg.STAMPEDE_JWT_SECRET, x!, y!, 'sal_000000000000');
+  for (const [what, token] of badTokens) {
+    t.match(await authenticated(client, token, what), { op: 'error', code: 'UNAUTHORIZED' }, `auth refused: ${what}`);
+  }
+  for (const [what, frame] of [
+    ['no token', { op: 'auth' }], ['a number', { op: 'auth', token: 42 }], ['empty', { op: 'auth', token: '' }], ['over 2048 characters', { op: 'auth', token: 'a'.repeat(2049) }],
+  ] as const) {
+    client.send(frame);
+    t.match(await client.next((f) => f.op === 'error', what), { op: 'error', code: 'VALIDATION_FAILED', detail: /token/ }, `auth frame with ${what}`);
+  }
+  t.match(await client.subscribe(`user/${x}`), { op: 'error', code: 'UNAUTHORIZED' }, 'still unauthenticated after refused tokens');
+  client.send({ op: 'subscribe', topic: 'user/usr_x' });
+  t.match(await client.next((f) => f.op === 'error', 'bad user topic'), { op: 'error', code: 'VALIDATION_FAILED', detail: /user\/usr_/ }, 'a user topic must name a user id');
+
+  t.same(await authenticated(client, sys.token(x!), 'x'), { op: 'authenticated' });
+  t.match(await client.subscribe(`user/${y}`), { op: 'error', code: 'FORBIDDEN', topic: `user/${y}` }, "another buyer's topic: forbidden");
+  t.match(await authenticated(client, sys.token(y!), 'y on x\'s connection'), { op: 'error', code: 'FORBIDDEN' }, 'a connection stays one buyer\'s');
+  t.same(await authenticated(client, sys.token(x!), 'x again'), { op: 'authenticated' }, 'a fresh token of the same buyer is accepted');
+  t.same(await client.subscribe(`user/${x}`), { op: 'subscribed', topic: `user/${x}`, snapshot: null }, 'its own topic');
+  t.equal(sys.api!.live.subscriptions, 1);
+
+  t.equal((await sys.operator(`/v1/buyers/${gone}`, { method: 'DELETE' })).status, 200);
+  const other = await LiveClient.connect(sys.url);
+  t.teardown(() => other.close());
+  const goneToken = sys.token(gone!);
+  await waitFor('the deletion to reach the api', async () => (await authenticated(other, goneToken, 'deleted')).code === 'UNAUTHORIZED');
+  t.match(await other.subscribe(`user/${gone}`), { op: 'error', code: 'UNAUTHORIZED' }, 'a deleted buyer is refused like on the HTTP API');
+});
