@@ -16,20 +16,35 @@ import { createAuction } from '../helpers/auctions.js';
 import { announcement, publishAnnouncements } from '../helpers/notifications.js';
 import { LiveClient } from '../helpers/live-client.js';
 import { badCredentials } from '../helpers/problem.js';
+import { SseClient } from '../helpers/sse-client.js';
 import { createLogger } from '../../src/platform/log.js';
 import { startApi } from '../../src/roles/index.js';
 
 const NOTIFICATIONS_ONLY = { STAMPEDE_WORKER_QUEUES: 'notifications' };
 
-/** Tells `buyerId` they lost a new lot; resolves with the inbox item once the row is written. */
-async function tellLost(sys: System, amqp: Amqp, buyerId: string): Promise<Record<string, unknown>> {
+/** Publishes that `buyerId` lost a new lot, without waiting for it to be told; resolves with its event id. */
+async function announceLost(sys: System, amqp: Amqp, buyerId: string): Promise<string> {
   const lot = await createAuction(sys.pool, sys.redis);
   const e = announcement('lost', `${lot.id}:lost:${buyerId}`, { auctionId: lot.id, buyerId, outcome: 'sold', currency: 'EUR', price: 1500 });
   await publishAnnouncements(amqp, sys.cfg.topology.exchange, [e]);
-  await waitFor(`${e.id} told`, async () => (await sys.pool.query('SELECT 1 FROM notifications WHERE event_id = $1', [e.id])).rowCount === 1);
-  const inbox = await call(`${sys.url}/v1/notifications?limit=1`, { headers: { authorization: `Bearer ${sys.token(buyerId)}` } });
-  return inbox.body.items[0];
+  return e.id;
 }
+
+/** The buyer's inbox items, oldest first. */
+async function inboxOf(sys: System, buyerId: string): Promise<Record<string, any>[]> {
+  const inbox = await call(`${sys.url}/v1/notifications?limit=100`, { headers: { authorization: `Bearer ${sys.token(buyerId)}` } });
+  return inbox.body.items.reverse();
+}
+
+/** Tells `buyerId` they lost a new lot; resolves with the inbox item once the row is written. */
+async function tellLost(sys: System, amqp: Amqp, buyerId: string): Promise<Record<string, any>> {
+  const eventId = await announceLost(sys, amqp, buyerId);
+  await waitFor(`${eventId} told`, async () => (await sys.pool.query('SELECT 1 FROM notifications WHERE event_id = $1', [eventId])).rowCount === 1);
+  return (await inboxOf(sys, buyerId)).at(-1)!;
+}
+
+const streamOf = (url: string, token: string, lastEventId?: string) =>
+  SseClient.connect(`${url}/v1/notifications/stream`, { authorization: `Bearer ${token}`, ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }) });
 
 async function authenticated(client: LiveClient, token: string, what: string) {
   client.send({ op: 'auth', token });
@@ -105,4 +120,100 @@ t.test('ws: the user topic is refused without a token, with a bad one, for anoth
   const goneToken = sys.token(gone!);
   await waitFor('the deletion to reach the api', async () => (await authenticated(other, goneToken, 'deleted')).code === 'UNAUTHORIZED');
   t.match(await other.subscribe(`user/${gone}`), { op: 'error', code: 'UNAUTHORIZED' }, 'a deleted buyer is refused like on the HTTP API');
+});
+
+t.test('sse: a notification reaches its buyer on whichever node they stream from, and nobody else', async (t) => {
+  const sys = await boot(t, { worker: true, env: NOTIFICATIONS_ONLY });
+  const nodeB = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-b'));
+  t.teardown(() => nodeB.stop());
+  const amqp = await openAmqp(t, sys.cfg);
+  const [x, y] = await sys.createBuyers(2);
+  const xOnA = await streamOf(sys.url, sys.token(x!));
+  const xOnB = await streamOf(nodeB.url, sys.token(x!));
+  const yOnB = await streamOf(nodeB.url, sys.token(y!));
+  t.teardown(() => [xOnA, xOnB, yOnB].forEach((c) => c.close()));
+  t.equal(xOnA.status, 200);
+  t.equal(xOnA.headers.get('content-type'), 'text/event-stream');
+  t.equal(xOnA.headers.get('cache-control'), 'no-cache');
+  await waitFor('the streams to be open on both nodes', async () => sys.api!.eventStreams.count === 1 && nodeB.eventStreams.count === 2);
+
+  const forX = await tellLost(sys, amqp, x!);
+  t.same(await xOnA.next(), { id: forX.id, item: forX }, 'x on node A: the inbox item, its id as the event id');
+  t.same(await xOnB.next(), { id: forX.id, item: forX }, 'x on node B too');
+  const forY = await tellLost(sys, amqp, y!);
+  t.same(await yOnB.next(), { id: forY.id, item: forY }, "y's first is y's own: nothing of x's came before it");
+  // Later notifications of each, as barriers: the feed delivers in the order published.
+  const againX = await tellLost(sys, amqp, x!);
+  const againY = await tellLost(sys, amqp, y!);
+  t.same(await xOnA.next(), { id: againX.id, item: againX }, "nothing of y's reached x on node A");
+  t.same(await xOnB.next(), { id: againX.id, item: againX }, "nothing of y's reached x on node B");
+  t.same(await yOnB.next(), { id: againY.id, item: againY }, "nothing of x's reached y");
+  t.same([xOnA.unread(), xOnB.unread(), yOnB.unread()], [[], [], []]);
+});
+
+t.test('sse: Last-Event-ID resumes with exactly the missed ones, in order, then the live ones, none twice', async (t) => {
+  const sys = await boot(t, { worker: true, env: NOTIFICATIONS_ONLY });
+  const nodeB = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-b'));
+  t.teardown(() => nodeB.stop());
+  const amqp = await openAmqp(t, sys.cfg);
+  const [x] = await sys.createBuyers(1);
+  const first = await streamOf(sys.url, sys.token(x!));
+  await waitFor('the stream open', async () => sys.api!.eventStreams.count === 1);
+  await tellLost(sys, amqp, x!);
+  await tellLost(sys, amqp, x!);
+  const seen = [(await first.next()).id!, (await first.next()).id!];
+  first.close();
+  await waitFor('the server to see the disconnect', async () => sys.api!.eventStreams.count === 0);
+
+  const missed = [await tellLost(sys, amqp, x!), await tellLost(sys, amqp, x!), await tellLost(sys, amqp, x!)];
+  const resumed = await streamOf(nodeB.url, sys.token(x!), seen[1]);
+  t.teardown(() => resumed.close());
+  for (const item of missed) t.same(await resumed.next(), { id: item.id, item }, `missed ${item.id} resent, in order`);
+  const live = await tellLost(sys, amqp, x!);
+  t.same(await resumed.next(), { id: live.id, item: live }, 'then the live ones');
+  t.same(resumed.unread(), [], 'none twice');
+
+  // Notifications told while a stream switches from the backlog to the live feed: each arrives once.
+  const burst = Promise.all(Array.from({ length: 6 }, () => announceLost(sys, amqp, x!)));
+  const racing = await streamOf(sys.url, sys.token(x!), seen[0]);
+  t.teardown(() => racing.close());
+  await burst;
+  const after = (await waitFor('the burst told', async () => {
+    const items = await inboxOf(sys, x!);
+    return items.length === 2 + missed.length + 1 + 6 ? items : undefined;
+  })).slice(1);
+  const got: string[] = [];
+  while (got.length < after.length) got.push((await racing.next(() => true, `event ${got.length + 1} of ${after.length}`)).id!);
+  t.same([...got].sort(), after.map((n) => n.id).sort(), 'every notification after Last-Event-ID, once');
+  t.same(got.slice(0, 1 + missed.length + 1), after.slice(0, 1 + missed.length + 1).map((n) => n.id), 'the backlog in order');
+  const barrier = await tellLost(sys, amqp, x!);
+  t.same(await racing.next(), { id: barrier.id, item: barrier });
+  t.same(racing.unread(), [], 'and nothing more');
+});
+
+t.test('sse: keep-alive comments, the streams-per-node limit, and a clean close when the api stops', async (t) => {
+  const sys = await boot(t, { worker: false });
+  const node = await startApi({ ...sys.cfg, STAMPEDE_SSE_KEEPALIVE_MS: 100, STAMPEDE_SSE_MAX_STREAMS: 2 }, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-sse'));
+  let stopped = false;
+  t.teardown(() => (stopped ? undefined : node.stop()));
+  const [x, y] = await sys.createBuyers(2);
+  const one = await streamOf(node.url, sys.token(x!));
+  const two = await streamOf(node.url, sys.token(y!));
+  await one.waitUntil('three keep-alive comments', () => one.comments >= 4);
+  t.pass('keep-alive comments arrive on an idle stream');
+  const third = await streamOf(node.url, sys.token(x!));
+  t.equal(third.status, 503, 'a third stream is refused');
+  t.equal(third.headers.get('content-type'), 'application/problem+json');
+  t.equal(third.headers.get('retry-after'), '1');
+  t.match(third.refusal, { code: 'UNAVAILABLE', detail: /2/ });
+  two.close();
+  await waitFor('the closed stream to free its place', async () => node.eventStreams.count === 1);
+  const again = await streamOf(node.url, sys.token(y!));
+  t.equal(again.status, 200, 'a place freed is taken again');
+
+  stopped = true;
+  await node.stop();
+  await one.waitUntil('the stream to end', () => one.ended);
+  await again.waitUntil('the stream to end', () => again.ended);
+  t.equal(node.eventStreams.count, 0, 'stopping the api ended every stream');
 });
