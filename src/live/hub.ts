@@ -27,7 +27,7 @@
 import type { Redis } from 'ioredis';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import type { Logger } from '../platform/log.js';
-import { createRedis } from '../platform/redis/client.js';
+import { channelSubscriber } from '../platform/redis/client.js';
 import { LIVE_CHANNEL } from './keys.js';
 import { readLiveSale, type LiveSale } from '../sales/scripts.js';
 import { uWS } from '../platform/http/uws.js';
@@ -80,7 +80,7 @@ export class LiveHub {
    * that state last; UNKNOWN otherwise.
    */
   private readonly lastTick = new Map<string, string>();
-  private readonly subscriber: Redis;
+  private readonly subscriber: ReturnType<typeof channelSubscriber>;
   private readonly timer: NodeJS.Timeout;
   private ticking = false;
   private tickFailing = false;
@@ -114,24 +114,16 @@ export class LiveHub {
       close: (ws, code) => this.onClose(ws, code),
     });
 
-    this.subscriber = createRedis(options.redisUrl, { name: 'stampede-api-live', autoPipelining: false });
-    this.subscriber.on('message', (channel: string, message: string) => {
-      if (channel === LIVE_CHANNEL) this.forward(message);
-    });
-    let connectedBefore = false;
-    this.subscriber.on('ready', () => {
-      // What was published while the connection was down is lost: once
-      // subscribed again, every auction watched here gets its current state.
-      if (connectedBefore) void this.resync();
-      connectedBefore = true;
-    });
+    // What was published while the connection was down is lost: once
+    // subscribed again, every auction watched here gets its current state.
+    this.subscriber = channelSubscriber(options.redisUrl, 'stampede-api-live', LIVE_CHANNEL, (message) => this.forward(message), () => void this.resync());
     this.timer = setInterval(() => void this.tick(), options.tickMs);
     this.timer.unref();
   }
 
   /** Resolves once the subscriber listens on LIVE_CHANNEL. */
   async start(): Promise<void> {
-    await this.subscriber.subscribe(LIVE_CHANNEL);
+    await this.subscriber.subscribe();
   }
 
   /**
@@ -145,7 +137,7 @@ export class LiveHub {
     if (this.stopping) return;
     const forwarded = (this.forwardedDuringResync = new Set());
     try {
-      await this.subscriber.subscribe(LIVE_CHANNEL);
+      await this.subscriber.subscribe();
       const ids = [...this.auctionSubscribers.keys()];
       this.options.log.warn({ auctions: ids.length }, 'live: Redis subscriber reconnected; pushing the current state of the auctions watched here');
       if (!this.options.auctionSnapshot || ids.length === 0) return;
@@ -187,7 +179,7 @@ export class LiveHub {
     clearInterval(this.timer);
     const open = this.sockets.size;
     for (const ws of [...this.sockets]) ws.end(SHUTDOWN_CODE, 'server shutting down');
-    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+    await this.subscriber.quit();
     this.options.log.info({ closed: open }, 'live: stopped');
   }
 

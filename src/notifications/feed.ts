@@ -10,8 +10,7 @@
  * Once it is back, every listener is told (`resumed`), so an SSE stream
  * reads what it missed from Postgres.
  */
-import type { Redis } from '../platform/redis/client.js';
-import { createRedis } from '../platform/redis/client.js';
+import { channelSubscriber } from '../platform/redis/client.js';
 import type { Logger } from '../platform/log.js';
 import { USER_ID } from '../platform/ids.js';
 import { NOTIFICATIONS_CHANNEL } from './keys.js';
@@ -25,7 +24,7 @@ export interface FeedListener {
 }
 
 export class NotificationFeed {
-  private readonly subscriber: Redis;
+  private readonly subscriber: ReturnType<typeof channelSubscriber>;
   /** buyer id -> the SSE streams of this node listening to them. */
   private readonly listeners = new Map<string, Set<FeedListener>>();
   private forward: (buyerId: string, itemJson: string) => void = () => {};
@@ -33,25 +32,17 @@ export class NotificationFeed {
   heard = 0;
 
   constructor(redisUrl: string, private readonly log: Logger) {
-    this.subscriber = createRedis(redisUrl, { name: 'stampede-api-notifications', autoPipelining: false });
-    this.subscriber.on('message', (channel: string, message: string) => {
-      if (channel === NOTIFICATIONS_CHANNEL) this.dispatch(message);
-    });
-    let connectedBefore = false;
-    this.subscriber.on('ready', () => {
-      if (connectedBefore) void this.resume();
-      connectedBefore = true;
-    });
+    this.subscriber = channelSubscriber(redisUrl, 'stampede-api-notifications', NOTIFICATIONS_CHANNEL, (message) => this.dispatch(message), () => void this.resume());
   }
 
   /** Resolves once the subscriber listens on NOTIFICATIONS_CHANNEL. */
   async start(): Promise<void> {
-    await this.subscriber.subscribe(NOTIFICATIONS_CHANNEL);
+    await this.subscriber.subscribe();
   }
 
   async stop(): Promise<void> {
     this.listeners.clear();
-    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+    await this.subscriber.quit();
   }
 
   /** Where every message goes first, unparsed (the WebSocket hub's user topics). */
@@ -95,7 +86,7 @@ export class NotificationFeed {
 
   private async resume(): Promise<void> {
     try {
-      await this.subscriber.subscribe(NOTIFICATIONS_CHANNEL);
+      await this.subscriber.subscribe();
     } catch (err) {
       this.log.error({ err }, 'notifications: could not subscribe again after the reconnect');
       return;

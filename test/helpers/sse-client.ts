@@ -3,6 +3,8 @@
  * EventSource). Every event received is kept in order, comments counted;
  * `next` waits for the first unread event that matches (and consumes it).
  */
+import { wokenOrAfter } from './live-client.js';
+
 export interface SseEvent {
   id?: string;
   data: string;
@@ -102,13 +104,7 @@ export class SseClient {
   private async until(deadline: number, what: string): Promise<void> {
     const left = deadline - Date.now();
     if (left <= 0) throw new Error(`timed out waiting for ${what}; unread: ${JSON.stringify(this.events)}`);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, left);
-      this.waiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await wokenOrAfter(this.waiters, left);
   }
 
   private wake(): void {

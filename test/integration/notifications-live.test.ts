@@ -9,7 +9,7 @@
  * The notifications channel is shared by every Redis database: other test
  * sessions publish on it too, so only this file's own buyers are watched.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { boot, call, waitFor, type System } from '../helpers/system.js';
 import { openAmqp, type Amqp } from '../helpers/fault-kit.js';
 import { createAuction } from '../helpers/auctions.js';
@@ -43,6 +43,14 @@ async function tellLost(sys: System, amqp: Amqp, buyerId: string): Promise<Recor
   return (await inboxOf(sys, buyerId)).at(-1)!;
 }
 
+/** The real notifications worker and two api nodes: the one `boot` starts (node A, `sys.url`) and node B. */
+async function twoNodes(t: Test) {
+  const sys = await boot(t, { worker: true, env: NOTIFICATIONS_ONLY });
+  const nodeB = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-b'));
+  t.teardown(() => nodeB.stop());
+  return { sys, nodeB, amqp: await openAmqp(t, sys.cfg) };
+}
+
 const streamOf = (url: string, token: string, lastEventId?: string) =>
   SseClient.connect(`${url}/v1/notifications/stream`, { authorization: `Bearer ${token}`, ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }) });
 
@@ -53,10 +61,7 @@ async function authenticated(client: LiveClient, token: string, what: string) {
 }
 
 t.test('ws: a notification reaches its buyer on whichever node they are connected to, and nobody else', async (t) => {
-  const sys = await boot(t, { worker: true, env: NOTIFICATIONS_ONLY });
-  const nodeB = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-b'));
-  t.teardown(() => nodeB.stop());
-  const amqp = await openAmqp(t, sys.cfg);
+  const { sys, nodeB, amqp } = await twoNodes(t);
   const [x, y] = await sys.createBuyers(2);
 
   const xOnA = await LiveClient.connect(sys.url);
@@ -123,10 +128,7 @@ t.test('ws: the user topic is refused without a token, with a bad one, for anoth
 });
 
 t.test('sse: a notification reaches its buyer on whichever node they stream from, and nobody else', async (t) => {
-  const sys = await boot(t, { worker: true, env: NOTIFICATIONS_ONLY });
-  const nodeB = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-b'));
-  t.teardown(() => nodeB.stop());
-  const amqp = await openAmqp(t, sys.cfg);
+  const { sys, nodeB, amqp } = await twoNodes(t);
   const [x, y] = await sys.createBuyers(2);
   const xOnA = await streamOf(sys.url, sys.token(x!));
   const xOnB = await streamOf(nodeB.url, sys.token(x!));
@@ -152,10 +154,7 @@ t.test('sse: a notification reaches its buyer on whichever node they stream from
 });
 
 t.test('sse: Last-Event-ID resumes with exactly the missed ones, in order, then the live ones, none twice', async (t) => {
-  const sys = await boot(t, { worker: true, env: NOTIFICATIONS_ONLY });
-  const nodeB = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-b'));
-  t.teardown(() => nodeB.stop());
-  const amqp = await openAmqp(t, sys.cfg);
+  const { sys, nodeB, amqp } = await twoNodes(t);
   const [x] = await sys.createBuyers(1);
   const first = await streamOf(sys.url, sys.token(x!));
   await waitFor('the stream open', async () => sys.api!.eventStreams.count === 1);
