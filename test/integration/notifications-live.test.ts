@@ -19,6 +19,7 @@ import { badCredentials } from '../helpers/problem.js';
 import { SseClient } from '../helpers/sse-client.js';
 import { createLogger } from '../../src/platform/log.js';
 import { startApi } from '../../src/roles/index.js';
+import { insertNotifications } from '../../src/notifications/repository.js';
 
 const NOTIFICATIONS_ONLY = { STAMPEDE_WORKER_QUEUES: 'notifications' };
 
@@ -215,4 +216,24 @@ t.test('sse: keep-alive comments, the streams-per-node limit, and a clean close 
   await one.waitUntil('the stream to end', () => one.ended);
   await again.waitUntil('the stream to end', () => again.ended);
   t.equal(node.eventStreams.count, 0, 'stopping the api ended every stream');
+});
+
+t.test("sse: after the node's feed connection was lost, a stream sends what it missed, once", async (t) => {
+  const { sys, amqp } = await twoNodes(t);
+  const [x] = await sys.createBuyers(1);
+  const stream = await streamOf(sys.url, sys.token(x!));
+  t.teardown(() => stream.close());
+  await waitFor('the stream open', async () => sys.api!.eventStreams.count === 1);
+  const first = await tellLost(sys, amqp, x!);
+  t.same(await stream.next(), { id: first.id, item: first });
+
+  // A row the node never hears of (published while it was deaf): written straight to the inbox.
+  const lot = await createAuction(sys.pool, sys.redis);
+  await insertNotifications(sys.pool, [{ eventId: `${lot.id}:lost:${x}`, recipientId: x!, type: 'auction.lost', title: 'Unheard', body: 'Written while the feed was down.', data: { auctionId: lot.id } }]);
+  const unheard = (await inboxOf(sys, x!)).at(-1)!;
+  (sys.api!.feed as unknown as { subscriber: { disconnect(reconnect: boolean): void } }).subscriber.disconnect(true);
+  t.same(await stream.next(), { id: unheard.id, item: unheard }, 'read from Postgres once the feed is back');
+  const live = await tellLost(sys, amqp, x!);
+  t.same(await stream.next(), { id: live.id, item: live }, 'then live again');
+  t.same(stream.unread(), [], 'none twice');
 });
