@@ -15,18 +15,24 @@
  * have a local subscriber (one auto-pipelined round trip) and publishes a
  * tick only for those that changed.
  *
+ * A buyer's notifications go to their `user/<buyer id>` topic, which only a
+ * connection that authenticated as that buyer (an `auth` frame with their
+ * token) may hold. The api node hands each new notification to `pushToBuyer`
+ * (it reads them from the notifications channel); a node none of whose
+ * connections holds that buyer's topic does nothing more with it.
+ *
  * The frames are in protocol.ts. A client's operations are answered in the
  * order it sent them.
  */
 import type { Redis } from 'ioredis';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import type { Logger } from '../platform/log.js';
-import { createRedis } from '../platform/redis/client.js';
+import { channelSubscriber } from '../platform/redis/client.js';
 import { LIVE_CHANNEL } from './keys.js';
 import { readLiveSale, type LiveSale } from '../sales/scripts.js';
 import { uWS } from '../platform/http/uws.js';
 import { AppError } from '../platform/errors.js';
-import { errorFrame, LIVE_LIMITS, parseOperation, TOPIC, type LiveLimits, type Operation } from './protocol.js';
+import { errorFrame, LIVE_LIMITS, parseOperation, TOPIC, type AuthOperation, type LiveLimits, type Operation, type TopicOperation } from './protocol.js';
 
 export interface LiveHubOptions {
   app: TemplatedApp;
@@ -38,6 +44,8 @@ export interface LiveHubOptions {
   tickMs: number;
   /** The current state of an auction; undefined (or no function) answers `snapshot: null`. */
   auctionSnapshot?: (auctionId: string) => Promise<object | undefined>;
+  /** The buyer a token names, or an UNAUTHORIZED AppError; without it every `auth` is refused. */
+  authenticate?: (token: string) => string;
   limits?: Partial<LiveLimits>;
   path?: string;
 }
@@ -49,6 +57,8 @@ interface Connection {
   /** The tail of this connection's operations: each runs after the one before, so answers keep the client's order. */
   chain: Promise<void>;
   closed: boolean;
+  /** The buyer this connection authenticated as, once it has. */
+  buyerId?: string;
 }
 
 type Socket = WebSocket<Connection>;
@@ -70,7 +80,7 @@ export class LiveHub {
    * that state last; UNKNOWN otherwise.
    */
   private readonly lastTick = new Map<string, string>();
-  private readonly subscriber: Redis;
+  private readonly subscriber: ReturnType<typeof channelSubscriber>;
   private readonly timer: NodeJS.Timeout;
   private ticking = false;
   private tickFailing = false;
@@ -82,6 +92,8 @@ export class LiveHub {
   forwarded = 0;
   /** Auction states pushed after the subscriber connection came back (for operators and tests). */
   resynced = 0;
+  /** Notifications pushed to a user topic held on this node (for operators and tests). */
+  pushed = 0;
 
   constructor(private readonly options: LiveHubOptions) {
     this.limits = { ...LIVE_LIMITS, ...options.limits };
@@ -102,24 +114,16 @@ export class LiveHub {
       close: (ws, code) => this.onClose(ws, code),
     });
 
-    this.subscriber = createRedis(options.redisUrl, { name: 'stampede-api-live', autoPipelining: false });
-    this.subscriber.on('message', (channel: string, message: string) => {
-      if (channel === LIVE_CHANNEL) this.forward(message);
-    });
-    let connectedBefore = false;
-    this.subscriber.on('ready', () => {
-      // What was published while the connection was down is lost: once
-      // subscribed again, every auction watched here gets its current state.
-      if (connectedBefore) void this.resync();
-      connectedBefore = true;
-    });
+    // What was published while the connection was down is lost: once
+    // subscribed again, every auction watched here gets its current state.
+    this.subscriber = channelSubscriber(options.redisUrl, 'stampede-api-live', LIVE_CHANNEL, (message) => this.forward(message), () => void this.resync());
     this.timer = setInterval(() => void this.tick(), options.tickMs);
     this.timer.unref();
   }
 
   /** Resolves once the subscriber listens on LIVE_CHANNEL. */
   async start(): Promise<void> {
-    await this.subscriber.subscribe(LIVE_CHANNEL);
+    await this.subscriber.subscribe();
   }
 
   /**
@@ -133,7 +137,7 @@ export class LiveHub {
     if (this.stopping) return;
     const forwarded = (this.forwardedDuringResync = new Set());
     try {
-      await this.subscriber.subscribe(LIVE_CHANNEL);
+      await this.subscriber.subscribe();
       const ids = [...this.auctionSubscribers.keys()];
       this.options.log.warn({ auctions: ids.length }, 'live: Redis subscriber reconnected; pushing the current state of the auctions watched here');
       if (!this.options.auctionSnapshot || ids.length === 0) return;
@@ -175,7 +179,7 @@ export class LiveHub {
     clearInterval(this.timer);
     const open = this.sockets.size;
     for (const ws of [...this.sockets]) ws.end(SHUTDOWN_CODE, 'server shutting down');
-    await this.subscriber.quit().catch(() => this.subscriber.disconnect());
+    await this.subscriber.quit();
     this.options.log.info({ closed: open }, 'live: stopped');
   }
 
@@ -210,7 +214,7 @@ export class LiveHub {
       op = new AppError('PAYLOAD_TOO_LARGE', `frames are limited to ${this.limits.maxFrameBytes} bytes`);
     } else {
       // The ArrayBuffer is only valid during this callback: decode (copy) it now.
-      op = parseOperation(Buffer.from(message).toString('utf8'));
+      op = parseOperation(Buffer.from(message).toString('utf8'), this.limits);
     }
     conn.pending++;
     // Even refusals wait their turn, so answers keep the order of the frames.
@@ -228,12 +232,19 @@ export class LiveHub {
 
   private async run(ws: Socket, conn: Connection, op: Operation): Promise<void> {
     if (conn.closed) return;
+    if (op.op === 'auth') return this.authenticate(ws, conn, op);
     if (op.op === 'unsubscribe') {
       if (conn.topics.delete(op.topic)) {
         ws.unsubscribe(op.topic);
         this.released(op.topic);
       }
       this.send(ws, `{"op":"unsubscribed","topic":"${op.topic}"}`);
+      return;
+    }
+    if (op.kind === 'user' && op.id !== conn.buyerId) {
+      this.send(ws, conn.buyerId === undefined
+        ? errorFrame('UNAUTHORIZED', 'send {"op":"auth","token":…} with your buyer token before subscribing to your user topic', op.topic)
+        : errorFrame('FORBIDDEN', 'a connection may only hold the user topic of the buyer it authenticated as', op.topic));
       return;
     }
     const already = conn.topics.has(op.topic);
@@ -266,7 +277,42 @@ export class LiveHub {
     this.send(ws, `{"op":"subscribed","topic":"${op.topic}","snapshot":${snapshot === undefined ? 'null' : JSON.stringify(snapshot)}}`);
   }
 
-  private async snapshot(op: Operation): Promise<object | undefined> {
+  /**
+   * Verifies the token and records its buyer on the connection. A connection
+   * is one buyer's: a token of another buyer is refused (a token renewed for
+   * the same buyer is accepted).
+   */
+  private authenticate(ws: Socket, conn: Connection, op: AuthOperation): void {
+    let buyerId: string;
+    try {
+      if (!this.options.authenticate) throw new AppError('UNAUTHORIZED', 'this node accepts no tokens');
+      buyerId = this.options.authenticate(op.token);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      return this.send(ws, errorFrame(err.code, err.message));
+    }
+    if (conn.buyerId !== undefined && conn.buyerId !== buyerId) {
+      return this.send(ws, errorFrame('FORBIDDEN', 'this connection is authenticated as another buyer; open another connection'));
+    }
+    conn.buyerId = buyerId;
+    this.send(ws, '{"op":"authenticated"}');
+  }
+
+  /**
+   * One new notification of a buyer (its item's JSON, as the inbox shows it),
+   * to the connections of this node holding their user topic. False when
+   * none does.
+   */
+  pushToBuyer(buyerId: string, itemJson: string): boolean {
+    const topic = `user/${buyerId}`;
+    if (this.stopping || this.options.app.numSubscribers(topic) === 0) return false;
+    this.pushed++;
+    this.options.app.publish(topic, `{"topic":"${topic}","data":${itemJson}}`);
+    return true;
+  }
+
+  private async snapshot(op: TopicOperation): Promise<object | undefined> {
+    if (op.kind === 'user') return undefined;
     if (op.kind === 'sale') {
       const live = await readLiveSale(this.options.redis, op.id);
       if (!live) throw new AppError('NOT_FOUND', 'no such sale');
@@ -329,16 +375,27 @@ export class LiveHub {
     }
   }
 
+  /** The subscriber counts a topic belongs to (sales are polled, auctions resynced), and its id; none for user topics. */
+  private countsOf(topic: string): [Map<string, number>, string] | undefined {
+    if (topic.startsWith('sale/')) return [this.saleSubscribers, topic.slice(5)];
+    if (topic.startsWith('auction/')) return [this.auctionSubscribers, topic.slice(8)];
+    return undefined;
+  }
+
   private acquired(topic: string): void {
     this.subscriptionCount++;
-    const [counts, id] = topic.startsWith('sale/') ? [this.saleSubscribers, topic.slice(5)] : [this.auctionSubscribers, topic.slice(8)];
+    const of = this.countsOf(topic);
+    if (!of) return;
+    const [counts, id] = of;
     counts.set(id, (counts.get(id) ?? 0) + 1);
   }
 
   private released(topic: string): void {
     this.subscriptionCount--;
-    const sale = topic.startsWith('sale/');
-    const [counts, id] = sale ? [this.saleSubscribers, topic.slice(5)] : [this.auctionSubscribers, topic.slice(8)];
+    const of = this.countsOf(topic);
+    if (!of) return;
+    const [counts, id] = of;
+    const sale = counts === this.saleSubscribers;
     const n = (counts.get(id) ?? 1) - 1;
     if (n > 0) {
       counts.set(id, n);

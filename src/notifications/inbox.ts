@@ -12,7 +12,7 @@
 import { AppError } from '../platform/errors.js';
 import type { Pool } from '../platform/db/pool.js';
 import type { Config } from '../platform/config.js';
-import { countUnopened, inboxPage, markAllRead, markRead, recordOpened, type NotificationRecord } from './repository.js';
+import { countUnopened, inboxPage, markAllRead, markRead, notificationsAfter, recordOpened, type NotificationRecord } from './repository.js';
 
 /** `ntf_<seq>`: the inbox's own order, so ids of later notifications are larger. */
 export const NOTIFICATION_ID = /^ntf_([1-9][0-9]{0,15})$/;
@@ -76,6 +76,11 @@ export class Inbox {
     ]);
     const items = rows.slice(0, limit).map(viewOf);
     return { items, next: rows.length > limit ? items[items.length - 1]!.id : null, unread };
+  }
+
+  /** The buyer's notifications after `afterSeq`, oldest first, at most `limit` (what an SSE stream missed). */
+  async after(buyerId: string, afterSeq: number, limit: number): Promise<NotificationView[]> {
+    return (await notificationsAfter(this.pool, buyerId, afterSeq, limit, this.since())).map(viewOf);
   }
 
   async open(buyerId: string): Promise<{ openedAt: string }> {

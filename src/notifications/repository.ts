@@ -79,6 +79,17 @@ export async function inboxPage(db: Db, buyerId: string, limit: number, beforeSe
   return rows.map(recordOf);
 }
 
+/** A buyer's notifications after `afterSeq`, oldest first (the SSE stream's resume), created since `since`. */
+export async function notificationsAfter(db: Db, buyerId: string, afterSeq: number, limit: number, since: Date): Promise<NotificationRecord[]> {
+  const { rows } = await db.query<NotificationRow>(
+    `SELECT ${NOTIFICATION_COLUMNS} FROM notifications
+      WHERE recipient_id = $1 AND seq > $2 AND created_at >= $4
+      ORDER BY seq LIMIT $3`,
+    [buyerId, afterSeq, limit, since],
+  );
+  return rows.map(recordOf);
+}
+
 /** A row of `notification_inboxes`. */
 interface InboxRow {
   buyer_id: string;

@@ -1,4 +1,4 @@
-/** The notifications API (buyers, with their bearer token): the inbox and their preferences. */
+/** The notifications API (buyers, with their bearer token): the inbox, its live stream and their preferences. */
 import { AppError } from '../platform/errors.js';
 import type { HttpServer } from '../platform/http/server.js';
 import { pageLimit, type RouteKit } from '../platform/http/route-kit.js';
@@ -7,11 +7,15 @@ import { seqOf, type Inbox } from './inbox.js';
 import type { Preferences, PreferencesDocument } from './preferences.js';
 import { CHANNELS, NOTIFICATION_TYPE_NAMES } from './types.js';
 import type { UnsubscribeLinks } from './unsubscribe.js';
+import type { EventStreams } from '../platform/http/sse.js';
+import type { NotificationStreams } from './stream.js';
 
 export interface NotificationRouteDeps {
   inbox: Inbox;
   preferences: Preferences;
   unsubscribeLinks: UnsubscribeLinks;
+  eventStreams: EventStreams;
+  streams: NotificationStreams;
 }
 
 const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
@@ -58,6 +62,14 @@ export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: Not
     const before = raw === null ? undefined : seqOf(raw);
     if (raw !== null && before === undefined) throw AppError.invalid('query:before', 'is invalid', 'before is not a notification id this list gave');
     return { status: 200, body: await d.inbox.page(buyerId, limit, before) };
+  });
+  d.eventStreams.route('/v1/notifications/stream', (ctx) => {
+    const buyerId = k.buyerOf(ctx);
+    const after = ctx.lastEventId === '' ? undefined : seqOf(ctx.lastEventId);
+    if (ctx.lastEventId !== '' && after === undefined) {
+      throw AppError.invalid('header:Last-Event-ID', 'is invalid', 'Last-Event-ID is not a notification id this stream sent');
+    }
+    return (stream) => d.streams.follow(buyerId, after, stream);
   });
   http.route('post', '/v1/notifications/opened', async (ctx, raw) => {
     const buyerId = k.buyerOf(ctx);

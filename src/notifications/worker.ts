@@ -5,6 +5,8 @@
  * and the e-mails to send), then asks the e-mail queue for the e-mails not
  * sent yet; the messages are acked only after the broker confirmed those. Announcements that fail their
  * catalogue schema are poison (dead-lettered at once, with their reason).
+ * The new inbox rows (never a redelivered announcement's) are pushed live
+ * once committed (src/notifications/push.ts).
  */
 import type { Pool } from '../platform/db/pool.js';
 import { BatchConsumer, type JsonObject, type WorkerSettings } from '../platform/messaging/consumer.js';
@@ -14,10 +16,12 @@ import { emailRequestOf } from './email-worker.js';
 import { parseAnnouncement, type Announcement } from './announcements.js';
 import { Notifications } from './notifications.js';
 import type { Retention } from './inbox.js';
+import type { LivePush } from './push.js';
 
 export interface NotificationsWorkerOptions extends WorkerSettings {
   pool: Pool;
   retention: Retention;
+  push: LivePush;
 }
 
 export class NotificationsWorker extends BatchConsumer<Announcement> {
@@ -33,7 +37,9 @@ export class NotificationsWorker extends BatchConsumer<Announcement> {
   }
 
   protected async settle(announcements: Announcement[], pub: ConfirmChannel): Promise<void> {
-    const { emailsToSend } = await this.notifications.tell(announcements);
+    const { created, emailsToSend } = await this.notifications.tell(announcements);
+    // Not awaited: the push is best-effort (it logs its failures) and the acks need not wait for Redis.
+    void this.deps.push.publish(created);
     // Committed; the announcements are acked only once the e-mail queue has the requests.
     await publisherOf(pub).publishEvents(this.deps.topology.exchange, emailsToSend.map((key) => emailRequestOf(key)));
   }

@@ -69,6 +69,8 @@ export const configSchema = {
   STAMPEDE_BID_RATE_WINDOW_MS: positiveInt({ default: 1_000, desc: 'Rate-limit window for bids.' }),
   STAMPEDE_SCHEDULER_TICK_MS: positiveInt({ default: 100, desc: 'How often the scheduler looks for auctions to close and promotions due.' }),
   STAMPEDE_LIVE_TICK_MS: positiveInt({ default: 250, desc: 'How often an api node polls the stock of sales its WebSocket clients watch, and pushes the ones that changed.' }),
+  STAMPEDE_SSE_KEEPALIVE_MS: intIn(100, 300_000)({ default: 15_000, desc: 'How often an api node writes a comment line on each open Server-Sent Events stream, so proxies and clients keep it open.' }),
+  STAMPEDE_SSE_MAX_STREAMS: intIn(1, 1_000_000)({ default: 10_000, desc: 'Most Server-Sent Events streams one api node holds open; past it a new one is answered 503 (Retry-After: 1).' }),
   STAMPEDE_RELAY_BATCH: intIn(1, 10_000)({ default: 512, desc: 'Outbox entries a relay reads per stream per round.' }),
   STAMPEDE_RELAY_EVENTS_PER_MESSAGE: intIn(1, 1_000)({ default: 100, desc: 'Most outbox events the relay sends in one message (a CloudEvents batch); 1 sends each on its own.' }),
   STAMPEDE_RELAY_CLAIM_IDLE_MS: positiveInt({ default: 15_000, desc: 'Outbox entries pending this long on a dead relay are reclaimed.' }),

@@ -29,6 +29,9 @@ import { registerNotificationRoutes } from '../notifications/routes.js';
 import { Inbox, retentionOf } from '../notifications/inbox.js';
 import { Preferences } from '../notifications/preferences.js';
 import { unsubscribeLinksOf } from '../notifications/unsubscribe.js';
+import { NotificationFeed } from '../notifications/feed.js';
+import { NotificationStreams } from '../notifications/stream.js';
+import { EventStreams } from '../platform/http/sse.js';
 import { LiveHub } from '../live/hub.js';
 import { assertNativeUws, uWS } from '../platform/http/uws.js';
 import { AmqpLink } from '../platform/messaging/link.js';
@@ -39,6 +42,8 @@ export interface ApiHandle extends Role {
   url: string;
   purchases: Purchases;
   live: LiveHub;
+  feed: NotificationFeed;
+  eventStreams: EventStreams;
 }
 
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
@@ -117,15 +122,21 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   registerBuyerRoutes(http, kit, { pool, redis, apiKeys, bids, deletedUsers });
   registerSaleRoutes(http, kit, { sales, purchases, maxQuantity: cfg.STAMPEDE_MAX_QUANTITY });
   registerAuctionRoutes(http, kit, auctions, bids);
+  const inbox = new Inbox(pool, retentionOf(cfg));
+  const feed = new NotificationFeed(cfg.STAMPEDE_REDIS_URL, log);
+  const eventStreams = new EventStreams(http, { log, keepAliveMs: cfg.STAMPEDE_SSE_KEEPALIVE_MS, maxStreams: cfg.STAMPEDE_SSE_MAX_STREAMS });
   registerNotificationRoutes(http, kit, {
-    inbox: new Inbox(pool, retentionOf(cfg)), preferences: new Preferences(pool), unsubscribeLinks: unsubscribeLinksOf(cfg),
+    inbox, preferences: new Preferences(pool), unsubscribeLinks: unsubscribeLinksOf(cfg), eventStreams, streams: new NotificationStreams(feed, inbox, log),
   });
   registerOpsRoutes(http, kit, createOpsView(redis, link, cfg.topology));
   http.fallback();
   const live = new LiveHub({
     app, redis, redisUrl: cfg.STAMPEDE_REDIS_URL, log, tickMs: cfg.STAMPEDE_LIVE_TICK_MS, auctionSnapshot: (id) => auctions.liveSnapshot(id),
+    authenticate: (token) => kit.buyerOfToken(token),
   });
   await live.start();
+  feed.forwardTo((buyerId, itemJson) => live.pushToBuyer(buyerId, itemJson));
+  await feed.start();
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
     app.listen(cfg.STAMPEDE_HTTP_HOST, cfg.STAMPEDE_HTTP_PORT, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.STAMPEDE_HTTP_HOST}:${cfg.STAMPEDE_HTTP_PORT}`))));
   });
@@ -137,12 +148,15 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     url: `http://127.0.0.1:${port}`,
     purchases,
     live,
+    feed,
+    eventStreams,
     async stop() {
       // Readiness turns 503 first, so a load balancer stops sending; then the socket closes.
       draining = true;
       await new Promise((r) => setTimeout(r, Math.min(500, cfg.STAMPEDE_SHUTDOWN_GRACE_MS)));
       uWS.us_listen_socket_close(listenSocket);
-      await Promise.allSettled([live.stop(), link.stop(), pool.end(), redis.quit(), subscriber.quit()]);
+      eventStreams.stop();
+      await Promise.allSettled([live.stop(), feed.stop(), link.stop(), pool.end(), redis.quit(), subscriber.quit()]);
       log.info('api stopped');
     },
   };

@@ -11,6 +11,7 @@ import { EmailWorker } from '../notifications/email-worker.js';
 import { Emails } from '../notifications/emails.js';
 import { SmtpChannel } from '../notifications/channels/email.js';
 import { unsubscribeLinksOf } from '../notifications/unsubscribe.js';
+import { LivePush } from '../notifications/push.js';
 import type { Role } from './role.js';
 
 /**
@@ -36,7 +37,7 @@ export async function startWorker(
   const worker = queues.has('orders') ? new OrdersWorker({ ...common, redis }) : undefined;
   const auctions = queues.has('auctions') ? new AuctionsWorker(common) : undefined;
   const notificationsPool = queues.has('notifications') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
-  const notifications = notificationsPool ? new NotificationsWorker({ ...common, pool: notificationsPool, retention: retentionOf(cfg) }) : undefined;
+  const notifications = notificationsPool ? new NotificationsWorker({ ...common, pool: notificationsPool, retention: retentionOf(cfg), push: new LivePush(redis, log) }) : undefined;
   const emailPool = queues.has('email') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
   const smtp = emailPool ? new SmtpChannel({ url: cfg.STAMPEDE_SMTP_URL, from: cfg.STAMPEDE_MAIL_FROM, timeoutMs: cfg.STAMPEDE_SMTP_TIMEOUT_MS }) : undefined;
   const email = emailPool && smtp ? new EmailWorker({ ...common, emails: new Emails(emailPool, smtp, unsubscribeLinksOf(cfg)) }) : undefined;

@@ -8,6 +8,17 @@ import WebSocket from 'ws';
 
 export type Frame = Record<string, any>;
 
+/** Resolves when one of `waiters` is called (the client received something), or after `ms`. */
+export function wokenOrAfter(waiters: (() => void)[], ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    waiters.push(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 export class LiveClient {
   /** Frames received and not yet consumed by `next`, in order. */
   private readonly frames: Frame[] = [];
@@ -71,13 +82,7 @@ export class LiveClient {
       if (this.closed) throw new Error(`connection closed (${this.closed.code}) while waiting for ${what}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out waiting for ${what}; unread: ${JSON.stringify(this.frames)}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      await wokenOrAfter(this.waiters, left);
     }
   }
 
@@ -101,13 +106,7 @@ export class LiveClient {
     const deadline = Date.now() + timeoutMs;
     while (!this.closed) {
       if (Date.now() > deadline) throw new Error('timed out waiting for the connection to close');
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, deadline - Date.now());
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
+      await wokenOrAfter(this.waiters, deadline - Date.now());
     }
     return this.closed;
   }

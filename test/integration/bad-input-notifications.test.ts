@@ -11,6 +11,7 @@ import { badCredentials, problem } from '../helpers/problem.js';
 import { createAuction } from '../helpers/auctions.js';
 import { insertNotifications } from '../../src/notifications/repository.js';
 import { UnsubscribeLinks, unsubscribeLinksOf } from '../../src/notifications/unsubscribe.js';
+import { SseClient } from '../helpers/sse-client.js';
 
 const sys = await boot(t, { worker: false });
 const MAX_BODY = sys.cfg.STAMPEDE_MAX_BODY_BYTES;
@@ -60,7 +61,7 @@ t.test('GET /v1/notifications: limit and before', async (t) => {
 
 t.test('every route: authentication', async (t) => {
   await unchanged(t, async () => {
-    const routes = [['GET', '/v1/notifications'], ['GET', '/v1/notification-preferences'], ['PUT', '/v1/notification-preferences'], ...ACTIONS.map((p) => ['POST', p])] as const;
+    const routes = [['GET', '/v1/notifications'], ['GET', '/v1/notifications/stream'], ['GET', '/v1/notification-preferences'], ['PUT', '/v1/notification-preferences'], ...ACTIONS.map((p) => ['POST', p])] as const;
     for (const [method, path] of routes) {
       for (const [what, authorization] of badAuthorizations) {
         const headers: Record<string, string> = {};
@@ -158,4 +159,18 @@ t.test('POST /v1/notifications/unsubscribe: tokens', async (t) => {
         400, 'VALIDATION_FAILED', what, 'query:token');
     }
   });
+});
+
+t.test('GET /v1/notifications/stream: Last-Event-ID', async (t) => {
+  await unchanged(t, async () => {
+    for (const id of ['x', 'ntf_', 'ntf_0', 'ntf_01', 'ntf_abc', 'ntf_1x', 'NTF_1', `${ownId},${ownId}`, `ntf_${'9'.repeat(17)}`, lot.id, buyer!]) {
+      problem(t, await send('GET', '/v1/notifications/stream', undefined, { 'last-event-id': id }), 400, 'VALIDATION_FAILED', `Last-Event-ID ${JSON.stringify(id)}`, 'header:Last-Event-ID');
+    }
+  });
+  t.equal(sys.api!.eventStreams.count, 0, 'no stream was opened');
+  const positioned = await SseClient.connect(`${sys.url}/v1/notifications/stream`, { authorization: `Bearer ${token}`, 'last-event-id': othersId });
+  t.equal(positioned.status, 200, "another buyer's id is only a position");
+  await positioned.waitUntil('the stream to open', () => positioned.comments >= 1);
+  positioned.close();
+  t.same(positioned.unread(), [], "and sends nothing of theirs");
 });

@@ -165,7 +165,7 @@ t.test('bad input: a precise error frame each, and the connection and the proces
     ['a sale id as auction', JSON.stringify({ op: 'subscribe', topic: 'auction/sal_abcdefghijkl' }), 'VALIDATION_FAILED'],
     ['a trailing newline', JSON.stringify({ op: 'subscribe', topic: 'sale/sal_abcdefghijkl\n' }), 'VALIDATION_FAILED'],
     ['an extra segment', JSON.stringify({ op: 'subscribe', topic: 'auction/auc_abcdefghijkl/x' }), 'VALIDATION_FAILED'],
-    ['an unknown kind', JSON.stringify({ op: 'subscribe', topic: 'user/usr_abcdefghijkl' }), 'VALIDATION_FAILED'],
+    ['an unknown kind', JSON.stringify({ op: 'subscribe', topic: 'seller/usr_abcdefghijkl' }), 'VALIDATION_FAILED'],
     ['a wildcard', JSON.stringify({ op: 'subscribe', topic: 'auction/*' }), 'VALIDATION_FAILED'],
     ['an oversize frame', JSON.stringify({ op: 'subscribe', topic: `auction/${newAuctionId()}`, pad: 'x'.repeat(5000) }), 'PAYLOAD_TOO_LARGE'],
   ];

@@ -14,6 +14,8 @@ import type { Reply, RequestContext } from './server.js';
 export interface RouteKit {
   /** The buyer a bearer token names; UNAUTHORIZED otherwise. */
   buyerOf(ctx: RequestContext): string;
+  /** The buyer a token names (sent other than in an Authorization header: a WebSocket frame); UNAUTHORIZED otherwise. */
+  buyerOfToken(token: string): string;
   /** The operator or seller an X-Api-Key names, if its role is one of `roles`. */
   principalOf(ctx: RequestContext, roles: Principal['role'][]): Promise<Principal>;
   idempotencyKeyOf(ctx: RequestContext): string | undefined;
@@ -43,14 +45,18 @@ export function createRouteKit(d: RouteKitDeps): RouteKit {
     if (!IDEMPOTENCY_KEY.test(ctx.idempotencyKey)) throw AppError.invalid('header:Idempotency-Key', 'is invalid', 'Idempotency-Key must be 1-200 printable ASCII characters');
     return ctx.idempotencyKey;
   };
+  const buyerOfToken = (token: string): string => {
+    const buyerId = d.tokens.verify(token);
+    if (d.isRefusedBuyer(buyerId)) throw new AppError('UNAUTHORIZED', 'this buyer was deleted', undefined, { 'WWW-Authenticate': 'Bearer' });
+    return buyerId;
+  };
   return {
     buyerOf(ctx) {
       const m = BEARER.exec(ctx.authorization);
       if (!m) throw new AppError('UNAUTHORIZED', 'a bearer token is required', undefined, { 'WWW-Authenticate': 'Bearer' });
-      const buyerId = d.tokens.verify(m[1]!);
-      if (d.isRefusedBuyer(buyerId)) throw new AppError('UNAUTHORIZED', 'this buyer was deleted', undefined, { 'WWW-Authenticate': 'Bearer' });
-      return buyerId;
+      return buyerOfToken(m[1]!);
     },
+    buyerOfToken,
     async principalOf(ctx, roles) {
       if (ctx.apiKey === '' || ctx.apiKey.length > 200) throw new AppError('UNAUTHORIZED', 'an X-Api-Key header is required');
       const p = await d.apiKeys.lookup(ctx.apiKey);

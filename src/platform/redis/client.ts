@@ -32,3 +32,31 @@ export async function ensureLive<T>(redis: Redis, key: string, find: () => Promi
   await load(record);
   return true;
 }
+
+/**
+ * A connection of its own subscribed to one pub/sub channel: `onMessage`
+ * gets each message, and `onReconnected` is called each time the
+ * connection is ready again after a loss (what was published meanwhile
+ * was lost to it). `subscribe()` resolves once the subscription is in force.
+ */
+export function channelSubscriber(url: string, name: string, channel: string, onMessage: (message: string) => void, onReconnected: () => void) {
+  const subscriber = createRedis(url, { name, autoPipelining: false });
+  subscriber.on('message', (from: string, message: string) => {
+    if (from === channel) onMessage(message);
+  });
+  let connectedBefore = false;
+  subscriber.on('ready', () => {
+    if (connectedBefore) onReconnected();
+    connectedBefore = true;
+  });
+  return {
+    subscribe: async (): Promise<void> => {
+      await subscriber.subscribe(channel);
+    },
+    quit: async (): Promise<void> => {
+      await subscriber.quit().catch(() => subscriber.disconnect());
+    },
+    /** Drops the connection (`reconnect`: as a network failure would, ioredis connecting again). */
+    disconnect: (reconnect = false): void => subscriber.disconnect(reconnect),
+  };
+}

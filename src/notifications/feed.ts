@@ -1,0 +1,97 @@
+/**
+ * The api node's end of the live push: one subscriber connection to
+ * NOTIFICATIONS_CHANNEL (src/notifications/keys.ts) hands every new
+ * notification to the WebSocket hub (`forwardTo`, unparsed: the hub only
+ * works for buyers whose user topic is held on this node) and to the SSE
+ * streams of its buyer open on this node (`listen`; parsed only when there
+ * is one).
+ *
+ * What is published while the connection is down cannot reach this node.
+ * Once it is back, every listener is told (`resumed`), so an SSE stream
+ * reads what it missed from Postgres.
+ */
+import { channelSubscriber } from '../platform/redis/client.js';
+import type { Logger } from '../platform/log.js';
+import { USER_ID } from '../platform/ids.js';
+import { NOTIFICATIONS_CHANNEL } from './keys.js';
+import type { NotificationView } from './inbox.js';
+
+export interface FeedListener {
+  /** A new notification of the buyer listened to. */
+  notified(item: NotificationView): void;
+  /** The subscriber connection came back: what was published meanwhile was not heard. */
+  resumed(): void;
+}
+
+export class NotificationFeed {
+  private readonly subscriber: ReturnType<typeof channelSubscriber>;
+  /** buyer id -> the SSE streams of this node listening to them. */
+  private readonly listeners = new Map<string, Set<FeedListener>>();
+  private forward: (buyerId: string, itemJson: string) => void = () => {};
+  /** Messages heard (for operators and tests). */
+  heard = 0;
+
+  constructor(redisUrl: string, private readonly log: Logger) {
+    this.subscriber = channelSubscriber(redisUrl, 'stampede-api-notifications', NOTIFICATIONS_CHANNEL, (message) => this.dispatch(message), () => void this.resume());
+  }
+
+  /** Resolves once the subscriber listens on NOTIFICATIONS_CHANNEL. */
+  async start(): Promise<void> {
+    await this.subscriber.subscribe();
+  }
+
+  async stop(): Promise<void> {
+    this.listeners.clear();
+    await this.subscriber.quit();
+  }
+
+  /** Where every message goes first, unparsed (the WebSocket hub's user topics). */
+  forwardTo(forward: (buyerId: string, itemJson: string) => void): void {
+    this.forward = forward;
+  }
+
+  /** Hands the buyer's new notifications to `listener` until the function returned is called. */
+  listen(buyerId: string, listener: FeedListener): () => void {
+    let set = this.listeners.get(buyerId);
+    if (!set) this.listeners.set(buyerId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(buyerId) === set) this.listeners.delete(buyerId);
+    };
+  }
+
+  /** One message: `<buyer id> <item json>`. */
+  private dispatch(message: string): void {
+    const space = message.indexOf(' ');
+    const buyerId = space > 0 ? message.slice(0, space) : '';
+    if (!USER_ID.test(buyerId) || message.charCodeAt(space + 1) !== 0x7b /* { */ || message.charCodeAt(message.length - 1) !== 0x7d /* } */) {
+      this.log.warn({ message: message.slice(0, 200) }, 'notifications: malformed message on the notifications channel, dropped');
+      return;
+    }
+    this.heard++;
+    const itemJson = message.slice(space + 1);
+    this.forward(buyerId, itemJson);
+    const listening = this.listeners.get(buyerId);
+    if (!listening) return;
+    let item: NotificationView;
+    try {
+      item = JSON.parse(itemJson) as NotificationView;
+    } catch {
+      this.log.warn({ buyerId }, 'notifications: an item on the notifications channel is not JSON, dropped');
+      return;
+    }
+    for (const listener of [...listening]) listener.notified(item);
+  }
+
+  private async resume(): Promise<void> {
+    try {
+      await this.subscriber.subscribe();
+    } catch (err) {
+      this.log.error({ err }, 'notifications: could not subscribe again after the reconnect');
+      return;
+    }
+    this.log.warn({ buyers: this.listeners.size }, 'notifications: Redis subscriber reconnected; SSE streams read what they missed');
+    for (const set of this.listeners.values()) for (const listener of [...set]) listener.resumed();
+  }
+}

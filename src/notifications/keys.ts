@@ -1,0 +1,13 @@
+/**
+ * The notification product's Redis names.
+ *
+ * NOTIFICATIONS_CHANNEL: pub/sub channel of new inbox rows, for the live
+ * push (ws `user/<id>` topics and the SSE stream) on every api node. A
+ * message is `<buyer id> <json>`, the JSON being the item as the inbox API
+ * shows it ({id, type, title, body, data, createdAt, readAt}); the buyer id
+ * comes first so a node routes a message without parsing it. The
+ * notifications worker publishes each new row after its transaction
+ * committed; a message lost (no subscriber connected, Redis down) is found
+ * again in the inbox and by an SSE resume (`Last-Event-ID`).
+ */
+export const NOTIFICATIONS_CHANNEL = 'stampede:notifications';
