@@ -2,8 +2,9 @@
  * Telling buyers: each announcement the notifications worker receives is
  * told to its recipient in the inbox, once, unless the buyer switched that
  * off (src/notifications/preferences.ts; critical types always are), and
- * by e-mail when they want that and have an address (sent by the e-mail
- * worker, once: src/notifications/emails.ts). The inbox row is keyed by
+ * by e-mail and SMS when they want that and have an address or a phone
+ * (sent by the e-mail and SMS workers, once: src/notifications/emails.ts,
+ * sms.ts). The inbox row is keyed by
  * (event id, recipient), so an announcement delivered twice (the auctions
  * worker announces again after a crash, the broker redelivers) creates no
  * second row, and a row only ever goes to the buyer the event names.
@@ -18,9 +19,10 @@ import { PermanentError } from '../platform/messaging/consumer.js';
 import type { Announcement } from './announcements.js';
 import { notificationOf } from './messages.js';
 import {
-  insertEmails, insertNotifications, lotsOf, pruneInboxes, unsentEmailsOf, type EmailKey, type NewEmail, type NotificationRecord,
+  insertEmails, insertNotifications, insertSms, lotsOf, pruneInboxes, unsentOf, type DeliveryKey, type NewEmail, type NewSms, type NotificationRecord,
 } from './repository.js';
 import { emailMessageId } from './emails.js';
+import { smsTextOf } from './sms.js';
 import { keptSince, type Retention } from './inbox.js';
 import { Preferences } from './preferences.js';
 
@@ -32,11 +34,12 @@ export class Notifications {
   }
 
   /**
-   * Writes the inbox rows and records the e-mails of these announcements
-   * that the buyers want, in one transaction; returns the inbox rows that
-   * are new and the e-mails of these events not sent yet.
+   * Writes the inbox rows and records the e-mails and SMS of these
+   * announcements that the buyers want, in one transaction; returns the
+   * inbox rows that are new and the e-mails and SMS of these events not
+   * sent yet.
    */
-  async tell(announcements: Announcement[]): Promise<{ created: NotificationRecord[]; emailsToSend: EmailKey[] }> {
+  async tell(announcements: Announcement[]): Promise<{ created: NotificationRecord[]; emailsToSend: DeliveryKey[]; smsToSend: DeliveryKey[] }> {
     const once = [...new Map(announcements.map((a) => [`${a.eventId}\u0000${a.data.buyerId}`, a])).values()];
     const lots = await lotsOf(this.pool, [...new Set(once.map((a) => a.data.auctionId))]);
     const notes = once.map((a) => {
@@ -48,19 +51,25 @@ export class Notifications {
     const preferences = await this.preferences.of([...new Set(notes.map((n) => n.recipientId))]);
     const inApp = notes.filter((n) => preferences.get(n.recipientId)!.wants(n.type, 'in_app'));
     const emails: NewEmail[] = [];
+    const texts: NewSms[] = [];
     for (const n of notes) {
       const p = preferences.get(n.recipientId)!;
-      if (!p.wants(n.type, 'email') || p.email === null) continue;
-      emails.push({ eventId: n.eventId, recipientId: n.recipientId, type: n.type, address: p.email, subject: n.title, body: n.body, messageId: emailMessageId(n) });
+      if (p.wants(n.type, 'email') && p.email !== null) {
+        emails.push({ eventId: n.eventId, recipientId: n.recipientId, type: n.type, address: p.email, subject: n.title, body: n.body, messageId: emailMessageId(n) });
+      }
+      if (p.wants(n.type, 'sms') && p.phone !== null) {
+        texts.push({ eventId: n.eventId, recipientId: n.recipientId, type: n.type, phone: p.phone, body: smsTextOf(n.title, n.body) });
+      }
     }
     return inTransaction(this.pool, async (tx) => {
       const created = await insertNotifications(tx, inApp);
       // Retention, for the inboxes that just grew: past the cap or too old.
       await pruneInboxes(tx, [...new Set(created.map((n) => n.recipientId))], this.retention.cap, keptSince(this.retention));
       await insertEmails(tx, emails);
+      await insertSms(tx, texts);
       // Asked for again on every delivery until sent: a crash after this commit and before the request was confirmed loses none.
-      const emailsToSend = await unsentEmailsOf(tx, emails);
-      return { created, emailsToSend };
+      const [emailsToSend, smsToSend] = [await unsentOf(tx, 'email', emails), await unsentOf(tx, 'sms', texts)];
+      return { created, emailsToSend, smsToSend };
     });
   }
 }

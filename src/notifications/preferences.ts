@@ -70,6 +70,10 @@ export class BuyerPreferences {
     return this.set?.email ?? this.accountEmail ?? null;
   }
 
+  get phone(): string | null {
+    return this.set?.phone ?? null;
+  }
+
   view(): PreferencesView {
     const switches = (allows: (c: Channel) => boolean) => Object.fromEntries(CHANNELS.map((c) => [c, allows(c)])) as ChannelSwitches;
     const s = this.set;
@@ -77,7 +81,7 @@ export class BuyerPreferences {
       channels: switches((c) => this.channelAllows(c)),
       types: Object.fromEntries(NOTIFICATION_TYPE_NAMES.map((t) => [t, switches((c) => this.typeAllows(t, c))])) as PreferencesView['types'],
       email: this.email,
-      phone: s?.phone ?? null,
+      phone: this.phone,
       timeZone: s?.timeZone ?? null,
       quietHours: s?.quietStart != null && s.quietEnd != null ? { start: clockOf(s.quietStart), end: clockOf(s.quietEnd) } : null,
     };

@@ -231,11 +231,16 @@ export interface EmailRecord {
 
 export type NewEmail = Omit<EmailRecord, 'sentAt'>;
 
-/** The key of an e-mail: one per (event, recipient). */
-export interface EmailKey {
+/** The key of a notification's e-mail or SMS: one of each per (event, recipient). */
+export interface DeliveryKey {
   eventId: string;
   recipientId: string;
 }
+
+/** The channels that deliver outside the app, each with its table (one row per (event, recipient), `sent_at` once sent). */
+export type Delivery = 'email' | 'sms';
+
+const DELIVERY_TABLES: Record<Delivery, string> = { email: 'notification_emails', sms: 'notification_sms' };
 
 const EMAIL_COLUMNS = 'event_id, recipient_id, type, address, subject, body, message_id, sent_at';
 
@@ -258,32 +263,78 @@ export async function insertEmails(db: Db, emails: NewEmail[]): Promise<void> {
   );
 }
 
-/** Of these e-mails, the ones recorded and not sent yet. */
-export async function unsentEmailsOf(db: Db, keys: EmailKey[]): Promise<EmailKey[]> {
+/** Of these e-mails or SMS, the ones recorded and not sent yet. */
+export async function unsentOf(db: Db, delivery: Delivery, keys: DeliveryKey[]): Promise<DeliveryKey[]> {
   if (keys.length === 0) return [];
   const { rows } = await db.query<Pick<EmailRow, 'event_id' | 'recipient_id'>>(
-    `SELECT e.event_id, e.recipient_id FROM notification_emails e
+    `SELECT d.event_id, d.recipient_id FROM ${DELIVERY_TABLES[delivery]} d
        JOIN unnest($1::text[], $2::text[]) AS k(event_id, recipient_id) USING (event_id, recipient_id)
-      WHERE e.sent_at IS NULL`,
+      WHERE d.sent_at IS NULL`,
     [keys.map((k) => k.eventId), keys.map((k) => k.recipientId)],
   );
   return rows.map((r) => ({ eventId: r.event_id, recipientId: r.recipient_id }));
 }
 
 /**
- * Locks an unsent e-mail for the caller's transaction; undefined when it was
- * sent already, or another transaction holds it (that one sends it).
+ * Locks an unsent e-mail or SMS for the caller's transaction; undefined when
+ * it was sent already, or another transaction holds it (that one sends it).
  */
-export async function lockUnsentEmail(db: PoolClient, key: EmailKey): Promise<EmailRecord | undefined> {
-  const { rows } = await db.query<EmailRow>(
-    `SELECT ${EMAIL_COLUMNS} FROM notification_emails WHERE event_id = $1 AND recipient_id = $2 AND sent_at IS NULL FOR UPDATE SKIP LOCKED`,
+async function lockUnsent<Row extends EmailRow | SmsRow>(db: PoolClient, delivery: Delivery, columns: string, key: DeliveryKey): Promise<Row | undefined> {
+  const { rows } = await db.query<Row>(
+    `SELECT ${columns} FROM ${DELIVERY_TABLES[delivery]} WHERE event_id = $1 AND recipient_id = $2 AND sent_at IS NULL FOR UPDATE SKIP LOCKED`,
     [key.eventId, key.recipientId],
   );
-  return rows[0] && emailOf(rows[0]);
+  return rows[0];
 }
 
-export async function recordEmailSent(db: PoolClient, key: EmailKey): Promise<void> {
-  await db.query('UPDATE notification_emails SET sent_at = now() WHERE event_id = $1 AND recipient_id = $2', [key.eventId, key.recipientId]);
+export async function lockUnsentEmail(db: PoolClient, key: DeliveryKey): Promise<EmailRecord | undefined> {
+  const row = await lockUnsent<EmailRow>(db, 'email', EMAIL_COLUMNS, key);
+  return row && emailOf(row);
+}
+
+export async function recordSent(db: PoolClient, delivery: Delivery, key: DeliveryKey): Promise<void> {
+  await db.query(`UPDATE ${DELIVERY_TABLES[delivery]} SET sent_at = now() WHERE event_id = $1 AND recipient_id = $2`, [key.eventId, key.recipientId]);
+}
+
+/** A row of `notification_sms` (the SMS channel). */
+interface SmsRow {
+  event_id: string;
+  recipient_id: string;
+  type: NotificationTypeName;
+  phone: string;
+  body: string;
+  sent_at: Date | null;
+}
+
+export interface SmsRecord {
+  eventId: string;
+  recipientId: string;
+  type: NotificationTypeName;
+  phone: string;
+  body: string;
+  sentAt: Date | null;
+}
+
+export type NewSms = Omit<SmsRecord, 'sentAt'>;
+
+const SMS_COLUMNS = 'event_id, recipient_id, type, phone, body, sent_at';
+
+const smsOf = (r: SmsRow): SmsRecord => ({ eventId: r.event_id, recipientId: r.recipient_id, type: r.type, phone: r.phone, body: r.body, sentAt: r.sent_at });
+
+/** Records SMS to send in one statement; one already recorded for its (event, recipient) is kept as it is. */
+export async function insertSms(db: Db, messages: NewSms[]): Promise<void> {
+  if (messages.length === 0) return;
+  await db.query(
+    `INSERT INTO notification_sms (event_id, recipient_id, type, phone, body)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+     ON CONFLICT (event_id, recipient_id) DO NOTHING`,
+    [messages.map((m) => m.eventId), messages.map((m) => m.recipientId), messages.map((m) => m.type), messages.map((m) => m.phone), messages.map((m) => m.body)],
+  );
+}
+
+export async function lockUnsentSms(db: PoolClient, key: DeliveryKey): Promise<SmsRecord | undefined> {
+  const row = await lockUnsent<SmsRow>(db, 'sms', SMS_COLUMNS, key);
+  return row && smsOf(row);
 }
 
 /** Switches one type's e-mail off for the buyer, keeping the rest of what they set. */

@@ -2,15 +2,16 @@
  * The notifications worker: consumes the notifications queue (see
  * BatchConsumer: manual acks, prefetch, batches, retry tiers, dead letters)
  * and tells what arrived together in one transaction per batch (inbox rows
- * and the e-mails to send), then asks the e-mail queue for the e-mails not
- * sent yet; the messages are acked only after the broker confirmed those. Announcements that fail their
+ * and the e-mails and SMS to send), then asks the e-mail and SMS queues for
+ * those not sent yet; the messages are acked only after the broker
+ * confirmed those requests. Announcements that fail their
  * catalogue schema are poison (dead-lettered at once, with their reason).
  */
 import type { Pool } from '../platform/db/pool.js';
 import { BatchConsumer, type JsonObject, type WorkerSettings } from '../platform/messaging/consumer.js';
 import type { ConfirmChannel } from '../platform/messaging/amqp.js';
 import { publisherOf } from '../platform/messaging/publisher.js';
-import { emailRequestOf } from './email-worker.js';
+import { requestOf } from './channel-worker.js';
 import { parseAnnouncement, type Announcement } from './announcements.js';
 import { Notifications } from './notifications.js';
 import type { Retention } from './inbox.js';
@@ -33,8 +34,10 @@ export class NotificationsWorker extends BatchConsumer<Announcement> {
   }
 
   protected async settle(announcements: Announcement[], pub: ConfirmChannel): Promise<void> {
-    const { emailsToSend } = await this.notifications.tell(announcements);
-    // Committed; the announcements are acked only once the e-mail queue has the requests.
-    await publisherOf(pub).publishEvents(this.deps.topology.exchange, emailsToSend.map((key) => emailRequestOf(key)));
+    const { emailsToSend, smsToSend } = await this.notifications.tell(announcements);
+    // Committed; the announcements are acked only once the channel queues have the requests.
+    await publisherOf(pub).publishEvents(this.deps.topology.exchange, [
+      ...emailsToSend.map((key) => requestOf('email', key)), ...smsToSend.map((key) => requestOf('sms', key)),
+    ]);
   }
 }

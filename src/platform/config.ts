@@ -33,7 +33,7 @@ const tcpPort = makeValidator<number>((input) => {
 });
 
 /** The queues a worker role may consume, one worker each. */
-export const WORKER_QUEUES = ['orders', 'auctions', 'notifications', 'email'] as const;
+export const WORKER_QUEUES = ['orders', 'auctions', 'notifications', 'email', 'sms'] as const;
 export type WorkerQueue = (typeof WORKER_QUEUES)[number];
 
 const workerQueues = makeValidator<WorkerQueue[]>((input) => {
@@ -83,6 +83,9 @@ export const configSchema = {
   STAMPEDE_MAIL_FROM: str({ default: 'Stampede <notifications@stampede.local>', desc: 'From address of notification e-mails.' }),
   STAMPEDE_PUBLIC_URL: url({ default: 'http://127.0.0.1:8080', desc: "The api's address as buyers reach it: e-mails link to it (one-click unsubscribe)." }),
   STAMPEDE_SMTP_TIMEOUT_MS: intIn(100, 120_000)({ default: 10_000, desc: 'Longest an SMTP connection, greeting or reply may take before the send is retried.' }),
+  STAMPEDE_SMS_URL: url({ default: 'http://127.0.0.1:1026/Messages.json', desc: "SMS provider's message endpoint the SMS worker POSTs to (a Twilio-compatible form: To, From, Body; credentials in the URL go as HTTP Basic auth)." }),
+  STAMPEDE_SMS_FROM: str({ default: '+15005550006', desc: 'Sender of notification SMS (an E.164 number or a sender id the provider allows).' }),
+  STAMPEDE_SMS_TIMEOUT_MS: intIn(100, 120_000)({ default: 10_000, desc: "Longest the SMS provider's answer may take before the send is retried." }),
   STAMPEDE_SHUTDOWN_GRACE_MS: positiveInt({ default: 10_000, desc: 'How long a role may take to finish in-flight work on SIGTERM.' }),
   STAMPEDE_REQUIRE_NATIVE_UWS: bool({ default: true, desc: 'Refuse to start when uWebSockets.js fell back to its slow JS server.' }),
 };
