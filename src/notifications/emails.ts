@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from '../platform/db/pool.js';
 import { lockUnsentEmail, type DeliveryKey } from './repository.js';
-import { sendOnce } from './channel-worker.js';
+import { sendOnce, type Sending } from './channel-worker.js';
 import type { SmtpChannel } from './channels/email.js';
 import type { UnsubscribeLinks } from './unsubscribe.js';
 
@@ -34,9 +34,9 @@ export class Emails {
 
   constructor(private readonly pool: Pool, private readonly smtp: SmtpChannel, private readonly links: UnsubscribeLinks) {}
 
-  /** Sends the e-mail unless it was sent; resolves once it is recorded sent (or found so). */
-  async send(key: DeliveryKey): Promise<'sent' | 'already'> {
-    return sendOnce(this.pool, 'email', key, lockUnsentEmail, async (email) => {
+  /** Sends the e-mail unless it was sent (or its quiet hours have not ended at `now`); resolves once it is recorded sent (or found so). */
+  async send(key: DeliveryKey, now = Date.now()): Promise<Sending> {
+    return sendOnce(this.pool, 'email', key, now, lockUnsentEmail, async (email) => {
       await this.smtp.send({
         to: email.address, subject: email.subject, text: email.body, messageId: email.messageId,
         unsubscribeUrl: this.links.url(email.recipientId, email.type),

@@ -29,7 +29,7 @@ import { Preferences } from './preferences.js';
 export class Notifications {
   private readonly preferences: Preferences;
 
-  constructor(private readonly pool: Pool, private readonly retention: Retention) {
+  constructor(private readonly pool: Pool, private readonly retention: Retention, private readonly clock: () => number = Date.now) {
     this.preferences = new Preferences(pool);
   }
 
@@ -52,13 +52,16 @@ export class Notifications {
     const inApp = notes.filter((n) => preferences.get(n.recipientId)!.wants(n.type, 'in_app'));
     const emails: NewEmail[] = [];
     const texts: NewSms[] = [];
+    const now = this.clock();
     for (const n of notes) {
       const p = preferences.get(n.recipientId)!;
+      // In the buyer's quiet hours, e-mail and SMS wait for their end; the inbox never does.
+      const notBefore = p.quietUntil(now);
       if (p.wants(n.type, 'email') && p.email !== null) {
-        emails.push({ eventId: n.eventId, recipientId: n.recipientId, type: n.type, address: p.email, subject: n.title, body: n.body, messageId: emailMessageId(n) });
+        emails.push({ eventId: n.eventId, recipientId: n.recipientId, type: n.type, address: p.email, subject: n.title, body: n.body, messageId: emailMessageId(n), notBefore });
       }
       if (p.wants(n.type, 'sms') && p.phone !== null) {
-        texts.push({ eventId: n.eventId, recipientId: n.recipientId, type: n.type, phone: p.phone, body: smsTextOf(n.title, n.body) });
+        texts.push({ eventId: n.eventId, recipientId: n.recipientId, type: n.type, phone: p.phone, body: smsTextOf(n.title, n.body), notBefore });
       }
     }
     return inTransaction(this.pool, async (tx) => {

@@ -15,6 +15,7 @@
 import { AppError } from '../platform/errors.js';
 import type { Pool } from '../platform/db/pool.js';
 import { accountEmailsOf, preferencesOf, savePreferences, switchEmailOff, type PreferencesRecord } from './repository.js';
+import { quietUntil } from './quiet-hours.js';
 import { CHANNELS, NOTIFICATION_TYPE_NAMES, NOTIFICATION_TYPES, type Channel, type NotificationTypeName } from './types.js';
 
 export type ChannelSwitches = Record<Channel, boolean>;
@@ -72,6 +73,13 @@ export class BuyerPreferences {
 
   get phone(): string | null {
     return this.set?.phone ?? null;
+  }
+
+  /** When e-mail and SMS told at `now` may go: the end of the buyer's quiet hours holding `now`, else null (at once). */
+  quietUntil(now: number): Date | null {
+    const s = this.set;
+    if (s?.quietStart == null || s.quietEnd == null || s.timeZone == null) return null;
+    return quietUntil(now, { timeZone: s.timeZone, start: s.quietStart, end: s.quietEnd }) ?? null;
   }
 
   view(): PreferencesView {

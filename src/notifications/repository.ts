@@ -215,6 +215,7 @@ interface EmailRow {
   subject: string;
   body: string;
   message_id: string;
+  not_before: Date | null;
   sent_at: Date | null;
 }
 
@@ -226,6 +227,8 @@ export interface EmailRecord {
   subject: string;
   body: string;
   messageId: string;
+  /** The end of the buyer's quiet hours it was told in; null: at once. */
+  notBefore: Date | null;
   sentAt: Date | null;
 }
 
@@ -242,23 +245,23 @@ export type Delivery = 'email' | 'sms';
 
 const DELIVERY_TABLES: Record<Delivery, string> = { email: 'notification_emails', sms: 'notification_sms' };
 
-const EMAIL_COLUMNS = 'event_id, recipient_id, type, address, subject, body, message_id, sent_at';
+const EMAIL_COLUMNS = 'event_id, recipient_id, type, address, subject, body, message_id, not_before, sent_at';
 
 const emailOf = (r: EmailRow): EmailRecord => ({
   eventId: r.event_id, recipientId: r.recipient_id, type: r.type, address: r.address, subject: r.subject, body: r.body,
-  messageId: r.message_id, sentAt: r.sent_at,
+  messageId: r.message_id, notBefore: r.not_before, sentAt: r.sent_at,
 });
 
 /** Records e-mails to send in one statement; one already recorded for its (event, recipient) is kept as it is. */
 export async function insertEmails(db: Db, emails: NewEmail[]): Promise<void> {
   if (emails.length === 0) return;
   await db.query(
-    `INSERT INTO notification_emails (event_id, recipient_id, type, address, subject, body, message_id)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+    `INSERT INTO notification_emails (event_id, recipient_id, type, address, subject, body, message_id, not_before)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
      ON CONFLICT (event_id, recipient_id) DO NOTHING`,
     [
       emails.map((e) => e.eventId), emails.map((e) => e.recipientId), emails.map((e) => e.type), emails.map((e) => e.address),
-      emails.map((e) => e.subject), emails.map((e) => e.body), emails.map((e) => e.messageId),
+      emails.map((e) => e.subject), emails.map((e) => e.body), emails.map((e) => e.messageId), emails.map((e) => e.notBefore),
     ],
   );
 }
@@ -303,6 +306,7 @@ interface SmsRow {
   type: NotificationTypeName;
   phone: string;
   body: string;
+  not_before: Date | null;
   sent_at: Date | null;
 }
 
@@ -312,23 +316,30 @@ export interface SmsRecord {
   type: NotificationTypeName;
   phone: string;
   body: string;
+  /** As EmailRecord's. */
+  notBefore: Date | null;
   sentAt: Date | null;
 }
 
 export type NewSms = Omit<SmsRecord, 'sentAt'>;
 
-const SMS_COLUMNS = 'event_id, recipient_id, type, phone, body, sent_at';
+const SMS_COLUMNS = 'event_id, recipient_id, type, phone, body, not_before, sent_at';
 
-const smsOf = (r: SmsRow): SmsRecord => ({ eventId: r.event_id, recipientId: r.recipient_id, type: r.type, phone: r.phone, body: r.body, sentAt: r.sent_at });
+const smsOf = (r: SmsRow): SmsRecord => ({
+  eventId: r.event_id, recipientId: r.recipient_id, type: r.type, phone: r.phone, body: r.body, notBefore: r.not_before, sentAt: r.sent_at,
+});
 
 /** Records SMS to send in one statement; one already recorded for its (event, recipient) is kept as it is. */
 export async function insertSms(db: Db, messages: NewSms[]): Promise<void> {
   if (messages.length === 0) return;
   await db.query(
-    `INSERT INTO notification_sms (event_id, recipient_id, type, phone, body)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+    `INSERT INTO notification_sms (event_id, recipient_id, type, phone, body, not_before)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
      ON CONFLICT (event_id, recipient_id) DO NOTHING`,
-    [messages.map((m) => m.eventId), messages.map((m) => m.recipientId), messages.map((m) => m.type), messages.map((m) => m.phone), messages.map((m) => m.body)],
+    [
+      messages.map((m) => m.eventId), messages.map((m) => m.recipientId), messages.map((m) => m.type), messages.map((m) => m.phone), messages.map((m) => m.body),
+      messages.map((m) => m.notBefore),
+    ],
   );
 }
 

@@ -12,7 +12,7 @@
  */
 import type { Pool } from '../platform/db/pool.js';
 import { lockUnsentSms, type DeliveryKey } from './repository.js';
-import { sendOnce } from './channel-worker.js';
+import { sendOnce, type Sending } from './channel-worker.js';
 import type { SmsChannel } from './channels/sms.js';
 
 /** Longest text an SMS carries (what Twilio accepts: ten concatenated segments). */
@@ -30,9 +30,9 @@ export class TextMessages {
 
   constructor(private readonly pool: Pool, private readonly provider: SmsChannel) {}
 
-  /** Sends the SMS unless it was sent; resolves once it is recorded sent (or found so). */
-  async send(key: DeliveryKey): Promise<'sent' | 'already'> {
-    return sendOnce(this.pool, 'sms', key, lockUnsentSms, async (sms) => {
+  /** Sends the SMS unless it was sent (or its quiet hours have not ended at `now`); resolves once it is recorded sent (or found so). */
+  async send(key: DeliveryKey, now = Date.now()): Promise<Sending> {
+    return sendOnce(this.pool, 'sms', key, now, lockUnsentSms, async (sms) => {
       await this.provider.send({ to: sms.phone, body: sms.body });
       this.sent++;
     });

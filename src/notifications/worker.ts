@@ -19,6 +19,8 @@ import type { Retention } from './inbox.js';
 export interface NotificationsWorkerOptions extends WorkerSettings {
   pool: Pool;
   retention: Retention;
+  /** The wall clock quiet hours are read by (tests shift it). */
+  clock?: () => number;
 }
 
 export class NotificationsWorker extends BatchConsumer<Announcement> {
@@ -26,7 +28,7 @@ export class NotificationsWorker extends BatchConsumer<Announcement> {
 
   constructor(private readonly deps: NotificationsWorkerOptions) {
     super({ ...deps, name: 'notifications worker', what: 'an announcement', concern: deps.topology.notifications });
-    this.notifications = new Notifications(deps.pool, deps.retention);
+    this.notifications = new Notifications(deps.pool, deps.retention, deps.clock);
   }
 
   protected parse(envelope: JsonObject): Announcement {

@@ -10,14 +10,13 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { boot, call, waitFor, type System } from '../helpers/system.js';
+import { boot, waitFor, type System } from '../helpers/system.js';
 import { openAmqp, type Amqp } from '../helpers/fault-kit.js';
 import { createAuction } from '../helpers/auctions.js';
-import { announcement, inboxRows, publishAnnouncements, waitInbox } from '../helpers/notifications.js';
+import { announcement, buyerWithPreferences, inboxRows, publishAnnouncements, waitInbox } from '../helpers/notifications.js';
 import { smsReceiver, type SmsReceiver } from '../helpers/sms.js';
 import { smtpCatcher, type SmtpCatcher } from '../helpers/smtp.js';
-import { createBuyers } from '../../src/buyers/buyers.js';
-import { newBidId, randomId } from '../../src/platform/ids.js';
+import { newBidId } from '../../src/platform/ids.js';
 import { deadLetterQueue, retryQueue } from '../../src/platform/messaging/topology.js';
 
 async function system(t: Test, env: NodeJS.ProcessEnv = {}): Promise<{ sys: System; amqp: Amqp; provider: SmsReceiver; smtp: SmtpCatcher }> {
@@ -38,15 +37,7 @@ const channelQueues = (sys: System) => [sys.cfg.topology.notifications, sys.cfg.
 let phones = 0;
 const newPhone = () => `+3361${String(process.pid % 10_000).padStart(4, '0')}${String(++phones).padStart(3, '0')}`;
 
-/** A buyer with an e-mail address, and the preferences given (through the API, as a buyer sets them). */
-async function buyer(sys: System, preferences: Record<string, unknown>): Promise<string> {
-  const [b] = await createBuyers(sys.pool, [{ name: 'sms buyer', email: `sms-${randomId(10)}@example.test` }]);
-  const put = await call(`${sys.url}/v1/notification-preferences`, {
-    method: 'PUT', headers: { authorization: `Bearer ${sys.token(b!.id)}`, 'content-type': 'application/json' }, body: JSON.stringify(preferences),
-  });
-  if (put.status !== 200) throw new Error(`preferences refused: ${JSON.stringify(put.body)}`);
-  return b!.id;
-}
+const buyer = async (sys: System, preferences: Record<string, unknown>) => (await buyerWithPreferences(sys, preferences)).id;
 
 const released = (auctionId: string, buyerId: string) => announcement('released', `${auctionId}:released:${buyerId}`, { auctionId, buyerId, cancelledAt: Date.now() });
 
