@@ -35,6 +35,11 @@ const recordOf = (r: NotificationRow): NotificationRecord => ({
   createdAt: r.created_at, readAt: r.read_at,
 });
 
+const notificationColumns = (notes: NewNotification[]) => [
+  notes.map((n) => n.eventId), notes.map((n) => n.recipientId), notes.map((n) => n.type), notes.map((n) => n.title),
+  notes.map((n) => n.body), notes.map((n) => JSON.stringify(n.data)),
+];
+
 /**
  * Writes inbox rows in one statement; a row whose (event, recipient) is
  * already there is skipped. Returns the rows this call created.
@@ -46,10 +51,29 @@ export async function insertNotifications(db: Db, notes: NewNotification[]): Pro
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
      ON CONFLICT (event_id, recipient_id) DO NOTHING
      RETURNING ${NOTIFICATION_COLUMNS}`,
-    [
-      notes.map((n) => n.eventId), notes.map((n) => n.recipientId), notes.map((n) => n.type), notes.map((n) => n.title),
-      notes.map((n) => n.body), notes.map((n) => JSON.stringify(n.data)),
-    ],
+    notificationColumns(notes),
+  );
+  return rows.map(recordOf);
+}
+
+/**
+ * Writes outbid notifications, one per (recipient, auction): a recipient
+ * who has one for that auction has it updated in place (the event it tells,
+ * title, body, data, created now and unread again) when this one names a
+ * higher price; an
+ * older or repeated announcement changes nothing. At most one per
+ * (recipient, auction) in a call. Returns the rows it created or updated.
+ */
+export async function upsertOutbids(db: Db, notes: NewNotification[]): Promise<NotificationRecord[]> {
+  if (notes.length === 0) return [];
+  const { rows } = await db.query<NotificationRow>(
+    `INSERT INTO notifications (event_id, recipient_id, type, title, body, data)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+     ON CONFLICT (recipient_id, (data->>'auctionId')) WHERE type = 'auction.outbid'
+     DO UPDATE SET event_id = EXCLUDED.event_id, title = EXCLUDED.title, body = EXCLUDED.body, data = EXCLUDED.data, created_at = now(), read_at = NULL
+       WHERE (notifications.data->>'price')::bigint < (EXCLUDED.data->>'price')::bigint
+     RETURNING ${NOTIFICATION_COLUMNS}`,
+    notificationColumns(notes),
   );
   return rows.map(recordOf);
 }
@@ -216,6 +240,7 @@ interface EmailRow {
   body: string;
   message_id: string;
   not_before: Date | null;
+  throttle_key: string | null;
   sent_at: Date | null;
 }
 
@@ -229,6 +254,8 @@ export interface EmailRecord {
   messageId: string;
   /** The end of the buyer's quiet hours it was told in; null: at once. */
   notBefore: Date | null;
+  /** What throttles it (the auction of an outbid e-mail): one per (recipient, key) and window. */
+  throttleKey: string | null;
   sentAt: Date | null;
 }
 
@@ -245,25 +272,74 @@ export type Delivery = 'email' | 'sms';
 
 const DELIVERY_TABLES: Record<Delivery, string> = { email: 'notification_emails', sms: 'notification_sms' };
 
-const EMAIL_COLUMNS = 'event_id, recipient_id, type, address, subject, body, message_id, not_before, sent_at';
+const EMAIL_COLUMNS = 'event_id, recipient_id, type, address, subject, body, message_id, not_before, throttle_key, sent_at';
 
 const emailOf = (r: EmailRow): EmailRecord => ({
   eventId: r.event_id, recipientId: r.recipient_id, type: r.type, address: r.address, subject: r.subject, body: r.body,
-  messageId: r.message_id, notBefore: r.not_before, sentAt: r.sent_at,
+  messageId: r.message_id, notBefore: r.not_before, throttleKey: r.throttle_key, sentAt: r.sent_at,
 });
 
 /** Records e-mails to send in one statement; one already recorded for its (event, recipient) is kept as it is. */
 export async function insertEmails(db: Db, emails: NewEmail[]): Promise<void> {
   if (emails.length === 0) return;
   await db.query(
-    `INSERT INTO notification_emails (event_id, recipient_id, type, address, subject, body, message_id, not_before)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+    `INSERT INTO notification_emails (event_id, recipient_id, type, address, subject, body, message_id, not_before, throttle_key)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])
      ON CONFLICT (event_id, recipient_id) DO NOTHING`,
-    [
-      emails.map((e) => e.eventId), emails.map((e) => e.recipientId), emails.map((e) => e.type), emails.map((e) => e.address),
-      emails.map((e) => e.subject), emails.map((e) => e.body), emails.map((e) => e.messageId), emails.map((e) => e.notBefore),
-    ],
+    emailColumns(emails),
   );
+}
+
+const emailColumns = (emails: NewEmail[]) => [
+  emails.map((e) => e.eventId), emails.map((e) => e.recipientId), emails.map((e) => e.type), emails.map((e) => e.address),
+  emails.map((e) => e.subject), emails.map((e) => e.body), emails.map((e) => e.messageId), emails.map((e) => e.notBefore), emails.map((e) => e.throttleKey),
+];
+
+/**
+ * The throttle: records each of these e-mails (one per (recipient,
+ * throttle key)) unless that recipient has one under its key created within
+ * the last `windowMs`; one that is there and not sent yet takes the new
+ * subject and body (it goes out telling the latest). The caller holds the
+ * pairs' locks (lockThrottles), so two transactions never both record one.
+ */
+export async function recordThrottledEmails(db: Db, emails: NewEmail[], windowMs: number): Promise<void> {
+  if (emails.length === 0) return;
+  await db.query(
+    `UPDATE notification_emails e SET subject = k.subject, body = k.body
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(recipient_id, throttle_key, subject, body)
+      WHERE e.recipient_id = k.recipient_id AND e.throttle_key = k.throttle_key AND e.sent_at IS NULL
+        AND e.created_at > now() - make_interval(secs => $5::bigint / 1000.0)`,
+    [emails.map((e) => e.recipientId), emails.map((e) => e.throttleKey), emails.map((e) => e.subject), emails.map((e) => e.body), windowMs],
+  );
+  await db.query(
+    `INSERT INTO notification_emails (event_id, recipient_id, type, address, subject, body, message_id, not_before, throttle_key)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])
+         AS k(event_id, recipient_id, type, address, subject, body, message_id, not_before, throttle_key)
+      WHERE NOT EXISTS (
+        SELECT 1 FROM notification_emails e WHERE e.recipient_id = k.recipient_id AND e.throttle_key = k.throttle_key
+           AND e.created_at > now() - make_interval(secs => $10::bigint / 1000.0))
+     ON CONFLICT (event_id, recipient_id) DO NOTHING`,
+    [...emailColumns(emails), windowMs],
+  );
+}
+
+/** The unsent e-mails these recipients have under these throttle keys (asked for again on every delivery, as unsentOf's). */
+export async function unsentThrottledEmailsOf(db: Db, emails: Pick<NewEmail, 'recipientId' | 'throttleKey'>[]): Promise<DeliveryKey[]> {
+  if (emails.length === 0) return [];
+  const { rows } = await db.query<Pick<EmailRow, 'event_id' | 'recipient_id'>>(
+    `SELECT e.event_id, e.recipient_id FROM notification_emails e
+       JOIN unnest($1::text[], $2::text[]) AS k(recipient_id, throttle_key) USING (recipient_id, throttle_key)
+      WHERE e.sent_at IS NULL`,
+    [emails.map((e) => e.recipientId), emails.map((e) => e.throttleKey)],
+  );
+  return rows.map((r) => ({ eventId: r.event_id, recipientId: r.recipient_id }));
+}
+
+/** Holds a transaction lock on each (recipient, key) pair, in one order for every caller (no deadlock). */
+export async function lockThrottles(db: PoolClient, pairs: { recipientId: string; key: string }[]): Promise<void> {
+  if (pairs.length === 0) return;
+  const names = [...new Set(pairs.map((p) => `notification throttle ${p.recipientId} ${p.key}`))].sort();
+  await db.query('SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest($1::text[]) AS name ORDER BY name', [names]);
 }
 
 /** Of these e-mails or SMS, the ones recorded and not sent yet. */

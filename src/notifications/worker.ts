@@ -13,14 +13,11 @@ import type { ConfirmChannel } from '../platform/messaging/amqp.js';
 import { publisherOf } from '../platform/messaging/publisher.js';
 import { requestOf } from './channel-worker.js';
 import { parseAnnouncement, type Announcement } from './announcements.js';
-import { Notifications } from './notifications.js';
-import type { Retention } from './inbox.js';
+import { Notifications, type TellSettings } from './notifications.js';
 
 export interface NotificationsWorkerOptions extends WorkerSettings {
   pool: Pool;
-  retention: Retention;
-  /** The wall clock quiet hours are read by (tests shift it). */
-  clock?: () => number;
+  tell: TellSettings;
 }
 
 export class NotificationsWorker extends BatchConsumer<Announcement> {
@@ -28,7 +25,7 @@ export class NotificationsWorker extends BatchConsumer<Announcement> {
 
   constructor(private readonly deps: NotificationsWorkerOptions) {
     super({ ...deps, name: 'notifications worker', what: 'an announcement', concern: deps.topology.notifications });
-    this.notifications = new Notifications(deps.pool, deps.retention, deps.clock);
+    this.notifications = new Notifications(deps.pool, deps.tell);
   }
 
   protected parse(envelope: JsonObject): Announcement {

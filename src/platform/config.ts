@@ -79,6 +79,7 @@ export const configSchema = {
   STAMPEDE_RETRY_DELAYS_MS: str({ default: '1000,5000,30000', desc: 'Delay tiers before a failed message is retried; after the last it is dead-lettered.' }),
   STAMPEDE_NOTIFICATION_INBOX_CAP: intIn(1, 100_000)({ default: 1_000, desc: "Most notifications a buyer's inbox keeps (the oldest beyond it are deleted)." }),
   STAMPEDE_NOTIFICATION_RETENTION_DAYS: intIn(1, 3_650)({ default: 90, desc: 'Days a notification is kept in the inbox.' }),
+  STAMPEDE_OUTBID_EMAIL_WINDOW_MS: intIn(1_000, 86_400_000)({ default: 60_000, desc: 'The outbid throttle: a buyer outbid again and again on one auction gets at most one outbid e-mail per this window (their inbox keeps one outbid item per auction, updated to the latest price).' }),
   STAMPEDE_SMTP_URL: url({ default: 'smtp://127.0.0.1:1025', desc: 'SMTP server the e-mail worker sends notifications through (smtp:// or smtps://, credentials in the URL).' }),
   STAMPEDE_MAIL_FROM: str({ default: 'Stampede <notifications@stampede.local>', desc: 'From address of notification e-mails.' }),
   STAMPEDE_PUBLIC_URL: url({ default: 'http://127.0.0.1:8080', desc: "The api's address as buyers reach it: e-mails link to it (one-click unsubscribe)." }),

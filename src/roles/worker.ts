@@ -6,7 +6,7 @@ import { createRedis } from '../platform/redis/client.js';
 import { OrdersWorker } from '../sales/orders-worker.js';
 import { AuctionsWorker } from '../auctions/auctions-worker.js';
 import { NotificationsWorker } from '../notifications/worker.js';
-import { retentionOf } from '../notifications/inbox.js';
+import { tellSettingsOf } from '../notifications/notifications.js';
 import { ChannelWorker } from '../notifications/channel-worker.js';
 import { Emails } from '../notifications/emails.js';
 import { TextMessages } from '../notifications/sms.js';
@@ -39,7 +39,7 @@ export async function startWorker(
   const worker = queues.has('orders') ? new OrdersWorker({ ...common, redis }) : undefined;
   const auctions = queues.has('auctions') ? new AuctionsWorker(common) : undefined;
   const notificationsPool = queues.has('notifications') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
-  const notifications = notificationsPool ? new NotificationsWorker({ ...common, pool: notificationsPool, retention: retentionOf(cfg) }) : undefined;
+  const notifications = notificationsPool ? new NotificationsWorker({ ...common, pool: notificationsPool, tell: tellSettingsOf(cfg) }) : undefined;
   const emailPool = queues.has('email') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
   const smtp = emailPool ? new SmtpChannel({ url: cfg.STAMPEDE_SMTP_URL, from: cfg.STAMPEDE_MAIL_FROM, timeoutMs: cfg.STAMPEDE_SMTP_TIMEOUT_MS }) : undefined;
   const email = emailPool && smtp ? new ChannelWorker({ ...common, delivery: 'email', sender: new Emails(emailPool, smtp, unsubscribeLinksOf(cfg)) }) : undefined;

@@ -23,7 +23,7 @@ import { TextMessages } from '../../src/notifications/sms.js';
 import { SmtpChannel } from '../../src/notifications/channels/email.js';
 import { SmsChannel } from '../../src/notifications/channels/sms.js';
 import { unsubscribeLinksOf } from '../../src/notifications/unsubscribe.js';
-import { retentionOf } from '../../src/notifications/inbox.js';
+import { tellSettingsOf } from '../../src/notifications/notifications.js';
 import { localMinutesOf } from '../../src/notifications/quiet-hours.js';
 
 const MINUTE_MS = 60_000;
@@ -46,7 +46,7 @@ t.test('inside quiet hours: in the inbox at once, e-mail and SMS when they end (
   };
   const smtpChannel = new SmtpChannel({ url: smtp.url, from: cfg.STAMPEDE_MAIL_FROM, timeoutMs: 2_000 });
   const workers = [
-    new NotificationsWorker({ ...common, pool: sys.pool, retention: retentionOf(cfg) }),
+    new NotificationsWorker({ ...common, pool: sys.pool, tell: { ...tellSettingsOf(cfg), clock } }),
     new ChannelWorker({ ...common, delivery: 'email', sender: new Emails(sys.pool, smtpChannel, unsubscribeLinksOf(cfg)) }),
     new ChannelWorker({ ...common, delivery: 'sms', sender: new TextMessages(sys.pool, new SmsChannel({ url: provider.url, from: '+15005550006', timeoutMs: 2_000 })) }),
   ];
