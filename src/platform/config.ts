@@ -81,6 +81,8 @@ export const configSchema = {
   STAMPEDE_NOTIFICATION_RETENTION_DAYS: intIn(1, 3_650)({ default: 90, desc: 'Days a notification is kept in the inbox.' }),
   STAMPEDE_OUTBID_EMAIL_WINDOW_MS: intIn(1_000, 86_400_000)({ default: 60_000, desc: 'The outbid throttle: a buyer outbid again and again on one auction gets at most one outbid e-mail per this window (their inbox keeps one outbid item per auction, updated to the latest price).' }),
   STAMPEDE_SMTP_URL: url({ default: 'smtp://127.0.0.1:1025', desc: 'SMTP server the e-mail worker sends notifications through (smtp:// or smtps://, credentials in the URL).' }),
+  STAMPEDE_MAILCATCHER_HTTP_PORT: tcpPort({ default: 1080, desc: 'Port (on 127.0.0.1) where the mail catcher `npm start` runs shows the mails it caught: GET /messages (0 picks a free one).' }),
+  STAMPEDE_MAILCATCHER_KEEP: intIn(1, 10_000)({ default: 100, desc: 'Mails the mail catcher keeps in memory (the oldest go first).' }),
   STAMPEDE_MAIL_FROM: str({ default: 'Stampede <notifications@stampede.local>', desc: 'From address of notification e-mails.' }),
   STAMPEDE_PUBLIC_URL: url({ default: 'http://127.0.0.1:8080', desc: "The api's address as buyers reach it: e-mails link to it (one-click unsubscribe)." }),
   STAMPEDE_SMTP_TIMEOUT_MS: intIn(100, 120_000)({ default: 10_000, desc: 'Longest an SMTP connection, greeting or reply may take before the send is retried.' }),
