@@ -12,7 +12,7 @@ import { ConfigError, loadConfig, type Config } from './platform/config.js';
 import { createLogger, type Logger } from './platform/log.js';
 import { AUCTION_ID, USER_ID } from './platform/ids.js';
 import { runRole } from './roles/run.js';
-import { ROLES, supervise } from './roles/all.js';
+import { ROLES, catchesMail, supervise } from './roles/all.js';
 import { seedProgress } from './dev/progress.js';
 
 // Everything else is imported by the command that needs it: a relay or a
@@ -46,6 +46,8 @@ program
   .command('scheduler')
   .description('close auctions when due and run the promoter')
   .action(() => runRole(config(), 'scheduler', async () => (await import('./roles/scheduler.js')).startScheduler));
+program.command('mailcatcher').description('catch mail on STAMPEDE_SMTP_URL and show it at GET /messages (development)')
+  .action(() => runRole(config(), 'mailcatcher', async () => (await import('./roles/mailcatcher.js')).startMailcatcher));
 program.command('all').description('run api, relay, worker and scheduler as supervised child processes').action(() => supervise(config(), ROLES, cliPath));
 
 program.command('migrate').description('apply database migrations').action(async () => {
@@ -66,8 +68,10 @@ program
     if (cfg.STAMPEDE_OPERATOR_KEY !== '') await new ApiKeys(pool).store(cfg.STAMPEDE_OPERATOR_KEY, 'operator', null, 'bootstrap (STAMPEDE_OPERATOR_KEY)');
     const banner = await seedDemo(cfg, pool, redis);
     await Promise.all([pool.end(), redis.quit()]);
+    const catching = catchesMail(cfg);
     process.stdout.write(banner + '\n');
-    await supervise(cfg, ROLES, cliPath);
+    if (catching) process.stdout.write(`mails the notifications send: curl -s http://127.0.0.1:${cfg.STAMPEDE_MAILCATCHER_HTTP_PORT}/messages\n`);
+    await supervise(cfg, catching ? [...ROLES, 'mailcatcher'] : ROLES, cliPath);
   });
 
 const userId = (v: string) => {

@@ -13,7 +13,7 @@
  */
 
 /** The queues of the topology, each consumed by one worker. */
-export type Concern = 'orders' | 'auctions' | 'notifications' | 'email';
+export type Concern = 'orders' | 'auctions' | 'notifications' | 'email' | 'sms';
 
 /** A JSON Schema (draft 2020-12 subset, as ajv reads it). */
 export type JsonSchema = Record<string, unknown>;
@@ -63,6 +63,9 @@ const logged = { auctionId: AUCTION, seq: POSITIVE };
 /** Leader and price after the event ('' leader: no standing bid). */
 const standing = { leader: OR_EMPTY(USER), leaderBid: OR_EMPTY(BID) };
 
+/** What a channel's request names: the notification's event and its recipient (the row holds the rest). */
+const DELIVERY = { eventId: { type: 'string', minLength: 1, maxLength: 200 }, recipientId: USER };
+
 function define(name: string, emittedBy: string, concerns: Concern[], description: string, schema: JsonSchema, version = 1): EventType {
   return { name, version, type: `stampede.${name}.v${version}`, routingKey: `${name}.v${version}`, emittedBy, concerns, description, schema };
 }
@@ -110,7 +113,10 @@ export const EVENTS = {
 
   notificationEmail: define('notification.email', 'src/notifications (worker)', ['email'],
     'An e-mail a notification asks for: the notifications worker recorded it (notification_emails); the e-mail worker sends it once.',
-    object({ eventId: { type: 'string', minLength: 1, maxLength: 200 }, recipientId: USER })),
+    object(DELIVERY)),
+  notificationSms: define('notification.sms', 'src/notifications (worker)', ['sms'],
+    'An SMS a notification asks for: the notifications worker recorded it (notification_sms); the SMS worker sends it once.',
+    object(DELIVERY)),
 } as const satisfies Record<string, EventType>;
 
 export type EventKey = keyof typeof EVENTS;

@@ -16,13 +16,14 @@
  * the inbox, written before, is untouched.
  */
 import { createHash } from 'node:crypto';
-import { inTransaction, type Pool } from '../platform/db/pool.js';
-import { lockUnsentEmail, recordEmailSent, type EmailKey } from './repository.js';
+import type { Pool } from '../platform/db/pool.js';
+import { lockUnsentEmail, type DeliveryKey } from './repository.js';
+import { sendOnce, type Sending } from './channel-worker.js';
 import type { SmtpChannel } from './channels/email.js';
 import type { UnsubscribeLinks } from './unsubscribe.js';
 
 /** The Message-ID of a notification's e-mail: the same for every attempt. */
-export function emailMessageId(key: EmailKey): string {
+export function emailMessageId(key: DeliveryKey): string {
   const digest = createHash('sha256').update(`${key.eventId}\u0000${key.recipientId}`).digest('hex').slice(0, 32);
   return `<${digest}.notification@stampede>`;
 }
@@ -33,18 +34,14 @@ export class Emails {
 
   constructor(private readonly pool: Pool, private readonly smtp: SmtpChannel, private readonly links: UnsubscribeLinks) {}
 
-  /** Sends the e-mail unless it was sent; resolves once it is recorded sent (or found so). */
-  async send(key: EmailKey): Promise<'sent' | 'already'> {
-    return inTransaction(this.pool, async (tx) => {
-      const email = await lockUnsentEmail(tx, key);
-      if (!email) return 'already';
+  /** Sends the e-mail unless it was sent (or its quiet hours have not ended at `now`); resolves once it is recorded sent (or found so). */
+  async send(key: DeliveryKey, now = Date.now()): Promise<Sending> {
+    return sendOnce(this.pool, 'email', key, now, lockUnsentEmail, async (email) => {
       await this.smtp.send({
         to: email.address, subject: email.subject, text: email.body, messageId: email.messageId,
         unsubscribeUrl: this.links.url(email.recipientId, email.type),
       });
       this.sent++;
-      await recordEmailSent(tx, key);
-      return 'sent';
     });
   }
 }

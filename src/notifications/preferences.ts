@@ -15,6 +15,7 @@
 import { AppError } from '../platform/errors.js';
 import type { Pool } from '../platform/db/pool.js';
 import { accountEmailsOf, preferencesOf, savePreferences, switchEmailOff, type PreferencesRecord } from './repository.js';
+import { quietUntil } from './quiet-hours.js';
 import { CHANNELS, NOTIFICATION_TYPE_NAMES, NOTIFICATION_TYPES, type Channel, type NotificationTypeName } from './types.js';
 
 export type ChannelSwitches = Record<Channel, boolean>;
@@ -70,6 +71,17 @@ export class BuyerPreferences {
     return this.set?.email ?? this.accountEmail ?? null;
   }
 
+  get phone(): string | null {
+    return this.set?.phone ?? null;
+  }
+
+  /** When e-mail and SMS told at `now` may go: the end of the buyer's quiet hours holding `now`, else null (at once). */
+  quietUntil(now: number): Date | null {
+    const s = this.set;
+    if (s?.quietStart == null || s.quietEnd == null || s.timeZone == null) return null;
+    return quietUntil(now, { timeZone: s.timeZone, start: s.quietStart, end: s.quietEnd }) ?? null;
+  }
+
   view(): PreferencesView {
     const switches = (allows: (c: Channel) => boolean) => Object.fromEntries(CHANNELS.map((c) => [c, allows(c)])) as ChannelSwitches;
     const s = this.set;
@@ -77,7 +89,7 @@ export class BuyerPreferences {
       channels: switches((c) => this.channelAllows(c)),
       types: Object.fromEntries(NOTIFICATION_TYPE_NAMES.map((t) => [t, switches((c) => this.typeAllows(t, c))])) as PreferencesView['types'],
       email: this.email,
-      phone: s?.phone ?? null,
+      phone: this.phone,
       timeZone: s?.timeZone ?? null,
       quietHours: s?.quietStart != null && s.quietEnd != null ? { start: clockOf(s.quietStart), end: clockOf(s.quietEnd) } : null,
     };

@@ -35,6 +35,11 @@ const recordOf = (r: NotificationRow): NotificationRecord => ({
   createdAt: r.created_at, readAt: r.read_at,
 });
 
+const notificationColumns = (notes: NewNotification[]) => [
+  notes.map((n) => n.eventId), notes.map((n) => n.recipientId), notes.map((n) => n.type), notes.map((n) => n.title),
+  notes.map((n) => n.body), notes.map((n) => JSON.stringify(n.data)),
+];
+
 /**
  * Writes inbox rows in one statement; a row whose (event, recipient) is
  * already there is skipped. Returns the rows this call created.
@@ -46,10 +51,29 @@ export async function insertNotifications(db: Db, notes: NewNotification[]): Pro
      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
      ON CONFLICT (event_id, recipient_id) DO NOTHING
      RETURNING ${NOTIFICATION_COLUMNS}`,
-    [
-      notes.map((n) => n.eventId), notes.map((n) => n.recipientId), notes.map((n) => n.type), notes.map((n) => n.title),
-      notes.map((n) => n.body), notes.map((n) => JSON.stringify(n.data)),
-    ],
+    notificationColumns(notes),
+  );
+  return rows.map(recordOf);
+}
+
+/**
+ * Writes outbid notifications, one per (recipient, auction): a recipient
+ * who has one for that auction has it updated in place (the event it tells,
+ * title, body, data, created now and unread again) when this one names a
+ * higher price; an
+ * older or repeated announcement changes nothing. At most one per
+ * (recipient, auction) in a call. Returns the rows it created or updated.
+ */
+export async function upsertOutbids(db: Db, notes: NewNotification[]): Promise<NotificationRecord[]> {
+  if (notes.length === 0) return [];
+  const { rows } = await db.query<NotificationRow>(
+    `INSERT INTO notifications (event_id, recipient_id, type, title, body, data)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])
+     ON CONFLICT (recipient_id, (data->>'auctionId')) WHERE type = 'auction.outbid'
+     DO UPDATE SET event_id = EXCLUDED.event_id, title = EXCLUDED.title, body = EXCLUDED.body, data = EXCLUDED.data, created_at = now(), read_at = NULL
+       WHERE (notifications.data->>'price')::bigint < (EXCLUDED.data->>'price')::bigint
+     RETURNING ${NOTIFICATION_COLUMNS}`,
+    notificationColumns(notes),
   );
   return rows.map(recordOf);
 }
@@ -226,6 +250,8 @@ interface EmailRow {
   subject: string;
   body: string;
   message_id: string;
+  not_before: Date | null;
+  throttle_key: string | null;
   sent_at: Date | null;
 }
 
@@ -237,64 +263,176 @@ export interface EmailRecord {
   subject: string;
   body: string;
   messageId: string;
+  /** The end of the buyer's quiet hours it was told in; null: at once. */
+  notBefore: Date | null;
+  /** What throttles it (the auction of an outbid e-mail): one per (recipient, key) and window. */
+  throttleKey: string | null;
   sentAt: Date | null;
 }
 
 export type NewEmail = Omit<EmailRecord, 'sentAt'>;
 
-/** The key of an e-mail: one per (event, recipient). */
-export interface EmailKey {
+/** The key of a notification's e-mail or SMS: one of each per (event, recipient). */
+export interface DeliveryKey {
   eventId: string;
   recipientId: string;
 }
 
-const EMAIL_COLUMNS = 'event_id, recipient_id, type, address, subject, body, message_id, sent_at';
+/** The channels that deliver outside the app, each with its table (one row per (event, recipient), `sent_at` once sent). */
+export type Delivery = 'email' | 'sms';
+
+const DELIVERY_TABLES: Record<Delivery, string> = { email: 'notification_emails', sms: 'notification_sms' };
+
+const EMAIL_COLUMNS = 'event_id, recipient_id, type, address, subject, body, message_id, not_before, throttle_key, sent_at';
 
 const emailOf = (r: EmailRow): EmailRecord => ({
   eventId: r.event_id, recipientId: r.recipient_id, type: r.type, address: r.address, subject: r.subject, body: r.body,
-  messageId: r.message_id, sentAt: r.sent_at,
+  messageId: r.message_id, notBefore: r.not_before, throttleKey: r.throttle_key, sentAt: r.sent_at,
 });
 
 /** Records e-mails to send in one statement; one already recorded for its (event, recipient) is kept as it is. */
 export async function insertEmails(db: Db, emails: NewEmail[]): Promise<void> {
   if (emails.length === 0) return;
   await db.query(
-    `INSERT INTO notification_emails (event_id, recipient_id, type, address, subject, body, message_id)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+    `INSERT INTO notification_emails (event_id, recipient_id, type, address, subject, body, message_id, not_before, throttle_key)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])
      ON CONFLICT (event_id, recipient_id) DO NOTHING`,
-    [
-      emails.map((e) => e.eventId), emails.map((e) => e.recipientId), emails.map((e) => e.type), emails.map((e) => e.address),
-      emails.map((e) => e.subject), emails.map((e) => e.body), emails.map((e) => e.messageId),
-    ],
+    emailColumns(emails),
   );
 }
 
-/** Of these e-mails, the ones recorded and not sent yet. */
-export async function unsentEmailsOf(db: Db, keys: EmailKey[]): Promise<EmailKey[]> {
-  if (keys.length === 0) return [];
+const emailColumns = (emails: NewEmail[]) => [
+  emails.map((e) => e.eventId), emails.map((e) => e.recipientId), emails.map((e) => e.type), emails.map((e) => e.address),
+  emails.map((e) => e.subject), emails.map((e) => e.body), emails.map((e) => e.messageId), emails.map((e) => e.notBefore), emails.map((e) => e.throttleKey),
+];
+
+/**
+ * The throttle: records each of these e-mails (one per (recipient,
+ * throttle key)) unless that recipient has one under its key created within
+ * the last `windowMs`; one that is there and not sent yet takes the new
+ * subject and body (it goes out telling the latest). The caller holds the
+ * pairs' locks (lockThrottles), so two transactions never both record one.
+ */
+export async function recordThrottledEmails(db: Db, emails: NewEmail[], windowMs: number): Promise<void> {
+  if (emails.length === 0) return;
+  await db.query(
+    `UPDATE notification_emails e SET subject = k.subject, body = k.body
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS k(recipient_id, throttle_key, subject, body)
+      WHERE e.recipient_id = k.recipient_id AND e.throttle_key = k.throttle_key AND e.sent_at IS NULL
+        AND e.created_at > now() - make_interval(secs => $5::bigint / 1000.0)`,
+    [emails.map((e) => e.recipientId), emails.map((e) => e.throttleKey), emails.map((e) => e.subject), emails.map((e) => e.body), windowMs],
+  );
+  await db.query(
+    `INSERT INTO notification_emails (event_id, recipient_id, type, address, subject, body, message_id, not_before, throttle_key)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[])
+         AS k(event_id, recipient_id, type, address, subject, body, message_id, not_before, throttle_key)
+      WHERE NOT EXISTS (
+        SELECT 1 FROM notification_emails e WHERE e.recipient_id = k.recipient_id AND e.throttle_key = k.throttle_key
+           AND e.created_at > now() - make_interval(secs => $10::bigint / 1000.0))
+     ON CONFLICT (event_id, recipient_id) DO NOTHING`,
+    [...emailColumns(emails), windowMs],
+  );
+}
+
+/** The unsent e-mails these recipients have under these throttle keys (asked for again on every delivery, as unsentOf's). */
+export async function unsentThrottledEmailsOf(db: Db, emails: Pick<NewEmail, 'recipientId' | 'throttleKey'>[]): Promise<DeliveryKey[]> {
+  if (emails.length === 0) return [];
   const { rows } = await db.query<Pick<EmailRow, 'event_id' | 'recipient_id'>>(
     `SELECT e.event_id, e.recipient_id FROM notification_emails e
-       JOIN unnest($1::text[], $2::text[]) AS k(event_id, recipient_id) USING (event_id, recipient_id)
+       JOIN unnest($1::text[], $2::text[]) AS k(recipient_id, throttle_key) USING (recipient_id, throttle_key)
       WHERE e.sent_at IS NULL`,
+    [emails.map((e) => e.recipientId), emails.map((e) => e.throttleKey)],
+  );
+  return rows.map((r) => ({ eventId: r.event_id, recipientId: r.recipient_id }));
+}
+
+/** Holds a transaction lock on each (recipient, key) pair, in one order for every caller (no deadlock). */
+export async function lockThrottles(db: PoolClient, pairs: { recipientId: string; key: string }[]): Promise<void> {
+  if (pairs.length === 0) return;
+  const names = [...new Set(pairs.map((p) => `notification throttle ${p.recipientId} ${p.key}`))].sort();
+  await db.query('SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest($1::text[]) AS name ORDER BY name', [names]);
+}
+
+/** Of these e-mails or SMS, the ones recorded and not sent yet. */
+export async function unsentOf(db: Db, delivery: Delivery, keys: DeliveryKey[]): Promise<DeliveryKey[]> {
+  if (keys.length === 0) return [];
+  const { rows } = await db.query<Pick<EmailRow, 'event_id' | 'recipient_id'>>(
+    `SELECT d.event_id, d.recipient_id FROM ${DELIVERY_TABLES[delivery]} d
+       JOIN unnest($1::text[], $2::text[]) AS k(event_id, recipient_id) USING (event_id, recipient_id)
+      WHERE d.sent_at IS NULL`,
     [keys.map((k) => k.eventId), keys.map((k) => k.recipientId)],
   );
   return rows.map((r) => ({ eventId: r.event_id, recipientId: r.recipient_id }));
 }
 
 /**
- * Locks an unsent e-mail for the caller's transaction; undefined when it was
- * sent already, or another transaction holds it (that one sends it).
+ * Locks an unsent e-mail or SMS for the caller's transaction; undefined when
+ * it was sent already, or another transaction holds it (that one sends it).
  */
-export async function lockUnsentEmail(db: PoolClient, key: EmailKey): Promise<EmailRecord | undefined> {
-  const { rows } = await db.query<EmailRow>(
-    `SELECT ${EMAIL_COLUMNS} FROM notification_emails WHERE event_id = $1 AND recipient_id = $2 AND sent_at IS NULL FOR UPDATE SKIP LOCKED`,
+async function lockUnsent<Row extends EmailRow | SmsRow>(db: PoolClient, delivery: Delivery, columns: string, key: DeliveryKey): Promise<Row | undefined> {
+  const { rows } = await db.query<Row>(
+    `SELECT ${columns} FROM ${DELIVERY_TABLES[delivery]} WHERE event_id = $1 AND recipient_id = $2 AND sent_at IS NULL FOR UPDATE SKIP LOCKED`,
     [key.eventId, key.recipientId],
   );
-  return rows[0] && emailOf(rows[0]);
+  return rows[0];
 }
 
-export async function recordEmailSent(db: PoolClient, key: EmailKey): Promise<void> {
-  await db.query('UPDATE notification_emails SET sent_at = now() WHERE event_id = $1 AND recipient_id = $2', [key.eventId, key.recipientId]);
+export async function lockUnsentEmail(db: PoolClient, key: DeliveryKey): Promise<EmailRecord | undefined> {
+  const row = await lockUnsent<EmailRow>(db, 'email', EMAIL_COLUMNS, key);
+  return row && emailOf(row);
+}
+
+export async function recordSent(db: PoolClient, delivery: Delivery, key: DeliveryKey): Promise<void> {
+  await db.query(`UPDATE ${DELIVERY_TABLES[delivery]} SET sent_at = now() WHERE event_id = $1 AND recipient_id = $2`, [key.eventId, key.recipientId]);
+}
+
+/** A row of `notification_sms` (the SMS channel). */
+interface SmsRow {
+  event_id: string;
+  recipient_id: string;
+  type: NotificationTypeName;
+  phone: string;
+  body: string;
+  not_before: Date | null;
+  sent_at: Date | null;
+}
+
+export interface SmsRecord {
+  eventId: string;
+  recipientId: string;
+  type: NotificationTypeName;
+  phone: string;
+  body: string;
+  /** As EmailRecord's. */
+  notBefore: Date | null;
+  sentAt: Date | null;
+}
+
+export type NewSms = Omit<SmsRecord, 'sentAt'>;
+
+const SMS_COLUMNS = 'event_id, recipient_id, type, phone, body, not_before, sent_at';
+
+const smsOf = (r: SmsRow): SmsRecord => ({
+  eventId: r.event_id, recipientId: r.recipient_id, type: r.type, phone: r.phone, body: r.body, notBefore: r.not_before, sentAt: r.sent_at,
+});
+
+/** Records SMS to send in one statement; one already recorded for its (event, recipient) is kept as it is. */
+export async function insertSms(db: Db, messages: NewSms[]): Promise<void> {
+  if (messages.length === 0) return;
+  await db.query(
+    `INSERT INTO notification_sms (event_id, recipient_id, type, phone, body, not_before)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+     ON CONFLICT (event_id, recipient_id) DO NOTHING`,
+    [
+      messages.map((m) => m.eventId), messages.map((m) => m.recipientId), messages.map((m) => m.type), messages.map((m) => m.phone), messages.map((m) => m.body),
+      messages.map((m) => m.notBefore),
+    ],
+  );
+}
+
+export async function lockUnsentSms(db: PoolClient, key: DeliveryKey): Promise<SmsRecord | undefined> {
+  const row = await lockUnsent<SmsRow>(db, 'sms', SMS_COLUMNS, key);
+  return row && smsOf(row);
 }
 
 /** Switches one type's e-mail off for the buyer, keeping the rest of what they set. */

@@ -33,7 +33,7 @@ const tcpPort = makeValidator<number>((input) => {
 });
 
 /** The queues a worker role may consume, one worker each. */
-export const WORKER_QUEUES = ['orders', 'auctions', 'notifications', 'email'] as const;
+export const WORKER_QUEUES = ['orders', 'auctions', 'notifications', 'email', 'sms'] as const;
 export type WorkerQueue = (typeof WORKER_QUEUES)[number];
 
 const workerQueues = makeValidator<WorkerQueue[]>((input) => {
@@ -81,10 +81,16 @@ export const configSchema = {
   STAMPEDE_RETRY_DELAYS_MS: str({ default: '1000,5000,30000', desc: 'Delay tiers before a failed message is retried; after the last it is dead-lettered.' }),
   STAMPEDE_NOTIFICATION_INBOX_CAP: intIn(1, 100_000)({ default: 1_000, desc: "Most notifications a buyer's inbox keeps (the oldest beyond it are deleted)." }),
   STAMPEDE_NOTIFICATION_RETENTION_DAYS: intIn(1, 3_650)({ default: 90, desc: 'Days a notification is kept in the inbox.' }),
+  STAMPEDE_OUTBID_EMAIL_WINDOW_MS: intIn(1_000, 86_400_000)({ default: 60_000, desc: 'The outbid throttle: a buyer outbid again and again on one auction gets at most one outbid e-mail per this window (their inbox keeps one outbid item per auction, updated to the latest price).' }),
   STAMPEDE_SMTP_URL: url({ default: 'smtp://127.0.0.1:1025', desc: 'SMTP server the e-mail worker sends notifications through (smtp:// or smtps://, credentials in the URL).' }),
+  STAMPEDE_MAILCATCHER_HTTP_PORT: tcpPort({ default: 1080, desc: 'Port (on 127.0.0.1) where the mail catcher `npm start` runs shows the mails it caught: GET /messages (0 picks a free one).' }),
+  STAMPEDE_MAILCATCHER_KEEP: intIn(1, 10_000)({ default: 100, desc: 'Mails the mail catcher keeps in memory (the oldest go first).' }),
   STAMPEDE_MAIL_FROM: str({ default: 'Stampede <notifications@stampede.local>', desc: 'From address of notification e-mails.' }),
   STAMPEDE_PUBLIC_URL: url({ default: 'http://127.0.0.1:8080', desc: "The api's address as buyers reach it: e-mails link to it (one-click unsubscribe)." }),
   STAMPEDE_SMTP_TIMEOUT_MS: intIn(100, 120_000)({ default: 10_000, desc: 'Longest an SMTP connection, greeting or reply may take before the send is retried.' }),
+  STAMPEDE_SMS_URL: url({ default: 'http://127.0.0.1:1026/Messages.json', desc: "SMS provider's message endpoint the SMS worker POSTs to (a Twilio-compatible form: To, From, Body; credentials in the URL go as HTTP Basic auth)." }),
+  STAMPEDE_SMS_FROM: str({ default: '+15005550006', desc: 'Sender of notification SMS (an E.164 number or a sender id the provider allows).' }),
+  STAMPEDE_SMS_TIMEOUT_MS: intIn(100, 120_000)({ default: 10_000, desc: "Longest the SMS provider's answer may take before the send is retried." }),
   STAMPEDE_SHUTDOWN_GRACE_MS: positiveInt({ default: 10_000, desc: 'How long a role may take to finish in-flight work on SIGTERM.' }),
   STAMPEDE_REQUIRE_NATIVE_UWS: bool({ default: true, desc: 'Refuse to start when uWebSockets.js fell back to its slow JS server.' }),
 };

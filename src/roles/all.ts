@@ -11,6 +11,16 @@ import { createLogger } from '../platform/log.js';
 /** The roles `stampede all` and `npm start` run. */
 export const ROLES = ['api', 'relay', 'worker', 'scheduler'];
 
+/** The SMTP URL `npm start` catches mail on: the default STAMPEDE_SMTP_URL. */
+export const DEV_SMTP_URL = 'smtp://127.0.0.1:1025';
+
+/** Whether `stampede start` runs the mail catcher: with the default SMTP URL nothing else would take the mail. */
+export function catchesMail(cfg: Config): boolean {
+  const given = new URL(cfg.STAMPEDE_SMTP_URL);
+  const dev = new URL(DEV_SMTP_URL);
+  return given.protocol === dev.protocol && given.host === dev.host && given.username === '' && ['', '/'].includes(given.pathname);
+}
+
 /** Runs `roles` as children (`node <cli> <role>`), restarting any that dies, until SIGTERM or SIGINT. */
 export async function supervise(cfg: Config, roles: string[], cli: string): Promise<void> {
   const log = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'all');

@@ -9,5 +9,6 @@ export { startApi, type ApiHandle } from './api.js';
 export { startRelay } from './relay.js';
 export { startWorker } from './worker.js';
 export { startScheduler } from './scheduler.js';
+export { startMailcatcher } from './mailcatcher.js';
 export type { Pool } from '../platform/db/pool.js';
 export type { Redis } from '../platform/redis/client.js';

@@ -6,26 +6,29 @@ import { createRedis } from '../platform/redis/client.js';
 import { OrdersWorker } from '../sales/orders-worker.js';
 import { AuctionsWorker } from '../auctions/auctions-worker.js';
 import { NotificationsWorker } from '../notifications/worker.js';
-import { retentionOf } from '../notifications/inbox.js';
-import { EmailWorker } from '../notifications/email-worker.js';
+import { tellSettingsOf } from '../notifications/notifications.js';
+import { ChannelWorker } from '../notifications/channel-worker.js';
 import { Emails } from '../notifications/emails.js';
+import { TextMessages } from '../notifications/sms.js';
 import { SmtpChannel } from '../notifications/channels/email.js';
+import { SmsChannel } from '../notifications/channels/sms.js';
 import { unsubscribeLinksOf } from '../notifications/unsubscribe.js';
 import { LivePush } from '../notifications/push.js';
 import type { Role } from './role.js';
 
 /**
- * The `worker` role: the orders, auctions, notifications and e-mail workers
+ * The `worker` role: the orders, auctions, notifications, e-mail and SMS workers
  * side by side (those STAMPEDE_WORKER_QUEUES names), each on its own broker
  * connection and queue (all configured by the STAMPEDE_WORKER_* settings).
- * The settlement workers share one Postgres pool; the notifications and
- * e-mail workers have their own, so telling buyers never waits for a
- * settlement's connection (nor settlement for an SMTP server).
+ * The settlement workers share one Postgres pool; the notifications, e-mail
+ * and SMS workers have their own, so telling buyers never waits for a
+ * settlement's connection (nor settlement for an SMTP server or an SMS
+ * provider).
  */
 export async function startWorker(
   cfg: Config = loadConfig(),
   log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'worker'),
-): Promise<Role & { worker?: OrdersWorker; auctions?: AuctionsWorker; notifications?: NotificationsWorker; email?: EmailWorker }> {
+): Promise<Role & { worker?: OrdersWorker; auctions?: AuctionsWorker; notifications?: NotificationsWorker; email?: ChannelWorker; sms?: ChannelWorker }> {
   const queues = new Set(cfg.STAMPEDE_WORKER_QUEUES);
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_DB_POOL_SIZE);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
@@ -37,21 +40,29 @@ export async function startWorker(
   const worker = queues.has('orders') ? new OrdersWorker({ ...common, redis }) : undefined;
   const auctions = queues.has('auctions') ? new AuctionsWorker(common) : undefined;
   const notificationsPool = queues.has('notifications') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
-  const notifications = notificationsPool ? new NotificationsWorker({ ...common, pool: notificationsPool, retention: retentionOf(cfg), push: new LivePush(redis, log) }) : undefined;
+  const notifications = notificationsPool ? new NotificationsWorker({ ...common, pool: notificationsPool, tell: tellSettingsOf(cfg), push: new LivePush(redis, log) }) : undefined;
   const emailPool = queues.has('email') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
   const smtp = emailPool ? new SmtpChannel({ url: cfg.STAMPEDE_SMTP_URL, from: cfg.STAMPEDE_MAIL_FROM, timeoutMs: cfg.STAMPEDE_SMTP_TIMEOUT_MS }) : undefined;
-  const email = emailPool && smtp ? new EmailWorker({ ...common, emails: new Emails(emailPool, smtp, unsubscribeLinksOf(cfg)) }) : undefined;
-  const running = [worker, auctions, notifications, email].filter((w) => w !== undefined);
+  const email = emailPool && smtp ? new ChannelWorker({ ...common, delivery: 'email', sender: new Emails(emailPool, smtp, unsubscribeLinksOf(cfg)) }) : undefined;
+  const smsPool = queues.has('sms') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
+  const sms = smsPool
+    ? new ChannelWorker({
+      ...common, delivery: 'sms',
+      sender: new TextMessages(smsPool, new SmsChannel({ url: cfg.STAMPEDE_SMS_URL, from: cfg.STAMPEDE_SMS_FROM, timeoutMs: cfg.STAMPEDE_SMS_TIMEOUT_MS })),
+    })
+    : undefined;
+  const running = [worker, auctions, notifications, email, sms].filter((w) => w !== undefined);
   for (const w of running) w.start();
   return {
     worker,
     auctions,
     notifications,
     email,
+    sms,
     async stop() {
       await Promise.all(running.map((w) => w.stop()));
       smtp?.close();
-      await Promise.allSettled([pool.end(), notificationsPool?.end(), emailPool?.end(), redis.quit()]);
+      await Promise.allSettled([pool.end(), notificationsPool?.end(), emailPool?.end(), smsPool?.end(), redis.quit()]);
       log.info('worker stopped');
     },
   };

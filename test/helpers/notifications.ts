@@ -8,7 +8,9 @@ import type { CloudEvent } from '../../src/platform/messaging/events.js';
 import { routingKeyOf } from '../../src/platform/messaging/topology.js';
 import { ANNOUNCEMENT_SOURCE } from '../../src/auctions/announcements.js';
 import type { Amqp } from './fault-kit.js';
-import { waitFor } from './system.js';
+import { call, waitFor, type System } from './system.js';
+import { createBuyers } from '../../src/buyers/buyers.js';
+import { randomId } from '../../src/platform/ids.js';
 
 export function announcement(type: string, id: string, data: Record<string, unknown>): CloudEvent {
   return {
@@ -52,4 +54,15 @@ export async function waitInbox(pool: Pool, buyers: string[], n: number, timeout
     const rows = await inboxRows(pool, buyers);
     return rows.length >= n ? rows : undefined;
   }, timeoutMs);
+}
+
+/** A new buyer with an e-mail address and these notification preferences, set through the API as a buyer sets them. */
+export async function buyerWithPreferences(sys: System, preferences: Record<string, unknown>): Promise<{ id: string; email: string }> {
+  const email = `buyer-${randomId(10)}@example.test`;
+  const [b] = await createBuyers(sys.pool, [{ name: 'notified buyer', email }]);
+  const put = await call(`${sys.url}/v1/notification-preferences`, {
+    method: 'PUT', headers: { authorization: `Bearer ${sys.token(b!.id)}`, 'content-type': 'application/json' }, body: JSON.stringify(preferences),
+  });
+  if (put.status !== 200) throw new Error(`preferences refused: ${JSON.stringify(put.body)}`);
+  return { id: b!.id, email };
 }

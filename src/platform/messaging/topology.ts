@@ -25,6 +25,8 @@ export interface Topology {
   notifications: Concern;
   /** E-mails to send (the notifications' e-mail channel), with retry tiers of their own. */
   email: Concern;
+  /** Text messages to send (the notifications' SMS channel), with retry tiers of their own. */
+  sms: Concern;
   concerns: Concern[];
   retryDelaysMs: number[];
 }
@@ -35,7 +37,8 @@ export function topologyFor(prefix: string, retryDelaysMs: number[]): Topology {
   const auctions: Concern = { queue: `${prefix}.auctions`, bindings: bindingsOf('auctions') };
   const notifications: Concern = { queue: `${prefix}.notifications`, bindings: bindingsOf('notifications') };
   const email: Concern = { queue: `${prefix}.notifications.email`, bindings: bindingsOf('email') };
-  return { exchange: `${prefix}.events`, orders, auctions, notifications, email, concerns: [orders, auctions, notifications, email], retryDelaysMs };
+  const sms: Concern = { queue: `${prefix}.notifications.sms`, bindings: bindingsOf('sms') };
+  return { exchange: `${prefix}.events`, orders, auctions, notifications, email, sms, concerns: [orders, auctions, notifications, email, sms], retryDelaysMs };
 }
 
 export const retryQueue = (c: Concern, delayMs: number) => `${c.queue}.retry.${delayMs}ms`;
