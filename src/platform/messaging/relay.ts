@@ -100,7 +100,7 @@ export class Relay {
         if (readOwnPending && entries.length === 0) readOwnPending = false;
         if (now - claimAt > Math.min(5_000, this.options.claimIdleMs)) {
           claimAt = now;
-          entries = entries.concat(await this.reclaim(streams));
+          entries = entries.concat(await this.reclaim(streams, entries));
         }
       }
       if (entries.length === 0) {
@@ -144,7 +144,14 @@ export class Relay {
   /** Where each stream's XAUTOCLAIM scan goes on from, so every pending entry is reached in turn. */
   private claimCursors = new Map<string, string>();
 
-  private async reclaim(streams: string[]): Promise<OutboxEntry[]> {
+  /**
+   * Entries idle past the claim period, of any consumer. This relay's own
+   * entries read in this very round are skipped: on a busy process more than
+   * the claim period can pass between the read and the claim, and they would
+   * be published twice.
+   */
+  private async reclaim(streams: string[], readNow: OutboxEntry[]): Promise<OutboxEntry[]> {
+    const inHand = new Set(readNow.map((e) => `${e.stream} ${e.streamId}`));
     const p = this.options.redis.pipeline();
     for (const s of streams) p.xautoclaim(s, RELAY_GROUP, this.consumer, this.options.claimIdleMs, this.claimCursors.get(s) ?? '0-0', 'COUNT', this.options.batch);
     const replies = (await p.exec()) ?? [];
@@ -154,7 +161,7 @@ export class Relay {
       const [cursor, items] = reply as [string, [string, string[] | null][]];
       this.claimCursors.set(streams[i]!, cursor);
       for (const [streamId, fields] of items) {
-        if (fields) out.push(outboxEntryOf(streams[i]!, streamId, fields));
+        if (fields && !inHand.has(`${streams[i]} ${streamId}`)) out.push(outboxEntryOf(streams[i]!, streamId, fields));
       }
     });
     if (out.length > 0) this.options.log.warn({ count: out.length }, 'relay reclaimed outbox entries of a stalled relay');
