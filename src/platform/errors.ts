@@ -71,13 +71,14 @@ export interface Problem {
 
 export function problemOf(err: AppError): Problem {
   const entry = catalogue[err.code];
+  // Extension members first: none may replace a member RFC 9457 defines (an extension named `status` once did).
   return {
+    ...err.extra,
     type: `https://stampede.dev/problems/${err.code.toLowerCase().replace(/_/g, '-')}`,
     title: entry.title,
     status: entry.status,
     code: err.code,
     ...(err.detail !== undefined ? { detail: err.detail } : {}),
-    ...err.extra,
   };
 }
 

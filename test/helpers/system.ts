@@ -195,7 +195,8 @@ export async function boot(t: Test, o: BootOptions = {}): Promise<System> {
     },
     async startScheduler() {
       const s = await startScheduler(cfg, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler'));
-      const stop = () => s.stop();
+      let stopped: Promise<void> | undefined;
+      const stop = () => (stopped ??= s.stop());
       stops.push(stop);
       return { scheduler: s.scheduler, stop };
     },

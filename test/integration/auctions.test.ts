@@ -327,15 +327,18 @@ t.test('auctions over HTTP', async (t) => {
     await waitFor('the first end to pass', async () => Date.now() > Date.parse(a.endsAt) + 500, 5_000);
     t.equal(await sys.redis.hget(auctionKeys.auction(a.id), 'status'), 'open', 'still open past its first end');
     t.equal((await bid(sys, buyers[1136]!, a.id, { amount: 1100 })).status, 202, 'and still taking bids');
-    await waitFor('the scheduler to close it', async () => (await sys.redis.hget(auctionKeys.auction(a.id), 'status')) === 'closed', 15_000);
+    await waitFor('the scheduler to close it', async () => scheduler.closed >= 1 && (await sys.redis.hget(auctionKeys.auction(a.id), 'status')) === 'closed', 15_000);
     const live = await sys.redis.hgetall(auctionKeys.auction(a.id));
     t.ok(Number(live.endsAt) >= extendedTo, 'the end is the extended one (or later)');
     t.ok(Number(live.closedAt) >= Number(live.endsAt), 'closed at or after it');
     t.ok(scheduler.closed >= 1, 'closed by the scheduler (the only one running)');
+    // Stopped here, not only at teardown: tap runs a subtest's teardown after the next one may have started.
+    await stop();
   });
 
   t.test('a bid racing the close: nothing is accepted after it', async (t) => {
-    const { scheduler } = await sys.startScheduler();
+    const { scheduler, stop } = await sys.startScheduler();
+    t.teardown(stop);
     const a = await createAuction(sys, { endsAt: iso(Date.now() + 1500), softCloseSeconds: 0 });
     const racers = buyers.slice(1140, 1190);
     let amount = 1000;
@@ -346,9 +349,10 @@ t.test('auctions over HTTP', async (t) => {
       answers.push(...wave);
       if (wave.every((r) => r.status === 409 && r.body.code === 'AUCTION_CLOSED')) break;
     }
-    await waitFor('the scheduler closes it', async () => (await sys.redis.hget(auctionKeys.auction(a.id), 'status')) === 'closed');
-    t.ok(scheduler.closed >= 1);
+    // The counter moves a moment after the script closed it: wait for both, not the status alone.
+    await waitFor('the scheduler closes it', async () => scheduler.closed >= 1 && (await sys.redis.hget(auctionKeys.auction(a.id), 'status')) === 'closed');
     const live = await sys.redis.hgetall(auctionKeys.auction(a.id));
+    t.equal(live.closeReason, 'time', 'closed by its end');
     const stored = Object.entries(await sys.redis.hgetall(auctionKeys.bids(a.id))).map(([id, raw]) => parseStoredBid(id, raw));
     t.equal(stored.length, answers.filter((r) => r.status === 202).length, 'every 202 is a stored bid, no other');
     t.ok(stored.every((b) => b.placedAt < Number(live.endsAt)), 'every accepted bid was placed before the end');
@@ -356,6 +360,7 @@ t.test('auctions over HTTP', async (t) => {
     const after = await bid(sys, racers[20]!, a.id, { amount: 10_000_000 });
     t.equal(after.body.code, 'AUCTION_CLOSED');
     t.equal(await sys.redis.hlen(auctionKeys.bids(a.id)), stored.length, 'the refused bid stored nothing');
+    await stop();
   });
 
   t.test('retraction of the leading bid over HTTP', async (t) => {
@@ -408,6 +413,8 @@ t.test('auctions over HTTP', async (t) => {
   });
 
   t.test('the promoter doubles one live bid, chosen by its policy', async (t) => {
+    const { stop } = await sys.startScheduler();
+    t.teardown(stop);
     const a = await createAuction(sys, { promoter: { enabled: true, minIntervalSeconds: 1, maxIntervalSeconds: 2, policy: 'recency' } });
     const [x, y] = [buyers[1195]!, buyers[1196]!];
     await bid(sys, x, a.id, { amount: 1000 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { projectRoot } from '../../src/platform/paths.js';
 import { luaOutcomeTable, Outcome, refusalOf, type Refusal } from '../../src/platform/redis/outcomes.js';
 import { scriptLibrary } from '../../src/platform/redis/functions.js';
+import { AppError, problemOf } from '../../src/platform/errors.js';
 
 const luaNames = new Map([...luaOutcomeTable().matchAll(/(\w+) = (-?\d+)/g)].map((m) => [m[1]!, Number(m[2])]));
 
@@ -56,4 +57,13 @@ t.test('each refusal has one answer, named after its subject', async (t) => {
   t.same(refusalOf('sale', { code: Outcome.RateLimited, retryAfterMs: 1500 }).headers, { 'Retry-After': '2' });
   t.same(refusalOf('auction', { code: Outcome.IdempotencyMismatch, bidId: 'b' }).extra, { bidId: 'b' });
   t.equal(refusalOf('auction', { code: Outcome.Closed, status: 'cancelled' }).detail, 'the auction was cancelled');
+});
+
+t.test("a problem's own members are never replaced by an extension", async (t) => {
+  const closed = problemOf(refusalOf('auction', { code: Outcome.Closed, status: 'ended' }));
+  t.match(closed, { status: 409, code: 'AUCTION_CLOSED', auctionStatus: 'ended' }, 'the HTTP status, and the auction\'s under its own name');
+  const clash = problemOf(new AppError('NOT_FOUND', 'gone', { status: 'x', type: 'y', title: 'z', code: 'w', detail: 'v', other: 1 }));
+  t.match(clash, { status: 404, code: 'NOT_FOUND', detail: 'gone', other: 1 });
+  t.notMatch(clash.type, /^y$/);
+  t.not(clash.title, 'z');
 });

@@ -86,7 +86,7 @@ export function refusalOf(subject: Subject, r: Refusal): AppError {
       return new AppError(sale ? 'SALE_NOT_OPEN' : 'AUCTION_NOT_OPEN', `the ${sale ? 'sale' : 'auction'} opens at ${iso(r.startsAt)}`, { startsAt: iso(r.startsAt) });
     case Outcome.Closed:
       if (sale) return new AppError('SALE_ENDED');
-      return new AppError('AUCTION_CLOSED', r.status === 'cancelled' ? 'the auction was cancelled' : 'the auction is closed', { status: r.status });
+      return new AppError('AUCTION_CLOSED', r.status === 'cancelled' ? 'the auction was cancelled' : 'the auction is closed', { auctionStatus: r.status });
     case Outcome.RateLimited: {
       const seconds = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
       return new AppError('RATE_LIMITED', `retry in ${seconds}s`, { retryAfterMs: r.retryAfterMs }, { 'Retry-After': String(seconds) });
