@@ -29,6 +29,8 @@ export interface MailCatcherSettings {
   smtpPort: number;
   httpPort: number;
   keep: number;
+  /** Told of a client connection that failed (a sender reset it, timed out): the catcher keeps listening. */
+  onConnectionError?: (err: Error) => void;
 }
 
 export class MailCatcher {
@@ -52,6 +54,8 @@ export class MailCatcher {
         }, done);
       },
     });
+    // Unheard, smtp-server's error event would end the process on the first sender that resets its connection.
+    this.smtp.on('error', (err: Error) => this.settings.onConnectionError?.(err));
     this.http = createServer((req, res) => {
       const path = (req.url ?? '').split('?')[0];
       if (req.method !== 'GET' || path !== '/messages') {

@@ -35,8 +35,9 @@ export class UnsubscribeLinks {
     const m = /^([A-Za-z0-9_-]{1,200})\.([A-Za-z0-9_-]{43})$/.exec(token);
     if (!m) return undefined;
     const payload = Buffer.from(m[1]!, 'base64url').toString('utf8');
-    const given = Buffer.from(m[2]!, 'base64url');
-    if (given.length !== 32 || !timingSafeEqual(given, this.signatureOf(payload))) return undefined;
+    // Compared as text: two base64url spellings can decode to the same bytes (the last character's unused bits), and only ours is valid.
+    const given = Buffer.from(m[2]!, 'ascii');
+    if (!timingSafeEqual(given, Buffer.from(this.signatureOf(payload).toString('base64url'), 'ascii'))) return undefined;
     const [buyerId, type] = payload.split(':') as [string, string];
     if (!USER_ID.test(buyerId) || !Object.hasOwn(NOTIFICATION_TYPES, type)) return undefined;
     return { buyerId, type: type as NotificationTypeName };

@@ -17,6 +17,7 @@ export async function startMailcatcher(
   const smtp = new URL(cfg.STAMPEDE_SMTP_URL);
   const catcher = new MailCatcher({
     smtpHost: smtp.hostname, smtpPort: Number(smtp.port || 25), httpPort: cfg.STAMPEDE_MAILCATCHER_HTTP_PORT, keep: cfg.STAMPEDE_MAILCATCHER_KEEP,
+    onConnectionError: (err) => log.warn({ err }, 'a sender\'s connection failed'),
   });
   const where = await catcher.start();
   log.info(where, 'mail catcher listening');

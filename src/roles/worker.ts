@@ -42,7 +42,7 @@ export async function startWorker(
   const notificationsPool = queues.has('notifications') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
   const notifications = notificationsPool ? new NotificationsWorker({ ...common, pool: notificationsPool, tell: tellSettingsOf(cfg), push: new LivePush(redis, log) }) : undefined;
   const emailPool = queues.has('email') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
-  const smtp = emailPool ? new SmtpChannel({ url: cfg.STAMPEDE_SMTP_URL, from: cfg.STAMPEDE_MAIL_FROM, timeoutMs: cfg.STAMPEDE_SMTP_TIMEOUT_MS }) : undefined;
+  const smtp = emailPool ? new SmtpChannel({ url: cfg.STAMPEDE_SMTP_URL, from: cfg.STAMPEDE_MAIL_FROM, timeoutMs: cfg.STAMPEDE_SMTP_TIMEOUT_MS, connections: cfg.STAMPEDE_WORKER_CONCURRENCY }) : undefined;
   const email = emailPool && smtp ? new ChannelWorker({ ...common, delivery: 'email', sender: new Emails(emailPool, smtp, unsubscribeLinksOf(cfg)) }) : undefined;
   const smsPool = queues.has('sms') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
   const sms = smsPool

@@ -17,12 +17,14 @@ export interface SmtpCatcher {
   attempts: number;
   /** When set, MAIL FROM is answered with this code (e.g. 421, 451, 550). */
   refuseWith?: number;
+  /** Client connections that failed (a sender killed mid-session resets its connection). */
+  connectionErrors: Error[];
   /** Runs after a message arrived, before the server accepts it. */
   beforeAccept?: (mail: ParsedMail) => Promise<void>;
 }
 
 export async function smtpCatcher(t: Test): Promise<SmtpCatcher> {
-  const catcher: SmtpCatcher = { url: '', mails: [], attempts: 0 };
+  const catcher: SmtpCatcher = { url: '', mails: [], attempts: 0, connectionErrors: [] };
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS', 'AUTH'],
@@ -41,6 +43,7 @@ export async function smtpCatcher(t: Test): Promise<SmtpCatcher> {
       }, callback);
     },
   });
+  server.on('error', (err: Error) => catcher.connectionErrors.push(err));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   catcher.url = `smtp://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));

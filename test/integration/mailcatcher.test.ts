@@ -5,7 +5,9 @@
  * only when STAMPEDE_SMTP_URL is the default.
  */
 import t from 'tap';
-import { testConfig } from '../helpers/system.js';
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import { testConfig, waitFor } from '../helpers/system.js';
 import { startMailcatcher } from '../../src/roles/index.js';
 import { catchesMail, ROLES } from '../../src/roles/all.js';
 import { SmtpChannel } from '../../src/notifications/channels/email.js';
@@ -30,6 +32,28 @@ t.test('keeps the last N mails and shows them at GET /messages, newest first', a
   t.equal(messages[0]!.headers['list-unsubscribe'], '<http://127.0.0.1/u3>', 'headers as sent');
   t.same(messages.map((m) => m.id), [3, 2]);
   t.equal((await fetch(catcher.messagesUrl.replace('/messages', '/other'))).status, 404);
+});
+
+t.test('a sender that resets its connection mid-session leaves the catcher up', async (t) => {
+  const cfg = testConfig({ STAMPEDE_SMTP_URL: 'smtp://127.0.0.1:0', STAMPEDE_MAILCATCHER_HTTP_PORT: '0' });
+  const warnings: string[] = [];
+  const log = createLogger('silent', 'mailcatcher');
+  log.warn = ((_obj: unknown, msg?: string) => warnings.push(msg ?? '')) as typeof log.warn;
+  const catcher = await startMailcatcher(cfg, log);
+  t.teardown(() => catcher.stop());
+  const { hostname, port } = new URL(catcher.smtpUrl);
+  const socket = connect(Number(port), hostname);
+  await once(socket, 'data');
+  socket.write('EHLO crash.test\r\nMAIL FROM:<a@example.test>\r\n');
+  await once(socket, 'data');
+  socket.resetAndDestroy();
+  await waitFor('the catcher to hear of it', async () => warnings.length > 0, 5_000);
+  t.same(warnings, ["a sender's connection failed"], 'logged, loudly');
+  const smtp = new SmtpChannel({ url: catcher.smtpUrl, from: cfg.STAMPEDE_MAIL_FROM, timeoutMs: 2_000 });
+  t.teardown(() => smtp.close());
+  await smtp.send({ to: 'after@example.test', subject: 'After', text: 'still here', messageId: '<after@stampede>', unsubscribeUrl: 'http://127.0.0.1/u' });
+  const { messages } = (await (await fetch(catcher.messagesUrl)).json()) as { messages: { subject: string }[] };
+  t.same(messages.map((m) => m.subject), ['After'], 'and takes the next mail');
 });
 
 t.test('`stampede start` runs it only when STAMPEDE_SMTP_URL is the default', async (t) => {

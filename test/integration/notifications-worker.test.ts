@@ -79,8 +79,9 @@ t.test('two workers receiving the same announcements at once write one row each'
 
 t.test('a real auction, relayed and settled: its bidders are told, each their own result', async (t) => {
   const sys = await boot(t, { api: false, relay: true, worker: true });
-  const a = await createAuction(sys.pool, sys.redis, { endsAt: Date.now() + 400, softCloseMs: 0, reservePrice: 1500 });
   const [x, y, z, bystander] = await sys.createBuyers(4, { currency: 'EUR', amount: 100_000 });
+  // Ends soon, but not before the three bids are in on a slow machine.
+  const a = await createAuction(sys.pool, sys.redis, { endsAt: Date.now() + 1500, softCloseMs: 0, reservePrice: 1500 });
   await bid(sys.redis, a, z!, 1000);
   const xb = await bid(sys.redis, a, x!, 1100, 3000);
   await bid(sys.redis, a, y!, 1200, 2000);

@@ -22,6 +22,8 @@ export interface SmtpSettings {
   url: string;
   from: string;
   timeoutMs: number;
+  /** SMTP connections kept open and reused (one per lane that sends at once); 1 when unset. */
+  connections?: number;
 }
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -30,8 +32,9 @@ export class SmtpChannel {
   private readonly transport: Transporter;
 
   constructor(private readonly settings: SmtpSettings) {
+    // Pooled: a connection (and its greeting) per mail was the cost of every send.
     this.transport = nodemailer.createTransport({
-      url: settings.url, connectionTimeout: settings.timeoutMs, greetingTimeout: settings.timeoutMs, socketTimeout: settings.timeoutMs,
+      url: settings.url, pool: true, maxConnections: settings.connections ?? 1, maxMessages: Infinity, connectionTimeout: settings.timeoutMs, greetingTimeout: settings.timeoutMs, socketTimeout: settings.timeoutMs,
     });
   }
 
