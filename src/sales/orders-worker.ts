@@ -10,7 +10,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Pool } from '../platform/db/pool.js';
-import { settleOrders } from './settlement.js';
+import { settleOrders, type SettlementResult } from './settlement.js';
 import { settlePurchases, type Settlement } from './scripts.js';
 import { PURCHASE_EVENT_TYPES, type PurchaseEvent } from './events.js';
 import { purchaseAnnouncementOf } from './announcements.js';
@@ -59,11 +59,12 @@ export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
     return parsePurchaseEvent(envelope);
   }
 
-  protected async settle(events: PurchaseEvent[], channel: ConfirmChannel): Promise<void> {
-    const results = await settleOrders(this.deps.pool, events);
-    // Postgres has committed; now the live state follows, one script call per
-    // sale, in the batch's order. A crash here is repaired by redelivery: the
-    // stored status is applied again, once.
+  /**
+   * Postgres has committed; now the live state follows, one script call per
+   * sale, in the batch's order. A crash here is repaired by redelivery: the
+   * stored status is applied again, once.
+   */
+  private async applyToLiveState(results: SettlementResult[]): Promise<void> {
     const bySale = new Map<string, Settlement[]>();
     for (const result of results) {
       let list = bySale.get(result.saleId);
@@ -78,6 +79,11 @@ export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
         });
       }),
     );
+  }
+
+  protected async settle(events: PurchaseEvent[], channel: ConfirmChannel): Promise<void> {
+    const results = await settleOrders(this.deps.pool, events);
+    await this.applyToLiveState(results);
     // One announcement per purchase and outcome: a batch naming a purchase twice (a redelivery beside it) tells it once.
     const announcements = new Map(results.map((r) => purchaseAnnouncementOf(r)).map((a) => [a.id, a]));
     await publisherOf(channel).publishEvents(this.deps.topology.exchange, [...announcements.values()]);
