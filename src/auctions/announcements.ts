@@ -1,5 +1,5 @@
 /**
- * What settlement announces (outbid, won, offer_failed, lost, released),
+ * What settlement announces (outbid, won or offer, offer_failed, lost, released),
  * built from what is stored, never from what a message says alone: a
  * redelivered event announces again the very same events with the very same
  * ids (at-least-once, deduplicated by id downstream).
@@ -7,8 +7,8 @@
 import type { PoolClient } from '../platform/db/pool.js';
 import type { CloudEvent } from '../platform/messaging/events.js';
 import {
-  ANNOUNCEMENT_TYPES, type AuctionCancelledData, type AuctionLogEvent, type AuctionLostData, type AuctionOfferFailedData, type AuctionOutbidData,
-  type AuctionWonData,
+  ANNOUNCEMENT_TYPES, type AuctionCancelledData, type AuctionLogEvent, type AuctionLostData, type AuctionOfferData, type AuctionOfferFailedData,
+  type AuctionOutbidData, type AuctionWonData,
 } from './events.js';
 import { biddersOf, findAuction, offersOf } from './repository.js';
 
@@ -28,8 +28,9 @@ export function outbidAnnouncement(bid: AuctionLogEvent & { type: 'bid_placed' }
 }
 
 /**
- * The close's announcements, from what is stored: won to the winner,
- * offer_failed to each bidder who could not pay, lost to every other bidder
+ * The close's announcements, from what is stored: won to the winner (offer
+ * instead when the bidders offered the lot before them could not pay: the
+ * same debit, told as the second-chance offer it is, once), offer_failed to each bidder who could not pay, lost to every other bidder
  * (from the log, and from the offers where the log is not complete yet).
  * With `only`, just the lost announcements of those bidders.
  */
@@ -44,9 +45,10 @@ export async function closeAnnouncements(tx: PoolClient, auctionId: string, only
     if (only) continue;
     if (offer.result === 'paid') {
       const bonus = auction.houseBonus ?? 0;
-      announcements.push(announcement<AuctionWonData>(ANNOUNCEMENT_TYPES.won, `${auctionId}:won`, auctionId, closedAt, {
-        auctionId, buyerId: offer.buyerId, bidId: offer.bidId, currency, price: offer.price, paid: offer.price - bonus, bonus,
-      }));
+      const won: AuctionWonData = { auctionId, buyerId: offer.buyerId, bidId: offer.bidId, currency, price: offer.price, paid: offer.price - bonus, bonus };
+      announcements.push(offer.rank === 1
+        ? announcement<AuctionWonData>(ANNOUNCEMENT_TYPES.won, `${auctionId}:won`, auctionId, closedAt, won)
+        : announcement<AuctionOfferData>(ANNOUNCEMENT_TYPES.offer, `${auctionId}:offer`, auctionId, closedAt, { ...won, rank: offer.rank }));
     } else {
       announcements.push(announcement<AuctionOfferFailedData>(ANNOUNCEMENT_TYPES.offerFailed, `${auctionId}:offer_failed:${offer.buyerId}`, auctionId, closedAt, {
         auctionId, buyerId: offer.buyerId, bidId: offer.bidId, currency, price: offer.price, rank: offer.rank, reason: 'cannot_pay',

@@ -3,8 +3,8 @@
  * manual acks, prefetch, batches, retry tiers, dead letters), reads each
  * message strictly (parseAuctionEvent, events.ts), logs every event and
  * settles closes and cancellations in one Postgres transaction per batch
- * (settlement.ts), then publishes the announcements (won, offer_failed,
- * lost, released) with publisher confirms. Only then are the messages acked.
+ * (settlement.ts), then publishes the announcements (outbid, won or offer,
+ * offer_failed, lost, released) with publisher confirms. Only then are the messages acked.
  *
  * Announcements are at-least-once: a crash between the commit and the acks
  * redelivers the close, which settles nothing again but announces the same

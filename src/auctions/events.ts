@@ -259,6 +259,8 @@ export const ANNOUNCEMENT_TYPES = {
   won: EVENTS.auctionWon.type,
   lost: EVENTS.auctionLost.type,
   offerFailed: EVENTS.auctionOfferFailed.type,
+  /** To a second-chance winner (the bidders offered the lot before them could not pay), in place of won. */
+  offer: EVENTS.auctionOffer.type,
   /** To each bidder of a cancelled auction: they are released. */
   released: EVENTS.auctionReleased.type,
 } as const;
@@ -283,6 +285,11 @@ export interface AuctionWonData {
   paid: number;
   /** What the house paid (promoter doublings), at most the price. */
   bonus: number;
+}
+
+/** The won announcement of a second-chance winner: `rank` is their place in the close's offers (2 or more). */
+export interface AuctionOfferData extends AuctionWonData {
+  rank: number;
 }
 
 export interface AuctionOfferFailedData {

@@ -55,9 +55,10 @@ const object = (properties: Record<string, JsonSchema>, optional: string[] = [])
   additionalProperties: false,
 });
 
-const purchase = {
-  purchaseId: PURCHASE, saleId: SALE, buyerId: USER, quantity: POSITIVE, unitPrice: MONEY, currency: CURRENCY, acceptedAt: MS,
-};
+const order = { purchaseId: PURCHASE, saleId: SALE, buyerId: USER, quantity: POSITIVE, unitPrice: MONEY, currency: CURRENCY };
+const purchase = { ...order, acceptedAt: MS };
+/** A settled order as its buyer is told of it: `amount` = quantity x unitPrice. */
+const settled = { ...order, amount: MONEY };
 /** Every logged auction event carries its auction and its place in the auction's log (1, 2, … with no gap). */
 const logged = { auctionId: AUCTION, seq: POSITIVE };
 /** Leader and price after the event ('' leader: no standing bid). */
@@ -83,8 +84,8 @@ export const EVENTS = {
   auctionBidRetracted: define('auction.bid_retracted', 'lua/auction/retractBid-6.lua', ['auctions'],
     'A bid was retracted (by its bidder, or forced when the bidder was deleted).',
     object({ ...logged, bidId: BID, buyerId: USER, forced: { type: 'boolean' }, fallbackBid: OR_EMPTY(BID), retractedAt: MS, price: PRICE_OR_NULL, ...standing })),
-  auctionBidDoubled: define('auction.bid_doubled', 'lua/auction/promoteBid-5.lua', ['auctions'],
-    'The promoter doubled a bid; the house pays the bonus.',
+  auctionBidDoubled: define('auction.bid_doubled', 'lua/auction/promoteBid-5.lua', ['auctions', 'notifications'],
+    'The promoter doubled a bid; the house pays the bonus. Logged by the auctions worker; its bidder is told (bid.doubled) straight from it.',
     object({ ...logged, bidId: BID, buyerId: USER, added: POSITIVE, amount: POSITIVE, maxAmount: POSITIVE, bonus: POSITIVE, price: POSITIVE,
       doubledAt: MS, ...standing })),
   auctionExtended: define('auction.extended', 'lua/auction/placeBids-n.lua', ['auctions'],
@@ -108,8 +109,20 @@ export const EVENTS = {
   auctionOfferFailed: define('auction.offer_failed', 'src/auctions (settlement)', ['notifications'],
     'To a bidder offered the lot who could not pay; the next bidder is offered it.',
     object({ auctionId: AUCTION, buyerId: USER, bidId: BID, currency: CURRENCY, price: POSITIVE, rank: POSITIVE, reason: { const: 'cannot_pay' } })),
+  auctionOffer: define('auction.offer', 'src/auctions (settlement)', ['notifications'],
+    'To the bidder who took the lot after the bidder(s) offered it before them could not pay (a second-chance offer, `rank` > 1), in place of auction.won: their wallet was debited `paid` (price - bonus).',
+    object({ auctionId: AUCTION, buyerId: USER, bidId: BID, currency: CURRENCY, price: POSITIVE, paid: MONEY, bonus: MONEY, rank: { type: 'integer', minimum: 2 } })),
   auctionReleased: define('auction.released', 'src/auctions (settlement)', ['notifications'],
     'To each bidder of a cancelled auction: their bids are released.', object({ auctionId: AUCTION, buyerId: USER, cancelledAt: MS })),
+
+  purchaseConfirmed: define('purchase.confirmed', 'src/sales (settlement)', ['notifications'],
+    'To the buyer: their order is confirmed, `amount` taken from their wallet.', object({ ...settled, settledAt: MS })),
+  purchaseFailed: define('purchase.failed', 'src/sales (settlement)', ['notifications'],
+    'To the buyer: their order failed for `reason` (INSUFFICIENT_FUNDS: the wallet did not hold `amount`); nothing was charged and the stock went back on sale.',
+    object({ ...settled, reason: { enum: ['INSUFFICIENT_FUNDS'] }, settledAt: MS })),
+  purchaseCancelled: define('purchase.cancelled', 'src/sales (settlement)', ['notifications'],
+    'To the buyer: the order they cancelled is cancelled; `refunded` went back to their wallet (0: it had not been charged).',
+    object({ ...settled, refunded: MONEY, cancelledAt: MS })),
 
   notificationEmail: define('notification.email', 'src/notifications (worker)', ['email'],
     'An e-mail a notification asks for: the notifications worker recorded it (notification_emails); the e-mail worker sends it once.',

@@ -1,14 +1,19 @@
 /**
  * The events the notifications worker turns into notifications, as it reads
  * them off the notifications queue: the auction settlement's announcements
- * (catalogue: auction.outbid, won, lost, offer_failed, released). Each is
- * checked against its catalogue schema; one that fails can never be
+ * (catalogue: auction.outbid, won, offer, lost, offer_failed, released), the
+ * promoter's doubling straight from the auction's outbox (auction.bid_doubled)
+ * and the order settlement's results (purchase.confirmed, failed, cancelled).
+ * Each is checked against its catalogue schema; one that fails can never be
  * delivered and is poison (dead-lettered at once with its reason).
  */
 import { EVENTS, eventTypeOf, type EventType } from '../events/catalogue.js';
 import { compileSchema, fieldErrors, type Validator } from '../platform/http/validate.js';
 import { PoisonMessageError, type JsonObject } from '../platform/messaging/consumer.js';
-import type { AuctionCancelledData, AuctionLostData, AuctionOfferFailedData, AuctionOutbidData, AuctionWonData } from '../auctions/events.js';
+import type {
+  AuctionCancelledData, AuctionLostData, AuctionOfferData, AuctionOfferFailedData, AuctionOutbidData, AuctionWonData, BidDoubledData,
+} from '../auctions/events.js';
+import type { PurchaseCancelledData, PurchaseConfirmedData, PurchaseFailedData } from '../sales/events.js';
 
 interface Of<T extends string, D> {
   /** The CloudEvent id: stable across redeliveries, so it keys the notification. */
@@ -23,9 +28,22 @@ export type Announcement =
   | Of<'auction.won', AuctionWonData>
   | Of<'auction.lost', AuctionLostData>
   | Of<'auction.offer_failed', AuctionOfferFailedData>
-  | Of<'auction.released', AuctionCancelledData>;
+  | Of<'auction.offer', AuctionOfferData>
+  | Of<'auction.released', AuctionCancelledData>
+  | Of<'auction.bid_doubled', BidDoubledData & { auctionId: string; seq: number }>
+  | Of<'purchase.confirmed', PurchaseConfirmedData>
+  | Of<'purchase.failed', PurchaseFailedData>
+  | Of<'purchase.cancelled', PurchaseCancelledData>;
 
-const ANNOUNCED: EventType[] = [EVENTS.auctionOutbid, EVENTS.auctionWon, EVENTS.auctionLost, EVENTS.auctionOfferFailed, EVENTS.auctionReleased];
+const ANNOUNCED: EventType[] = [
+  EVENTS.auctionOutbid, EVENTS.auctionWon, EVENTS.auctionLost, EVENTS.auctionOfferFailed, EVENTS.auctionOffer, EVENTS.auctionReleased,
+  EVENTS.auctionBidDoubled, EVENTS.purchaseConfirmed, EVENTS.purchaseFailed, EVENTS.purchaseCancelled,
+];
+
+/** What an announcement is about, as its notification names it: an auction's lot or a sale. */
+export type Subject = { kind: 'auction'; id: string } | { kind: 'sale'; id: string };
+
+export const subjectOf = (a: Announcement): Subject => ('auctionId' in a.data ? { kind: 'auction', id: a.data.auctionId } : { kind: 'sale', id: a.data.saleId });
 
 const validators = new Map<string, { name: string; check: Validator<unknown> }>(
   ANNOUNCED.map((e) => [e.type, { name: e.name, check: compileSchema(e.schema) }]),

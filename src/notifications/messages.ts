@@ -1,7 +1,8 @@
 /**
  * The words of each notification: its title and body, written from the
- * announcement that caused it and the name of the lot. Every channel (inbox,
- * e-mail, SMS) tells the same thing in these words.
+ * announcement that caused it and the name of what it is about (the lot,
+ * or the sale). Every channel (inbox, e-mail, SMS) tells the same thing in
+ * these words.
  */
 import type { Announcement } from './announcements.js';
 import type { NotificationTypeName } from './types.js';
@@ -22,16 +23,22 @@ export function formatMoney(minor: number, currency: string): string {
   return new Intl.NumberFormat('en', { style: 'currency', currency, currencyDisplay: 'code', minimumFractionDigits: digits }).format(minor / 10 ** digits).replace(/\s/gu, ' ');
 }
 
-/** The auction an announcement is about, as its notification names it. */
-export interface Lot {
+/** What an announcement is about (an auction's lot, or a sale), as its notification names it. */
+export interface SubjectName {
   title: string;
   currency: string;
 }
 
-/** What the recipient of an announcement is told about `lot`. */
-export function notificationOf(a: Announcement, { title: lot, currency: lotCurrency }: Lot): NewNotification {
-  const told = (title: string, body: string): NewNotification => ({
-    eventId: a.eventId, recipientId: a.data.buyerId, type: a.type, title, body, data: { ...a.data },
+/** `2 × Sneaker drop` */
+const unitsOf = (quantity: number, sale: string) => `${quantity} × ${sale}`;
+
+/** The notification type an announcement is told as: its own name, but for the promoter's doubling. */
+const notifiedAs = (type: Announcement['type']): NotificationTypeName => (type === 'auction.bid_doubled' ? 'bid.doubled' : type);
+
+/** What the recipient of an announcement is told about `subject`. */
+export function notificationOf(a: Announcement, { title: lot, currency: lotCurrency }: SubjectName): NewNotification {
+  const told = (title: string, body: string, data: object = a.data): NewNotification => ({
+    eventId: a.eventId, recipientId: a.data.buyerId, type: notifiedAs(a.type), title, body, data: { ...data },
   });
   switch (a.type) {
     case 'auction.outbid':
@@ -40,6 +47,14 @@ export function notificationOf(a: Announcement, { title: lot, currency: lotCurre
       const { price, paid, bonus, currency } = a.data;
       const house = bonus > 0 ? ` (the house paid ${formatMoney(bonus, currency)} of the ${formatMoney(price, currency)} price)` : '';
       return told(`You won ${lot}`, `You paid ${formatMoney(paid, currency)}${house}.`);
+    }
+    case 'auction.offer': {
+      const { price, paid, bonus, currency } = a.data;
+      const house = bonus > 0 ? ` (the house paid ${formatMoney(bonus, currency)})` : '';
+      return told(
+        `Second-chance offer: ${lot} is yours`,
+        `The winning bidder could not pay, so the lot went to you at your bid of ${formatMoney(price, currency)}. Your wallet was debited ${formatMoney(paid, currency)}${house}.`,
+      );
     }
     case 'auction.lost': {
       const { outcome, price, currency } = a.data;
@@ -54,5 +69,28 @@ export function notificationOf(a: Announcement, { title: lot, currency: lotCurre
       );
     case 'auction.released':
       return told(`${lot} was cancelled`, 'Your bids on it are released; nothing was charged.');
+    case 'auction.bid_doubled': {
+      // Not the whole event: its leader and leaderBid name another buyer.
+      const { auctionId, bidId, added, amount, maxAmount, bonus, price, doubledAt } = a.data;
+      return told(
+        `Your bid on ${lot} was doubled`,
+        `The promoter added ${formatMoney(added, lotCurrency)}: your bid is now ${formatMoney(amount, lotCurrency)}, and the house pays ${formatMoney(bonus, lotCurrency)} of the price if you win. The price is now ${formatMoney(price, lotCurrency)}.`,
+        { auctionId, buyerId: a.data.buyerId, bidId, added, amount, maxAmount, bonus, price, doubledAt },
+      );
+    }
+    case 'purchase.confirmed': {
+      const { quantity, amount, currency } = a.data;
+      return told(`Your order for ${lot} is confirmed`, `You bought ${unitsOf(quantity, lot)} for ${formatMoney(amount, currency)}, paid from your wallet.`);
+    }
+    case 'purchase.failed': {
+      const { quantity, amount, currency } = a.data;
+      const why = { INSUFFICIENT_FUNDS: `Your wallet did not hold the ${formatMoney(amount, currency)} it costs` }[a.data.reason];
+      return told(`Your order for ${lot} failed`, `${why}, so your order of ${unitsOf(quantity, lot)} was not placed. Nothing was charged.`);
+    }
+    case 'purchase.cancelled': {
+      const { quantity, refunded, currency } = a.data;
+      const money = refunded > 0 ? `${formatMoney(refunded, currency)} was refunded to your wallet.` : 'You had not been charged.';
+      return told(`Your order for ${lot} was cancelled`, `As you asked, your order of ${unitsOf(quantity, lot)} is cancelled. ${money}`);
+    }
   }
 }

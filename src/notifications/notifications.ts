@@ -4,10 +4,10 @@
  * off (src/notifications/preferences.ts; critical types always are), and
  * by e-mail and SMS when they want that and have an address or a phone
  * (sent by the e-mail and SMS workers, once: src/notifications/emails.ts,
- * sms.ts). The inbox row is keyed by
- * (event id, recipient), so an announcement delivered twice (the auctions
- * worker announces again after a crash, the broker redelivers) creates no
- * second row, and a row only ever goes to the buyer the event names.
+ * sms.ts). The inbox row is keyed by (event id, recipient), so an
+ * announcement delivered twice (the auctions or orders worker announces
+ * again after a crash, the broker redelivers) creates no second row, and a
+ * row only ever goes to the buyer the event names.
  *
  * Outbid storms are throttled per (buyer, auction): the inbox keeps one
  * outbid item per auction, updated in place to the latest (highest) price,
@@ -23,10 +23,10 @@
  */
 import { inTransaction, type Pool } from '../platform/db/pool.js';
 import { PermanentError } from '../platform/messaging/consumer.js';
-import type { Announcement } from './announcements.js';
+import { subjectOf, type Announcement } from './announcements.js';
 import { notificationOf } from './messages.js';
 import {
-  insertEmails, insertNotifications, insertSms, lockThrottles, lotsOf, pruneInboxes, recordThrottledEmails, unsentOf, unsentThrottledEmailsOf, upsertOutbids,
+  insertEmails, insertNotifications, insertSms, lockThrottles, pruneInboxes, recordThrottledEmails, subjectNamesOf, unsentOf, unsentThrottledEmailsOf, upsertOutbids,
   type DeliveryKey, type NewEmail, type NewSms, type NotificationRecord,
 } from './repository.js';
 import type { NewNotification } from './messages.js';
@@ -79,12 +79,15 @@ export class Notifications {
    */
   async tell(announcements: Announcement[]): Promise<{ created: NotificationRecord[]; emailsToSend: DeliveryKey[]; smsToSend: DeliveryKey[] }> {
     const once = [...new Map(announcements.map((a) => [`${a.eventId}\u0000${a.data.buyerId}`, a])).values()];
-    const lots = await lotsOf(this.pool, [...new Set(once.map((a) => a.data.auctionId))]);
-    const notes = latestOutbids(once.map((a) => {
-      const lot = lots.get(a.data.auctionId);
-      // Settlement announces only auctions it found in Postgres: no retry can make this one known.
-      if (!lot) throw new PermanentError(`${a.type} ${a.eventId} names an unknown auction ${a.data.auctionId}`);
-      return notificationOf(a, lot);
+    const subjects = once.map(subjectOf);
+    const idsOf = (kind: 'auction' | 'sale') => [...new Set(subjects.filter((s) => s.kind === kind).map((s) => s.id))];
+    const names = await subjectNamesOf(this.pool, { auctions: idsOf('auction'), sales: idsOf('sale') });
+    const notes = latestOutbids(once.map((a, i) => {
+      const { kind, id } = subjects[i]!;
+      const name = names.get(id);
+      // Settlement announces only what it found in Postgres (an auction, a sale's order): no retry can make this one known.
+      if (!name) throw new PermanentError(`${a.type} ${a.eventId} names an unknown ${kind} ${id}`);
+      return notificationOf(a, name);
     }));
     const preferences = await this.preferences.of([...new Set(notes.map((n) => n.recipientId))]);
     const inApp = notes.filter((n) => preferences.get(n.recipientId)!.wants(n.type, 'in_app'));

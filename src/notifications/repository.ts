@@ -4,7 +4,7 @@
  * here, at the boundary.
  */
 import type { Pool, PoolClient } from '../platform/db/pool.js';
-import type { Lot, NewNotification } from './messages.js';
+import type { NewNotification, SubjectName } from './messages.js';
 import type { Channel, NotificationTypeName } from './types.js';
 
 export type Db = Pool | PoolClient;
@@ -78,17 +78,25 @@ export async function upsertOutbids(db: Db, notes: NewNotification[]): Promise<N
   return rows.map(recordOf);
 }
 
-/** A row of `auctions`, as far as notifications name a lot. */
-interface AuctionLotRow {
+/** A row of `auctions` or `sales`, as far as notifications name one. */
+interface SubjectRow {
   id: string;
   title: string;
   currency: string;
 }
 
-/** The title and currency of each auction (read from the auctions product's table; an unknown id is absent). */
-export async function lotsOf(db: Db, auctionIds: string[]): Promise<Map<string, Lot>> {
-  if (auctionIds.length === 0) return new Map();
-  const { rows } = await db.query<AuctionLotRow>('SELECT id, title, currency FROM auctions WHERE id = ANY($1::text[])', [auctionIds]);
+/**
+ * The title and currency of each auction and sale (read from the auctions'
+ * and the sales' tables: a lot's title, a sale's name); an unknown id is
+ * absent. Their ids never clash (`auc_`, `sal_`).
+ */
+export async function subjectNamesOf(db: Db, ids: { auctions: string[]; sales: string[] }): Promise<Map<string, SubjectName>> {
+  if (ids.auctions.length === 0 && ids.sales.length === 0) return new Map();
+  const { rows } = await db.query<SubjectRow>(
+    `SELECT id, title, currency FROM auctions WHERE id = ANY($1::text[])
+     UNION ALL SELECT id, name, currency FROM sales WHERE id = ANY($2::text[])`,
+    [ids.auctions, ids.sales],
+  );
   return new Map(rows.map((r) => [r.id, { title: r.title, currency: r.currency }]));
 }
 

@@ -23,7 +23,8 @@ export const NOTIFICATION_TYPES = {
   // The winner's wallet was debited: a payment result.
   'auction.won': { defaultChannels: IN_APP_EMAIL, critical: true },
   'auction.lost': { defaultChannels: IN_APP_EMAIL, critical: false },
-  'auction.offer': { defaultChannels: IN_APP_EMAIL, critical: false },
+  // A second-chance winner's wallet was debited (told in place of auction.won): a payment result.
+  'auction.offer': { defaultChannels: IN_APP_EMAIL, critical: true },
   // The winner could not pay and lost the lot: a payment result.
   'auction.offer_failed': { defaultChannels: IN_APP_EMAIL, critical: true },
   'auction.released': { defaultChannels: IN_APP_EMAIL, critical: false },

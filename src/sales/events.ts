@@ -38,3 +38,35 @@ export interface PurchaseCancelRequestedData extends PurchaseAcceptedData {
 export type PurchaseEvent =
   | { eventId: string; type: 'accepted'; time: number; data: PurchaseAcceptedData }
   | { eventId: string; type: 'cancel_requested'; time: number; data: PurchaseCancelRequestedData };
+
+/** What the order settlement announces to the buyer (routed to the notifications concern), by the order's status. */
+export const PURCHASE_ANNOUNCEMENT_TYPES = {
+  confirmed: EVENTS.purchaseConfirmed.type,
+  failed: EVENTS.purchaseFailed.type,
+  cancelled: EVENTS.purchaseCancelled.type,
+} as const;
+
+/** A settled purchase as its buyer is told of it: `amount` = quantity x unitPrice. */
+export interface SettledPurchase extends Purchase {
+  amount: number;
+}
+
+/** `stampede.purchase.confirmed.v1`: `amount` was taken from the buyer's wallet (settledAt in ms). */
+export interface PurchaseConfirmedData extends SettledPurchase {
+  settledAt: number;
+}
+
+/** Why settlement fails an order: the one reason it has (the wallet does not cover the amount). */
+export type PurchaseFailureReason = 'INSUFFICIENT_FUNDS';
+
+/** `stampede.purchase.failed.v1`: nothing was charged; the stock went back on sale. */
+export interface PurchaseFailedData extends SettledPurchase {
+  reason: PurchaseFailureReason;
+  settledAt: number;
+}
+
+/** `stampede.purchase.cancelled.v1`: the buyer's cancellation; `refunded` went back to the wallet (0: never charged). */
+export interface PurchaseCancelledData extends SettledPurchase {
+  refunded: number;
+  cancelledAt: number;
+}

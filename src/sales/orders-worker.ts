@@ -3,15 +3,21 @@
  * acks, prefetch, batches, retry tiers, dead letters), settles what arrived
  * together in one Postgres transaction, then applies each outcome to the
  * sale's live state in Redis (exactly once, by settlePurchases calls per
- * sale) before the messages are acked.
+ * sale) and announces it to its buyer (purchase.confirmed, failed,
+ * cancelled: announcements.ts) with publisher confirms; only then are the
+ * messages acked. A crash in between redelivers the events, which settle
+ * nothing again and announce the same results with the same ids.
  */
 import type { Redis } from 'ioredis';
 import type { Pool } from '../platform/db/pool.js';
-import { settleOrders } from './settlement.js';
+import { settleOrders, type SettlementResult } from './settlement.js';
 import { settlePurchases, type Settlement } from './scripts.js';
 import { PURCHASE_EVENT_TYPES, type PurchaseEvent } from './events.js';
+import { purchaseAnnouncementOf } from './announcements.js';
 import { SALE_ID, USER_ID, saleOfPurchase } from '../platform/ids.js';
 import { BatchConsumer, PoisonMessageError, type JsonObject, type WorkerSettings } from '../platform/messaging/consumer.js';
+import type { ConfirmChannel } from '../platform/messaging/amqp.js';
+import { publisherOf } from '../platform/messaging/publisher.js';
 
 export interface OrdersWorkerOptions extends WorkerSettings {
   redis: Redis;
@@ -53,11 +59,12 @@ export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
     return parsePurchaseEvent(envelope);
   }
 
-  protected async settle(events: PurchaseEvent[]): Promise<void> {
-    const results = await settleOrders(this.deps.pool, events);
-    // Postgres has committed; now the live state follows, one script call per
-    // sale, in the batch's order. A crash here is repaired by redelivery: the
-    // stored status is applied again, once.
+  /**
+   * Postgres has committed; now the live state follows, one script call per
+   * sale, in the batch's order. A crash here is repaired by redelivery: the
+   * stored status is applied again, once.
+   */
+  private async applyToLiveState(results: SettlementResult[]): Promise<void> {
     const bySale = new Map<string, Settlement[]>();
     for (const result of results) {
       let list = bySale.get(result.saleId);
@@ -72,5 +79,13 @@ export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
         });
       }),
     );
+  }
+
+  protected async settle(events: PurchaseEvent[], channel: ConfirmChannel): Promise<void> {
+    const results = await settleOrders(this.deps.pool, events);
+    await this.applyToLiveState(results);
+    // One announcement per purchase and outcome: a batch naming a purchase twice (a redelivery beside it) tells it once.
+    const announcements = new Map(results.map((r) => purchaseAnnouncementOf(r)).map((a) => [a.id, a]));
+    await publisherOf(channel).publishEvents(this.deps.topology.exchange, [...announcements.values()]);
   }
 }

@@ -280,6 +280,15 @@ export async function insertLedgerEntries(tx: PoolClient, entries: LedgerEntry[]
   await copyInto(tx, 'COPY ledger_entries (ref, user_id, currency, amount, kind) FROM STDIN', rows);
 }
 
+/** What was refunded to the wallet for each of these purchases that had a refund (its `refund:<purchaseId>` entry). */
+export async function refundsOf(tx: PoolClient, purchaseIds: string[]): Promise<Map<string, number>> {
+  if (purchaseIds.length === 0) return new Map();
+  const { rows } = await tx.query<{ ref: string; amount: number }>(
+    'SELECT ref, amount FROM ledger_entries WHERE ref = ANY($1::text[])', [purchaseIds.map((id) => `refund:${id}`)],
+  );
+  return new Map(rows.map((r) => [r.ref.slice('refund:'.length), r.amount]));
+}
+
 /** Which of these events the event log (`purchase_events`) holds. */
 export async function loggedEvents(tx: PoolClient, eventIds: string[]): Promise<Set<string>> {
   if (eventIds.length === 0) return new Set();

@@ -6,6 +6,9 @@
  *     failed order (INSUFFICIENT_FUNDS) when it does not;
  *   - a cancellation refunds a confirmed order, or records a cancelled order
  *     when it overtook its own acceptance.
+ * Each event's result carries its order as stored and what was refunded
+ * (read back from the ledger), so the buyer is told the settled outcome
+ * (announcements.ts), the same on every redelivery.
  * A redelivered event finds its order row and changes nothing: the answer is
  * the status already stored. Orders, ledger entries and logged events are
  * plain INSERTs (COPY) under unique keys (purchase id, ledger ref, event id),
@@ -18,7 +21,7 @@ import { PermanentError } from '../platform/messaging/consumer.js';
 import type { PurchaseEvent } from './events.js';
 import {
   cancelConfirmedOrders, findSales, insertLedgerEntries, insertOrders, knownUsers, lockOrders, lockWallets, loggedEvents,
-  logPurchaseEvents, setWalletBalances, type LedgerEntry, type OrderRecord, type OrderStatus, type WalletBalance,
+  logPurchaseEvents, refundsOf, setWalletBalances, type LedgerEntry, type OrderRecord, type OrderStatus, type WalletBalance,
 } from './repository.js';
 
 export interface SettlementResult {
@@ -28,6 +31,10 @@ export interface SettlementResult {
   status: OrderStatus;
   reason: string;
   settledAt: number;
+  /** The purchase's order after this event, as stored. */
+  order: OrderRecord;
+  /** What went back to the buyer's wallet for a cancelled order (0: it had not been charged; 0 for any other status). */
+  refunded: number;
 }
 
 /** The event contradicts its sale's terms (or names no sale): no retry can settle it. */
@@ -48,7 +55,9 @@ export function settleOrders(pool: Pool, events: PurchaseEvent[]): Promise<Settl
     const logged = await loggedEvents(tx, events.filter((e) => ordered.has(e.data.purchaseId)).map((e) => e.eventId));
     const settlement = decideSettlement(events, { wallets, orders, logged, now: Date.now() });
     await writeSettlement(tx, settlement);
-    return settlement.results;
+    // A redelivered cancellation's order does not say whether it had been paid: its refund entry does.
+    const refunds = await refundsOf(tx, [...new Set(settlement.results.filter((r) => r.status === 'cancelled').map((r) => r.purchaseId))]);
+    return settlement.results.map((r) => (r.status === 'cancelled' ? { ...r, refunded: refunds.get(r.purchaseId) ?? 0 } : r));
   });
 }
 
@@ -177,7 +186,7 @@ export function decideSettlement(events: PurchaseEvent[], state: SettlementState
     };
     if (isNew) out.newOrders.push(order);
     orders.set(purchase.purchaseId, order);
-    out.results.push({ eventId: e.eventId, purchaseId: purchase.purchaseId, saleId: purchase.saleId, status, reason, settledAt });
+    out.results.push({ eventId: e.eventId, purchaseId: purchase.purchaseId, saleId: purchase.saleId, status, reason, settledAt, order, refunded: 0 });
   }
 
   // Only wallets that exist are written: one that does not counts as 0, so it

@@ -73,9 +73,12 @@ t.test('a winner who cannot pay: the next bidder pays their own bid (second-chan
   t.same(await auctionLedger(sys.pool, a.id), [[`auction:${a.id}:win`, y, -2000, 'auction']]);
   t.equal(await balanceOf(sys.pool, x!), 500, 'x untouched');
   t.equal(await balanceOf(sys.pool, y!), FUNDS - 2000);
-  const ann = await collectAnnouncements(amqp.ch, notifications, a.id, [`${a.id}:offer_failed:${x}`, `${a.id}:won`, `${a.id}:lost:${z}`]);
+  const ann = await collectAnnouncements(amqp.ch, notifications, a.id, [`${a.id}:offer_failed:${x}`, `${a.id}:offer`, `${a.id}:lost:${z}`]);
   t.match(ann.find((m) => m.id === `${a.id}:offer_failed:${x}`)?.data, { buyerId: x, price: 2100, rank: 1, reason: 'cannot_pay' });
-  t.match(ann.find((m) => m.id === `${a.id}:won`)?.data, { buyerId: y, bidId: yb, price: 2000, paid: 2000 });
+  const offer = ann.find((m) => m.id === `${a.id}:offer`)!;
+  t.match(offer, { type: 'stampede.auction.offer.v1', routingKey: 'auction.offer.v1', messageId: `${a.id}:offer` });
+  t.same(offer.data, { auctionId: a.id, buyerId: y, bidId: yb, currency: 'EUR', price: 2000, paid: 2000, bonus: 0, rank: 2 }, 'y is told the second-chance offer, not a plain win');
+  t.notOk(ann.some((m) => m.id === `${a.id}:won`), 'no won beside it: one debit, told once');
   t.equal(ann.length, 3);
 });
 
@@ -90,7 +93,7 @@ t.test('a deleted buyer cannot pay, whatever their wallet holds', async (t) => {
   t.same(await offersOf(sys.pool, a.id), [[1, x, 1600, 0, 'cannot_pay'], [2, y, 1500, 0, 'paid']]);
   t.equal(await balanceOf(sys.pool, x!), FUNDS);
   t.equal(await balanceOf(sys.pool, y!), FUNDS - 1500);
-  await collectAnnouncements(amqp.ch, notifications, a.id, [`${a.id}:offer_failed:${x}`, `${a.id}:won`]);
+  await collectAnnouncements(amqp.ch, notifications, a.id, [`${a.id}:offer_failed:${x}`, `${a.id}:offer`]);
 });
 
 t.test('nobody can pay: the lot is unsold, every attempt recorded, nothing debited', async (t) => {
