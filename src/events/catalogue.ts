@@ -64,6 +64,9 @@ const logged = { auctionId: AUCTION, seq: POSITIVE };
 const standing = { leader: OR_EMPTY(USER), leaderBid: OR_EMPTY(BID) };
 
 /** What a channel's request names: the notification's event and its recipient (the row holds the rest). */
+/** A scheduled notification: an operator's announcement (`ann_`) or a sale's opening notice (`sop_` and the sale id's body). */
+const SEND = { type: 'string', pattern: '^(?:ann|sop)_[0-9a-z]{12}$' };
+
 const DELIVERY = { eventId: { type: 'string', minLength: 1, maxLength: 200 }, recipientId: USER };
 
 function define(name: string, emittedBy: string, concerns: Concern[], description: string, schema: JsonSchema, version = 1): EventType {
@@ -117,6 +120,9 @@ export const EVENTS = {
   notificationSms: define('notification.sms', 'src/notifications (worker)', ['sms'],
     'An SMS a notification asks for: the notifications worker recorded it (notification_sms); the SMS worker sends it once.',
     object(DELIVERY)),
+  notificationDue: define('notification.due', 'lua/notification/claimDueSends-2.lua', ['notifications'],
+    'A scheduled notification (notification_sends) is due: the scheduler claimed it off the due index; the notifications worker fans it out to its audience once.',
+    object({ sendId: SEND })),
 } as const satisfies Record<string, EventType>;
 
 export type EventKey = keyof typeof EVENTS;

@@ -445,3 +445,147 @@ export async function switchEmailOff(db: Db, buyerId: string, type: Notification
     [buyerId, type],
   );
 }
+
+// ------------------------------------------------------------ scheduled sends
+
+export type SendType = 'announcement' | 'sale.opening';
+export type SendStatus = 'scheduled' | 'sending' | 'sent' | 'cancelled';
+/** Who a scheduled notification goes to. */
+export type Audience = { buyerIds: string[] } | { collection: string } | { saleId: string };
+
+/** A row of `notification_sends`. */
+interface SendRow {
+  id: string;
+  type: SendType;
+  audience: Audience;
+  title: string | null;
+  body: string | null;
+  channels: Channel[] | null;
+  send_at: Date;
+  status: SendStatus;
+  recipients: number | null;
+  created_at: Date;
+  started_at: Date | null;
+  sent_at: Date | null;
+  cancelled_at: Date | null;
+}
+
+export interface SendRecord {
+  id: string;
+  type: SendType;
+  audience: Audience;
+  title: string | null;
+  body: string | null;
+  channels: Channel[] | null;
+  sendAt: Date;
+  status: SendStatus;
+  recipients: number | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  sentAt: Date | null;
+  cancelledAt: Date | null;
+}
+
+export type NewSend = Pick<SendRecord, 'id' | 'type' | 'audience' | 'title' | 'body' | 'channels' | 'sendAt'>;
+
+const SEND_COLUMNS = 'id, type, audience, title, body, channels, send_at, status, recipients, created_at, started_at, sent_at, cancelled_at';
+
+const sendOf = (r: SendRow): SendRecord => ({
+  id: r.id, type: r.type, audience: r.audience, title: r.title, body: r.body, channels: r.channels, sendAt: r.send_at, status: r.status,
+  recipients: r.recipients, createdAt: r.created_at, startedAt: r.started_at, sentAt: r.sent_at, cancelledAt: r.cancelled_at,
+});
+
+/** Records a send as scheduled; one whose id is there already is left as it is (undefined). */
+export async function insertSend(db: Db, s: NewSend): Promise<SendRecord | undefined> {
+  const { rows } = await db.query<SendRow>(
+    `INSERT INTO notification_sends (id, type, audience, title, body, channels, send_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (id) DO NOTHING RETURNING ${SEND_COLUMNS}`,
+    [s.id, s.type, JSON.stringify(s.audience), s.title, s.body, s.channels, s.sendAt],
+  );
+  return rows[0] && sendOf(rows[0]);
+}
+
+export async function findSend(db: Db, id: string): Promise<SendRecord | undefined> {
+  const { rows } = await db.query<SendRow>(`SELECT ${SEND_COLUMNS} FROM notification_sends WHERE id = $1`, [id]);
+  return rows[0] && sendOf(rows[0]);
+}
+
+/** Every send still scheduled, earliest first (the due index's rebuild). */
+export async function scheduledSends(db: Db): Promise<{ id: string; sendAt: Date }[]> {
+  const { rows } = await db.query<{ id: string; send_at: Date }>(
+    "SELECT id, send_at FROM notification_sends WHERE status = 'scheduled' ORDER BY send_at",
+  );
+  return rows.map((r) => ({ id: r.id, sendAt: r.send_at }));
+}
+
+/** Cancels a send still scheduled; undefined when it is not (sending, sent, cancelled, or no such send). */
+export async function cancelSend(db: Db, id: string): Promise<SendRecord | undefined> {
+  const { rows } = await db.query<SendRow>(
+    `UPDATE notification_sends SET status = 'cancelled', cancelled_at = now() WHERE id = $1 AND status = 'scheduled' RETURNING ${SEND_COLUMNS}`,
+    [id],
+  );
+  return rows[0] && sendOf(rows[0]);
+}
+
+/**
+ * The worker's claim: a scheduled send becomes sending; one already sending
+ * (a redelivery after a crash mid fan-out) is taken again, since the fan-out
+ * is idempotent. Undefined for a send cancelled or sent: it sends nothing.
+ */
+export async function claimSend(db: Db, id: string): Promise<SendRecord | undefined> {
+  const { rows } = await db.query<SendRow>(
+    `UPDATE notification_sends SET status = 'sending', started_at = coalesce(started_at, now())
+      WHERE id = $1 AND status IN ('scheduled', 'sending') RETURNING ${SEND_COLUMNS}`,
+    [id],
+  );
+  return rows[0] && sendOf(rows[0]);
+}
+
+/** Records a send done, with the size of the audience it was fanned out to. */
+export async function recordSendDone(db: Db, id: string, recipients: number): Promise<void> {
+  await db.query("UPDATE notification_sends SET status = 'sent', sent_at = now(), recipients = $2 WHERE id = $1 AND status = 'sending'", [id, recipients]);
+}
+
+/** A send stopped by what it tells of (a sale closed before its opening notice): recorded cancelled. */
+export async function recordSendDropped(db: Db, id: string): Promise<void> {
+  await db.query("UPDATE notification_sends SET status = 'cancelled', cancelled_at = now() WHERE id = $1 AND status IN ('scheduled', 'sending')", [id]);
+}
+
+export interface SendProgress {
+  inApp: number;
+  email: { recorded: number; sent: number };
+  sms: { recorded: number; sent: number };
+}
+
+/** What a send has delivered so far: inbox rows written, e-mails and SMS recorded and sent (keyed by its id as event id). */
+export async function sendProgressOf(db: Db, id: string): Promise<SendProgress> {
+  const { rows } = await db.query<{ in_app: number; emails: number; emails_sent: number; sms: number; sms_sent: number }>(
+    `SELECT (SELECT count(*)::int FROM notifications WHERE event_id = $1) AS in_app,
+            e.recorded AS emails, e.sent AS emails_sent, s.recorded AS sms, s.sent AS sms_sent
+       FROM (SELECT count(*)::int AS recorded, count(sent_at)::int AS sent FROM notification_emails WHERE event_id = $1) e,
+            (SELECT count(*)::int AS recorded, count(sent_at)::int AS sent FROM notification_sms WHERE event_id = $1) s`,
+    [id],
+  );
+  const r = rows[0]!;
+  return { inApp: r.in_app, email: { recorded: r.emails, sent: r.emails_sent }, sms: { recorded: r.sms, sent: r.sms_sent } };
+}
+
+/** Which of these ids name buyers (users who are not deleted). */
+export async function knownBuyers(db: Db, buyerIds: string[]): Promise<Set<string>> {
+  if (buyerIds.length === 0) return new Set();
+  const { rows } = await db.query<{ id: string }>("SELECT id FROM users WHERE id = ANY($1::text[]) AND kind = 'buyer' AND deleted_at IS NULL", [buyerIds]);
+  return new Set(rows.map((r) => r.id));
+}
+
+/** A row of `sales`, as far as an opening notice names it. */
+interface OpeningSaleRow {
+  name: string;
+  starts_at: Date;
+  status: 'open' | 'closed';
+}
+
+/** The name, start and status of a sale (read from the sales product's table), or undefined. */
+export async function openingSaleOf(db: Db, saleId: string): Promise<{ name: string; startsAt: Date; closed: boolean } | undefined> {
+  const { rows } = await db.query<OpeningSaleRow>('SELECT name, starts_at, status FROM sales WHERE id = $1', [saleId]);
+  return rows[0] && { name: rows[0].name, startsAt: rows[0].starts_at, closed: rows[0].status === 'closed' };
+}
