@@ -97,6 +97,11 @@ export const EVENTS = {
     'The auction was cancelled; `bidders` had a standing bid.',
     object({ ...logged, cancelledAt: MS, bidders: { type: 'array', items: USER } })),
 
+  auctionCreated: define('auction.created', 'lua/auction/loadAuction-2.lua', ['notifications'],
+    'An auction was created in a collection: its followers are told. Written with the auction\'s first load into Redis, under the id <auctionId>:created.',
+    object({ auctionId: AUCTION, collection: { type: 'string', minLength: 1, maxLength: 200 }, title: { type: 'string', minLength: 1, maxLength: 200 },
+      currency: CURRENCY, startPrice: POSITIVE, startsAt: MS, endsAt: MS })),
+
   auctionOutbid: define('auction.outbid', 'src/auctions (settlement)', ['notifications'],
     'To a leader a new bid took the lead from.', object({ auctionId: AUCTION, buyerId: USER, price: POSITIVE, byBid: BID })),
   auctionWon: define('auction.won', 'src/auctions (settlement)', ['notifications'],
@@ -117,6 +122,9 @@ export const EVENTS = {
   notificationSms: define('notification.sms', 'src/notifications (worker)', ['sms'],
     'An SMS a notification asks for: the notifications worker recorded it (notification_sms); the SMS worker sends it once.',
     object(DELIVERY)),
+  notificationFanOut: define('notification.fanout', 'src/notifications (worker)', ['notifications'],
+    'The next step of a fan-out the notifications worker recorded (notification_fanouts): it tells the next chunk of the audience.',
+    object({ eventId: DELIVERY.eventId })),
 } as const satisfies Record<string, EventType>;
 
 export type EventKey = keyof typeof EVENTS;
