@@ -100,6 +100,11 @@ export const EVENTS = {
     'The auction was cancelled; `bidders` had a standing bid.',
     object({ ...logged, cancelledAt: MS, bidders: { type: 'array', items: USER } })),
 
+  auctionCreated: define('auction.created', 'lua/auction/loadAuction-2.lua', ['notifications'],
+    'An auction was created in a collection: its followers are told. Written with the auction\'s first load into Redis, under the id <auctionId>:created.',
+    object({ auctionId: AUCTION, collection: { type: 'string', minLength: 1, maxLength: 200 }, title: { type: 'string', minLength: 1, maxLength: 200 },
+      currency: CURRENCY, startPrice: POSITIVE, startsAt: MS, endsAt: MS })),
+
   auctionOutbid: define('auction.outbid', 'src/auctions (settlement)', ['notifications'],
     'To a leader a new bid took the lead from.', object({ auctionId: AUCTION, buyerId: USER, price: POSITIVE, byBid: BID })),
   auctionWon: define('auction.won', 'src/auctions (settlement)', ['notifications'],
@@ -123,6 +128,9 @@ export const EVENTS = {
   notificationDue: define('notification.due', 'lua/notification/claimDueSends-2.lua', ['notifications'],
     'A scheduled notification (notification_sends) is due: the scheduler claimed it off the due index; the notifications worker fans it out to its audience once.',
     object({ sendId: SEND })),
+  notificationFanOut: define('notification.fanout', 'src/notifications (worker)', ['notifications'],
+    'The next step of a fan-out the notifications worker recorded (notification_fanouts): it tells the next chunk of the audience.',
+    object({ eventId: DELIVERY.eventId })),
 } as const satisfies Record<string, EventType>;
 
 export type EventKey = keyof typeof EVENTS;

@@ -1,14 +1,17 @@
 /**
  * The events the notifications worker turns into notifications, as it reads
  * them off the notifications queue: the auction settlement's announcements
- * (catalogue: auction.outbid, won, lost, offer_failed, released). Each is
+ * (catalogue: auction.outbid, won, lost, offer_failed, released), each to
+ * one buyer; auction.created, told to the collection's followers by a
+ * fan-out (src/notifications/fan-out.ts); and notification.fanout, a
+ * fan-out's next step. Each is
  * checked against its catalogue schema; one that fails can never be
  * delivered and is poison (dead-lettered at once with its reason).
  */
 import { EVENTS, eventTypeOf, type EventType } from '../events/catalogue.js';
 import { compileSchema, fieldErrors, type Validator } from '../platform/http/validate.js';
 import { PoisonMessageError, type JsonObject } from '../platform/messaging/consumer.js';
-import type { AuctionCancelledData, AuctionLostData, AuctionOfferFailedData, AuctionOutbidData, AuctionWonData } from '../auctions/events.js';
+import type { AuctionCancelledData, AuctionCreatedData, AuctionLostData, AuctionOfferFailedData, AuctionOutbidData, AuctionWonData } from '../auctions/events.js';
 
 interface Of<T extends string, D> {
   /** The CloudEvent id: stable across redeliveries, so it keys the notification. */
@@ -25,7 +28,12 @@ export type Announcement =
   | Of<'auction.offer_failed', AuctionOfferFailedData>
   | Of<'auction.released', AuctionCancelledData>;
 
-const ANNOUNCED: EventType[] = [EVENTS.auctionOutbid, EVENTS.auctionWon, EVENTS.auctionLost, EVENTS.auctionOfferFailed, EVENTS.auctionReleased];
+/** What the notifications queue carries: announcements to one buyer, and what fans out to many. */
+export type NotificationEvent = Announcement | Of<'auction.created', AuctionCreatedData> | Of<'notification.fanout', { eventId: string }>;
+
+const ANNOUNCED: EventType[] = [
+  EVENTS.auctionOutbid, EVENTS.auctionWon, EVENTS.auctionLost, EVENTS.auctionOfferFailed, EVENTS.auctionReleased, EVENTS.auctionCreated, EVENTS.notificationFanOut,
+];
 
 const validators = new Map<string, { name: string; check: Validator<unknown> }>(
   ANNOUNCED.map((e) => [e.type, { name: e.name, check: compileSchema(e.schema) }]),
@@ -34,7 +42,7 @@ const validators = new Map<string, { name: string; check: Validator<unknown> }>(
 /** The longest event id accepted (the inbox's key column holds 200). */
 const MAX_EVENT_ID = 200;
 
-export function parseAnnouncement(envelope: JsonObject): Announcement {
+export function parseAnnouncement(envelope: JsonObject): NotificationEvent {
   const type = typeof envelope.type === 'string' ? envelope.type : '';
   const known = validators.get(type);
   if (!known) {
@@ -44,7 +52,7 @@ export function parseAnnouncement(envelope: JsonObject): Announcement {
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_EVENT_ID) throw new PoisonMessageError(`message is not an announcement: id must be a string of 1 to ${MAX_EVENT_ID} characters`);
   const time = typeof envelope.time === 'string' ? Date.parse(envelope.time) : NaN;
   if (!Number.isFinite(time)) throw new PoisonMessageError('message is not an announcement: time must be a date-time');
-  return { eventId: id, type: known.name, time, data: checkedData(known.check, envelope.data, type) } as Announcement;
+  return { eventId: id, type: known.name, time, data: checkedData(known.check, envelope.data, type) } as NotificationEvent;
 }
 
 /** An event's data if its schema holds; else poison naming the first field at fault. */

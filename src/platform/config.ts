@@ -83,6 +83,8 @@ export const configSchema = {
   STAMPEDE_NOTIFICATION_RETENTION_DAYS: intIn(1, 3_650)({ default: 90, desc: 'Days a notification is kept in the inbox.' }),
   STAMPEDE_OUTBID_EMAIL_WINDOW_MS: intIn(1_000, 86_400_000)({ default: 60_000, desc: 'The outbid throttle: a buyer outbid again and again on one auction gets at most one outbid e-mail per this window (their inbox keeps one outbid item per auction, updated to the latest price).' }),
   STAMPEDE_SALE_OPENING_NOTICE_MINUTES: intIn(0, 10_080)({ default: 15, desc: "How long before a sale opens its watchers are told (sale.opening on in_app, e-mail and SMS); 0 tells them as it opens. A sale created later than that before its start gets no notice (nobody can watch it yet)." }),
+  STAMPEDE_FANOUT_CHUNK: intIn(100, 50_000)({ default: 5_000, desc: 'Recipients a fan-out (auction.created to a collection\'s followers, an announcement) tells per step: one transaction, one live-push pipeline and one batch of e-mail and SMS requests, so a crash resumes after the last chunk told.' }),
+  STAMPEDE_MAX_INTERESTS: intIn(1, 100_000)({ default: 500, desc: 'Most collections one buyer may follow (PUT /v1/interests/{collection} beyond it is 409 LIMIT_REACHED).' }),
   STAMPEDE_SMTP_URL: url({ default: 'smtp://127.0.0.1:1025', desc: 'SMTP server the e-mail worker sends notifications through (smtp:// or smtps://, credentials in the URL).' }),
   STAMPEDE_MAILCATCHER_HTTP_PORT: tcpPort({ default: 1080, desc: 'Port (on 127.0.0.1) where the mail catcher `npm start` runs shows the mails it caught: GET /messages (0 picks a free one).' }),
   STAMPEDE_MAILCATCHER_KEEP: intIn(1, 10_000)({ default: 100, desc: 'Mails the mail catcher keeps in memory (the oldest go first).' }),
