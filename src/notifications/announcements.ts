@@ -3,8 +3,9 @@
  * them off the notifications queue: the auction settlement's announcements
  * (catalogue: auction.outbid, won, lost, offer_failed, released), each to
  * one buyer; auction.created, told to the collection's followers by a
- * fan-out (src/notifications/fan-out.ts); and notification.fanout, a
- * fan-out's next step. Each is
+ * fan-out (src/notifications/fan-out.ts); notification.fanout, a
+ * fan-out's next step; and notification.due, a scheduled send that is due
+ * (src/notifications/sends.ts). Each is
  * checked against its catalogue schema; one that fails can never be
  * delivered and is poison (dead-lettered at once with its reason).
  */
@@ -29,10 +30,12 @@ export type Announcement =
   | Of<'auction.released', AuctionCancelledData>;
 
 /** What the notifications queue carries: announcements to one buyer, and what fans out to many. */
-export type NotificationEvent = Announcement | Of<'auction.created', AuctionCreatedData> | Of<'notification.fanout', { eventId: string }>;
+export type NotificationEvent = Announcement | Of<'auction.created', AuctionCreatedData> | Of<'notification.fanout', { eventId: string }>
+  | Of<'notification.due', { sendId: string }>;
 
 const ANNOUNCED: EventType[] = [
   EVENTS.auctionOutbid, EVENTS.auctionWon, EVENTS.auctionLost, EVENTS.auctionOfferFailed, EVENTS.auctionReleased, EVENTS.auctionCreated, EVENTS.notificationFanOut,
+  EVENTS.notificationDue,
 ];
 
 const validators = new Map<string, { name: string; check: Validator<unknown> }>(

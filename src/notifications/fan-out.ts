@@ -39,7 +39,7 @@ import {
   type AudienceRecord, type FanOutCountsRecord, type FanOutRecord, type NewEmail, type NewSms,
 } from './repository.js';
 import { smsTextOf } from './sms.js';
-import type { NotificationTypeName } from './types.js';
+import type { Channel, NotificationTypeName } from './types.js';
 
 /** The one notification a fan-out tells everyone. */
 export interface Broadcast {
@@ -49,6 +49,8 @@ export interface Broadcast {
   title: string;
   body: string;
   data: Record<string, unknown>;
+  /** The channels it goes out on instead of its type's defaults (an operator's announcement names them); buyers' switches still apply. */
+  channels?: Channel[];
 }
 
 export type Audience = AudienceRecord;
@@ -194,9 +196,10 @@ export class FanOut {
     for (const recipientId of ids) {
       const p = preferences.get(recipientId)!;
       const n: NewNotification = { eventId: f.eventId, recipientId, type: f.type, title: f.title, body: f.body, data: f.data };
-      if (p.wants(f.type, 'in_app')) notes.push(n);
-      const wantsEmail = p.wants(f.type, 'email') && p.email !== null;
-      const wantsSms = p.wants(f.type, 'sms') && p.phone !== null;
+      const channels = f.channels ?? undefined;
+      if (p.wants(f.type, 'in_app', channels)) notes.push(n);
+      const wantsEmail = p.wants(f.type, 'email', channels) && p.email !== null;
+      const wantsSms = p.wants(f.type, 'sms', channels) && p.phone !== null;
       if (!wantsEmail && !wantsSms) continue;
       // In the buyer's quiet hours, e-mail and SMS wait for their end; the inbox never does.
       const notBefore = p.quietUntil(now);

@@ -553,6 +553,8 @@ export async function recordSendDropped(db: Db, id: string): Promise<void> {
 }
 
 export interface SendProgress {
+  /** Buyers of the audience its fan-out reached so far (null: not started). */
+  recipients: number | null;
   inApp: number;
   email: { recorded: number; sent: number };
   sms: { recorded: number; sent: number };
@@ -560,15 +562,16 @@ export interface SendProgress {
 
 /** What a send has delivered so far: inbox rows written, e-mails and SMS recorded and sent (keyed by its id as event id). */
 export async function sendProgressOf(db: Db, id: string): Promise<SendProgress> {
-  const { rows } = await db.query<{ in_app: number; emails: number; emails_sent: number; sms: number; sms_sent: number }>(
-    `SELECT (SELECT count(*)::int FROM notifications WHERE event_id = $1) AS in_app,
+  const { rows } = await db.query<{ recipients: number | null; in_app: number; emails: number; emails_sent: number; sms: number; sms_sent: number }>(
+    `SELECT (SELECT recipients FROM notification_fanouts WHERE event_id = $1) AS recipients,
+            (SELECT count(*)::int FROM notifications WHERE event_id = $1) AS in_app,
             e.recorded AS emails, e.sent AS emails_sent, s.recorded AS sms, s.sent AS sms_sent
        FROM (SELECT count(*)::int AS recorded, count(sent_at)::int AS sent FROM notification_emails WHERE event_id = $1) e,
             (SELECT count(*)::int AS recorded, count(sent_at)::int AS sent FROM notification_sms WHERE event_id = $1) s`,
     [id],
   );
   const r = rows[0]!;
-  return { inApp: r.in_app, email: { recorded: r.emails, sent: r.emails_sent }, sms: { recorded: r.sms, sent: r.sms_sent } };
+  return { recipients: r.recipients, inApp: r.in_app, email: { recorded: r.emails, sent: r.emails_sent }, sms: { recorded: r.sms, sent: r.sms_sent } };
 }
 
 /** Which of these ids name buyers (users who are not deleted). */
@@ -601,6 +604,7 @@ interface FanOutRow {
   collection: string | null;
   sale_id: string | null;
   buyer_ids: string[] | null;
+  channels: Channel[] | null;
   told_through: string;
   requested_through: string;
   recipients: number;
@@ -629,6 +633,8 @@ export interface FanOutRecord extends FanOutCountsRecord {
   body: string;
   data: Record<string, unknown>;
   audience: AudienceRecord;
+  /** The channels its sender named instead of the type's defaults (null: the defaults). */
+  channels: Channel[] | null;
   /** The last buyer id told ('' none yet) and the last whose e-mail and SMS requests were confirmed. */
   toldThrough: string;
   requestedThrough: string;
@@ -636,23 +642,23 @@ export interface FanOutRecord extends FanOutCountsRecord {
   finishedAt: Date | null;
 }
 
-const FANOUT_COLUMNS = 'event_id, type, title, body, data, collection, sale_id, buyer_ids, told_through, requested_through, recipients, in_app, email, sms, created_at, finished_at';
+const FANOUT_COLUMNS = 'event_id, type, title, body, data, collection, sale_id, buyer_ids, channels, told_through, requested_through, recipients, in_app, email, sms, created_at, finished_at';
 
 const fanOutOf = (r: FanOutRow): FanOutRecord => ({
   eventId: r.event_id, type: r.type, title: r.title, body: r.body, data: r.data,
   audience: r.collection !== null ? { collection: r.collection } : r.sale_id !== null ? { saleId: r.sale_id } : { buyerIds: r.buyer_ids! },
-  toldThrough: r.told_through, requestedThrough: r.requested_through, recipients: r.recipients, inApp: r.in_app, email: r.email, sms: r.sms,
+  channels: r.channels, toldThrough: r.told_through, requestedThrough: r.requested_through, recipients: r.recipients, inApp: r.in_app, email: r.email, sms: r.sms,
   createdAt: r.created_at, finishedAt: r.finished_at,
 });
 
 /** Records a fan-out unless one is recorded for its event (that one is kept as it is); true when this call recorded it. */
-export async function insertFanOut(db: Db, f: Pick<FanOutRecord, 'eventId' | 'type' | 'title' | 'body' | 'data' | 'audience'>): Promise<boolean> {
+export async function insertFanOut(db: Db, f: Pick<FanOutRecord, 'eventId' | 'type' | 'title' | 'body' | 'data' | 'audience'> & { channels?: Channel[] }): Promise<boolean> {
   const a = f.audience;
   const { rowCount } = await db.query(
-    `INSERT INTO notification_fanouts (event_id, type, title, body, data, collection, sale_id, buyer_ids)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING`,
+    `INSERT INTO notification_fanouts (event_id, type, title, body, data, collection, sale_id, buyer_ids, channels)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING`,
     [f.eventId, f.type, f.title, f.body, JSON.stringify(f.data), 'collection' in a ? a.collection : null, 'saleId' in a ? a.saleId : null,
-      'buyerIds' in a ? a.buyerIds : null],
+      'buyerIds' in a ? a.buyerIds : null, f.channels ?? null],
   );
   return rowCount === 1;
 }

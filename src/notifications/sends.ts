@@ -27,8 +27,9 @@ import { inTransaction, type Pool } from '../platform/db/pool.js';
 import { newAnnouncementId } from '../platform/ids.js';
 import { isRealDateTime } from '../platform/time.js';
 import { NOTIFICATION_SENDS_DUE } from './keys.js';
+import type { Broadcast } from './fan-out.js';
 import {
-  cancelSend, findSend, insertSend, knownBuyers, scheduledSends, sendProgressOf,
+  cancelSend, claimSend, findSend, insertSend, knownBuyers, openingSaleOf, recordSendDone, recordSendDropped, scheduledSends, sendProgressOf,
   type Audience, type NewSend, type SendProgress, type SendRecord, type SendStatus, type SendType,
 } from './repository.js';
 import { NOTIFICATION_TYPES, type Channel } from './types.js';
@@ -64,7 +65,7 @@ export interface SendView {
   startedAt: string | null;
   sentAt: string | null;
   cancelledAt: string | null;
-  progress: SendProgress & { recipients: number | null };
+  progress: SendProgress;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -73,7 +74,7 @@ function viewOf(s: SendRecord, progress: SendProgress): SendView {
   return {
     id: s.id, type: s.type, status: s.status, sendAt: s.sendAt.toISOString(), audience: s.audience, channels: channelsOf(s),
     title: s.title, body: s.body, createdAt: s.createdAt.toISOString(), startedAt: iso(s.startedAt), sentAt: iso(s.sentAt), cancelledAt: iso(s.cancelledAt),
-    progress: { recipients: s.recipients, ...progress },
+    progress: { ...progress, recipients: s.recipients ?? progress.recipients },
   };
 }
 
@@ -110,7 +111,7 @@ export class ScheduledSends {
       id: newAnnouncementId(), type: 'announcement', audience: input.audience, title: input.title, body: input.body, channels: input.channels ?? null,
       sendAt: new Date(sendAt),
     });
-    return viewOf(sent!, { inApp: 0, email: { recorded: 0, sent: 0 }, sms: { recorded: 0, sent: 0 } });
+    return viewOf(sent!, { recipients: null, inApp: 0, email: { recorded: 0, sent: 0 }, sms: { recorded: 0, sent: 0 } });
   }
 
   async get(id: string): Promise<SendView> {
@@ -168,5 +169,49 @@ export class ScheduledSends {
     if (at < now - SEND_AT_SKEW_MS) throw AppError.invalid('/sendAt', 'is in the past', 'sendAt is in the past');
     if (at > now + MAX_SEND_AHEAD_MS) throw AppError.invalid('/sendAt', 'is too far ahead', `sendAt is more than ${MAX_SEND_AHEAD_MS / 86_400_000} days ahead`);
     return Math.max(at, now);
+  }
+}
+
+/** The words of a sale's opening notice, from the sale as it is when the notice goes out. */
+export function openingWordsOf(sale: { name: string; startsAt: Date }, now: number): { title: string; body: string } {
+  const minutes = Math.round((sale.startsAt.getTime() - now) / 60_000);
+  const title = minutes >= 1 ? `${sale.name} opens in ${minutes} minute${minutes === 1 ? '' : 's'}` : `${sale.name} is opening`;
+  return { title, body: `The sale opens at ${sale.startsAt.toISOString().replace(/\.\d{3}Z$/, 'Z')}. Stock is limited: be there when it opens.` };
+}
+
+/**
+ * The notifications worker's part: a due send claimed (scheduled ->
+ * sending; one sending already is taken again after a crash, the fan-out
+ * being idempotent) becomes one fan-out under the send's id; a cancelled
+ * or sent one becomes nothing. A sale's opening notice whose sale is gone
+ * or closed is dropped (recorded cancelled).
+ */
+export class DueSends {
+  constructor(private readonly pool: Pool, private readonly clock: () => number = Date.now) {}
+
+  async start(sendId: string): Promise<{ broadcast: Broadcast; audience: Audience } | undefined> {
+    const send = await claimSend(this.pool, sendId);
+    if (!send) return undefined;
+    if (send.type === 'announcement') {
+      return {
+        broadcast: { eventId: send.id, type: 'announcement', title: send.title!, body: send.body!, data: { announcementId: send.id }, channels: channelsOf(send) },
+        audience: send.audience,
+      };
+    }
+    const saleId = 'saleId' in send.audience ? send.audience.saleId : '';
+    const sale = await openingSaleOf(this.pool, saleId);
+    if (!sale || sale.closed) {
+      await recordSendDropped(this.pool, send.id);
+      return undefined;
+    }
+    return {
+      broadcast: { eventId: send.id, type: 'sale.opening', ...openingWordsOf(sale, this.clock()), data: { saleId, startsAt: sale.startsAt.getTime() } },
+      audience: send.audience,
+    };
+  }
+
+  /** Records a send's fan-out finished (a fan-out of something else changes nothing). */
+  async finished(sendId: string, recipients: number): Promise<void> {
+    await recordSendDone(this.pool, sendId, recipients);
   }
 }

@@ -24,6 +24,8 @@ import { publisherOf } from '../platform/messaging/publisher.js';
 import { requestOf } from './channel-worker.js';
 import { parseAnnouncement, type Announcement, type NotificationEvent } from './announcements.js';
 import { FanOut, fanOutStepOf } from './fan-out.js';
+import { DueSends } from './sends.js';
+import { SEND_ID } from '../platform/ids.js';
 import { createdNotificationOf } from './messages.js';
 import { Notifications, type TellSettings } from './notifications.js';
 import type { LivePush } from './push.js';
@@ -34,15 +36,17 @@ export interface NotificationsWorkerOptions extends WorkerSettings {
   push: LivePush;
 }
 
-const isAnnouncement = (e: NotificationEvent): e is Announcement => e.type !== 'auction.created' && e.type !== 'notification.fanout';
+const isAnnouncement = (e: NotificationEvent): e is Announcement => e.type !== 'auction.created' && e.type !== 'notification.fanout' && e.type !== 'notification.due';
 
 export class NotificationsWorker extends BatchConsumer<NotificationEvent> {
   private readonly notifications: Notifications;
   readonly fanOut: FanOut;
+  private readonly dueSends: DueSends;
 
   constructor(private readonly deps: NotificationsWorkerOptions) {
     super({ ...deps, name: 'notifications worker', what: 'an announcement', concern: deps.topology.notifications });
     this.notifications = new Notifications(deps.pool, deps.tell);
+    this.dueSends = new DueSends(deps.pool, deps.tell.clock);
     this.fanOut = new FanOut(deps.pool, { chunkSize: deps.tell.fanOutChunkSize, retention: deps.tell.retention, clock: deps.tell.clock }, deps.push);
   }
 
@@ -66,9 +70,19 @@ export class NotificationsWorker extends BatchConsumer<NotificationEvent> {
         // Recorded again on a redelivery changes nothing; the step asked for again finds it running or finished.
         await this.fanOut.record({ ...createdNotificationOf(e.eventId, e.data) }, { collection: e.data.collection });
         next.push(fanOutStepOf(e.eventId));
+      } else if (e.type === 'notification.due') {
+        // A scheduled send the scheduler claimed: one fan-out under its id, unless it was cancelled (or is sent).
+        const due = await this.dueSends.start(e.data.sendId);
+        if (due) {
+          await this.fanOut.record(due.broadcast, due.audience);
+          next.push(fanOutStepOf(e.data.sendId));
+        }
       } else if (e.type === 'notification.fanout') {
         const outcome = await this.fanOut.step(e.data.eventId, publish);
         if (typeof outcome !== 'string' && !outcome.finished) next.push(fanOutStepOf(e.data.eventId, outcome.toldThrough));
+        else if (typeof outcome !== 'string' && SEND_ID.test(e.data.eventId)) {
+          await this.dueSends.finished(e.data.eventId, (await this.fanOut.progress(e.data.eventId))!.recipients);
+        }
       }
     }
     if (next.length > 0) await publish(next);

@@ -30,5 +30,11 @@ CREATE TABLE notification_sends (
 -- The scheduler's start-up reload reads only these.
 CREATE INDEX notification_sends_scheduled ON notification_sends (send_at) WHERE status = 'scheduled';
 
+-- A fan-out told on channels its sender named (an operator's announcement)
+-- instead of its type's defaults; NULL: the defaults. Buyers' own switches
+-- still win over either.
+ALTER TABLE notification_fanouts ADD COLUMN channels text[] COLLATE "C" CHECK (channels <@ ARRAY['in_app', 'email', 'sms']::text[] COLLATE "C");
+
 -- Down Migration
+ALTER TABLE notification_fanouts DROP COLUMN channels;
 DROP TABLE notification_sends;
