@@ -25,9 +25,9 @@ export interface SendSchedulerOptions {
 }
 
 export class SendScheduler {
-  private timer?: NodeJS.Timeout;
-  private ticking?: Promise<void>;
+  private running?: Promise<void>;
   private stopped = false;
+  private wake?: () => void;
   /** Sends claimed since start (for operators and tests). */
   claimed = 0;
 
@@ -39,22 +39,24 @@ export class SendScheduler {
     // The relay drains the streams of the registry: ours is one from the start.
     await redis.sadd(OUTBOX_REGISTRY, NOTIFICATIONS_OUTBOX);
     const indexed = await sends.reindex();
-    const loop = () => {
-      if (this.stopped) return;
-      this.ticking = this.tick()
-        .catch((err) => this.options.log.error({ err }, 'notification send scheduler tick failed'))
-        .finally(() => {
-          if (!this.stopped) this.timer = setTimeout(loop, this.options.tickMs);
-        });
-    };
-    loop();
+    this.running = this.run();
     return indexed;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
-    await this.ticking;
+    this.wake?.();
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      await this.tick().catch((err) => this.options.log.error({ err }, 'notification send scheduler tick failed'));
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, this.options.tickMs);
+      });
+    }
   }
 
   async tick(): Promise<void> {
