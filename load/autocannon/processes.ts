@@ -55,8 +55,8 @@ export const startHelloServer = (env: NodeJS.ProcessEnv, port: number): Promise<
 export const startApi = (env: NodeJS.ProcessEnv, port: number, nodeFlags: string[] = []): Promise<ChildProcess> =>
   spawnRole(env, [...nodeFlags, cli, 'api'], answers(`http://127.0.0.1:${port}/readyz`));
 
-/** `stampede relay` or `stampede worker`, as soon as it has started. */
-export const startSettlementRole = (env: NodeJS.ProcessEnv, role: 'relay' | 'worker'): Promise<ChildProcess> => spawnRole(env, [cli, role]);
+/** `stampede relay`, `stampede worker` or `stampede scheduler`, as soon as it has started. */
+export const startSettlementRole = (env: NodeJS.ProcessEnv, role: 'relay' | 'worker' | 'scheduler'): Promise<ChildProcess> => spawnRole(env, [cli, role]);
 
 /** Node flags that write a V8 CPU profile of the process to load/results/profiles/ when `wanted`. */
 export const cpuProfileFlags = (wanted: boolean): string[] =>

@@ -18,8 +18,9 @@ import { AUCTION_DEADLINES, AUCTION_PROMOTIONS, auctionKeys } from './keys.js';
 import { closeAuction, loadAuction, readLiveAuction, type AuctionTerms, type LiveAuction } from './scripts.js';
 import { checkTerms, encodeRule, handleOf, incrementOf, nextPromotionAt, type NewAuction, type PromoterSettings } from './rules.js';
 import {
-  cancelAuction, findAuction, insertAuction, openAuctionIds, openAuctions, openAuctionsAfter, promoterOf, type AuctionRecord,
+  cancelAuction, findAuction, insertAuction, openAuctionIds, openAuctions, openAuctionsAfter, promoterOf, recordAnnounced, type AuctionRecord,
 } from './repository.js';
+import type { AuctionCreatedData } from './events.js';
 
 /** What anyone may see of an auction: its public terms as recorded, and its state as Redis decides it. */
 export interface AuctionView extends Pick<AuctionRecord, 'id' | 'sellerId' | 'title' | 'collection' | 'currency' | 'startPrice' | 'buyNowPrice' | 'increment'> {
@@ -168,9 +169,21 @@ export class Auctions {
     return readLiveAuction(this.redis, auction.id);
   }
 
+  /**
+   * Loads the auction into Redis (unless it is there). An open auction of a
+   * collection not announced yet is loaded with its auction.created event,
+   * which the script writes in its outbox with the live state, only if it
+   * creates that; once Postgres records it announced, no reload (loadOpen
+   * on start, first use) writes it again. A create that died between its
+   * insert and this load is announced by the next load; one that died
+   * before recording it announced finds the state there and writes nothing,
+   * or (Redis lost it) writes the event again under the same id, which the
+   * fan-out tells once.
+   */
   private async load(auction: AuctionRecord): Promise<void> {
     const terms = termsOf(auction);
-    await loadAuction(this.redis, terms);
+    const unannounced = auction.announcedAt === null && auction.status === 'open';
+    await loadAuction(this.redis, terms, unannounced && auction.collection ? createdEventOf(auction) : undefined);
     const multi = this.redis.multi().sadd(OUTBOX_REGISTRY, auctionKeys.outbox(auction.id));
     if (auction.status === 'open') {
       // The deadline is a hint: the close script decides, and reports an extended end.
@@ -180,5 +193,11 @@ export class Auctions {
       }
     }
     await multi.exec();
+    if (unannounced) await recordAnnounced(this.pool, auction.id);
   }
 }
+
+/** auction.created's data (the collection's followers are told it). */
+const createdEventOf = (a: AuctionRecord): AuctionCreatedData => ({
+  auctionId: a.id, collection: a.collection!, title: a.title, currency: a.currency, startPrice: a.startPrice, startsAt: a.startsAt.getTime(), endsAt: a.endsAt.getTime(),
+});

@@ -265,6 +265,17 @@ export const ANNOUNCEMENT_TYPES = {
   released: EVENTS.auctionReleased.type,
 } as const;
 
+/** auction.created: what its collection's followers are told (catalogue: the schema). */
+export interface AuctionCreatedData {
+  auctionId: string;
+  collection: string;
+  title: string;
+  currency: string;
+  startPrice: number;
+  startsAt: number;
+  endsAt: number;
+}
+
 export interface AuctionOutbidData {
   auctionId: string;
   /** The bidder who lost the lead. */

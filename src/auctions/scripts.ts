@@ -11,6 +11,7 @@ import { RELAY_GROUP } from '../platform/messaging/outbox.js';
 import { LIVE_CHANNEL } from '../live/keys.js';
 import { auctionKeys } from './keys.js';
 import { MAX_OFFERS } from './rules.js';
+import type { AuctionCreatedData } from './events.js';
 
 type Reply = (string | number)[];
 
@@ -63,14 +64,14 @@ export interface AuctionTerms {
   promoter: boolean;
 }
 
-/** Creates the auction's live state unless Redis has it; true when created. */
-export async function loadAuction(redis: Redis, terms: AuctionTerms): Promise<boolean> {
+/** Creates the auction's live state unless Redis has it, with its auction.created event when `created` is given; true when created. */
+export async function loadAuction(redis: Redis, terms: AuctionTerms, created?: AuctionCreatedData): Promise<boolean> {
   const loaded = await run<{ code: Outcome.Applied | Outcome.AlreadyApplied }>(
     redis,
     'loadAuction',
     [auctionKeys.auction(terms.id), auctionKeys.outbox(terms.id)],
     [terms.id, terms.status, terms.startsAt, terms.endsAt, terms.hardCloseAt, terms.softCloseMs, terms.currency, terms.startPrice, terms.reservePrice,
-      terms.buyNowPrice ?? 0, terms.rule, terms.salt, terms.promoter ? '1' : '0', RELAY_GROUP],
+      terms.buyNowPrice ?? 0, terms.rule, terms.salt, terms.promoter ? '1' : '0', RELAY_GROUP, created ? JSON.stringify(created) : ''],
     { [Outcome.Applied]: bare, [Outcome.AlreadyApplied]: bare },
   );
   return loaded.code === Outcome.Applied;

@@ -65,6 +65,9 @@ const logged = { auctionId: AUCTION, seq: POSITIVE };
 const standing = { leader: OR_EMPTY(USER), leaderBid: OR_EMPTY(BID) };
 
 /** What a channel's request names: the notification's event and its recipient (the row holds the rest). */
+/** A scheduled notification: an operator's announcement (`ann_`) or a sale's opening notice (`sop_` and the sale id's body). */
+const SEND = { type: 'string', pattern: '^(?:ann|sop)_[0-9a-z]{12}$' };
+
 const DELIVERY = { eventId: { type: 'string', minLength: 1, maxLength: 200 }, recipientId: USER };
 
 function define(name: string, emittedBy: string, concerns: Concern[], description: string, schema: JsonSchema, version = 1): EventType {
@@ -98,6 +101,11 @@ export const EVENTS = {
     'The auction was cancelled; `bidders` had a standing bid.',
     object({ ...logged, cancelledAt: MS, bidders: { type: 'array', items: USER } })),
 
+  auctionCreated: define('auction.created', 'lua/auction/loadAuction-2.lua', ['notifications'],
+    'An auction was created in a collection: its followers are told. Written with the auction\'s first load into Redis, under the id <auctionId>:created.',
+    object({ auctionId: AUCTION, collection: { type: 'string', minLength: 1, maxLength: 200 }, title: { type: 'string', minLength: 1, maxLength: 200 },
+      currency: CURRENCY, startPrice: POSITIVE, startsAt: MS, endsAt: MS })),
+
   auctionOutbid: define('auction.outbid', 'src/auctions (settlement)', ['notifications'],
     'To a leader a new bid took the lead from.', object({ auctionId: AUCTION, buyerId: USER, price: POSITIVE, byBid: BID })),
   auctionWon: define('auction.won', 'src/auctions (settlement)', ['notifications'],
@@ -130,6 +138,12 @@ export const EVENTS = {
   notificationSms: define('notification.sms', 'src/notifications (worker)', ['sms'],
     'An SMS a notification asks for: the notifications worker recorded it (notification_sms); the SMS worker sends it once.',
     object(DELIVERY)),
+  notificationDue: define('notification.due', 'lua/notification/claimDueSends-2.lua', ['notifications'],
+    'A scheduled notification (notification_sends) is due: the scheduler claimed it off the due index; the notifications worker fans it out to its audience once.',
+    object({ sendId: SEND })),
+  notificationFanOut: define('notification.fanout', 'src/notifications (worker)', ['notifications'],
+    'The next step of a fan-out the notifications worker recorded (notification_fanouts): it tells the next chunk of the audience.',
+    object({ eventId: DELIVERY.eventId })),
 } as const satisfies Record<string, EventType>;
 
 export type EventKey = keyof typeof EVENTS;

@@ -11,3 +11,13 @@
  * again in the inbox and by an SSE resume (`Last-Event-ID`).
  */
 export const NOTIFICATIONS_CHANNEL = 'stampede:notifications';
+
+/**
+ * The scheduled notifications' due index: a sorted set of send ids
+ * (notification_sends) scored by the time each is due (ms), and the outbox
+ * stream lua/notification/claimDueSends-2.lua appends the due events to,
+ * in the same hash slot. The index is a copy of the `scheduled` rows, rebuilt
+ * when the scheduler starts.
+ */
+export const NOTIFICATION_SENDS_DUE = '{notifications}:due';
+export const NOTIFICATIONS_OUTBOX = '{notifications}:outbox';

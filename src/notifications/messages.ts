@@ -6,6 +6,7 @@
  */
 import type { Announcement } from './announcements.js';
 import type { NotificationTypeName } from './types.js';
+import type { AuctionCreatedData } from '../auctions/events.js';
 
 export interface NewNotification {
   /** The event it tells of; with the recipient, the notification's key. */
@@ -93,4 +94,20 @@ export function notificationOf(a: Announcement, { title: lot, currency: lotCurre
       return told(`Your order for ${lot} was cancelled`, `As you asked, your order of ${unitsOf(quantity, lot)} is cancelled. ${money}`);
     }
   }
+}
+
+/** A text cut to `max` characters, an ellipsis marking the cut. */
+const cut = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max - 1)}…`);
+
+/** The longest title a notification has (the inbox's column). */
+const MAX_TITLE = 300;
+
+/** What a collection's followers are told of an auction created in it (under the event's id, one per follower). */
+export function createdNotificationOf(eventId: string, a: AuctionCreatedData): Omit<NewNotification, 'recipientId'> {
+  const opens = new Date(a.startsAt).toISOString().replace('T', ' ').slice(0, 16);
+  return {
+    eventId, type: 'auction.created', title: cut(`New in ${a.collection}: ${a.title}`, MAX_TITLE),
+    body: `${a.title} opens at ${opens} UTC, starting price ${formatMoney(a.startPrice, a.currency)}.`,
+    data: { auctionId: a.auctionId, collection: a.collection, startsAt: new Date(a.startsAt).toISOString(), startPrice: a.startPrice, currency: a.currency },
+  };
 }

@@ -54,11 +54,15 @@ function latestOutbids(notes: NewNotification[]): NewNotification[] {
 export interface TellSettings {
   retention: Retention;
   outbidEmailWindowMs: number;
+  /** Recipients a fan-out tells per step (src/notifications/fan-out.ts). */
+  fanOutChunkSize: number;
   /** The wall clock quiet hours are read by (tests shift it). */
   clock?: () => number;
 }
 
-export const tellSettingsOf = (cfg: Config): TellSettings => ({ retention: retentionOf(cfg), outbidEmailWindowMs: cfg.STAMPEDE_OUTBID_EMAIL_WINDOW_MS });
+export const tellSettingsOf = (cfg: Config): TellSettings => ({
+  retention: retentionOf(cfg), outbidEmailWindowMs: cfg.STAMPEDE_OUTBID_EMAIL_WINDOW_MS, fanOutChunkSize: cfg.STAMPEDE_FANOUT_CHUNK,
+});
 
 export class Notifications {
   private readonly preferences: Preferences;

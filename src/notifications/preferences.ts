@@ -51,20 +51,23 @@ export interface PreferencesView {
 export class BuyerPreferences {
   constructor(readonly set: PreferencesRecord | undefined, readonly accountEmail: string | undefined) {}
 
-  /** The type's own switch for a channel (the buyer's, else the type's default); critical types are always in the inbox. */
-  typeAllows(type: NotificationTypeName, channel: Channel): boolean {
+  /**
+   * The type's own switch for a channel (the buyer's, else `defaults`: the
+   * type's, or the channels its sender named); critical types are always in the inbox.
+   */
+  typeAllows(type: NotificationTypeName, channel: Channel, defaults: readonly Channel[] = NOTIFICATION_TYPES[type].defaultChannels): boolean {
     if (channel === 'in_app' && NOTIFICATION_TYPES[type].critical) return true;
-    return this.set?.types[type]?.[channel] ?? (NOTIFICATION_TYPES[type].defaultChannels as readonly Channel[]).includes(channel);
+    return this.set?.types[type]?.[channel] ?? defaults.includes(channel);
   }
 
   channelAllows(channel: Channel): boolean {
     return this.set?.channels[channel] ?? true;
   }
 
-  /** Whether a notification of this type goes out on this channel. */
-  wants(type: NotificationTypeName, channel: Channel): boolean {
+  /** Whether a notification of this type goes out on this channel (`defaults`: see typeAllows). */
+  wants(type: NotificationTypeName, channel: Channel, defaults?: readonly Channel[]): boolean {
     if (channel === 'in_app' && NOTIFICATION_TYPES[type].critical) return true;
-    return this.channelAllows(channel) && this.typeAllows(type, channel);
+    return this.channelAllows(channel) && this.typeAllows(type, channel, defaults);
   }
 
   get email(): string | null {

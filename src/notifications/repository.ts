@@ -4,6 +4,7 @@
  * here, at the boundary.
  */
 import type { Pool, PoolClient } from '../platform/db/pool.js';
+import { copyInto, tsv } from '../platform/db/copy.js';
 import type { NewNotification, SubjectName } from './messages.js';
 import type { Channel, NotificationTypeName } from './types.js';
 
@@ -452,4 +453,317 @@ export async function switchEmailOff(db: Db, buyerId: string, type: Notification
            updated_at = now()`,
     [buyerId, type],
   );
+}
+
+// ------------------------------------------------------------ scheduled sends
+
+export type SendType = 'announcement' | 'sale.opening';
+export type SendStatus = 'scheduled' | 'sending' | 'sent' | 'cancelled';
+/** Who a scheduled notification goes to. */
+export type Audience = { buyerIds: string[] } | { collection: string } | { saleId: string };
+
+/** A row of `notification_sends`. */
+interface SendRow {
+  id: string;
+  type: SendType;
+  audience: Audience;
+  title: string | null;
+  body: string | null;
+  channels: Channel[] | null;
+  send_at: Date;
+  status: SendStatus;
+  recipients: number | null;
+  created_at: Date;
+  started_at: Date | null;
+  sent_at: Date | null;
+  cancelled_at: Date | null;
+}
+
+export interface SendRecord {
+  id: string;
+  type: SendType;
+  audience: Audience;
+  title: string | null;
+  body: string | null;
+  channels: Channel[] | null;
+  sendAt: Date;
+  status: SendStatus;
+  recipients: number | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  sentAt: Date | null;
+  cancelledAt: Date | null;
+}
+
+export type NewSend = Pick<SendRecord, 'id' | 'type' | 'audience' | 'title' | 'body' | 'channels' | 'sendAt'>;
+
+const SEND_COLUMNS = 'id, type, audience, title, body, channels, send_at, status, recipients, created_at, started_at, sent_at, cancelled_at';
+
+const sendOf = (r: SendRow): SendRecord => ({
+  id: r.id, type: r.type, audience: r.audience, title: r.title, body: r.body, channels: r.channels, sendAt: r.send_at, status: r.status,
+  recipients: r.recipients, createdAt: r.created_at, startedAt: r.started_at, sentAt: r.sent_at, cancelledAt: r.cancelled_at,
+});
+
+/** Records a send as scheduled; one whose id is there already is left as it is (undefined). */
+export async function insertSend(db: Db, s: NewSend): Promise<SendRecord | undefined> {
+  const { rows } = await db.query<SendRow>(
+    `INSERT INTO notification_sends (id, type, audience, title, body, channels, send_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (id) DO NOTHING RETURNING ${SEND_COLUMNS}`,
+    [s.id, s.type, JSON.stringify(s.audience), s.title, s.body, s.channels, s.sendAt],
+  );
+  return rows[0] && sendOf(rows[0]);
+}
+
+export async function findSend(db: Db, id: string): Promise<SendRecord | undefined> {
+  const { rows } = await db.query<SendRow>(`SELECT ${SEND_COLUMNS} FROM notification_sends WHERE id = $1`, [id]);
+  return rows[0] && sendOf(rows[0]);
+}
+
+/** Every send still scheduled, earliest first (the due index's rebuild). */
+export async function scheduledSends(db: Db): Promise<{ id: string; sendAt: Date }[]> {
+  const { rows } = await db.query<{ id: string; send_at: Date }>(
+    "SELECT id, send_at FROM notification_sends WHERE status = 'scheduled' ORDER BY send_at",
+  );
+  return rows.map((r) => ({ id: r.id, sendAt: r.send_at }));
+}
+
+/** Cancels a send still scheduled; undefined when it is not (sending, sent, cancelled, or no such send). */
+export async function cancelSend(db: Db, id: string): Promise<SendRecord | undefined> {
+  const { rows } = await db.query<SendRow>(
+    `UPDATE notification_sends SET status = 'cancelled', cancelled_at = now() WHERE id = $1 AND status = 'scheduled' RETURNING ${SEND_COLUMNS}`,
+    [id],
+  );
+  return rows[0] && sendOf(rows[0]);
+}
+
+/**
+ * The worker's claim: a scheduled send becomes sending; one already sending
+ * (a redelivery after a crash mid fan-out) is taken again, since the fan-out
+ * is idempotent. Undefined for a send cancelled or sent: it sends nothing.
+ */
+export async function claimSend(db: Db, id: string): Promise<SendRecord | undefined> {
+  const { rows } = await db.query<SendRow>(
+    `UPDATE notification_sends SET status = 'sending', started_at = coalesce(started_at, now())
+      WHERE id = $1 AND status IN ('scheduled', 'sending') RETURNING ${SEND_COLUMNS}`,
+    [id],
+  );
+  return rows[0] && sendOf(rows[0]);
+}
+
+/** Records a send done, with the size of the audience it was fanned out to. */
+export async function recordSendDone(db: Db, id: string, recipients: number): Promise<void> {
+  await db.query("UPDATE notification_sends SET status = 'sent', sent_at = now(), recipients = $2 WHERE id = $1 AND status = 'sending'", [id, recipients]);
+}
+
+/** A send stopped by what it tells of (a sale closed before its opening notice): recorded cancelled. */
+export async function recordSendDropped(db: Db, id: string): Promise<void> {
+  await db.query("UPDATE notification_sends SET status = 'cancelled', cancelled_at = now() WHERE id = $1 AND status IN ('scheduled', 'sending')", [id]);
+}
+
+export interface SendProgress {
+  /** Buyers of the audience its fan-out reached so far (null: not started). */
+  recipients: number | null;
+  inApp: number;
+  email: { recorded: number; sent: number };
+  sms: { recorded: number; sent: number };
+}
+
+/** What a send has delivered so far: inbox rows written, e-mails and SMS recorded and sent (keyed by its id as event id). */
+export async function sendProgressOf(db: Db, id: string): Promise<SendProgress> {
+  const { rows } = await db.query<{ recipients: number | null; in_app: number; emails: number; emails_sent: number; sms: number; sms_sent: number }>(
+    `SELECT (SELECT recipients FROM notification_fanouts WHERE event_id = $1) AS recipients,
+            (SELECT count(*)::int FROM notifications WHERE event_id = $1) AS in_app,
+            e.recorded AS emails, e.sent AS emails_sent, s.recorded AS sms, s.sent AS sms_sent
+       FROM (SELECT count(*)::int AS recorded, count(sent_at)::int AS sent FROM notification_emails WHERE event_id = $1) e,
+            (SELECT count(*)::int AS recorded, count(sent_at)::int AS sent FROM notification_sms WHERE event_id = $1) s`,
+    [id],
+  );
+  const r = rows[0]!;
+  return { recipients: r.recipients, inApp: r.in_app, email: { recorded: r.emails, sent: r.emails_sent }, sms: { recorded: r.sms, sent: r.sms_sent } };
+}
+
+/** Which of these ids name buyers (users who are not deleted). */
+export async function knownBuyers(db: Db, buyerIds: string[]): Promise<Set<string>> {
+  if (buyerIds.length === 0) return new Set();
+  const { rows } = await db.query<{ id: string }>("SELECT id FROM users WHERE id = ANY($1::text[]) AND kind = 'buyer' AND deleted_at IS NULL", [buyerIds]);
+  return new Set(rows.map((r) => r.id));
+}
+
+/** A row of `sales`, as far as an opening notice names it. */
+interface OpeningSaleRow {
+  name: string;
+  starts_at: Date;
+  status: 'open' | 'closed';
+}
+
+/** The name, start and status of a sale (read from the sales product's table), or undefined. */
+export async function openingSaleOf(db: Db, saleId: string): Promise<{ name: string; startsAt: Date; closed: boolean } | undefined> {
+  const { rows } = await db.query<OpeningSaleRow>('SELECT name, starts_at, status FROM sales WHERE id = $1', [saleId]);
+  return rows[0] && { name: rows[0].name, startsAt: rows[0].starts_at, closed: rows[0].status === 'closed' };
+}
+
+/** A row of `notification_fanouts`. */
+interface FanOutRow {
+  event_id: string;
+  type: NotificationTypeName;
+  title: string;
+  body: string;
+  data: Record<string, unknown>;
+  collection: string | null;
+  sale_id: string | null;
+  buyer_ids: string[] | null;
+  channels: Channel[] | null;
+  told_through: string;
+  requested_through: string;
+  recipients: number;
+  in_app: number;
+  email: number;
+  sms: number;
+  created_at: Date;
+  finished_at: Date | null;
+}
+
+/** Who a fan-out tells: a collection's followers, a sale's watchers, or these buyers. */
+export type AudienceRecord = { collection: string } | { saleId: string } | { buyerIds: string[] };
+
+/** What a fan-out recorded so far (per channel: rows written; recipients: buyers of the audience reached). */
+export interface FanOutCountsRecord {
+  recipients: number;
+  inApp: number;
+  email: number;
+  sms: number;
+}
+
+export interface FanOutRecord extends FanOutCountsRecord {
+  eventId: string;
+  type: NotificationTypeName;
+  title: string;
+  body: string;
+  data: Record<string, unknown>;
+  audience: AudienceRecord;
+  /** The channels its sender named instead of the type's defaults (null: the defaults). */
+  channels: Channel[] | null;
+  /** The last buyer id told ('' none yet) and the last whose e-mail and SMS requests were confirmed. */
+  toldThrough: string;
+  requestedThrough: string;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+const FANOUT_COLUMNS = 'event_id, type, title, body, data, collection, sale_id, buyer_ids, channels, told_through, requested_through, recipients, in_app, email, sms, created_at, finished_at';
+
+const fanOutOf = (r: FanOutRow): FanOutRecord => ({
+  eventId: r.event_id, type: r.type, title: r.title, body: r.body, data: r.data,
+  audience: r.collection !== null ? { collection: r.collection } : r.sale_id !== null ? { saleId: r.sale_id } : { buyerIds: r.buyer_ids! },
+  channels: r.channels, toldThrough: r.told_through, requestedThrough: r.requested_through, recipients: r.recipients, inApp: r.in_app, email: r.email, sms: r.sms,
+  createdAt: r.created_at, finishedAt: r.finished_at,
+});
+
+/** Records a fan-out unless one is recorded for its event (that one is kept as it is); true when this call recorded it. */
+export async function insertFanOut(db: Db, f: Pick<FanOutRecord, 'eventId' | 'type' | 'title' | 'body' | 'data' | 'audience'> & { channels?: Channel[] }): Promise<boolean> {
+  const a = f.audience;
+  const { rowCount } = await db.query(
+    `INSERT INTO notification_fanouts (event_id, type, title, body, data, collection, sale_id, buyer_ids, channels)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING`,
+    [f.eventId, f.type, f.title, f.body, JSON.stringify(f.data), 'collection' in a ? a.collection : null, 'saleId' in a ? a.saleId : null,
+      'buyerIds' in a ? a.buyerIds : null, f.channels ?? null],
+  );
+  return rowCount === 1;
+}
+
+export async function findFanOut(db: Db, eventId: string): Promise<FanOutRecord | undefined> {
+  const { rows } = await db.query<FanOutRow>(`SELECT ${FANOUT_COLUMNS} FROM notification_fanouts WHERE event_id = $1`, [eventId]);
+  return rows[0] && fanOutOf(rows[0]);
+}
+
+/** Locks a fan-out for the caller's transaction; undefined when unknown or another transaction holds it (that one goes on with it). */
+export async function lockFanOut(db: PoolClient, eventId: string): Promise<FanOutRecord | undefined> {
+  const { rows } = await db.query<FanOutRow>(`SELECT ${FANOUT_COLUMNS} FROM notification_fanouts WHERE event_id = $1 FOR UPDATE SKIP LOCKED`, [eventId]);
+  return rows[0] && fanOutOf(rows[0]);
+}
+
+/** The event ids of the fan-outs not finished, oldest first. */
+export async function unfinishedFanOuts(db: Db): Promise<string[]> {
+  const { rows } = await db.query<{ event_id: string }>('SELECT event_id FROM notification_fanouts WHERE finished_at IS NULL ORDER BY created_at');
+  return rows.map((r) => r.event_id);
+}
+
+/** Records a chunk told: the fan-out's cursor moves to `through` and its counts grow by `added`. */
+export async function recordChunkTold(db: PoolClient, eventId: string, through: string, added: FanOutCountsRecord): Promise<void> {
+  await db.query(
+    `UPDATE notification_fanouts SET told_through = $2, recipients = recipients + $3, in_app = in_app + $4, email = email + $5, sms = sms + $6
+      WHERE event_id = $1`,
+    [eventId, through, added.recipients, added.inApp, added.email, added.sms],
+  );
+}
+
+export async function recordFanOutFinished(db: PoolClient, eventId: string): Promise<void> {
+  await db.query('UPDATE notification_fanouts SET finished_at = now() WHERE event_id = $1 AND finished_at IS NULL', [eventId]);
+}
+
+/** Records that the e-mail and SMS requests of the recipients up to `through` were confirmed. */
+export async function recordRequestedThrough(db: Db, eventId: string, through: string): Promise<void> {
+  await db.query('UPDATE notification_fanouts SET requested_through = $2 WHERE event_id = $1 AND requested_through < $2', [eventId, through]);
+}
+
+/** The next `limit` buyers of an audience after buyer id `after` (''), in buyer id order. */
+export async function audienceAfter(db: Db, audience: AudienceRecord, after: string, limit: number): Promise<string[]> {
+  const [sql, key]: [string, string | string[]] =
+    'collection' in audience ? ['SELECT buyer_id AS id FROM buyer_interests WHERE collection = $1 AND buyer_id > $2 ORDER BY buyer_id LIMIT $3', audience.collection]
+      : 'saleId' in audience ? ['SELECT buyer_id AS id FROM sale_watches WHERE sale_id = $1 AND buyer_id > $2 ORDER BY buyer_id LIMIT $3', audience.saleId]
+        : ['SELECT DISTINCT b COLLATE "C" AS id FROM unnest($1::text[]) AS b WHERE b COLLATE "C" > $2 ORDER BY 1 LIMIT $3', audience.buyerIds];
+  const { rows } = await db.query<{ id: string }>(sql, [key, after, limit]);
+  return rows.map((r) => r.id);
+}
+
+/** The recipients of an event with a row in the inbox (or an e-mail, an SMS recorded) whose ids are in (after, through]. */
+export async function toldBetween(db: Db, channel: Channel, eventId: string, after: string, through: string): Promise<Set<string>> {
+  const table = channel === 'in_app' ? 'notifications' : DELIVERY_TABLES[channel];
+  const { rows } = await db.query<{ recipient_id: string }>(
+    `SELECT recipient_id FROM ${table} WHERE event_id = $1 AND recipient_id > $2 AND recipient_id <= $3`,
+    [eventId, after, through],
+  );
+  return new Set(rows.map((r) => r.recipient_id));
+}
+
+/** An event's inbox rows of the recipients whose ids are in (after, through] (what a chunk created, for the live push). */
+export async function notificationsBetween(db: Db, eventId: string, after: string, through: string): Promise<NotificationRecord[]> {
+  const { rows } = await db.query<NotificationRow>(
+    `SELECT ${NOTIFICATION_COLUMNS} FROM notifications WHERE event_id = $1 AND recipient_id > $2 AND recipient_id <= $3 ORDER BY recipient_id`,
+    [eventId, after, through],
+  );
+  return rows.map(recordOf);
+}
+
+/** An event's unsent e-mails or SMS of the recipients whose ids are in (after, through]. */
+export async function unsentBetween(db: Db, delivery: Delivery, eventId: string, after: string, through: string): Promise<DeliveryKey[]> {
+  const { rows } = await db.query<{ recipient_id: string }>(
+    `SELECT recipient_id FROM ${DELIVERY_TABLES[delivery]} WHERE event_id = $1 AND recipient_id > $2 AND recipient_id <= $3 AND sent_at IS NULL`,
+    [eventId, after, through],
+  );
+  return rows.map((r) => ({ eventId, recipientId: r.recipient_id }));
+}
+
+const tsvLine = (values: (string | null)[]) => values.map(tsv).join('\t') + '\n';
+const iso = (d: Date | null) => (d === null ? null : d.toISOString());
+
+/** Writes inbox rows with COPY (the caller made sure none is there: a duplicate aborts the COPY). */
+export async function copyNotifications(db: PoolClient, notes: NewNotification[]): Promise<void> {
+  if (notes.length === 0) return;
+  await copyInto(db, 'COPY notifications (event_id, recipient_id, type, title, body, data) FROM STDIN',
+    notes.map((n) => tsvLine([n.eventId, n.recipientId, n.type, n.title, n.body, JSON.stringify(n.data)])).join(''));
+}
+
+/** Records e-mails with COPY (as copyNotifications). */
+export async function copyEmails(db: PoolClient, emails: NewEmail[]): Promise<void> {
+  if (emails.length === 0) return;
+  await copyInto(db, 'COPY notification_emails (event_id, recipient_id, type, address, subject, body, message_id, not_before, throttle_key) FROM STDIN',
+    emails.map((e) => tsvLine([e.eventId, e.recipientId, e.type, e.address, e.subject, e.body, e.messageId, iso(e.notBefore), e.throttleKey])).join(''));
+}
+
+/** Records SMS with COPY (as copyNotifications). */
+export async function copySms(db: PoolClient, texts: NewSms[]): Promise<void> {
+  if (texts.length === 0) return;
+  await copyInto(db, 'COPY notification_sms (event_id, recipient_id, type, phone, body, not_before) FROM STDIN',
+    texts.map((m) => tsvLine([m.eventId, m.recipientId, m.type, m.phone, m.body, iso(m.notBefore)])).join(''));
 }

@@ -8,13 +8,25 @@
  * catalogue schema are poison (dead-lettered at once, with their reason).
  * The new inbox rows (never a redelivered announcement's) are pushed live
  * once committed (src/notifications/push.ts).
+ *
+ * What goes to many buyers (auction.created, to the collection's
+ * followers) is a fan-out (src/notifications/fan-out.ts): the worker records
+ * it and asks for its first step; each step is a message of this queue
+ * (notification.fanout) that tells one chunk and asks for the next before
+ * it is acked. So a fan-out of a million is many short messages, never one
+ * that holds a lane, and announcements keep flowing between its steps.
  */
 import type { Pool } from '../platform/db/pool.js';
 import { BatchConsumer, type JsonObject, type WorkerSettings } from '../platform/messaging/consumer.js';
 import type { ConfirmChannel } from '../platform/messaging/amqp.js';
+import type { CloudEvent } from '../platform/messaging/events.js';
 import { publisherOf } from '../platform/messaging/publisher.js';
 import { requestOf } from './channel-worker.js';
-import { parseAnnouncement, type Announcement } from './announcements.js';
+import { parseAnnouncement, type Announcement, type NotificationEvent } from './announcements.js';
+import { FanOut, fanOutStepOf } from './fan-out.js';
+import { DueSends } from './sends.js';
+import { SEND_ID } from '../platform/ids.js';
+import { createdNotificationOf } from './messages.js';
 import { Notifications, type TellSettings } from './notifications.js';
 import type { LivePush } from './push.js';
 
@@ -24,25 +36,55 @@ export interface NotificationsWorkerOptions extends WorkerSettings {
   push: LivePush;
 }
 
-export class NotificationsWorker extends BatchConsumer<Announcement> {
+const isAnnouncement = (e: NotificationEvent): e is Announcement => e.type !== 'auction.created' && e.type !== 'notification.fanout' && e.type !== 'notification.due';
+
+export class NotificationsWorker extends BatchConsumer<NotificationEvent> {
   private readonly notifications: Notifications;
+  readonly fanOut: FanOut;
+  private readonly dueSends: DueSends;
 
   constructor(private readonly deps: NotificationsWorkerOptions) {
     super({ ...deps, name: 'notifications worker', what: 'an announcement', concern: deps.topology.notifications });
     this.notifications = new Notifications(deps.pool, deps.tell);
+    this.dueSends = new DueSends(deps.pool, deps.tell.clock);
+    this.fanOut = new FanOut(deps.pool, { chunkSize: deps.tell.fanOutChunkSize, retention: deps.tell.retention, clock: deps.tell.clock }, deps.push);
   }
 
-  protected parse(envelope: JsonObject): Announcement {
+  protected parse(envelope: JsonObject): NotificationEvent {
     return parseAnnouncement(envelope);
   }
 
-  protected async settle(announcements: Announcement[], pub: ConfirmChannel): Promise<void> {
-    const { created, emailsToSend, smsToSend } = await this.notifications.tell(announcements);
-    // Not awaited: the push is best-effort (it logs its failures) and the acks need not wait for Redis.
-    void this.deps.push.publish(created);
-    // Committed; the announcements are acked only once the channel queues have the requests.
-    await publisherOf(pub).publishEvents(this.deps.topology.exchange, [
-      ...emailsToSend.map((key) => requestOf('email', key)), ...smsToSend.map((key) => requestOf('sms', key)),
-    ]);
+  protected async settle(events: NotificationEvent[], pub: ConfirmChannel): Promise<void> {
+    const publish = (requests: CloudEvent[]) => publisherOf(pub).publishEvents(this.deps.topology.exchange, requests);
+    const announcements = events.filter(isAnnouncement);
+    if (announcements.length > 0) {
+      const { created, emailsToSend, smsToSend } = await this.notifications.tell(announcements);
+      // Not awaited: the push is best-effort (it logs its failures) and the acks need not wait for Redis.
+      void this.deps.push.publish(created);
+      // Committed; the announcements are acked only once the channel queues have the requests.
+      await publish([...emailsToSend.map((key) => requestOf('email', key)), ...smsToSend.map((key) => requestOf('sms', key))]);
+    }
+    const next: CloudEvent[] = [];
+    for (const e of events) {
+      if (e.type === 'auction.created') {
+        // Recorded again on a redelivery changes nothing; the step asked for again finds it running or finished.
+        await this.fanOut.record({ ...createdNotificationOf(e.eventId, e.data) }, { collection: e.data.collection });
+        next.push(fanOutStepOf(e.eventId));
+      } else if (e.type === 'notification.due') {
+        // A scheduled send the scheduler claimed: one fan-out under its id, unless it was cancelled (or is sent).
+        const due = await this.dueSends.start(e.data.sendId);
+        if (due) {
+          await this.fanOut.record(due.broadcast, due.audience);
+          next.push(fanOutStepOf(e.data.sendId));
+        }
+      } else if (e.type === 'notification.fanout') {
+        const outcome = await this.fanOut.step(e.data.eventId, publish);
+        if (typeof outcome !== 'string' && !outcome.finished) next.push(fanOutStepOf(e.data.eventId, outcome.toldThrough));
+        else if (typeof outcome !== 'string' && SEND_ID.test(e.data.eventId)) {
+          await this.dueSends.finished(e.data.eventId, (await this.fanOut.progress(e.data.eventId))!.recipients);
+        }
+      }
+    }
+    if (next.length > 0) await publish(next);
   }
 }

@@ -54,3 +54,7 @@ export function saleOfPurchase(purchaseId: string): string | undefined {
   const m = PURCHASE_ID.exec(purchaseId);
   return m ? 'sal_' + m[1] : undefined;
 }
+
+/** A scheduled notification: an operator's announcement (`ann_`) or a sale's opening notice (`sop_`). */
+export const SEND_ID = /^(?:ann|sop)_[0-9a-z]{12}$/;
+export const newAnnouncementId = () => 'ann_' + randomId(12);

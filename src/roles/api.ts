@@ -30,6 +30,8 @@ import { Inbox, retentionOf } from '../notifications/inbox.js';
 import { Preferences } from '../notifications/preferences.js';
 import { unsubscribeLinksOf } from '../notifications/unsubscribe.js';
 import { NotificationFeed } from '../notifications/feed.js';
+import { ScheduledSends, sendSettingsOf } from '../notifications/sends.js';
+import { registerAnnouncementRoutes } from '../notifications/announcement-routes.js';
 import { NotificationStreams } from '../notifications/stream.js';
 import { EventStreams } from '../platform/http/sse.js';
 import { LiveHub } from '../live/hub.js';
@@ -60,7 +62,8 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
 
   const apiKeys = new ApiKeys(pool);
   if (cfg.STAMPEDE_OPERATOR_KEY !== '') await apiKeys.store(cfg.STAMPEDE_OPERATOR_KEY, 'operator', null, 'bootstrap (STAMPEDE_OPERATOR_KEY)');
-  const sales = new Sales(pool, redis);
+  const sends = new ScheduledSends(pool, redis, sendSettingsOf(cfg));
+  const sales = new Sales(pool, redis, sends);
   const loaded = await sales.loadActive();
   const purchases = new Purchases(redis, sales, {
     rateMax: cfg.STAMPEDE_PURCHASE_RATE_MAX,
@@ -129,6 +132,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     inbox, preferences: new Preferences(pool), unsubscribeLinks: unsubscribeLinksOf(cfg), eventStreams, streams: new NotificationStreams(feed, inbox, log),
   });
   registerOpsRoutes(http, kit, createOpsView(redis, link, cfg.topology));
+  registerAnnouncementRoutes(http, kit, sends);
   http.fallback();
   const live = new LiveHub({
     app, redis, redisUrl: cfg.STAMPEDE_REDIS_URL, log, tickMs: cfg.STAMPEDE_LIVE_TICK_MS, auctionSnapshot: (id) => auctions.liveSnapshot(id),

@@ -1,4 +1,4 @@
-/** The `scheduler` role: closes auctions when due and runs the promoter. */
+/** The `scheduler` role: closes auctions when due, runs the promoter, and claims the scheduled notifications when due. */
 import { loadConfig, type Config } from '../platform/config.js';
 import { createLogger, type Logger } from '../platform/log.js';
 import { createPool } from '../platform/db/pool.js';
@@ -7,9 +7,11 @@ import { createRedis } from '../platform/redis/client.js';
 import { Auctions } from '../auctions/auctions.js';
 import { Bids } from '../auctions/bids.js';
 import { Scheduler } from '../auctions/scheduler.js';
+import { ScheduledSends, sendSettingsOf } from '../notifications/sends.js';
+import { SendScheduler } from '../notifications/send-scheduler.js';
 import type { Role } from './role.js';
 
-export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler }> {
+export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler; sends: SendScheduler }> {
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-scheduler' });
@@ -20,11 +22,14 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
   await auctions.loadOpen();
   const scheduler = new Scheduler({ redis, auctions, bids, log, tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS });
   scheduler.start();
-  log.info({ tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS }, 'scheduler running');
+  const sends = new SendScheduler({ redis, sends: new ScheduledSends(pool, redis, sendSettingsOf(cfg)), log, tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS });
+  const sendsIndexed = await sends.start();
+  log.info({ tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS, sendsIndexed }, 'scheduler running');
   return {
     scheduler,
+    sends,
     async stop() {
-      await scheduler.stop();
+      await Promise.all([scheduler.stop(), sends.stop()]);
       await Promise.allSettled([pool.end(), redis.quit()]);
       log.info('scheduler stopped');
     },

@@ -44,10 +44,16 @@ function viewOf(sale: SaleRecord, live: LiveSale | undefined): SaleView {
   };
 }
 
+/** Who tells a new sale's watchers before it opens (src/notifications/sends.ts). */
+export interface OpeningNotices {
+  scheduleSaleOpening(saleId: string, startsAt: number): Promise<void>;
+}
+
 export class Sales {
   constructor(
     private readonly pool: Pool,
     private readonly redis: Redis,
+    private readonly openingNotices?: OpeningNotices,
   ) {}
 
   async create(input: NewSale, by: Principal): Promise<SaleView> {
@@ -62,6 +68,7 @@ export class Sales {
       currency: input.currency, stock: input.stock, perBuyerLimit: input.perBuyerLimit, startsAt: startsAt.getTime(), endsAt: endsAt.getTime(),
     });
     await this.load(sale);
+    await this.openingNotices?.scheduleSaleOpening(sale.id, sale.startsAt);
     return viewOf(sale, await readLiveSale(this.redis, sale.id));
   }
 
