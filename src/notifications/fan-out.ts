@@ -162,9 +162,9 @@ export class FanOut {
       const through = ids[ids.length - 1]!;
       const { notes, emails, texts } = await this.addressed(f, ids);
       // Under the lock only this step writes the event's rows of the chunk; what is there (told outside a fan-out) is not written twice.
-      const [inApp, mailed, texted] = await Promise.all([
-        toldBetween(tx, 'in_app', eventId, after, through), toldBetween(tx, 'email', eventId, after, through), toldBetween(tx, 'sms', eventId, after, through),
-      ]);
+      const inApp = await toldBetween(tx, 'in_app', eventId, after, through);
+      const mailed = await toldBetween(tx, 'email', eventId, after, through);
+      const texted = await toldBetween(tx, 'sms', eventId, after, through);
       const newNotes = notes.filter((n) => !inApp.has(n.recipientId));
       const newEmails = emails.filter((e) => !mailed.has(e.recipientId));
       const newTexts = texts.filter((m) => !texted.has(m.recipientId));
