@@ -8,6 +8,10 @@
  *   5. drain        orders/s from the last 202 until every accepted purchase is in Postgres
  *   6. bid war      every bidder on one hot auction (api restarted alone); the leader must be the highest bid;
  *                   bracketed by baselines of its own (6a, 6b)
+ *   7. fan-out      one auction.created to a million followers, api + relay + worker running; seconds to the last inbox row
+ * STAMPEDE_BENCH_PHASES selects phases by name (comma-separated: baseline, api, drain, bidwar, fanout;
+ * api needs baseline, drain needs api); all when unset. `STAMPEDE_BENCH_PHASES=fanout npm run bench` measures the fan-out alone
+ * (a partial run's results go to load/results/<phases>/, so latest.json stays the last whole run).
  * After each it checks the invariants (the live ones in Redis after 2-4, Redis
  * against Postgres after 5), logs a broken one at once, and exits 1 at the end.
  * Results go to load/results/ as JSON and markdown, and are printed.
@@ -25,40 +29,57 @@ import { runApiPhases } from './phases/api-phases.js';
 import { drainSettlement } from './phases/drain.js';
 import { auditSettledSales } from './phases/invariants.js';
 import { runBidWarPhase } from './phases/bid-war-phase.js';
+import { runFanOutPhase } from './phases/fan-out.js';
 import { thisMachine, writeReport } from './report.js';
+
+const PHASES = ['baseline', 'api', 'drain', 'bidwar', 'fanout'] as const;
+const selected = new Set((process.env.STAMPEDE_BENCH_PHASES ?? PHASES.join(',')).split(',').map((s) => s.trim()).filter((s) => s !== ''));
+for (const name of selected) if (!(PHASES as readonly string[]).includes(name)) throw new Error(`STAMPEDE_BENCH_PHASES: no phase ${name} (phases: ${PHASES.join(', ')})`);
+if (selected.has('api') && !selected.has('baseline')) throw new Error('STAMPEDE_BENCH_PHASES: api needs baseline (its ratios)');
+if (selected.has('drain') && !selected.has('api')) throw new Error('STAMPEDE_BENCH_PHASES: drain needs api (its backlog)');
 
 async function main(): Promise<void> {
   const machine = thisMachine();
   const bench = await setUp();
   const findings: Findings = { phases: [], violations: [] };
 
-  const baseline = await measureBaseline('1. baseline: bare uWS 202');
-  findings.phases.push(baseline);
-  const { accept, paced, flash, storm } = await runApiPhases(bench, findings, baseline);
-
-  const drain = await drainSettlement(bench, findings);
-  const counted202 = [accept, paced, flash, storm].reduce((n, p) => n + (p.statuses['202'] ?? 0), 0);
-  // 2, 2b and 4 run for a time, not a count of requests: each may end with up to one
-  // request per connection in flight (2b waits for its answers, so for it the bound is loose).
-  const durationBoundPhases = [accept, paced, storm].length;
-  const confirmedOrders = await auditSettledSales(bench, findings, counted202, durationBoundPhases);
-
-  await runBidWarPhase(bench, findings);
+  const extra: Record<string, unknown> = { 'buyers seeded': settings.buyers, 'seed time (s)': bench.seedSeconds };
+  if (selected.has('baseline')) {
+    const baseline = await measureBaseline('1. baseline: bare uWS 202');
+    findings.phases.push(baseline);
+    if (selected.has('api')) {
+      const { accept, paced, flash, storm } = await runApiPhases(bench, findings, baseline);
+      const counted202 = [accept, paced, flash, storm].reduce((n, p) => n + (p.statuses['202'] ?? 0), 0);
+      extra['202 answers counted by autocannon'] = counted202;
+      if (selected.has('drain')) {
+        const drain = await drainSettlement(bench, findings);
+        // 2, 2b and 4 run for a time, not a count of requests: each may end with up to one
+        // request per connection in flight (2b waits for its answers, so for it the bound is loose).
+        const durationBoundPhases = [accept, paced, storm].length;
+        const confirmedOrders = await auditSettledSales(bench, findings, counted202, durationBoundPhases);
+        Object.assign(extra, {
+          'orders in Postgres (= sold in Redis, per sale)': confirmedOrders,
+          'accepted while autocannon stopped (in flight at cut-off)': confirmedOrders - counted202,
+          'settlement (orders/s, incl. process start)': drain.phase.rps,
+          'settlement (orders/s, from the first order)': drain.steadyOrdersPerSecond,
+        });
+      }
+    }
+  }
+  if (selected.has('bidwar')) await runBidWarPhase(bench, findings);
+  if (selected.has('fanout')) {
+    const fanOut = await runFanOutPhase(bench, findings);
+    extra['fan-out (s, create to last inbox row)'] = fanOut.durationS;
+    extra['fan-out (inbox rows/s)'] = fanOut.rps;
+  }
 
   const { violations } = findings;
   const at = new Date().toISOString();
-  writeReport(join(projectRoot, 'load', 'results'), {
+  // A run of some phases has its own folder, so latest.json stays the last whole run.
+  const partial = selected.size < PHASES.length ? [...selected].join('+') : '';
+  writeReport(join(projectRoot, 'load', 'results', partial), {
     at, machine, node: process.version, connections: settings.connections, phases: findings.phases,
-    extra: {
-      'buyers seeded': settings.buyers,
-      'seed time (s)': bench.seedSeconds,
-      '202 answers counted by autocannon': counted202,
-      'orders in Postgres (= sold in Redis, per sale)': confirmedOrders,
-      'accepted while autocannon stopped (in flight at cut-off)': confirmedOrders - counted202,
-      'settlement (orders/s, incl. process start)': drain.phase.rps,
-      'settlement (orders/s, from the first order)': drain.steadyOrdersPerSecond,
-      'invariant violations': violations.length === 0 ? 0 : violations.join('; '),
-    },
+    extra: { ...extra, 'invariant violations': violations.length === 0 ? 0 : violations.join('; ') },
     violations,
   });
   await tearDown(bench);
