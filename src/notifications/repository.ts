@@ -568,13 +568,13 @@ export async function toldBetween(db: Db, channel: Channel, eventId: string, aft
   return new Set(rows.map((r) => r.recipient_id));
 }
 
-/** An event's inbox rows of the recipients whose ids are in (after, through] (what a chunk created, for the live push). */
-export async function notificationsBetween(db: Db, eventId: string, after: string, through: string): Promise<NotificationRecord[]> {
-  const { rows } = await db.query<NotificationRow>(
-    `SELECT ${NOTIFICATION_COLUMNS} FROM notifications WHERE event_id = $1 AND recipient_id > $2 AND recipient_id <= $3 ORDER BY recipient_id`,
+/** The seq and creation time of an event's inbox rows of the recipients whose ids are in (after, through] (what a chunk created, for the live push). */
+export async function notificationSeqsBetween(db: Db, eventId: string, after: string, through: string): Promise<Map<string, { seq: number; createdAt: Date }>> {
+  const { rows } = await db.query<Pick<NotificationRow, 'seq' | 'recipient_id' | 'created_at'>>(
+    'SELECT seq, recipient_id, created_at FROM notifications WHERE event_id = $1 AND recipient_id > $2 AND recipient_id <= $3',
     [eventId, after, through],
   );
-  return rows.map(recordOf);
+  return new Map(rows.map((r) => [r.recipient_id, { seq: r.seq, createdAt: r.created_at }]));
 }
 
 /** An event's unsent e-mails or SMS of the recipients whose ids are in (after, through]. */
