@@ -12,8 +12,9 @@
  * writes the inbox rows, e-mails and SMS with COPY and moves the cursor, so
  * a step that dies tells nothing and the next one starts where the last
  * committed chunk ended; no transaction holds more than a chunk. After the
- * commit the step pushes the chunk's new rows live (one bounded pipeline)
- * and asks the e-mail and SMS queues for the chunk's messages, waiting for
+ * commit the step starts the live push of the chunk's new rows (one
+ * pipeline, at most one chunk's in flight: the next chunk is told
+ * meanwhile and waits for it before pushing its own) and asks the e-mail and SMS queues for the chunk's messages, waiting for
  * the broker's confirms before it records them asked for; a step that died
  * between the two asks for them again first. Two steps of one fan-out
  * never run at once (the second finds it locked and leaves it to the first).
@@ -34,9 +35,9 @@ import type { NewNotification } from './messages.js';
 import { Preferences } from './preferences.js';
 import type { LivePush } from './push.js';
 import {
-  audienceAfter, copyEmails, copyNotifications, copySms, findFanOut, insertFanOut, lockFanOut, notificationsBetween, pruneInboxes,
+  audienceAfter, copyEmails, copyNotifications, copySms, findFanOut, insertFanOut, lockFanOut, notificationSeqsBetween, pruneInboxes,
   recordChunkTold, recordFanOutFinished, recordRequestedThrough, toldBetween, unfinishedFanOuts, unsentBetween,
-  type AudienceRecord, type FanOutCountsRecord, type FanOutRecord, type NewEmail, type NewSms,
+  type AudienceRecord, type FanOutCountsRecord, type FanOutRecord, type NewEmail, type NewSms, type NotificationRecord,
 } from './repository.js';
 import { smsTextOf } from './sms.js';
 import type { Channel, NotificationTypeName } from './types.js';
@@ -106,6 +107,8 @@ function checkAudience(audience: Audience): void {
 export class FanOut {
   private readonly preferences: Preferences;
   private readonly clock: () => number;
+  /** The live push of the last chunk: the next chunk is told meanwhile, and waits for it before pushing its own (one chunk in flight). */
+  private pushing: Promise<void> = Promise.resolve();
 
   constructor(private readonly pool: Pool, private readonly settings: FanOutSettings, private readonly push?: LivePush) {
     this.preferences = new Preferences(pool);
@@ -164,9 +167,9 @@ export class FanOut {
       const through = ids[ids.length - 1]!;
       const { notes, emails, texts } = await this.addressed(f, ids);
       // Under the lock only this step writes the event's rows of the chunk; what is there (told outside a fan-out) is not written twice.
-      const [inApp, mailed, texted] = await Promise.all([
-        toldBetween(tx, 'in_app', eventId, after, through), toldBetween(tx, 'email', eventId, after, through), toldBetween(tx, 'sms', eventId, after, through),
-      ]);
+      const inApp = await toldBetween(tx, 'in_app', eventId, after, through);
+      const mailed = await toldBetween(tx, 'email', eventId, after, through);
+      const texted = await toldBetween(tx, 'sms', eventId, after, through);
       const newNotes = notes.filter((n) => !inApp.has(n.recipientId));
       const newEmails = emails.filter((e) => !mailed.has(e.recipientId));
       const newTexts = texts.filter((m) => !texted.has(m.recipientId));
@@ -176,14 +179,26 @@ export class FanOut {
       await pruneInboxes(tx, newNotes.map((n) => n.recipientId), this.settings.retention.cap, keptSince(this.settings.retention));
       const told = { recipients: ids.length, inApp: newNotes.length, email: newEmails.length, sms: newTexts.length };
       await recordChunkTold(tx, eventId, through, told);
-      return { told, finished, after, through };
+      return { told, finished, after, through, notes: newNotes };
     });
     if (chunk === 'busy') return 'busy';
     if (chunk.through > chunk.after) {
-      if (this.push) await this.push.publish(await notificationsBetween(this.pool, eventId, chunk.after, chunk.through));
+      if (this.push && chunk.notes && chunk.notes.length > 0) await this.pushLive(chunk.notes, chunk.after, chunk.through);
       await this.request(eventId, chunk.after, chunk.through, publish);
     }
+    if (chunk.finished) await this.pushing;
     return { told: chunk.told, toldThrough: chunk.through, finished: chunk.finished };
+  }
+
+  /** Starts the chunk's live push once the last one's is done; the rows are the notes as written, with the seq and time Postgres gave them. */
+  private async pushLive(notes: NewNotification[], after: string, through: string): Promise<void> {
+    const keys = await notificationSeqsBetween(this.pool, notes[0]!.eventId, after, through);
+    const created: NotificationRecord[] = notes.flatMap((n) => {
+      const k = keys.get(n.recipientId);
+      return k ? [{ ...n, seq: k.seq, createdAt: k.createdAt, readAt: null }] : [];
+    });
+    await this.pushing;
+    this.pushing = this.push!.publish(created);
   }
 
   /** The inbox rows, e-mails and SMS these recipients want of the fan-out's notification. */

@@ -726,13 +726,13 @@ export async function toldBetween(db: Db, channel: Channel, eventId: string, aft
   return new Set(rows.map((r) => r.recipient_id));
 }
 
-/** An event's inbox rows of the recipients whose ids are in (after, through] (what a chunk created, for the live push). */
-export async function notificationsBetween(db: Db, eventId: string, after: string, through: string): Promise<NotificationRecord[]> {
-  const { rows } = await db.query<NotificationRow>(
-    `SELECT ${NOTIFICATION_COLUMNS} FROM notifications WHERE event_id = $1 AND recipient_id > $2 AND recipient_id <= $3 ORDER BY recipient_id`,
+/** The seq and creation time of an event's inbox rows of the recipients whose ids are in (after, through] (what a chunk created, for the live push). */
+export async function notificationSeqsBetween(db: Db, eventId: string, after: string, through: string): Promise<Map<string, { seq: number; createdAt: Date }>> {
+  const { rows } = await db.query<Pick<NotificationRow, 'seq' | 'recipient_id' | 'created_at'>>(
+    'SELECT seq, recipient_id, created_at FROM notifications WHERE event_id = $1 AND recipient_id > $2 AND recipient_id <= $3',
     [eventId, after, through],
   );
-  return rows.map(recordOf);
+  return new Map(rows.map((r) => [r.recipient_id, { seq: r.seq, createdAt: r.created_at }]));
 }
 
 /** An event's unsent e-mails or SMS of the recipients whose ids are in (after, through]. */
@@ -766,4 +766,90 @@ export async function copySms(db: PoolClient, texts: NewSms[]): Promise<void> {
   if (texts.length === 0) return;
   await copyInto(db, 'COPY notification_sms (event_id, recipient_id, type, phone, body, not_before) FROM STDIN',
     texts.map((m) => tsvLine([m.eventId, m.recipientId, m.type, m.phone, m.body, iso(m.notBefore)])).join(''));
+}
+
+/** A row of `buyer_interests`. */
+interface InterestRow {
+  buyer_id: string;
+  collection: string;
+  created_at: Date;
+}
+
+export interface InterestRecord {
+  collection: string;
+  since: Date;
+}
+
+/** The collections a buyer follows, in name order. */
+export async function interestsOf(db: Db, buyerId: string): Promise<InterestRecord[]> {
+  const { rows } = await db.query<InterestRow>('SELECT buyer_id, collection, created_at FROM buyer_interests WHERE buyer_id = $1 ORDER BY collection', [buyerId]);
+  return rows.map((r) => ({ collection: r.collection, since: r.created_at }));
+}
+
+/**
+ * Follows a collection for the buyer, unless they follow `max` already
+ * (under a lock of the buyer's interests for the caller's transaction, so
+ * two calls side by side never pass the limit together). Returns the
+ * interest and whether this call created it; 'limit' when it would be past `max`.
+ */
+export async function followCollection(tx: PoolClient, buyerId: string, collection: string, max: number): Promise<{ interest: InterestRecord; created: boolean } | 'limit'> {
+  await tx.query("SELECT pg_advisory_xact_lock(hashtextextended('buyer interests ' || $1, 0))", [buyerId]);
+  const { rows: found } = await tx.query<InterestRow>('SELECT buyer_id, collection, created_at FROM buyer_interests WHERE buyer_id = $1 AND collection = $2', [buyerId, collection]);
+  if (found[0]) return { interest: { collection, since: found[0].created_at }, created: false };
+  const { rows: counted } = await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM buyer_interests WHERE buyer_id = $1', [buyerId]);
+  if (counted[0]!.n >= max) return 'limit';
+  const { rows } = await tx.query<InterestRow>(
+    'INSERT INTO buyer_interests (buyer_id, collection) VALUES ($1, $2) RETURNING buyer_id, collection, created_at', [buyerId, collection],
+  );
+  return { interest: { collection, since: rows[0]!.created_at }, created: true };
+}
+
+/** Stops following; false when the buyer did not follow it (nothing changed). */
+export async function unfollowCollection(db: Db, buyerId: string, collection: string): Promise<boolean> {
+  const { rowCount } = await db.query('DELETE FROM buyer_interests WHERE buyer_id = $1 AND collection = $2', [buyerId, collection]);
+  return rowCount === 1;
+}
+
+/** Whether the sale exists (read from the sales product's table). */
+export async function saleExists(db: Db, saleId: string): Promise<boolean> {
+  const { rows } = await db.query('SELECT 1 FROM sales WHERE id = $1', [saleId]);
+  return rows.length === 1;
+}
+
+/** A row of `sale_watches`. */
+interface SaleWatchRow {
+  sale_id: string;
+  buyer_id: string;
+  created_at: Date;
+}
+
+export interface SaleWatchRecord {
+  saleId: string;
+  since: Date;
+}
+
+/** Watches the sale for the buyer; returns the watch and whether this call created it. */
+export async function watchSale(db: Db, buyerId: string, saleId: string): Promise<{ watch: SaleWatchRecord; created: boolean }> {
+  const { rows } = await db.query<SaleWatchRow & { created: boolean }>(
+    `WITH added AS (INSERT INTO sale_watches (sale_id, buyer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING sale_id, buyer_id, created_at)
+     SELECT sale_id, buyer_id, created_at, true AS created FROM added
+     UNION ALL SELECT sale_id, buyer_id, created_at, false FROM sale_watches WHERE sale_id = $1 AND buyer_id = $2 AND NOT EXISTS (SELECT 1 FROM added)`,
+    [saleId, buyerId],
+  );
+  return { watch: { saleId, since: rows[0]!.created_at }, created: rows[0]!.created };
+}
+
+/** Stops watching; false when the buyer did not watch it. */
+export async function unwatchSale(db: Db, buyerId: string, saleId: string): Promise<boolean> {
+  const { rowCount } = await db.query('DELETE FROM sale_watches WHERE sale_id = $1 AND buyer_id = $2', [saleId, buyerId]);
+  return rowCount === 1;
+}
+
+/**
+ * The buyers watching a sale, in buyer id order: the next `limit` after
+ * `after` ('' from the first). For sale.opening: tell them with a fan-out
+ * of `{ saleId }` (fan-out.ts reads them the same way, chunk by chunk).
+ */
+export function saleWatchersOf(db: Db, saleId: string, after = '', limit = 1000): Promise<string[]> {
+  return audienceAfter(db, { saleId }, after, limit);
 }

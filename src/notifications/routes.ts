@@ -1,4 +1,4 @@
-/** The notifications API (buyers, with their bearer token): the inbox, its live stream and their preferences. */
+/** The notifications API (buyers, with their bearer token): the inbox, its live stream, their preferences, the collections they follow and the sales they watch. */
 import { AppError } from '../platform/errors.js';
 import type { HttpServer } from '../platform/http/server.js';
 import { pageLimit, type RouteKit } from '../platform/http/route-kit.js';
@@ -9,6 +9,8 @@ import { CHANNELS, NOTIFICATION_TYPE_NAMES } from './types.js';
 import type { UnsubscribeLinks } from './unsubscribe.js';
 import type { EventStreams } from '../platform/http/sse.js';
 import type { NotificationStreams } from './stream.js';
+import type { Interests } from './interests.js';
+import { SALE_ID } from '../platform/ids.js';
 
 export interface NotificationRouteDeps {
   inbox: Inbox;
@@ -16,6 +18,23 @@ export interface NotificationRouteDeps {
   unsubscribeLinks: UnsubscribeLinks;
   eventStreams: EventStreams;
   streams: NotificationStreams;
+  interests: Interests;
+}
+
+/** The longest collection name (buyer_interests and auctions hold 200). */
+const MAX_COLLECTION = 200;
+
+/** A collection named in a path, percent-decoded: 1 to MAX_COLLECTION characters, no control characters. */
+function collectionOf(raw: string): string {
+  let name: string;
+  try {
+    name = decodeURIComponent(raw);
+  } catch {
+    throw AppError.invalid('path:collection', 'is not percent-encoded UTF-8');
+  }
+  if (name.length < 1 || name.length > MAX_COLLECTION) throw AppError.invalid('path:collection', `must be 1 to ${MAX_COLLECTION} characters`);
+  if (/\p{Cc}/u.test(name)) throw AppError.invalid('path:collection', 'must not contain control characters');
+  return name;
 }
 
 const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
@@ -81,6 +100,32 @@ export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: Not
     nothing(raw);
     return { status: 200, body: await d.inbox.markAllRead(buyerId) };
   });
+  http.route('get', '/v1/interests', async (ctx) => ({ status: 200, body: await d.interests.of(k.buyerOf(ctx)) }));
+  // PUT puts the interest in place: 201 when this created it, 200 when it was there (the same body, its first `since`).
+  http.route('put', '/v1/interests/:collection', async (ctx, raw) => {
+    const buyerId = k.buyerOf(ctx);
+    const collection = collectionOf(ctx.params[0]!);
+    nothing(raw);
+    const { interest, created } = await d.interests.follow(buyerId, collection);
+    return { status: created ? 201 : 200, body: interest };
+  });
+  http.route('del', '/v1/interests/:collection', async (ctx) => {
+    const buyerId = k.buyerOf(ctx);
+    await d.interests.unfollow(buyerId, collectionOf(ctx.params[0]!));
+    return { status: 204 };
+  }, { body: false });
+  http.route('put', '/v1/sales/:id/watch', async (ctx, raw) => {
+    const buyerId = k.buyerOf(ctx);
+    const saleId = k.idParam(ctx.params[0]!, SALE_ID, 'sale');
+    nothing(raw);
+    const { watch, created } = await d.interests.watch(buyerId, saleId);
+    return { status: created ? 201 : 200, body: watch };
+  });
+  http.route('del', '/v1/sales/:id/watch', async (ctx) => {
+    const buyerId = k.buyerOf(ctx);
+    await d.interests.unwatch(buyerId, k.idParam(ctx.params[0]!, SALE_ID, 'sale'));
+    return { status: 204 };
+  }, { body: false });
   http.route('post', '/v1/notifications/:id/read', async (ctx, raw) => {
     const buyerId = k.buyerOf(ctx);
     const seq = seqOf(ctx.params[0]!);

@@ -28,6 +28,7 @@ import { registerAuctionRoutes } from '../auctions/routes.js';
 import { registerNotificationRoutes } from '../notifications/routes.js';
 import { Inbox, retentionOf } from '../notifications/inbox.js';
 import { Preferences } from '../notifications/preferences.js';
+import { Interests } from '../notifications/interests.js';
 import { unsubscribeLinksOf } from '../notifications/unsubscribe.js';
 import { NotificationFeed } from '../notifications/feed.js';
 import { ScheduledSends, sendSettingsOf } from '../notifications/sends.js';
@@ -130,6 +131,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const eventStreams = new EventStreams(http, { log, keepAliveMs: cfg.STAMPEDE_SSE_KEEPALIVE_MS, maxStreams: cfg.STAMPEDE_SSE_MAX_STREAMS });
   registerNotificationRoutes(http, kit, {
     inbox, preferences: new Preferences(pool), unsubscribeLinks: unsubscribeLinksOf(cfg), eventStreams, streams: new NotificationStreams(feed, inbox, log),
+    interests: new Interests(pool, cfg.STAMPEDE_MAX_INTERESTS),
   });
   registerOpsRoutes(http, kit, createOpsView(redis, link, cfg.topology));
   registerAnnouncementRoutes(http, kit, sends);

@@ -7,7 +7,11 @@
  * confirmed them.
  */
 import t from 'tap';
-import { boot, type System } from '../helpers/system.js';
+import { boot, testRedis, waitFor, type System } from '../helpers/system.js';
+import { createLogger } from '../../src/platform/log.js';
+import { LivePush, pushMessageOf } from '../../src/notifications/push.js';
+import { NOTIFICATIONS_CHANNEL } from '../../src/notifications/keys.js';
+import { inboxPage, type NotificationRecord } from '../../src/notifications/repository.js';
 import { createBuyers } from '../../src/buyers/buyers.js';
 import { randomId } from '../../src/platform/ids.js';
 import { savePreferences } from '../../src/notifications/repository.js';
@@ -30,6 +34,13 @@ const noPrefs = { channels: {}, types: {}, email: null, phone: null, timeZone: n
 async function rowsOf(sys: System, table: string, eventId: string): Promise<string[]> {
   const { rows } = await sys.pool.query<{ recipient_id: string }>(`SELECT recipient_id FROM ${table} WHERE event_id = $1 ORDER BY recipient_id`, [eventId]);
   return rows.map((r) => r.recipient_id);
+}
+
+/** The event's inbox rows as the inbox reads them. */
+async function inboxRowsOf(sys: System, eventId: string): Promise<NotificationRecord[]> {
+  const { rows } = await sys.pool.query<{ recipient_id: string }>('SELECT recipient_id FROM notifications WHERE event_id = $1', [eventId]);
+  const pages = await Promise.all(rows.map((r) => inboxPage(sys.pool, r.recipient_id, 10, undefined, new Date(0))));
+  return pages.flat().filter((n) => n.eventId === eventId);
 }
 
 const requested = (sent: CloudEvent[], type: string) => [...new Set(sent.filter((e) => e.type === type).map((e) => (e.data as { recipientId: string }).recipientId))].sort();
@@ -97,4 +108,27 @@ t.test('{ collection }: followers only, chunk by chunk; a step that dies before 
   t.same(requested(sent, 'stampede.notification.email.v1'), followers, "every e-mail asked for, the died step's too");
   t.same((await fanOut.step(eventId, publish)), { told: { recipients: 0, inApp: 0, email: 0, sms: 0 }, toldThrough: followers[16], finished: true }, 'a step after the end tells nothing');
   t.same(await fanOut.unfinished(), [], 'nothing left unfinished');
+});
+
+t.test('the live push: one message per new row, chunk after chunk, the item the inbox shows; none when told again', async (t) => {
+  const sys = await boot(t, { api: false });
+  const log = createLogger('warn', 'test');
+  const fanOut = new FanOut(sys.pool, { chunkSize: 4, retention: retentionOf(sys.cfg) }, new LivePush(sys.redis, log));
+  const buyers = await addressedBuyers(sys, 11);
+  const ours = new Set(buyers);
+  const heard: string[] = [];
+  const subscriber = testRedis(t, 'test-fan-out-push');
+  subscriber.on('message', (channel: string, message: string) => {
+    if (channel === NOTIFICATIONS_CHANNEL && ours.has(message.slice(0, message.indexOf(' ')))) heard.push(message);
+  });
+  await subscriber.subscribe(NOTIFICATIONS_CHANNEL);
+  const eventId = `test:${randomId(8)}`;
+  const publish = async () => {};
+  await fanOut.tell(broadcastOf(eventId), { buyerIds: buyers }, publish);
+  await waitFor('every push', async () => heard.length >= buyers.length);
+  const rows = await inboxRowsOf(sys, eventId);
+  t.same([...heard].sort(), rows.map(pushMessageOf).sort(), 'each new row once, as the inbox shows it');
+  await fanOut.tell(broadcastOf(eventId), { buyerIds: buyers }, publish);
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(heard.length, buyers.length, 'told again: nothing pushed');
 });

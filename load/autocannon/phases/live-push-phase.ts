@@ -101,7 +101,7 @@ export async function runLivePushPhase(bench: Bench, findings: Findings): Promis
     const sentMs = send.sentAt ? Date.parse(send.sentAt) - acceptedAt : NaN;
     const perKind = got.map((a, i) => `${groups[i]!.kind} ${a.received.toLocaleString('en')}/${ready[i]!.ready.toLocaleString('en')} by +${a.lastAt - acceptedAt} ms`).join(', ');
     const phase: Phase = {
-      name: `7. live push: one announcement to ${connected.toLocaleString('en')} connected buyers (202 -> last client)`,
+      name: `8. live push: one announcement to ${connected.toLocaleString('en')} connected buyers (202 -> last client)`,
       requests: received, durationS: ms / 1000, rps: 0, p50: firstAt - acceptedAt, p99: ms, max: ms, statuses: { '202': 1 },
       note: `${ms} ms from the 202 to the last client (target <= ${LIVE_PUSH_TARGET_MS} ms: ${ms <= LIVE_PUSH_TARGET_MS ? 'met' : 'NOT met'}); ` +
         `first client +${firstAt - acceptedAt} ms; ${perKind}; the worker started it +${startedMs} ms (scheduler tick, claim, relay, queue), ` +
