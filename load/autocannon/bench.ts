@@ -5,7 +5,8 @@
  *   2. accept path  distinct buyers against sales that never sell out (2b: the same, paced)
  *   3. flash sale   a few items, every seeded buyer once; time to sell out
  *   4. sold-out     every request against the sold-out sale
- *   5. drain        orders/s from the last 202 until every accepted purchase is in Postgres
+ *   5. drain        orders/s from the last 202 until every accepted purchase is in Postgres, the worker role
+ *                   telling each buyer their result meanwhile (inbox rows counted, and how long after the last order)
  *   6. bid war      every bidder on one hot auction (api restarted alone); the leader must be the highest bid;
  *                   bracketed by baselines of its own (6a, 6b)
  *   7. fan-out      one auction.created to a million followers, api + relay + worker running; seconds to the last inbox row
@@ -64,6 +65,8 @@ async function main(): Promise<void> {
           'accepted while autocannon stopped (in flight at cut-off)': confirmedOrders - counted202,
           'settlement (orders/s, incl. process start)': drain.phase.rps,
           'settlement (orders/s, from the first order)': drain.steadyOrdersPerSecond,
+          'buyers told (purchase results in inboxes)': drain.toldRows,
+          'last buyer told (s after the last order)': drain.toldAfterDrainS,
         });
       }
     }

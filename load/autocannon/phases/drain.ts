@@ -15,6 +15,9 @@ export interface Drain {
   phase: Phase;
   /** Orders settled per second from the first one, the relay's and worker's start-up excluded. */
   steadyOrdersPerSecond: number;
+  /** Purchase results in the buyers' inboxes, and how long after the last order the last one came. */
+  toldRows: number;
+  toldAfterDrainS: number;
 }
 
 export async function drainSettlement(bench: Bench, findings: Findings): Promise<Drain> {
@@ -63,11 +66,30 @@ export async function drainSettlement(bench: Bench, findings: Findings): Promise
     statuses: { orders: settled },
     note: `orders/s into Postgres from launching relay + worker on the backlog; ${steadyOrdersPerSecond.toLocaleString('en')}/s from the first order (start-up excluded); CPU (share of one core): ${formatShares(drainCpu)}`,
   };
+  // The worker role also runs the notifications worker: each settled purchase is told to its buyer
+  // (purchase.confirmed / failed) in the same process while settlement runs. Counted once settlement is done.
+  const told = await buyersTold(bench, settled);
+  drain.note += `; buyers told (purchase results in their inboxes): ${told.rows.toLocaleString('en')}, the last ${told.afterDrainS.toFixed(1)} s after the last order (${Math.round(told.rows / (drainS + told.afterDrainS)).toLocaleString('en')} rows/s over the drain)`;
+  if (told.rows < settled) findings.violations.push(`drain: ${settled - told.rows} settled purchases not told to their buyers after ${TOLD_TIMEOUT_MS / 1000} s`);
   findings.phases.push(drain);
   log.info(drain, 'drain');
   // Let the Redis side of settlement finish before auditing.
   await new Promise((r) => setTimeout(r, 1000));
   await stopChild(worker);
   await stopChild(relay);
-  return { phase: drain, steadyOrdersPerSecond };
+  return { phase: drain, steadyOrdersPerSecond, toldRows: told.rows, toldAfterDrainS: told.afterDrainS };
+}
+
+const TOLD_TIMEOUT_MS = 120_000;
+
+/** Waits until `settled` purchase results are in the buyers' inboxes (or the timeout); how many, and how long after the drain. */
+async function buyersTold(bench: Bench, settled: number): Promise<{ rows: number; afterDrainS: number }> {
+  const from = Date.now();
+  const count = async () => (await bench.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM notifications WHERE type LIKE 'purchase.%'")).rows[0]!.n;
+  let rows = await count();
+  while (rows < settled && Date.now() - from < TOLD_TIMEOUT_MS) {
+    await new Promise((r) => setTimeout(r, 250));
+    rows = await count();
+  }
+  return { rows, afterDrainS: (Date.now() - from) / 1000 };
 }
