@@ -1,7 +1,8 @@
 /**
  * Deleting a buyer (operators): their bids in open auctions are retracted,
- * their pending purchases cancelled, their tokens refused from now on, and
- * their history stays, anonymised (the user row keeps its id, loses its
+ * their pending purchases cancelled, their tokens refused from now on, what
+ * they follow and watch and the addresses they gave for notifications
+ * forgotten, and their history stays, anonymised (the user row keeps its id, loses its
  * name and e-mail). Re-running it finishes what a crash interrupted.
  */
 import { Outcome } from '../platform/redis/outcomes.js';
@@ -12,6 +13,7 @@ import { DELETED_USERS, USER_DELETED_CHANNEL } from './keys.js';
 import { saleKeys } from '../sales/keys.js';
 import { requestCancel } from '../sales/scripts.js';
 import type { Bids } from '../auctions/bids.js';
+import { forgetDeletedBuyer } from '../notifications/interests.js';
 
 export interface Deletion {
   userId: string;
@@ -31,6 +33,7 @@ export async function deleteBuyer(pool: Pool, redis: Redis, bids: Bids, userId: 
   await redis.sadd(DELETED_USERS, userId);
   await redis.publish(USER_DELETED_CHANNEL, userId);
 
+  await forgetDeletedBuyer(pool, userId);
   const retractedBids = await bids.retractAllOf(userId);
   let cancelledPurchases = 0;
   const { rows: sales } = await pool.query<{ id: string }>(`SELECT id FROM sales WHERE status = 'open'`);

@@ -10,7 +10,7 @@
  */
 import { AppError } from '../platform/errors.js';
 import { inTransaction, type Pool } from '../platform/db/pool.js';
-import { followCollection, interestsOf, saleExists, unfollowCollection, unwatchSale, watchSale } from './repository.js';
+import { followCollection, forgetBuyerSettings, interestsOf, saleExists, unfollowCollection, unwatchSale, watchSale } from './repository.js';
 
 export interface InterestView {
   collection: string;
@@ -55,3 +55,6 @@ export class Interests {
     await unwatchSale(this.pool, buyerId, saleId);
   }
 }
+
+/** Buyer deletion's part here: the deleted buyer follows and watches nothing, and their addresses are gone. */
+export const forgetDeletedBuyer = (pool: Pool, buyerId: string): Promise<void> => inTransaction(pool, (tx) => forgetBuyerSettings(tx, buyerId));

@@ -853,3 +853,14 @@ export async function unwatchSale(db: Db, buyerId: string, saleId: string): Prom
 export function saleWatchersOf(db: Db, saleId: string, after = '', limit = 1000): Promise<string[]> {
   return audienceAfter(db, { saleId }, after, limit);
 }
+
+/**
+ * A deleted buyer's notification settings go: what they follow and watch
+ * (no fan-out finds them again) and the addresses they gave (e-mail, phone,
+ * time zone). Their inbox stays with the rest of their history.
+ */
+export async function forgetBuyerSettings(db: Db, buyerId: string): Promise<void> {
+  await db.query('DELETE FROM buyer_interests WHERE buyer_id = $1', [buyerId]);
+  await db.query('DELETE FROM sale_watches WHERE buyer_id = $1', [buyerId]);
+  await db.query('DELETE FROM notification_preferences WHERE buyer_id = $1', [buyerId]);
+}

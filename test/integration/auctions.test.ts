@@ -466,6 +466,10 @@ t.test('auctions over HTTP', async (t) => {
     const sale = await sys.createSale({ stock: 10 });
     const p = await sys.purchase(gone, sale.id);
     t.equal(p.status, 202);
+    const asGone = { authorization: `Bearer ${sys.token(gone)}`, 'content-type': 'application/json' };
+    t.equal((await call(`${sys.url}/v1/interests/Books`, { method: 'PUT', headers: asGone })).status, 201);
+    t.equal((await call(`${sys.url}/v1/sales/${sale.id}/watch`, { method: 'PUT', headers: asGone })).status, 201);
+    t.equal((await call(`${sys.url}/v1/notification-preferences`, { method: 'PUT', headers: asGone, body: JSON.stringify({ phone: '+15005550006' }) })).status, 200);
     // Another api node, up before the deletion: it must learn of it through pub/sub.
     const other = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-2'));
     t.teardown(() => other.stop());
@@ -484,6 +488,9 @@ t.test('auctions over HTTP', async (t) => {
     t.equal((await wallet(sys.url)).status, 401, 'and so does the node that deleted it');
     const user = (await sys.pool.query('SELECT name, email, deleted_at FROM users WHERE id = $1', [gone])).rows[0];
     t.match(user, { name: 'deleted buyer', email: null });
+    const settings = async (table: string) => (await sys.pool.query(`SELECT count(*)::int AS n FROM ${table} WHERE buyer_id = $1`, [gone])).rows[0].n;
+    t.same([await settings('buyer_interests'), await settings('sale_watches'), await settings('notification_preferences')], [0, 0, 0],
+      'no interest, watch or notification address of theirs is kept: no fan-out finds them');
     t.ok(user.deleted_at);
     const history = await call(`${sys.url}/v1/auctions/${a.id}/bids`);
     t.equal(history.body.items.length, 2, 'their history stays');
