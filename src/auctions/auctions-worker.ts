@@ -13,7 +13,7 @@
  */
 import type { Pool } from '../platform/db/pool.js';
 import type { ConfirmChannel } from '../platform/messaging/amqp.js';
-import { publisherOf } from '../platform/messaging/publisher.js';
+import { ANNOUNCEMENTS_PER_MESSAGE, publisherOf } from '../platform/messaging/publisher.js';
 import { BatchConsumer, type JsonObject, type WorkerSettings } from '../platform/messaging/consumer.js';
 import { parseAuctionEvent, type AuctionLogEvent } from './events.js';
 import { settleAuctions } from './settlement.js';
@@ -37,7 +37,7 @@ export class AuctionsWorker extends BatchConsumer<AuctionLogEvent> {
   protected async settle(events: AuctionLogEvent[], channel: ConfirmChannel): Promise<void> {
     const announcements = await settleAuctions(this.deps.pool, events);
     // Committed; the source messages are acked only once these are confirmed.
-    await publisherOf(channel).publishEvents(this.deps.topology.exchange, announcements);
+    await publisherOf(channel).publishEventBatches(this.deps.topology.exchange, announcements, ANNOUNCEMENTS_PER_MESSAGE);
     this.announced += announcements.length;
   }
 }

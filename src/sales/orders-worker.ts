@@ -17,7 +17,7 @@ import { purchaseAnnouncementOf } from './announcements.js';
 import { SALE_ID, USER_ID, saleOfPurchase } from '../platform/ids.js';
 import { BatchConsumer, PoisonMessageError, type JsonObject, type WorkerSettings } from '../platform/messaging/consumer.js';
 import type { ConfirmChannel } from '../platform/messaging/amqp.js';
-import { publisherOf } from '../platform/messaging/publisher.js';
+import { ANNOUNCEMENTS_PER_MESSAGE, publisherOf } from '../platform/messaging/publisher.js';
 
 export interface OrdersWorkerOptions extends WorkerSettings {
   redis: Redis;
@@ -86,6 +86,6 @@ export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
     await this.applyToLiveState(results);
     // One announcement per purchase and outcome: a batch naming a purchase twice (a redelivery beside it) tells it once.
     const announcements = new Map(results.map((r) => purchaseAnnouncementOf(r)).map((a) => [a.id, a]));
-    await publisherOf(channel).publishEvents(this.deps.topology.exchange, [...announcements.values()]);
+    await publisherOf(channel).publishEventBatches(this.deps.topology.exchange, [...announcements.values()], ANNOUNCEMENTS_PER_MESSAGE);
   }
 }

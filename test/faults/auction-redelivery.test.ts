@@ -13,7 +13,7 @@ import type { GetMessage } from 'amqplib';
 import { boot, type System } from '../helpers/system.js';
 import { faultEnv, openAmqp, startWorkers as startAll, type Amqp } from '../helpers/fault-kit.js';
 import {
-  ANNOUNCEMENTS_UNCONSUMED, announcementOf, auctionLedger, auctionRow, balanceOf, bid, closeWhenDue, collectAnnouncements, createAuction, logged, offersOf, waitLogged,
+  ANNOUNCEMENTS_UNCONSUMED, announcementsOf, auctionLedger, auctionRow, balanceOf, bid, closeWhenDue, collectAnnouncements, createAuction, logged, offersOf, waitLogged,
   waitSettled, type Announcement,
 } from '../helpers/auctions.js';
 import { deadLetterQueue, retryQueue } from '../../src/platform/messaging/topology.js';
@@ -41,9 +41,8 @@ async function drainAnnouncements(amqp: Amqp, queue: string, auctionId: string):
   const out: Announcement[] = [];
   for (let m = await amqp.ch.get(queue, { noAck: false }); m; m = await amqp.ch.get(queue, { noAck: false })) {
     amqp.ch.ack(m);
-    const a = announcementOf(m);
     // Outbid announcements come with every delivery of a bid; the close's results are what these tests count.
-    if (a.source === ANNOUNCEMENT_SOURCE && a.data.auctionId === auctionId && a.type !== 'stampede.auction.outbid.v1') out.push(a);
+    for (const a of announcementsOf(m)) if (a.source === ANNOUNCEMENT_SOURCE && a.data.auctionId === auctionId && a.type !== 'stampede.auction.outbid.v1') out.push(a);
   }
   return out;
 }

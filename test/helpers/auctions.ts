@@ -133,9 +133,17 @@ export interface Announcement {
   body: string;
 }
 
-export const announcementOf = (m: GetMessage): Announcement => {
-  const ev = JSON.parse(m.content.toString());
-  return { id: ev.id, source: ev.source, type: ev.type, routingKey: m.fields.routingKey, messageId: m.properties.messageId, data: ev.data, body: m.content.toString() };
+/**
+ * The announcements a message carries: one, or a CloudEvents batch (workers
+ * send theirs batched). An event's `messageId` is the id a consumer knows it
+ * by: the message's for a lone event, the event's own inside a batch.
+ */
+export const announcementsOf = (m: GetMessage): Announcement[] => {
+  const parsed = JSON.parse(m.content.toString());
+  const batch = Array.isArray(parsed);
+  return (batch ? parsed : [parsed]).map((ev: { id: string; source: string; type: string; data: Record<string, unknown> }) => ({
+    id: ev.id, source: ev.source, type: ev.type, routingKey: m.fields.routingKey, messageId: batch ? ev.id : m.properties.messageId, data: ev.data, body: JSON.stringify(ev),
+  }));
 };
 
 /**
@@ -160,14 +168,15 @@ export async function collectAnnouncements(
       continue;
     }
     ch.ack(m);
-    const a = announcementOf(m);
-    if (a.source !== ANNOUNCEMENT_SOURCE || a.data.auctionId !== auctionId || (a.type === OUTBID && !expectedIds.includes(a.id))) continue;
-    // Announcements are at-least-once (a batch retried, two lanes settling
-    // the same auction): a consumer deduplicates by id, and so does this.
-    // A copy must be the same announcement.
-    const earlier = got.find((g) => g.id === a.id);
-    if (!earlier) got.push(a);
-    else if (JSON.stringify(earlier.data) !== JSON.stringify(a.data)) throw new Error(`announcement ${a.id} sent twice with different data`);
+    for (const a of announcementsOf(m)) {
+      if (a.source !== ANNOUNCEMENT_SOURCE || a.data.auctionId !== auctionId || (a.type === OUTBID && !expectedIds.includes(a.id))) continue;
+      // Announcements are at-least-once (a batch retried, two lanes settling
+      // the same auction): a consumer deduplicates by id, and so does this.
+      // A copy must be the same announcement.
+      const earlier = got.find((g) => g.id === a.id);
+      if (!earlier) got.push(a);
+      else if (JSON.stringify(earlier.data) !== JSON.stringify(a.data)) throw new Error(`announcement ${a.id} sent twice with different data`);
+    }
   }
   return got;
 }

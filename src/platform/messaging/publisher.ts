@@ -14,6 +14,9 @@ import type { CloudEvent } from './events.js';
 
 export class UnroutedMessageError extends Error {}
 
+/** Most announcements a worker sends in one message (as the relay's default batch): the notifications worker settles them together. */
+export const ANNOUNCEMENTS_PER_MESSAGE = 100;
+
 export type PublishOptions = Options.Publish & { messageId: string };
 
 export class ConfirmingPublisher {
@@ -39,6 +42,30 @@ export class ConfirmingPublisher {
   /** Publishes straight to a queue (the default exchange). */
   sendToQueue(queue: string, body: Buffer, options: PublishOptions): Promise<void> {
     return this.publish('', queue, body, options);
+  }
+
+  /**
+   * Publishes CloudEvents on the topic exchange as CloudEvents batches: the
+   * events of one type together, at most `perMessage` to a message, named as
+   * the relay names its batches (the first event's id and how many follow).
+   * For events a consumer settles together (announcements): one message,
+   * one confirm and one delivery for many events, instead of one each.
+   */
+  async publishEventBatches(exchange: string, events: CloudEvent[], perMessage: number): Promise<void> {
+    const byType = new Map<string, CloudEvent[]>();
+    for (const e of events) byType.set(e.type, [...(byType.get(e.type) ?? []), e]);
+    const messages: CloudEvent[][] = [];
+    for (const ofType of byType.values()) {
+      for (let i = 0; i < ofType.length; i += perMessage) messages.push(ofType.slice(i, i + perMessage));
+    }
+    await Promise.all(messages.map((run) => {
+      const [first] = run as [CloudEvent];
+      if (run.length === 1) return this.publishEvents(exchange, run);
+      return this.publish(exchange, routingKeyOf(first.type), Buffer.from(JSON.stringify(run)), {
+        messageId: `${first.id}+${run.length - 1}`, type: first.type, contentType: 'application/cloudevents-batch+json',
+        timestamp: Math.floor(Date.parse(first.time) / 1000),
+      });
+    }));
   }
 
   /** Publishes CloudEvents on the topic exchange (routing key: the type without `stampede.`), each under its own id. */
