@@ -148,6 +148,16 @@ export class FanOut {
     return unfinishedFanOuts(this.pool);
   }
 
+  /** A step of each fan-out not finished, named after where it stands (for a worker starting: see NotificationsWorker). */
+  async resumeSteps(time = new Date()): Promise<CloudEvent<{ eventId: string }>[]> {
+    const steps: CloudEvent<{ eventId: string }>[] = [];
+    for (const eventId of await this.unfinished()) {
+      const f = await findFanOut(this.pool, eventId);
+      if (f && !f.finishedAt) steps.push(fanOutStepOf(eventId, f.toldThrough, time));
+    }
+    return steps;
+  }
+
   /** Tells the next chunk (see the module's comment). */
   async step(eventId: string, publish: RequestPublisher): Promise<StepOutcome> {
     const before = await findFanOut(this.pool, eventId);
