@@ -726,6 +726,26 @@ export async function toldBetween(db: Db, channel: Channel, eventId: string, aft
   return new Set(rows.map((r) => r.recipient_id));
 }
 
+/**
+ * Writes one notification to each of these recipients in one statement (a
+ * fan-out's chunk: the notification sent once, the recipients as one
+ * array); a recipient who has the event's row already is skipped. Resolves
+ * with the rows written, as their recipient, seq and creation time.
+ */
+export async function insertBroadcastNotifications(
+  db: Db, n: Omit<NewNotification, 'recipientId'>, recipientIds: string[],
+): Promise<{ recipientId: string; seq: number; createdAt: Date }[]> {
+  if (recipientIds.length === 0) return [];
+  const { rows } = await db.query<Pick<NotificationRow, 'seq' | 'recipient_id' | 'created_at'>>(
+    `INSERT INTO notifications (event_id, recipient_id, type, title, body, data)
+     SELECT $1, r, $3, $4, $5, $6::jsonb FROM unnest($2::text[]) AS r
+     ON CONFLICT (event_id, recipient_id) DO NOTHING
+     RETURNING seq, recipient_id, created_at`,
+    [n.eventId, recipientIds, n.type, n.title, n.body, JSON.stringify(n.data)],
+  );
+  return rows.map((r) => ({ recipientId: r.recipient_id, seq: r.seq, createdAt: r.created_at }));
+}
+
 /** The seq and creation time of an event's inbox rows of the recipients whose ids are in (after, through] (what a chunk created, for the live push). */
 export async function notificationSeqsBetween(db: Db, eventId: string, after: string, through: string): Promise<Map<string, { seq: number; createdAt: Date }>> {
   const { rows } = await db.query<Pick<NotificationRow, 'seq' | 'recipient_id' | 'created_at'>>(

@@ -154,12 +154,12 @@ t.test('a worker starting asks again for a step of every unfinished fan-out, so 
   const fanOut = new FanOut(sys.pool, { chunkSize: 2, retention: retentionOf(sys.cfg) });
   await fanOut.record({ eventId, type: 'announcement', title: 'Resumed', body: 'Told to the end.', data: {} }, { buyerIds: buyers });
   t.match(await fanOut.step(eventId, async () => {}), { told: { recipients: 2 }, finished: false });
-  t.same(await fanOut.unfinished(), [eventId], 'stuck until a worker starts');
+  t.ok((await fanOut.unfinished()).includes(eventId), 'stuck until a worker starts');
 
   await sys.startWorker();
   await waitFor('the fan-out to finish', async () => (await fanOut.progress(eventId))!.finished);
   t.match(await fanOut.progress(eventId), { recipients: 5, inApp: 5, finished: true });
   const { rows } = await sys.pool.query<{ recipient_id: string; n: number }>('SELECT recipient_id, count(*)::int AS n FROM notifications WHERE event_id = $1 GROUP BY 1 ORDER BY 1', [eventId]);
   t.same(rows, [...buyers].sort().map((b) => ({ recipient_id: b, n: 1 })), 'every buyer once');
-  t.same(await fanOut.unfinished(), [], 'nothing left unfinished');
+  t.notOk((await fanOut.unfinished()).includes(eventId), 'not unfinished any more');
 });
