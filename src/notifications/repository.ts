@@ -746,15 +746,6 @@ export async function insertBroadcastNotifications(
   return rows.map((r) => ({ recipientId: r.recipient_id, seq: r.seq, createdAt: r.created_at }));
 }
 
-/** The seq and creation time of an event's inbox rows of the recipients whose ids are in (after, through] (what a chunk created, for the live push). */
-export async function notificationSeqsBetween(db: Db, eventId: string, after: string, through: string): Promise<Map<string, { seq: number; createdAt: Date }>> {
-  const { rows } = await db.query<Pick<NotificationRow, 'seq' | 'recipient_id' | 'created_at'>>(
-    'SELECT seq, recipient_id, created_at FROM notifications WHERE event_id = $1 AND recipient_id > $2 AND recipient_id <= $3',
-    [eventId, after, through],
-  );
-  return new Map(rows.map((r) => [r.recipient_id, { seq: r.seq, createdAt: r.created_at }]));
-}
-
 /** An event's unsent e-mails or SMS of the recipients whose ids are in (after, through]. */
 export async function unsentBetween(db: Db, delivery: Delivery, eventId: string, after: string, through: string): Promise<DeliveryKey[]> {
   const { rows } = await db.query<{ recipient_id: string }>(
@@ -767,21 +758,14 @@ export async function unsentBetween(db: Db, delivery: Delivery, eventId: string,
 const tsvLine = (values: (string | null)[]) => values.map(tsv).join('\t') + '\n';
 const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 
-/** Writes inbox rows with COPY (the caller made sure none is there: a duplicate aborts the COPY). */
-export async function copyNotifications(db: PoolClient, notes: NewNotification[]): Promise<void> {
-  if (notes.length === 0) return;
-  await copyInto(db, 'COPY notifications (event_id, recipient_id, type, title, body, data) FROM STDIN',
-    notes.map((n) => tsvLine([n.eventId, n.recipientId, n.type, n.title, n.body, JSON.stringify(n.data)])).join(''));
-}
-
-/** Records e-mails with COPY (as copyNotifications). */
+/** Records e-mails with COPY (the caller made sure none is there: a duplicate aborts the COPY). */
 export async function copyEmails(db: PoolClient, emails: NewEmail[]): Promise<void> {
   if (emails.length === 0) return;
   await copyInto(db, 'COPY notification_emails (event_id, recipient_id, type, address, subject, body, message_id, not_before, throttle_key) FROM STDIN',
     emails.map((e) => tsvLine([e.eventId, e.recipientId, e.type, e.address, e.subject, e.body, e.messageId, iso(e.notBefore), e.throttleKey])).join(''));
 }
 
-/** Records SMS with COPY (as copyNotifications). */
+/** Records SMS with COPY (as copyEmails). */
 export async function copySms(db: PoolClient, texts: NewSms[]): Promise<void> {
   if (texts.length === 0) return;
   await copyInto(db, 'COPY notification_sms (event_id, recipient_id, type, phone, body, not_before) FROM STDIN',
