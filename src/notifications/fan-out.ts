@@ -9,7 +9,9 @@
  * recording it again changes nothing) and then proceeds in steps. Each step
  * tells the next chunk of the audience in buyer id order in one
  * transaction: it locks the fan-out, reads the chunk after the cursor,
- * writes the inbox rows, e-mails and SMS with COPY and moves the cursor, so
+ * writes the inbox rows in one INSERT (the notification once, the
+ * recipients as one array, those told already skipped), the e-mails and
+ * SMS with COPY, and moves the cursor, so
  * a step that dies tells nothing and the next one starts where the last
  * committed chunk ended; no transaction holds more than a chunk. After the
  * commit the step starts the live push of the chunk's new rows (one
@@ -35,7 +37,7 @@ import type { NewNotification } from './messages.js';
 import { Preferences } from './preferences.js';
 import type { LivePush } from './push.js';
 import {
-  audienceAfter, copyEmails, copyNotifications, copySms, findFanOut, insertFanOut, lockFanOut, notificationSeqsBetween, pruneInboxes,
+  audienceAfter, copyEmails, copySms, findFanOut, insertBroadcastNotifications, insertFanOut, lockFanOut, pruneInboxes,
   recordChunkTold, recordFanOutFinished, recordRequestedThrough, toldBetween, unfinishedFanOuts, unsentBetween,
   type AudienceRecord, type FanOutCountsRecord, type FanOutRecord, type NewEmail, type NewSms, type NotificationRecord,
 } from './repository.js';
@@ -148,6 +150,16 @@ export class FanOut {
     return unfinishedFanOuts(this.pool);
   }
 
+  /** A step of each fan-out not finished, named after where it stands (for a worker starting: see NotificationsWorker). */
+  async resumeSteps(time = new Date()): Promise<CloudEvent<{ eventId: string }>[]> {
+    const steps: CloudEvent<{ eventId: string }>[] = [];
+    for (const eventId of await this.unfinished()) {
+      const f = await findFanOut(this.pool, eventId);
+      if (f && !f.finishedAt) steps.push(fanOutStepOf(eventId, f.toldThrough, time));
+    }
+    return steps;
+  }
+
   /** Tells the next chunk (see the module's comment). */
   async step(eventId: string, publish: RequestPublisher): Promise<StepOutcome> {
     const before = await findFanOut(this.pool, eventId);
@@ -167,13 +179,12 @@ export class FanOut {
       const through = ids[ids.length - 1]!;
       const { notes, emails, texts } = await this.addressed(f, ids);
       // Under the lock only this step writes the event's rows of the chunk; what is there (told outside a fan-out) is not written twice.
-      const inApp = await toldBetween(tx, 'in_app', eventId, after, through);
       const mailed = await toldBetween(tx, 'email', eventId, after, through);
       const texted = await toldBetween(tx, 'sms', eventId, after, through);
-      const newNotes = notes.filter((n) => !inApp.has(n.recipientId));
       const newEmails = emails.filter((e) => !mailed.has(e.recipientId));
       const newTexts = texts.filter((m) => !texted.has(m.recipientId));
-      await copyNotifications(tx, newNotes);
+      const written = await insertBroadcastNotifications(tx, { eventId, type: f.type, title: f.title, body: f.body, data: f.data }, notes.map((n) => n.recipientId));
+      const newNotes: NotificationRecord[] = written.map((w) => ({ eventId, recipientId: w.recipientId, type: f.type, title: f.title, body: f.body, data: f.data, seq: w.seq, createdAt: w.createdAt, readAt: null }));
       await copyEmails(tx, newEmails);
       await copySms(tx, newTexts);
       await pruneInboxes(tx, newNotes.map((n) => n.recipientId), this.settings.retention.cap, keptSince(this.settings.retention));
@@ -183,20 +194,15 @@ export class FanOut {
     });
     if (chunk === 'busy') return 'busy';
     if (chunk.through > chunk.after) {
-      if (this.push && chunk.notes && chunk.notes.length > 0) await this.pushLive(chunk.notes, chunk.after, chunk.through);
+      if (this.push && chunk.notes && chunk.notes.length > 0) await this.pushLive(chunk.notes);
       await this.request(eventId, chunk.after, chunk.through, publish);
     }
     if (chunk.finished) await this.pushing;
     return { told: chunk.told, toldThrough: chunk.through, finished: chunk.finished };
   }
 
-  /** Starts the chunk's live push once the last one's is done; the rows are the notes as written, with the seq and time Postgres gave them. */
-  private async pushLive(notes: NewNotification[], after: string, through: string): Promise<void> {
-    const keys = await notificationSeqsBetween(this.pool, notes[0]!.eventId, after, through);
-    const created: NotificationRecord[] = notes.flatMap((n) => {
-      const k = keys.get(n.recipientId);
-      return k ? [{ ...n, seq: k.seq, createdAt: k.createdAt, readAt: null }] : [];
-    });
+  /** Starts the chunk's live push once the last one's is done; the rows are as written, with the seq and time Postgres gave them. */
+  private async pushLive(created: NotificationRecord[]): Promise<void> {
     await this.pushing;
     this.pushing = this.push!.publish(created);
   }

@@ -12,9 +12,9 @@
  */
 import { channelSubscriber } from '../platform/redis/client.js';
 import type { Logger } from '../platform/log.js';
-import { USER_ID } from '../platform/ids.js';
 import { NOTIFICATIONS_CHANNEL } from './keys.js';
 import type { NotificationView } from './inbox.js';
+import { deliveriesOf } from './push.js';
 
 export interface FeedListener {
   /** A new notification of the buyer listened to. */
@@ -28,7 +28,7 @@ export class NotificationFeed {
   /** buyer id -> the SSE streams of this node listening to them. */
   private readonly listeners = new Map<string, Set<FeedListener>>();
   private forward: (buyerId: string, itemJson: string) => void = () => {};
-  /** Messages heard (for operators and tests). */
+  /** Notifications heard, one per recipient named (for operators and tests). */
   heard = 0;
 
   constructor(redisUrl: string, private readonly log: Logger) {
@@ -61,27 +61,21 @@ export class NotificationFeed {
     };
   }
 
-  /** One message: `<buyer id> <item json>`. */
+  /** One message: an item and its recipients (src/notifications/push.ts); each recipient connected here gets their own. */
   private dispatch(message: string): void {
-    const space = message.indexOf(' ');
-    const buyerId = space > 0 ? message.slice(0, space) : '';
-    if (!USER_ID.test(buyerId) || message.charCodeAt(space + 1) !== 0x7b /* { */ || message.charCodeAt(message.length - 1) !== 0x7d /* } */) {
+    const deliveries = deliveriesOf(message);
+    if (!deliveries) {
       this.log.warn({ message: message.slice(0, 200) }, 'notifications: malformed message on the notifications channel, dropped');
       return;
     }
-    this.heard++;
-    const itemJson = message.slice(space + 1);
-    this.forward(buyerId, itemJson);
-    const listening = this.listeners.get(buyerId);
-    if (!listening) return;
-    let item: NotificationView;
-    try {
-      item = JSON.parse(itemJson) as NotificationView;
-    } catch {
-      this.log.warn({ buyerId }, 'notifications: an item on the notifications channel is not JSON, dropped');
-      return;
+    for (const { buyerId, itemJson } of deliveries) {
+      this.heard++;
+      this.forward(buyerId, itemJson);
+      const listening = this.listeners.get(buyerId);
+      if (!listening) continue;
+      const item = JSON.parse(itemJson) as NotificationView;
+      for (const listener of [...listening]) listener.notified(item);
     }
-    for (const listener of [...listening]) listener.notified(item);
   }
 
   private async resume(): Promise<void> {

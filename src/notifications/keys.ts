@@ -3,9 +3,10 @@
  *
  * NOTIFICATIONS_CHANNEL: pub/sub channel of new inbox rows, for the live
  * push (ws `user/<id>` topics and the SSE stream) on every api node. A
- * message is `<buyer id> <json>`, the JSON being the item as the inbox API
- * shows it ({id, type, title, body, data, createdAt, readAt}); the buyer id
- * comes first so a node routes a message without parsing it. The
+ * message is `{"item": <the item as the inbox API shows it, without its
+ * id>, "to": [[<buyer id>, <seq>], ...]}`: rows telling the same thing at
+ * the same time travel together, and each recipient's item is the shared
+ * one with their own id (src/notifications/push.ts). The
  * notifications worker publishes each new row after its transaction
  * committed; a message lost (no subscriber connected, Redis down) is found
  * again in the inbox and by an SSE resume (`Last-Event-ID`).

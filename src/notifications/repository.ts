@@ -726,13 +726,24 @@ export async function toldBetween(db: Db, channel: Channel, eventId: string, aft
   return new Set(rows.map((r) => r.recipient_id));
 }
 
-/** The seq and creation time of an event's inbox rows of the recipients whose ids are in (after, through] (what a chunk created, for the live push). */
-export async function notificationSeqsBetween(db: Db, eventId: string, after: string, through: string): Promise<Map<string, { seq: number; createdAt: Date }>> {
+/**
+ * Writes one notification to each of these recipients in one statement (a
+ * fan-out's chunk: the notification sent once, the recipients as one
+ * array); a recipient who has the event's row already is skipped. Resolves
+ * with the rows written, as their recipient, seq and creation time.
+ */
+export async function insertBroadcastNotifications(
+  db: Db, n: Omit<NewNotification, 'recipientId'>, recipientIds: string[],
+): Promise<{ recipientId: string; seq: number; createdAt: Date }[]> {
+  if (recipientIds.length === 0) return [];
   const { rows } = await db.query<Pick<NotificationRow, 'seq' | 'recipient_id' | 'created_at'>>(
-    'SELECT seq, recipient_id, created_at FROM notifications WHERE event_id = $1 AND recipient_id > $2 AND recipient_id <= $3',
-    [eventId, after, through],
+    `INSERT INTO notifications (event_id, recipient_id, type, title, body, data)
+     SELECT $1, r, $3, $4, $5, $6::jsonb FROM unnest($2::text[]) AS r
+     ON CONFLICT (event_id, recipient_id) DO NOTHING
+     RETURNING seq, recipient_id, created_at`,
+    [n.eventId, recipientIds, n.type, n.title, n.body, JSON.stringify(n.data)],
   );
-  return new Map(rows.map((r) => [r.recipient_id, { seq: r.seq, createdAt: r.created_at }]));
+  return rows.map((r) => ({ recipientId: r.recipient_id, seq: r.seq, createdAt: r.created_at }));
 }
 
 /** An event's unsent e-mails or SMS of the recipients whose ids are in (after, through]. */
@@ -747,21 +758,14 @@ export async function unsentBetween(db: Db, delivery: Delivery, eventId: string,
 const tsvLine = (values: (string | null)[]) => values.map(tsv).join('\t') + '\n';
 const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 
-/** Writes inbox rows with COPY (the caller made sure none is there: a duplicate aborts the COPY). */
-export async function copyNotifications(db: PoolClient, notes: NewNotification[]): Promise<void> {
-  if (notes.length === 0) return;
-  await copyInto(db, 'COPY notifications (event_id, recipient_id, type, title, body, data) FROM STDIN',
-    notes.map((n) => tsvLine([n.eventId, n.recipientId, n.type, n.title, n.body, JSON.stringify(n.data)])).join(''));
-}
-
-/** Records e-mails with COPY (as copyNotifications). */
+/** Records e-mails with COPY (the caller made sure none is there: a duplicate aborts the COPY). */
 export async function copyEmails(db: PoolClient, emails: NewEmail[]): Promise<void> {
   if (emails.length === 0) return;
   await copyInto(db, 'COPY notification_emails (event_id, recipient_id, type, address, subject, body, message_id, not_before, throttle_key) FROM STDIN',
     emails.map((e) => tsvLine([e.eventId, e.recipientId, e.type, e.address, e.subject, e.body, e.messageId, iso(e.notBefore), e.throttleKey])).join(''));
 }
 
-/** Records SMS with COPY (as copyNotifications). */
+/** Records SMS with COPY (as copyEmails). */
 export async function copySms(db: PoolClient, texts: NewSms[]): Promise<void> {
   if (texts.length === 0) return;
   await copyInto(db, 'COPY notification_sms (event_id, recipient_id, type, phone, body, not_before) FROM STDIN',

@@ -42,6 +42,8 @@ export class NotificationsWorker extends BatchConsumer<NotificationEvent> {
   private readonly notifications: Notifications;
   readonly fanOut: FanOut;
   private readonly dueSends: DueSends;
+  /** Whether the unfinished fan-outs were asked for again since this worker started. */
+  private resumed = false;
 
   constructor(private readonly deps: NotificationsWorkerOptions) {
     super({ ...deps, name: 'notifications worker', what: 'an announcement', concern: deps.topology.notifications });
@@ -52,6 +54,20 @@ export class NotificationsWorker extends BatchConsumer<NotificationEvent> {
 
   protected parse(envelope: JsonObject): NotificationEvent {
     return parseAnnouncement(envelope);
+  }
+
+  /**
+   * Asks again for a step of every fan-out not finished (once per start): a
+   * step dead-lettered, or a worker that died after its commit and before it
+   * asked for the next, would otherwise leave the fan-out stuck. A step
+   * asked for twice is harmless: the one that finds the fan-out locked, or
+   * finished, asks for nothing more.
+   */
+  protected override async consuming(pub: ConfirmChannel): Promise<void> {
+    if (this.resumed) return;
+    const steps = await this.fanOut.resumeSteps();
+    if (steps.length > 0) await publisherOf(pub).publishEvents(this.deps.topology.exchange, steps);
+    this.resumed = true;
   }
 
   protected async settle(events: NotificationEvent[], pub: ConfirmChannel): Promise<void> {

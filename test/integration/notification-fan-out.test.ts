@@ -9,7 +9,8 @@
 import t from 'tap';
 import { boot, testRedis, waitFor, type System } from '../helpers/system.js';
 import { createLogger } from '../../src/platform/log.js';
-import { LivePush, pushMessageOf } from '../../src/notifications/push.js';
+import { LivePush, deliveriesOf } from '../../src/notifications/push.js';
+import { viewOf } from '../../src/notifications/inbox.js';
 import { NOTIFICATIONS_CHANNEL } from '../../src/notifications/keys.js';
 import { inboxPage, type NotificationRecord } from '../../src/notifications/repository.js';
 import { createBuyers } from '../../src/buyers/buyers.js';
@@ -110,16 +111,20 @@ t.test('{ collection }: followers only, chunk by chunk; a step that dies before 
   t.same(await fanOut.unfinished(), [], 'nothing left unfinished');
 });
 
-t.test('the live push: one message per new row, chunk after chunk, the item the inbox shows; none when told again', async (t) => {
+t.test('the live push: one message per chunk naming each new row once, chunk after chunk, the item the inbox shows; none when told again', async (t) => {
   const sys = await boot(t, { api: false });
   const log = createLogger('warn', 'test');
   const fanOut = new FanOut(sys.pool, { chunkSize: 4, retention: retentionOf(sys.cfg) }, new LivePush(sys.redis, log));
   const buyers = await addressedBuyers(sys, 11);
   const ours = new Set(buyers);
   const heard: string[] = [];
+  let messages = 0;
   const subscriber = testRedis(t, 'test-fan-out-push');
   subscriber.on('message', (channel: string, message: string) => {
-    if (channel === NOTIFICATIONS_CHANNEL && ours.has(message.slice(0, message.indexOf(' ')))) heard.push(message);
+    if (channel !== NOTIFICATIONS_CHANNEL) return;
+    const deliveries = (deliveriesOf(message) ?? []).filter((d) => ours.has(d.buyerId));
+    if (deliveries.length > 0) messages++;
+    for (const d of deliveries) heard.push(`${d.buyerId} ${d.itemJson}`);
   });
   await subscriber.subscribe(NOTIFICATIONS_CHANNEL);
   const eventId = `test:${randomId(8)}`;
@@ -127,7 +132,8 @@ t.test('the live push: one message per new row, chunk after chunk, the item the 
   await fanOut.tell(broadcastOf(eventId), { buyerIds: buyers }, publish);
   await waitFor('every push', async () => heard.length >= buyers.length);
   const rows = await inboxRowsOf(sys, eventId);
-  t.same([...heard].sort(), rows.map(pushMessageOf).sort(), 'each new row once, as the inbox shows it');
+  t.same([...heard].sort(), rows.map((r) => `${r.recipientId} ${JSON.stringify(viewOf(r))}`).sort(), 'each new row once, as the inbox shows it');
+  t.equal(messages, Math.ceil(buyers.length / 4), 'one message per chunk');
   await fanOut.tell(broadcastOf(eventId), { buyerIds: buyers }, publish);
   await new Promise((r) => setTimeout(r, 300));
   t.equal(heard.length, buyers.length, 'told again: nothing pushed');

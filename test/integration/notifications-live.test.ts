@@ -20,6 +20,10 @@ import { SseClient } from '../helpers/sse-client.js';
 import { createLogger } from '../../src/platform/log.js';
 import { startApi } from '../../src/roles/index.js';
 import { insertNotifications } from '../../src/notifications/repository.js';
+import { FanOut } from '../../src/notifications/fan-out.js';
+import { retentionOf } from '../../src/notifications/inbox.js';
+import { LivePush } from '../../src/notifications/push.js';
+import { randomId } from '../../src/platform/ids.js';
 
 const NOTIFICATIONS_ONLY = { STAMPEDE_WORKER_QUEUES: 'notifications' };
 
@@ -236,4 +240,37 @@ t.test("sse: after the node's feed connection was lost, a stream sends what it m
   const live = await tellLost(sys, amqp, x!);
   t.same(await stream.next(), { id: live.id, item: live }, 'then live again');
   t.same(stream.unread(), [], 'none twice');
+});
+
+t.test('a fan-out chunk travels as one message, and each node hands each recipient connected to it their own row, nobody else anything', async (t) => {
+  const { sys, nodeB, amqp } = await twoNodes(t);
+  const [x, y, z] = await sys.createBuyers(3);
+  const xOnA = await LiveClient.connect(sys.url);
+  const zOnA = await LiveClient.connect(sys.url);
+  t.teardown(() => [xOnA, zOnA].forEach((c) => c.close()));
+  for (const [client, buyer] of [[xOnA, x], [zOnA, z]] as const) {
+    t.same(await authenticated(client, sys.token(buyer!), buyer!), { op: 'authenticated' });
+    await client.subscribe(`user/${buyer}`);
+  }
+  const yOnB = await streamOf(nodeB.url, sys.token(y!));
+  const zOnB = await streamOf(nodeB.url, sys.token(z!));
+  t.teardown(() => [yOnB, zOnB].forEach((c) => c.close()));
+  await waitFor('the streams to be open on node B', async () => nodeB.eventStreams.count === 2);
+
+  const heardBefore = [sys.api!.feed.heard, nodeB.feed.heard];
+  const push = new LivePush(sys.redis, createLogger('warn', 'test'));
+  const fanOut = new FanOut(sys.pool, { chunkSize: 100, retention: retentionOf(sys.cfg) }, push);
+  const eventId = `test:${randomId(8)}`;
+  await fanOut.tell({ eventId, type: 'announcement', title: 'For x and y', body: 'Only theirs.', data: {} }, { buyerIds: [x!, y!] }, async () => {});
+  const forX = (await inboxOf(sys, x!)).at(-1)!;
+  const forY = (await inboxOf(sys, y!)).at(-1)!;
+  t.not(forX.id, forY.id, 'two rows, two ids');
+  t.same(await xOnA.next((f) => f.topic === `user/${x}`, 'x on node A'), { topic: `user/${x}`, data: forX }, 'x (ws, node A): their own row');
+  t.same(await yOnB.next(), { id: forY.id, item: forY }, 'y (sse, node B): their own row');
+  t.same([sys.api!.feed.heard - heardBefore[0]!, nodeB.feed.heard - heardBefore[1]!], [2, 2], 'each node heard the two recipients');
+  const forZ = await tellLost(sys, amqp, z!);
+  t.same(await zOnA.next((f) => f.topic === `user/${z}`, 'z on node A'), { topic: `user/${z}`, data: forZ }, "z's first is z's own on ws: nothing of the fan-out's");
+  t.same(await zOnB.next(), { id: forZ.id, item: forZ }, "z's first is z's own on sse: nothing of the fan-out's");
+  await xOnA.barrier();
+  t.same([xOnA.unread(), yOnB.unread()], [[], []], 'x and y got theirs once');
 });

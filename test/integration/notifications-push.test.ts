@@ -1,7 +1,7 @@
 /**
  * The live push on the real services: once the notifications worker has
  * committed inbox rows, each new row is published on NOTIFICATIONS_CHANNEL
- * as `<buyer id> <item>`, the item exactly as the inbox API shows it; an
+ * (its recipient and seq, with the item), the item exactly as the inbox API shows it; an
  * announcement delivered again publishes nothing more.
  *
  * The channel is shared by every Redis database (other test sessions
@@ -13,6 +13,7 @@ import { openAmqp } from '../helpers/fault-kit.js';
 import { createAuction } from '../helpers/auctions.js';
 import { announcement, publishAnnouncements, waitInbox } from '../helpers/notifications.js';
 import { NOTIFICATIONS_CHANNEL } from '../../src/notifications/keys.js';
+import { deliveriesOf } from '../../src/notifications/push.js';
 
 t.test('each new inbox row is published once, as the inbox shows it; redelivery publishes nothing', async (t) => {
   const sys = await boot(t, { worker: true, env: { STAMPEDE_WORKER_QUEUES: 'notifications' } });
@@ -22,9 +23,8 @@ t.test('each new inbox row is published once, as the inbox shows it; redelivery 
   const heard: { buyerId: string; item: any }[] = [];
   const subscriber = testRedis(t, 'test-push-listener');
   subscriber.on('message', (channel: string, message: string) => {
-    const space = message.indexOf(' ');
-    const buyerId = message.slice(0, space);
-    if (channel === NOTIFICATIONS_CHANNEL && ours.has(buyerId)) heard.push({ buyerId, item: JSON.parse(message.slice(space + 1)) });
+    if (channel !== NOTIFICATIONS_CHANNEL) return;
+    for (const { buyerId, itemJson } of deliveriesOf(message) ?? []) if (ours.has(buyerId)) heard.push({ buyerId, item: JSON.parse(itemJson) });
   });
   await subscriber.subscribe(NOTIFICATIONS_CHANNEL);
 

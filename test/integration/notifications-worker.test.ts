@@ -7,12 +7,14 @@
  */
 import t from 'tap';
 import type { Test } from 'tap';
-import { boot, sleep, type System } from '../helpers/system.js';
+import { boot, sleep, waitFor, type System } from '../helpers/system.js';
 import { openAmqp, type Amqp } from '../helpers/fault-kit.js';
 import { bid, closeWhenDue, createAuction, waitSettled } from '../helpers/auctions.js';
 import { announcement, inboxRows, publishAnnouncements, waitInbox } from '../helpers/notifications.js';
 import { deadLetterQueue, retryQueue } from '../../src/platform/messaging/topology.js';
-import { newBidId } from '../../src/platform/ids.js';
+import { newBidId, randomId } from '../../src/platform/ids.js';
+import { FanOut } from '../../src/notifications/fan-out.js';
+import { retentionOf } from '../../src/notifications/inbox.js';
 import { closeAuction } from '../../src/auctions/scripts.js';
 
 const notificationQueues = (sys: System) => {
@@ -142,4 +144,22 @@ t.test('poison is dead-lettered at once with its reason; the good announcements 
   for (const m of dead) amqp.ch.ack(m);
   t.ok(dead.every((m) => !m.properties.headers?.['x-stampede-attempt']), 'none went through a retry tier');
   t.same((await inboxRows(sys.pool, [x!, y!])).map((r) => [r.recipient_id, r.event_id]), [[x, good.id]], 'only the good announcement was told; y got nothing');
+});
+
+t.test('a worker starting asks again for a step of every unfinished fan-out, so one whose next step was lost still finishes, each buyer told once', async (t) => {
+  const sys = await boot(t, { api: false, worker: false, env: { STAMPEDE_WORKER_QUEUES: 'notifications' } });
+  const buyers = await sys.createBuyers(5);
+  const eventId = `test:${randomId(8)}`;
+  // A step told the first chunk, then its worker died before asking for the next: no step message is left anywhere.
+  const fanOut = new FanOut(sys.pool, { chunkSize: 2, retention: retentionOf(sys.cfg) });
+  await fanOut.record({ eventId, type: 'announcement', title: 'Resumed', body: 'Told to the end.', data: {} }, { buyerIds: buyers });
+  t.match(await fanOut.step(eventId, async () => {}), { told: { recipients: 2 }, finished: false });
+  t.ok((await fanOut.unfinished()).includes(eventId), 'stuck until a worker starts');
+
+  await sys.startWorker();
+  await waitFor('the fan-out to finish', async () => (await fanOut.progress(eventId))!.finished);
+  t.match(await fanOut.progress(eventId), { recipients: 5, inApp: 5, finished: true });
+  const { rows } = await sys.pool.query<{ recipient_id: string; n: number }>('SELECT recipient_id, count(*)::int AS n FROM notifications WHERE event_id = $1 GROUP BY 1 ORDER BY 1', [eventId]);
+  t.same(rows, [...buyers].sort().map((b) => ({ recipient_id: b, n: 1 })), 'every buyer once');
+  t.notOk((await fanOut.unfinished()).includes(eventId), 'not unfinished any more');
 });

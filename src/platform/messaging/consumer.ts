@@ -108,6 +108,9 @@ export abstract class BatchConsumer<E> {
    */
   protected abstract settle(events: E[], pub: ConfirmChannel): Promise<void>;
 
+  /** Called once a (re)connected session consumes; may publish on `pub` (and wait for its confirms). A failure is logged; the session goes on. */
+  protected async consuming(_pub: ConfirmChannel): Promise<void> {}
+
   start(): void {
     this.running ??= this.run();
   }
@@ -144,6 +147,7 @@ export abstract class BatchConsumer<E> {
         this.consumerTag = consumerTag;
         s.established();
         this.settings.log.info({ queue: concern.queue }, `${name} consuming`);
+        await this.consuming(pub).catch((err: unknown) => this.settings.log.error({ err }, `${name}: its start-up work failed`));
         await s.closed;
       },
     });
