@@ -459,8 +459,8 @@ export async function switchEmailOff(db: Db, buyerId: string, type: Notification
 
 export type SendType = 'announcement' | 'sale.opening';
 export type SendStatus = 'scheduled' | 'sending' | 'sent' | 'cancelled';
-/** Who a scheduled notification goes to. */
-export type Audience = { buyerIds: string[] } | { collection: string } | { saleId: string };
+/** Who a scheduled notification goes to: the audience of the fan-out it becomes. */
+export type Audience = AudienceRecord;
 
 /** A row of `notification_sends`. */
 interface SendRow {

@@ -53,7 +53,11 @@ export class ConfirmingPublisher {
    */
   async publishEventBatches(exchange: string, events: CloudEvent[], perMessage: number): Promise<void> {
     const byType = new Map<string, CloudEvent[]>();
-    for (const e of events) byType.set(e.type, [...(byType.get(e.type) ?? []), e]);
+    for (const e of events) {
+      const ofType = byType.get(e.type);
+      if (ofType) ofType.push(e);
+      else byType.set(e.type, [e]);
+    }
     const messages: CloudEvent[][] = [];
     for (const ofType of byType.values()) {
       for (let i = 0; i < ofType.length; i += perMessage) messages.push(ofType.slice(i, i + perMessage));
