@@ -142,8 +142,8 @@ export const EVENTS = {
     'A scheduled notification (notification_sends) is due: the scheduler claimed it off the due index; the notifications worker fans it out to its audience once.',
     object({ sendId: SEND })),
   notificationFanOut: define('notification.fanout', 'src/notifications (worker)', ['notifications'],
-    'The next step of a fan-out the notifications worker recorded (notification_fanouts): it tells the next chunk of the audience.',
-    object({ eventId: DELIVERY.eventId })),
+    'The next step of a part of a fan-out the notifications worker recorded (notification_fanouts, notification_fanout_parts): it tells the next chunk of that part of the audience (part 0 when absent).',
+    object({ eventId: DELIVERY.eventId, part: { type: 'integer', minimum: 0, maximum: 63 } }, ['part'])),
 } as const satisfies Record<string, EventType>;
 
 export type EventKey = keyof typeof EVENTS;

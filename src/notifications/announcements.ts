@@ -40,7 +40,7 @@ export type Announcement =
   | Of<'purchase.cancelled', PurchaseCancelledData>;
 
 /** What the notifications queue carries: announcements to one buyer, and what fans out to many. */
-export type NotificationEvent = Announcement | Of<'auction.created', AuctionCreatedData> | Of<'notification.fanout', { eventId: string }>
+export type NotificationEvent = Announcement | Of<'auction.created', AuctionCreatedData> | Of<'notification.fanout', { eventId: string; part?: number }>
   | Of<'notification.due', { sendId: string }>;
 
 const ANNOUNCED: EventType[] = [

@@ -6,25 +6,29 @@
  * both).
  *
  * A fan-out is recorded first (notification_fanouts, keyed by the event id:
- * recording it again changes nothing) and then proceeds in steps. Each step
- * tells the next chunk of the audience in buyer id order in one
- * transaction: it locks the fan-out, reads the chunk after the cursor,
- * writes the inbox rows in one INSERT (the notification once, the
- * recipients as one array, those told already skipped), the e-mails and
- * SMS with COPY, and moves the cursor, so
- * a step that dies tells nothing and the next one starts where the last
- * committed chunk ended; no transaction holds more than a chunk. After the
- * commit the step starts the live push of the chunk's new rows (one
- * pipeline, at most one chunk's in flight: the next chunk is told
- * meanwhile and waits for it before pushing its own) and asks the e-mail and SMS queues for the chunk's messages, waiting for
- * the broker's confirms before it records them asked for; a step that died
- * between the two asks for them again first. Two steps of one fan-out
- * never run at once (the second finds it locked and leaves it to the first).
+ * recording it again changes nothing), its audience split into parts of
+ * about equal size in buyer id order (notification_fanout_parts; a large
+ * audience only: FanOutSettings.parts), and then each part proceeds in
+ * steps, the parts side by side. Each step tells the next chunk of its part
+ * in one transaction: it locks the part, reads the chunk after the part's
+ * cursor, writes the inbox rows in one INSERT (the notification once, the
+ * recipients as one array, those told already skipped), the e-mails and SMS
+ * with COPY, and moves the cursor, so a step that dies tells nothing and the
+ * next one starts where the last committed chunk ended; no transaction holds
+ * more than a chunk. After the commit the step starts the live push of the
+ * chunk's new rows (one pipeline, each waiting for the push before it, so
+ * pushes queue no deeper than the steps running) and asks the e-mail and SMS
+ * queues for the chunk's messages, waiting for the broker's confirms before
+ * it records them asked for; a step that died between the two asks for them
+ * again first. Two steps of one part never run at once (the second finds it
+ * locked and leaves it to the first). The fan-out is finished when its last
+ * part is.
  *
  * The notifications worker runs a fan-out one step per message
- * (notification.fanout, fanOutStepOf), so a million recipients never hold
- * the queue, and a worker that dies mid-way leaves the step's message
- * unacked: it is delivered again and the fan-out resumes from its cursor.
+ * (notification.fanout, fanOutStepOf, naming the part), so a million
+ * recipients never hold the queue, and a worker that dies mid-way leaves the
+ * step's message unacked: it is delivered again and the part resumes from
+ * its cursor.
  */
 import { inTransaction, type Pool } from '../platform/db/pool.js';
 import { AppError } from '../platform/errors.js';
@@ -32,13 +36,13 @@ import { EVENTS } from '../events/catalogue.js';
 import type { CloudEvent } from '../platform/messaging/events.js';
 import { requestOf } from './channel-worker.js';
 import { emailMessageId } from './emails.js';
-import { keptSince, type Retention } from './inbox.js';
+import type { Retention } from './inbox.js';
 import type { NewNotification } from './messages.js';
 import { Preferences } from './preferences.js';
 import type { LivePush } from './push.js';
 import {
-  audienceAfter, copyEmails, copySms, findFanOut, insertBroadcastNotifications, insertFanOut, lockFanOut, pruneInboxes,
-  recordChunkTold, recordFanOutFinished, recordRequestedThrough, toldBetween, unfinishedFanOuts, unsentBetween,
+  audienceAfter, audienceBounds, copyEmails, copySms, fanOutParts, findFanOut, insertBroadcastNotifications, insertFanOut, lockFanOutPart, pruneInboxes,
+  recordChunkTold, recordPartFinished, recordRequestedThrough, toldBetween, unfinishedFanOuts, unsentBetween,
   type AudienceRecord, type FanOutCountsRecord, type FanOutRecord, type NewEmail, type NewSms, type NotificationRecord,
 } from './repository.js';
 import { smsTextOf } from './sms.js';
@@ -68,8 +72,14 @@ export interface FanOutProgress extends FanOutCounts {
   finishedAt: Date | null;
 }
 
-/** What one step did: the counts of the chunk it told, the last buyer id told so far, and whether the fan-out is finished ('busy': another step holds it). */
+/** What one step did: the counts of the chunk it told, the last buyer id of its part told so far, and whether the part is finished ('busy': another step holds it). */
 export type StepOutcome = { told: FanOutCounts; toldThrough: string; finished: boolean } | 'busy' | 'unknown';
+
+/** What a step message asks for: the next step of one part of a fan-out. */
+export interface FanOutStep {
+  eventId: string;
+  part: number;
+}
 
 /** Publishes e-mail and SMS requests; resolves once the broker confirmed every one. */
 export type RequestPublisher = (requests: CloudEvent[]) => Promise<void>;
@@ -80,6 +90,8 @@ export const MAX_LISTED_RECIPIENTS = 10_000;
 export interface FanOutSettings {
   /** Recipients told per step (one transaction). */
   chunkSize: number;
+  /** Most parts an audience is split into, told side by side; only an audience of at least a chunk per part is split (1, the default: never). */
+  parts?: number;
   retention: Retention;
   /** The wall clock quiet hours are read by (tests shift it). */
   clock?: () => number;
@@ -92,11 +104,11 @@ const progressOf = (f: FanOutRecord): FanOutProgress => ({
   createdAt: f.createdAt, finishedAt: f.finishedAt,
 });
 
-/** The message that asks the notifications worker for a fan-out's next step; its id names the step, so a redelivery is the same message. */
-export function fanOutStepOf(eventId: string, toldThrough = '', time = new Date()): CloudEvent<{ eventId: string }> {
+/** The message that asks the notifications worker for the next step of a fan-out's part; its id names the step, so a redelivery is the same message. */
+export function fanOutStepOf(eventId: string, part = 0, toldThrough = '', time = new Date()): CloudEvent<FanOutStep> {
   return {
-    specversion: '1.0', id: `${eventId}:fanout:${toldThrough}`, source: 'stampede:notifications', type: EVENTS.notificationFanOut.type,
-    time: time.toISOString(), datacontenttype: 'application/json', data: { eventId },
+    specversion: '1.0', id: `${eventId}:fanout:${part}:${toldThrough}`, source: 'stampede:notifications', type: EVENTS.notificationFanOut.type,
+    time: time.toISOString(), datacontenttype: 'application/json', data: { eventId, part },
   };
 }
 
@@ -117,29 +129,43 @@ export class FanOut {
     this.clock = settings.clock ?? Date.now;
   }
 
-  /** Records a fan-out to run; true when new (one recorded for this event id already is kept as it is). */
+  /** Records a fan-out to run, its audience split into parts; true when new (one recorded for this event id already is kept as it is). */
   async record(broadcast: Broadcast, audience: Audience): Promise<boolean> {
     checkAudience(audience);
-    return insertFanOut(this.pool, { ...broadcast, audience });
+    const parts = this.settings.parts ?? 1;
+    return inTransaction(this.pool, async (tx) => {
+      const bounds = parts > 1 ? await audienceBounds(tx, audience, parts, this.settings.chunkSize) : [];
+      return insertFanOut(tx, { ...broadcast, audience }, bounds);
+    });
   }
 
-  /** Records the fan-out and runs it to its end here, step after step (for callers that are not the notifications worker). */
+  /** Records the fan-out and runs it to its end here, its parts side by side (for callers that are not the notifications worker). */
   async tell(broadcast: Broadcast, audience: Audience, publish: RequestPublisher): Promise<FanOutProgress> {
     await this.record(broadcast, audience);
     return this.finish(broadcast.eventId, publish);
   }
 
-  /** Runs a recorded fan-out's steps until it is finished (waiting out another holder's step). */
+  /** Runs a recorded fan-out's parts until each is finished (waiting out another holder's step), side by side. */
   async finish(eventId: string, publish: RequestPublisher): Promise<FanOutProgress> {
+    const parts = await fanOutParts(this.pool, eventId);
+    if (parts.length === 0) throw new Error(`no fan-out is recorded for ${eventId}`);
+    await Promise.all(parts.map(async ({ part }) => {
+      for (;;) {
+        const outcome = await this.step(eventId, publish, part);
+        if (outcome === 'unknown') throw new Error(`no fan-out is recorded for ${eventId}`);
+        if (outcome === 'busy') await new Promise((r) => setTimeout(r, 20));
+        else if (outcome.finished) return;
+      }
+    }));
+    // A part another holder was finishing: wait for its commit.
     for (;;) {
-      const outcome = await this.step(eventId, publish);
-      if (outcome === 'unknown') throw new Error(`no fan-out is recorded for ${eventId}`);
-      if (outcome === 'busy') await new Promise((r) => setTimeout(r, 20));
-      else if (outcome.finished) return (await this.progress(eventId))!;
+      const progress = (await this.progress(eventId))!;
+      if (progress.finished) return progress;
+      await new Promise((r) => setTimeout(r, 20));
     }
   }
 
-  /** The fan-out's counts so far, or undefined when none is recorded for the event. */
+  /** The fan-out's counts so far (all its parts), or undefined when none is recorded for the event. */
   async progress(eventId: string): Promise<FanOutProgress | undefined> {
     const f = await findFanOut(this.pool, eventId);
     return f && progressOf(f);
@@ -150,32 +176,36 @@ export class FanOut {
     return unfinishedFanOuts(this.pool);
   }
 
-  /** A step of each fan-out not finished, named after where it stands (for a worker starting: see NotificationsWorker). */
-  async resumeSteps(time = new Date()): Promise<CloudEvent<{ eventId: string }>[]> {
-    const steps: CloudEvent<{ eventId: string }>[] = [];
-    for (const eventId of await this.unfinished()) {
-      const f = await findFanOut(this.pool, eventId);
-      if (f && !f.finishedAt) steps.push(fanOutStepOf(eventId, f.toldThrough, time));
-    }
+  /** A step of each unfinished part of this fan-out, named after where it stands (its first steps, when just recorded). */
+  async stepsOf(eventId: string, time = new Date()): Promise<CloudEvent<FanOutStep>[]> {
+    const parts = await fanOutParts(this.pool, eventId);
+    return parts.filter((p) => !p.finishedAt).map((p) => fanOutStepOf(eventId, p.part, p.toldThrough, time));
+  }
+
+  /** A step of each unfinished part of every fan-out not finished (for a worker starting: see NotificationsWorker). */
+  async resumeSteps(time = new Date()): Promise<CloudEvent<FanOutStep>[]> {
+    const steps: CloudEvent<FanOutStep>[] = [];
+    for (const eventId of await this.unfinished()) steps.push(...await this.stepsOf(eventId, time));
     return steps;
   }
 
-  /** Tells the next chunk (see the module's comment). */
-  async step(eventId: string, publish: RequestPublisher): Promise<StepOutcome> {
-    const before = await findFanOut(this.pool, eventId);
-    if (!before) return 'unknown';
+  /** Tells the next chunk of a part (see the module's comment). */
+  async step(eventId: string, publish: RequestPublisher, part = 0): Promise<StepOutcome> {
+    const [f, parts] = await Promise.all([findFanOut(this.pool, eventId), fanOutParts(this.pool, eventId)]);
+    const before = parts.find((p) => p.part === part);
+    if (!f || !before) return 'unknown';
     // A step that died after its commit and before the broker confirmed its requests.
-    if (before.requestedThrough < before.toldThrough) await this.request(eventId, before.requestedThrough, before.toldThrough, publish);
+    if (before.requestedThrough < before.toldThrough) await this.request(eventId, part, before.requestedThrough, before.toldThrough, publish);
     if (before.finishedAt) return { told: NONE, toldThrough: before.toldThrough, finished: true };
     const chunk = await inTransaction(this.pool, async (tx) => {
-      const f = await lockFanOut(tx, eventId);
-      if (!f) return 'busy' as const;
-      if (f.finishedAt) return { told: NONE, finished: true, after: f.toldThrough, through: f.toldThrough };
-      const ids = await audienceAfter(tx, f.audience, f.toldThrough, this.settings.chunkSize);
+      const p = await lockFanOutPart(tx, eventId, part);
+      if (!p) return 'busy' as const;
+      if (p.finishedAt) return { told: NONE, finished: true, after: p.toldThrough, through: p.toldThrough };
+      const ids = await audienceAfter(tx, f.audience, p.toldThrough, this.settings.chunkSize, p.lastId);
       const finished = ids.length < this.settings.chunkSize;
-      if (finished) await recordFanOutFinished(tx, eventId);
-      if (ids.length === 0) return { told: NONE, finished, after: f.toldThrough, through: f.toldThrough };
-      const after = f.toldThrough;
+      if (finished) await recordPartFinished(tx, eventId, part);
+      if (ids.length === 0) return { told: NONE, finished, after: p.toldThrough, through: p.toldThrough };
+      const after = p.toldThrough;
       const through = ids[ids.length - 1]!;
       const { notes, emails, texts } = await this.addressed(f, ids);
       // Under the lock only this step writes the event's rows of the chunk; what is there (told outside a fan-out) is not written twice.
@@ -184,27 +214,30 @@ export class FanOut {
       const newEmails = emails.filter((e) => !mailed.has(e.recipientId));
       const newTexts = texts.filter((m) => !texted.has(m.recipientId));
       const written = await insertBroadcastNotifications(tx, { eventId, type: f.type, title: f.title, body: f.body, data: f.data }, notes.map((n) => n.recipientId));
-      const newNotes: NotificationRecord[] = written.map((w) => ({ eventId, recipientId: w.recipientId, type: f.type, title: f.title, body: f.body, data: f.data, seq: w.seq, createdAt: w.createdAt, readAt: null }));
       await copyEmails(tx, newEmails);
       await copySms(tx, newTexts);
-      await pruneInboxes(tx, newNotes.map((n) => n.recipientId), this.settings.retention.cap, keptSince(this.settings.retention));
-      const told = { recipients: ids.length, inApp: newNotes.length, email: newEmails.length, sms: newTexts.length };
-      await recordChunkTold(tx, eventId, through, told);
-      return { told, finished, after, through, notes: newNotes };
+      await pruneInboxes(tx, written.map((w) => w.recipientId), this.settings.retention.cap);
+      const told = { recipients: ids.length, inApp: written.length, email: newEmails.length, sms: newTexts.length };
+      await recordChunkTold(tx, eventId, part, through, told);
+      // One INSERT: every row of the chunk was created at one time.
+      const shared = written.length > 0 ? { eventId, type: f.type, title: f.title, body: f.body, data: f.data, createdAt: written[0]!.createdAt, readAt: null } : undefined;
+      return { told, finished, after, through, shared, to: written.map((w): [string, number] => [w.recipientId, w.seq]) };
     });
     if (chunk === 'busy') return 'busy';
     if (chunk.through > chunk.after) {
-      if (this.push && chunk.notes && chunk.notes.length > 0) await this.pushLive(chunk.notes);
-      await this.request(eventId, chunk.after, chunk.through, publish);
+      if (this.push && chunk.shared) await this.pushLive(chunk.shared, chunk.to);
+      await this.request(eventId, part, chunk.after, chunk.through, publish);
     }
     if (chunk.finished) await this.pushing;
     return { told: chunk.told, toldThrough: chunk.through, finished: chunk.finished };
   }
 
-  /** Starts the chunk's live push once the last one's is done; the rows are as written, with the seq and time Postgres gave them. */
-  private async pushLive(created: NotificationRecord[]): Promise<void> {
-    await this.pushing;
-    this.pushing = this.push!.publish(created);
+  /** Queues the chunk's live push after the last one's and waits for that one; the rows are as written, with the seq and time Postgres gave them. */
+  private async pushLive(n: Omit<NotificationRecord, 'recipientId' | 'seq'>, to: [string, number][]): Promise<void> {
+    const before = this.pushing;
+    const push = this.push!;
+    this.pushing = before.then(() => push.publishShared(n, to));
+    await before;
   }
 
   /** The inbox rows, e-mails and SMS these recipients want of the fan-out's notification. */
@@ -233,9 +266,9 @@ export class FanOut {
   }
 
   /** Asks for the unsent e-mails and SMS of the recipients in (after, through], then records them asked for once the broker confirmed. */
-  private async request(eventId: string, after: string, through: string, publish: RequestPublisher): Promise<void> {
+  private async request(eventId: string, part: number, after: string, through: string, publish: RequestPublisher): Promise<void> {
     const [emails, texts] = await Promise.all([unsentBetween(this.pool, 'email', eventId, after, through), unsentBetween(this.pool, 'sms', eventId, after, through)]);
     if (emails.length + texts.length > 0) await publish([...emails.map((k) => requestOf('email', k)), ...texts.map((k) => requestOf('sms', k))]);
-    await recordRequestedThrough(this.pool, eventId, through);
+    await recordRequestedThrough(this.pool, eventId, part, through);
   }
 }

@@ -7,7 +7,8 @@
  *
  * Retention is explicit: a buyer keeps at most `cap` notifications, none
  * older than `retentionDays`; older ones are neither shown nor counted, and
- * the worker deletes them as it writes new ones.
+ * the workers delete past the cap as inboxes grow and the scheduler sweeps
+ * the old ones (src/notifications/retention.ts).
  */
 import { AppError } from '../platform/errors.js';
 import type { Pool } from '../platform/db/pool.js';

@@ -32,7 +32,7 @@ import {
 import type { NewNotification } from './messages.js';
 import { emailMessageId } from './emails.js';
 import { smsTextOf } from './sms.js';
-import { keptSince, retentionOf, type Retention } from './inbox.js';
+import { retentionOf, type Retention } from './inbox.js';
 import type { Config } from '../platform/config.js';
 import { Preferences } from './preferences.js';
 
@@ -54,14 +54,15 @@ function latestOutbids(notes: NewNotification[]): NewNotification[] {
 export interface TellSettings {
   retention: Retention;
   outbidEmailWindowMs: number;
-  /** Recipients a fan-out tells per step (src/notifications/fan-out.ts). */
+  /** Recipients a fan-out tells per step, and most parts it is split into (src/notifications/fan-out.ts). */
   fanOutChunkSize: number;
+  fanOutParts: number;
   /** The wall clock quiet hours are read by (tests shift it). */
   clock?: () => number;
 }
 
 export const tellSettingsOf = (cfg: Config): TellSettings => ({
-  retention: retentionOf(cfg), outbidEmailWindowMs: cfg.STAMPEDE_OUTBID_EMAIL_WINDOW_MS, fanOutChunkSize: cfg.STAMPEDE_FANOUT_CHUNK,
+  retention: retentionOf(cfg), outbidEmailWindowMs: cfg.STAMPEDE_OUTBID_EMAIL_WINDOW_MS, fanOutChunkSize: cfg.STAMPEDE_FANOUT_CHUNK, fanOutParts: cfg.STAMPEDE_FANOUT_PARTS,
 });
 
 export class Notifications {
@@ -118,8 +119,8 @@ export class Notifications {
       const newer = new Set(outbids.map((n) => n.eventId));
       const wantsInApp = new Set(inApp.map((n) => n.eventId));
       await recordThrottledEmails(tx, throttled.filter((e) => newer.has(e.eventId) || !wantsInApp.has(e.eventId)), this.settings.outbidEmailWindowMs);
-      // Retention, for the inboxes that just grew: past the cap or too old.
-      await pruneInboxes(tx, [...new Set(created.map((n) => n.recipientId))], this.retention.cap, keptSince(this.retention));
+      // The cap, for the inboxes that just grew (age is swept by the scheduler: src/notifications/retention.ts).
+      await pruneInboxes(tx, [...new Set(created.map((n) => n.recipientId))], this.retention.cap);
       await insertEmails(tx, plain);
       await insertSms(tx, texts);
       // Asked for again on every delivery until sent: a crash after this commit and before the request was confirmed loses none.

@@ -37,11 +37,14 @@ export function pushMessagesOf(created: NotificationRecord[]): string[] {
     if (!to) groups.set(key, (to = []));
     to.push([n.recipientId, n.seq]);
   }
+  return [...groups].flatMap(([item, to]) => messagesTo(item, to));
+}
+
+/** The messages that carry one item (its JSON without the id) to these recipients. */
+function messagesTo(itemJson: string, to: [string, number][]): string[] {
   const messages: string[] = [];
-  for (const [item, to] of groups) {
-    for (let i = 0; i < to.length; i += RECIPIENTS_PER_MESSAGE) {
-      messages.push(`{"item":${item},"to":${JSON.stringify(to.slice(i, i + RECIPIENTS_PER_MESSAGE))}}`);
-    }
+  for (let i = 0; i < to.length; i += RECIPIENTS_PER_MESSAGE) {
+    messages.push(`{"item":${itemJson},"to":${JSON.stringify(to.slice(i, i + RECIPIENTS_PER_MESSAGE))}}`);
   }
   return messages;
 }
@@ -74,16 +77,30 @@ export class LivePush {
 
   /** Publishes these committed rows in one round trip; a failure is logged, not thrown. */
   async publish(created: NotificationRecord[]): Promise<void> {
-    if (created.length === 0) return;
+    if (created.length > 0) await this.send(pushMessagesOf(created), created.length);
+  }
+
+  /**
+   * Publishes one notification's committed rows of many recipients (a
+   * fan-out's chunk: one item, written at one time), each with the seq of
+   * their row, as publish would, without building a row per recipient.
+   */
+  async publishShared(n: Omit<NotificationRecord, 'recipientId' | 'seq'>, to: [buyerId: string, seq: number][]): Promise<void> {
+    if (to.length === 0) return;
+    const { id: _id, ...item } = viewOf({ ...n, recipientId: '', seq: 0 });
+    await this.send(messagesTo(JSON.stringify(item), to), to.length);
+  }
+
+  private async send(messages: string[], rows: number): Promise<void> {
     const pipeline = this.redis.pipeline();
-    for (const message of pushMessagesOf(created)) pipeline.publish(NOTIFICATIONS_CHANNEL, message);
+    for (const message of messages) pipeline.publish(NOTIFICATIONS_CHANNEL, message);
     try {
       const results = (await pipeline.exec()) ?? [];
       const failed = results.find(([err]) => err !== null);
       if (failed) throw failed[0];
-      this.published += created.length;
+      this.published += rows;
     } catch (err) {
-      this.log.warn({ err, rows: created.length }, 'notifications: live push failed; the rows are in the inbox');
+      this.log.warn({ err, rows }, 'notifications: live push failed; the rows are in the inbox');
     }
   }
 }

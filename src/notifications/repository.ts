@@ -169,19 +169,29 @@ export async function markAllRead(db: Db, buyerId: string): Promise<number> {
 }
 
 /**
- * Retention: deletes these buyers' notifications past the newest `cap` of
- * each, or created before `since`. Returns how many it deleted.
+ * The cap: deletes these buyers' notifications past the newest `cap` of
+ * each (the age is swept apart: deleteExpiredNotifications). A buyer under
+ * the cap costs a walk of their own rows in the primary key; the rows past
+ * it are deleted by their tuple ids (no join back). A row updated meanwhile
+ * (marked read) has a new tuple id and waits for the next prune. Returns how
+ * many it deleted.
  */
-export async function pruneInboxes(db: Db, buyerIds: string[], cap: number, since: Date): Promise<number> {
+export async function pruneInboxes(db: Db, buyerIds: string[], cap: number): Promise<number> {
   if (buyerIds.length === 0) return 0;
   const { rowCount } = await db.query(
-    `DELETE FROM notifications n USING (
-       SELECT seq FROM (
-         SELECT seq, created_at, row_number() OVER (PARTITION BY recipient_id ORDER BY seq DESC) AS newest
-           FROM notifications WHERE recipient_id = ANY($1::text[])
-       ) ranked WHERE ranked.newest > $2 OR ranked.created_at < $3
-     ) old WHERE n.seq = old.seq`,
-    [buyerIds, cap, since],
+    `DELETE FROM notifications WHERE ctid = ANY (ARRAY(
+       SELECT past.ctid FROM unnest($1::text[]) AS b(id)
+         CROSS JOIN LATERAL (SELECT ctid FROM notifications WHERE recipient_id = b.id ORDER BY seq DESC OFFSET $2) past))`,
+    [buyerIds, cap],
+  );
+  return rowCount ?? 0;
+}
+
+/** Retention by age: deletes up to `limit` notifications created before `before`; returns how many it deleted. */
+export async function deleteExpiredNotifications(db: Db, before: Date, limit: number): Promise<number> {
+  const { rowCount } = await db.query(
+    'DELETE FROM notifications WHERE ctid = ANY (ARRAY(SELECT ctid FROM notifications WHERE created_at < $1 LIMIT $2))',
+    [before, limit],
   );
   return rowCount ?? 0;
 }
@@ -571,7 +581,7 @@ export interface SendProgress {
 /** What a send has delivered so far: inbox rows written, e-mails and SMS recorded and sent (keyed by its id as event id). */
 export async function sendProgressOf(db: Db, id: string): Promise<SendProgress> {
   const { rows } = await db.query<{ recipients: number | null; in_app: number; emails: number; emails_sent: number; sms: number; sms_sent: number }>(
-    `SELECT (SELECT recipients FROM notification_fanouts WHERE event_id = $1) AS recipients,
+    `SELECT (SELECT sum(recipients)::int FROM notification_fanout_parts WHERE event_id = $1) AS recipients,
             (SELECT count(*)::int FROM notifications WHERE event_id = $1) AS in_app,
             e.recorded AS emails, e.sent AS emails_sent, s.recorded AS sms, s.sent AS sms_sent
        FROM (SELECT count(*)::int AS recorded, count(sent_at)::int AS sent FROM notification_emails WHERE event_id = $1) e,
@@ -602,7 +612,7 @@ export async function openingSaleOf(db: Db, saleId: string): Promise<{ name: str
   return rows[0] && { name: rows[0].name, startsAt: rows[0].starts_at, closed: rows[0].status === 'closed' };
 }
 
-/** A row of `notification_fanouts`. */
+/** A row of `notification_fanouts`, with its parts' counts summed. */
 interface FanOutRow {
   event_id: string;
   type: NotificationTypeName;
@@ -613,8 +623,6 @@ interface FanOutRow {
   sale_id: string | null;
   buyer_ids: string[] | null;
   channels: Channel[] | null;
-  told_through: string;
-  requested_through: string;
   recipients: number;
   in_app: number;
   email: number;
@@ -634,6 +642,7 @@ export interface FanOutCountsRecord {
   sms: number;
 }
 
+/** A fan-out: what it tells and to whom, and the counts of all its parts. */
 export interface FanOutRecord extends FanOutCountsRecord {
   eventId: string;
   type: NotificationTypeName;
@@ -643,24 +652,52 @@ export interface FanOutRecord extends FanOutCountsRecord {
   audience: AudienceRecord;
   /** The channels its sender named instead of the type's defaults (null: the defaults). */
   channels: Channel[] | null;
-  /** The last buyer id told ('' none yet) and the last whose e-mail and SMS requests were confirmed. */
-  toldThrough: string;
-  requestedThrough: string;
   createdAt: Date;
+  /** When its last part finished. */
   finishedAt: Date | null;
 }
 
-const FANOUT_COLUMNS = 'event_id, type, title, body, data, collection, sale_id, buyer_ids, channels, told_through, requested_through, recipients, in_app, email, sms, created_at, finished_at';
+/** A row of `notification_fanout_parts`. */
+interface FanOutPartRow {
+  part: number;
+  last_id: string | null;
+  told_through: string;
+  requested_through: string;
+  finished_at: Date | null;
+}
+
+/** One part of a fan-out's audience and how far it is told. */
+export interface FanOutPartRecord {
+  part: number;
+  /** Its last buyer id (null: to the audience's end). */
+  lastId: string | null;
+  /** The last buyer id told (the previous part's last when none yet) and the last whose e-mail and SMS requests were confirmed. */
+  toldThrough: string;
+  requestedThrough: string;
+  finishedAt: Date | null;
+}
+
+const FANOUT_COLUMNS = 'f.event_id, f.type, f.title, f.body, f.data, f.collection, f.sale_id, f.buyer_ids, f.channels, f.created_at, f.finished_at';
+const PART_COLUMNS = 'part, last_id, told_through, requested_through, finished_at';
 
 const fanOutOf = (r: FanOutRow): FanOutRecord => ({
   eventId: r.event_id, type: r.type, title: r.title, body: r.body, data: r.data,
   audience: r.collection !== null ? { collection: r.collection } : r.sale_id !== null ? { saleId: r.sale_id } : { buyerIds: r.buyer_ids! },
-  channels: r.channels, toldThrough: r.told_through, requestedThrough: r.requested_through, recipients: r.recipients, inApp: r.in_app, email: r.email, sms: r.sms,
-  createdAt: r.created_at, finishedAt: r.finished_at,
+  channels: r.channels, recipients: r.recipients, inApp: r.in_app, email: r.email, sms: r.sms, createdAt: r.created_at, finishedAt: r.finished_at,
 });
 
-/** Records a fan-out unless one is recorded for its event (that one is kept as it is); true when this call recorded it. */
-export async function insertFanOut(db: Db, f: Pick<FanOutRecord, 'eventId' | 'type' | 'title' | 'body' | 'data' | 'audience'> & { channels?: Channel[] }): Promise<boolean> {
+const partOf = (r: FanOutPartRow): FanOutPartRecord => ({
+  part: r.part, lastId: r.last_id, toldThrough: r.told_through, requestedThrough: r.requested_through, finishedAt: r.finished_at,
+});
+
+/**
+ * Records a fan-out unless one is recorded for its event (that one is kept
+ * as it is), with a part per bound and one after the last (none: one part);
+ * true when this call recorded it.
+ */
+export async function insertFanOut(
+  db: PoolClient, f: Pick<FanOutRecord, 'eventId' | 'type' | 'title' | 'body' | 'data' | 'audience'> & { channels?: Channel[] }, bounds: string[],
+): Promise<boolean> {
   const a = f.audience;
   const { rowCount } = await db.query(
     `INSERT INTO notification_fanouts (event_id, type, title, body, data, collection, sale_id, buyer_ids, channels)
@@ -668,18 +705,39 @@ export async function insertFanOut(db: Db, f: Pick<FanOutRecord, 'eventId' | 'ty
     [f.eventId, f.type, f.title, f.body, JSON.stringify(f.data), 'collection' in a ? a.collection : null, 'saleId' in a ? a.saleId : null,
       'buyerIds' in a ? a.buyerIds : null, f.channels ?? null],
   );
-  return rowCount === 1;
+  if (rowCount !== 1) return false;
+  const lasts: (string | null)[] = [...bounds, null];
+  const afters = ['', ...bounds];
+  await db.query(
+    `INSERT INTO notification_fanout_parts (event_id, part, last_id, told_through, requested_through)
+     SELECT $1, p - 1, last, after, after FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS b(last, after, p)`,
+    [f.eventId, lasts, afters],
+  );
+  return true;
 }
+
+const FANOUT_SELECT = `SELECT ${FANOUT_COLUMNS},
+    coalesce(sum(p.recipients), 0)::bigint AS recipients, coalesce(sum(p.in_app), 0)::bigint AS in_app,
+    coalesce(sum(p.email), 0)::bigint AS email, coalesce(sum(p.sms), 0)::bigint AS sms
+  FROM notification_fanouts f LEFT JOIN notification_fanout_parts p ON p.event_id = f.event_id
+  WHERE f.event_id = $1 GROUP BY f.event_id`;
 
 export async function findFanOut(db: Db, eventId: string): Promise<FanOutRecord | undefined> {
-  const { rows } = await db.query<FanOutRow>(`SELECT ${FANOUT_COLUMNS} FROM notification_fanouts WHERE event_id = $1`, [eventId]);
+  const { rows } = await db.query<FanOutRow>(FANOUT_SELECT, [eventId]);
   return rows[0] && fanOutOf(rows[0]);
 }
 
-/** Locks a fan-out for the caller's transaction; undefined when unknown or another transaction holds it (that one goes on with it). */
-export async function lockFanOut(db: PoolClient, eventId: string): Promise<FanOutRecord | undefined> {
-  const { rows } = await db.query<FanOutRow>(`SELECT ${FANOUT_COLUMNS} FROM notification_fanouts WHERE event_id = $1 FOR UPDATE SKIP LOCKED`, [eventId]);
-  return rows[0] && fanOutOf(rows[0]);
+/** A fan-out's parts, in order. */
+export async function fanOutParts(db: Db, eventId: string): Promise<FanOutPartRecord[]> {
+  const { rows } = await db.query<FanOutPartRow>(`SELECT ${PART_COLUMNS} FROM notification_fanout_parts WHERE event_id = $1 ORDER BY part`, [eventId]);
+  return rows.map(partOf);
+}
+
+/** Locks a part of a fan-out for the caller's transaction; undefined when unknown or another transaction holds it (that one goes on with it). */
+export async function lockFanOutPart(db: PoolClient, eventId: string, part: number): Promise<FanOutPartRecord | undefined> {
+  const { rows } = await db.query<FanOutPartRow>(
+    `SELECT ${PART_COLUMNS} FROM notification_fanout_parts WHERE event_id = $1 AND part = $2 FOR UPDATE SKIP LOCKED`, [eventId, part]);
+  return rows[0] && partOf(rows[0]);
 }
 
 /** The event ids of the fan-outs not finished, oldest first. */
@@ -688,31 +746,66 @@ export async function unfinishedFanOuts(db: Db): Promise<string[]> {
   return rows.map((r) => r.event_id);
 }
 
-/** Records a chunk told: the fan-out's cursor moves to `through` and its counts grow by `added`. */
-export async function recordChunkTold(db: PoolClient, eventId: string, through: string, added: FanOutCountsRecord): Promise<void> {
+/** Records a chunk told: the part's cursor moves to `through` and its counts grow by `added`. */
+export async function recordChunkTold(db: PoolClient, eventId: string, part: number, through: string, added: FanOutCountsRecord): Promise<void> {
   await db.query(
-    `UPDATE notification_fanouts SET told_through = $2, recipients = recipients + $3, in_app = in_app + $4, email = email + $5, sms = sms + $6
-      WHERE event_id = $1`,
-    [eventId, through, added.recipients, added.inApp, added.email, added.sms],
+    `UPDATE notification_fanout_parts SET told_through = $3, recipients = recipients + $4, in_app = in_app + $5, email = email + $6, sms = sms + $7
+      WHERE event_id = $1 AND part = $2`,
+    [eventId, part, through, added.recipients, added.inApp, added.email, added.sms],
   );
 }
 
-export async function recordFanOutFinished(db: PoolClient, eventId: string): Promise<void> {
-  await db.query('UPDATE notification_fanouts SET finished_at = now() WHERE event_id = $1 AND finished_at IS NULL', [eventId]);
+/**
+ * Records a part finished, and the fan-out with it when no other part is
+ * left. The fan-out's row is locked first, so of two last parts finishing
+ * side by side the second sees the first's commit and finishes the fan-out.
+ */
+export async function recordPartFinished(db: PoolClient, eventId: string, part: number): Promise<void> {
+  await db.query('UPDATE notification_fanout_parts SET finished_at = now() WHERE event_id = $1 AND part = $2 AND finished_at IS NULL', [eventId, part]);
+  await db.query('SELECT 1 FROM notification_fanouts WHERE event_id = $1 FOR UPDATE', [eventId]);
+  await db.query(
+    `UPDATE notification_fanouts SET finished_at = now() WHERE event_id = $1 AND finished_at IS NULL
+        AND NOT EXISTS (SELECT 1 FROM notification_fanout_parts WHERE event_id = $1 AND finished_at IS NULL)`,
+    [eventId],
+  );
 }
 
-/** Records that the e-mail and SMS requests of the recipients up to `through` were confirmed. */
-export async function recordRequestedThrough(db: Db, eventId: string, through: string): Promise<void> {
-  await db.query('UPDATE notification_fanouts SET requested_through = $2 WHERE event_id = $1 AND requested_through < $2', [eventId, through]);
+/** Records that the e-mail and SMS requests of the part's recipients up to `through` were confirmed. */
+export async function recordRequestedThrough(db: Db, eventId: string, part: number, through: string): Promise<void> {
+  await db.query(
+    'UPDATE notification_fanout_parts SET requested_through = $3 WHERE event_id = $1 AND part = $2 AND requested_through < $3', [eventId, part, through]);
 }
 
-/** The next `limit` buyers of an audience after buyer id `after` (''), in buyer id order. */
-export async function audienceAfter(db: Db, audience: AudienceRecord, after: string, limit: number): Promise<string[]> {
-  const [sql, key]: [string, string | string[]] =
-    'collection' in audience ? ['SELECT buyer_id AS id FROM buyer_interests WHERE collection = $1 AND buyer_id > $2 ORDER BY buyer_id LIMIT $3', audience.collection]
-      : 'saleId' in audience ? ['SELECT buyer_id AS id FROM sale_watches WHERE sale_id = $1 AND buyer_id > $2 ORDER BY buyer_id LIMIT $3', audience.saleId]
-        : ['SELECT DISTINCT b COLLATE "C" AS id FROM unnest($1::text[]) AS b WHERE b COLLATE "C" > $2 ORDER BY 1 LIMIT $3', audience.buyerIds];
-  const { rows } = await db.query<{ id: string }>(sql, [key, after, limit]);
+/** An audience's buyer ids as a query's source (`id`, in "C" order) and its parameter. */
+function audienceSource(audience: AudienceRecord): [sql: string, key: string | string[]] {
+  return 'collection' in audience ? ['SELECT buyer_id AS id FROM buyer_interests WHERE collection = $1', audience.collection]
+    : 'saleId' in audience ? ['SELECT buyer_id AS id FROM sale_watches WHERE sale_id = $1', audience.saleId]
+      : ['SELECT DISTINCT b COLLATE "C" AS id FROM unnest($1::text[]) AS b', audience.buyerIds];
+}
+
+/** The next `limit` buyers of an audience after buyer id `after` ('') and up to `last` (null: no end), in buyer id order. */
+export async function audienceAfter(db: Db, audience: AudienceRecord, after: string, limit: number, last: string | null = null): Promise<string[]> {
+  const [source, key] = audienceSource(audience);
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM (${source}) a WHERE id > $2 AND ($4::text IS NULL OR id <= $4) ORDER BY id LIMIT $3`, [key, after, limit, last]);
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Where to split an audience into `parts` parts of about equal size (each
+ * bound is the last buyer id of a part but the last); none when it has
+ * fewer than `minPerPart` buyers a part.
+ */
+export async function audienceBounds(db: Db, audience: AudienceRecord, parts: number, minPerPart: number): Promise<string[]> {
+  const [source, key] = audienceSource(audience);
+  const { rows: [size] } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM (${source}) a`, [key]);
+  const count = Math.min(parts, Math.floor(size!.n / minPerPart));
+  if (count < 2) return [];
+  const each = Math.ceil(size!.n / count);
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM (${source}) a) r WHERE n % $2 = 0 AND n < $3 ORDER BY id`,
+    [key, each, size!.n],
+  );
   return rows.map((r) => r.id);
 }
 

@@ -11,9 +11,10 @@
  *
  * What goes to many buyers (auction.created, to the collection's
  * followers) is a fan-out (src/notifications/fan-out.ts): the worker records
- * it and asks for its first step; each step is a message of this queue
- * (notification.fanout) that tells one chunk and asks for the next before
- * it is acked. So a fan-out of a million is many short messages, never one
+ * it and asks for the first step of each of its parts; each step is a
+ * message of this queue (notification.fanout) that tells one chunk of its
+ * part and asks for the part's next before it is acked, and the steps of a
+ * batch run side by side. So a fan-out of a million is many short messages, never one
  * that holds a lane, and announcements keep flowing between its steps.
  */
 import type { Pool } from '../platform/db/pool.js';
@@ -49,7 +50,7 @@ export class NotificationsWorker extends BatchConsumer<NotificationEvent> {
     super({ ...deps, name: 'notifications worker', what: 'an announcement', concern: deps.topology.notifications });
     this.notifications = new Notifications(deps.pool, deps.tell);
     this.dueSends = new DueSends(deps.pool, deps.tell.clock);
-    this.fanOut = new FanOut(deps.pool, { chunkSize: deps.tell.fanOutChunkSize, retention: deps.tell.retention, clock: deps.tell.clock }, deps.push);
+    this.fanOut = new FanOut(deps.pool, { chunkSize: deps.tell.fanOutChunkSize, parts: deps.tell.fanOutParts, retention: deps.tell.retention, clock: deps.tell.clock }, deps.push);
   }
 
   protected parse(envelope: JsonObject): NotificationEvent {
@@ -83,24 +84,30 @@ export class NotificationsWorker extends BatchConsumer<NotificationEvent> {
     const next: CloudEvent[] = [];
     for (const e of events) {
       if (e.type === 'auction.created') {
-        // Recorded again on a redelivery changes nothing; the step asked for again finds it running or finished.
+        // Recorded again on a redelivery changes nothing; the steps asked for again find their parts running or finished.
         await this.fanOut.record({ ...createdNotificationOf(e.eventId, e.data) }, { collection: e.data.collection });
-        next.push(fanOutStepOf(e.eventId));
+        next.push(...await this.fanOut.stepsOf(e.eventId));
       } else if (e.type === 'notification.due') {
         // A scheduled send the scheduler claimed: one fan-out under its id, unless it was cancelled (or is sent).
         const due = await this.dueSends.start(e.data.sendId);
         if (due) {
           await this.fanOut.record(due.broadcast, due.audience);
-          next.push(fanOutStepOf(e.data.sendId));
-        }
-      } else if (e.type === 'notification.fanout') {
-        const outcome = await this.fanOut.step(e.data.eventId, publish);
-        if (typeof outcome !== 'string' && !outcome.finished) next.push(fanOutStepOf(e.data.eventId, outcome.toldThrough));
-        else if (typeof outcome !== 'string' && SEND_ID.test(e.data.eventId)) {
-          await this.dueSends.finished(e.data.eventId, (await this.fanOut.progress(e.data.eventId))!.recipients);
+          next.push(...await this.fanOut.stepsOf(e.data.sendId));
         }
       }
     }
+    // The parts of a fan-out step side by side (each holds its own part's lock and connection).
+    await Promise.all(events.map(async (e) => {
+      if (e.type !== 'notification.fanout') return;
+      const { eventId, part = 0 } = e.data;
+      const outcome = await this.fanOut.step(eventId, publish, part);
+      if (typeof outcome === 'string') return;
+      if (!outcome.finished) next.push(fanOutStepOf(eventId, part, outcome.toldThrough));
+      else if (SEND_ID.test(eventId)) {
+        const progress = (await this.fanOut.progress(eventId))!;
+        if (progress.finished) await this.dueSends.finished(eventId, progress.recipients);
+      }
+    }));
     if (next.length > 0) await publish(next);
   }
 }

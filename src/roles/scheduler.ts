@@ -1,4 +1,4 @@
-/** The `scheduler` role: closes auctions when due, runs the promoter, and claims the scheduled notifications when due. */
+/** The `scheduler` role: closes auctions when due, runs the promoter, claims the scheduled notifications when due, and sweeps the notifications past their retention. */
 import { loadConfig, type Config } from '../platform/config.js';
 import { createLogger, type Logger } from '../platform/log.js';
 import { createPool } from '../platform/db/pool.js';
@@ -9,9 +9,11 @@ import { Bids } from '../auctions/bids.js';
 import { Scheduler } from '../auctions/scheduler.js';
 import { ScheduledSends, sendSettingsOf } from '../notifications/sends.js';
 import { SendScheduler } from '../notifications/send-scheduler.js';
+import { RetentionSweep } from '../notifications/retention.js';
+import { retentionOf } from '../notifications/inbox.js';
 import type { Role } from './role.js';
 
-export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler; sends: SendScheduler }> {
+export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler; sends: SendScheduler; retention: RetentionSweep }> {
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-scheduler' });
@@ -24,12 +26,15 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
   scheduler.start();
   const sends = new SendScheduler({ redis, sends: new ScheduledSends(pool, redis, sendSettingsOf(cfg)), log, tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS });
   const sendsIndexed = await sends.start();
+  const retention = new RetentionSweep({ pool, retention: retentionOf(cfg), log, everyMs: cfg.STAMPEDE_NOTIFICATION_SWEEP_MS });
+  retention.start();
   log.info({ tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS, sendsIndexed }, 'scheduler running');
   return {
     scheduler,
     sends,
+    retention,
     async stop() {
-      await Promise.all([scheduler.stop(), sends.stop()]);
+      await Promise.all([scheduler.stop(), sends.stop(), retention.stop()]);
       await Promise.allSettled([pool.end(), redis.quit()]);
       log.info('scheduler stopped');
     },

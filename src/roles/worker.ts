@@ -39,7 +39,8 @@ export async function startWorker(
   };
   const worker = queues.has('orders') ? new OrdersWorker({ ...common, redis }) : undefined;
   const auctions = queues.has('auctions') ? new AuctionsWorker(common) : undefined;
-  const notificationsPool = queues.has('notifications') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
+  // A lane's fan-out steps run side by side, one per part, each with a transaction and two reads beside it.
+  const notificationsPool = queues.has('notifications') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY + 2 * cfg.STAMPEDE_FANOUT_PARTS) : undefined;
   const notifications = notificationsPool ? new NotificationsWorker({ ...common, pool: notificationsPool, tell: tellSettingsOf(cfg), push: new LivePush(redis, log) }) : undefined;
   const emailPool = queues.has('email') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
   const smtp = emailPool ? new SmtpChannel({ url: cfg.STAMPEDE_SMTP_URL, from: cfg.STAMPEDE_MAIL_FROM, timeoutMs: cfg.STAMPEDE_SMTP_TIMEOUT_MS, connections: cfg.STAMPEDE_WORKER_CONCURRENCY }) : undefined;

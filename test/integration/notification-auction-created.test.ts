@@ -1,7 +1,7 @@
 /**
  * auction.created end to end on the real services (api, relay, worker, a
  * real SMTP server): an operator creates an auction in a collection with
- * 10,000 followers; each follower gets exactly one inbox row and nobody
+ * 10,000 followers, told in two parts side by side; each follower gets exactly one inbox row and nobody
  * else one, preferences respected (in_app switched off: no row; e-mail only
  * where wanted and addressed); the event delivered again creates nothing;
  * reloading the open auctions (a scheduler start) announces nothing again.
@@ -11,7 +11,7 @@ import { boot, waitFor } from '../helpers/system.js';
 import { openAmqp } from '../helpers/fault-kit.js';
 import { createBuyers } from '../../src/buyers/buyers.js';
 import { randomId } from '../../src/platform/ids.js';
-import { savePreferences } from '../../src/notifications/repository.js';
+import { fanOutParts, findFanOut, savePreferences } from '../../src/notifications/repository.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
 import { deadLetterQueue, retryQueue } from '../../src/platform/messaging/topology.js';
 import type { CloudEvent } from '../../src/platform/messaging/events.js';
@@ -46,10 +46,11 @@ t.test('one auction.created to 10,000 followers: one row each, as each wants, no
   const auctionId: string = created.body.id;
   const eventId = `${auctionId}:created`;
   const done = await waitFor('the fan-out to finish', async () => {
-    const { rows } = await sys.pool.query('SELECT recipients, in_app, email, sms, finished_at FROM notification_fanouts WHERE event_id = $1', [eventId]);
-    return rows[0]?.finished_at ? rows[0] : undefined;
+    const f = await findFanOut(sys.pool, eventId);
+    return f?.finishedAt ? f : undefined;
   }, 120_000);
-  t.match(done, { recipients: FOLLOWERS, in_app: FOLLOWERS - 1, email: addressed.size - 1, sms: 0 }, 'the counts per channel');
+  t.match(done, { recipients: FOLLOWERS, inApp: FOLLOWERS - 1, email: addressed.size - 1, sms: 0 }, 'the counts per channel');
+  t.equal((await fanOutParts(sys.pool, eventId)).length, 2, 'told in two parts side by side (STAMPEDE_FANOUT_PARTS)');
 
   const inbox = async () => (await sys.pool.query<{ recipient_id: string; title: string; body: string }>(
     "SELECT recipient_id, title, body FROM notifications WHERE type = 'auction.created' AND data->>'auctionId' = $1", [auctionId])).rows;

@@ -4,7 +4,8 @@
  * chunks, each recipient's preferences applied, once per (event,
  * recipient) however often it is told or resumed; e-mail and SMS requests
  * asked for per chunk, again after a step that died before the broker
- * confirmed them.
+ * confirmed them; a large audience split into parts told side by side,
+ * finished when its last part is.
  */
 import t from 'tap';
 import { boot, testRedis, waitFor, type System } from '../helpers/system.js';
@@ -12,7 +13,7 @@ import { createLogger } from '../../src/platform/log.js';
 import { LivePush, deliveriesOf } from '../../src/notifications/push.js';
 import { viewOf } from '../../src/notifications/inbox.js';
 import { NOTIFICATIONS_CHANNEL } from '../../src/notifications/keys.js';
-import { inboxPage, type NotificationRecord } from '../../src/notifications/repository.js';
+import { fanOutParts, inboxPage, type NotificationRecord } from '../../src/notifications/repository.js';
 import { createBuyers } from '../../src/buyers/buyers.js';
 import { randomId } from '../../src/platform/ids.js';
 import { savePreferences } from '../../src/notifications/repository.js';
@@ -109,6 +110,46 @@ t.test('{ collection }: followers only, chunk by chunk; a step that dies before 
   t.same(requested(sent, 'stampede.notification.email.v1'), followers, "every e-mail asked for, the died step's too");
   t.same((await fanOut.step(eventId, publish)), { told: { recipients: 0, inApp: 0, email: 0, sms: 0 }, toldThrough: followers[16], finished: true }, 'a step after the end tells nothing');
   t.same(await fanOut.unfinished(), [], 'nothing left unfinished');
+});
+
+t.test('parts: a large audience split in buyer order, each part stepped alone and all side by side; finished with the last part; a small one is not split', async (t) => {
+  const sys = await boot(t, { api: false });
+  const settings = { chunkSize: 3, parts: 3, retention: retentionOf(sys.cfg) };
+  const fanOut = new FanOut(sys.pool, settings);
+  const collection = `Watches ${randomId(6)}`;
+  const followers = (await addressedBuyers(sys, 20)).sort();
+  await sys.pool.query('INSERT INTO buyer_interests (buyer_id, collection) SELECT unnest($1::text[]), $2', [followers, collection]);
+  const eventId = `test:${randomId(8)}`;
+  await fanOut.record(broadcastOf(eventId), { collection });
+  const parts = await fanOutParts(sys.pool, eventId);
+  t.same(parts.map((p) => [p.part, p.toldThrough, p.lastId]), [[0, '', followers[6]], [1, followers[6], followers[13]], [2, followers[13], null]],
+    'three parts of 7, 7 and 6 buyers, each starting after the last one ends');
+  t.same((await fanOut.stepsOf(eventId)).map((s) => s.id), [0, 1, 2].map((p) => `${eventId}:fanout:${p}:${parts[p]!.toldThrough}`), 'a first step for each part');
+
+  const sent: CloudEvent[] = [];
+  const publish = async (events: CloudEvent[]) => void sent.push(...events);
+  // The last part alone, to its end: it tells its own buyers only, and the fan-out is not finished.
+  for (let outcome = await fanOut.step(eventId, publish, 2); typeof outcome === 'string' || !outcome.finished; outcome = await fanOut.step(eventId, publish, 2));
+  t.same(await rowsOf(sys, 'notifications', eventId), followers.slice(14), 'the last part: its six buyers');
+  t.match(await fanOut.progress(eventId), { recipients: 6, inApp: 6, email: 6, finished: false }, 'not finished while two parts are left');
+  t.same((await fanOut.stepsOf(eventId)).map((s) => (s.data as { part: number }).part), [0, 1], 'only the unfinished parts are asked for');
+  t.match(await fanOut.step(eventId, publish, 0), { told: { recipients: 3 }, toldThrough: followers[2], finished: false });
+  t.equal(await fanOut.step(eventId, publish, 9), 'unknown', 'a part it does not have');
+
+  // Two runners side by side over what is left: every follower once.
+  const [a, b] = await Promise.all([fanOut.finish(eventId, publish), new FanOut(sys.pool, settings).finish(eventId, publish)]);
+  t.match(a, { recipients: 20, inApp: 20, email: 20, sms: 0, finished: true }, 'the counts of all parts');
+  t.same(b, a);
+  t.same(await rowsOf(sys, 'notifications', eventId), followers, 'every follower once, and no one else');
+  t.same(requested(sent, 'stampede.notification.email.v1'), followers, 'every e-mail asked for');
+  t.same(await fanOut.stepsOf(eventId), [], 'no step left');
+  t.notOk((await fanOut.unfinished()).includes(eventId));
+
+  const small = `test:${randomId(8)}`;
+  await fanOut.record(broadcastOf(small), { buyerIds: followers.slice(0, 8) });
+  t.same((await fanOut.stepsOf(small)).map((s) => (s.data as { part: number }).part), [0, 1], 'eight listed buyers: two parts of at least a chunk');
+  await fanOut.record(broadcastOf(`${small}:x`), { buyerIds: followers.slice(0, 5) });
+  t.equal((await fanOutParts(sys.pool, `${small}:x`)).length, 1, 'five: one part');
 });
 
 t.test('the live push: one message per chunk naming each new row once, chunk after chunk, the item the inbox shows; none when told again', async (t) => {

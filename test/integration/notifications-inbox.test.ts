@@ -3,13 +3,17 @@
  * worker, read back newest first a page at a time, `unread` counting what
  * arrived since the buyer last opened the inbox, marking one or all read;
  * a buyer never sees, counts or marks another buyer's notifications; and
- * retention keeps at most the cap per buyer and nothing past its age.
+ * retention keeps at most the cap per buyer and nothing past its age (the
+ * scheduler's sweep deletes what is past it).
  */
 import t from 'tap';
 import { boot, call, sleep, waitFor, type System } from '../helpers/system.js';
 import { openAmqp, type Amqp } from '../helpers/fault-kit.js';
 import { createAuction, type TestAuction } from '../helpers/auctions.js';
 import { announcement, publishAnnouncements } from '../helpers/notifications.js';
+import { createLogger } from '../../src/platform/log.js';
+import { retentionOf } from '../../src/notifications/inbox.js';
+import { RetentionSweep } from '../../src/notifications/retention.js';
 
 const NOTIFICATIONS_ONLY = { STAMPEDE_WORKER_QUEUES: 'notifications' };
 
@@ -107,7 +111,12 @@ t.test('retention: at most the cap per buyer (the newest), nothing past its age'
   t.equal(ofY.unread, 1, 'and from the count');
   const { rows } = await sys.pool.query<{ seq: number }>('SELECT seq FROM notifications WHERE event_id = $1', [`${lots[0]!.id}:lost:${y}`]);
   t.equal((await buyerApi(sys, y!).post(`/ntf_${rows[0]!.seq}/read`)).status, 404, 'an expired notification cannot be marked');
-  // The next notification y is told deletes it.
-  await tellLost(sys, amqp, lots.slice(2, 3), y!);
-  t.equal((await sys.pool.query('SELECT 1 FROM notifications WHERE event_id = $1', [`${lots[0]!.id}:lost:${y}`])).rowCount, 0, 'deleted when y was told again');
+  // The scheduler's sweep deletes it, and only it.
+  const others = async () => (await sys.pool.query('SELECT 1 FROM notifications WHERE recipient_id = ANY($1)', [[x, y]])).rowCount;
+  const kept = await others();
+  const sweep = new RetentionSweep({ pool: sys.pool, retention: retentionOf(sys.cfg), log: createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'test'), everyMs: 60_000 });
+  t.equal(await sweep.sweep(), 1, 'the sweep deletes the expired row');
+  t.equal((await sys.pool.query('SELECT 1 FROM notifications WHERE event_id = $1', [`${lots[0]!.id}:lost:${y}`])).rowCount, 0, 'gone');
+  t.equal(await others(), kept! - 1, 'nothing else deleted');
+  t.equal(await sweep.sweep(), 0, 'a second sweep finds nothing');
 });

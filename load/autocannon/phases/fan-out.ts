@@ -12,6 +12,7 @@ import { startApi, startSettlementRole, stopChild } from '../processes.js';
 import type { Phase } from '../results.js';
 import { cfg, env, log, settings, type Bench, type Findings } from './context.js';
 import { letTheHostSettle } from './setup.js';
+import { findFanOut } from '../../../src/notifications/repository.js';
 
 const FOLLOWERS = Number(process.env.BENCH_FANOUT_FOLLOWERS ?? 1_000_000);
 const TARGET_S = 30;
@@ -50,9 +51,8 @@ export async function runFanOutPhase(bench: Bench, findings: Findings): Promise<
     while (!finished) {
       if (Date.now() - createdAt > TIMEOUT_MS) throw new Error(`fan-out: not finished after ${TIMEOUT_MS / 1000} s`);
       await new Promise((r) => setTimeout(r, 200));
-      const { rows } = await bench.pool.query<{ in_app: number; finished_at: Date | null }>(
-        'SELECT in_app, finished_at FROM notification_fanouts WHERE event_id = $1', [eventId]);
-      if (rows[0]?.finished_at) finished = { in_app: rows[0].in_app, finished_at: rows[0].finished_at };
+      const f = await findFanOut(bench.pool, eventId);
+      if (f?.finishedAt) finished = { in_app: f.inApp, finished_at: f.finishedAt };
     }
     const cpu = cpuShares(cpuBefore, cpuSnapshot(roleNames), (Date.now() - createdAt) / 1000);
     const { rows: last } = await bench.pool.query<{ last: Date; n: number }>(
@@ -63,7 +63,7 @@ export async function runFanOutPhase(bench: Bench, findings: Findings): Promise<
     const phase: Phase = {
       name: `7. fan-out: auction.created to ${FOLLOWERS.toLocaleString('en')} followers`, requests: rows, durationS: seconds,
       rps: Math.round(rows / seconds), p50: 0, p99: 0, max: 0, statuses: { rows },
-      note: `inbox rows/s from the create to the last row (target <= ${TARGET_S} s: ${seconds <= TARGET_S ? 'met' : 'MISSED'}); chunk ${cfg.STAMPEDE_FANOUT_CHUNK}; followers seeded in ${seedS.toFixed(1)} s; CPU (share of one core): ${formatShares(cpu)}`,
+      note: `inbox rows/s from the create to the last row (target <= ${TARGET_S} s: ${seconds <= TARGET_S ? 'met' : 'MISSED'}); chunk ${cfg.STAMPEDE_FANOUT_CHUNK}, parts ${cfg.STAMPEDE_FANOUT_PARTS}; followers seeded in ${seedS.toFixed(1)} s; CPU (share of one core): ${formatShares(cpu)}`,
     };
     findings.phases.push(phase);
     log.info(phase, 'fan-out');

@@ -12,7 +12,10 @@ export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
 
 export function createPool(url: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max, application_name: 'stampede' });
+  // JIT off: every query here is short, and the planner's costs (a fan-out's
+  // chunk on a table that grew since its last ANALYZE) can cross
+  // jit_above_cost, when compiling takes longer than the query itself.
+  const pool = new pg.Pool({ connectionString: url, max, application_name: 'stampede', options: '-c jit=off' });
   // An idle client's error (server restart) must not crash the process.
   pool.on('error', () => {});
   return pool;
