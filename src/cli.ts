@@ -42,13 +42,15 @@ const program = new Command('stampede').description('Flash-sale and auction engi
 program.command('api').description('serve the HTTP API').action(() => runRole(config(), 'api', async () => (await import('./roles/api.js')).startApi));
 program.command('relay').description('relay outbox streams to RabbitMQ').action(() => runRole(config(), 'relay', async () => (await import('./roles/relay.js')).startRelay));
 program.command('worker').description('settle orders and auctions into Postgres').action(() => runRole(config(), 'worker', async () => (await import('./roles/worker.js')).startWorker));
+program.command('notifier').description('tell buyers: the notifications, e-mail and SMS workers, at a lower CPU priority')
+  .action(() => runRole(config(), 'notifier', async () => (await import('./roles/notifier.js')).startNotifier));
 program
   .command('scheduler')
   .description('close auctions when due and run the promoter')
   .action(() => runRole(config(), 'scheduler', async () => (await import('./roles/scheduler.js')).startScheduler));
 program.command('mailcatcher').description('catch mail on STAMPEDE_SMTP_URL and show it at GET /messages (development)')
   .action(() => runRole(config(), 'mailcatcher', async () => (await import('./roles/mailcatcher.js')).startMailcatcher));
-program.command('all').description('run api, relay, worker and scheduler as supervised child processes').action(() => supervise(config(), ROLES, cliPath));
+program.command('all').description('run api, relay, worker, notifier and scheduler as supervised child processes').action(() => supervise(config(), ROLES, cliPath));
 
 program.command('migrate').description('apply database migrations').action(async () => {
   const cfg = config();

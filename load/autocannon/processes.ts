@@ -56,7 +56,7 @@ export const startApi = (env: NodeJS.ProcessEnv, port: number, nodeFlags: string
   spawnRole(env, [...nodeFlags, cli, 'api'], answers(`http://127.0.0.1:${port}/readyz`));
 
 /** `stampede relay`, `stampede worker` or `stampede scheduler`, as soon as it has started. */
-export const startSettlementRole = (env: NodeJS.ProcessEnv, role: 'relay' | 'worker' | 'scheduler'): Promise<ChildProcess> => spawnRole(env, [cli, role]);
+export const startSettlementRole = (env: NodeJS.ProcessEnv, role: 'relay' | 'worker' | 'notifier' | 'scheduler'): Promise<ChildProcess> => spawnRole(env, [cli, role]);
 
 /** Node flags that write a V8 CPU profile of the process to load/results/profiles/ when `wanted`. */
 export const cpuProfileFlags = (wanted: boolean): string[] =>

@@ -20,8 +20,21 @@ export interface NewNotification {
 
 /** An amount of minor units as people read it: `EUR 21.00` in the currency's own decimals (a plain space, for SMS and e-mail subjects). */
 export function formatMoney(minor: number, currency: string): string {
-  const digits = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
-  return new Intl.NumberFormat('en', { style: 'currency', currency, currencyDisplay: 'code', minimumFractionDigits: digits }).format(minor / 10 ** digits).replace(/\s/gu, ' ');
+  const { format, digits } = formatterOf(currency);
+  return format.format(minor / 10 ** digits).replace(/\s/gu, ' ');
+}
+
+/** One formatter per currency: building an Intl.NumberFormat costs far more than formatting with one (docs/performance.md). */
+const formatters = new Map<string, { format: Intl.NumberFormat; digits: number }>();
+
+function formatterOf(currency: string): { format: Intl.NumberFormat; digits: number } {
+  let f = formatters.get(currency);
+  if (!f) {
+    const digits = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+    f = { format: new Intl.NumberFormat('en', { style: 'currency', currency, currencyDisplay: 'code', minimumFractionDigits: digits }), digits };
+    formatters.set(currency, f);
+  }
+  return f;
 }
 
 /** What an announcement is about (an auction's lot, or a sale), as its notification names it. */

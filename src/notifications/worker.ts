@@ -16,6 +16,10 @@
  * part and asks for the part's next before it is acked, and the steps of a
  * batch run side by side. So a fan-out of a million is many short messages, never one
  * that holds a lane, and announcements keep flowing between its steps.
+ *
+ * Settlement first: while the orders queue has a backlog the worker waits
+ * before each batch, for a while (src/notifications/settlement-first.ts), so
+ * telling buyers does not slow the settling of their orders.
  */
 import type { Pool } from '../platform/db/pool.js';
 import { BatchConsumer, type JsonObject, type WorkerSettings } from '../platform/messaging/consumer.js';
@@ -30,11 +34,14 @@ import { SEND_ID } from '../platform/ids.js';
 import { createdNotificationOf } from './messages.js';
 import { Notifications, type TellSettings } from './notifications.js';
 import type { LivePush } from './push.js';
+import { SettlementFirst, type SettlementFirstSettings } from './settlement-first.js';
 
 export interface NotificationsWorkerOptions extends WorkerSettings {
   pool: Pool;
   tell: TellSettings;
   push: LivePush;
+  /** Waits for the orders queue's backlog before each batch (src/notifications/settlement-first.ts); none: never waits. */
+  settlementFirst?: SettlementFirstSettings;
 }
 
 const isAnnouncement = (e: NotificationEvent): e is Announcement => e.type !== 'auction.created' && e.type !== 'notification.fanout' && e.type !== 'notification.due';
@@ -45,11 +52,13 @@ export class NotificationsWorker extends BatchConsumer<NotificationEvent> {
   private readonly dueSends: DueSends;
   /** Whether the unfinished fan-outs were asked for again since this worker started. */
   private resumed = false;
+  readonly settlementFirst?: SettlementFirst;
 
   constructor(private readonly deps: NotificationsWorkerOptions) {
     super({ ...deps, name: 'notifications worker', what: 'an announcement', concern: deps.topology.notifications });
     this.notifications = new Notifications(deps.pool, deps.tell);
     this.dueSends = new DueSends(deps.pool, deps.tell.clock);
+    this.settlementFirst = deps.settlementFirst && deps.settlementFirst.maxWaitMs > 0 ? new SettlementFirst(deps.settlementFirst) : undefined;
     this.fanOut = new FanOut(deps.pool, { chunkSize: deps.tell.fanOutChunkSize, parts: deps.tell.fanOutParts, retention: deps.tell.retention, clock: deps.tell.clock }, deps.push);
   }
 
@@ -69,6 +78,10 @@ export class NotificationsWorker extends BatchConsumer<NotificationEvent> {
     const steps = await this.fanOut.resumeSteps();
     if (steps.length > 0) await publisherOf(pub).publishEvents(this.deps.topology.exchange, steps);
     this.resumed = true;
+  }
+
+  protected override async ready(pub: ConfirmChannel): Promise<void> {
+    await this.settlementFirst?.wait(pub, () => this.isStopping);
   }
 
   protected async settle(events: NotificationEvent[], pub: ConfirmChannel): Promise<void> {

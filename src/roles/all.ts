@@ -9,7 +9,12 @@ import type { Config } from '../platform/config.js';
 import { createLogger } from '../platform/log.js';
 
 /** The roles `stampede all` and `npm start` run. */
-export const ROLES = ['api', 'relay', 'worker', 'scheduler'];
+export const ROLES = ['api', 'relay', 'worker', 'notifier', 'scheduler'];
+
+/** A child's environment: the worker settles only (the notifier tells buyers) unless STAMPEDE_WORKER_QUEUES says otherwise. */
+export function childEnv(role: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return role === 'worker' && env.STAMPEDE_WORKER_QUEUES === undefined ? { ...env, STAMPEDE_WORKER_QUEUES: 'orders,auctions' } : env;
+}
 
 /** The SMTP URL `npm start` catches mail on: the default STAMPEDE_SMTP_URL. */
 export const DEV_SMTP_URL = 'smtp://127.0.0.1:1025';
@@ -31,7 +36,7 @@ export async function supervise(cfg: Config, roles: string[], cli: string): Prom
   let stopping = false;
 
   const launch = (role: string) => {
-    const child = spawn(process.execPath, [...childNodeFlags(), cli, role], { stdio: 'inherit', env: process.env });
+    const child = spawn(process.execPath, [...childNodeFlags(), cli, role], { stdio: 'inherit', env: childEnv(role) });
     children.set(role, child);
     child.on('exit', (code, signal) => {
       children.delete(role);

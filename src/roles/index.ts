@@ -8,6 +8,7 @@ export type { Role } from './role.js';
 export { startApi, type ApiHandle } from './api.js';
 export { startRelay } from './relay.js';
 export { startWorker } from './worker.js';
+export { startNotifier } from './notifier.js';
 export { startScheduler } from './scheduler.js';
 export { startMailcatcher } from './mailcatcher.js';
 export type { Pool } from '../platform/db/pool.js';

@@ -41,7 +41,10 @@ export async function startWorker(
   const auctions = queues.has('auctions') ? new AuctionsWorker(common) : undefined;
   // A lane's fan-out steps run side by side, one per part, each with a transaction and two reads beside it.
   const notificationsPool = queues.has('notifications') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY + 2 * cfg.STAMPEDE_FANOUT_PARTS) : undefined;
-  const notifications = notificationsPool ? new NotificationsWorker({ ...common, pool: notificationsPool, tell: tellSettingsOf(cfg), push: new LivePush(redis, log) }) : undefined;
+  const notifications = notificationsPool ? new NotificationsWorker({
+    ...common, pool: notificationsPool, tell: tellSettingsOf(cfg), push: new LivePush(redis, log),
+    settlementFirst: { queue: cfg.topology.orders.queue, above: cfg.STAMPEDE_NOTIFICATIONS_YIELD_ABOVE, maxWaitMs: cfg.STAMPEDE_NOTIFICATIONS_YIELD_MS },
+  }) : undefined;
   const emailPool = queues.has('email') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY) : undefined;
   const smtp = emailPool ? new SmtpChannel({ url: cfg.STAMPEDE_SMTP_URL, from: cfg.STAMPEDE_MAIL_FROM, timeoutMs: cfg.STAMPEDE_SMTP_TIMEOUT_MS, connections: cfg.STAMPEDE_WORKER_CONCURRENCY }) : undefined;
   const email = emailPool && smtp ? new ChannelWorker({ ...common, delivery: 'email', sender: new Emails(emailPool, smtp, unsubscribeLinksOf(cfg)) }) : undefined;

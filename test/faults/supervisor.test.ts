@@ -1,6 +1,8 @@
 /**
- * `stampede all` supervises api, relay and worker as child processes: a child
- * that dies is restarted, and SIGTERM stops them all gracefully.
+ * `stampede all` supervises api, relay, worker, notifier and scheduler as
+ * child processes: a child that dies is restarted, and SIGTERM stops them
+ * all gracefully. The worker settles only; the notifier tells buyers at a
+ * lower CPU priority.
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
@@ -13,9 +15,10 @@ interface ChildInfo {
   pid: number;
   role: string;
   args: string[];
+  nice: number;
 }
 
-const ROLES = ['api', 'relay', 'worker', 'scheduler'];
+const ROLES = ['api', 'relay', 'worker', 'notifier', 'scheduler'];
 
 /** Role children of `pid`, read from /proc (no `ps`: a fresh machine may not have procps). */
 function childrenOf(pid: number): ChildInfo[] {
@@ -25,12 +28,13 @@ function childrenOf(pid: number): ChildInfo[] {
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       // Fields after the parenthesised command name: state, ppid, ...
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(fields[1]);
       if (ppid !== pid) continue;
       const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
       const role = args[args.length - 1] ?? '';
       // Only the roles: tsx's esbuild service (`esbuild --service=… --ping`) is a child too on a cold cache.
-      if (ROLES.includes(role)) kids.push({ pid: Number(entry), role, args });
+      if (ROLES.includes(role)) kids.push({ pid: Number(entry), role, args, nice: Number(fields[16]) });
     } catch {
       // The process ended while we looked.
     }
@@ -54,15 +58,22 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
     if (sup.exitCode === null) sup.kill('SIGKILL');
   });
 
-  // Four tsx processes starting on a loaded two-core CI machine can take a while.
+  // Five tsx processes starting on a loaded two-core CI machine can take a while.
   let seen: ChildInfo[] = [];
-  const first = await waitFor('four children', async () => {
+  const first = await waitFor('five children', async () => {
     const kids = (seen = childrenOf(sup.pid!));
-    return kids.length === 4 && /orders worker consuming/.test(log) && /scheduler running/.test(log) ? kids : undefined;
+    return kids.length === 5 && /orders worker consuming/.test(log) && /notifications worker consuming/.test(log) && /scheduler running/.test(log) ? kids : undefined;
   }, 60_000).catch((err: Error) => {
     throw new Error(`${err.message}\nchildren seen last: ${JSON.stringify(seen)}\nsupervisor log:\n${log.slice(-3000)}`);
   });
-  t.same(first.map((c) => c.role).sort(), ['api', 'relay', 'scheduler', 'worker']);
+  t.same(first.map((c) => c.role).sort(), ['api', 'notifier', 'relay', 'scheduler', 'worker']);
+  const pidOf = (role: string) => first.find((c) => c.role === role)!.pid;
+  t.equal(first.find((c) => c.role === 'notifier')!.nice, 10, 'the notifier runs at niceness 10 (STAMPEDE_NOTIFIER_NICE)');
+  t.equal(first.find((c) => c.role === 'worker')!.nice, 0, 'the worker at normal priority');
+  const consumers = (pid: number) => [...log.matchAll(/\{[^\n]*\}/g)].map((m) => { try { return JSON.parse(m[0]) as { pid?: number; msg?: string }; } catch { return {}; } })
+    .filter((l) => l.pid === pid && / consuming$/.test(l.msg ?? '')).map((l) => l.msg).sort();
+  t.same(consumers(pidOf('worker')), ['auctions worker consuming', 'orders worker consuming'], 'the worker settles only');
+  t.same(consumers(pidOf('notifier')), ['SMS worker consuming', 'e-mail worker consuming', 'notifications worker consuming'], 'the notifier tells buyers');
   for (const c of first) t.ok(ROLE_NODE_FLAGS.every((f) => c.args.includes(f)), `${c.role} runs with ${ROLE_NODE_FLAGS.join(' ')}`);
 
   const worker = first.find((c) => c.role === 'worker')!;

@@ -1,7 +1,10 @@
 /**
- * 5. The settlement drain: relay and worker start on the backlog the api
- * phases left in the outbox; orders/s from their launch until every accepted
- * purchase is settled in Postgres.
+ * 5. The settlement drain: relay, worker and notifier start on the backlog
+ * the api phases left in the outbox, as `stampede all` runs them (the worker
+ * settles orders and auctions, the notifier tells buyers at a lower CPU
+ * priority); orders/s from their launch until every accepted purchase is
+ * settled in Postgres, and when the last buyer was told.
+ * BENCH_DRAIN_NOTIFIER=0 runs no notifier: settlement alone, to compare.
  */
 import { saleKeys } from '../../../src/sales/keys.js';
 import { cpuShares, cpuSnapshot, formatShares } from '../cpu.js';
@@ -10,6 +13,7 @@ import type { Phase } from '../results.js';
 import { env, log, type Bench, type Findings } from './context.js';
 
 const DRAIN_TIMEOUT_MS = 600_000;
+const WITH_NOTIFIER = process.env.BENCH_DRAIN_NOTIFIER !== '0';
 
 export interface Drain {
   phase: Phase;
@@ -24,10 +28,15 @@ export async function drainSettlement(bench: Bench, findings: Findings): Promise
   const saleIds = bench.sales.map((s) => s.id);
   const drainStart = Date.now();
   const relay = await startSettlementRole(env, 'relay');
-  const worker = await startSettlementRole(env, 'worker').catch(async (e) => {
+  const settling = { ...env, STAMPEDE_WORKER_QUEUES: 'orders,auctions' };
+  const worker = await startSettlementRole(settling, 'worker').catch(async (e) => {
     await stopChild(relay);
     throw e;
   });
+  const notifier = WITH_NOTIFIER ? await startSettlementRole(env, 'notifier').catch(async (e) => {
+    await Promise.all([stopChild(worker), stopChild(relay)]);
+    throw e;
+  }) : undefined;
   // Progress is read from Redis, where settlement lands right after each
   // Postgres commit: the sales' `reserved` counters fall to 0 when every
   // accepted purchase is settled. (Counting orders in Postgres every 100 ms
@@ -40,7 +49,7 @@ export async function drainSettlement(bench: Bench, findings: Findings): Promise
     if (missing.length > 0) throw new Error(`drain: sales ${missing.join(', ')} are not in Redis`);
     return values.reduce((n, v) => n + Number(v), 0);
   };
-  const roleNames = new Map([[relay.pid!, 'relay'], [worker.pid!, 'worker'], [process.pid, 'bench']]);
+  const roleNames = new Map([[relay.pid!, 'relay'], [worker.pid!, 'worker'], ...(notifier ? [[notifier.pid!, 'notifier'] as [number, string]] : []), [process.pid, 'bench']]);
   const cpuBefore = cpuSnapshot(roleNames);
   const cpuFrom = Date.now();
   const reservedAtStart = await reservedNow();
@@ -66,15 +75,17 @@ export async function drainSettlement(bench: Bench, findings: Findings): Promise
     statuses: { orders: settled },
     note: `orders/s into Postgres from launching relay + worker on the backlog; ${steadyOrdersPerSecond.toLocaleString('en')}/s from the first order (start-up excluded); CPU (share of one core): ${formatShares(drainCpu)}`,
   };
-  // The worker role also runs the notifications worker: each settled purchase is told to its buyer
-  // (purchase.confirmed / failed) in the same process while settlement runs. Counted once settlement is done.
-  const told = await buyersTold(bench, settled);
-  drain.note += `; buyers told (purchase results in their inboxes): ${told.rows.toLocaleString('en')}, the last ${told.afterDrainS.toFixed(1)} s after the last order (${Math.round(told.rows / (drainS + told.afterDrainS)).toLocaleString('en')} rows/s over the drain)`;
-  if (told.rows < settled) findings.violations.push(`drain: ${settled - told.rows} settled purchases not told to their buyers after ${TOLD_TIMEOUT_MS / 1000} s`);
+  // The notifier tells each settled purchase to its buyer (purchase.confirmed / failed) while settlement runs. Counted once settlement is done.
+  const told = notifier ? await buyersTold(bench, settled) : { rows: 0, afterDrainS: 0 };
+  drain.note += notifier
+    ? `; buyers told (purchase results in their inboxes): ${told.rows.toLocaleString('en')}, the last ${told.afterDrainS.toFixed(1)} s after the last order (${Math.round(told.rows / (drainS + told.afterDrainS)).toLocaleString('en')} rows/s over the drain)`
+    : '; no notifier (BENCH_DRAIN_NOTIFIER=0): nobody told';
+  if (notifier && told.rows < settled) findings.violations.push(`drain: ${settled - told.rows} settled purchases not told to their buyers after ${TOLD_TIMEOUT_MS / 1000} s`);
   findings.phases.push(drain);
   log.info(drain, 'drain');
   // Let the Redis side of settlement finish before auditing.
   await new Promise((r) => setTimeout(r, 1000));
+  if (notifier) await stopChild(notifier);
   await stopChild(worker);
   await stopChild(relay);
   return { phase: drain, steadyOrdersPerSecond, toldRows: told.rows, toldAfterDrainS: told.afterDrainS };

@@ -111,6 +111,14 @@ export abstract class BatchConsumer<E> {
   /** Called once a (re)connected session consumes; may publish on `pub` (and wait for its confirms). A failure is logged; the session goes on. */
   protected async consuming(_pub: ConfirmChannel): Promise<void> {}
 
+  /** Awaited by a lane before it takes each batch (a worker that gives way to another waits here; what arrives meanwhile joins the batch). */
+  protected async ready(_pub: ConfirmChannel): Promise<void> {}
+
+  /** Whether stop() was called. */
+  protected get isStopping(): boolean {
+    return this.stopping;
+  }
+
   start(): void {
     this.running ??= this.run();
   }
@@ -185,6 +193,8 @@ export abstract class BatchConsumer<E> {
     this.starting--;
     try {
       while (this.ch === ch && this.buffer.length > 0) {
+        await this.ready(pub);
+        if (this.ch !== ch || this.buffer.length === 0) break;
         const batch = this.takeBatch();
         // What is left waits for no one: another lane may take it now.
         this.startLanes(ch, pub);
