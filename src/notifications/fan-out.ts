@@ -19,9 +19,10 @@
  * chunk's new rows (one pipeline, each waiting for the push before it, so
  * pushes queue no deeper than the steps running) and asks the e-mail and SMS
  * queues for the chunk's messages, waiting for the broker's confirms before
- * it records them asked for; a step that died between the two asks for them
- * again first. Two steps of one part never run at once (the second finds it
- * locked and leaves it to the first). The fan-out is finished when its last
+ * it records them asked for (a chunk with none is recorded asked for as it
+ * commits); a step that died between the two asks for them again first.
+ * Two steps of one part never run at once (the second finds it locked and
+ * leaves it to the first). The fan-out is finished when its last
  * part is.
  *
  * The notifications worker runs a fan-out one step per message
@@ -38,12 +39,12 @@ import { requestOf } from './channel-worker.js';
 import { emailMessageId } from './emails.js';
 import type { Retention } from './inbox.js';
 import type { NewNotification } from './messages.js';
-import { Preferences } from './preferences.js';
+import { BuyerPreferences } from './preferences.js';
 import type { LivePush } from './push.js';
 import {
-  audienceAfter, audienceBounds, copyEmails, copySms, fanOutParts, findFanOut, insertBroadcastNotifications, insertFanOut, lockFanOutPart, pruneInboxes,
+  audienceBounds, audienceMembersAfter, copyEmails, copySms, fanOutParts, findFanOut, insertBroadcastNotifications, insertFanOut, lockFanOutPart, pruneInboxes,
   recordChunkTold, recordPartFinished, recordRequestedThrough, toldBetween, unfinishedFanOuts, unsentBetween,
-  type AudienceRecord, type FanOutCountsRecord, type FanOutRecord, type NewEmail, type NewSms, type NotificationRecord,
+  type AudienceMemberRecord, type AudienceRecord, type FanOutCountsRecord, type FanOutRecord, type NewEmail, type NewSms, type NotificationRecord,
 } from './repository.js';
 import { smsTextOf } from './sms.js';
 import type { Channel, NotificationTypeName } from './types.js';
@@ -84,13 +85,16 @@ export interface FanOutStep {
 /** Publishes e-mail and SMS requests; resolves once the broker confirmed every one. */
 export type RequestPublisher = (requests: CloudEvent[]) => Promise<void>;
 
+/** Fewest recipients a part is given (a smaller audience is split into fewer parts, or none). */
+export const MIN_PART = 1_000;
+
 /** Most buyers a `{ buyerIds }` audience may list (larger audiences are collections or sales). */
 export const MAX_LISTED_RECIPIENTS = 10_000;
 
 export interface FanOutSettings {
   /** Recipients told per step (one transaction). */
   chunkSize: number;
-  /** Most parts an audience is split into, told side by side; only an audience of at least a chunk per part is split (1, the default: never). */
+  /** Most parts an audience is split into, told side by side; only an audience of at least MIN_PART (or a chunk, if smaller) per part is split (1, the default: never). */
   parts?: number;
   retention: Retention;
   /** The wall clock quiet hours are read by (tests shift it). */
@@ -119,13 +123,11 @@ function checkAudience(audience: Audience): void {
 }
 
 export class FanOut {
-  private readonly preferences: Preferences;
   private readonly clock: () => number;
   /** The live push of the last chunk: the next chunk is told meanwhile, and waits for it before pushing its own (one chunk in flight). */
   private pushing: Promise<void> = Promise.resolve();
 
   constructor(private readonly pool: Pool, private readonly settings: FanOutSettings, private readonly push?: LivePush) {
-    this.preferences = new Preferences(pool);
     this.clock = settings.clock ?? Date.now;
   }
 
@@ -134,7 +136,7 @@ export class FanOut {
     checkAudience(audience);
     const parts = this.settings.parts ?? 1;
     return inTransaction(this.pool, async (tx) => {
-      const bounds = parts > 1 ? await audienceBounds(tx, audience, parts, this.settings.chunkSize) : [];
+      const bounds = parts > 1 ? await audienceBounds(tx, audience, parts, Math.min(this.settings.chunkSize, MIN_PART)) : [];
       return insertFanOut(tx, { ...broadcast, audience }, bounds);
     });
   }
@@ -201,13 +203,14 @@ export class FanOut {
       const p = await lockFanOutPart(tx, eventId, part);
       if (!p) return 'busy' as const;
       if (p.finishedAt) return { told: NONE, finished: true, after: p.toldThrough, through: p.toldThrough };
-      const ids = await audienceAfter(tx, f.audience, p.toldThrough, this.settings.chunkSize, p.lastId);
+      const members = await audienceMembersAfter(tx, f.audience, p.toldThrough, this.settings.chunkSize, p.lastId);
+      const ids = members.map((m) => m.id);
       const finished = ids.length < this.settings.chunkSize;
       if (finished) await recordPartFinished(tx, eventId, part);
       if (ids.length === 0) return { told: NONE, finished, after: p.toldThrough, through: p.toldThrough };
       const after = p.toldThrough;
       const through = ids[ids.length - 1]!;
-      const { notes, emails, texts } = await this.addressed(f, ids);
+      const { notes, emails, texts } = this.addressed(f, members);
       // Under the lock only this step writes the event's rows of the chunk; what is there (told outside a fan-out) is not written twice.
       const mailed = await toldBetween(tx, 'email', eventId, after, through);
       const texted = await toldBetween(tx, 'sms', eventId, after, through);
@@ -218,7 +221,7 @@ export class FanOut {
       await copySms(tx, newTexts);
       await pruneInboxes(tx, written.map((w) => w.recipientId), this.settings.retention.cap);
       const told = { recipients: ids.length, inApp: written.length, email: newEmails.length, sms: newTexts.length };
-      await recordChunkTold(tx, eventId, part, through, told);
+      await recordChunkTold(tx, eventId, part, after, through, told);
       // One INSERT: every row of the chunk was created at one time.
       const shared = written.length > 0 ? { eventId, type: f.type, title: f.title, body: f.body, data: f.data, createdAt: written[0]!.createdAt, readAt: null } : undefined;
       return { told, finished, after, through, shared, to: written.map((w): [string, number] => [w.recipientId, w.seq]) };
@@ -226,7 +229,8 @@ export class FanOut {
     if (chunk === 'busy') return 'busy';
     if (chunk.through > chunk.after) {
       if (this.push && chunk.shared) await this.pushLive(chunk.shared, chunk.to);
-      await this.request(eventId, part, chunk.after, chunk.through, publish);
+      // A chunk with e-mail or SMS asks for them (one without had its requests recorded with it).
+      if (chunk.told.email + chunk.told.sms > 0) await this.request(eventId, part, chunk.after, chunk.through, publish);
     }
     if (chunk.finished) await this.pushing;
     return { told: chunk.told, toldThrough: chunk.through, finished: chunk.finished };
@@ -241,14 +245,13 @@ export class FanOut {
   }
 
   /** The inbox rows, e-mails and SMS these recipients want of the fan-out's notification. */
-  private async addressed(f: FanOutRecord, ids: string[]): Promise<{ notes: NewNotification[]; emails: NewEmail[]; texts: NewSms[] }> {
-    const preferences = await this.preferences.of(ids);
+  private addressed(f: FanOutRecord, members: AudienceMemberRecord[]): { notes: NewNotification[]; emails: NewEmail[]; texts: NewSms[] } {
     const now = this.clock();
     const notes: NewNotification[] = [];
     const emails: NewEmail[] = [];
     const texts: NewSms[] = [];
-    for (const recipientId of ids) {
-      const p = preferences.get(recipientId)!;
+    for (const { id: recipientId, set, accountEmail } of members) {
+      const p = new BuyerPreferences(set, accountEmail);
       const n: NewNotification = { eventId: f.eventId, recipientId, type: f.type, title: f.title, body: f.body, data: f.data };
       const channels = f.channels ?? undefined;
       if (p.wants(f.type, 'in_app', channels)) notes.push(n);

@@ -13,12 +13,11 @@
 import { channelSubscriber } from '../platform/redis/client.js';
 import type { Logger } from '../platform/log.js';
 import { NOTIFICATIONS_CHANNEL } from './keys.js';
-import type { NotificationView } from './inbox.js';
 import { deliveriesOf } from './push.js';
 
 export interface FeedListener {
-  /** A new notification of the buyer listened to. */
-  notified(item: NotificationView): void;
+  /** A new notification of the buyer listened to: its id and its JSON as the inbox shows it. */
+  notified(id: string, itemJson: string): void;
   /** The subscriber connection came back: what was published meanwhile was not heard. */
   resumed(): void;
 }
@@ -68,13 +67,12 @@ export class NotificationFeed {
       this.log.warn({ message: message.slice(0, 200) }, 'notifications: malformed message on the notifications channel, dropped');
       return;
     }
-    for (const { buyerId, itemJson } of deliveries) {
+    for (const { buyerId, id, itemJson } of deliveries) {
       this.heard++;
       this.forward(buyerId, itemJson);
       const listening = this.listeners.get(buyerId);
       if (!listening) continue;
-      const item = JSON.parse(itemJson) as NotificationView;
-      for (const listener of [...listening]) listener.notified(item);
+      for (const listener of [...listening]) listener.notified(id, itemJson);
     }
   }
 

@@ -49,8 +49,8 @@ function messagesTo(itemJson: string, to: [string, number][]): string[] {
   return messages;
 }
 
-/** A message's recipients, each with the JSON of their own item as the inbox shows it; undefined when the message is malformed. */
-export function deliveriesOf(message: string): { buyerId: string; itemJson: string }[] | undefined {
+/** A message's recipients, each with their item's id and its JSON as the inbox shows it; undefined when the message is malformed. */
+export function deliveriesOf(message: string): { buyerId: string; id: string; itemJson: string }[] | undefined {
   let parsed: PushMessage;
   try {
     parsed = JSON.parse(message) as PushMessage;
@@ -61,10 +61,11 @@ export function deliveriesOf(message: string): { buyerId: string; itemJson: stri
   const rest = JSON.stringify(parsed.item);
   if (rest.length <= 2) return undefined;
   const tail = `,${rest.slice(1)}`;
-  const deliveries: { buyerId: string; itemJson: string }[] = [];
+  const deliveries: { buyerId: string; id: string; itemJson: string }[] = [];
   for (const pair of parsed.to) {
     if (!Array.isArray(pair) || typeof pair[0] !== 'string' || !USER_ID.test(pair[0]) || !Number.isSafeInteger(pair[1]) || (pair[1] as number) < 1) return undefined;
-    deliveries.push({ buyerId: pair[0], itemJson: `{"id":"${notificationIdOf(pair[1] as number)}"${tail}` });
+    const id = notificationIdOf(pair[1] as number);
+    deliveries.push({ buyerId: pair[0], id, itemJson: `{"id":"${id}"${tail}` });
   }
   return deliveries;
 }

@@ -746,12 +746,18 @@ export async function unfinishedFanOuts(db: Db): Promise<string[]> {
   return rows.map((r) => r.event_id);
 }
 
-/** Records a chunk told: the part's cursor moves to `through` and its counts grow by `added`. */
-export async function recordChunkTold(db: PoolClient, eventId: string, part: number, through: string, added: FanOutCountsRecord): Promise<void> {
+/**
+ * Records a chunk told: the part's cursor moves to `through` and its counts
+ * grow by `added`. A chunk that recorded no e-mail and no SMS has nothing to
+ * ask for: its requests count as confirmed with it, when every earlier
+ * chunk's were (the requests cursor is at `after`, where the chunk began).
+ */
+export async function recordChunkTold(db: PoolClient, eventId: string, part: number, after: string, through: string, added: FanOutCountsRecord): Promise<void> {
   await db.query(
-    `UPDATE notification_fanout_parts SET told_through = $3, recipients = recipients + $4, in_app = in_app + $5, email = email + $6, sms = sms + $7
+    `UPDATE notification_fanout_parts SET told_through = $4, recipients = recipients + $5, in_app = in_app + $6, email = email + $7, sms = sms + $8,
+            requested_through = CASE WHEN $7 = 0 AND $8 = 0 AND requested_through = $3 THEN $4 ELSE requested_through END
       WHERE event_id = $1 AND part = $2`,
-    [eventId, part, through, added.recipients, added.inApp, added.email, added.sms],
+    [eventId, part, after, through, added.recipients, added.inApp, added.email, added.sms],
   );
 }
 
@@ -789,6 +795,29 @@ export async function audienceAfter(db: Db, audience: AudienceRecord, after: str
   const { rows } = await db.query<{ id: string }>(
     `SELECT id FROM (${source}) a WHERE id > $2 AND ($4::text IS NULL OR id <= $4) ORDER BY id LIMIT $3`, [key, after, limit, last]);
   return rows.map((r) => r.id);
+}
+
+/** A buyer of an audience with what they set (undefined: nothing) and their account's address. */
+export interface AudienceMemberRecord {
+  id: string;
+  set: PreferencesRecord | undefined;
+  accountEmail: string | undefined;
+}
+
+/** As audienceAfter, each buyer read with their preferences and account address in the same query (a fan-out's chunk). */
+export async function audienceMembersAfter(db: Db, audience: AudienceRecord, after: string, limit: number, last: string | null = null): Promise<AudienceMemberRecord[]> {
+  const [source, key] = audienceSource(audience);
+  const { rows } = await db.query<{ id: string; account_email: string | null } & { [K in keyof PreferencesRow]: PreferencesRow[K] | null }>(
+    `SELECT a.id, p.buyer_id, p.channels, p.types, p.email, p.phone, p.time_zone, p.quiet_start, p.quiet_end, u.email AS account_email
+       FROM (SELECT id FROM (${source}) s WHERE id > $2 AND ($4::text IS NULL OR id <= $4) ORDER BY id LIMIT $3) a
+       LEFT JOIN notification_preferences p ON p.buyer_id = a.id
+       LEFT JOIN users u ON u.id = a.id AND u.email IS NOT NULL AND u.deleted_at IS NULL
+      ORDER BY a.id`,
+    [key, after, limit, last],
+  );
+  return rows.map((r) => ({
+    id: r.id, set: r.buyer_id === null ? undefined : preferencesOfRow(r as PreferencesRow), accountEmail: r.account_email ?? undefined,
+  }));
 }
 
 /**

@@ -20,7 +20,7 @@
 import type { EventStream } from '../platform/http/sse.js';
 import type { Logger } from '../platform/log.js';
 import type { NotificationFeed } from './feed.js';
-import { seqOf, type Inbox, type NotificationView } from './inbox.js';
+import { seqOf, type Inbox } from './inbox.js';
 
 /** Rows read from Postgres per round trip while catching up. */
 const BACKLOG_PAGE = 200;
@@ -32,11 +32,11 @@ export class NotificationStreams {
   async follow(buyerId: string, afterSeq: number | undefined, stream: EventStream): Promise<void> {
     /** The largest id sent; undefined until one is. */
     let lastSent = afterSeq;
-    /** Live items held while the backlog is read; undefined while live items go straight out. */
-    let held: NotificationView[] | undefined = afterSeq === undefined ? undefined : [];
-    const send = (item: NotificationView) => {
-      stream.send(item.id, JSON.stringify(item));
-      const seq = seqOf(item.id)!;
+    /** Live items (id and JSON, as the feed brings them) held while the backlog is read; undefined while live items go straight out. */
+    let held: [id: string, json: string][] | undefined = afterSeq === undefined ? undefined : [];
+    const send = (id: string, json: string) => {
+      stream.send(id, json);
+      const seq = seqOf(id)!;
       if (lastSent === undefined || seq > lastSent) lastSent = seq;
     };
 
@@ -46,20 +46,20 @@ export class NotificationStreams {
         for (;;) {
           const page = await this.inbox.after(buyerId, lastSent, BACKLOG_PAGE);
           if (stream.closed) return;
-          for (const item of page) send(item);
+          for (const item of page) send(item.id, JSON.stringify(item));
           if (page.length < BACKLOG_PAGE) break;
         }
       }
       const boundary = lastSent;
       const waiting = held ?? [];
       held = undefined;
-      for (const item of waiting) if (boundary === undefined || seqOf(item.id)! > boundary) send(item);
+      for (const [id, json] of waiting) if (boundary === undefined || seqOf(id)! > boundary) send(id, json);
     };
 
     const stop = this.feed.listen(buyerId, {
-      notified: (item) => {
-        if (held) held.push(item);
-        else send(item);
+      notified: (id, json) => {
+        if (held) held.push([id, json]);
+        else send(id, json);
       },
       resumed: () => {
         if (held || stream.closed) return;

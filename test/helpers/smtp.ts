@@ -13,6 +13,8 @@ import type { AddressInfo } from 'node:net';
 export interface SmtpCatcher {
   url: string;
   mails: ParsedMail[];
+  /** The mails addressed to this address (another test's leftovers, resumed by this test's workers, are not). */
+  mailsTo(address: string): ParsedMail[];
   /** Attempts to start a mail (MAIL FROM), accepted or not. */
   attempts: number;
   /** When set, MAIL FROM is answered with this code (e.g. 421, 451, 550). */
@@ -24,7 +26,10 @@ export interface SmtpCatcher {
 }
 
 export async function smtpCatcher(t: Test): Promise<SmtpCatcher> {
-  const catcher: SmtpCatcher = { url: '', mails: [], attempts: 0, connectionErrors: [] };
+  const catcher: SmtpCatcher = {
+    url: '', mails: [], attempts: 0, connectionErrors: [],
+    mailsTo: (address) => catcher.mails.filter((m) => [m.to ?? []].flat().some((to) => to.value.some((v) => v.address === address))),
+  };
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS', 'AUTH'],

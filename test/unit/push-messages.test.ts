@@ -14,7 +14,7 @@ t.test('rows of one chunk travel as one message; each recipient gets exactly the
   const messages = pushMessagesOf(rows);
   t.equal(messages.length, 2, 'one message per distinct item');
   const delivered = messages.flatMap((m) => deliveriesOf(m)!);
-  t.same(delivered, rows.map((r) => ({ buyerId: r.recipientId, itemJson: JSON.stringify(viewOf(r)) })), 'each their own id, nobody else');
+  t.same(delivered, rows.map((r) => ({ buyerId: r.recipientId, id: viewOf(r).id, itemJson: JSON.stringify(viewOf(r)) })), 'each their own id, nobody else');
   const many = Array.from({ length: RECIPIENTS_PER_MESSAGE + 1 }, (_, i) => rowOf(i + 1, `usr_${String(i).padStart(12, '0')}`));
   t.equal(pushMessagesOf(many).length, 2, 'a large group is split');
 });
