@@ -60,9 +60,13 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
 
   // Five tsx processes starting on a loaded two-core CI machine can take a while.
   let seen: ChildInfo[] = [];
-  const first = await waitFor('five children', async () => {
+  const consumers = (pid: number | undefined) => [...log.matchAll(/\{[^\n]*\}/g)].map((m) => { try { return JSON.parse(m[0]) as { pid?: number; msg?: string }; } catch { return {}; } })
+    .filter((l) => l.pid === pid && / consuming$/.test(l.msg ?? '')).map((l) => l.msg).sort();
+  const roleIn = (kids: ChildInfo[], role: string) => kids.find((c) => c.role === role)?.pid;
+  // Each worker of a role logs its own "consuming" as its queue is ready: wait for the role's last one (two in the worker, three in the notifier).
+  const first = await waitFor('five children, each worker consuming', async () => {
     const kids = (seen = childrenOf(sup.pid!));
-    return kids.length === 5 && /orders worker consuming/.test(log) && /notifications worker consuming/.test(log) && /scheduler running/.test(log) ? kids : undefined;
+    return kids.length === 5 && consumers(roleIn(kids, 'worker')).length >= 2 && consumers(roleIn(kids, 'notifier')).length >= 3 && /scheduler running/.test(log) ? kids : undefined;
   }, 60_000).catch((err: Error) => {
     throw new Error(`${err.message}\nchildren seen last: ${JSON.stringify(seen)}\nsupervisor log:\n${log.slice(-3000)}`);
   });
@@ -70,8 +74,6 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
   const pidOf = (role: string) => first.find((c) => c.role === role)!.pid;
   t.equal(first.find((c) => c.role === 'notifier')!.nice, 10, 'the notifier runs at niceness 10 (STAMPEDE_NOTIFIER_NICE)');
   t.equal(first.find((c) => c.role === 'worker')!.nice, 0, 'the worker at normal priority');
-  const consumers = (pid: number) => [...log.matchAll(/\{[^\n]*\}/g)].map((m) => { try { return JSON.parse(m[0]) as { pid?: number; msg?: string }; } catch { return {}; } })
-    .filter((l) => l.pid === pid && / consuming$/.test(l.msg ?? '')).map((l) => l.msg).sort();
   t.same(consumers(pidOf('worker')), ['auctions worker consuming', 'orders worker consuming'], 'the worker settles only');
   t.same(consumers(pidOf('notifier')), ['SMS worker consuming', 'e-mail worker consuming', 'notifications worker consuming'], 'the notifier tells buyers');
   for (const c of first) t.ok(ROLE_NODE_FLAGS.every((f) => c.args.includes(f)), `${c.role} runs with ${ROLE_NODE_FLAGS.join(' ')}`);

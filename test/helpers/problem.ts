@@ -66,3 +66,12 @@ export function badCredentials(secret: string, buyer: string, other: string, not
   ];
   return { badTokens, badAuthorizations };
 }
+
+/** Sends one request with each of these Authorization headers (none where undefined): each must be 401 UNAUTHORIZED. */
+export async function refusesEach(
+  t: Test, authorizations: [string, string | undefined][], send: (headers: Record<string, string>) => Promise<Answer>, what?: string,
+): Promise<void> {
+  for (const [how, authorization] of authorizations) {
+    problem(t, await send(authorization === undefined ? {} : { authorization }), 401, 'UNAUTHORIZED', what === undefined ? how : `${what} with ${how}`);
+  }
+}

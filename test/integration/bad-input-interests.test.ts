@@ -6,7 +6,7 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { boot, call, type HttpAnswer } from '../helpers/system.js';
-import { badCredentials, problem } from '../helpers/problem.js';
+import { badCredentials, problem, refusesEach } from '../helpers/problem.js';
 
 const sys = await boot(t, { worker: false });
 const MAX_BODY = sys.cfg.STAMPEDE_MAX_BODY_BYTES;
@@ -42,11 +42,7 @@ const ROUTES: [string, string][] = [
 t.test('every route refuses a missing or bad token', async (t) => {
   await unchanged(t, async () => {
     for (const [method, path] of ROUTES) {
-      for (const [what, authorization] of badAuthorizations) {
-        const headers: Record<string, string> = {};
-        if (authorization !== undefined) headers.authorization = authorization;
-        problem(t, await call(`${sys.url}${path}`, { method, headers }), 401, 'UNAUTHORIZED', `${method} ${path} with ${what}`);
-      }
+      await refusesEach(t, badAuthorizations, (headers) => call(`${sys.url}${path}`, { method, headers }), `${method} ${path}`);
     }
   });
 });

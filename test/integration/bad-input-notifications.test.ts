@@ -7,7 +7,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { boot, call, type HttpAnswer } from '../helpers/system.js';
 import { rawRequest } from '../helpers/bad-raw-http.js';
-import { badCredentials, problem } from '../helpers/problem.js';
+import { badCredentials, problem, refusesEach } from '../helpers/problem.js';
 import { createAuction } from '../helpers/auctions.js';
 import { insertNotifications } from '../../src/notifications/repository.js';
 import { UnsubscribeLinks, unsubscribeLinksOf } from '../../src/notifications/unsubscribe.js';
@@ -63,11 +63,7 @@ t.test('every route: authentication', async (t) => {
   await unchanged(t, async () => {
     const routes = [['GET', '/v1/notifications'], ['GET', '/v1/notifications/stream'], ['GET', '/v1/notification-preferences'], ['PUT', '/v1/notification-preferences'], ...ACTIONS.map((p) => ['POST', p])] as const;
     for (const [method, path] of routes) {
-      for (const [what, authorization] of badAuthorizations) {
-        const headers: Record<string, string> = {};
-        if (authorization !== undefined) headers.authorization = authorization;
-        problem(t, await call(`${sys.url}${path}`, { method, headers }), 401, 'UNAUTHORIZED', `${method} ${path} with ${what}`);
-      }
+      await refusesEach(t, badAuthorizations, (headers) => call(`${sys.url}${path}`, { method, headers }), `${method} ${path}`);
     }
   });
 });

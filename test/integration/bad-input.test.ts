@@ -10,7 +10,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { boot, call, OPERATOR_KEY, type HttpAnswer } from '../helpers/system.js';
 import { chunk, rawRequest } from '../helpers/bad-raw-http.js';
-import { badCredentials, contentTypeOf, problem, type Answer } from '../helpers/problem.js';
+import { badCredentials, contentTypeOf, problem, refusesEach, type Answer } from '../helpers/problem.js';
 import { readLiveSale } from '../../src/sales/scripts.js';
 import { saleKeys } from '../../src/sales/keys.js';
 
@@ -205,12 +205,7 @@ t.test('POST /v1/sales/{id}/purchases: bodies over the limit (413)', async (t) =
 
 t.test('POST /v1/sales/{id}/purchases: authentication', async (t) => {
   await unchanged(t, async () => {
-    for (const [what, authorization] of badAuthorizations) {
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
-      if (authorization !== undefined) headers.authorization = authorization;
-      const a = await call(purchasesUrl, { method: 'POST', headers, body: JSON.stringify({ quantity: 1 }) });
-      problem(t, a, 401, 'UNAUTHORIZED', what);
-    }
+    await refusesEach(t, badAuthorizations, (headers) => call(purchasesUrl, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ quantity: 1 }) }));
     // An expired token must say why.
     const expired = await buy({ quantity: 1 }, { authorization: `Bearer ${badTokens[0]![1]}` });
     t.equal(expired.body.detail, 'token expired', 'an expired token is named as such');
