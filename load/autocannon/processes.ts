@@ -55,8 +55,29 @@ export const startHelloServer = (env: NodeJS.ProcessEnv, port: number): Promise<
 export const startApi = (env: NodeJS.ProcessEnv, port: number, nodeFlags: string[] = []): Promise<ChildProcess> =>
   spawnRole(env, [...nodeFlags, cli, 'api'], answers(`http://127.0.0.1:${port}/readyz`));
 
-/** `stampede relay`, `stampede worker` or `stampede scheduler`, as soon as it has started. */
+/** `stampede relay`, `worker`, `notifier` or `scheduler`, as soon as it has started. */
 export const startSettlementRole = (env: NodeJS.ProcessEnv, role: 'relay' | 'worker' | 'notifier' | 'scheduler'): Promise<ChildProcess> => spawnRole(env, [cli, role]);
+
+/** The roles behind the api as `stampede all` runs them (src/roles/all.ts): relay, a worker that settles only, the notifier (niced), the scheduler. */
+export interface BackRoles {
+  /** Each child's pid and role, for CPU shares. */
+  names: [number, string][];
+  stop(): Promise<void>;
+}
+
+export async function startBackRoles(env: NodeJS.ProcessEnv): Promise<BackRoles> {
+  const started: [ChildProcess, string][] = [];
+  const stop = async () => void await Promise.all(started.map(([child]) => stopChild(child)));
+  try {
+    for (const [role, roleEnv] of [
+      ['relay', env], ['worker', { ...env, STAMPEDE_WORKER_QUEUES: 'orders,auctions' }], ['notifier', env], ['scheduler', env],
+    ] as const) started.push([await startSettlementRole(roleEnv, role), role]);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { names: started.map(([child, role]) => [child.pid!, role]), stop };
+}
 
 /** Node flags that write a V8 CPU profile of the process to load/results/profiles/ when `wanted`. */
 export const cpuProfileFlags = (wanted: boolean): string[] =>

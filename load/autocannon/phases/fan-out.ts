@@ -1,6 +1,8 @@
 /**
  * 7. Fan-out: one auction.created told to 1,000,000 followers (BENCH_FANOUT_FOLLOWERS)
- * with api, relay and worker running: the operator creates the auction over
+ * with every role running as `stampede all` runs them (api, relay, a worker
+ * settling orders and auctions, the notifier telling buyers at niceness
+ * STAMPEDE_NOTIFIER_NICE, the scheduler): the operator creates the auction over
  * HTTP; measured from the create to the last inbox row (the fan-out
  * recorded finished), as inbox rows per second. The followers are seeded
  * with generate_series (no accounts: in_app only, no e-mail to flood the
@@ -8,7 +10,7 @@
  * Target: at most 30 s.
  */
 import { cpuShares, cpuSnapshot, formatShares } from '../cpu.js';
-import { startApi, startSettlementRole, stopChild } from '../processes.js';
+import { startApi, startBackRoles, stopChild } from '../processes.js';
 import type { Phase } from '../results.js';
 import { cfg, env, log, settings, type Bench, type Findings } from './context.js';
 import { letTheHostSettle } from './setup.js';
@@ -30,10 +32,12 @@ export async function runFanOutPhase(bench: Bench, findings: Findings): Promise<
   await letTheHostSettle(bench);
 
   const api = await startApi(env, settings.apiPort);
-  const relay = await startSettlementRole(env, 'relay');
-  const worker = await startSettlementRole(env, 'worker');
+  const roles = await startBackRoles(env).catch(async (err) => {
+    await stopChild(api);
+    throw err;
+  });
   try {
-    const roleNames = new Map([[api.pid!, 'api'], [relay.pid!, 'relay'], [worker.pid!, 'worker'], [process.pid, 'bench']]);
+    const roleNames = new Map([[api.pid!, 'api'], ...roles.names, [process.pid, 'bench']]);
     const cpuBefore = cpuSnapshot(roleNames);
     const startsAt = Date.now() + 3_600_000;
     const createdAt = Date.now();
@@ -69,8 +73,7 @@ export async function runFanOutPhase(bench: Bench, findings: Findings): Promise<
     log.info(phase, 'fan-out');
     return phase;
   } finally {
-    await stopChild(worker);
-    await stopChild(relay);
+    await roles.stop();
     await stopChild(api);
   }
 }

@@ -5,21 +5,22 @@
  * following one collection; one operator announcement to that collection.
  * The figure is the time from the operator's 202 to the last client holding
  * it (target: LIVE_PUSH_TARGET_MS), split into where it goes: the scheduler's
- * claim and the relay (202 -> the worker starts it), the fan-out (inbox rows
+ * claim and the relay (202 -> the notifier starts it), the fan-out (inbox rows
  * written, rows pushed on Redis pub/sub, chunk by chunk) and the api node's
  * forwarding to the sockets, up to the last client.
  *
  * The clients run in their own processes (live-clients.ts), one per kind, so
  * the connections' file descriptors are spread and their CPU is not the
  * bench's; on a two-core host they share the cores with the api, Redis,
- * Postgres, the relay, the worker and the scheduler, which the figure
- * includes.
+ * Postgres and the other roles as `stampede all` runs them (relay, a worker
+ * settling orders and auctions, the notifier at its niceness, the
+ * scheduler), which the figure includes.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { projectRoot } from '../../../src/platform/paths.js';
 import { randomId } from '../../../src/platform/ids.js';
-import { startApi, startSettlementRole, stopChild } from '../processes.js';
+import { startApi, startBackRoles, stopChild } from '../processes.js';
 import type { Phase } from '../results.js';
 import { env, log, settings, type Bench, type Findings } from './context.js';
 
@@ -56,9 +57,12 @@ export async function runLivePushPhase(bench: Bench, findings: Findings): Promis
     'INSERT INTO buyer_interests (buyer_id, collection) SELECT id, $2 FROM unnest($1::text[]) AS id ON CONFLICT DO NOTHING',
     [buyers.map((b) => b.id), COLLECTION],
   );
-  const roleEnv = { ...env, STAMPEDE_WORKER_QUEUES: 'notifications', STAMPEDE_SSE_MAX_STREAMS: String(LIVE_PUSH_BUYERS) };
+  const roleEnv = { ...env, STAMPEDE_SSE_MAX_STREAMS: String(LIVE_PUSH_BUYERS) };
   const api = await startApi(roleEnv, settings.apiPort, settings.apiNodeFlags);
-  const roles = await Promise.all([startSettlementRole(roleEnv, 'relay'), startSettlementRole(roleEnv, 'worker'), startSettlementRole(roleEnv, 'scheduler')]);
+  const roles = await startBackRoles(roleEnv).catch(async (err) => {
+    await stopChild(api);
+    throw err;
+  });
   const url = `http://127.0.0.1:${settings.apiPort}`;
   const half = Math.ceil(buyers.length / 2);
   const groups = [{ kind: 'ws' as const, buyers: buyers.slice(0, half) }, { kind: 'sse' as const, buyers: buyers.slice(half) }];
@@ -104,7 +108,7 @@ export async function runLivePushPhase(bench: Bench, findings: Findings): Promis
       name: `8. live push: one announcement to ${connected.toLocaleString('en')} connected buyers (202 -> last client)`,
       requests: received, durationS: ms / 1000, rps: 0, p50: firstAt - acceptedAt, p99: ms, max: ms, statuses: { '202': 1 },
       note: `${ms} ms from the 202 to the last client (target <= ${LIVE_PUSH_TARGET_MS} ms: ${ms <= LIVE_PUSH_TARGET_MS ? 'met' : 'NOT met'}); ` +
-        `first client +${firstAt - acceptedAt} ms; ${perKind}; the worker started it +${startedMs} ms (scheduler tick, claim, relay, queue), ` +
+        `first client +${firstAt - acceptedAt} ms; ${perKind}; the notifier started it +${startedMs} ms (scheduler tick, claim, relay, queue), ` +
         `finished its fan-out +${sentMs} ms (${send.progress.inApp.toLocaleString('en')} inbox rows); the rest is the push (Redis pub/sub, the api's forwarding, the clients' reading); ` +
         `${ready.reduce((n, r) => n + r.failed, 0)} clients failed to connect; p50 column = first client, p99/max = last`,
     };
@@ -114,7 +118,7 @@ export async function runLivePushPhase(bench: Bench, findings: Findings): Promis
     if (received < connected) findings.violations.push(`live push: ${connected - received} of ${connected} connected clients never received the announcement`);
   } finally {
     for (const c of clients) c.kill('SIGTERM');
-    await Promise.all(roles.map((r) => stopChild(r)));
+    await roles.stop();
     await stopChild(api);
   }
 }
