@@ -21,6 +21,11 @@ export function benchEnv(apiPort: number): NodeJS.ProcessEnv {
     STAMPEDE_AMQP_PREFIX: 'stampede-bench',
     STAMPEDE_HTTP_HOST: '127.0.0.1',
     STAMPEDE_HTTP_PORT: String(apiPort),
+    // Free ports: the bench's roles never collide with `npm start`'s.
+    STAMPEDE_RELAY_METRICS_PORT: '0',
+    STAMPEDE_WORKER_METRICS_PORT: '0',
+    STAMPEDE_NOTIFIER_METRICS_PORT: '0',
+    STAMPEDE_SCHEDULER_METRICS_PORT: '0',
     STAMPEDE_LOG_LEVEL: 'warn',
     STAMPEDE_OPERATOR_KEY: 'bench-operator-key',
   };

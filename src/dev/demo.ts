@@ -59,6 +59,10 @@ export async function seedDemo(cfg: Config, pool: Pool, redis: Redis): Promise<s
     `  curl -s ${base}/v1/auctions/${auctionId}`,
     `  curl -s ${base}/v1/auctions/${auctionId}/bids`,
     `  curl -s ${base}/v1/ops/queues -H 'X-Api-Key: ${cfg.STAMPEDE_OPERATOR_KEY}'`,
+    ...(cfg.STAMPEDE_METRICS ? [
+      `  curl -s ${base}/metrics | grep ^stampede_        # Prometheus: the api's; relay, worker, notifier, scheduler on ports ${[
+        cfg.STAMPEDE_RELAY_METRICS_PORT, cfg.STAMPEDE_WORKER_METRICS_PORT, cfg.STAMPEDE_NOTIFIER_METRICS_PORT, cfg.STAMPEDE_SCHEDULER_METRICS_PORT].join(', ')}`,
+    ] : []),
     '',
   ].join('\n');
 }

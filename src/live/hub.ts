@@ -94,6 +94,10 @@ export class LiveHub {
   resynced = 0;
   /** Notifications pushed to a user topic held on this node (for operators and tests). */
   pushed = 0;
+  /** Answers dropped because their reader fell behind by more than maxBackpressure (uWS closed it). */
+  slowReaders = 0;
+  /** Connections closed abnormally (1006: no close frame; among them the readers uWS closed for backpressure while publishing). */
+  closedAbnormally = 0;
 
   constructor(private readonly options: LiveHubOptions) {
     this.limits = { ...LIVE_LIMITS, ...options.limits };
@@ -198,6 +202,7 @@ export class LiveHub {
     conn.closed = true;
     for (const topic of conn.topics) this.released(topic);
     conn.topics.clear();
+    if (code === 1006) this.closedAbnormally++;
     if (code !== 1000 && code !== SHUTDOWN_CODE && code !== 1005) this.options.log.debug({ code }, 'live: connection closed');
   }
 
@@ -412,6 +417,7 @@ export class LiveHub {
       status = ws.send(frame, false);
     });
     // 2 = dropped: closeOnBackpressureLimit has already closed the slow reader.
+    if (status === 2) this.slowReaders++;
     if (status === 2) this.options.log.warn({ limitBytes: this.limits.maxBackpressure }, 'live: slow reader disconnected');
   }
 }

@@ -86,6 +86,13 @@ export class ChannelWorker extends BatchConsumer<DeliveryKey> {
     super({ ...deps, name: `${label} worker`, what: `an ${label} request`, concern: deps.topology[deps.delivery] });
   }
 
+  /** What became of the requests since start: sent, found sent already, deferred to the end of quiet hours, failed (to be retried, or dead-lettered). */
+  readonly deliveries = { sent: 0, already_sent: 0, deferred: 0, failed: 0 };
+
+  get delivery(): Delivery {
+    return this.deps.delivery;
+  }
+
   protected parse(envelope: JsonObject): DeliveryKey {
     return parseRequest(this.deps.delivery, envelope);
   }
@@ -95,11 +102,20 @@ export class ChannelWorker extends BatchConsumer<DeliveryKey> {
     const clock = this.deps.clock ?? Date.now;
     for (const key of requests) {
       for (;;) {
-        const sending = await this.deps.sender.send(key, clock());
+        let sending: Sending;
+        try {
+          sending = await this.deps.sender.send(key, clock());
+        } catch (err) {
+          this.deliveries.failed++;
+          throw err;
+        }
+        if (sending === 'sent') this.deliveries.sent++;
+        else if (sending === 'already') this.deliveries.already_sent++;
         if (typeof sending === 'string') break;
         const waitMs = sending.waitUntil.getTime() - clock();
         const tier = this.deps.topology.retryDelaysMs.filter((d) => d <= waitMs).reduce((a, b) => Math.max(a, b), 0);
         if (tier > 0) {
+          this.deliveries.deferred++;
           await this.askAgainIn(tier, key, pub);
           break;
         }

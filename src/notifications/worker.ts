@@ -84,11 +84,17 @@ export class NotificationsWorker extends BatchConsumer<NotificationEvent> {
     await this.settlementFirst?.wait(pub, () => this.isStopping);
   }
 
+  /** Inbox rows written, and e-mails and SMS asked for, since start (a re-ask of an unsent one counts again). */
+  readonly told = { in_app: 0, email: 0, sms: 0 };
+
   protected async settle(events: NotificationEvent[], pub: ConfirmChannel): Promise<void> {
     const publish = (requests: CloudEvent[]) => publisherOf(pub).publishEvents(this.deps.topology.exchange, requests);
     const announcements = events.filter(isAnnouncement);
     if (announcements.length > 0) {
       const { created, emailsToSend, smsToSend } = await this.notifications.tell(announcements);
+      this.told.in_app += created.length;
+      this.told.email += emailsToSend.length;
+      this.told.sms += smsToSend.length;
       // Not awaited: the push is best-effort (it logs its failures) and the acks need not wait for Redis.
       void this.deps.push.publish(created);
       // Committed; the announcements are acked only once the channel queues have the requests.
@@ -115,6 +121,9 @@ export class NotificationsWorker extends BatchConsumer<NotificationEvent> {
       const { eventId, part = 0 } = e.data;
       const outcome = await this.fanOut.step(eventId, publish, part);
       if (typeof outcome === 'string') return;
+      this.told.in_app += outcome.told.inApp;
+      this.told.email += outcome.told.email;
+      this.told.sms += outcome.told.sms;
       if (!outcome.finished) next.push(fanOutStepOf(eventId, part, outcome.toldThrough));
       else if (SEND_ID.test(eventId)) {
         const progress = (await this.fanOut.progress(eventId))!;

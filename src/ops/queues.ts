@@ -19,6 +19,8 @@ export interface OutboxStat {
   unread: number;
   /** Entries read by a relay and not yet confirmed by the broker. */
   pending: number;
+  /** Age of the oldest entry not yet relayed (pending or unread), in ms; 0 when none waits. */
+  oldestAgeMs: number;
 }
 
 export interface OpsView {
@@ -39,22 +41,38 @@ export function createOpsView(redis: Redis, link: AmqpLink, topology: Topology):
       for (const s of streams) {
         p.xlen(s);
         p.xinfo('GROUPS', s);
+        p.xpending(s, RELAY_GROUP);
       }
       const replies = (await p.exec()) ?? [];
-      const outboxes: OutboxStat[] = streams.map((stream, i) => {
-        const length = Number(replies[2 * i]?.[1] ?? 0);
-        const groups = (replies[2 * i + 1]?.[1] ?? []) as (string | number)[][];
+      const read = streams.map((stream, i) => {
+        const length = Number(replies[3 * i]?.[1] ?? 0);
+        const groups = (replies[3 * i + 1]?.[1] ?? []) as (string | number)[][];
+        // XPENDING's summary: [count, smallest id, greatest id, consumers] (an error when the group is missing).
+        const summary = replies[3 * i + 2]?.[0] ? undefined : (replies[3 * i + 2]?.[1] as [number, string | null] | undefined);
         let pending = 0;
         let unread = length;
+        let lastDelivered: string | undefined;
         for (const g of groups) {
           const f: Record<string, string | number> = {};
           for (let k = 0; k + 1 < g.length; k += 2) f[String(g[k])] = g[k + 1]!;
           if (f.name !== RELAY_GROUP) continue;
           pending = Number(f.pending ?? 0);
+          lastDelivered = String(f['last-delivered-id'] ?? '0-0');
           // `lag` is null when Redis cannot tell; then every entry but the pending ones may be unread.
           unread = f.lag === null || f.lag === undefined ? Math.max(0, length - pending) : Number(f.lag);
         }
-        return { stream, length, unread, pending };
+        return { stream, length, unread, pending, oldestPending: pending > 0 ? summary?.[1] ?? undefined : undefined, lastDelivered };
+      });
+      // The oldest unread entry is the first after the group's last delivered one (or the stream's first, with no group yet).
+      const firstUnread = redis.pipeline();
+      for (const o of read) firstUnread.xrange(o.stream, o.lastDelivered ? `(${o.lastDelivered}` : '-', '+', 'COUNT', 1);
+      const unreadReplies = read.some((o) => o.unread > 0) ? ((await firstUnread.exec()) ?? []) : [];
+      const now = Date.now();
+      const ageOf = (id: string | undefined) => (id ? Math.max(0, now - Number(id.split('-')[0])) : 0);
+      const outboxes: OutboxStat[] = read.map((o, i) => {
+        const entries = (unreadReplies[i]?.[1] ?? []) as [string, string[]][];
+        const oldestUnread = o.unread > 0 ? entries[0]?.[0] : undefined;
+        return { stream: o.stream, length: o.length, unread: o.unread, pending: o.pending, oldestAgeMs: Math.max(ageOf(o.oldestPending), ageOf(oldestUnread)) };
       });
       return {
         queues,

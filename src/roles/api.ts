@@ -39,6 +39,13 @@ import { LiveHub } from '../live/hub.js';
 import { assertNativeUws, uWS } from '../platform/http/uws.js';
 import { AmqpLink } from '../platform/messaging/link.js';
 import type { Role } from './role.js';
+import { registryFor } from './metrics.js';
+import { exposition } from '../platform/metrics/registry.js';
+import { requestCounters } from '../platform/metrics/http.js';
+import { scriptMetrics } from '../platform/metrics/scripts.js';
+import { observeScripts } from '../platform/redis/functions.js';
+import { registerOpsMetrics } from '../ops/metrics.js';
+import { registerLiveMetrics } from '../live/metrics.js';
 
 export interface ApiHandle extends Role {
   port: number;
@@ -57,6 +64,8 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_DB_POOL_SIZE);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-api' });
+  const registry = registryFor(cfg, 'api');
+  if (registry) observeScripts(redis, scriptMetrics(registry));
   const subscriber = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-api-sub', autoPipelining: false });
   const link = new AmqpLink(cfg.STAMPEDE_AMQP_URL, `api ${process.pid}`, cfg.topology, log);
   link.start();
@@ -114,7 +123,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   };
 
   const app = uWS.App();
-  const http = new HttpServer(app, { log, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES });
+  const http = new HttpServer(app, { log, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES, requests: registry && requestCounters(registry) });
   const kit = createRouteKit({
     pool, apiKeys, tokens: createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS), isRefusedBuyer: (id) => deletedUsers.has(id),
   });
@@ -133,14 +142,24 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     inbox, preferences: new Preferences(pool), unsubscribeLinks: unsubscribeLinksOf(cfg), eventStreams, streams: new NotificationStreams(feed, inbox, log),
     interests: new Interests(pool, cfg.STAMPEDE_MAX_INTERESTS),
   });
-  registerOpsRoutes(http, kit, createOpsView(redis, link, cfg.topology));
+  const ops = createOpsView(redis, link, cfg.topology);
+  registerOpsRoutes(http, kit, ops);
   registerAnnouncementRoutes(http, kit, sends);
+  if (registry) {
+    registerOpsMetrics(registry, ops);
+    // Prometheus scrapes it; keep it off the public network (a proxy in front of the api should not pass /metrics).
+    http.route('get', '/metrics', async () => {
+      const { contentType, text } = await exposition(registry);
+      return { status: 200, text, contentType };
+    });
+  }
   http.fallback();
   const live = new LiveHub({
     app, redis, redisUrl: cfg.STAMPEDE_REDIS_URL, log, tickMs: cfg.STAMPEDE_LIVE_TICK_MS, auctionSnapshot: (id) => auctions.liveSnapshot(id),
     authenticate: (token) => kit.buyerOfToken(token),
   });
   await live.start();
+  if (registry) registerLiveMetrics(registry, live, eventStreams);
   feed.forwardTo((buyerId, itemJson) => live.pushToBuyer(buyerId, itemJson));
   await feed.start();
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {

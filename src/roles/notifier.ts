@@ -24,5 +24,5 @@ export async function startNotifier(cfg: Config = loadConfig(), log: Logger = cr
   } catch (err) {
     log.warn({ err, nice: cfg.STAMPEDE_NOTIFIER_NICE }, 'notifier: could not lower its CPU priority; running at normal priority');
   }
-  return startWorker({ ...cfg, STAMPEDE_WORKER_QUEUES: [...NOTIFIER_QUEUES] }, log);
+  return startWorker({ ...cfg, STAMPEDE_WORKER_QUEUES: [...NOTIFIER_QUEUES] }, log, 'notifier');
 }

@@ -4,6 +4,8 @@ import { createLogger, type Logger } from '../platform/log.js';
 import { createRedis } from '../platform/redis/client.js';
 import { Relay } from '../platform/messaging/relay.js';
 import type { Role } from './role.js';
+import { countersFrom } from '../platform/metrics/registry.js';
+import { registryFor, serveRoleMetrics } from './metrics.js';
 
 export async function startRelay(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'relay')): Promise<Role & { relay: Relay }> {
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-relay', autoPipelining: false });
@@ -12,9 +14,14 @@ export async function startRelay(cfg: Config = loadConfig(), log: Logger = creat
     claimIdleMs: cfg.STAMPEDE_RELAY_CLAIM_IDLE_MS, eventsPerMessage: cfg.STAMPEDE_RELAY_EVENTS_PER_MESSAGE, topology: cfg.topology,
   });
   relay.start();
+  const registry = registryFor(cfg, 'relay');
+  if (registry) countersFrom(registry, 'stampede_relay_events_total', 'Outbox entries the relay published, confirmed by the broker and acknowledged in Redis.', [], () => [[{}, relay.relayed]]);
+  const metrics = await serveRoleMetrics(cfg, 'relay', registry, log);
   return {
     relay,
+    metricsUrl: metrics?.url,
     async stop() {
+      await metrics?.close();
       await relay.stop();
       await redis.quit().catch(() => {});
       log.info('relay stopped');

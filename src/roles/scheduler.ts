@@ -12,6 +12,8 @@ import { SendScheduler } from '../notifications/send-scheduler.js';
 import { RetentionSweep } from '../notifications/retention.js';
 import { retentionOf } from '../notifications/inbox.js';
 import type { Role } from './role.js';
+import { countersFrom } from '../platform/metrics/registry.js';
+import { registryFor, serveRoleMetrics } from './metrics.js';
 
 export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler; sends: SendScheduler; retention: RetentionSweep }> {
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
@@ -28,12 +30,22 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
   const sendsIndexed = await sends.start();
   const retention = new RetentionSweep({ pool, retention: retentionOf(cfg), log, everyMs: cfg.STAMPEDE_NOTIFICATION_SWEEP_MS });
   retention.start();
+  const registry = registryFor(cfg, 'scheduler');
+  if (registry) {
+    countersFrom(registry, 'stampede_scheduler_actions_total', 'What the scheduler did since start: auctions closed, bids promoted, scheduled notifications claimed, expired notifications deleted.', ['action'], () => [
+      [{ action: 'auction_closed' }, scheduler.closed], [{ action: 'bid_promoted' }, scheduler.promoted],
+      [{ action: 'send_claimed' }, sends.claimed], [{ action: 'notification_expired' }, retention.deleted],
+    ]);
+  }
+  const metrics = await serveRoleMetrics(cfg, 'scheduler', registry, log);
   log.info({ tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS, sendsIndexed }, 'scheduler running');
   return {
     scheduler,
     sends,
     retention,
+    metricsUrl: metrics?.url,
     async stop() {
+      await metrics?.close();
       await Promise.all([scheduler.stop(), sends.stop(), retention.stop()]);
       await Promise.allSettled([pool.end(), redis.quit()]);
       log.info('scheduler stopped');

@@ -15,6 +15,10 @@ import { SmsChannel } from '../notifications/channels/sms.js';
 import { unsubscribeLinksOf } from '../notifications/unsubscribe.js';
 import { LivePush } from '../notifications/push.js';
 import type { Role } from './role.js';
+import { registryFor, serveRoleMetrics, type MetricsRole } from './metrics.js';
+import { registerConsumerMetrics } from '../platform/messaging/metrics.js';
+import { registerSettlementMetrics, settlementLatency } from '../sales/metrics.js';
+import { registerNotificationMetrics } from '../notifications/metrics.js';
 
 /**
  * The `worker` role: the orders, auctions, notifications, e-mail and SMS workers
@@ -28,6 +32,8 @@ import type { Role } from './role.js';
 export async function startWorker(
   cfg: Config = loadConfig(),
   log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'worker'),
+  /** The role it runs as: `notifier` runs it on the notifier's metrics port. */
+  role: Extract<MetricsRole, 'worker' | 'notifier'> = 'worker',
 ): Promise<Role & { worker?: OrdersWorker; auctions?: AuctionsWorker; notifications?: NotificationsWorker; email?: ChannelWorker; sms?: ChannelWorker }> {
   const queues = new Set(cfg.STAMPEDE_WORKER_QUEUES);
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_DB_POOL_SIZE);
@@ -37,7 +43,8 @@ export async function startWorker(
     pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, prefetch: cfg.STAMPEDE_WORKER_PREFETCH, batch: cfg.STAMPEDE_WORKER_BATCH,
     concurrency: cfg.STAMPEDE_WORKER_CONCURRENCY, topology: cfg.topology,
   };
-  const worker = queues.has('orders') ? new OrdersWorker({ ...common, redis }) : undefined;
+  const registry = registryFor(cfg, role);
+  const worker = queues.has('orders') ? new OrdersWorker({ ...common, redis, observeSettled: registry && settlementLatency(registry) }) : undefined;
   const auctions = queues.has('auctions') ? new AuctionsWorker(common) : undefined;
   // A lane's fan-out steps run side by side, one per part, each with a transaction and two reads beside it.
   const notificationsPool = queues.has('notifications') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY + 2 * cfg.STAMPEDE_FANOUT_PARTS) : undefined;
@@ -57,13 +64,21 @@ export async function startWorker(
     : undefined;
   const running = [worker, auctions, notifications, email, sms].filter((w) => w !== undefined);
   for (const w of running) w.start();
+  if (registry) {
+    registerConsumerMetrics(registry, running);
+    if (worker) registerSettlementMetrics(registry, worker);
+    registerNotificationMetrics(registry, notifications, [email, sms].filter((c) => c !== undefined));
+  }
+  const metrics = await serveRoleMetrics(cfg, role, registry, log);
   return {
+    metricsUrl: metrics?.url,
     worker,
     auctions,
     notifications,
     email,
     sms,
     async stop() {
+      await metrics?.close();
       await Promise.all(running.map((w) => w.stop()));
       smtp?.close();
       await Promise.allSettled([pool.end(), notificationsPool?.end(), emailPool?.end(), smsPool?.end(), redis.quit()]);

@@ -22,6 +22,8 @@ import { ANNOUNCEMENTS_PER_MESSAGE, publisherOf } from '../platform/messaging/pu
 export interface OrdersWorkerOptions extends WorkerSettings {
   redis: Redis;
   pool: Pool;
+  /** Told each purchase's seconds from its acceptance (Redis TIME, in its event) to its settlement (metrics). */
+  observeSettled?: (seconds: number) => void;
 }
 
 /** Checks a purchase event's envelope and payload field by field; throws PoisonMessageError for anything else. */
@@ -81,8 +83,23 @@ export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
     );
   }
 
+  /** Purchase results since start, by the order's status (a redelivered event counts again). */
+  readonly results = new Map<string, number>();
+
+  private count(events: PurchaseEvent[], results: SettlementResult[]): void {
+    for (const r of results) this.results.set(r.status, (this.results.get(r.status) ?? 0) + 1);
+    const observe = this.deps.observeSettled;
+    if (!observe) return;
+    const acceptedAt = new Map(events.filter((e) => e.type === 'accepted').map((e) => [e.eventId, e.data.acceptedAt]));
+    for (const r of results) {
+      const at = acceptedAt.get(r.eventId);
+      if (at !== undefined && r.status !== 'cancelled') observe(Math.max(0, r.settledAt - at) / 1000);
+    }
+  }
+
   protected async settle(events: PurchaseEvent[], channel: ConfirmChannel): Promise<void> {
     const results = await settleOrders(this.deps.pool, events);
+    this.count(events, results);
     await this.applyToLiveState(results);
     // One announcement per purchase and outcome: a batch naming a purchase twice (a redelivery beside it) tells it once.
     const announcements = new Map(results.map((r) => purchaseAnnouncementOf(r)).map((a) => [a.id, a]));

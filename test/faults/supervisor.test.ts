@@ -63,10 +63,13 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
   const consumers = (pid: number | undefined) => [...log.matchAll(/\{[^\n]*\}/g)].map((m) => { try { return JSON.parse(m[0]) as { pid?: number; msg?: string }; } catch { return {}; } })
     .filter((l) => l.pid === pid && / consuming$/.test(l.msg ?? '')).map((l) => l.msg).sort();
   const roleIn = (kids: ChildInfo[], role: string) => kids.find((c) => c.role === role)?.pid;
+  const logged = (msg: string) => [...log.matchAll(/\{[^\n]*\}/g)].map((m) => { try { return JSON.parse(m[0]) as { pid?: number; msg?: string; port?: number }; } catch { return {}; } })
+    .filter((l) => l.msg === msg);
   // Each worker of a role logs its own "consuming" as its queue is ready: wait for the role's last one (two in the worker, three in the notifier).
   const first = await waitFor('five children, each worker consuming', async () => {
     const kids = (seen = childrenOf(sup.pid!));
-    return kids.length === 5 && consumers(roleIn(kids, 'worker')).length >= 2 && consumers(roleIn(kids, 'notifier')).length >= 3 && /scheduler running/.test(log) ? kids : undefined;
+    return kids.length === 5 && consumers(roleIn(kids, 'worker')).length >= 2 && consumers(roleIn(kids, 'notifier')).length >= 3 && /scheduler running/.test(log)
+      && logged('metrics listening').length >= 4 && logged('api listening').length >= 1 ? kids : undefined;
   }, 60_000).catch((err: Error) => {
     throw new Error(`${err.message}\nchildren seen last: ${JSON.stringify(seen)}\nsupervisor log:\n${log.slice(-3000)}`);
   });
@@ -76,6 +79,16 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
   t.equal(first.find((c) => c.role === 'worker')!.nice, 0, 'the worker at normal priority');
   t.same(consumers(pidOf('worker')), ['auctions worker consuming', 'orders worker consuming'], 'the worker settles only');
   t.same(consumers(pidOf('notifier')), ['SMS worker consuming', 'e-mail worker consuming', 'notifications worker consuming'], 'the notifier tells buyers');
+  // Each child its own metrics: the api on its own port, every other role on a metrics port of its own, labelled with its role.
+  const metricsPorts = new Map(logged('metrics listening').map((l) => [l.pid, l.port]));
+  t.equal(new Set(metricsPorts.values()).size, 4, 'four metrics ports, one per role but the api');
+  for (const role of ['relay', 'worker', 'notifier', 'scheduler']) {
+    const port = metricsPorts.get(pidOf(role));
+    const text = port ? await (await fetch(`http://127.0.0.1:${port}/metrics`)).text() : '';
+    t.match(text, new RegExp(`role="${role}"`), `the ${role}'s metrics on its own port`);
+  }
+  const apiPort = logged('api listening').find((l) => l.pid === pidOf('api'))?.port;
+  t.match(await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text(), /stampede_http_requests_total|role="api"/, 'the api\'s on its own port');
   for (const c of first) t.ok(ROLE_NODE_FLAGS.every((f) => c.args.includes(f)), `${c.role} runs with ${ROLE_NODE_FLAGS.join(' ')}`);
 
   const worker = first.find((c) => c.role === 'worker')!;

@@ -29,6 +29,11 @@ export const TEST_ENV: NodeJS.ProcessEnv = {
   STAMPEDE_AMQP_PREFIX: process.env.STAMPEDE_TEST_AMQP_PREFIX ?? 'stampede-test',
   STAMPEDE_HTTP_HOST: '127.0.0.1',
   STAMPEDE_HTTP_PORT: '0',
+  // Every role's metrics on a free port: tests run many roles side by side.
+  STAMPEDE_RELAY_METRICS_PORT: '0',
+  STAMPEDE_WORKER_METRICS_PORT: '0',
+  STAMPEDE_NOTIFIER_METRICS_PORT: '0',
+  STAMPEDE_SCHEDULER_METRICS_PORT: '0',
   STAMPEDE_LOG_LEVEL: process.env.STAMPEDE_TEST_LOG_LEVEL ?? 'silent',
   STAMPEDE_RETRY_DELAYS_MS: '200,500',
   STAMPEDE_RELAY_CLAIM_IDLE_MS: '1000',

@@ -9,6 +9,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { AppError, problemOf } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { RequestCounters, StatusCounter } from '../metrics/http.js';
 
 export interface RequestContext {
   method: string;
@@ -22,8 +23,18 @@ export interface RequestContext {
 
 export interface Reply {
   status: number;
+  /** Sent as JSON. */
   body?: unknown;
+  /** Sent as it is, with `contentType` (instead of a JSON body). */
+  text?: string;
+  contentType?: string;
   headers?: Record<string, string>;
+}
+
+/** One request's answer state: aborted (or answered) once, and the route's status counter. */
+export interface AnswerState {
+  aborted: boolean;
+  count?: StatusCounter;
 }
 
 /**
@@ -44,6 +55,8 @@ const STATUS_LINES: Record<number, string> = {
 export interface ServerOptions {
   log: Logger;
   maxBodyBytes: number;
+  /** Counts each route's answers by status (metrics); none when unset. */
+  requests?: RequestCounters;
 }
 
 type Method = 'get' | 'post' | 'del' | 'put' | 'patch';
@@ -58,6 +71,7 @@ export class HttpServer {
     const paramCount = (pattern.match(/:\w+/g) ?? []).length;
     const wantsBody = opts.body ?? (method === 'post' || method === 'put' || method === 'patch');
     const register = this.app[method].bind(this.app) as (p: string, h: (res: HttpResponse, req: HttpRequest) => void) => TemplatedApp;
+    const count = this.options.requests?.(method === 'del' ? 'DELETE' : method.toUpperCase(), pattern);
     register(pattern, (res: HttpResponse, req: HttpRequest) => {
       const params: string[] = [];
       for (let i = 0; i < paramCount; i++) params.push(req.getParameter(i) ?? '');
@@ -72,7 +86,7 @@ export class HttpServer {
       };
       const contentType = req.getHeader('content-type');
       const contentLength = req.getHeader('content-length');
-      const state = { aborted: false };
+      const state: AnswerState = { aborted: false, count };
       res.onAborted(() => {
         state.aborted = true;
       });
@@ -103,14 +117,15 @@ export class HttpServer {
 
   /** Answers every request no route matched. */
   fallback(): void {
+    const count = this.options.requests?.('ANY', 'unmatched');
     this.app.any('/*', (res) => {
-      const state = { aborted: false };
+      const state: AnswerState = { aborted: false, count };
       res.onAborted(() => (state.aborted = true));
       this.fail(res, state, new AppError('NOT_FOUND', 'no such route'));
     });
   }
 
-  private readBody(res: HttpResponse, state: { aborted: boolean }, done: (raw: Buffer) => void): void {
+  private readBody(res: HttpResponse, state: AnswerState, done: (raw: Buffer) => void): void {
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
@@ -128,7 +143,7 @@ export class HttpServer {
     });
   }
 
-  private run(res: HttpResponse, state: { aborted: boolean }, handler: Handler, ctx: RequestContext, body: unknown): void {
+  private run(res: HttpResponse, state: AnswerState, handler: Handler, ctx: RequestContext, body: unknown): void {
     let out: Reply | AppError | Promise<Reply>;
     try {
       out = handler(ctx, body);
@@ -148,7 +163,7 @@ export class HttpServer {
     }
   }
 
-  fail(res: HttpResponse, state: { aborted: boolean }, err: unknown, close = false): void {
+  fail(res: HttpResponse, state: AnswerState, err: unknown, close = false): void {
     let appErr: AppError;
     if (err instanceof AppError) {
       appErr = err;
@@ -165,13 +180,14 @@ export class HttpServer {
     this.send(res, state, { status: appErr.status, headers }, 'application/problem+json', appErr.serialized);
   }
 
-  private send(res: HttpResponse, state: { aborted: boolean }, reply: Reply, contentType = 'application/json', serialized?: string): void {
+  private send(res: HttpResponse, state: AnswerState, reply: Reply, contentType = 'application/json', serialized?: string): void {
     if (state.aborted) return;
     state.aborted = true; // one answer per request
-    const payload = serialized ?? (reply.body === undefined ? '' : JSON.stringify(reply.body));
+    state.count?.(reply.status);
+    const payload = serialized ?? reply.text ?? (reply.body === undefined ? '' : JSON.stringify(reply.body));
     res.cork(() => {
       res.writeStatus(STATUS_LINES[reply.status] ?? String(reply.status));
-      if (payload !== '') res.writeHeader('content-type', contentType);
+      if (payload !== '') res.writeHeader('content-type', reply.contentType ?? contentType);
       if (reply.headers) for (const k in reply.headers) res.writeHeader(k, reply.headers[k]!);
       res.end(payload, reply.headers?.connection === 'close');
     });

@@ -16,7 +16,7 @@
 import type { HttpResponse, HttpRequest } from 'uWebSockets.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { HttpServer, RequestContext } from './server.js';
+import type { AnswerState, HttpServer, RequestContext } from './server.js';
 
 export interface EventStreamsOptions {
   log: Logger;
@@ -52,7 +52,7 @@ class UwsEventStream implements EventStream {
   /** Bytes written while uWS reported backpressure, since it last drained. */
   private queued = 0;
 
-  constructor(private readonly res: HttpResponse, private readonly maxBufferedBytes: number, private readonly log: Logger) {}
+  constructor(private readonly res: HttpResponse, private readonly maxBufferedBytes: number, private readonly log: Logger, private readonly onSlowReader: () => void = () => {}) {}
 
   send(id: string, data: string): void {
     const lines = data.includes('\n') ? data.split('\n').map((l) => `data: ${l}`).join('\n') : `data: ${data}`;
@@ -79,6 +79,7 @@ class UwsEventStream implements EventStream {
     this.queued += Buffer.byteLength(chunk);
     if (this.queued > this.maxBufferedBytes) {
       this.log.warn({ limitBytes: this.maxBufferedBytes }, 'sse: slow reader disconnected');
+      this.onSlowReader();
       this.close();
     }
   }
@@ -120,6 +121,9 @@ export class EventStreams {
     this.timer.unref();
   }
 
+  /** Streams closed because their reader fell behind by more than the buffer allows (what they missed is dropped). */
+  slowReaders = 0;
+
   /** Open streams on this node. */
   get count(): number {
     return this.open.size;
@@ -127,7 +131,7 @@ export class EventStreams {
 
   route(pattern: string, accept: StreamAcceptor): void {
     this.http.app.get(pattern, (res: HttpResponse, req: HttpRequest) => {
-      const state = { aborted: false };
+      const state: AnswerState = { aborted: false };
       let stream: UwsEventStream | undefined;
       res.onAborted(() => {
         state.aborted = true;
@@ -148,7 +152,7 @@ export class EventStreams {
         this.http.fail(res, state, err);
         return;
       }
-      const s = (stream = new UwsEventStream(res, this.options.maxBufferedBytes ?? SSE_MAX_BUFFERED_BYTES, this.options.log));
+      const s = (stream = new UwsEventStream(res, this.options.maxBufferedBytes ?? SSE_MAX_BUFFERED_BYTES, this.options.log, () => this.slowReaders++));
       this.open.add(s);
       s.onClose(() => this.open.delete(s));
       res.cork(() => {

@@ -96,6 +96,9 @@ export abstract class BatchConsumer<E> {
   private starting = 0;
   /** Events settled (first time or again) since start, for tests and ops. */
   settled = 0;
+  /** Messages sent to a retry tier, and messages or events sent to the dead-letter queue, since start. */
+  retried = 0;
+  deadLettered = 0;
 
   constructor(private readonly settings: ConsumerSettings) {}
 
@@ -280,6 +283,7 @@ export abstract class BatchConsumer<E> {
     if (delay === undefined) return this.deadLetter(ch, pub, msg, err);
     this.settings.log.warn({ err, messageId: msg.properties.messageId, attempt: attempt + 1, delayMs: delay }, 'settlement failed; retrying later');
     await republish(pub, retryQueue(this.settings.concern, delay), msg, { [ATTEMPT_HEADER]: attempt + 1, 'x-stampede-last-error': err.message });
+    this.retried++;
     ch.ack(msg);
   }
 
@@ -289,12 +293,19 @@ export abstract class BatchConsumer<E> {
     this.settings.log.error({ err, messageId: msg.properties.messageId, eventId: id }, 'event of a batch dead-lettered');
     await republish(pub, deadLetterQueue(this.settings.concern), msg, { 'x-stampede-last-error': err.message, 'x-stampede-dead-lettered-at': new Date().toISOString() },
       Buffer.from(JSON.stringify(envelope)), { messageId: id ?? msg.properties.messageId, contentType: 'application/cloudevents+json' });
+    this.deadLettered++;
   }
 
   private async deadLetter(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error): Promise<void> {
     this.settings.log.error({ err, messageId: msg.properties.messageId }, 'message dead-lettered');
     await republish(pub, deadLetterQueue(this.settings.concern), msg, { 'x-stampede-last-error': err.message, 'x-stampede-dead-lettered-at': new Date().toISOString() });
+    this.deadLettered++;
     ch.ack(msg);
+  }
+
+  /** The queue it consumes. */
+  get queue(): string {
+    return this.settings.concern.queue;
   }
 }
 

@@ -144,7 +144,26 @@ export function runScript(redis: Redis, name: ScriptName, keys: string[], args: 
   return call(redis, s, keys, args);
 }
 
+/** Told of every script call a client makes: its answer and how long it took (see observeScripts). */
+export type ScriptObserver = (script: ScriptName, reply: unknown, seconds: number) => void;
+
+const observers = new WeakMap<Redis, ScriptObserver>();
+
+/** From now on, tells `observer` of each script `redis` calls (the api's decisions, for metrics). */
+export function observeScripts(redis: Redis, observer: ScriptObserver): void {
+  observers.set(redis, observer);
+}
+
 async function call(redis: Redis, s: LoadedScript, keys: string[], args: (string | number)[]): Promise<unknown> {
+  const observer = observers.get(redis);
+  if (!observer) return callOnce(redis, s, keys, args);
+  const started = performance.now();
+  const reply = await callOnce(redis, s, keys, args);
+  observer(s.name, reply, (performance.now() - started) / 1000);
+  return reply;
+}
+
+async function callOnce(redis: Redis, s: LoadedScript, keys: string[], args: (string | number)[]): Promise<unknown> {
   try {
     return await redis.fcall(s.fn, keys.length, ...keys, ...args);
   } catch (err) {

@@ -1,0 +1,25 @@
+/**
+ * Queues and outboxes as Prometheus sees them, read at scrape time from the
+ * broker and Redis (one read shared by the gauges of a scrape): per queue
+ * its ready messages and consumers, the dead letters per queue, and per
+ * outbox its length, unread and pending entries and the age of its oldest
+ * entry not yet relayed (the lag as time).
+ */
+import { gaugesFrom, sharedRead, type LabelValues, type Registry } from '../platform/metrics/registry.js';
+import type { OpsView } from './queues.js';
+
+export function registerOpsMetrics(registry: Registry, ops: OpsView): void {
+  const view = sharedRead(() => ops.queues());
+  const perQueue = (value: (q: Awaited<ReturnType<OpsView['queues']>>['queues'][number]) => number) => async () =>
+    (await view()).queues.map((q): [LabelValues, number] => [{ queue: q.queue, concern: q.concern, kind: q.kind }, value(q)]);
+  gaugesFrom(registry, 'stampede_queue_messages', 'Messages ready in each queue (main, retry tiers, dead letters).', ['queue', 'concern', 'kind'], perQueue((q) => q.messages));
+  gaugesFrom(registry, 'stampede_queue_consumers', 'Consumers of each queue.', ['queue', 'concern', 'kind'], perQueue((q) => q.consumers));
+  gaugesFrom(registry, 'stampede_dead_letters', 'Messages in each dead-letter queue.', ['concern'], async () =>
+    (await view()).queues.filter((q) => q.kind === 'dead-letter').map((q): [LabelValues, number] => [{ concern: q.concern }, q.messages]));
+  const perOutbox = (value: (o: Awaited<ReturnType<OpsView['queues']>>['outboxes'][number]) => number) => async () =>
+    (await view()).outboxes.map((o): [LabelValues, number] => [{ stream: o.stream }, value(o)]);
+  gaugesFrom(registry, 'stampede_outbox_length', 'Entries in each outbox stream.', ['stream'], perOutbox((o) => o.length));
+  gaugesFrom(registry, 'stampede_outbox_unread', 'Outbox entries no relay has read yet.', ['stream'], perOutbox((o) => o.unread));
+  gaugesFrom(registry, 'stampede_outbox_pending', 'Outbox entries a relay read and the broker has not confirmed yet.', ['stream'], perOutbox((o) => o.pending));
+  gaugesFrom(registry, 'stampede_outbox_oldest_age_seconds', 'Age of the oldest outbox entry not yet relayed (0 when none waits): the relay\'s lag as time.', ['stream'], perOutbox((o) => o.oldestAgeMs / 1000));
+}
