@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
- * `stampede <role>`: api, relay, worker, scheduler, or all (supervises them
- * as child processes and restarts one that dies; src/roles/all.ts); `start`
- * is all after migrating and seeding the demo. Plus the operators' and
- * developers' commands: migrate, token, apikey, seed, rebuild auction.
+ * `stampede <role>`: api, relay, worker, notifier, scheduler, or all
+ * (supervises them as child processes and restarts one that dies;
+ * src/roles/all.ts); `start` is all after migrating and seeding the demo.
+ * Plus the operators' and developers' commands: migrate, token, apikey,
+ * seed, rebuild auction, dead-letters.
  * Each role shuts down gracefully on SIGTERM (src/roles/run.ts).
  */
 import { fileURLToPath } from 'node:url';
@@ -183,6 +184,51 @@ rebuild
       await Promise.allSettled([pool.end(), redis.quit()]);
     }
   });
+
+/** The dead letters, as the operators' API has them (src/ops/dead-letters.ts): one use-case object on its own pool and broker connection. */
+async function withDeadLetters(run: (d: import('./ops/dead-letters.js').DeadLetters) => Promise<unknown>): Promise<void> {
+  const cfg = config();
+  const pool = await db(cfg, 2);
+  const [{ DeadLetters }, { connectAmqp }] = await Promise.all([import('./ops/dead-letters.js'), import('./platform/messaging/amqp.js')]);
+  let conn: Awaited<ReturnType<typeof connectAmqp>> | undefined;
+  const confirmChannel = async () => {
+    conn ??= await connectAmqp(cfg.STAMPEDE_AMQP_URL, 'stampede dead-letters');
+    return conn.createConfirmChannel();
+  };
+  try {
+    process.stdout.write(JSON.stringify(await run(new DeadLetters(pool, cfg.topology, confirmChannel)), null, 2) + '\n');
+  } finally {
+    await conn?.close().catch(() => {});
+    await pool.end();
+  }
+}
+const deadLetterId = (v: string) => {
+  if (!/^[1-9]\d{0,15}$/.test(v)) throw new InvalidArgumentError('not a dead letter id');
+  return Number(v);
+};
+const deadLetters = program.command('dead-letters').description('the dead letters each queue kept: list, show, replay, purge (queues: orders, auctions, notifications, email, sms)');
+deadLetters.command('summary').description('per queue: waiting, replayed, the oldest waiting').action(() => withDeadLetters((d) => d.summary()));
+deadLetters.command('list').description("a queue's dead letters, newest first").argument('<queue>')
+  .option('--limit <n>', 'how many (1-100)', (v) => Number(v), 50).option('--before <id>', 'older than this id', deadLetterId).option('--all', 'replayed ones too', false)
+  .action((queue: string, o: { limit: number; before?: number; all: boolean }) => withDeadLetters((d) => {
+    if (!Number.isSafeInteger(o.limit) || o.limit < 1 || o.limit > 100) throw new InvalidArgumentError('--limit must be from 1 to 100');
+    return d.list(queue, o.limit, o.before, !o.all);
+  }));
+deadLetters.command('show').description('one dead letter: body, headers, last error').argument('<queue>').argument('<id>', 'its id', deadLetterId)
+  .action((queue: string, id: number) => withDeadLetters((d) => d.get(queue, id)));
+deadLetters.command('replay').description('publish one dead letter (or --all of the queue) back to its queue').argument('<queue>').argument('[id]', 'its id', deadLetterId)
+  .option('--all', 'every waiting one, oldest first', false)
+  .action((queue: string, id: number | undefined, o: { all: boolean }) => withDeadLetters(async (d) => {
+    if ((id === undefined) === !o.all) throw new InvalidArgumentError('give an id or --all');
+    if (id !== undefined) await d.replayOne(queue, id);
+    return { replayed: id !== undefined ? 1 : await d.replayAll(queue) };
+  }));
+deadLetters.command('purge').description("delete a queue's waiting dead letters (cannot be undone)").argument('<queue>')
+  .requiredOption('--confirm <queue>', 'the queue\'s name again').option('--up-to <id>', 'only up to this id', deadLetterId)
+  .action((queue: string, o: { confirm: string; upTo?: number }) => withDeadLetters(async (d) => {
+    if (o.confirm !== queue) throw new InvalidArgumentError(`--confirm must repeat the queue's name (${queue})`);
+    return { purged: await d.purge(queue, o.upTo) };
+  }));
 
 program.parseAsync().catch((err) => {
   process.stderr.write(`stampede: ${(err as Error).message}\n`);

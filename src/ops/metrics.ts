@@ -7,14 +7,17 @@
  */
 import { gaugesFrom, sharedRead, type LabelValues, type Registry } from '../platform/metrics/registry.js';
 import type { OpsView } from './queues.js';
+import type { DeadLetters } from './dead-letters.js';
 
-export function registerOpsMetrics(registry: Registry, ops: OpsView): void {
+export function registerOpsMetrics(registry: Registry, ops: OpsView, deadLetters: DeadLetters): void {
+  gaugesFrom(registry, 'stampede_dead_letters_archived', 'Dead letters the keeper archived in Postgres, by queue and status (waiting for an operator, or replayed).', ['queue', 'status'], async () =>
+    (await deadLetters.summary()).flatMap((q): [LabelValues, number][] => [[{ queue: q.queue, status: 'waiting' }, q.waiting], [{ queue: q.queue, status: 'replayed' }, q.replayed]]));
   const view = sharedRead(() => ops.queues());
   const perQueue = (value: (q: Awaited<ReturnType<OpsView['queues']>>['queues'][number]) => number) => async () =>
     (await view()).queues.map((q): [LabelValues, number] => [{ queue: q.queue, concern: q.concern, kind: q.kind }, value(q)]);
   gaugesFrom(registry, 'stampede_queue_messages', 'Messages ready in each queue (main, retry tiers, dead letters).', ['queue', 'concern', 'kind'], perQueue((q) => q.messages));
   gaugesFrom(registry, 'stampede_queue_consumers', 'Consumers of each queue.', ['queue', 'concern', 'kind'], perQueue((q) => q.consumers));
-  gaugesFrom(registry, 'stampede_dead_letters', 'Messages in each dead-letter queue.', ['concern'], async () =>
+  gaugesFrom(registry, 'stampede_dead_letters', 'Messages in each dead-letter queue, not archived yet (the scheduler\'s keeper moves them to Postgres: stampede_dead_letters_archived).', ['concern'], async () =>
     (await view()).queues.filter((q) => q.kind === 'dead-letter').map((q): [LabelValues, number] => [{ concern: q.concern }, q.messages]));
   const perOutbox = (value: (o: Awaited<ReturnType<OpsView['queues']>>['outboxes'][number]) => number) => async () =>
     (await view()).outboxes.map((o): [LabelValues, number] => [{ stream: o.stream }, value(o)]);

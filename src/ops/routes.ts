@@ -1,11 +1,62 @@
-/** The operators' API: queues, dead letters and outboxes. */
-import type { HttpServer } from '../platform/http/server.js';
+/** The operators' API: queues and outboxes, and the dead letters (list, read, replay, purge). */
+import { AppError } from '../platform/errors.js';
+import type { HttpServer, RequestContext } from '../platform/http/server.js';
 import type { RouteKit } from '../platform/http/route-kit.js';
+import { compileSchema, validate } from '../platform/http/validate.js';
 import type { OpsView } from './queues.js';
+import type { DeadLetters } from './dead-letters.js';
 
-export function registerOpsRoutes(http: HttpServer, k: RouteKit, ops: OpsView): void {
+const DEAD_LETTER_ID = /^[1-9]\d{0,15}$/;
+const PURGE_SCHEMA = {
+  type: 'object', additionalProperties: false, required: ['confirm'],
+  properties: {
+    confirm: { type: 'string', maxLength: 40, description: 'The queue\'s name again: a purge cannot be undone.' },
+    upTo: { type: 'integer', minimum: 1, maximum: 9_007_199_254_740_991, description: 'Purge only dead letters up to this id (the newest the operator saw).' },
+  },
+};
+
+export function registerOpsRoutes(http: HttpServer, k: RouteKit, ops: OpsView, deadLetters: DeadLetters): void {
+  const operator = (ctx: RequestContext) => k.principalOf(ctx, ['operator']);
+  const idOf = (raw: string) => Number(k.idParam(raw, DEAD_LETTER_ID, 'dead letter'));
+  const purgeBody = compileSchema<{ confirm: string; upTo?: number }>(PURGE_SCHEMA);
+
   http.route('get', '/v1/ops/queues', async (ctx) => {
-    await k.principalOf(ctx, ['operator']);
+    await operator(ctx);
     return { status: 200, body: await ops.queues() };
+  });
+  http.route('get', '/v1/ops/dead-letters', async (ctx) => {
+    await operator(ctx);
+    const [archived, broker] = await Promise.all([deadLetters.summary(), ops.queues()]);
+    // Dead letters the keeper has not archived yet are still in their `.dlq`.
+    const inQueue = new Map(broker.queues.filter((q) => q.kind === 'dead-letter').map((q) => [q.concern, q.messages]));
+    return { status: 200, body: { queues: archived.map((a) => ({ ...a, unarchived: inQueue.get(deadLetters.concernOf(a.queue).queue) ?? 0 })) } };
+  });
+  http.route('get', '/v1/ops/dead-letters/:queue', async (ctx) => {
+    await operator(ctx);
+    const { limit, after } = k.pageOf(ctx, DEAD_LETTER_ID);
+    const status = new URLSearchParams(ctx.query).get('status') ?? 'waiting';
+    if (status !== 'waiting' && status !== 'all') throw AppError.invalid('query:status', 'is invalid', 'status must be waiting or all');
+    return { status: 200, body: await deadLetters.list(ctx.params[0]!, limit, after === undefined ? undefined : Number(after), status === 'waiting') };
+  });
+  http.route('get', '/v1/ops/dead-letters/:queue/:id', async (ctx) => {
+    await operator(ctx);
+    return { status: 200, body: await deadLetters.get(ctx.params[0]!, idOf(ctx.params[1]!)) };
+  });
+  http.route('post', '/v1/ops/dead-letters/:queue/:id/replay', async (ctx) => {
+    await operator(ctx);
+    await deadLetters.replayOne(ctx.params[0]!, idOf(ctx.params[1]!));
+    return { status: 200, body: { replayed: 1 } };
+  }, { body: false });
+  http.route('post', '/v1/ops/dead-letters/:queue/replay', async (ctx) => {
+    await operator(ctx);
+    return { status: 200, body: { replayed: await deadLetters.replayAll(ctx.params[0]!) } };
+  }, { body: false });
+  http.route('post', '/v1/ops/dead-letters/:queue/purge', async (ctx, raw) => {
+    await operator(ctx);
+    const name = ctx.params[0]!;
+    deadLetters.concernOf(name);
+    const body = validate(purgeBody, raw ?? null);
+    if (body.confirm !== name) throw AppError.invalid('/confirm', 'does not match', `confirm must repeat the queue's name (${name}): a purge cannot be undone`);
+    return { status: 200, body: { purged: await deadLetters.purge(name, body.upTo) } };
   });
 }

@@ -22,6 +22,7 @@ import { HttpServer } from '../platform/http/server.js';
 import { createRouteKit } from '../platform/http/route-kit.js';
 import { createOpsView } from '../ops/queues.js';
 import { registerOpsRoutes } from '../ops/routes.js';
+import { DeadLetters } from '../ops/dead-letters.js';
 import { registerBuyerRoutes } from '../buyers/routes.js';
 import { registerSaleRoutes } from '../sales/routes.js';
 import { registerAuctionRoutes } from '../auctions/routes.js';
@@ -143,10 +144,11 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     interests: new Interests(pool, cfg.STAMPEDE_MAX_INTERESTS),
   });
   const ops = createOpsView(redis, link, cfg.topology);
-  registerOpsRoutes(http, kit, ops);
+  const deadLetters = new DeadLetters(pool, cfg.topology, () => link.confirmChannel());
+  registerOpsRoutes(http, kit, ops, deadLetters);
   registerAnnouncementRoutes(http, kit, sends);
   if (registry) {
-    registerOpsMetrics(registry, ops);
+    registerOpsMetrics(registry, ops, deadLetters);
     // Prometheus scrapes it; keep it off the public network (a proxy in front of the api should not pass /metrics).
     http.route('get', '/metrics', async () => {
       const { contentType, text } = await exposition(registry);

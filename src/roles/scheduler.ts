@@ -1,4 +1,4 @@
-/** The `scheduler` role: closes auctions when due, runs the promoter, claims the scheduled notifications when due, and sweeps the notifications past their retention. */
+/** The `scheduler` role: closes auctions when due, runs the promoter, claims the scheduled notifications when due, sweeps the notifications past their retention, and keeps the dead letters (src/ops/dead-letters.ts). */
 import { loadConfig, type Config } from '../platform/config.js';
 import { createLogger, type Logger } from '../platform/log.js';
 import { createPool } from '../platform/db/pool.js';
@@ -12,6 +12,7 @@ import { SendScheduler } from '../notifications/send-scheduler.js';
 import { RetentionSweep } from '../notifications/retention.js';
 import { retentionOf } from '../notifications/inbox.js';
 import type { Role } from './role.js';
+import { DeadLetterKeeper } from '../ops/dead-letters.js';
 import { countersFrom } from '../platform/metrics/registry.js';
 import { registryFor, serveRoleMetrics } from './metrics.js';
 
@@ -30,11 +31,14 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
   const sendsIndexed = await sends.start();
   const retention = new RetentionSweep({ pool, retention: retentionOf(cfg), log, everyMs: cfg.STAMPEDE_NOTIFICATION_SWEEP_MS });
   retention.start();
+  const keeper = new DeadLetterKeeper({ pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, topology: cfg.topology, log });
+  keeper.start();
   const registry = registryFor(cfg, 'scheduler');
   if (registry) {
-    countersFrom(registry, 'stampede_scheduler_actions_total', 'What the scheduler did since start: auctions closed, bids promoted, scheduled notifications claimed, expired notifications deleted.', ['action'], () => [
+    countersFrom(registry, 'stampede_scheduler_actions_total', 'What the scheduler did since start: auctions closed, bids promoted, scheduled notifications claimed, expired notifications deleted, dead letters archived.', ['action'], () => [
       [{ action: 'auction_closed' }, scheduler.closed], [{ action: 'bid_promoted' }, scheduler.promoted],
       [{ action: 'send_claimed' }, sends.claimed], [{ action: 'notification_expired' }, retention.deleted],
+      [{ action: 'dead_letter_archived' }, keeper.archived],
     ]);
   }
   const metrics = await serveRoleMetrics(cfg, 'scheduler', registry, log);
@@ -46,7 +50,7 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
     metricsUrl: metrics?.url,
     async stop() {
       await metrics?.close();
-      await Promise.all([scheduler.stop(), sends.stop(), retention.stop()]);
+      await Promise.all([scheduler.stop(), sends.stop(), retention.stop(), keeper.stop()]);
       await Promise.allSettled([pool.end(), redis.quit()]);
       log.info('scheduler stopped');
     },

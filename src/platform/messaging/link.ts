@@ -5,12 +5,13 @@
  */
 import type { Logger } from '../log.js';
 import { AppError } from '../errors.js';
-import { keepConnected, type Channel, type Connection } from './amqp.js';
+import { keepConnected, type Channel, type ConfirmChannel, type Connection } from './amqp.js';
 import { assertTopology, type Topology } from './topology.js';
 
 export class AmqpLink {
   private conn?: Connection;
   private ch?: Channel;
+  private pub?: Promise<ConfirmChannel>;
   private stopping = false;
   private loop?: Promise<void>;
 
@@ -34,6 +35,21 @@ export class AmqpLink {
     return this.ch;
   }
 
+  /** A confirm channel on the link's connection, for the operators' rare publishes (opened on first use, again after it closed). */
+  confirmChannel(): Promise<ConfirmChannel> {
+    const conn = this.conn;
+    if (!conn || !this.ch) return Promise.reject(new AppError('UNAVAILABLE', 'the message broker is unreachable', undefined, { 'Retry-After': '1' }));
+    this.pub ??= conn.createConfirmChannel().then((pub) => {
+      pub.on('error', () => {});
+      pub.on('close', () => (this.pub = undefined));
+      return pub;
+    }, (err: unknown) => {
+      this.pub = undefined;
+      throw err;
+    });
+    return this.pub;
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     await this.conn?.close().catch(() => {});
@@ -47,6 +63,7 @@ export class AmqpLink {
       stopping: () => this.stopping,
       onConnection: (conn) => {
         this.conn = conn;
+        this.pub = undefined;
         if (!conn) this.ch = undefined;
       },
       onLost: (err) => this.log.warn({ err }, 'broker link down'),
