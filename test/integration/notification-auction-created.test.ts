@@ -21,6 +21,7 @@ const FOLLOWERS = 10_000;
 const noPrefs = { channels: {}, types: {}, email: null, phone: null, timeZone: null, quietStart: null, quietEnd: null };
 
 t.test('one auction.created to 10,000 followers: one row each, as each wants, none twice, nobody else', async (t) => {
+  const testStart = new Date();
   const sys = await boot(t, { relay: true, worker: true, env: { STAMPEDE_WORKER_QUEUES: 'notifications', STAMPEDE_FANOUT_CHUNK: '1000' } });
   const amqp = await openAmqp(t, sys.cfg);
   const collection = `Watches ${randomId(6)}`;
@@ -92,6 +93,9 @@ t.test('one auction.created to 10,000 followers: one row each, as each wants, no
   t.equal((await inbox()).length, FOLLOWERS - 1, 'delivered again: no second row');
   t.equal(await amqp.depth(emailQueue), addressed.size - 1, 'and no second e-mail request');
   t.equal(await amqp.depth(deadLetterQueue(sys.cfg.topology.notifications)), 0, 'nothing dead-lettered');
+  // The scheduler started above keeps dead letters (src/ops/dead-letters.ts): none archived either.
+  const archived = await sys.pool.query('SELECT 1 FROM dead_letters WHERE queue = $1 AND archived_at >= $2', [sys.cfg.topology.notifications.queue, testStart]);
+  t.equal(archived.rowCount, 0, 'nor archived by the scheduler\'s keeper');
 
   // Redis lost the auction (a restore older than it): the next load writes the event again, under its id: still one row each.
   await sys.redis.del(auctionKeys.auction(auctionId));
