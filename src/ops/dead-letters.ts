@@ -76,11 +76,15 @@ export function deadLetterOf(concern: Concern, msg: ConsumeMessage): NewDeadLett
 export class DeadLetterKeeper {
   private stopping = false;
   private loop?: Promise<void>;
-  private close?: () => Promise<void>;
+  /** Resolves when stop() is called: a session ends then, however far it got. */
+  private readonly stopped: Promise<void>;
+  private stop_: () => void = () => {};
   /** Dead letters archived since start. */
   archived = 0;
 
-  constructor(private readonly deps: { pool: Pool; amqpUrl: string; topology: Topology; log: Logger }) {}
+  constructor(private readonly deps: { pool: Pool; amqpUrl: string; topology: Topology; log: Logger }) {
+    this.stopped = new Promise((resolve) => (this.stop_ = resolve));
+  }
 
   start(): void {
     this.loop ??= keepConnected({
@@ -91,14 +95,17 @@ export class DeadLetterKeeper {
         ch.on('error', () => {});
         await assertTopology(ch, this.deps.topology);
         await ch.prefetch(50);
-        this.close = () => s.conn.close().catch(() => {});
         for (const concern of this.deps.topology.concerns) {
           await ch.consume(deadLetterQueue(concern), (msg) => {
             if (!msg) return;
             archiveDeadLetter(this.deps.pool, deadLetterOf(concern, msg)).then(
               () => {
                 this.archived++;
-                ch.ack(msg);
+                try {
+                  ch.ack(msg);
+                } catch {
+                  // The session ended meanwhile: the broker gives it back, and archiving it again keeps one row.
+                }
               },
               (err: unknown) => {
                 // Left unacked: Postgres is away. The message returns to the queue when this session ends.
@@ -109,14 +116,15 @@ export class DeadLetterKeeper {
           });
         }
         s.established();
-        await s.closed;
+        // keepConnected closes the connection once the session returns: unacked dead letters go back to their queue.
+        await Promise.race([s.closed, this.stopped]);
       },
     });
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.close?.();
+    this.stop_();
     await this.loop;
   }
 }

@@ -129,3 +129,11 @@ t.test('purge: the queue named again; bad input on every route is refused and ch
   t.equal((await ordersSummary(sys)).waiting, 0);
   t.same((await sys.operator('/v1/ops/dead-letters/orders')).body.items, [], 'none left');
 });
+
+t.test('a keeper stopped while it connects stops (a scheduler started and stopped at once)', async (t) => {
+  const { sys } = await ordersBench(t);
+  const keeper = new DeadLetterKeeper({ pool: sys.pool, amqpUrl: sys.cfg.STAMPEDE_AMQP_URL, topology: sys.cfg.topology, log: createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'keeper') });
+  keeper.start();
+  const stopped = await Promise.race([keeper.stop().then(() => 'stopped'), new Promise((r) => setTimeout(() => r('still running after 10 s'), 10_000))]);
+  t.equal(stopped, 'stopped');
+});
