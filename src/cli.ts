@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, type Config } from './platform/config.js';
 import { createLogger, type Logger } from './platform/log.js';
-import { AUCTION_ID, USER_ID } from './platform/ids.js';
+import { API_KEY_ID, AUCTION_ID, USER_ID } from './platform/ids.js';
 import { runRole } from './roles/run.js';
 import { ROLES, catchesMail, supervise } from './roles/all.js';
 import { seedProgress } from './dev/progress.js';
@@ -38,7 +38,8 @@ function config(): Config {
 /** This file, which the supervisor runs once per child role. */
 const cliPath = fileURLToPath(import.meta.url);
 
-const program = new Command('stampede').description('Flash-sale and auction engine').showHelpAfterError();
+// Positional options: `apikey --role …` and `apikey create --role …` each read their own --role.
+const program = new Command('stampede').description('Flash-sale and auction engine').showHelpAfterError().enablePositionalOptions();
 
 program.command('api').description('serve the HTTP API').action(() => runRole(config(), 'api', async () => (await import('./roles/api.js')).startApi));
 program.command('relay').description('relay outbox streams to RabbitMQ').action(() => runRole(config(), 'relay', async () => (await import('./roles/relay.js')).startRelay));
@@ -98,23 +99,68 @@ program
     process.stdout.write(createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS).issue(buyerId, opts.ttl) + '\n');
   });
 
-program
+const keyRole = (v: string): 'operator' | 'seller' => {
+  if (v !== 'operator' && v !== 'seller') throw new InvalidArgumentError('must be operator or seller');
+  return v;
+};
+const keyId = (v: string) => {
+  if (!API_KEY_ID.test(v)) throw new InvalidArgumentError('not an API key id (key_ + 12 characters)');
+  return v;
+};
+
+/** Runs `fn` with the operator keys' use case on its own connections, closed after. */
+async function withOperatorKeys<T>(fn: (keys: import('./ops/keys.js').OperatorKeys) => Promise<T>): Promise<T> {
+  const cfg = config();
+  const [pool, redis] = await Promise.all([db(cfg, 1), redisOf(cfg, 'stampede-apikey')]);
+  const [{ ApiKeys }, { OperatorKeys }] = await Promise.all([import('./platform/auth/api-keys.js'), import('./ops/keys.js')]);
+  try {
+    return await fn(new OperatorKeys(pool, redis, new ApiKeys(pool, 0)));
+  } finally {
+    await Promise.allSettled([pool.end(), redis.quit()]);
+  }
+}
+
+interface KeyOptions { role: 'operator' | 'seller'; user?: string; label: string }
+const createKey = (opts: KeyOptions) => withOperatorKeys((keys) => keys.create({ role: opts.role, ...(opts.user ? { userId: opts.user } : {}), label: opts.label }));
+
+// `stampede apikey --role …` (before `create` existed) still creates a key and prints only the key.
+const apikey = program
   .command('apikey')
-  .description('create an operator or seller API key (printed once, stored hashed)')
-  .requiredOption('--role <role>', 'operator | seller')
+  .description('operator and seller API keys: create, list, revoke (`apikey --role …` alone: create, printing only the key)')
+  .option('--role <role>', 'operator | seller', keyRole)
   .option('--user <userId>', 'the seller user id (sellers only)', userId)
   .option('--label <label>', 'a note on what the key is for', '')
-  .action(async (opts: { role: string; user?: string; label: string }) => {
-    if (opts.role !== 'operator' && opts.role !== 'seller') throw new InvalidArgumentError('role must be operator or seller');
-    if (opts.role === 'seller' && !opts.user) throw new InvalidArgumentError('a seller key needs --user');
-    const cfg = config();
-    const pool = await db(cfg, 1);
-    const { ApiKeys, newApiKey } = await import('./platform/auth/api-keys.js');
-    const key = newApiKey(opts.role);
-    await new ApiKeys(pool).store(key, opts.role, opts.user ?? null, opts.label);
-    await pool.end();
-    process.stdout.write(key + '\n');
+  .action(async (opts: Partial<KeyOptions> & { label: string }, cmd: Command) => {
+    if (!opts.role) return cmd.help({ error: true });
+    process.stdout.write((await createKey({ ...opts, role: opts.role })).apiKey + '\n');
   });
+apikey
+  .command('create')
+  .description('create a key; prints it once, with its id, as JSON (stored hashed)')
+  .requiredOption('--role <role>', 'operator | seller', keyRole)
+  .option('--user <userId>', 'the seller user id (sellers: required)', userId)
+  .option('--label <label>', 'a note on what the key is for', '')
+  .action(async (opts: KeyOptions) => {
+    process.stdout.write(JSON.stringify(await createKey(opts)) + '\n');
+  });
+apikey
+  .command('list')
+  .description('every key, revoked ones too, oldest first: one JSON object a line (id, role, userId, label, fingerprint, createdAt, revokedAt)')
+  .action(() => withOperatorKeys(async (keys) => {
+    for (let after: string | undefined, page = 0; page < 100_000; page++) {
+      const { items, next } = await keys.list(100, after);
+      for (const key of items) process.stdout.write(JSON.stringify(key) + '\n');
+      if (next === null) break;
+      after = next;
+    }
+  }));
+apikey
+  .command('revoke')
+  .description('revoke a key on every api node at once (refused for the last active operator key)')
+  .argument('<id>', 'the key id (key_…)', keyId)
+  .action((id: string) => withOperatorKeys(async (keys) => {
+    process.stdout.write(JSON.stringify(await keys.revoke(id)) + '\n');
+  }));
 
 program
   .command('seed')

@@ -5,7 +5,7 @@ import { USER_ID } from '../platform/ids.js';
 import type { Pool } from '../platform/db/pool.js';
 import { newApiKey, type ApiKeys } from '../platform/auth/api-keys.js';
 import type { HttpServer } from '../platform/http/server.js';
-import type { RouteKit } from '../platform/http/route-kit.js';
+import { shownOnce, type RouteKit } from '../platform/http/route-kit.js';
 import { compile, CURRENCY, MAX_AMOUNT, validate } from '../platform/http/validate.js';
 import type { Bids } from '../auctions/bids.js';
 import { createBuyers, createSeller, creditWallet, readWallet, requireBuyer, type NewBuyer } from './buyers.js';
@@ -81,11 +81,7 @@ export function registerBuyerRoutes(http: HttpServer, k: RouteKit, d: BuyerRoute
         return key;
       });
       return { status: 201, body: seller };
-    }, ({ status, body: first }) => {
-      // The key is shown once; a replay names the seller, never the key.
-      const { apiKey: _shownOnce, ...seller } = first as { apiKey: string };
-      return { status, body: { ...seller, apiKey: null } };
-    });
+    }, shownOnce('apiKey'));
   });
   http.route('del', '/v1/buyers/:id', async (ctx) => {
     await k.principalOf(ctx, ['operator']);

@@ -1,10 +1,12 @@
-/** The operators' API: queues and outboxes, and the dead letters (list, read, replay, purge). */
+/** The operators' API: queues and outboxes, the dead letters (list, read, replay, purge), operator and seller API keys. */
 import { AppError } from '../platform/errors.js';
 import type { HttpServer, RequestContext } from '../platform/http/server.js';
-import type { RouteKit } from '../platform/http/route-kit.js';
+import { shownOnce, type RouteKit } from '../platform/http/route-kit.js';
 import { compileSchema, validate } from '../platform/http/validate.js';
+import { API_KEY_ID, USER_ID } from '../platform/ids.js';
 import type { OpsView } from './queues.js';
 import type { DeadLetters } from './dead-letters.js';
+import { MAX_LABEL, type NewKey, type OperatorKeys } from './keys.js';
 
 const DEAD_LETTER_ID = /^[1-9]\d{0,15}$/;
 const PURGE_SCHEMA = {
@@ -15,10 +17,20 @@ const PURGE_SCHEMA = {
   },
 };
 
-export function registerOpsRoutes(http: HttpServer, k: RouteKit, ops: OpsView, deadLetters: DeadLetters): void {
+export function registerOpsRoutes(http: HttpServer, k: RouteKit, ops: OpsView, deadLetters: DeadLetters, keys: OperatorKeys): void {
   const operator = (ctx: RequestContext) => k.principalOf(ctx, ['operator']);
   const idOf = (raw: string) => Number(k.idParam(raw, DEAD_LETTER_ID, 'dead letter'));
   const purgeBody = compileSchema<{ confirm: string; upTo?: number }>(PURGE_SCHEMA);
+  const keyBody = compileSchema<NewKey>({
+    type: 'object',
+    properties: {
+      role: { type: 'string', enum: ['operator', 'seller'] },
+      userId: { type: 'string', pattern: USER_ID.source },
+      label: { type: 'string', minLength: 1, maxLength: MAX_LABEL },
+    },
+    required: ['role', 'label'],
+    additionalProperties: false,
+  });
 
   http.route('get', '/v1/ops/queues', async (ctx) => {
     await operator(ctx);
@@ -59,4 +71,19 @@ export function registerOpsRoutes(http: HttpServer, k: RouteKit, ops: OpsView, d
     if (body.confirm !== name) throw AppError.invalid('/confirm', 'does not match', `confirm must repeat the queue's name (${name}): a purge cannot be undone`);
     return { status: 200, body: { purged: await deadLetters.purge(name, body.upTo) } };
   });
+  http.route('post', '/v1/ops/keys', async (ctx, raw) => {
+    const p = await k.principalOf(ctx, ['operator']);
+    const body = validate(keyBody, raw);
+    return k.idempotent(ctx, p, body, async () => ({ status: 201, body: await keys.create(body) }), shownOnce('apiKey'));
+  });
+  http.route('get', '/v1/ops/keys', async (ctx) => {
+    await k.principalOf(ctx, ['operator']);
+    const { limit, after } = k.pageOf(ctx, API_KEY_ID);
+    return { status: 200, body: await keys.list(limit, after) };
+  });
+  http.route('del', '/v1/ops/keys/:id', async (ctx) => {
+    await k.principalOf(ctx, ['operator']);
+    await keys.revoke(k.idParam(ctx.params[0]!, API_KEY_ID, 'API key'));
+    return { status: 204, body: undefined };
+  }, { body: false });
 }

@@ -45,6 +45,8 @@ const workerQueues = makeValidator<WorkerQueue[]>((input) => {
 });
 
 const DEV_JWT_SECRET = 'stampede-dev-secret-change-me-in-production-0123456789';
+/** The bootstrap operator key of development (`npm start` prints it): public, so production refuses it. */
+export const DEV_OPERATOR_KEY = 'dev-operator-key';
 
 export const configSchema = {
   NODE_ENV: str({ choices: ['development', 'test', 'production'], default: 'development', desc: 'Runtime mode; production refuses development secrets.' }),
@@ -64,7 +66,8 @@ export const configSchema = {
   STAMPEDE_LOG_LEVEL: str({ choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', desc: 'Log level (JSON logs on stdout).' }),
   STAMPEDE_JWT_SECRET: str({ default: DEV_JWT_SECRET, desc: 'HS256 secret for buyer tokens (at least 32 characters).' }),
   STAMPEDE_JWT_TTL_SECONDS: positiveInt({ default: 86_400, desc: 'Lifetime of tokens issued by `stampede token`.' }),
-  STAMPEDE_OPERATOR_KEY: str({ default: 'dev-operator-key', desc: 'Bootstrap operator API key, stored hashed at start-up; empty disables it.' }),
+  STAMPEDE_OPERATOR_KEY: str({ default: DEV_OPERATOR_KEY, desc: 'Bootstrap operator API key, stored hashed at start-up (a revoked one stays revoked); empty stores none. The development default is refused in production.' }),
+  STAMPEDE_API_KEY_CACHE_MS: intIn(0, 5_000)({ default: 1_000, desc: 'Longest an api node trusts an API key lookup without asking Postgres again. A revocation is broadcast and every node forgets the key at once; this bounds a node that missed the broadcast (0: ask every time).' }),
   STAMPEDE_MAX_BODY_BYTES: intIn(256, 1_048_576)({ default: 16_384, desc: 'Largest request body accepted (413 past it).' }),
   STAMPEDE_MAX_QUANTITY: intIn(1, 1_000_000)({ default: 100, desc: 'Largest quantity of one purchase.' }),
   STAMPEDE_PURCHASE_RATE_MAX: positiveInt({ default: 10, desc: 'Purchase attempts a buyer may make per sale per window.' }),
@@ -130,6 +133,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   }
   if (cfg.NODE_ENV === 'production' && cfg.STAMPEDE_JWT_SECRET === DEV_JWT_SECRET) {
     throw new ConfigError('invalid configuration: STAMPEDE_JWT_SECRET: the development default is refused in production');
+  }
+  if (cfg.NODE_ENV === 'production' && cfg.STAMPEDE_OPERATOR_KEY === DEV_OPERATOR_KEY) {
+    throw new ConfigError('invalid configuration: STAMPEDE_OPERATOR_KEY: the development key is refused in production (set a key of your own, or empty to store none)');
   }
   if (cfg.STAMPEDE_WORKER_CONCURRENCY > cfg.STAMPEDE_DB_POOL_SIZE) {
     throw new ConfigError(

@@ -58,3 +58,7 @@ export function saleOfPurchase(purchaseId: string): string | undefined {
 /** A scheduled notification: an operator's announcement (`ann_`) or a sale's opening notice (`sop_`). */
 export const SEND_ID = /^(?:ann|sop)_[0-9a-z]{12}$/;
 export const newAnnouncementId = () => 'ann_' + randomId(12);
+
+/** An API key's public id: operators list and revoke keys by it. */
+export const API_KEY_ID = /^key_[0-9a-z]{12}$/;
+export const newApiKeyId = () => 'key_' + randomId(12);

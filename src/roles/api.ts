@@ -3,7 +3,7 @@
  * purchases and bids in Redis and answering as soon as Redis has decided.
  */
 import type { us_listen_socket } from 'uWebSockets.js';
-import { loadConfig, type Config } from '../platform/config.js';
+import { DEV_OPERATOR_KEY, loadConfig, type Config } from '../platform/config.js';
 import { createLogger, type Logger } from '../platform/log.js';
 import { createPool } from '../platform/db/pool.js';
 import { migrate } from '../platform/db/migrate.js';
@@ -14,7 +14,7 @@ import { USER_DELETED_CHANNEL } from '../buyers/keys.js';
 import { Auctions } from '../auctions/auctions.js';
 import { Bids } from '../auctions/bids.js';
 import { DeletedUsers } from '../buyers/deletion.js';
-import { ApiKeys } from '../platform/auth/api-keys.js';
+import { API_KEY_REVOKED_CHANNEL, ApiKeys, announceRevocation } from '../platform/auth/api-keys.js';
 import { createBuyerTokens } from '../platform/auth/tokens.js';
 import { Sales } from '../sales/sales.js';
 import { Purchases } from '../sales/purchases.js';
@@ -23,6 +23,7 @@ import { createRouteKit } from '../platform/http/route-kit.js';
 import { createOpsView } from '../ops/queues.js';
 import { registerOpsRoutes } from '../ops/routes.js';
 import { DeadLetters } from '../ops/dead-letters.js';
+import { OperatorKeys } from '../ops/keys.js';
 import { registerBuyerRoutes } from '../buyers/routes.js';
 import { registerSaleRoutes } from '../sales/routes.js';
 import { registerAuctionRoutes } from '../auctions/routes.js';
@@ -71,8 +72,16 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const link = new AmqpLink(cfg.STAMPEDE_AMQP_URL, `api ${process.pid}`, cfg.topology, log);
   link.start();
 
-  const apiKeys = new ApiKeys(pool);
+  const apiKeys = new ApiKeys(pool, cfg.STAMPEDE_API_KEY_CACHE_MS);
   if (cfg.STAMPEDE_OPERATOR_KEY !== '') await apiKeys.store(cfg.STAMPEDE_OPERATOR_KEY, 'operator', null, 'bootstrap (STAMPEDE_OPERATOR_KEY)');
+  if (cfg.NODE_ENV === 'production') {
+    // The configuration refuses the development key; one an earlier, non-production start stored must not work either.
+    const revoked = await apiKeys.revokeKnown(DEV_OPERATOR_KEY);
+    if (revoked) {
+      await announceRevocation(redis, revoked);
+      log.warn('revoked the development operator key an earlier start had stored');
+    }
+  }
   const sends = new ScheduledSends(pool, redis, sendSettingsOf(cfg));
   const sales = new Sales(pool, redis, sends);
   const loaded = await sales.loadActive();
@@ -91,14 +100,16 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   subscriber.on('message', (channel: string, id: string) => {
     if (channel === STOCK_CHANNEL) purchases.soldOut.stockBack(id);
     else if (channel === USER_DELETED_CHANNEL) deletedUsers.add(id);
+    else if (channel === API_KEY_REVOKED_CHANNEL) apiKeys.evict(id);
   });
   // Messages missed while disconnected are unknowable: forget the sold-out
-  // cache, and read the deleted buyers again.
+  // cache and the API keys looked up, and read the deleted buyers again.
   subscriber.on('ready', () => {
     purchases.soldOut.clear();
+    apiKeys.forgetCached();
     deletedUsers.load(redis).catch((err) => log.error({ err }, 'could not reload deleted buyers'));
   });
-  await subscriber.subscribe(STOCK_CHANNEL, USER_DELETED_CHANNEL);
+  await subscriber.subscribe(STOCK_CHANNEL, USER_DELETED_CHANNEL, API_KEY_REVOKED_CHANNEL);
   await deletedUsers.load(redis);
 
   let draining = false;
@@ -145,7 +156,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   });
   const ops = createOpsView(redis, link, cfg.topology);
   const deadLetters = new DeadLetters(pool, cfg.topology, () => link.confirmChannel());
-  registerOpsRoutes(http, kit, ops, deadLetters);
+  registerOpsRoutes(http, kit, ops, deadLetters, new OperatorKeys(pool, redis, apiKeys));
   registerAnnouncementRoutes(http, kit, sends);
   if (registry) {
     registerOpsMetrics(registry, ops, deadLetters);

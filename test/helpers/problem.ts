@@ -67,11 +67,30 @@ export function badCredentials(secret: string, buyer: string, other: string, not
   return { badTokens, badAuthorizations };
 }
 
-/** Sends one request with each of these Authorization headers (none where undefined): each must be 401 UNAUTHORIZED. */
+/** Headers that must not pass for an operator's or seller's X-Api-Key (`token` a buyer's valid JWT): each is 401. */
+export function badApiKeys(operatorKey: string, token: string): [string, Record<string, string>][] {
+  return [
+    ['no X-Api-Key', {}],
+    ['an empty X-Api-Key', { 'x-api-key': '' }],
+    ['a wrong X-Api-Key', { 'x-api-key': 'wrong-key' }],
+    ['the operator key with a trailing character', { 'x-api-key': `${operatorKey}x` }],
+    ['the operator key upper-cased', { 'x-api-key': operatorKey.toUpperCase() }],
+    ['an X-Api-Key over 200 characters', { 'x-api-key': 'k'.repeat(201) }],
+    ['a buyer JWT as Authorization', { authorization: `Bearer ${token}` }],
+    ['a buyer JWT as X-Api-Key', { 'x-api-key': token }],
+    ['the operator key as a bearer token', { authorization: `Bearer ${operatorKey}` }],
+  ];
+}
+
+/**
+ * Sends one request with each of these credentials: an Authorization header
+ * (none where undefined) or whole headers (badApiKeys). Each must be 401 UNAUTHORIZED.
+ */
 export async function refusesEach(
-  t: Test, authorizations: [string, string | undefined][], send: (headers: Record<string, string>) => Promise<Answer>, what?: string,
+  t: Test, credentials: [string, string | undefined | Record<string, string>][], send: (headers: Record<string, string>) => Promise<Answer>, what?: string,
 ): Promise<void> {
-  for (const [how, authorization] of authorizations) {
-    problem(t, await send(authorization === undefined ? {} : { authorization }), 401, 'UNAUTHORIZED', what === undefined ? how : `${what} with ${how}`);
+  for (const [how, credential] of credentials) {
+    const headers = credential === undefined ? {} : typeof credential === 'string' ? { authorization: credential } : credential;
+    problem(t, await send(headers), 401, 'UNAUTHORIZED', what === undefined ? how : `${what} with ${how}`);
   }
 }

@@ -10,7 +10,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { boot, call, OPERATOR_KEY, type HttpAnswer } from '../helpers/system.js';
 import { chunk, rawRequest } from '../helpers/bad-raw-http.js';
-import { badCredentials, contentTypeOf, problem, refusesEach, type Answer } from '../helpers/problem.js';
+import { badApiKeys, badCredentials, contentTypeOf, problem, refusesEach, type Answer } from '../helpers/problem.js';
 import { readLiveSale } from '../../src/sales/scripts.js';
 import { saleKeys } from '../../src/sales/keys.js';
 
@@ -299,23 +299,11 @@ t.test('operator routes: API keys', async (t) => {
     ['POST', `/v1/sales/${sale.id}/close`, undefined],
     ['GET', '/v1/ops/queues', undefined],
   ];
-  const badKeys: [string, Record<string, string>][] = [
-    ['no X-Api-Key', {}],
-    ['a wrong X-Api-Key', { 'x-api-key': 'wrong-key' }],
-    ['the operator key with a trailing character', { 'x-api-key': `${OPERATOR_KEY}x` }],
-    ['an X-Api-Key over 200 characters', { 'x-api-key': 'k'.repeat(201) }],
-    ['a buyer JWT as Authorization', { authorization: `Bearer ${token}` }],
-    ['a buyer JWT as X-Api-Key', { 'x-api-key': token }],
-    ['the operator key as a bearer token', { authorization: `Bearer ${OPERATOR_KEY}` }],
-  ];
   await unchanged(t, async () => {
     for (const [method, path, body] of routes) {
-      for (const [what, headers] of badKeys) {
-        const a = await call(`${sys.url}${path}`, {
-          method, headers: { 'content-type': 'application/json', ...headers }, body: body === undefined ? undefined : JSON.stringify(body),
-        });
-        problem(t, a, 401, 'UNAUTHORIZED', `${method} ${path} with ${what}`);
-      }
+      await refusesEach(t, badApiKeys(OPERATOR_KEY, token), (headers) => call(`${sys.url}${path}`, {
+        method, headers: { 'content-type': 'application/json', ...headers }, body: body === undefined ? undefined : JSON.stringify(body),
+      }), `${method} ${path}`);
     }
   });
   const { rows } = await sys.pool.query(`SELECT status FROM sales WHERE id = $1`, [sale.id]);

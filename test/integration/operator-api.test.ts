@@ -4,7 +4,7 @@
  * add stock, close), with seller scoping and idempotency.
  */
 import t from 'tap';
-import { boot, call } from '../helpers/system.js';
+import { boot, call, waitFor } from '../helpers/system.js';
 import { saleKeys } from '../../src/sales/keys.js';
 
 const inAnHour = () => new Date(Date.now() + 3600_000).toISOString();
@@ -146,6 +146,8 @@ t.test('ops view: queues, dead letters and outbox backlog', async (t) => {
   const sale = await sys.createSale({ stock: 10, perBuyerLimit: 1 });
   const buyers = await sys.createBuyers(4);
   for (const b of buyers) await sys.purchase(b, sale.id);
+  // The queue view reads the broker through the api's own link, which connects in the background: ready first.
+  await waitFor('the api ready', async () => (await call(`${sys.url}/readyz`)).status === 200);
   const ops = await sys.operator('/v1/ops/queues');
   t.equal(ops.status, 200);
   const kinds = ops.body.queues.map((q: { kind: string }) => q.kind);

@@ -88,6 +88,8 @@ t.test('bad configuration: exit code 2, the variable named on stderr', async (t)
     ['STAMPEDE_JWT_SECRET', { STAMPEDE_JWT_SECRET: 'short' }],
     ['STAMPEDE_MAX_BODY_BYTES', { STAMPEDE_MAX_BODY_BYTES: '-1' }],
     ['STAMPEDE_REDIS_URL', { STAMPEDE_REDIS_URL: 'not a url' }],
+    // Production with its own JWT secret but the development operator key (the default).
+    ['STAMPEDE_OPERATOR_KEY', { NODE_ENV: 'production', STAMPEDE_JWT_SECRET: 'startup-test-production-secret-0123456789', STAMPEDE_OPERATOR_KEY: 'dev-operator-key' }],
   ];
   // All at once: each is its own process.
   const children = cases.map(([name, env]) => ({ name, env, c: spawnApi(t, env) }));

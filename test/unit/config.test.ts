@@ -25,6 +25,8 @@ t.test('out-of-range counts and sizes are refused, naming the variable and the r
     ['STAMPEDE_DB_POOL_SIZE', 'lots', /STAMPEDE_DB_POOL_SIZE: must be an integer from 1 to 500/],
     ['STAMPEDE_MAX_BODY_BYTES', '2000000', /STAMPEDE_MAX_BODY_BYTES: must be an integer from 256 to 1,048,576/],
     ['STAMPEDE_MAX_QUANTITY', '1000001', /STAMPEDE_MAX_QUANTITY/],
+    ['STAMPEDE_API_KEY_CACHE_MS', '5001', /STAMPEDE_API_KEY_CACHE_MS: must be an integer from 0 to 5,000/],
+    ['STAMPEDE_API_KEY_CACHE_MS', '-1', /STAMPEDE_API_KEY_CACHE_MS/],
   ];
   for (const [name, value, message] of cases) {
     t.throws(() => loadConfig({ ...base, [name]: value }), { constructor: ConfigError, message }, `${name}=${value}`);
@@ -42,4 +44,12 @@ t.test('more worker lanes than Postgres connections is refused', async (t) => {
 t.test('secrets: too short, or the development default in production', async (t) => {
   t.throws(() => loadConfig({ STAMPEDE_JWT_SECRET: 'short' }), { constructor: ConfigError, message: /at least 32 characters/ });
   t.throws(() => loadConfig({ NODE_ENV: 'production' }), { constructor: ConfigError, message: /development default is refused in production/ });
+  const production = { ...base, NODE_ENV: 'production' };
+  t.throws(() => loadConfig(production), {
+    constructor: ConfigError, message: /STAMPEDE_OPERATOR_KEY: the development key is refused in production/,
+  }, 'the development operator key (the default) is refused in production');
+  t.throws(() => loadConfig({ ...production, STAMPEDE_OPERATOR_KEY: 'dev-operator-key' }), { constructor: ConfigError, message: /STAMPEDE_OPERATOR_KEY/ }, 'also when set explicitly');
+  t.equal(loadConfig({ ...production, STAMPEDE_OPERATOR_KEY: 'an-operator-key-of-our-own' }).STAMPEDE_OPERATOR_KEY, 'an-operator-key-of-our-own', 'a key of its own is accepted');
+  t.equal(loadConfig({ ...production, STAMPEDE_OPERATOR_KEY: '' }).STAMPEDE_OPERATOR_KEY, '', 'no bootstrap key at all is accepted');
+  t.equal(loadConfig({ ...base, NODE_ENV: 'development' }).STAMPEDE_OPERATOR_KEY, 'dev-operator-key', 'development keeps its key');
 });

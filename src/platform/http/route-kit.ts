@@ -89,6 +89,15 @@ export function createRouteKit(d: RouteKitDeps): RouteKit {
   };
 }
 
+/**
+ * For `idempotent`'s `stored`: a secret the first answer shows once (a new
+ * API key) is kept as null, so a replay names what was made, never the
+ * secret, and the secret is never stored in clear.
+ */
+export const shownOnce = (field: string) => ({ status, body }: StoredAnswer): StoredAnswer => ({
+  status, body: { ...(body as Record<string, unknown>), [field]: null },
+});
+
 /** `?limit=`: 50 when absent, else an integer from 1 to MAX_PAGE. */
 export function pageLimit(q: URLSearchParams): number {
   const raw = q.get('limit') ?? '50';
