@@ -111,7 +111,11 @@ t.test('relay, worker and scheduler: each its own endpoint and role; relayed, se
   const email = `metrics-${randomId(8)}@example.test`;
   const [buyer] = await createBuyers(sys.pool, [{ name: 'metrics buyer', email }]);
   const amqp = await openAmqp(t, sys.cfg);
-  const before = await scrape(worker.metricsUrl!);
+  // The three purchases' own e-mails are sent first, so that only this one is counted below.
+  const before = await waitFor('every e-mail recorded so far sent', async () => {
+    const m = await scrape(worker.metricsUrl!);
+    return m.value('stampede_notification_deliveries_total', { channel: 'email', outcome: 'sent' }) === m.value('stampede_notifications_recorded_total', { channel: 'email' }) ? m : undefined;
+  });
   const lot = await createAuction(sys.pool, sys.redis);
   const won = announcement('won', `${lot.id}:won`, { auctionId: lot.id, buyerId: buyer!.id, bidId: newBidId(lot.id), currency: 'EUR', price: 1200, paid: 1200, bonus: 0 });
   await publishAnnouncements(amqp, sys.cfg.topology.exchange, [won]);
