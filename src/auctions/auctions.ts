@@ -139,6 +139,15 @@ export class Auctions {
     return promoterOf(this.pool, auctionId);
   }
 
+  /** Up to `limit` open auctions as buyers see them, each with the end it was scheduled for (a soft close moves `endsAt` past it). */
+  async openWithSchedule(limit: number): Promise<{ view: AuctionView; scheduledEndsAt: number }[]> {
+    const page = await openAuctionsAfter(this.pool, undefined, limit);
+    const lives = await Promise.all(page.map((auction) => this.live(auction)));
+    return page
+      .map((auction, i) => ({ view: viewOf({ auction, live: lives[i] }), scheduledEndsAt: auction.endsAt.getTime() }))
+      .filter(({ view }) => view.status !== 'closed' && view.status !== 'cancelled');
+  }
+
   /** The ids of the open auctions. */
   openIds(): Promise<string[]> {
     return openAuctionIds(this.pool);

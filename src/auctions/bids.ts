@@ -13,6 +13,7 @@ import { retractBid } from './scripts.js';
 import { parseStoredBid, type StoredBid } from './codec.js';
 import { handleOf } from './rules.js';
 import { unknownAuction, type Auctions } from './auctions.js';
+import type { OutcomeTally } from '../platform/redis/tally.js';
 
 export interface BidLimits {
   rateMax: number;
@@ -53,6 +54,8 @@ export class Bids {
     private readonly redis: Redis,
     private readonly auctions: Auctions,
     private readonly limits: BidLimits,
+    /** Counts each bid's decision by auction and outcome code, for the operators' live view. */
+    private readonly tally?: OutcomeTally,
   ) {}
 
   async bid(buyerId: string, auctionId: string, amount: number, maxAmount: number | undefined, idempotencyKey: string | undefined): Promise<BidAnswer> {
@@ -63,6 +66,7 @@ export class Bids {
     };
     let out = await placeBid(this.redis, request);
     if (out.code === Outcome.NotFound && (await this.auctions.ensureLoaded(auctionId))) out = await placeBid(this.redis, request);
+    this.tally?.count(auctionId, out.code);
     switch (out.code) {
       case Outcome.Applied:
       case Outcome.AlreadyApplied:

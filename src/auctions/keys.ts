@@ -12,6 +12,8 @@ export const auctionKeys = {
   rate: (id: string, buyerId: string) => `{auction:${id}}:rate:${buyerId}`,
   idempotency: (id: string, buyerId: string, key: string) => `{auction:${id}}:idem:${buyerId}:${key}`,
   outbox: (id: string) => `{auction:${id}}:outbox`,
+  /** Bid decisions by outcome code, every api node's (the operators' live view). */
+  outcomes: (id: string) => `{auction:${id}}:outcomes`,
 };
 
 /** Auctions by the time they are due to close (a hint for the scheduler; the close script decides). */

@@ -21,6 +21,7 @@ import { AppError } from '../platform/errors.js';
 import { keepConnected, type ConfirmChannel, type ConsumeMessage } from '../platform/messaging/amqp.js';
 import { publisherOf } from '../platform/messaging/publisher.js';
 import { assertTopology, deadLetterQueue, type Concern, type Topology } from '../platform/messaging/topology.js';
+import type { QueueStat } from './queues.js';
 import {
   archiveDeadLetter, deadLetterCounts, deadLettersOf, findDeadLetter, lockWaiting, purgeWaiting, recordReplayed,
   type DeadLetterRecord, type NewDeadLetter,
@@ -146,6 +147,12 @@ export class DeadLetters {
       const c = counts.get(this.topology[name].queue);
       return { queue: name, waiting: c?.waiting ?? 0, replayed: c?.replayed ?? 0, oldestWaiting: c?.oldestWaiting?.toISOString() ?? null };
     });
+  }
+
+  /** Each concern's archived dead letters, with those still in its `.dlq` that the keeper has not archived yet. */
+  async overview(broker: QueueStat[]): Promise<{ queue: ConcernName; waiting: number; replayed: number; oldestWaiting: string | null; unarchived: number }[]> {
+    const inQueue = new Map(broker.filter((q) => q.kind === 'dead-letter').map((q) => [q.concern, q.messages]));
+    return (await this.summary()).map((a) => ({ ...a, unarchived: inQueue.get(this.concernOf(a.queue).queue) ?? 0 }));
   }
 
   async list(name: string, limit: number, before: number | undefined, waiting: boolean): Promise<{ items: DeadLetterView[]; next: string | null }> {

@@ -38,10 +38,7 @@ export function registerOpsRoutes(http: HttpServer, k: RouteKit, ops: OpsView, d
   });
   http.route('get', '/v1/ops/dead-letters', async (ctx) => {
     await operator(ctx);
-    const [archived, broker] = await Promise.all([deadLetters.summary(), ops.queues()]);
-    // Dead letters the keeper has not archived yet are still in their `.dlq`.
-    const inQueue = new Map(broker.queues.filter((q) => q.kind === 'dead-letter').map((q) => [q.concern, q.messages]));
-    return { status: 200, body: { queues: archived.map((a) => ({ ...a, unarchived: inQueue.get(deadLetters.concernOf(a.queue).queue) ?? 0 })) } };
+    return { status: 200, body: { queues: await deadLetters.overview((await ops.queues()).queues) } };
   });
   http.route('get', '/v1/ops/dead-letters/:queue', async (ctx) => {
     await operator(ctx);

@@ -48,6 +48,13 @@ import { scriptMetrics } from '../platform/metrics/scripts.js';
 import { observeScripts } from '../platform/redis/functions.js';
 import { registerOpsMetrics } from '../ops/metrics.js';
 import { registerLiveMetrics } from '../live/metrics.js';
+import { OutcomeTally } from '../platform/redis/tally.js';
+import { saleKeys } from '../sales/keys.js';
+import { auctionKeys } from '../auctions/keys.js';
+import { OpsBoard } from '../ops/board.js';
+import { registerBoardRoutes } from '../ops/board-routes.js';
+import { brokerRates, managementUrlOf } from '../ops/broker-rates.js';
+import { Heartbeat } from '../ops/heartbeats.js';
 
 export interface ApiHandle extends Role {
   port: number;
@@ -57,6 +64,9 @@ export interface ApiHandle extends Role {
   feed: NotificationFeed;
   eventStreams: EventStreams;
 }
+
+/** Decision counts outlive their last flush by a day: long enough for any board to read, short enough to leave nothing behind. */
+const TALLY_TTL_SECONDS = 86_400;
 
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
   Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms}ms`)), ms).unref())]);
@@ -83,6 +93,9 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     }
   }
   const sends = new ScheduledSends(pool, redis, sendSettingsOf(cfg));
+  const tallyOf = (keyOf: (id: string) => string) => new OutcomeTally(redis, { keyOf, flushMs: cfg.STAMPEDE_TALLY_FLUSH_MS, ttlSeconds: TALLY_TTL_SECONDS, log });
+  const saleTally = tallyOf(saleKeys.outcomes);
+  const bidTally = tallyOf(auctionKeys.outcomes);
   const sales = new Sales(pool, redis, sends);
   const loaded = await sales.loadActive();
   const purchases = new Purchases(redis, sales, {
@@ -90,11 +103,11 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     rateWindowMs: cfg.STAMPEDE_PURCHASE_RATE_WINDOW_MS,
     idempotencyTtlMs: cfg.STAMPEDE_IDEMPOTENCY_TTL_MS,
     soldOutCacheMs: cfg.STAMPEDE_SOLD_OUT_CACHE_MS,
-  }, (purchaseId) => findOrder(pool, purchaseId));
+  }, (purchaseId) => findOrder(pool, purchaseId), saleTally);
   const auctions = new Auctions(pool, redis);
   const bids = new Bids(redis, auctions, {
     rateMax: cfg.STAMPEDE_BID_RATE_MAX, rateWindowMs: cfg.STAMPEDE_BID_RATE_WINDOW_MS, idempotencyTtlMs: cfg.STAMPEDE_IDEMPOTENCY_TTL_MS,
-  });
+  }, bidTally);
   const auctionsLoaded = await auctions.loadOpen();
   const deletedUsers = new DeletedUsers();
   subscriber.on('message', (channel: string, id: string) => {
@@ -158,6 +171,11 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const deadLetters = new DeadLetters(pool, cfg.topology, () => link.confirmChannel());
   registerOpsRoutes(http, kit, ops, deadLetters, new OperatorKeys(pool, redis, apiKeys));
   registerAnnouncementRoutes(http, kit, sends);
+  const board = new OpsBoard({
+    redis, sales, auctions, ops, deadLetters, log, everyMs: cfg.STAMPEDE_OPS_BOARD_MS,
+    brokerRates: brokerRates(managementUrlOf(cfg.STAMPEDE_AMQP_MANAGEMENT_URL, cfg.STAMPEDE_AMQP_URL), cfg.STAMPEDE_AMQP_PREFIX, log),
+  });
+  registerBoardRoutes(http, eventStreams, kit, board);
   if (registry) {
     registerOpsMetrics(registry, ops, deadLetters);
     // Prometheus scrapes it; keep it off the public network (a proxy in front of the api should not pass /metrics).
@@ -180,6 +198,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   });
   const port = uWS.us_socket_local_port(listenSocket as never);
   log.info({ port, salesLoaded: loaded, auctionsLoaded }, 'api listening');
+  const heartbeat = new Heartbeat(redis, 'api', cfg.STAMPEDE_HEARTBEAT_MS, log, registry && `http://${cfg.STAMPEDE_HTTP_HOST}:${port}/metrics`);
 
   return {
     port,
@@ -194,6 +213,8 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
       await new Promise((r) => setTimeout(r, Math.min(500, cfg.STAMPEDE_SHUTDOWN_GRACE_MS)));
       uWS.us_listen_socket_close(listenSocket);
       eventStreams.stop();
+      board.stop();
+      await Promise.allSettled([saleTally.stop(), bidTally.stop(), heartbeat.stop()]);
       await Promise.allSettled([live.stop(), feed.stop(), link.stop(), pool.end(), redis.quit(), subscriber.quit()]);
       log.info('api stopped');
     },

@@ -6,6 +6,7 @@ import { Relay } from '../platform/messaging/relay.js';
 import type { Role } from './role.js';
 import { countersFrom } from '../platform/metrics/registry.js';
 import { registryFor, serveRoleMetrics } from './metrics.js';
+import { Heartbeat } from '../ops/heartbeats.js';
 
 export async function startRelay(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'relay')): Promise<Role & { relay: Relay }> {
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-relay', autoPipelining: false });
@@ -17,11 +18,13 @@ export async function startRelay(cfg: Config = loadConfig(), log: Logger = creat
   const registry = registryFor(cfg, 'relay');
   if (registry) countersFrom(registry, 'stampede_relay_events_total', 'Outbox entries the relay published, confirmed by the broker and acknowledged in Redis.', [], () => [[{}, relay.relayed]]);
   const metrics = await serveRoleMetrics(cfg, 'relay', registry, log);
+  const heartbeat = new Heartbeat(redis, 'relay', cfg.STAMPEDE_HEARTBEAT_MS, log, metrics?.url);
   return {
     relay,
     metricsUrl: metrics?.url,
     async stop() {
       await metrics?.close();
+      await heartbeat.stop();
       await relay.stop();
       await redis.quit().catch(() => {});
       log.info('relay stopped');

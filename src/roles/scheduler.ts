@@ -15,6 +15,7 @@ import type { Role } from './role.js';
 import { DeadLetterKeeper } from '../ops/dead-letters.js';
 import { countersFrom } from '../platform/metrics/registry.js';
 import { registryFor, serveRoleMetrics } from './metrics.js';
+import { Heartbeat } from '../ops/heartbeats.js';
 
 export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler; sends: SendScheduler; retention: RetentionSweep }> {
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
@@ -42,6 +43,7 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
     ]);
   }
   const metrics = await serveRoleMetrics(cfg, 'scheduler', registry, log);
+  const heartbeat = new Heartbeat(redis, 'scheduler', cfg.STAMPEDE_HEARTBEAT_MS, log, metrics?.url);
   log.info({ tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS, sendsIndexed }, 'scheduler running');
   return {
     scheduler,
@@ -50,6 +52,7 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
     metricsUrl: metrics?.url,
     async stop() {
       await metrics?.close();
+      await heartbeat.stop();
       await Promise.all([scheduler.stop(), sends.stop(), retention.stop(), keeper.stop()]);
       await Promise.allSettled([pool.end(), redis.quit()]);
       log.info('scheduler stopped');

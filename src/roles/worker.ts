@@ -16,6 +16,7 @@ import { unsubscribeLinksOf } from '../notifications/unsubscribe.js';
 import { LivePush } from '../notifications/push.js';
 import type { Role } from './role.js';
 import { registryFor, serveRoleMetrics, type MetricsRole } from './metrics.js';
+import { Heartbeat } from '../ops/heartbeats.js';
 import { registerConsumerMetrics } from '../platform/messaging/metrics.js';
 import { registerSettlementMetrics, settlementLatency } from '../sales/metrics.js';
 import { registerNotificationMetrics } from '../notifications/metrics.js';
@@ -70,6 +71,7 @@ export async function startWorker(
     registerNotificationMetrics(registry, notifications, [email, sms].filter((c) => c !== undefined));
   }
   const metrics = await serveRoleMetrics(cfg, role, registry, log);
+  const heartbeat = new Heartbeat(redis, role, cfg.STAMPEDE_HEARTBEAT_MS, log, metrics?.url);
   return {
     metricsUrl: metrics?.url,
     worker,
@@ -79,6 +81,7 @@ export async function startWorker(
     sms,
     async stop() {
       await metrics?.close();
+      await heartbeat.stop();
       await Promise.all(running.map((w) => w.stop()));
       smtp?.close();
       await Promise.allSettled([pool.end(), notificationsPool?.end(), emailPool?.end(), smsPool?.end(), redis.quit()]);

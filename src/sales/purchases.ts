@@ -12,6 +12,7 @@ import { Outcome, refusalOf } from '../platform/redis/outcomes.js';
 import { readPurchase, requestCancel, reservePurchase, type PurchaseRecord, type PurchaseStatus } from './scripts.js';
 import type { Sales } from './sales.js';
 import type { OrderRecord } from './repository.js';
+import type { OutcomeTally } from '../platform/redis/tally.js';
 
 export interface PurchaseLimits {
   rateMax: number;
@@ -72,17 +73,22 @@ export class Purchases {
     private readonly limits: PurchaseLimits,
     /** The settled record, read when Redis no longer has the purchase. */
     private readonly findOrder: (purchaseId: string) => Promise<OrderRecord | undefined> = async () => undefined,
+    /** Counts each decision by sale and outcome code, for the operators' live view. */
+    private readonly tally?: OutcomeTally,
   ) {
     this.soldOut = new SoldOutCache(limits.soldOutCacheMs);
   }
 
-  /** True when this node already knows the sale is sold out (no Redis call). */
-  isKnownSoldOut(saleId: string): boolean {
-    return this.soldOut.isSoldOut(saleId);
+  /** SOLD_OUT when this node already knows the sale is sold out (no Redis call), counted as a decision. */
+  refusedFromMemory(saleId: string): AppError | undefined {
+    if (!this.soldOut.isSoldOut(saleId)) return undefined;
+    this.tally?.count(saleId, Outcome.SoldOut);
+    return SOLD_OUT;
   }
 
   async purchase(buyerId: string, saleId: string, quantity: number, idempotencyKey: string | undefined): Promise<Accepted> {
-    if (this.isKnownSoldOut(saleId)) throw SOLD_OUT;
+    const known = this.refusedFromMemory(saleId);
+    if (known) throw known;
     const request = {
       saleId, buyerId, quantity, purchaseId: newPurchaseId(saleId),
       idempotencyKey, fingerprint: `q=${quantity}`,
@@ -92,6 +98,7 @@ export class Purchases {
     if (out.code === Outcome.NotFound && (await this.sales.ensureLoaded(saleId))) {
       out = await reservePurchase(this.redis, request);
     }
+    this.tally?.count(saleId, out.code);
     if (out.code === Outcome.Applied) {
       if (out.available === 0) this.soldOut.markSoldOut(saleId);
       return this.accepted(out.purchaseId, false);

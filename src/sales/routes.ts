@@ -1,6 +1,5 @@
 /** The sales API: sales (operators and sellers), reads (anyone), purchases (buyers: the hot path). */
 import type { Principal } from '../platform/auth/api-keys.js';
-import { SOLD_OUT } from '../platform/errors.js';
 import { PURCHASE_ID, SALE_ID } from '../platform/ids.js';
 import type { HttpServer, Reply } from '../platform/http/server.js';
 import type { RouteKit } from '../platform/http/route-kit.js';
@@ -72,7 +71,8 @@ export function registerSaleRoutes(http: HttpServer, kit: RouteKit, deps: SaleRo
     const { quantity } = validate(purchaseBody, raw);
     const key = kit.idempotencyKeyOf(ctx);
     // Answered synchronously, without Redis, when this node knows the sale is sold out.
-    if (deps.purchases.isKnownSoldOut(id)) return SOLD_OUT;
+    const known = deps.purchases.refusedFromMemory(id);
+    if (known) return known;
     return deps.purchases.purchase(buyerId, id, quantity, key).then((a): Reply => {
       const headers: Record<string, string> = { Location: a.statusUrl };
       if (a.replayed) headers['Idempotent-Replayed'] = 'true';

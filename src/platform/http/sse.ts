@@ -1,8 +1,9 @@
 /**
  * Server-Sent Events over uWebSockets.js. A stream route is registered in
  * two steps: `accept(ctx)` runs while the request is being read and may
- * refuse it (throw an AppError: answered problem+json, as any route); what
- * it returns is called with the open stream once the headers are written.
+ * refuse it (throw an AppError, or reject when it is async: answered
+ * problem+json, as any route); what it returns is called with the open
+ * stream once the headers are written.
  * Everything written after an await is corked and only if the client is
  * still there; onAborted is registered before anything else.
  *
@@ -44,7 +45,9 @@ export interface EventStream {
   onClose(fn: () => void): void;
 }
 
-export type StreamAcceptor = (ctx: StreamContext) => (stream: EventStream) => void | Promise<void>;
+type StreamOpener = (stream: EventStream) => void | Promise<void>;
+/** Decides whether to open a stream (an API key looked up in Postgres is async) and what to do with it once open. */
+export type StreamAcceptor = (ctx: StreamContext) => StreamOpener | Promise<StreamOpener>;
 
 class UwsEventStream implements EventStream {
   closed = false;
@@ -141,33 +144,53 @@ export class EventStreams {
         method: 'get', url: req.getUrl(), params: [], query: req.getQuery() ?? '', authorization: req.getHeader('authorization'),
         apiKey: req.getHeader('x-api-key'), idempotencyKey: req.getHeader('idempotency-key'), lastEventId: req.getHeader('last-event-id'),
       };
-      let opened: (stream: EventStream) => void | Promise<void>;
+      let accepted: StreamOpener | Promise<StreamOpener>;
       try {
-        if (this.stopping) throw new AppError('UNAVAILABLE', 'this node is shutting down; reconnect to another', undefined, { 'Retry-After': '1' });
-        if (this.open.size >= this.options.maxStreams) {
-          throw new AppError('UNAVAILABLE', `this node holds its most event streams (${this.options.maxStreams}); retry shortly`, undefined, { 'Retry-After': '1' });
-        }
-        opened = accept(ctx);
+        this.refuseWhenFull();
+        accepted = accept(ctx);
       } catch (err) {
         this.http.fail(res, state, err);
         return;
       }
-      const s = (stream = new UwsEventStream(res, this.options.maxBufferedBytes ?? SSE_MAX_BUFFERED_BYTES, this.options.log, () => this.slowReaders++));
-      this.open.add(s);
-      s.onClose(() => this.open.delete(s));
-      res.cork(() => {
-        res.writeStatus('200 OK').writeHeader('content-type', 'text/event-stream').writeHeader('cache-control', 'no-cache')
-          .writeHeader('x-accel-buffering', 'no');
-        // Sends the headers now: a client knows the stream is open before the first event.
-        res.write(': open\n\n');
-      });
-      Promise.resolve()
-        .then(() => opened(s))
-        .catch((err: unknown) => {
-          this.options.log.error({ err }, 'sse: the stream failed; closing it (the client resumes)');
-          s.close();
+      const open = (opened: StreamOpener) => {
+        const s = (stream = new UwsEventStream(res, this.options.maxBufferedBytes ?? SSE_MAX_BUFFERED_BYTES, this.options.log, () => this.slowReaders++));
+        this.open.add(s);
+        s.onClose(() => this.open.delete(s));
+        res.cork(() => {
+          res.writeStatus('200 OK').writeHeader('content-type', 'text/event-stream').writeHeader('cache-control', 'no-cache')
+            .writeHeader('x-accel-buffering', 'no');
+          // Sends the headers now: a client knows the stream is open before the first event.
+          res.write(': open\n\n');
         });
+        Promise.resolve()
+          .then(() => opened(s))
+          .catch((err: unknown) => {
+            this.options.log.error({ err }, 'sse: the stream failed; closing it (the client resumes)');
+            s.close();
+          });
+      };
+      if (!(accepted instanceof Promise)) return open(accepted);
+      accepted.then(
+        (opened) => {
+          if (state.aborted) return;
+          try {
+            // Others may have opened streams, or the node begun to stop, while this one was being decided.
+            this.refuseWhenFull();
+          } catch (err) {
+            return this.http.fail(res, state, err);
+          }
+          open(opened);
+        },
+        (err: unknown) => this.http.fail(res, state, err),
+      );
     });
+  }
+
+  private refuseWhenFull(): void {
+    if (this.stopping) throw new AppError('UNAVAILABLE', 'this node is shutting down; reconnect to another', undefined, { 'Retry-After': '1' });
+    if (this.open.size >= this.options.maxStreams) {
+      throw new AppError('UNAVAILABLE', `this node holds its most event streams (${this.options.maxStreams}); retry shortly`, undefined, { 'Retry-After': '1' });
+    }
   }
 
   /** Ends every open stream and refuses new ones. */
