@@ -48,6 +48,7 @@ import { scriptMetrics } from '../platform/metrics/scripts.js';
 import { observeScripts } from '../platform/redis/functions.js';
 import { registerOpsMetrics } from '../ops/metrics.js';
 import { registerLiveMetrics } from '../live/metrics.js';
+import { registerStorefront } from '../dev/storefront.js';
 
 export interface ApiHandle extends Role {
   port: number;
@@ -136,9 +137,8 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
 
   const app = uWS.App();
   const http = new HttpServer(app, { log, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES, requests: registry && requestCounters(registry) });
-  const kit = createRouteKit({
-    pool, apiKeys, tokens: createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS), isRefusedBuyer: (id) => deletedUsers.has(id),
-  });
+  const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS);
+  const kit = createRouteKit({ pool, apiKeys, tokens, isRefusedBuyer: (id) => deletedUsers.has(id) });
   http.route('get', '/healthz', () => ({ status: 200, body: { status: 'ok' } }));
   http.route('get', '/readyz', async () => {
     const r = await readiness();
@@ -166,6 +166,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
       return { status: 200, text, contentType };
     });
   }
+  if (cfg.STAMPEDE_STOREFRONT) registerStorefront(http, { redis, tokens });
   http.fallback();
   const live = new LiveHub({
     app, redis, redisUrl: cfg.STAMPEDE_REDIS_URL, log, tickMs: cfg.STAMPEDE_LIVE_TICK_MS, auctionSnapshot: (id) => auctions.liveSnapshot(id),
