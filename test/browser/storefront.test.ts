@@ -130,6 +130,7 @@ t.test('a buyer buys and bids through the page and sees the results arrive live'
     await waitForText(page, '#auction-price', (s) => s === '€150.00', 'the price to move live');
     t.equal(await text('#auction-bids'), '2');
     t.not(await text('#auction-leader'), leader, 'the leader changed');
+    await waitForText(page, '#bid-status', (s) => s.startsWith('Outbid: the price is now €150.00'), 'the bid line to say so');
     await waitFor('the outbid notification in the bell', async () =>
       (await page.$$eval('#inbox-items li[data-type="auction.outbid"]', (l) => l.length)) === 1, 30_000);
     t.match(await page.$eval('#inbox-items li[data-type="auction.outbid"]', (e) => e.textContent), /You were outbid on Demo lot: test guitar/);

@@ -31,6 +31,7 @@ const state = {
   sale: null, // GET /v1/sales/{id}, its `live` kept current by ticks
   auction: null, // GET /v1/auctions/{id}, kept current by updates
   firstEndsAt: null, // the auction's end when the page first read it: later ones are extensions
+  leadingAt: null, // the amount of this buyer's leading bid, until a higher price shows it was outbid
   session: 0, // bumped on each buyer switch: answers and streams of the previous buyer are dropped
   socket: null,
   stream: null, // AbortController of the SSE request
@@ -212,6 +213,12 @@ function auctionUpdate(u) {
     currentPrice: u.price, nextMinimumBid: u.nextMinimum, leader: u.leader, bidCount: u.bidCount,
     endsAt: new Date(u.endsAt).toISOString(), status: u.status, reserveMet: u.reserveMet,
   });
+  // The page bids without a maximum, so a price above its leading bid is someone else's.
+  if (state.leadingAt !== null && u.price !== null && u.price > state.leadingAt) {
+    state.leadingAt = null;
+    el.bidStatus.dataset.bid = 'outbid';
+    say(el.bidStatus, `Outbid: the price is now ${money(u.price, a.currency)}. Bid again?`, 'bad');
+  }
   renderAuction();
 }
 
@@ -233,6 +240,7 @@ async function placeBid(ev) {
     const answer = await api(`/v1/auctions/${a.id}/bids`, { method: 'POST', body: { amount }, headers: { 'idempotency-key': crypto.randomUUID() } });
     if (session !== state.session) return;
     el.bidStatus.dataset.bid = answer.leading ? 'leading' : 'outbid';
+    state.leadingAt = answer.leading ? amount : null;
     if (answer.leading) say(el.bidStatus, `You lead at ${money(answer.currentPrice, a.currency)}.`, 'good', answer.bidId);
     else say(el.bidStatus, `Accepted, but another buyer's higher maximum outbid it: now ${money(answer.currentPrice, a.currency)}.`, 'bad', answer.bidId);
     el.bidAmount.value = '';
@@ -432,6 +440,7 @@ async function actAs(buyer) {
   delete el.bidStatus.dataset.bid;
   el.buy.dataset.busy = 'false';
   el.bid.dataset.busy = 'false';
+  state.leadingAt = null;
   renderInbox();
   setUnread(0);
   notice('');
