@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make Redis, RabbitMQ and PostgreSQL available for Stampede.
 #
-#   scripts/services.sh [up|status|stop-rabbitmq|start-rabbitmq]   (default: up)
+#   scripts/services.sh [up|browser|status|stop-rabbitmq|start-rabbitmq]   (default: up)
 #
 # up: for each service, in order of preference:
 #   a) reuse whatever already answers at the configured URL;
@@ -11,7 +11,10 @@
 #      and running as root (redis-server, rabbitmq-server, postgresql). No systemd needed.
 # Idempotent: a second run reuses everything and takes a couple of seconds.
 #
-# status:          says which services answer (exit 1 if any does not).
+# browser:         makes the headless Chromium the browser tests drive available
+#                  (`npm test` runs it after `up`): reuses $STAMPEDE_CHROMIUM or
+#                  /usr/bin/chromium, else apt-installs Debian's chromium (as root).
+# status:          says which services answer (exit 1 if any does not), and which Chromium.
 # stop-rabbitmq:   stops the broker application (local: rabbitmqctl stop_app; docker: compose stop).
 # start-rabbitmq:  starts it again and waits until AMQP answers.
 #
@@ -22,6 +25,7 @@
 #   STAMPEDE_TEST_DATABASE_URL  postgres://stampede:stampede@127.0.0.1:5432/stampede_test
 #   STAMPEDE_DATA_DIR           /var/lib/stampede   (Redis data + logs, apt log)
 #   STAMPEDE_SERVICES_TIMEOUT   60                  (seconds to wait for each service)
+#   STAMPEDE_CHROMIUM           /usr/bin/chromium   (the browser tests' Chromium or Chrome)
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -33,6 +37,7 @@ DB_URL=${STAMPEDE_DATABASE_URL:-postgres://stampede:stampede@127.0.0.1:5432/stam
 TEST_DB_URL=${STAMPEDE_TEST_DATABASE_URL:-postgres://stampede:stampede@127.0.0.1:5432/stampede_test}
 TIMEOUT=${STAMPEDE_SERVICES_TIMEOUT:-60}
 DATA_DIR=${STAMPEDE_DATA_DIR:-/var/lib/stampede}
+CHROMIUM=${STAMPEDE_CHROMIUM:-/usr/bin/chromium}
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 COMPOSE_FILE=$ROOT_DIR/docker-compose.yml
@@ -484,6 +489,23 @@ pg_start_local() {
   pg_provision 1
 }
 
+# ================================================================ Chromium
+# The browser tests (test/browser/) drive a real headless Chromium through
+# puppeteer-core, which downloads no browser: Debian's package is the one.
+chromium_version() { "$CHROMIUM" --version 2>/dev/null | head -n 1; }
+
+cmd_browser() {
+  local version
+  if [[ -x $CHROMIUM ]] && version=$(chromium_version) && [[ -n $version ]]; then
+    log "chromium: reusing $CHROMIUM ($version)"
+    return 0
+  fi
+  [[ -n ${STAMPEDE_CHROMIUM:-} ]] && die "STAMPEDE_CHROMIUM=$STAMPEDE_CHROMIUM is not a working Chromium ('$STAMPEDE_CHROMIUM --version' failed)"
+  apt_install chromium chromium
+  version=$(chromium_version) || die "chromium was installed but '$CHROMIUM --version' fails; see $DATA_DIR/apt.log"
+  log "chromium: installed $CHROMIUM ($version)"
+}
+
 # ==================================================================== up
 declare -A HOW=()
 
@@ -564,6 +586,9 @@ cmd_status() {
     if pg_test_answers; then log "postgres: up    $DB_URL (+ $TEST_DB_URL)"
     else log "postgres: up    $DB_URL, but $TEST_DB_URL does not answer"; rc=1; fi
   else log "postgres: DOWN  $DB_URL"; rc=1; fi
+  # Not a service: the api runs without it, so it does not change the exit code.
+  if [[ -x $CHROMIUM ]]; then log "chromium: $(chromium_version || echo 'does not run')  $CHROMIUM"
+  else log "chromium: missing  $CHROMIUM (the browser tests need it: scripts/services.sh browser)"; fi
   return $rc
 }
 
@@ -605,9 +630,10 @@ cmd_start_rabbitmq() {
 
 case ${1:-up} in
   up) cmd_up ;;
+  browser) cmd_browser ;;
   status) cmd_status ;;
   stop-rabbitmq) cmd_stop_rabbitmq ;;
   start-rabbitmq) cmd_start_rabbitmq ;;
   -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
-  *) die "usage: $0 [up|status|stop-rabbitmq|start-rabbitmq]" ;;
+  *) die "usage: $0 [up|browser|status|stop-rabbitmq|start-rabbitmq]" ;;
 esac

@@ -9,6 +9,7 @@ import { createBuyerTokens } from '../platform/auth/tokens.js';
 import { createBuyers, creditWallet } from '../buyers/buyers.js';
 import { Sales } from '../sales/sales.js';
 import { Auctions } from '../auctions/auctions.js';
+import { rememberDemo } from './storefront.js';
 
 export async function seedDemo(cfg: Config, pool: Pool, redis: Redis): Promise<string> {
   const names = ['Ada', 'Grace', 'Linus'];
@@ -38,6 +39,7 @@ export async function seedDemo(cfg: Config, pool: Pool, redis: Redis): Promise<s
       hardCloseAt: new Date(now + 25 * 3600_000).toISOString(), softCloseSeconds: 60,
       increment: { type: 'tiered', tiers: [{ from: 0, increment: 500 }, { from: 20_000, increment: 1_000 }] },
     }, operator));
+  await rememberDemo(redis, { saleId, auctionId, buyers: ids.map((id, i) => ({ id, name: names[i]! })) });
   const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS);
   const base = `http://127.0.0.1:${cfg.STAMPEDE_HTTP_PORT}`;
   const t = ids.map((id) => tokens.issue(id));
@@ -49,6 +51,7 @@ export async function seedDemo(cfg: Config, pool: Pool, redis: Redis): Promise<s
     ...ids.map((id, i) => `buyer ${names[i]} (${id}), wallet 500.00 EUR, token:\n  ${t[i]}`),
     `operator API key: ${cfg.STAMPEDE_OPERATOR_KEY || '(none: STAMPEDE_OPERATOR_KEY is empty)'}`,
     '',
+    ...(cfg.STAMPEDE_STOREFRONT ? [`storefront: open ${base}/ in a browser (buy, bid and get notified as any demo buyer)`, ''] : []),
     'Try:',
     `  TOKEN=${t[0]}`,
     `  curl -s -X POST ${base}/v1/sales/${saleId}/purchases -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' -d '{"quantity":1}'`,

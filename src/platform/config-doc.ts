@@ -20,6 +20,8 @@ export const CONFIG_END = '<!-- config:end -->';
 /** What envalid keeps of a setting: the spec it was given, plus its parser. */
 interface SettingSpec {
   default?: unknown;
+  /** The default outside production, when it differs. */
+  devDefault?: unknown;
   desc?: string;
   choices?: readonly unknown[];
   _parse: (input: string) => unknown;
@@ -59,7 +61,8 @@ const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 /** The table, one row per variable in the schema's order. */
 export function configMarkdown(schema: Record<string, SettingSpec> = configSchema): string {
   const rows = Object.entries(schema).map(([name, spec]) => {
-    const fallback = spec.default === undefined ? '(required)' : code(String(spec.default));
+    let fallback = spec.default === undefined ? '(required)' : code(String(spec.default));
+    if (spec.devDefault !== undefined) fallback = `${code(String(spec.devDefault))} (${fallback} in production)`;
     return `| \`${name}\` | ${cell(typeOf(name, spec))} | ${cell(fallback)} | ${cell(spec.desc ?? '')} |`;
   });
   return ['| variable | type | default | what it does |', '|---|---|---|---|', ...rows].join('\n');

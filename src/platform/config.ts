@@ -52,6 +52,7 @@ export const configSchema = {
   NODE_ENV: str({ choices: ['development', 'test', 'production'], default: 'development', desc: 'Runtime mode; production refuses development secrets.' }),
   STAMPEDE_HTTP_HOST: str({ default: '0.0.0.0', desc: 'Address the api listens on.' }),
   STAMPEDE_HTTP_PORT: tcpPort({ default: 8080, desc: 'Port the api listens on (0 picks a free one).' }),
+  STAMPEDE_STOREFRONT: bool({ default: false, devDefault: true, desc: "The demo storefront at GET / and the demo buyers with fresh tokens at GET /v1/demo (src/dev/storefront.ts); production refuses true, since anyone could act as a demo buyer." }),
   STAMPEDE_METRICS: bool({ default: true, desc: 'Prometheus metrics: the api answers GET /metrics on its own port, every other role on its metrics port below; false counts nothing and serves none.' }),
   STAMPEDE_METRICS_HOST: str({ default: '127.0.0.1', desc: 'Address the relay, worker, notifier and scheduler serve GET /metrics on (0.0.0.0 for a Prometheus on another host).' }),
   STAMPEDE_RELAY_METRICS_PORT: tcpPort({ default: 9101, desc: "The relay's metrics port (0 picks a free one, logged as `metrics listening`)." }),
@@ -122,7 +123,9 @@ export class ConfigError extends Error {}
 
 /** Reads and validates the environment; throws ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
-  const cfg = cleanEnv(env, configSchema, {
+  // envalid applies a `devDefault` only when NODE_ENV is set; unset, it is the schema's own default (development) for envalid too.
+  const withMode = env.NODE_ENV === undefined ? { ...env, NODE_ENV: 'development' } : env;
+  const cfg = cleanEnv(withMode, configSchema, {
     reporter: ({ errors }) => {
       const bad = Object.entries(errors);
       if (bad.length > 0) {
@@ -140,6 +143,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   }
   if (cfg.NODE_ENV === 'production' && cfg.STAMPEDE_OPERATOR_KEY === DEV_OPERATOR_KEY) {
     throw new ConfigError('invalid configuration: STAMPEDE_OPERATOR_KEY: the development key is refused in production (set a key of your own, or empty to store none)');
+  }
+  if (cfg.NODE_ENV === 'production' && cfg.STAMPEDE_STOREFRONT) {
+    throw new ConfigError('invalid configuration: STAMPEDE_STOREFRONT: the demo storefront hands out demo buyers\' tokens and is refused in production');
   }
   if (cfg.STAMPEDE_WORKER_CONCURRENCY > cfg.STAMPEDE_DB_POOL_SIZE) {
     throw new ConfigError(

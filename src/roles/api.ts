@@ -55,6 +55,7 @@ import { OpsBoard } from '../ops/board.js';
 import { registerBoardRoutes } from '../ops/board-routes.js';
 import { brokerRates, managementUrlOf } from '../ops/broker-rates.js';
 import { Heartbeat } from '../ops/heartbeats.js';
+import { registerStorefront } from '../dev/storefront.js';
 
 export interface ApiHandle extends Role {
   port: number;
@@ -149,9 +150,8 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
 
   const app = uWS.App();
   const http = new HttpServer(app, { log, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES, requests: registry && requestCounters(registry) });
-  const kit = createRouteKit({
-    pool, apiKeys, tokens: createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS), isRefusedBuyer: (id) => deletedUsers.has(id),
-  });
+  const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS);
+  const kit = createRouteKit({ pool, apiKeys, tokens, isRefusedBuyer: (id) => deletedUsers.has(id) });
   http.route('get', '/healthz', () => ({ status: 200, body: { status: 'ok' } }));
   http.route('get', '/readyz', async () => {
     const r = await readiness();
@@ -184,6 +184,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
       return { status: 200, text, contentType };
     });
   }
+  if (cfg.STAMPEDE_STOREFRONT) registerStorefront(http, { redis, tokens });
   http.fallback();
   const live = new LiveHub({
     app, redis, redisUrl: cfg.STAMPEDE_REDIS_URL, log, tickMs: cfg.STAMPEDE_LIVE_TICK_MS, auctionSnapshot: (id) => auctions.liveSnapshot(id),

@@ -53,3 +53,12 @@ t.test('secrets: too short, or the development default in production', async (t)
   t.equal(loadConfig({ ...production, STAMPEDE_OPERATOR_KEY: '' }).STAMPEDE_OPERATOR_KEY, '', 'no bootstrap key at all is accepted');
   t.equal(loadConfig({ ...base, NODE_ENV: 'development' }).STAMPEDE_OPERATOR_KEY, 'dev-operator-key', 'development keeps its key');
 });
+
+t.test('the demo storefront: on outside production (NODE_ENV unset is development), off and refused in production', async (t) => {
+  t.equal(loadConfig(base).STAMPEDE_STOREFRONT, true, 'NODE_ENV unset');
+  t.equal(loadConfig({ ...base, NODE_ENV: 'test' }).STAMPEDE_STOREFRONT, true);
+  t.equal(loadConfig({ ...base, STAMPEDE_STOREFRONT: 'false' }).STAMPEDE_STOREFRONT, false, 'development may turn it off');
+  const production = { ...base, NODE_ENV: 'production', STAMPEDE_JWT_SECRET: 'a-production-secret-a-production-secret-01', STAMPEDE_OPERATOR_KEY: '' };
+  t.equal(loadConfig(production).STAMPEDE_STOREFRONT, false, 'off by default in production');
+  t.throws(() => loadConfig({ ...production, STAMPEDE_STOREFRONT: 'true' }), { constructor: ConfigError, message: /STAMPEDE_STOREFRONT: .*refused in production/ });
+});
