@@ -4,7 +4,7 @@
  * (supervises them as child processes and restarts one that dies;
  * src/roles/all.ts); `start` is all after migrating and seeding the demo.
  * Plus the operators' and developers' commands: migrate, token, apikey,
- * seed, rebuild auction, dead-letters.
+ * seed, rebuild auction, dead-letters, reconcile.
  * Each role shuts down gracefully on SIGTERM (src/roles/run.ts).
  */
 import { fileURLToPath } from 'node:url';
@@ -275,6 +275,25 @@ deadLetters.command('purge').description("delete a queue's waiting dead letters 
     if (o.confirm !== queue) throw new InvalidArgumentError(`--confirm must repeat the queue's name (${queue})`);
     return { purged: await d.purge(queue, o.upTo) };
   }));
+
+program
+  .command('reconcile')
+  .description('check Redis against Postgres (sales, auctions, stuck purchases) and each wallet against its ledger, repair what is provably safe, store the report; exits 1 when a finding is left unrepaired')
+  .option('--json', 'print the report as JSON', false)
+  .action(async (o: { json: boolean }) => {
+    const cfg = config();
+    const log = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'reconcile', 2);
+    await migrateDb(cfg, log);
+    const pool = await db(cfg, 1);
+    const { Reconciliation, formatReport } = await import('./ops/reconciliation.js');
+    try {
+      const report = await new Reconciliation({ pool, redisUrl: cfg.STAMPEDE_REDIS_URL, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS }).run('cli');
+      process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
+      if (report.unrepaired > 0) process.exitCode = 1;
+    } finally {
+      await pool.end();
+    }
+  });
 
 program.parseAsync().catch((err) => {
   process.stderr.write(`stampede: ${(err as Error).message}\n`);

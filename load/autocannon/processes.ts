@@ -26,6 +26,8 @@ export function benchEnv(apiPort: number): NodeJS.ProcessEnv {
     STAMPEDE_WORKER_METRICS_PORT: '0',
     STAMPEDE_NOTIFIER_METRICS_PORT: '0',
     STAMPEDE_SCHEDULER_METRICS_PORT: '0',
+    // Reconciliation only when a test or run asks for it (it would find a test's deliberate corruption, or cost the bench a scan).
+    STAMPEDE_RECONCILE_INTERVAL_MS: '0',
     STAMPEDE_LOG_LEVEL: 'warn',
     STAMPEDE_OPERATOR_KEY: 'bench-operator-key',
   };

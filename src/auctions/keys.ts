@@ -16,6 +16,11 @@ export const auctionKeys = {
   outcomes: (id: string) => `{auction:${id}}:outcomes`,
 };
 
+/** The auction whose outbox stream this is (a name auctionKeys.outbox built), or undefined for any other stream. */
+export function auctionOfOutbox(stream: string): string | undefined {
+  return /^\{auction:([^{}]+)\}:outbox$/.exec(stream)?.[1];
+}
+
 /** Auctions by the time they are due to close (a hint for the scheduler; the close script decides). */
 export const AUCTION_DEADLINES = 'stampede:auction-deadlines';
 /** Auctions with the promoter on, by the time of their next promotion. */

@@ -25,7 +25,7 @@
  * exist, nothing is replayed into it.
  */
 import type { Redis } from 'ioredis';
-import type { Pool } from '../platform/db/pool.js';
+import type { Pool, PoolClient } from '../platform/db/pool.js';
 import { AUCTION_DEADLINES, auctionKeys } from './keys.js';
 import { OUTBOX_REGISTRY, RELAY_GROUP } from '../platform/messaging/outbox.js';
 import { readLiveAuction, type AuctionTerms } from './scripts.js';
@@ -157,8 +157,32 @@ export interface RebuildResult {
   endsAt: number;
 }
 
+export interface RebuildOptions {
+  /** Rebuild even when Redis is ahead of the log (its newest events are lost). */
+  force?: boolean;
+  /**
+   * WATCH the auction's hash from before anything is read, so the rebuild is
+   * written only if no script touched the auction meanwhile (every script
+   * that changes an auction writes its hash: seq, bidCount, price…);
+   * otherwise nothing is written and it is refused. `redis` must then be a
+   * connection of the caller's own (WATCH belongs to the connection).
+   */
+  watch?: boolean;
+}
+
 /** Rebuilds one auction's Redis state from Postgres, atomically (one MULTI on the auction's slot). */
-export async function rebuildAuction(pool: Pool, redis: Redis, auctionId: string, options: { force?: boolean } = {}): Promise<RebuildResult> {
+export async function rebuildAuction(pool: Pool | PoolClient, redis: Redis, auctionId: string, options: RebuildOptions = {}): Promise<RebuildResult> {
+  if (!options.watch) return rebuildUnwatched(pool, redis, auctionId, options);
+  await redis.watch(auctionKeys.auction(auctionId));
+  try {
+    return await rebuildUnwatched(pool, redis, auctionId, options);
+  } finally {
+    // EXEC ends the WATCH; a refusal before it must end it too.
+    await redis.unwatch();
+  }
+}
+
+async function rebuildUnwatched(pool: Pool | PoolClient, redis: Redis, auctionId: string, options: RebuildOptions): Promise<RebuildResult> {
   const auction = await findAuction(pool, auctionId);
   if (!auction) throw new RebuildRefusedError(`auction ${auctionId} is unknown to Postgres`);
   // The replay starts from the terms of an open auction; the log says whether and how it ended.
@@ -198,7 +222,9 @@ export async function rebuildAuction(pool: Pool, redis: Redis, auctionId: string
     multi.zadd(auctionKeys.book(auctionId), ...state.book.flatMap((b) => [b.score, b.member]));
     multi.hset(auctionKeys.standing(auctionId), state.standing);
   }
-  const replies = (await multi.exec()) ?? [];
+  const replies = await multi.exec();
+  // null: a WATCHed key changed (options.watch), and nothing was written.
+  if (replies === null) throw new RebuildRefusedError(`auction ${auctionId} changed while it was rebuilt; nothing was written`);
   const failed = replies.find(([err]) => err);
   if (failed) throw failed[0]!;
 

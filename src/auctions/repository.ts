@@ -132,6 +132,11 @@ export function openAuctions(db: Db): Promise<AuctionRecord[]> {
   return queryAuctions(db, `SELECT ${AUCTION_COLUMNS} FROM auctions WHERE status = 'open'`, []);
 }
 
+/** The auctions among these ids that exist. */
+export function findAuctions(db: Db, auctionIds: string[]): Promise<AuctionRecord[]> {
+  return queryAuctions(db, `SELECT ${AUCTION_COLUMNS} FROM auctions WHERE id = ANY($1::text[]) ORDER BY id`, [auctionIds]);
+}
+
 export async function openAuctionIds(db: Db): Promise<string[]> {
   const { rows } = await db.query<Pick<AuctionRow, 'id'>>(`SELECT id FROM auctions WHERE status = 'open'`);
   return rows.map((row) => row.id);

@@ -8,6 +8,32 @@
 import { gaugesFrom, sharedRead, type LabelValues, type Registry } from '../platform/metrics/registry.js';
 import type { OpsView } from './queues.js';
 import type { DeadLetters } from './dead-letters.js';
+import { CHECKS } from './findings.js';
+import type { Reconciliation } from './reconciliation.js';
+
+/**
+ * The latest reconciliation report, read from Postgres at scrape time (any
+ * api node shows the same, whichever role or node ran it): its findings per
+ * check, repaired or not, and when it ran.
+ */
+export function registerReconciliationMetrics(registry: Registry, reconciliation: Reconciliation): void {
+  const latest = sharedRead(() => reconciliation.latest());
+  gaugesFrom(registry, 'stampede_reconciliation_findings', 'Findings of the latest reconciliation run, by check, repaired ("true") or left for an operator ("false").', ['check', 'repaired'], async () => {
+    const r = await latest();
+    return CHECKS.flatMap((check): [LabelValues, number][] => {
+      const c = r?.checks[check];
+      return [[{ check, repaired: 'true' }, c?.repaired ?? 0], [{ check, repaired: 'false' }, c ? c.found - c.repaired : 0]];
+    });
+  });
+  gaugesFrom(registry, 'stampede_reconciliation_last_run_timestamp_seconds', 'When the latest reconciliation run finished (Unix time; 0: none yet).', [], async () => {
+    const r = await latest();
+    return [[{}, r ? Date.parse(r.finishedAt) / 1000 : 0]];
+  });
+  gaugesFrom(registry, 'stampede_reconciliation_last_run_duration_seconds', 'How long the latest reconciliation run took.', [], async () => {
+    const r = await latest();
+    return [[{}, r ? r.durationMs / 1000 : 0]];
+  });
+}
 
 export function registerOpsMetrics(registry: Registry, ops: OpsView, deadLetters: DeadLetters): void {
   gaugesFrom(registry, 'stampede_dead_letters_archived', 'Dead letters the keeper archived in Postgres, by queue and status (waiting for an operator, or replayed).', ['queue', 'status'], async () =>

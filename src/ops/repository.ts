@@ -1,4 +1,4 @@
-/** All of the operators' SQL: the dead-letter archive (table dead_letters). */
+/** All of the operators' SQL: the dead-letter archive (table dead_letters), reconciliation's reports (reconciliation_runs) and its wallet check. */
 import type { Pool, PoolClient } from '../platform/db/pool.js';
 
 type Db = Pool | PoolClient;
@@ -92,4 +92,76 @@ export async function deadLetterCounts(db: Db): Promise<{ queue: string; waiting
        FROM dead_letters GROUP BY queue ORDER BY queue`,
   );
   return rows.map((r) => ({ queue: r.queue, waiting: r.waiting, replayed: r.replayed, oldestWaiting: r.oldest }));
+}
+
+// ------------------------------------------------------------ reconciliation
+
+/** The advisory lock one reconciliation holds while it runs (any node, any role): two never run at once. */
+const RECONCILIATION_LOCK = 0x5354_4d50_5243; // "STMPRC"
+
+/** True when this session took the lock; false when another holds it. */
+export async function tryLockReconciliation(client: PoolClient): Promise<boolean> {
+  const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [RECONCILIATION_LOCK]);
+  return rows[0]!.locked;
+}
+
+export async function unlockReconciliation(client: PoolClient): Promise<void> {
+  await client.query('SELECT pg_advisory_unlock($1)', [RECONCILIATION_LOCK]);
+}
+
+/** A wallet whose balance is not the sum of its ledger entries (either side may be missing). */
+export interface WalletOffLedger {
+  userId: string;
+  currency: string;
+  /** null: entries without a wallet row. */
+  balance: number | null;
+  ledger: number;
+  entries: number;
+}
+
+/**
+ * Wallets whose balance differs from the sum of their ledger entries, at
+ * most `limit` (in key order), and how many there are. One statement, so
+ * one snapshot: every writer changes a balance and writes its entry in one
+ * transaction, and a snapshot sees both or neither.
+ */
+export async function walletsOffLedger(db: Db, limit: number): Promise<{ wallets: WalletOffLedger[]; total: number; checked: number }> {
+  const { rows } = await db.query<{ user_id: string; currency: string; balance: number | null; ledger: number; entries: number; total: number }>(
+    `WITH l AS (SELECT user_id, currency, sum(amount)::bigint AS total, count(*)::int AS entries FROM ledger_entries GROUP BY user_id, currency)
+     SELECT coalesce(w.user_id, l.user_id) AS user_id, coalesce(w.currency, l.currency) AS currency, w.balance,
+            coalesce(l.total, 0)::bigint AS ledger, coalesce(l.entries, 0) AS entries, (count(*) OVER ())::int AS total
+       FROM wallets w FULL JOIN l ON l.user_id = w.user_id AND l.currency = w.currency
+      WHERE coalesce(w.balance, 0) <> coalesce(l.total, 0)
+      ORDER BY 1, 2 LIMIT $1`,
+    [limit],
+  );
+  const { rows: [count] } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM wallets');
+  return {
+    wallets: rows.map((r) => ({ userId: r.user_id, currency: r.currency, balance: r.balance === null ? null : Number(r.balance), ledger: Number(r.ledger), entries: r.entries })),
+    total: rows[0]?.total ?? 0, checked: count!.n,
+  };
+}
+
+/** A stored report, as `Reconciliation` made it. */
+export interface StoredRun {
+  id: number;
+  report: Record<string, unknown>;
+}
+
+/** Most reports kept: older ones are deleted as a new one is stored. */
+export const KEPT_RUNS = 500;
+
+export async function storeRun(db: Db, run: { trigger: string; startedAt: Date; finishedAt: Date; findings: number; repaired: number; report: Record<string, unknown> }): Promise<number> {
+  const { rows } = await db.query<{ id: string }>(
+    `INSERT INTO reconciliation_runs (trigger, started_at, finished_at, findings, repaired, report) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+    [run.trigger, run.startedAt, run.finishedAt, run.findings, run.repaired, JSON.stringify(run.report)],
+  );
+  const id = Number(rows[0]!.id);
+  await db.query('DELETE FROM reconciliation_runs WHERE id <= $1', [id - KEPT_RUNS]);
+  return id;
+}
+
+export async function latestRun(db: Db): Promise<StoredRun | undefined> {
+  const { rows } = await db.query<{ id: string; report: Record<string, unknown> }>('SELECT id, report FROM reconciliation_runs ORDER BY id DESC LIMIT 1');
+  return rows[0] && { id: Number(rows[0].id), report: rows[0].report };
 }

@@ -1,4 +1,4 @@
-/** The operators' API: queues and outboxes, the dead letters (list, read, replay, purge), operator and seller API keys. */
+/** The operators' API: queues and outboxes, the dead letters (list, read, replay, purge), operator and seller API keys, reconciliation. */
 import { AppError } from '../platform/errors.js';
 import type { HttpServer, RequestContext } from '../platform/http/server.js';
 import { shownOnce, type RouteKit } from '../platform/http/route-kit.js';
@@ -7,6 +7,7 @@ import { API_KEY_ID, USER_ID } from '../platform/ids.js';
 import type { OpsView } from './queues.js';
 import type { DeadLetters } from './dead-letters.js';
 import { MAX_LABEL, type NewKey, type OperatorKeys } from './keys.js';
+import type { Reconciliation } from './reconciliation.js';
 
 const DEAD_LETTER_ID = /^[1-9]\d{0,15}$/;
 const PURGE_SCHEMA = {
@@ -82,5 +83,20 @@ export function registerOpsRoutes(http: HttpServer, k: RouteKit, ops: OpsView, d
     await k.principalOf(ctx, ['operator']);
     await keys.revoke(k.idParam(ctx.params[0]!, API_KEY_ID, 'API key'));
     return { status: 204, body: undefined };
+  }, { body: false });
+}
+
+/** Reconciliation: the latest report, and a run now (it answers when the run is done, with its report). */
+export function registerReconciliationRoutes(http: HttpServer, k: RouteKit, reconciliation: Reconciliation): void {
+  http.route('get', '/v1/ops/reconciliation', async (ctx) => {
+    await k.principalOf(ctx, ['operator']);
+    const latest = await reconciliation.latest();
+    if (!latest) throw new AppError('NOT_FOUND', 'no reconciliation has run yet (stampede reconcile, or POST /v1/ops/reconciliation)');
+    return { status: 200, body: latest };
+  });
+  http.route('post', '/v1/ops/reconciliation', async (ctx) => {
+    const p = await k.principalOf(ctx, ['operator']);
+    // A retried POST with its Idempotency-Key answers the run it made, not a second run.
+    return k.idempotent(ctx, p, {}, async () => ({ status: 201, body: await reconciliation.run('api') }));
   }, { body: false });
 }

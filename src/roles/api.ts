@@ -21,7 +21,8 @@ import { Purchases } from '../sales/purchases.js';
 import { HttpServer } from '../platform/http/server.js';
 import { createRouteKit } from '../platform/http/route-kit.js';
 import { createOpsView } from '../ops/queues.js';
-import { registerOpsRoutes } from '../ops/routes.js';
+import { registerOpsRoutes, registerReconciliationRoutes } from '../ops/routes.js';
+import { Reconciliation } from '../ops/reconciliation.js';
 import { DeadLetters } from '../ops/dead-letters.js';
 import { OperatorKeys } from '../ops/keys.js';
 import { registerBuyerRoutes } from '../buyers/routes.js';
@@ -46,7 +47,7 @@ import { exposition } from '../platform/metrics/registry.js';
 import { requestCounters } from '../platform/metrics/http.js';
 import { scriptMetrics } from '../platform/metrics/scripts.js';
 import { observeScripts } from '../platform/redis/functions.js';
-import { registerOpsMetrics } from '../ops/metrics.js';
+import { registerOpsMetrics, registerReconciliationMetrics } from '../ops/metrics.js';
 import { registerLiveMetrics } from '../live/metrics.js';
 import { OutcomeTally } from '../platform/redis/tally.js';
 import { saleKeys } from '../sales/keys.js';
@@ -170,6 +171,8 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const ops = createOpsView(redis, link, cfg.topology);
   const deadLetters = new DeadLetters(pool, cfg.topology, () => link.confirmChannel());
   registerOpsRoutes(http, kit, ops, deadLetters, new OperatorKeys(pool, redis, apiKeys));
+  const reconciliation = new Reconciliation({ pool, redisUrl: cfg.STAMPEDE_REDIS_URL, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS });
+  registerReconciliationRoutes(http, kit, reconciliation);
   registerAnnouncementRoutes(http, kit, sends);
   const board = new OpsBoard({
     redis, sales, auctions, ops, deadLetters, log, everyMs: cfg.STAMPEDE_OPS_BOARD_MS,
@@ -178,6 +181,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   registerBoardRoutes(http, eventStreams, kit, board);
   if (registry) {
     registerOpsMetrics(registry, ops, deadLetters);
+    registerReconciliationMetrics(registry, reconciliation);
     // Prometheus scrapes it; keep it off the public network (a proxy in front of the api should not pass /metrics).
     http.route('get', '/metrics', async () => {
       const { contentType, text } = await exposition(registry);

@@ -1,4 +1,4 @@
-/** The `scheduler` role: closes auctions when due, runs the promoter, claims the scheduled notifications when due, sweeps the notifications past their retention, and keeps the dead letters (src/ops/dead-letters.ts). */
+/** The `scheduler` role: closes auctions when due, runs the promoter, claims the scheduled notifications when due, sweeps the notifications past their retention, keeps the dead letters (src/ops/dead-letters.ts) and reconciles (src/ops/reconciliation.ts). */
 import { loadConfig, type Config } from '../platform/config.js';
 import { createLogger, type Logger } from '../platform/log.js';
 import { createPool } from '../platform/db/pool.js';
@@ -13,12 +13,14 @@ import { RetentionSweep } from '../notifications/retention.js';
 import { retentionOf } from '../notifications/inbox.js';
 import type { Role } from './role.js';
 import { DeadLetterKeeper } from '../ops/dead-letters.js';
+import { Reconciliation, ReconciliationSchedule } from '../ops/reconciliation.js';
 import { countersFrom } from '../platform/metrics/registry.js';
 import { registryFor, serveRoleMetrics } from './metrics.js';
 import { Heartbeat } from '../ops/heartbeats.js';
 
-export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler; sends: SendScheduler; retention: RetentionSweep }> {
-  const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
+export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler; sends: SendScheduler; retention: RetentionSweep; reconciliation: Reconciliation }> {
+  // A reconciliation run holds a connection of its own while it runs (its lock).
+  const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 3);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
   const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-scheduler' });
   const auctions = new Auctions(pool, redis);
@@ -34,26 +36,32 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
   retention.start();
   const keeper = new DeadLetterKeeper({ pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, topology: cfg.topology, log });
   keeper.start();
+  const reconciliation = new Reconciliation({ pool, redisUrl: cfg.STAMPEDE_REDIS_URL, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS });
+  const reconciling = new ReconciliationSchedule(reconciliation, cfg.STAMPEDE_RECONCILE_INTERVAL_MS, log);
+  reconciling.start();
   const registry = registryFor(cfg, 'scheduler');
   if (registry) {
     countersFrom(registry, 'stampede_scheduler_actions_total', 'What the scheduler did since start: auctions closed, bids promoted, scheduled notifications claimed, expired notifications deleted, dead letters archived.', ['action'], () => [
       [{ action: 'auction_closed' }, scheduler.closed], [{ action: 'bid_promoted' }, scheduler.promoted],
       [{ action: 'send_claimed' }, sends.claimed], [{ action: 'notification_expired' }, retention.deleted],
-      [{ action: 'dead_letter_archived' }, keeper.archived],
+      [{ action: 'dead_letter_archived' }, keeper.archived], [{ action: 'reconciliation_run' }, reconciliation.runs],
     ]);
+    countersFrom(registry, 'stampede_reconciliation_repairs_total', 'Repairs the scheduler\'s reconciliation runs made since start, by check.', ['check'], () =>
+      [...reconciliation.repairs].map(([check, n]): [{ check: string }, number] => [{ check }, n]));
   }
   const metrics = await serveRoleMetrics(cfg, 'scheduler', registry, log);
   const heartbeat = new Heartbeat(redis, 'scheduler', cfg.STAMPEDE_HEARTBEAT_MS, log, metrics?.url);
-  log.info({ tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS, sendsIndexed }, 'scheduler running');
+  log.info({ tickMs: cfg.STAMPEDE_SCHEDULER_TICK_MS, sendsIndexed, reconcileEveryMs: cfg.STAMPEDE_RECONCILE_INTERVAL_MS }, 'scheduler running');
   return {
     scheduler,
     sends,
     retention,
+    reconciliation,
     metricsUrl: metrics?.url,
     async stop() {
       await metrics?.close();
       await heartbeat.stop();
-      await Promise.all([scheduler.stop(), sends.stop(), retention.stop(), keeper.stop()]);
+      await Promise.all([scheduler.stop(), sends.stop(), retention.stop(), keeper.stop(), reconciling.stop()]);
       await Promise.allSettled([pool.end(), redis.quit()]);
       log.info('scheduler stopped');
     },

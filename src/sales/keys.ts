@@ -15,5 +15,10 @@ export const saleKeys = {
   outcomes: (saleId: string) => `{sale:${saleId}}:outcomes`,
 };
 
+/** The sale whose outbox stream this is (a name saleKeys.outbox built), or undefined for any other stream. */
+export function saleOfOutbox(stream: string): string | undefined {
+  return /^\{sale:([^{}]+)\}:outbox$/.exec(stream)?.[1];
+}
+
 /** Pub/sub channel: a sale that was sold out has stock again (message: sale id). */
 export const STOCK_CHANNEL = 'stampede:stock-available';

@@ -305,3 +305,46 @@ export async function logPurchaseEvents(tx: PoolClient, events: PurchaseEvent[])
   }
   await copyInto(tx, 'COPY purchase_events (event_id, purchase_id, sale_id, type, payload, occurred_at) FROM STDIN', rows);
 }
+
+// ---------------------------------- reconciliation (src/ops/reconcile-sales.ts)
+
+/** Most cancelled orders of one sale reconciliation reads back from Redis; a sale with more is compared but not repaired. */
+export const MAX_RECONCILED_CANCELLATIONS = 10_000;
+
+/** What Postgres holds of a sale, read in ONE statement (one snapshot): its stock, its confirmed units (in total and per buyer) and its cancelled orders. */
+export interface SaleLedger {
+  stock: number;
+  confirmedUnits: number;
+  confirmedByBuyer: { buyerId: string; quantity: number }[];
+  /** At most MAX_RECONCILED_CANCELLATIONS, the newest first. */
+  cancelled: { purchaseId: string; quantity: number }[];
+  cancelledTotal: number;
+}
+
+export async function saleLedger(db: Db, saleId: string, lock = false): Promise<SaleLedger | undefined> {
+  const { rows } = await db.query<{ stock: number; units: number; by_buyer: { b: string; q: number }[]; cancelled: { p: string; q: number }[] | null; cancelled_total: number }>(
+    `SELECT s.stock,
+            (SELECT coalesce(sum(quantity), 0)::int FROM orders WHERE sale_id = s.id AND status = 'confirmed') AS units,
+            (SELECT coalesce(json_agg(json_build_object('b', buyer_id, 'q', q)), '[]') FROM
+               (SELECT buyer_id, sum(quantity)::int AS q FROM orders WHERE sale_id = s.id AND status = 'confirmed' GROUP BY buyer_id) b) AS by_buyer,
+            (SELECT json_agg(json_build_object('p', purchase_id, 'q', quantity)) FROM
+               (SELECT purchase_id, quantity FROM orders WHERE sale_id = s.id AND status = 'cancelled'
+                 ORDER BY coalesce(cancelled_at, settled_at) DESC LIMIT $2) c) AS cancelled,
+            (SELECT count(*)::int FROM orders WHERE sale_id = s.id AND status = 'cancelled') AS cancelled_total
+       FROM sales s WHERE s.id = $1 ${lock ? 'FOR UPDATE OF s' : ''}`,
+    [saleId, MAX_RECONCILED_CANCELLATIONS],
+  );
+  const r = rows[0];
+  if (!r) return undefined;
+  return {
+    stock: r.stock, confirmedUnits: r.units, confirmedByBuyer: r.by_buyer.map((x) => ({ buyerId: x.b, quantity: x.q })),
+    cancelled: (r.cancelled ?? []).map((x) => ({ purchaseId: x.p, quantity: x.q })), cancelledTotal: r.cancelled_total,
+  };
+}
+
+/** The orders of these purchases that exist (any status). */
+export async function findOrders(db: Db, purchaseIds: string[]): Promise<OrderRecord[]> {
+  if (purchaseIds.length === 0) return [];
+  const { rows } = await db.query<OrderRow>(`SELECT ${ORDER_COLUMNS} FROM orders WHERE purchase_id = ANY($1::text[])`, [purchaseIds]);
+  return rows.map(orderOf);
+}

@@ -34,6 +34,8 @@ export const TEST_ENV: NodeJS.ProcessEnv = {
   STAMPEDE_WORKER_METRICS_PORT: '0',
   STAMPEDE_NOTIFIER_METRICS_PORT: '0',
   STAMPEDE_SCHEDULER_METRICS_PORT: '0',
+  // Reconciliation only when a test or run asks for it (it would find a test's deliberate corruption, or cost the bench a scan).
+  STAMPEDE_RECONCILE_INTERVAL_MS: '0',
   STAMPEDE_LOG_LEVEL: process.env.STAMPEDE_TEST_LOG_LEVEL ?? 'silent',
   STAMPEDE_RETRY_DELAYS_MS: '200,500',
   STAMPEDE_RELAY_CLAIM_IDLE_MS: '1000',
