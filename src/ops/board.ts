@@ -19,9 +19,12 @@ import type { OpsView, OutboxStat, QueueStat } from './queues.js';
 import type { DeadLetters } from './dead-letters.js';
 import type { BrokerRates } from './broker-rates.js';
 import { roleHealth, type RoleHealth } from './heartbeats.js';
+import type { ReconciliationReport } from './reconciliation.js';
 
 /** The most sales and auctions one board shows (the first open ones, by id). */
 export const BOARD_ITEMS = 50;
+/** The latest reconciliation report is read again at most this often (it changes every few minutes). */
+const RECONCILIATION_READ_MS = 5_000;
 /** Rates over less time than this are too noisy: the previous ones are shown again. */
 const MIN_RATE_WINDOW_MS = 500;
 
@@ -81,8 +84,21 @@ export interface BoardSnapshot {
   outboxBacklog: number;
   deadLetters: { total: number; queues: { queue: string; waiting: number; unarchived: number; oldestWaiting: string | null }[] };
   roles: RoleHealth[];
+  /** The latest reconciliation run, in short (GET /v1/ops/reconciliation has its findings); null before the first. */
+  reconciliation: ReconciliationSummary | null;
   /** Parts that could not be read this time, and why (the rest is shown). */
   problems: string[];
+}
+
+export interface ReconciliationSummary {
+  id: number;
+  trigger: string;
+  finishedAt: string;
+  durationMs: number;
+  findings: number;
+  repaired: number;
+  unrepaired: number;
+  checks: Record<string, { checked: number; found: number; repaired: number; skipped: number }>;
 }
 
 export interface BoardDeps {
@@ -92,6 +108,7 @@ export interface BoardDeps {
   ops: OpsView;
   deadLetters: DeadLetters;
   brokerRates: BrokerRates;
+  reconciliation: { latest(): Promise<ReconciliationReport | undefined> };
   log: Logger;
   everyMs: number;
 }
@@ -113,8 +130,20 @@ export class OpsBoard {
   private timer: NodeJS.Timeout | undefined;
   private building = false;
   private failing = false;
+  private reconciled: { readAt: number; summary: ReconciliationSummary | null } = { readAt: 0, summary: null };
 
   constructor(private readonly d: BoardDeps) {}
+
+  private async reconciliation(): Promise<ReconciliationSummary | null> {
+    if (Date.now() - this.reconciled.readAt < RECONCILIATION_READ_MS) return this.reconciled.summary;
+    const r = await this.d.reconciliation.latest();
+    const summary = r ? {
+      id: r.id, trigger: r.trigger, finishedAt: r.finishedAt, durationMs: r.durationMs, findings: r.findings, repaired: r.repaired, unrepaired: r.unrepaired,
+      checks: Object.fromEntries(Object.entries(r.checks).map(([name, c]) => [name, { checked: c.checked, found: c.found, repaired: c.repaired, skipped: c.skipped.length }])),
+    } : null;
+    this.reconciled = { readAt: Date.now(), summary };
+    return summary;
+  }
 
   /** Sends `watcher` a snapshot (JSON) every interval, the first at once, until the returned function is called. */
   watch(watcher: Watcher): () => void {
@@ -160,12 +189,13 @@ export class OpsBoard {
         return none;
       }
     };
-    const [sales, auctions, broker, rates, roles] = await Promise.all([
+    const [sales, auctions, broker, rates, roles, reconciliation] = await Promise.all([
       part('sales', () => this.d.sales.listActive(BOARD_ITEMS, undefined).then((p) => p.items), []),
       part('auctions', () => this.d.auctions.openWithSchedule(BOARD_ITEMS), []),
       part('queues', () => this.d.ops.queues(), { queues: [], deadLetters: 0, outboxes: [], outboxBacklog: 0 }),
       this.d.brokerRates.read(),
       part('roles', () => roleHealth(this.d.redis), []),
+      part('reconciliation', () => this.reconciliation(), this.reconciled.summary),
     ]);
     const [saleTallies, auctionTallies, deadLetters] = await Promise.all([
       part('sale decisions', () => OutcomeTally.read(this.d.redis, sales.map((s) => saleKeys.outcomes(s.id))), []),
@@ -223,6 +253,7 @@ export class OpsBoard {
         queues: deadLetters.map((d) => ({ queue: d.queue, waiting: d.waiting, unarchived: d.unarchived, oldestWaiting: d.oldestWaiting })),
       },
       roles,
+      reconciliation,
       problems,
     };
   }

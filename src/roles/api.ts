@@ -175,7 +175,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   registerReconciliationRoutes(http, kit, reconciliation);
   registerAnnouncementRoutes(http, kit, sends);
   const board = new OpsBoard({
-    redis, sales, auctions, ops, deadLetters, log, everyMs: cfg.STAMPEDE_OPS_BOARD_MS,
+    redis, sales, auctions, ops, deadLetters, reconciliation, log, everyMs: cfg.STAMPEDE_OPS_BOARD_MS,
     brokerRates: brokerRates(managementUrlOf(cfg.STAMPEDE_AMQP_MANAGEMENT_URL, cfg.STAMPEDE_AMQP_URL), cfg.STAMPEDE_AMQP_PREFIX, log),
   });
   registerBoardRoutes(http, eventStreams, kit, board);

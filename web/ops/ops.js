@@ -71,12 +71,18 @@ function render(s) {
     tr.append(cell(a.title), cell(money(a.price, a.currency), 'num price'), cell(num(a.bidCount), 'num bids'), cell(num(a.bidsPerSecond), 'num'),
       cell(a.leader ?? '–', 'leader'), cell(new Date(a.endsAt).toLocaleTimeString(), 'ends'), cell(a.extendedSeconds > 0 ? `+${a.extendedSeconds} s` : '–'));
   });
-  fill('#queues tbody', s.queues, (tr, q) => {
+  // Retry tiers and dead-letter queues are listed only while they hold messages (dead letters have their own section).
+  const queues = s.queues.filter((q) => q.kind === 'main' || q.messages > 0);
+  $('#queues-idle').textContent = queues.length < s.queues.length ? `(${s.queues.length - queues.length} empty retry and dead-letter queues not shown)` : '';
+  fill('#queues tbody', queues, (tr, q) => {
     tr.dataset.queue = q.queue;
     tr.append(cell(q.queue), cell(q.kind), cell(num(q.messages), `num depth${q.kind === 'dead-letter' && q.messages > 0 ? ' bad' : ''}`), cell(num(q.inPerSecond), 'num'),
       cell(num(q.outPerSecond), 'num'), cell(num(q.consumers), `num${q.kind === 'main' && q.consumers === 0 ? ' warn' : ''}`));
   });
-  fill('#outboxes tbody', s.outboxes, (tr, o) => {
+  // Hundreds of sales leave hundreds of empty outboxes: only those holding entries are listed.
+  const holding = s.outboxes.filter((o) => o.length > 0 || o.pending > 0);
+  $('#outboxes-idle').textContent = holding.length < s.outboxes.length ? `(${s.outboxes.length - holding.length} empty not shown)` : '';
+  fill('#outboxes tbody', holding, (tr, o) => {
     tr.append(cell(o.stream), cell(num(o.length), 'num'), cell(num(o.unread), 'num'), cell(num(o.pending), 'num'),
       cell(o.oldestAgeMs > 0 ? ago(o.oldestAgeMs) : '–', `num${o.oldestAgeMs > 5000 ? ' warn' : ''}`));
   });
@@ -107,6 +113,7 @@ function render(s) {
     tr.append(cell(r.role), cell(r.instance), cell(r.healthy ? 'healthy' : 'silent', r.healthy ? 'healthy' : 'silent'), cell(`${ago(r.silentMs)} ago`),
       cell(ago(now - r.startedAt)), metrics);
   });
+  renderReconciliation(s.reconciliation);
   const problems = $('#problems');
   problems.hidden = s.problems.length === 0;
   problems.textContent = s.problems.join(' · ');
@@ -184,28 +191,32 @@ $('#purge-form').addEventListener('submit', (e) => {
   act(`/v1/ops/dead-letters/${openQueue}/purge`, { confirm: $('#purge-confirm').value }, (r) => `${r.purged} purged from ${openQueue}`, openQueue);
 });
 
-async function readReconciliation() {
-  const box = $('#reconciliation');
-  try {
-    const res = await fetch('/v1/ops/reconciliation', { headers: { 'x-api-key': key } });
-    if (res.status === 404) {
-      box.textContent = 'No reconciliation has run yet.';
-      return;
-    }
-    const report = await res.json();
-    if (!res.ok) throw new Error(report.detail ?? String(res.status));
-    renderReconciliation(box, report);
-  } catch (err) {
-    box.textContent = `Could not read the reconciliation: ${err.message}`;
+function renderReconciliation(r) {
+  const summary = $('#recon-summary');
+  if (!r) {
+    summary.textContent = 'No reconciliation has run yet.';
+    fill('#recon-checks tbody', [], () => {});
+    return;
   }
+  summary.textContent = `Run ${r.id} (${r.trigger}), ${new Date(r.finishedAt).toLocaleString()}, ${r.durationMs} ms: ` +
+    (r.findings === 0 ? 'Redis and Postgres agree.' : `${r.findings} found, ${r.repaired} repaired, ${r.unrepaired} to look at.`);
+  summary.className = r.unrepaired > 0 ? 'bad' : r.findings > 0 ? 'warn' : 'healthy';
+  fill('#recon-checks tbody', Object.entries(r.checks), (tr, [name, c]) => {
+    tr.dataset.check = name;
+    tr.append(cell(name), cell(num(c.checked), 'num'), cell(num(c.found), `num found${c.found > c.repaired ? ' bad' : ''}`), cell(num(c.repaired), 'num'), cell(num(c.skipped), 'num'));
+  });
 }
 
-function renderReconciliation(box, report) {
-  box.replaceChildren();
-  const p = document.createElement('p');
-  p.textContent = JSON.stringify(report).slice(0, 400);
-  box.append(p);
-}
+$('#recon-run').addEventListener('click', async () => {
+  const said = $('#recon-result');
+  said.textContent = 'Running…';
+  try {
+    const r = await api('POST', '/v1/ops/reconciliation');
+    said.textContent = `Run ${r.id}: ${r.findings} found, ${r.repaired} repaired.`;
+  } catch (err) {
+    said.textContent = err.message;
+  }
+});
 
 /** Reads the event stream until it ends, then connects again (backing off while it fails). */
 async function follow() {
@@ -258,6 +269,4 @@ $('#key-form').addEventListener('submit', (e) => {
   $('#key').value = '';
   status('Connecting…');
   follow();
-  readReconciliation();
 });
-setInterval(() => key && readReconciliation(), 15_000);
