@@ -8,6 +8,7 @@
  * STAMPEDE_DASHBOARD_SCREENSHOT=<file.png> saves the page at the end.
  */
 import t from 'tap';
+import { randomUUID } from 'node:crypto';
 import { boot, OPERATOR_KEY, waitFor, call } from '../helpers/system.js';
 import { launchBrowser, openPage, waitForText } from '../helpers/browser.js';
 import { openAmqp } from '../helpers/fault-kit.js';
@@ -43,7 +44,8 @@ t.test('an operator watches a drop, sees it move, and replays a dead letter from
   // A dead letter, archived by the scheduler's keeper, replayed from the page.
   const amqp = await openAmqp(t, sys.cfg);
   const { orders } = sys.cfg.topology;
-  await amqp.sendToQueue(deadLetterQueue(orders), JSON.stringify({ a: 'order nobody could settle' }), { headers: { 'x-stampede-last-error': 'settlement failed: test' } });
+  // Its own body: the archive keeps one of each (queue, message id, body), across runs of the shared test database too.
+  await amqp.sendToQueue(deadLetterQueue(orders), JSON.stringify({ a: 'order nobody could settle', run: randomUUID() }), { headers: { 'x-stampede-last-error': 'settlement failed: test' } });
   const dlq = '#dead-letters tr[data-dlq="orders"]';
   await waitForText(page, `${dlq} .waiting`, (s) => s === '1', 'the dead letter archived and shown');
   t.equal(await page.$eval('#dead-total', (el) => el.textContent), '1', 'counted in the heading');
