@@ -18,7 +18,7 @@ import { AUCTION_DEADLINES, AUCTION_PROMOTIONS, auctionKeys } from './keys.js';
 import { closeAuction, loadAuction, readLiveAuction, type AuctionTerms, type LiveAuction } from './scripts.js';
 import { checkTerms, encodeRule, handleOf, incrementOf, nextPromotionAt, type NewAuction, type PromoterSettings } from './rules.js';
 import {
-  cancelAuction, findAuction, insertAuction, openAuctionIds, openAuctions, openAuctionsAfter, promoterOf, recordAnnounced, type AuctionRecord,
+  cancelAuction, findAuction, insertAuction, openAuctionIds, openAuctions, openAuctionsAfter, promoterOf, recentOpenAuctions, recordAnnounced, type AuctionRecord,
 } from './repository.js';
 import type { AuctionCreatedData } from './events.js';
 
@@ -139,9 +139,9 @@ export class Auctions {
     return promoterOf(this.pool, auctionId);
   }
 
-  /** Up to `limit` open auctions as buyers see them, each with the end it was scheduled for (a soft close moves `endsAt` past it). */
-  async openWithSchedule(limit: number): Promise<{ view: AuctionView; scheduledEndsAt: number }[]> {
-    const page = await openAuctionsAfter(this.pool, undefined, limit);
+  /** The `limit` open auctions that started last, as buyers see them, each with the end it was scheduled for (a soft close moves `endsAt` past it). */
+  async recentWithSchedule(limit: number): Promise<{ view: AuctionView; scheduledEndsAt: number }[]> {
+    const page = await recentOpenAuctions(this.pool, limit);
     const lives = await Promise.all(page.map((auction) => this.live(auction)));
     return page
       .map((auction, i) => ({ view: viewOf({ auction, live: lives[i] }), scheduledEndsAt: auction.endsAt.getTime() }))

@@ -128,6 +128,11 @@ export function openAuctionsAfter(db: Db, after: string | undefined, limit: numb
   return queryAuctions(db, `SELECT ${AUCTION_COLUMNS} FROM auctions WHERE status = 'open' AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $1`, [limit, after ?? null]);
 }
 
+/** The `limit` open auctions that started last (the operators' board). */
+export function recentOpenAuctions(db: Db, limit: number): Promise<AuctionRecord[]> {
+  return queryAuctions(db, `SELECT ${AUCTION_COLUMNS} FROM auctions WHERE status = 'open' AND starts_at <= now() ORDER BY starts_at DESC, id DESC LIMIT $1`, [limit]);
+}
+
 export function openAuctions(db: Db): Promise<AuctionRecord[]> {
   return queryAuctions(db, `SELECT ${AUCTION_COLUMNS} FROM auctions WHERE status = 'open'`, []);
 }

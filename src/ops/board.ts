@@ -21,7 +21,7 @@ import type { BrokerRates } from './broker-rates.js';
 import { roleHealth, type RoleHealth } from './heartbeats.js';
 import type { ReconciliationReport } from './reconciliation.js';
 
-/** The most sales and auctions one board shows (the first open ones, by id). */
+/** The most sales and auctions one board shows: the open ones that started last. */
 export const BOARD_ITEMS = 50;
 /** The latest reconciliation report is read again at most this often (it changes every few minutes). */
 const RECONCILIATION_READ_MS = 5_000;
@@ -190,8 +190,8 @@ export class OpsBoard {
       }
     };
     const [sales, auctions, broker, rates, roles, reconciliation] = await Promise.all([
-      part('sales', () => this.d.sales.listActive(BOARD_ITEMS, undefined).then((p) => p.items), []),
-      part('auctions', () => this.d.auctions.openWithSchedule(BOARD_ITEMS), []),
+      part('sales', () => this.d.sales.recentOpen(BOARD_ITEMS), []),
+      part('auctions', () => this.d.auctions.recentWithSchedule(BOARD_ITEMS), []),
       part('queues', () => this.d.ops.queues(), { queues: [], deadLetters: 0, outboxes: [], outboxBacklog: 0 }),
       this.d.brokerRates.read(),
       part('roles', () => roleHealth(this.d.redis), []),

@@ -86,6 +86,11 @@ export class Purchases {
     return SOLD_OUT;
   }
 
+  /** Adds the decisions counted so far to Redis now (tests; the tally flushes on its own). */
+  flushTally(): Promise<void> {
+    return this.tally?.flush() ?? Promise.resolve();
+  }
+
   async purchase(buyerId: string, saleId: string, quantity: number, idempotencyKey: string | undefined): Promise<Accepted> {
     const known = this.refusedFromMemory(saleId);
     if (known) throw known;

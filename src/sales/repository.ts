@@ -98,6 +98,15 @@ export async function openSales(db: Db, page?: { max: number; after: string | un
   return rows.map(saleOf);
 }
 
+/** The `limit` open sales that started last (the operators' board: the drop going on now first). */
+export async function recentOpenSales(db: Db, limit: number): Promise<SaleRecord[]> {
+  const { rows } = await db.query<SaleRow>(
+    `SELECT ${SALE_COLUMNS} FROM sales WHERE status = 'open' AND ends_at > now() AND starts_at <= now() ORDER BY starts_at DESC, id DESC LIMIT $1`,
+    [limit],
+  );
+  return rows.map(saleOf);
+}
+
 export async function addToStock(db: Db, saleId: string, units: number): Promise<void> {
   await db.query('UPDATE sales SET stock = stock + $2 WHERE id = $1', [saleId, units]);
 }

@@ -12,7 +12,7 @@ import { OUTBOX_REGISTRY } from '../platform/messaging/outbox.js';
 import { saleKeys } from './keys.js';
 import { addStock as addStockScript, loadSale, readLiveSale, type LiveSale } from './scripts.js';
 import {
-  addToStock, closeSale, confirmedUnitsByBuyer, findSale, insertSale, lockSale, openSales, type SaleOffer, type SaleRecord,
+  addToStock, closeSale, confirmedUnitsByBuyer, findSale, insertSale, lockSale, openSales, recentOpenSales, type SaleOffer, type SaleRecord,
 } from './repository.js';
 import type { Principal } from '../platform/auth/api-keys.js';
 import { isRealDateTime } from '../platform/time.js';
@@ -84,6 +84,13 @@ export class Sales {
     const page = sales.slice(0, limit);
     const lives = await Promise.all(page.map((sale) => readLiveSale(this.redis, sale.id)));
     return { items: page.map((sale, i) => viewOf(sale, lives[i])), next: sales.length > limit ? page[page.length - 1]!.id : null };
+  }
+
+  /** The `limit` open sales that started last, with their live counters. */
+  async recentOpen(limit: number): Promise<SaleView[]> {
+    const sales = await recentOpenSales(this.pool, limit);
+    const lives = await Promise.all(sales.map((sale) => readLiveSale(this.redis, sale.id)));
+    return sales.map((sale, i) => viewOf(sale, lives[i]));
   }
 
   async addStock(saleId: string, units: number, by: Principal): Promise<SaleView> {

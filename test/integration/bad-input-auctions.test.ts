@@ -44,6 +44,8 @@ const { badAuthorizations } = badCredentials(sys.cfg.STAMPEDE_JWT_SECRET, buyer,
 async function snapshot(): Promise<unknown> {
   const keys: string[] = [];
   for (const id of [auction.id, otherAuction.id, 'auc_zzzzzzzzzzzz']) keys.push(...(await sys.redis.keys(`*${id}*`)));
+  // A refused bid is counted for the operators' board (`:outcomes`, as a metric is); an unknown auction is not, so it has no keys at all.
+  keys.splice(0, keys.length, ...keys.filter((k) => !k.endsWith(':outcomes')));
   const { rows } = await sys.pool.query(
     `SELECT (SELECT count(*) FROM auctions)::int AS auctions, (SELECT count(*) FROM auction_events)::int AS events`,
   );

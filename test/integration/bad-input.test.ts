@@ -58,7 +58,8 @@ async function snapshot(): Promise<Snapshot> {
   // Rate-limit counters expire on their own (1 s window); everything else must stay put.
   const keys: string[] = [];
   for (const id of [sale.id, 'sal_zzzzzzzzzzzz', 'sal_000000000000']) keys.push(...(await sys.redis.keys(`*${id}*`)));
-  const redisKeys = keys.filter((k) => !k.includes(':rate:')).sort();
+  // A refused purchase is counted for the operators' board (`:outcomes`, as a metric is); an unknown sale is not, so it has no keys at all.
+  const redisKeys = keys.filter((k) => !k.includes(':rate:') && !k.endsWith(':outcomes')).sort();
   return {
     live: await readLiveSale(sys.redis, sale.id),
     outbox: await sys.redis.xlen(saleKeys.outbox(sale.id)),

@@ -43,6 +43,11 @@ t.test('sales: counters, and every decision by outcome, the sold-out ones answer
   t.ok(sys.api!.purchases.soldOut.isSoldOut(sale.id), 'this node knows it sold out');
   t.same(await sys.redis.hgetall(saleKeys.outcomes(sale.id)), { 1: '3', '-6': '3', '-8': '1' }, 'as Redis sums them, by outcome code');
   t.ok((await sys.redis.ttl(saleKeys.outcomes(sale.id))) > 0, 'the counts expire');
+
+  // Made-up sale ids leave nothing behind.
+  t.equal((await sys.purchase(a!, 'sal_zzzzzzzzzzzz')).status, 404);
+  await sys.api!.purchases.flushTally();
+  t.equal(await sys.redis.exists(saleKeys.outcomes('sal_zzzzzzzzzzzz')), 0, 'an unknown sale is not counted');
 });
 
 t.test('the stream: a snapshot at once, then every interval; numbers move with purchases; only operators', async (t) => {
@@ -107,13 +112,16 @@ t.test('auctions, queues with their rates, dead letters and roles', async (t) =>
   const snapshot = await waitFor('the auction, the dead letter and the relay', async () => {
     const s = (await sys.operator('/v1/ops/board')).body as BoardSnapshot;
     const auction = s.auctions.find((x) => x.id === lot.id);
-    return auction?.bidCount === 1 && auction.decisions.Applied === 1 && s.deadLetters.total === 1 && s.roles.some((r) => r.role === 'relay') ? s : undefined;
+    const orders = s.deadLetters.queues.find((q) => q.queue === 'orders');
+    return auction?.bidCount === 1 && auction.decisions.Applied === 1 && orders?.unarchived === 1 && s.roles.some((r) => r.role === 'relay') ? s : undefined;
   });
   const auction = snapshot.auctions.find((x) => x.id === lot.id)!;
   t.equal(auction.price, lot.startPrice, 'its price');
   t.match(auction.leader, /^bidder-[0-9a-f]{8}$/, 'the leader by handle, not by id');
   t.equal(auction.extendedSeconds, 0, 'not extended');
-  t.same(snapshot.deadLetters.queues.find((q) => q.queue === 'orders'), { queue: 'orders', waiting: 0, unarchived: 1, oldestWaiting: null }, 'in its .dlq, not archived (no keeper runs)');
+  // Archived ones other tests left in the shared database are `waiting`: this one is not archived (no keeper runs).
+  t.match(snapshot.deadLetters.queues.find((q) => q.queue === 'orders'), { queue: 'orders', unarchived: 1 }, 'in its .dlq, not archived');
+  t.ok(snapshot.deadLetters.total >= 1, 'counted in the total');
   const orders = snapshot.queues.find((q) => q.queue === sys.cfg.topology.orders.queue)!;
   t.equal(orders.consumers, 0, 'no worker');
   t.type(orders.inPerSecond, 'number', 'rates from the management API');

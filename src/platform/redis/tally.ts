@@ -12,6 +12,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
+import { Outcome } from './outcomes.js';
 
 export interface TallyOptions {
   /** The hash a subject's counts are kept in (its cluster hash tag included). */
@@ -33,6 +34,8 @@ export class OutcomeTally {
   }
 
   count(subject: string, code: number, n = 1): void {
+    // A subject that does not exist is not counted: any id a client makes up would otherwise leave a hash in Redis.
+    if (code === Outcome.NotFound) return;
     let bySubject = this.counts.get(subject);
     if (!bySubject) this.counts.set(subject, (bySubject = new Map()));
     bySubject.set(code, (bySubject.get(code) ?? 0) + n);
