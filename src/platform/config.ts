@@ -32,6 +32,19 @@ const tcpPort = makeValidator<number>((input) => {
   return n;
 });
 
+/** '' (derived), 'off', or an http(s) URL: a typo stops the start, not the first snapshot of the board. */
+const managementUrl = makeValidator<string>((input) => {
+  if (input === '' || input === 'off') return input;
+  let u: URL;
+  try {
+    u = new URL(input);
+  } catch {
+    throw new Error("must be '', off, or an http(s) URL");
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error("must be '', off, or an http(s) URL");
+  return input;
+});
+
 /** The queues a worker role may consume, one worker each. */
 export const WORKER_QUEUES = ['orders', 'auctions', 'notifications', 'email', 'sms'] as const;
 export type WorkerQueue = (typeof WORKER_QUEUES)[number];
@@ -62,7 +75,7 @@ export const configSchema = {
   STAMPEDE_OPS_BOARD_MS: intIn(200, 60_000)({ default: 1_000, desc: 'How often an api node sends the operators\' live board (GET /ops) a new snapshot, while someone watches.' }),
   STAMPEDE_TALLY_FLUSH_MS: intIn(100, 60_000)({ default: 500, desc: 'How often an api node adds its counts of purchase and bid decisions (per sale, per auction) to Redis for the live board.' }),
   STAMPEDE_HEARTBEAT_MS: intIn(100, 60_000)({ default: 2_000, desc: 'How often each role writes its heartbeat to Redis; the board shows a role silent after three missed beats.' }),
-  STAMPEDE_AMQP_MANAGEMENT_URL: str({ default: '', desc: "RabbitMQ's management API, for queue rates on the live board ('' = the broker's host on port 15672 with STAMPEDE_AMQP_URL's credentials; off = no rates)." }),
+  STAMPEDE_AMQP_MANAGEMENT_URL: managementUrl({ default: '', desc: "RabbitMQ's management API, for queue rates on the live board ('' = the broker's host on port 15672 with STAMPEDE_AMQP_URL's credentials; off = no rates)." }),
   STAMPEDE_REDIS_URL: url({ default: 'redis://127.0.0.1:6379', desc: 'Redis, the decision point.' }),
   STAMPEDE_AMQP_URL: url({ default: 'amqp://stampede:stampede@127.0.0.1:5672', desc: 'RabbitMQ broker.' }),
   STAMPEDE_DATABASE_URL: url({ default: 'postgres://stampede:stampede@127.0.0.1:5432/stampede', desc: 'Postgres, the system of record.' }),

@@ -27,6 +27,9 @@ t.test('out-of-range counts and sizes are refused, naming the variable and the r
     ['STAMPEDE_MAX_QUANTITY', '1000001', /STAMPEDE_MAX_QUANTITY/],
     ['STAMPEDE_API_KEY_CACHE_MS', '5001', /STAMPEDE_API_KEY_CACHE_MS: must be an integer from 0 to 5,000/],
     ['STAMPEDE_API_KEY_CACHE_MS', '-1', /STAMPEDE_API_KEY_CACHE_MS/],
+    ['STAMPEDE_AMQP_MANAGEMENT_URL', 'rabbit:15672', /STAMPEDE_AMQP_MANAGEMENT_URL: must be '', off, or an http\(s\) URL/],
+    ['STAMPEDE_AMQP_MANAGEMENT_URL', 'not a url', /STAMPEDE_AMQP_MANAGEMENT_URL/],
+    ['STAMPEDE_OPS_BOARD_MS', '100', /STAMPEDE_OPS_BOARD_MS: must be an integer from 200 to 60,000/],
   ];
   for (const [name, value, message] of cases) {
     t.throws(() => loadConfig({ ...base, [name]: value }), { constructor: ConfigError, message }, `${name}=${value}`);
