@@ -1,0 +1,10 @@
+/** The live channel's entry in the OpenAPI document (a WebSocket: OpenAPI describes only its upgrade). */
+import type { RouteDoc } from '../platform/http/doc.js';
+
+export const LIVE_DOC: RouteDoc = {
+  summary: 'Live updates (WebSocket)',
+  description: 'Upgrade to a WebSocket: auction updates and sale stock ticks (topics `auction/<id>`, `sale/<id>`), and, after `{"op":"auth","token"}`, your own notifications (`user/<buyerId>`). Frames and limits: docs/live.md.',
+  tags: ['live'],
+  responses: { 101: { description: 'Switching Protocols: the WebSocket is open.' } },
+  refusals: [],
+};
