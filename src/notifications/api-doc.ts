@@ -30,7 +30,9 @@ export const NOTIFICATION: Schema = strictObject({
 
 const INTEREST = strictObject({ collection: { type: 'string' }, since: INSTANT });
 const WATCH = strictObject({ saleId: idSchema(SALE_ID), since: INSTANT });
-const COLLECTION_PARAM = { collection: { schema: { type: 'string', minLength: 1 }, description: 'A collection\'s name, percent-encoded (1-200 characters once decoded).' } };
+const COLLECTION_PARAM = {
+  collection: { schema: { type: 'string' }, description: 'A collection\'s name, percent-encoded: 1-200 characters once decoded, no control characters (400 otherwise).' },
+};
 const SALE_PARAM = { id: { schema: idSchema(SALE_ID), description: 'The sale.' } };
 
 const SEND: Schema = strictObject({
@@ -117,11 +119,11 @@ export function notificationDocs(bodies: { preferences: { schema: unknown }; not
     },
     follow: {
       summary: 'Follow a collection', description: 'Its new auctions are told to you (`auction.created`).', tags: TAGS, caller: 'buyer', ...action,
-      params: COLLECTION_PARAM, refusals: ['LIMIT_REACHED'],
+      params: COLLECTION_PARAM, refusals: ['LIMIT_REACHED', 'VALIDATION_FAILED'],
       responses: { 200: { description: 'Already followed.', schema: INTEREST }, 201: { description: 'Followed.', schema: INTEREST } },
     },
     unfollow: {
-      summary: 'Stop following a collection', tags: TAGS, caller: 'buyer', params: COLLECTION_PARAM,
+      summary: 'Stop following a collection', tags: TAGS, caller: 'buyer', params: COLLECTION_PARAM, refusals: ['VALIDATION_FAILED'],
       responses: { 204: { description: 'Not followed (any more).' } },
     },
     watch: {
