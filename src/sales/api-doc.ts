@@ -76,7 +76,7 @@ export function saleDocs(bodies: { sale: { schema: unknown }; stock: { schema: u
       responses: {
         202: {
           description: 'Accepted: the units are reserved for you.', schema: ACCEPTED,
-          headers: { Location: { schema: { type: 'string' }, description: 'The statusUrl.' } },
+          headers: { Location: { schema: { type: 'string' }, description: 'The statusUrl.', required: true } },
         },
       },
     },

@@ -76,7 +76,7 @@ export function rawRequest(port: number, r: RawRequest): Promise<RawAnswer> {
         }
         // Held to the api's OpenAPI document, as fetch's answers are (test/helpers/openapi.ts).
         const [method = '', target = ''] = (typeof r.head === 'string' ? r.head : r.head.toString('latin1')).split(/[ \r\n]/, 2);
-        const wrong = mismatchOf(`http://127.0.0.1:${port}`, method, new URL(target, 'http://x').pathname, answer.status, answer.headers['content-type'] ?? null, body);
+        const wrong = mismatchOf(`http://127.0.0.1:${port}`, method, new URL(target, 'http://x').pathname, answer.status, answer.headers, body);
         if (wrong) reject(new Error(`the answer breaks the OpenAPI document: ${wrong}`));
         else resolve({ ...answer, body, chunksWritten: written, closed });
       } else {

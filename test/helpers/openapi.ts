@@ -16,7 +16,7 @@ interface Operation {
   re: RegExp;
   /** Templated segments: a static path wins over a templated one, as uWS matches. */
   params: number;
-  responses: Record<string, { content?: Record<string, { schema?: unknown }> }>;
+  responses: Record<string, { content?: Record<string, { schema?: unknown }>; headers?: Record<string, { required?: boolean }> }>;
 }
 
 // ajv-formats' default export is typed for CommonJS interop; under NodeNext the callable sits on `.default`.
@@ -60,7 +60,9 @@ export class Contract {
   }
 
   /** What is wrong with this answer, or undefined when the document allows it. */
-  mismatch(method: string, path: string, status: number, contentType: string | null, body: unknown, bodyUnread = false): string | undefined {
+  mismatch(
+    method: string, path: string, status: number, contentType: string | null, body: unknown, bodyUnread = false, header: (name: string) => string | null | undefined = () => undefined,
+  ): string | undefined {
     const m = method.toLowerCase();
     const op = this.operations.find((o) => o.method === m && o.re.test(path));
     if (!op) {
@@ -71,6 +73,8 @@ export class Contract {
     const what = `${method.toUpperCase()} ${op.template} answered ${status}`;
     const response = op.responses[String(status)];
     if (!response) return `${what}, a status it does not document (it documents ${Object.keys(op.responses).join(', ')}): ${JSON.stringify(body)}`;
+    const absent = Object.entries(response.headers ?? {}).filter(([name, h]) => h.required && (header(name) ?? null) === null).map(([name]) => name);
+    if (absent.length) return `${what} without the header(s) it always carries: ${absent.join(', ')}`;
     if (!response.content) return body === undefined || body === '' ? undefined : `${what} with a body it documents none for: ${JSON.stringify(body)}`;
     const media = response.content[essence(contentType)];
     if (!media) return `${what} as ${contentType}, not ${Object.keys(response.content).join(' or ')}`;
@@ -94,8 +98,8 @@ export function release(origin: string): void {
 }
 
 /** What is wrong with an answer `origin` gave, if a test booted that api and its document does not allow the answer. */
-export function mismatchOf(origin: string, method: string, path: string, status: number, contentType: string | null, body: unknown): string | undefined {
-  return contracts.get(origin)?.mismatch(method, path, status, contentType, body);
+export function mismatchOf(origin: string, method: string, path: string, status: number, headers: Record<string, string>, body: unknown): string | undefined {
+  return contracts.get(origin)?.mismatch(method, path, status, headers['content-type'] ?? null, body, false, (name) => headers[name.toLowerCase()]);
 }
 
 const parsed = (text: string): unknown => {
@@ -128,7 +132,7 @@ export function checkEveryFetch(): void {
     const contentType = res.headers.get('content-type');
     const streaming = contentType?.startsWith('text/event-stream') === true;
     const body = streaming ? undefined : parsed(await res.clone().text());
-    const wrong = contract.mismatch(method, url.pathname, res.status, contentType, body, streaming);
+    const wrong = contract.mismatch(method, url.pathname, res.status, contentType, body, streaming, (name) => res.headers.get(name));
     if (wrong) throw new Error(`the answer breaks the OpenAPI document: ${wrong}`);
     return res;
   };

@@ -124,6 +124,10 @@ t.test('the document', async (t) => {
     t.match(contract.mismatch('POST', '/v1/sales/x/stock', 409, 'application/problem+json', problem(409, 'SOLD_OUT')), /does not match/, 'a code its status does not list');
     t.equal(contract.mismatch('PATCH', '/v1/sales', 404, 'application/problem+json', problem(404, 'NOT_FOUND')), undefined, 'an unrouted request gets the fallback 404');
     t.match(contract.mismatch('GET', '/nowhere', 200, 'application/json', {}), /no operation documents it/);
+    const accepted = { purchaseId: 'pur_000000000000_0000000000000000', status: 'pending', statusUrl: '/v1/purchases/pur_000000000000_0000000000000000' };
+    t.match(contract.mismatch('POST', '/v1/sales/x/purchases', 202, 'application/json', accepted), /without the header\(s\) it always carries: Location/, 'a 202 purchase without its Location');
+    t.equal(contract.mismatch('POST', '/v1/sales/x/purchases', 202, 'application/json', accepted, false, (h) => (h === 'Location' ? accepted.statusUrl : null)), undefined, 'and with it');
+    t.match(contract.mismatch('POST', '/v1/sales/x/purchases', 429, 'application/problem+json', problem(429, 'RATE_LIMITED')), /Retry-After/, 'a 429 without Retry-After');
   });
 });
 

@@ -22,7 +22,7 @@ export type Caller = 'buyer' | 'operator' | 'operatorOrSeller' | 'optionalBuyer'
 export interface ParamDoc {
   schema: Schema;
   description?: string;
-  /** Query parameters and headers only: path parameters are always required. */
+  /** Query parameters and headers (answers' too) only: path parameters are always required. */
   required?: boolean;
 }
 

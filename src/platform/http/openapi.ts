@@ -110,7 +110,8 @@ function operationOf(route: RegisteredRoute, doc: RouteDoc, path: string): Json 
     responses[String(status)] = {
       ...own,
       description: own ? `${own.description} Or a refusal: ${refusal}` : refusal,
-      ...(status === 429 || status === 503 ? { headers: headersOf(RETRY_AFTER) } : {}),
+      // Every 429 says when to retry; a 503 says so where it can (a readiness report does not).
+      ...(status === 429 || status === 503 ? { headers: headersOf(RETRY_AFTER, status === 429) } : {}),
       content: { ...own?.content, ...problem },
     };
   }
@@ -128,8 +129,12 @@ function operationOf(route: RegisteredRoute, doc: RouteDoc, path: string): Json 
   };
 }
 
-function headersOf(headers: Record<string, ParamDoc>): Json {
-  return Object.fromEntries(Object.entries(headers).map(([n, h]) => [n, { ...(h.description ? { description: h.description } : {}), schema: h.schema }]));
+function headersOf(headers: Record<string, ParamDoc>, required?: boolean): Json {
+  return Object.fromEntries(Object.entries(headers).map(([n, h]) => [n, {
+    ...(h.description ? { description: h.description } : {}),
+    ...((required ?? h.required) ? { required: true } : {}),
+    schema: h.schema,
+  }]));
 }
 
 /** `post /v1/sales/{id}/purchases` -> `postSalesIdPurchases`. */
