@@ -19,7 +19,6 @@ const TYPES: Record<string, string> = {
   '.json': 'application/json',
   '.svg': 'image/svg+xml',
   '.png': 'image/png',
-  '.map': 'application/json',
 };
 
 /** A page's headers: no framing by others, nothing loaded from elsewhere. */
