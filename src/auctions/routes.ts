@@ -8,6 +8,7 @@ import { compile, CURRENCY, DATE_TIME, validate } from '../platform/http/validat
 import { MAX_AUCTION_AMOUNT, MAX_SOFT_CLOSE_SECONDS, MAX_TIERS, type NewAuction } from './rules.js';
 import type { Auctions } from './auctions.js';
 import type { Bids } from './bids.js';
+import { auctionDocs } from './api-doc.js';
 
 const AMOUNT = { type: 'integer', minimum: 1, maximum: MAX_AUCTION_AMOUNT } as const;
 
@@ -79,21 +80,22 @@ export function registerAuctionRoutes(http: HttpServer, kit: RouteKit, auctions:
     additionalProperties: false,
   });
   const auctionId = (value: string) => kit.idParam(value, AUCTION_ID, 'auction');
+  const doc = auctionDocs({ auction: auctionBody, bid: bidBody });
 
   http.route('post', '/v1/auctions', async (ctx, raw) => {
     const principal = await kit.principalOf(ctx, ['operator', 'seller']);
     const body = validate(auctionBody, raw);
     return kit.idempotent(ctx, principal, body, async () => ({ status: 201, body: await auctions.create(body, principal) }));
-  });
+  }, { doc: doc.create });
   http.route('get', '/v1/auctions', async (ctx) => {
     const { limit, after } = kit.pageOf(ctx, AUCTION_ID);
     return { status: 200, body: await auctions.listOpen(limit, after) };
-  });
-  http.route('get', '/v1/auctions/:id', async (ctx) => ({ status: 200, body: await auctions.get(auctionId(ctx.params[0]!)) }));
+  }, { doc: doc.list });
+  http.route('get', '/v1/auctions/:id', async (ctx) => ({ status: 200, body: await auctions.get(auctionId(ctx.params[0]!)) }), { doc: doc.get });
   http.route('post', '/v1/auctions/:id/cancel', async (ctx) => {
     const principal = await kit.principalOf(ctx, ['operator', 'seller']);
     return { status: 200, body: await auctions.cancel(auctionId(ctx.params[0]!), principal) };
-  }, { body: false });
+  }, { body: false, doc: doc.cancel });
 
   http.route('get', '/v1/auctions/:id/bids', async (ctx) => {
     const id = auctionId(ctx.params[0]!);
@@ -105,7 +107,7 @@ export function registerAuctionRoutes(http: HttpServer, kit: RouteKit, auctions:
     if (mineParam !== null && mineParam !== 'true' && mineParam !== 'false') throw AppError.invalid('query:mine', 'is invalid', 'mine must be true or false');
     const mine = mineParam === 'true' ? kit.buyerOf(ctx) : undefined;
     return { status: 200, body: await bids.history(id, limit, rawBefore === null ? undefined : Number(rawBefore), mine) };
-  });
+  }, { doc: doc.history });
 
   // --- bids (buyers): decided by one Lua call -------------------------------
   http.route('post', '/v1/auctions/:id/bids', (ctx, raw) => {
@@ -117,12 +119,12 @@ export function registerAuctionRoutes(http: HttpServer, kit: RouteKit, auctions:
       const { replayed, ...body } = answer;
       return { status: 202, body, headers: replayed ? { 'Idempotent-Replayed': 'true' } : undefined };
     });
-  });
+  }, { doc: doc.bid });
   http.route('del', '/v1/auctions/:id/bids/:bidId', async (ctx) => {
     const buyerId = kit.buyerOf(ctx);
     const id = auctionId(ctx.params[0]!);
     const bidId = kit.idParam(ctx.params[1]!, BID_ID, 'bid');
     if (bidId.slice(4, 16) !== id.slice(4)) throw new AppError('NOT_FOUND', 'no such bid');
     return { status: 200, body: await bids.retract(buyerId, id, bidId) };
-  });
+  }, { doc: doc.retract });
 }

@@ -10,6 +10,7 @@ import { compile, CURRENCY, MAX_AMOUNT, validate } from '../platform/http/valida
 import type { Bids } from '../auctions/bids.js';
 import { createBuyers, createSeller, creditWallet, readWallet, requireBuyer, type NewBuyer } from './buyers.js';
 import { deleteBuyer, type DeletedUsers } from './deletion.js';
+import { buyerDocs } from './api-doc.js';
 
 export interface BuyerRouteDeps {
   pool: Pool;
@@ -43,17 +44,18 @@ export function registerBuyerRoutes(http: HttpServer, k: RouteKit, d: BuyerRoute
     required: ['currency', 'amount'],
     additionalProperties: false,
   });
+  const doc = buyerDocs({ buyer: buyerBody, batch: batchBody, credit: creditBody });
 
   http.route('post', '/v1/buyers', async (ctx, raw) => {
     const p = await k.principalOf(ctx, ['operator']);
     const body = validate(buyerBody, raw);
     return k.idempotent(ctx, p, body, async () => ({ status: 201, body: (await createBuyers(d.pool, [body]))[0] }));
-  });
+  }, { doc: doc.create });
   http.route('post', '/v1/buyers/batch', async (ctx, raw) => {
     const p = await k.principalOf(ctx, ['operator']);
     const body = validate(batchBody, raw);
     return k.idempotent(ctx, p, body, async () => ({ status: 201, body: { buyers: await createBuyers(d.pool, body.buyers) } }));
-  });
+  }, { doc: doc.batch });
   http.route('post', '/v1/buyers/:id/credits', async (ctx, raw) => {
     const p = await k.principalOf(ctx, ['operator']);
     const userId = k.idParam(ctx.params[0]!, USER_ID, 'buyer');
@@ -64,13 +66,13 @@ export function registerBuyerRoutes(http: HttpServer, k: RouteKit, d: BuyerRoute
       const r = await creditWallet(d.pool, userId, body.currency, body.amount, ref);
       return { status: 201, body: { userId, currency: body.currency, credited: body.amount, balance: r.balance } };
     });
-  });
+  }, { doc: doc.credit });
   http.route('get', '/v1/buyers/:id/wallet', async (ctx) => {
     await k.principalOf(ctx, ['operator']);
     const userId = k.idParam(ctx.params[0]!, USER_ID, 'buyer');
     await requireBuyer(d.pool, userId);
     return { status: 200, body: await readWallet(d.pool, userId) };
-  });
+  }, { doc: doc.wallet });
   http.route('post', '/v1/sellers', async (ctx, raw) => {
     const p = await k.principalOf(ctx, ['operator']);
     const body = validate(buyerBody, raw);
@@ -82,13 +84,13 @@ export function registerBuyerRoutes(http: HttpServer, k: RouteKit, d: BuyerRoute
       });
       return { status: 201, body: seller };
     }, shownOnce('apiKey'));
-  });
+  }, { doc: doc.createSeller });
   http.route('del', '/v1/buyers/:id', async (ctx) => {
     await k.principalOf(ctx, ['operator']);
     const userId = k.idParam(ctx.params[0]!, USER_ID, 'buyer');
     const deletion = await deleteBuyer(d.pool, d.redis, d.bids, userId);
     d.deletedUsers.add(userId);
     return { status: 200, body: deletion };
-  }, { body: false });
-  http.route('get', '/v1/wallet', async (ctx) => ({ status: 200, body: await readWallet(d.pool, k.buyerOf(ctx)) }));
+  }, { body: false, doc: doc.delete });
+  http.route('get', '/v1/wallet', async (ctx) => ({ status: 200, body: await readWallet(d.pool, k.buyerOf(ctx)) }), { doc: doc.ownWallet });
 }

@@ -31,8 +31,10 @@ import { channelSubscriber } from '../platform/redis/client.js';
 import { LIVE_CHANNEL } from './keys.js';
 import { readLiveSale, type LiveSale } from '../sales/scripts.js';
 import { uWS } from '../platform/http/uws.js';
-import { AppError } from '../platform/errors.js';
+import { AppError, problemOf } from '../platform/errors.js';
 import { errorFrame, LIVE_LIMITS, parseOperation, TOPIC, type AuthOperation, type LiveLimits, type Operation, type TopicOperation } from './protocol.js';
+
+const SHUTTING_DOWN = JSON.stringify(problemOf(new AppError('UNAVAILABLE', 'this node is shutting down; reconnect to another')));
 
 export interface LiveHubOptions {
   app: TemplatedApp;
@@ -189,7 +191,8 @@ export class LiveHub {
 
   private upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
     if (this.stopping) {
-      res.cork(() => res.writeStatus('503 Service Unavailable').writeHeader('retry-after', '1').end('shutting down'));
+      // A refusal like any other route's: problem+json, as the OpenAPI document says.
+      res.cork(() => res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'application/problem+json').writeHeader('retry-after', '1').end(SHUTTING_DOWN));
       return;
     }
     const conn: Connection = { topics: new Set(), pending: 0, chain: Promise.resolve(), closed: false };

@@ -5,6 +5,7 @@ import { compileSchema, DATE_TIME, validate } from '../platform/http/validate.js
 import { SEND_ID, USER_ID } from '../platform/ids.js';
 import { MAX_AUDIENCE_BUYERS, type NewAnnouncement, type ScheduledSends } from './sends.js';
 import { CHANNELS } from './types.js';
+import { announcementDocs } from './api-doc.js';
 
 const ANNOUNCEMENT_SCHEMA = {
   type: 'object',
@@ -33,19 +34,20 @@ const ANNOUNCEMENT_SCHEMA = {
 export function registerAnnouncementRoutes(http: HttpServer, k: RouteKit, sends: ScheduledSends): void {
   const announcementBody = compileSchema<NewAnnouncement>(ANNOUNCEMENT_SCHEMA);
   const sendId = (value: string) => k.idParam(value, SEND_ID, 'notification');
+  const doc = announcementDocs({ announcement: announcementBody });
 
   http.route('post', '/v1/ops/notifications', async (ctx, raw) => {
     const p = await k.principalOf(ctx, ['operator']);
     const body = validate(announcementBody, raw);
     return k.idempotent(ctx, p, body, async () => ({ status: 202, body: await sends.announce(body) }));
-  });
+  }, { doc: doc.announce });
   http.route('get', '/v1/ops/notifications/:id', async (ctx) => {
     await k.principalOf(ctx, ['operator']);
     return { status: 200, body: await sends.get(sendId(ctx.params[0]!)) };
-  });
+  }, { doc: doc.get });
   http.route('del', '/v1/ops/notifications/:id', async (ctx) => {
     await k.principalOf(ctx, ['operator']);
     await sends.cancel(sendId(ctx.params[0]!));
     return { status: 204, body: undefined };
-  }, { body: false });
+  }, { body: false, doc: doc.cancel });
 }

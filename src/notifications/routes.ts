@@ -11,6 +11,7 @@ import type { EventStreams } from '../platform/http/sse.js';
 import type { NotificationStreams } from './stream.js';
 import type { Interests } from './interests.js';
 import { SALE_ID } from '../platform/ids.js';
+import { notificationDocs } from './api-doc.js';
 
 export interface NotificationRouteDeps {
   inbox: Inbox;
@@ -60,19 +61,20 @@ export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: Not
   const nothing = (raw: unknown) => raw === undefined || validate(noFields, raw);
 
   const preferencesBody = compileSchema<PreferencesDocument>(PREFERENCES_SCHEMA);
+  const doc = notificationDocs({ preferences: preferencesBody, nothing: noFields });
 
-  http.route('get', '/v1/notification-preferences', async (ctx) => ({ status: 200, body: await d.preferences.get(k.buyerOf(ctx)) }));
+  http.route('get', '/v1/notification-preferences', async (ctx) => ({ status: 200, body: await d.preferences.get(k.buyerOf(ctx)) }), { doc: doc.preferences });
   http.route('put', '/v1/notification-preferences', async (ctx, raw) => {
     const buyerId = k.buyerOf(ctx);
     return { status: 200, body: await d.preferences.replace(buyerId, validate(preferencesBody, raw)) };
-  });
+  }, { doc: doc.replacePreferences });
   // RFC 8058: the mail client POSTs `List-Unsubscribe=One-Click` (a form body, not read) to the link; the signed token is the authority.
   http.route('post', '/v1/notifications/unsubscribe', async (ctx) => {
     const token = new URLSearchParams(ctx.query).get('token') ?? '';
     const link = d.unsubscribeLinks.verify(token);
     if (!link) throw AppError.invalid('query:token', 'is invalid', 'token is not an unsubscribe link Stampede signed');
     return { status: 200, body: await d.preferences.switchEmailOff(link.buyerId, link.type) };
-  }, { body: false });
+  }, { body: false, doc: doc.unsubscribe });
   http.route('get', '/v1/notifications', async (ctx) => {
     const buyerId = k.buyerOf(ctx);
     const q = new URLSearchParams(ctx.query);
@@ -81,7 +83,7 @@ export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: Not
     const before = raw === null ? undefined : seqOf(raw);
     if (raw !== null && before === undefined) throw AppError.invalid('query:before', 'is invalid', 'before is not a notification id this list gave');
     return { status: 200, body: await d.inbox.page(buyerId, limit, before) };
-  });
+  }, { doc: doc.inbox });
   d.eventStreams.route('/v1/notifications/stream', (ctx) => {
     const buyerId = k.buyerOf(ctx);
     const after = ctx.lastEventId === '' ? undefined : seqOf(ctx.lastEventId);
@@ -89,18 +91,18 @@ export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: Not
       throw AppError.invalid('header:Last-Event-ID', 'is invalid', 'Last-Event-ID is not a notification id this stream sent');
     }
     return (stream) => d.streams.follow(buyerId, after, stream);
-  });
+  }, doc.stream);
   http.route('post', '/v1/notifications/opened', async (ctx, raw) => {
     const buyerId = k.buyerOf(ctx);
     nothing(raw);
     return { status: 200, body: await d.inbox.open(buyerId) };
-  });
+  }, { doc: doc.opened });
   http.route('post', '/v1/notifications/read', async (ctx, raw) => {
     const buyerId = k.buyerOf(ctx);
     nothing(raw);
     return { status: 200, body: await d.inbox.markAllRead(buyerId) };
-  });
-  http.route('get', '/v1/interests', async (ctx) => ({ status: 200, body: await d.interests.of(k.buyerOf(ctx)) }));
+  }, { doc: doc.readAll });
+  http.route('get', '/v1/interests', async (ctx) => ({ status: 200, body: await d.interests.of(k.buyerOf(ctx)) }), { doc: doc.interests });
   // PUT puts the interest in place: 201 when this created it, 200 when it was there (the same body, its first `since`).
   http.route('put', '/v1/interests/:collection', async (ctx, raw) => {
     const buyerId = k.buyerOf(ctx);
@@ -108,29 +110,29 @@ export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: Not
     nothing(raw);
     const { interest, created } = await d.interests.follow(buyerId, collection);
     return { status: created ? 201 : 200, body: interest };
-  });
+  }, { doc: doc.follow });
   http.route('del', '/v1/interests/:collection', async (ctx) => {
     const buyerId = k.buyerOf(ctx);
     await d.interests.unfollow(buyerId, collectionOf(ctx.params[0]!));
     return { status: 204 };
-  }, { body: false });
+  }, { body: false, doc: doc.unfollow });
   http.route('put', '/v1/sales/:id/watch', async (ctx, raw) => {
     const buyerId = k.buyerOf(ctx);
     const saleId = k.idParam(ctx.params[0]!, SALE_ID, 'sale');
     nothing(raw);
     const { watch, created } = await d.interests.watch(buyerId, saleId);
     return { status: created ? 201 : 200, body: watch };
-  });
+  }, { doc: doc.watch });
   http.route('del', '/v1/sales/:id/watch', async (ctx) => {
     const buyerId = k.buyerOf(ctx);
     await d.interests.unwatch(buyerId, k.idParam(ctx.params[0]!, SALE_ID, 'sale'));
     return { status: 204 };
-  }, { body: false });
+  }, { body: false, doc: doc.unwatch });
   http.route('post', '/v1/notifications/:id/read', async (ctx, raw) => {
     const buyerId = k.buyerOf(ctx);
     const seq = seqOf(ctx.params[0]!);
     if (seq === undefined) throw new AppError('NOT_FOUND', 'no such notification');
     nothing(raw);
     return { status: 200, body: await d.inbox.markRead(buyerId, seq) };
-  });
+  }, { doc: doc.readOne });
 }

@@ -8,6 +8,7 @@ import type { OpsView } from './queues.js';
 import type { DeadLetters } from './dead-letters.js';
 import { MAX_LABEL, type NewKey, type OperatorKeys } from './keys.js';
 import type { Reconciliation } from './reconciliation.js';
+import { opsDocs } from './api-doc.js';
 
 const DEAD_LETTER_ID = /^[1-9]\d{0,15}$/;
 const PURGE_SCHEMA = {
@@ -32,35 +33,36 @@ export function registerOpsRoutes(http: HttpServer, k: RouteKit, ops: OpsView, d
     required: ['role', 'label'],
     additionalProperties: false,
   });
+  const doc = opsDocs({ purge: purgeBody, key: keyBody });
 
   http.route('get', '/v1/ops/queues', async (ctx) => {
     await operator(ctx);
     return { status: 200, body: await ops.queues() };
-  });
+  }, { doc: doc.queues });
   http.route('get', '/v1/ops/dead-letters', async (ctx) => {
     await operator(ctx);
     return { status: 200, body: { queues: await deadLetters.overview((await ops.queues()).queues) } };
-  });
+  }, { doc: doc.deadLetters });
   http.route('get', '/v1/ops/dead-letters/:queue', async (ctx) => {
     await operator(ctx);
     const { limit, after } = k.pageOf(ctx, DEAD_LETTER_ID);
     const status = new URLSearchParams(ctx.query).get('status') ?? 'waiting';
     if (status !== 'waiting' && status !== 'all') throw AppError.invalid('query:status', 'is invalid', 'status must be waiting or all');
     return { status: 200, body: await deadLetters.list(ctx.params[0]!, limit, after === undefined ? undefined : Number(after), status === 'waiting') };
-  });
+  }, { doc: doc.deadLetterList });
   http.route('get', '/v1/ops/dead-letters/:queue/:id', async (ctx) => {
     await operator(ctx);
     return { status: 200, body: await deadLetters.get(ctx.params[0]!, idOf(ctx.params[1]!)) };
-  });
+  }, { doc: doc.deadLetter });
   http.route('post', '/v1/ops/dead-letters/:queue/:id/replay', async (ctx) => {
     await operator(ctx);
     await deadLetters.replayOne(ctx.params[0]!, idOf(ctx.params[1]!));
     return { status: 200, body: { replayed: 1 } };
-  }, { body: false });
+  }, { body: false, doc: doc.replayOne });
   http.route('post', '/v1/ops/dead-letters/:queue/replay', async (ctx) => {
     await operator(ctx);
     return { status: 200, body: { replayed: await deadLetters.replayAll(ctx.params[0]!) } };
-  }, { body: false });
+  }, { body: false, doc: doc.replayAll });
   http.route('post', '/v1/ops/dead-letters/:queue/purge', async (ctx, raw) => {
     await operator(ctx);
     const name = ctx.params[0]!;
@@ -68,22 +70,22 @@ export function registerOpsRoutes(http: HttpServer, k: RouteKit, ops: OpsView, d
     const body = validate(purgeBody, raw ?? null);
     if (body.confirm !== name) throw AppError.invalid('/confirm', 'does not match', `confirm must repeat the queue's name (${name}): a purge cannot be undone`);
     return { status: 200, body: { purged: await deadLetters.purge(name, body.upTo) } };
-  });
+  }, { doc: doc.purge });
   http.route('post', '/v1/ops/keys', async (ctx, raw) => {
     const p = await k.principalOf(ctx, ['operator']);
     const body = validate(keyBody, raw);
     return k.idempotent(ctx, p, body, async () => ({ status: 201, body: await keys.create(body) }), shownOnce('apiKey'));
-  });
+  }, { doc: doc.createKey });
   http.route('get', '/v1/ops/keys', async (ctx) => {
     await k.principalOf(ctx, ['operator']);
     const { limit, after } = k.pageOf(ctx, API_KEY_ID);
     return { status: 200, body: await keys.list(limit, after) };
-  });
+  }, { doc: doc.listKeys });
   http.route('del', '/v1/ops/keys/:id', async (ctx) => {
     await k.principalOf(ctx, ['operator']);
     await keys.revoke(k.idParam(ctx.params[0]!, API_KEY_ID, 'API key'));
     return { status: 204, body: undefined };
-  }, { body: false });
+  }, { body: false, doc: doc.revokeKey });
 }
 
 /** Reconciliation: the latest report, and a run now (it answers when the run is done, with its report). */

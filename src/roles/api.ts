@@ -18,7 +18,7 @@ import { API_KEY_REVOKED_CHANNEL, ApiKeys, announceRevocation } from '../platfor
 import { createBuyerTokens } from '../platform/auth/tokens.js';
 import { Sales } from '../sales/sales.js';
 import { Purchases } from '../sales/purchases.js';
-import { HttpServer } from '../platform/http/server.js';
+import { HttpServer, type RegisteredRoute } from '../platform/http/server.js';
 import { createRouteKit } from '../platform/http/route-kit.js';
 import { createOpsView } from '../ops/queues.js';
 import { registerOpsRoutes, registerReconciliationRoutes } from '../ops/routes.js';
@@ -57,9 +57,14 @@ import { registerBoardRoutes } from '../ops/board-routes.js';
 import { brokerRates, managementUrlOf } from '../ops/broker-rates.js';
 import { Heartbeat } from '../ops/heartbeats.js';
 import { registerStorefront } from '../dev/storefront.js';
+import { LIVE_DOC } from '../live/api-doc.js';
+import { registerApiReference } from '../platform/http/api-reference.js';
+import type { RouteDoc } from '../platform/http/doc.js';
 
 export interface ApiHandle extends Role {
   port: number;
+  /** Every route registered (answered or described), as the OpenAPI document is built from them. */
+  routes: readonly RegisteredRoute[];
   url: string;
   purchases: Purchases;
   live: LiveHub;
@@ -69,6 +74,28 @@ export interface ApiHandle extends Role {
 
 /** Decision counts outlive their last flush by a day: long enough for any board to read, short enough to leave nothing behind. */
 const TALLY_TTL_SECONDS = 86_400;
+
+const HEALTH_DOC: RouteDoc = {
+  summary: 'Alive', tags: ['health'], refusals: [],
+  responses: { 200: { description: 'The process answers.', schema: { type: 'object', properties: { status: { const: 'ok' } }, required: ['status'], additionalProperties: false } } },
+};
+const READINESS = {
+  type: 'object',
+  properties: {
+    status: { enum: ['ready', 'not ready'] },
+    checks: { type: 'object', additionalProperties: { type: 'string' }, description: 'Per dependency (redis, postgres, rabbitmq; shutdown while draining): `ok` or what failed.' },
+  },
+  required: ['status', 'checks'],
+  additionalProperties: false,
+};
+const READY_DOC: RouteDoc = {
+  summary: 'Ready: Redis, Postgres and RabbitMQ answer', tags: ['health'], refusals: [],
+  responses: { 200: { description: 'Ready.', schema: READINESS }, 503: { description: 'Not ready (a dependency is down, or the api is shutting down).', schema: READINESS } },
+};
+const METRICS_DOC: RouteDoc = {
+  summary: 'Prometheus metrics', description: 'The Prometheus text format. Keep it off the public network.', tags: ['health'],
+  responses: { 200: { description: 'The metrics.', contentType: 'text/plain', schema: { type: 'string' } } },
+};
 
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
   Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms}ms`)), ms).unref())]);
@@ -153,11 +180,11 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const http = new HttpServer(app, { log, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES, requests: registry && requestCounters(registry) });
   const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS);
   const kit = createRouteKit({ pool, apiKeys, tokens, isRefusedBuyer: (id) => deletedUsers.has(id) });
-  http.route('get', '/healthz', () => ({ status: 200, body: { status: 'ok' } }));
+  http.route('get', '/healthz', () => ({ status: 200, body: { status: 'ok' } }), { doc: HEALTH_DOC });
   http.route('get', '/readyz', async () => {
     const r = await readiness();
     return { status: r.ok ? 200 : 503, body: { status: r.ok ? 'ready' : 'not ready', checks: r.checks } };
-  });
+  }, { doc: READY_DOC });
   registerBuyerRoutes(http, kit, { pool, redis, apiKeys, bids, deletedUsers });
   registerSaleRoutes(http, kit, { sales, purchases, maxQuantity: cfg.STAMPEDE_MAX_QUANTITY });
   registerAuctionRoutes(http, kit, auctions, bids);
@@ -186,9 +213,11 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     http.route('get', '/metrics', async () => {
       const { contentType, text } = await exposition(registry);
       return { status: 200, text, contentType };
-    });
+    }, { doc: METRICS_DOC });
   }
   if (cfg.STAMPEDE_STOREFRONT) registerStorefront(http, { redis, tokens });
+  http.describe('get', '/v1/live', LIVE_DOC);
+  registerApiReference(http, 'Flash sales and auctions: buy and bid in milliseconds, settled exactly once. Errors are RFC 9457 problem details with a stable `code`; money is an integer count of minor units with an ISO 4217 currency.');
   http.fallback();
   const live = new LiveHub({
     app, redis, redisUrl: cfg.STAMPEDE_REDIS_URL, log, tickMs: cfg.STAMPEDE_LIVE_TICK_MS, auctionSnapshot: (id) => auctions.liveSnapshot(id),
@@ -207,6 +236,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
 
   return {
     port,
+    routes: http.routes,
     url: `http://127.0.0.1:${port}`,
     purchases,
     live,

@@ -6,6 +6,7 @@
  * arrived, so a test can prove the server answered early.
  */
 import { connect } from 'node:net';
+import { mismatchOf } from './openapi.js';
 
 export interface RawAnswer {
   status: number;
@@ -73,7 +74,11 @@ export function rawRequest(port: number, r: RawRequest): Promise<RawAnswer> {
         } catch {
           /* keep the text */
         }
-        resolve({ ...answer, body, chunksWritten: written, closed });
+        // Held to the api's OpenAPI document, as fetch's answers are (test/helpers/openapi.ts).
+        const [method = '', target = ''] = (typeof r.head === 'string' ? r.head : r.head.toString('latin1')).split(/[ \r\n]/, 2);
+        const wrong = mismatchOf(`http://127.0.0.1:${port}`, method, new URL(target, 'http://x').pathname, answer.status, answer.headers, body);
+        if (wrong) reject(new Error(`the answer breaks the OpenAPI document: ${wrong}`));
+        else resolve({ ...answer, body, chunksWritten: written, closed });
       } else {
         reject(err ?? new Error(`connection closed without an answer (${received.length} bytes received)`));
       }

@@ -17,6 +17,7 @@ import { Sales, type NewSale, type SaleView } from '../../src/sales/sales.js';
 import { connectAmqp } from '../../src/platform/messaging/amqp.js';
 import { allQueues, assertTopology } from '../../src/platform/messaging/topology.js';
 import { readLiveSale } from '../../src/sales/scripts.js';
+import { checkEveryFetch, Contract, holdTo, release } from './openapi.js';
 
 // tap's own loaders ride along in NODE_OPTIONS; roles spawned by tests do not need them.
 const { NODE_OPTIONS: _tapLoaders, ...inherited } = process.env;
@@ -98,6 +99,20 @@ export async function call<T = any>(url: string, init: RequestInit = {}): Promis
   return { status: res.status, headers: res.headers, body };
 }
 
+// Every answer of an api `boot` started is checked against its OpenAPI document (test/helpers/openapi.ts).
+checkEveryFetch();
+
+/** The api's own OpenAPI document, fetched once: every later answer of this api is held to it. */
+export async function holdToDocument(t: Test, url: string): Promise<Contract> {
+  const res = await fetch(`${url}/openapi.json`);
+  if (res.status !== 200) throw new Error(`GET /openapi.json answered ${res.status}`);
+  const contract = new Contract(await res.json());
+  const { origin } = new URL(url);
+  holdTo(origin, contract);
+  t.teardown(() => release(origin));
+  return contract;
+}
+
 export interface System {
   cfg: Config;
   pool: Pool;
@@ -141,6 +156,7 @@ export async function boot(t: Test, o: BootOptions = {}): Promise<System> {
 
   const api = o.api === false ? undefined : await startApi(cfg, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'api'));
   if (api) stops.push(() => api.stop());
+  if (api) await holdToDocument(t, api.url);
   const sys: System = {
     cfg,
     pool,

@@ -5,7 +5,7 @@
  * the close, retraction, the promoter and deleting a buyer.
  */
 import t from 'tap';
-import { boot, call, sleep, waitFor, type HttpAnswer, type System } from '../helpers/system.js';
+import { boot, holdToDocument, call, sleep, waitFor, type HttpAnswer, type System } from '../helpers/system.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
 import { parseStoredBid } from '../../src/auctions/codec.js';
 import { handleOf, incrementOf } from '../../src/auctions/rules.js';
@@ -434,6 +434,7 @@ t.test('auctions over HTTP', async (t) => {
 
   t.test('live: every api node pushes price, leader handle and end of each accepted bid', async (t) => {
     const second = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-2'));
+    await holdToDocument(t, second.url);
     t.teardown(() => second.stop());
     const a = await createAuction(sys, { endsAt: iso(Date.now() + 600_000), softCloseSeconds: 10 });
     const [c1, c2] = await Promise.all([LiveClient.connect(sys.url), LiveClient.connect(second.url)]);
@@ -472,6 +473,7 @@ t.test('auctions over HTTP', async (t) => {
     t.equal((await call(`${sys.url}/v1/notification-preferences`, { method: 'PUT', headers: asGone, body: JSON.stringify({ phone: '+15005550006' }) })).status, 200);
     // Another api node, up before the deletion: it must learn of it through pub/sub.
     const other = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-2'));
+    await holdToDocument(t, other.url);
     t.teardown(() => other.stop());
     const wallet = (url: string) => call(`${url}/v1/wallet`, { headers: { authorization: `Bearer ${sys.token(gone)}` } });
     t.equal((await wallet(other.url)).status, 200, 'the other node serves the buyer before');
@@ -483,6 +485,7 @@ t.test('auctions over HTTP', async (t) => {
     t.equal(refused.status, 401, 'their token is refused');
     await waitFor('the other node to refuse the token', async () => (await wallet(other.url)).status === 401, 10_000);
     const later = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-3'));
+    await holdToDocument(t, later.url);
     t.teardown(() => later.stop());
     t.equal((await wallet(later.url)).status, 401, 'a node started afterwards refuses it from the start');
     t.equal((await wallet(sys.url)).status, 401, 'and so does the node that deleted it');

@@ -6,7 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import uWS from 'uWebSockets.js';
-import { boot, waitFor, type System } from '../helpers/system.js';
+import { boot, holdToDocument, waitFor, type System } from '../helpers/system.js';
 import { LiveClient } from '../helpers/live-client.js';
 import { createLogger } from '../../src/platform/log.js';
 import { startApi } from '../../src/roles/index.js';
@@ -36,6 +36,7 @@ async function standaloneHub(t: Test, sys: System, options: Pick<LiveHubOptions,
 t.test('fan-out: an update published on the live channel reaches the subscribers on every api node, and only them', async (t) => {
   const sys = await boot(t);
   const nodeB = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-b'));
+  await holdToDocument(t, nodeB.url);
   t.teardown(() => nodeB.stop());
   const auction = newAuctionId();
   const other = newAuctionId();
@@ -221,6 +222,7 @@ t.test('bad input: a precise error frame each, and the connection and the proces
 t.test('stop() closes every WebSocket with 1001 and refuses nothing before', async (t) => {
   const sys = await boot(t);
   const node = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-stop'));
+  await holdToDocument(t, node.url);
   let stopped = false;
   t.teardown(() => (stopped ? undefined : node.stop()));
   const clients = await Promise.all([LiveClient.connect(node.url), LiveClient.connect(node.url)]);

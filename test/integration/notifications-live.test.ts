@@ -10,7 +10,7 @@
  * sessions publish on it too, so only this file's own buyers are watched.
  */
 import t, { type Test } from 'tap';
-import { boot, call, waitFor, type System } from '../helpers/system.js';
+import { boot, holdToDocument, call, waitFor, type System } from '../helpers/system.js';
 import { openAmqp, type Amqp } from '../helpers/fault-kit.js';
 import { createAuction } from '../helpers/auctions.js';
 import { announcement, publishAnnouncements } from '../helpers/notifications.js';
@@ -52,6 +52,7 @@ async function tellLost(sys: System, amqp: Amqp, buyerId: string): Promise<Recor
 async function twoNodes(t: Test) {
   const sys = await boot(t, { worker: true, env: NOTIFICATIONS_ONLY });
   const nodeB = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-b'));
+  await holdToDocument(t, nodeB.url);
   t.teardown(() => nodeB.stop());
   return { sys, nodeB, amqp: await openAmqp(t, sys.cfg) };
 }
@@ -198,6 +199,7 @@ t.test('sse: Last-Event-ID resumes with exactly the missed ones, in order, then 
 t.test('sse: keep-alive comments, the streams-per-node limit, and a clean close when the api stops', async (t) => {
   const sys = await boot(t, { worker: false });
   const node = await startApi({ ...sys.cfg, STAMPEDE_SSE_KEEPALIVE_MS: 100, STAMPEDE_SSE_MAX_STREAMS: 2 }, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-sse'));
+  await holdToDocument(t, node.url);
   let stopped = false;
   t.teardown(() => (stopped ? undefined : node.stop()));
   const [x, y] = await sys.createBuyers(2);

@@ -8,7 +8,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { boot, call, sleep, TEST_ENV, testConfig, type HttpAnswer, type System } from '../helpers/system.js';
+import { boot, holdToDocument, call, sleep, TEST_ENV, testConfig, type HttpAnswer, type System } from '../helpers/system.js';
 import { createLogger } from '../../src/platform/log.js';
 import { startApi } from '../../src/roles/index.js';
 import { ApiKeys, hashApiKey } from '../../src/platform/auth/api-keys.js';
@@ -163,6 +163,7 @@ t.test('an operator may revoke the key they use, never the last active operator 
 t.test('a key revoked through node A is refused on node B within a second, its cache warm', async (t) => {
   const sys = await boot(t, { env: LONG_CACHE });
   const nodeB = await startApi(sys.cfg, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'api-b'));
+  await holdToDocument(t, nodeB.url);
   t.teardown(() => nodeB.stop());
   const make = (label: string) => operatorKey(sys, label);
   const [key, control, missed] = [await make('revoked on A'), await make('revoked behind the api'), await make('revoked while B was away')];
@@ -248,6 +249,7 @@ t.test('production revokes the development operator key an earlier start stored'
 
   const cfg = testConfig({ ...LONG_CACHE, NODE_ENV: 'production', STAMPEDE_JWT_SECRET: 'operator-keys-test-production-secret-0123' });
   const production = await startApi(cfg, createLogger(cfg.STAMPEDE_LOG_LEVEL, 'api-production'));
+  await holdToDocument(t, production.url);
   const up = Date.now();
   t.teardown(() => production.stop());
   const ms = await refusedAfter(sys.url, DEV_OPERATOR_KEY, up);

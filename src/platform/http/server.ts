@@ -10,6 +10,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { AppError, problemOf } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RequestCounters, StatusCounter } from '../metrics/http.js';
+import type { RouteDoc } from './doc.js';
 
 export interface RequestContext {
   method: string;
@@ -59,17 +60,44 @@ export interface ServerOptions {
   requests?: RequestCounters;
 }
 
-type Method = 'get' | 'post' | 'del' | 'put' | 'patch';
+export type Method = 'get' | 'post' | 'del' | 'put' | 'patch';
+
+/** A route as registered: what the OpenAPI document is built from. */
+export interface RegisteredRoute {
+  /** The HTTP method, lower-case (`delete`, not uWS's `del`). */
+  method: string;
+  /** The uWS pattern (`/v1/sales/:id`). */
+  pattern: string;
+  /** Whether a body is read (and so can be refused as too large, not JSON, malformed). */
+  readsBody: boolean;
+  doc?: RouteDoc;
+}
+
+export interface RouteOptions {
+  /** Whether the body is read; POST, PUT and PATCH read it unless false. */
+  body?: boolean;
+  /** The route's contract, for the OpenAPI document. */
+  doc?: RouteDoc;
+}
 
 export class HttpServer {
+  /** Every route registered, in order (answered here, or described: event streams, the WebSocket). */
+  readonly routes: RegisteredRoute[] = [];
+
   constructor(
     readonly app: TemplatedApp,
     private readonly options: ServerOptions,
   ) {}
 
-  route(method: Method, pattern: string, handler: Handler, opts: { body?: boolean } = {}): void {
+  /** Records a route that another part of the server answers (an event stream, a WebSocket upgrade), for the document. */
+  describe(method: Method, pattern: string, doc: RouteDoc | undefined, readsBody = false): void {
+    this.routes.push({ method: method === 'del' ? 'delete' : method, pattern, readsBody, doc });
+  }
+
+  route(method: Method, pattern: string, handler: Handler, opts: RouteOptions = {}): void {
     const paramCount = (pattern.match(/:\w+/g) ?? []).length;
     const wantsBody = opts.body ?? (method === 'post' || method === 'put' || method === 'patch');
+    this.describe(method, pattern, opts.doc, wantsBody);
     const register = this.app[method].bind(this.app) as (p: string, h: (res: HttpResponse, req: HttpRequest) => void) => TemplatedApp;
     const count = this.options.requests?.(method === 'del' ? 'DELETE' : method.toUpperCase(), pattern);
     register(pattern, (res: HttpResponse, req: HttpRequest) => {

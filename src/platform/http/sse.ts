@@ -18,6 +18,7 @@ import type { HttpResponse, HttpRequest } from 'uWebSockets.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AnswerState, HttpServer, RequestContext } from './server.js';
+import type { RouteDoc } from './doc.js';
 
 export interface EventStreamsOptions {
   log: Logger;
@@ -132,7 +133,8 @@ export class EventStreams {
     return this.open.size;
   }
 
-  route(pattern: string, accept: StreamAcceptor): void {
+  route(pattern: string, accept: StreamAcceptor, doc?: RouteDoc): void {
+    this.http.describe('get', pattern, doc);
     this.http.app.get(pattern, (res: HttpResponse, req: HttpRequest) => {
       const state: AnswerState = { aborted: false };
       let stream: UwsEventStream | undefined;

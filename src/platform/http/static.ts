@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { extname, isAbsolute, join } from 'node:path';
 import { projectRoot } from '../paths.js';
 import type { HttpServer } from './server.js';
+import type { RouteDoc } from './doc.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -28,8 +29,11 @@ const PAGE_HEADERS = {
   'referrer-policy': 'no-referrer',
 };
 
-/** Serves `file` (relative to the project root, or absolute) at GET `path`. */
-export function serveFile(http: HttpServer, path: string, file: string, headers: Record<string, string> = {}): void {
+/**
+ * Serves `file` (relative to the project root, or absolute) at GET `path`.
+ * The OpenAPI document lists it as `doc` says, or as a file of its type.
+ */
+export function serveFile(http: HttpServer, path: string, file: string, headers: Record<string, string> = {}, doc?: Partial<RouteDoc>): void {
   const full = isAbsolute(file) ? file : join(projectRoot, file);
   const type = TYPES[extname(full)];
   if (!type) throw new Error(`no content type known for ${full}`);
@@ -37,5 +41,11 @@ export function serveFile(http: HttpServer, path: string, file: string, headers:
   // Binary files would be mangled by a string: pages and scripts are text.
   const text = bytes.toString('utf8');
   const reply = { status: 200, text, contentType: type, headers: { ...PAGE_HEADERS, ...headers } };
-  http.route('get', path, () => reply);
+  const fileDoc: RouteDoc = {
+    summary: `The file ${path.split('/').pop()}`, tags: ['pages'],
+    ...doc,
+    responses: { 200: { description: 'The file.', contentType: type.split(';')[0], schema: { type: 'string' } } },
+    refusals: [],
+  };
+  http.route('get', path, () => reply, { doc: fileDoc });
 }
