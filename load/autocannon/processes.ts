@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/platform/paths.js';
 import { ROLE_NODE_FLAGS } from '../../src/platform/node-flags.js';
+import { SIDE_BY_SIDE_ENV } from '../../src/roles/side-by-side.js';
 
 /**
  * The environment the bench runs Stampede in: its own database, Redis
@@ -21,13 +22,8 @@ export function benchEnv(apiPort: number): NodeJS.ProcessEnv {
     STAMPEDE_AMQP_PREFIX: 'stampede-bench',
     STAMPEDE_HTTP_HOST: '127.0.0.1',
     STAMPEDE_HTTP_PORT: String(apiPort),
-    // Free ports: the bench's roles never collide with `npm start`'s.
-    STAMPEDE_RELAY_METRICS_PORT: '0',
-    STAMPEDE_WORKER_METRICS_PORT: '0',
-    STAMPEDE_NOTIFIER_METRICS_PORT: '0',
-    STAMPEDE_SCHEDULER_METRICS_PORT: '0',
-    // Reconciliation only when a test or run asks for it (it would find a test's deliberate corruption, or cost the bench a scan).
-    STAMPEDE_RECONCILE_INTERVAL_MS: '0',
+    // The bench's roles never collide with `npm start`'s.
+    ...SIDE_BY_SIDE_ENV,
     STAMPEDE_LOG_LEVEL: 'warn',
     STAMPEDE_OPERATOR_KEY: 'bench-operator-key',
   };

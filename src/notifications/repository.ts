@@ -472,33 +472,29 @@ export type SendStatus = 'scheduled' | 'sending' | 'sent' | 'cancelled';
 /** Who a scheduled notification goes to: the audience of the fan-out it becomes. */
 export type Audience = AudienceRecord;
 
-/** A row of `notification_sends`. */
-interface SendRow {
+/** What a scheduled send says, spelled the same in its row and its record. */
+interface SendContent {
   id: string;
   type: SendType;
   audience: Audience;
   title: string | null;
   body: string | null;
   channels: Channel[] | null;
-  send_at: Date;
   status: SendStatus;
   recipients: number | null;
+}
+
+/** A row of `notification_sends`. */
+interface SendRow extends SendContent {
+  send_at: Date;
   created_at: Date;
   started_at: Date | null;
   sent_at: Date | null;
   cancelled_at: Date | null;
 }
 
-export interface SendRecord {
-  id: string;
-  type: SendType;
-  audience: Audience;
-  title: string | null;
-  body: string | null;
-  channels: Channel[] | null;
+export interface SendRecord extends SendContent {
   sendAt: Date;
-  status: SendStatus;
-  recipients: number | null;
   createdAt: Date;
   startedAt: Date | null;
   sentAt: Date | null;

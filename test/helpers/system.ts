@@ -18,6 +18,7 @@ import { connectAmqp } from '../../src/platform/messaging/amqp.js';
 import { allQueues, assertTopology } from '../../src/platform/messaging/topology.js';
 import { readLiveSale } from '../../src/sales/scripts.js';
 import { checkEveryFetch, Contract, holdTo, release } from './openapi.js';
+import { SIDE_BY_SIDE_ENV } from '../../src/roles/side-by-side.js';
 
 // tap's own loaders ride along in NODE_OPTIONS; roles spawned by tests do not need them.
 const { NODE_OPTIONS: _tapLoaders, ...inherited } = process.env;
@@ -30,13 +31,7 @@ export const TEST_ENV: NodeJS.ProcessEnv = {
   STAMPEDE_AMQP_PREFIX: process.env.STAMPEDE_TEST_AMQP_PREFIX ?? 'stampede-test',
   STAMPEDE_HTTP_HOST: '127.0.0.1',
   STAMPEDE_HTTP_PORT: '0',
-  // Every role's metrics on a free port: tests run many roles side by side.
-  STAMPEDE_RELAY_METRICS_PORT: '0',
-  STAMPEDE_WORKER_METRICS_PORT: '0',
-  STAMPEDE_NOTIFIER_METRICS_PORT: '0',
-  STAMPEDE_SCHEDULER_METRICS_PORT: '0',
-  // Reconciliation only when a test or run asks for it (it would find a test's deliberate corruption, or cost the bench a scan).
-  STAMPEDE_RECONCILE_INTERVAL_MS: '0',
+  ...SIDE_BY_SIDE_ENV,
   STAMPEDE_LOG_LEVEL: process.env.STAMPEDE_TEST_LOG_LEVEL ?? 'silent',
   STAMPEDE_RETRY_DELAYS_MS: '200,500',
   STAMPEDE_RELAY_CLAIM_IDLE_MS: '1000',
