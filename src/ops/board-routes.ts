@@ -11,6 +11,7 @@ import type { EventStreams } from '../platform/http/sse.js';
 import type { RouteKit } from '../platform/http/route-kit.js';
 import { serveFile } from '../platform/http/static.js';
 import type { OpsBoard } from './board.js';
+import { boardDocs } from './api-doc.js';
 
 const PAGE_FILES: [path: string, file: string][] = [
   ['/ops', 'web/ops/index.html'],
@@ -24,7 +25,7 @@ export function registerBoardRoutes(http: HttpServer, streams: EventStreams, k: 
   http.route('get', '/v1/ops/board', async (ctx) => {
     await k.principalOf(ctx, ['operator']);
     return { status: 200, body: await board.snapshot() };
-  });
+  }, { doc: boardDocs.snapshot });
   streams.route('/v1/ops/board/stream', async (ctx) => {
     await k.principalOf(ctx, ['operator']);
     return (stream) => {
@@ -37,6 +38,6 @@ export function registerBoardRoutes(http: HttpServer, streams: EventStreams, k: 
       });
       stream.onClose(stop);
     };
-  });
-  for (const [path, file] of PAGE_FILES) serveFile(http, path, file);
+  }, boardDocs.stream);
+  for (const [path, file] of PAGE_FILES) serveFile(http, path, file, {}, { tags: ['pages'], summary: path === '/ops' ? 'The live board (a page for operators)' : `The live board's ${path.split('/').pop()}` });
 }

@@ -8,7 +8,7 @@ import type { OpsView } from './queues.js';
 import type { DeadLetters } from './dead-letters.js';
 import { MAX_LABEL, type NewKey, type OperatorKeys } from './keys.js';
 import type { Reconciliation } from './reconciliation.js';
-import { opsDocs } from './api-doc.js';
+import { opsDocs, reconciliationDocs } from './api-doc.js';
 
 const DEAD_LETTER_ID = /^[1-9]\d{0,15}$/;
 const PURGE_SCHEMA = {
@@ -95,10 +95,10 @@ export function registerReconciliationRoutes(http: HttpServer, k: RouteKit, reco
     const latest = await reconciliation.latest();
     if (!latest) throw new AppError('NOT_FOUND', 'no reconciliation has run yet (stampede reconcile, or POST /v1/ops/reconciliation)');
     return { status: 200, body: latest };
-  });
+  }, { doc: reconciliationDocs.latest });
   http.route('post', '/v1/ops/reconciliation', async (ctx) => {
     const p = await k.principalOf(ctx, ['operator']);
     // A retried POST with its Idempotency-Key answers the run it made, not a second run.
     return k.idempotent(ctx, p, {}, async () => ({ status: 201, body: await reconciliation.run('api') }));
-  }, { body: false });
+  }, { body: false, doc: reconciliationDocs.run });
 }
