@@ -119,6 +119,10 @@ t.test('POST /v1/sales/{id}/purchases: bodies', async (t) => {
     }
     problem(t, await buy({ quantity: 1, coupon: 'FREE' }), 400, 'VALIDATION_FAILED', 'extra field', '/coupon');
     problem(t, await buy('{"quantity":1,"__proto__":{"admin":true}}'), 400, 'VALIDATION_FAILED', '__proto__ field', '/__proto__');
+    // One request, read one way: JSON.parse would take the last of two equal names, another parser the first.
+    for (const raw of ['{"quantity":1,"quantity":100}', '{"quantity":100,"quantity":1}', '{"quantity":1,"quanti\\u0074y":2}']) {
+      problem(t, await buy(raw), 400, 'MALFORMED_JSON', `duplicate name ${raw}`);
+    }
     problem(t, await buy({ quantity: 1, price: 0, buyerId: buyers[5] }), 400, 'VALIDATION_FAILED', 'price and buyerId fields', '/price');
     const deep = '['.repeat(5000) + ']'.repeat(5000);
     problem(t, await buy(deep), 400, 'VALIDATION_FAILED', 'deeply nested arrays');

@@ -11,6 +11,7 @@ import { AppError, problemOf } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { RequestCounters, StatusCounter } from '../metrics/http.js';
 import type { RouteDoc } from './doc.js';
+import { duplicateKey } from './json.js';
 
 export interface RequestContext {
   method: string;
@@ -132,11 +133,14 @@ export class HttpServer {
           if (contentType !== '' && !/^application\/([\w.+-]+\+)?json\b/i.test(contentType)) {
             return this.fail(res, state, new AppError('UNSUPPORTED_MEDIA_TYPE', `content-type ${contentType} is not JSON`));
           }
+          const text = raw.toString('utf8');
           try {
-            body = JSON.parse(raw.toString('utf8'));
+            body = JSON.parse(text);
           } catch {
             return this.fail(res, state, new AppError('MALFORMED_JSON'));
           }
+          const twice = duplicateKey(text);
+          if (twice !== undefined) return this.fail(res, state, new AppError('MALFORMED_JSON', `the name ${JSON.stringify(twice)} appears twice in one object`));
         }
         this.run(res, state, handler, ctx, body);
       });
