@@ -43,7 +43,7 @@ import { assertNativeUws, uWS } from '../platform/http/uws.js';
 import { AmqpLink } from '../platform/messaging/link.js';
 import type { Role } from './role.js';
 import { registryFor } from './metrics.js';
-import { exposition } from '../platform/metrics/registry.js';
+import { exposition, gaugesFrom, sharedRead, type LabelValues } from '../platform/metrics/registry.js';
 import { requestCounters } from '../platform/metrics/http.js';
 import { scriptMetrics } from '../platform/metrics/scripts.js';
 import { observeScripts } from '../platform/redis/functions.js';
@@ -79,18 +79,22 @@ const HEALTH_DOC: RouteDoc = {
   summary: 'Alive', tags: ['health'], refusals: [],
   responses: { 200: { description: 'The process answers.', schema: { type: 'object', properties: { status: { const: 'ok' } }, required: ['status'], additionalProperties: false } } },
 };
+/** What the api can be without, for a while: it still accepts purchases and bids (the outboxes hold them). */
+const DEGRADING = ['postgres', 'rabbitmq'] as const;
+
 const READINESS = {
   type: 'object',
   properties: {
-    status: { enum: ['ready', 'not ready'] },
+    status: { enum: ['ready', 'not ready'], description: '`ready` while Redis answers and the api is not shutting down.' },
+    degraded: { type: 'array', items: { enum: [...DEGRADING] }, description: 'Backing services down that the api accepts purchases and bids without: settlement and reads that need them wait.' },
     checks: { type: 'object', additionalProperties: { type: 'string' }, description: 'Per dependency (redis, postgres, rabbitmq; shutdown while draining): `ok` or what failed.' },
   },
-  required: ['status', 'checks'],
+  required: ['status', 'degraded', 'checks'],
   additionalProperties: false,
 };
 const READY_DOC: RouteDoc = {
-  summary: 'Ready: Redis, Postgres and RabbitMQ answer', tags: ['health'], refusals: [],
-  responses: { 200: { description: 'Ready.', schema: READINESS }, 503: { description: 'Not ready (a dependency is down, or the api is shutting down).', schema: READINESS } },
+  summary: 'Ready: Redis answers (Postgres and RabbitMQ down only degrade it)', tags: ['health'], refusals: [],
+  responses: { 200: { description: 'Ready.', schema: READINESS }, 503: { description: 'Not ready: Redis is down, or the api is shutting down.', schema: READINESS } },
 };
 const METRICS_DOC: RouteDoc = {
   summary: 'Prometheus metrics', description: 'The Prometheus text format. Keep it off the public network.', tags: ['health'],
@@ -173,8 +177,12 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
       }),
     ]);
     if (draining) checks.shutdown = 'draining';
-    return { ok: !draining && Object.values(checks).every((v) => v === 'ok'), checks };
+    // The api decides purchases and bids in Redis alone: with Postgres or the broker down it still accepts them
+    // (the outbox holds them), so those only degrade it. A load balancer must not pull every node for them.
+    const degraded = DEGRADING.filter((name) => checks[name] !== 'ok');
+    return { ok: !draining && checks.redis === 'ok', degraded, checks };
   };
+  const readOnce = sharedRead(readiness);
 
   const app = uWS.App();
   const http = new HttpServer(app, { log, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES, requests: registry && requestCounters(registry) });
@@ -182,8 +190,8 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const kit = createRouteKit({ pool, apiKeys, tokens, isRefusedBuyer: (id) => deletedUsers.has(id) });
   http.route('get', '/healthz', () => ({ status: 200, body: { status: 'ok' } }), { doc: HEALTH_DOC });
   http.route('get', '/readyz', async () => {
-    const r = await readiness();
-    return { status: r.ok ? 200 : 503, body: { status: r.ok ? 'ready' : 'not ready', checks: r.checks } };
+    const r = await readOnce();
+    return { status: r.ok ? 200 : 503, body: { status: r.ok ? 'ready' : 'not ready', degraded: r.degraded, checks: r.checks } };
   }, { doc: READY_DOC });
   registerBuyerRoutes(http, kit, { pool, redis, apiKeys, bids, deletedUsers });
   registerSaleRoutes(http, kit, { sales, purchases, maxQuantity: cfg.STAMPEDE_MAX_QUANTITY });
@@ -208,6 +216,10 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   registerBoardRoutes(http, eventStreams, kit, board);
   if (registry) {
     registerOpsMetrics(registry, ops, deadLetters);
+    gaugesFrom(registry, 'stampede_dependency_up', 'Whether the api reaches each backing service (1) or not (0); only redis makes it not ready.', ['dependency'], async () => {
+      const r = await readOnce();
+      return (['redis', ...DEGRADING] as const).map((name) => [{ dependency: name }, r.checks[name] === 'ok' ? 1 : 0] as [LabelValues, number]);
+    });
     registerReconciliationMetrics(registry, reconciliation);
     // Prometheus scrapes it; keep it off the public network (a proxy in front of the api should not pass /metrics).
     http.route('get', '/metrics', async () => {

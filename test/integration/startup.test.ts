@@ -124,7 +124,7 @@ t.test('a good configuration starts, is ready, and stops on SIGTERM with exit 0'
     const r = await call(`${url}/readyz`);
     return r.status === 200 ? r : undefined;
   }, 10_000);
-  t.same(ready.body, { status: 'ready', checks: { redis: 'ok', postgres: 'ok', rabbitmq: 'ok' } }, 'every dependency ok');
+  t.same(ready.body, { status: 'ready', degraded: [], checks: { redis: 'ok', postgres: 'ok', rabbitmq: 'ok' } }, 'every dependency ok');
 
   t.ok(c.proc.kill('SIGTERM'), 'SIGTERM sent');
   const { code, signal, ms } = await exitWithin(c, 5_000);
