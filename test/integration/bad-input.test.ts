@@ -140,6 +140,10 @@ t.test('POST /v1/sales/{id}/purchases: content types', async (t) => {
     for (const ct of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonp', 'application/xml', 'text/json']) {
       problem(t, await buy({ quantity: 1 }, { 'content-type': ct }), 415, 'UNSUPPORTED_MEDIA_TYPE', `content-type ${ct}`);
     }
+    // A JSON body that does not say it is JSON (fetch sends no content-type for bytes).
+    const unlabelled = await call(purchasesUrl, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: new TextEncoder().encode('{"quantity":1}') });
+    problem(t, unlabelled, 415, 'UNSUPPORTED_MEDIA_TYPE', 'a body without content-type');
+    t.match(unlabelled.body.detail, /content-type: application\/json/);
   });
   const ok = await sys.purchase(freshBuyer(), sale.id, { quantity: 1 }, { 'content-type': 'application/json; charset=utf-8' });
   t.equal(ok.status, 202, 'application/json with a charset is accepted');

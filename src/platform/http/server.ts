@@ -130,7 +130,9 @@ export class HttpServer {
       this.readBody(res, state, (raw) => {
         let body: unknown;
         if (raw.length > 0) {
-          if (contentType !== '' && !/^application\/([\w.+-]+\+)?json\b/i.test(contentType)) {
+          // A body says what it is: one without a content-type is not taken for JSON.
+          if (contentType === '') return this.fail(res, state, new AppError('UNSUPPORTED_MEDIA_TYPE', 'a body needs content-type: application/json'));
+          if (!/^application\/([\w.+-]+\+)?json\b/i.test(contentType)) {
             return this.fail(res, state, new AppError('UNSUPPORTED_MEDIA_TYPE', `content-type ${contentType} is not JSON`));
           }
           const text = raw.toString('utf8');
