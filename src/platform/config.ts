@@ -86,6 +86,8 @@ export const configSchema = {
   STAMPEDE_JWT_TTL_SECONDS: positiveInt({ default: 86_400, desc: 'Lifetime of tokens issued by `stampede token`.' }),
   STAMPEDE_OPERATOR_KEY: str({ default: DEV_OPERATOR_KEY, desc: 'Bootstrap operator API key, stored hashed at start-up (a revoked one stays revoked); empty stores none. The development default is refused in production.' }),
   STAMPEDE_API_KEY_CACHE_MS: intIn(0, 5_000)({ default: 1_000, desc: 'Longest an api node trusts an API key lookup without asking Postgres again. A revocation is broadcast and every node forgets the key at once; this bounds a node that missed the broadcast (0: ask every time).' }),
+  STAMPEDE_AUTH_FAILURE_LIMIT: intIn(0, 1_000_000)({ default: 100, desc: 'Failed authentications (401) one source address may get from an api node in STAMPEDE_AUTH_FAILURE_WINDOW_MS; past it that node answers its requests that carry credentials 429 with Retry-After until the window ends (0: no throttle).' }),
+  STAMPEDE_AUTH_FAILURE_WINDOW_MS: intIn(1_000, 3_600_000)({ default: 60_000, desc: 'The window of STAMPEDE_AUTH_FAILURE_LIMIT.' }),
   STAMPEDE_MAX_BODY_BYTES: intIn(256, 1_048_576)({ default: 16_384, desc: 'Largest request body accepted (413 past it).' }),
   STAMPEDE_MAX_QUANTITY: intIn(1, 1_000_000)({ default: 100, desc: 'Largest quantity of one purchase.' }),
   STAMPEDE_PURCHASE_RATE_MAX: positiveInt({ default: 10, desc: 'Purchase attempts a buyer may make per sale per window.' }),

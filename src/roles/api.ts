@@ -19,6 +19,7 @@ import { createBuyerTokens } from '../platform/auth/tokens.js';
 import { Sales } from '../sales/sales.js';
 import { Purchases } from '../sales/purchases.js';
 import { HttpServer, type RegisteredRoute } from '../platform/http/server.js';
+import { AuthThrottle } from '../platform/http/auth-throttle.js';
 import { createRouteKit } from '../platform/http/route-kit.js';
 import { createOpsView } from '../ops/queues.js';
 import { registerOpsRoutes, registerReconciliationRoutes } from '../ops/routes.js';
@@ -185,7 +186,10 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const readOnce = sharedRead(readiness);
 
   const app = uWS.App();
-  const http = new HttpServer(app, { log, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES, requests: registry && requestCounters(registry) });
+  const http = new HttpServer(app, {
+    log, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES, requests: registry && requestCounters(registry),
+    authThrottle: new AuthThrottle({ limit: cfg.STAMPEDE_AUTH_FAILURE_LIMIT, windowMs: cfg.STAMPEDE_AUTH_FAILURE_WINDOW_MS }),
+  });
   const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS);
   const kit = createRouteKit({ pool, apiKeys, tokens, isRefusedBuyer: (id) => deletedUsers.has(id) });
   http.route('get', '/healthz', () => ({ status: 200, body: { status: 'ok' } }), { doc: HEALTH_DOC });

@@ -34,6 +34,8 @@ export const TEST_ENV: NodeJS.ProcessEnv = {
   ...SIDE_BY_SIDE_ENV,
   STAMPEDE_LOG_LEVEL: process.env.STAMPEDE_TEST_LOG_LEVEL ?? 'silent',
   STAMPEDE_RETRY_DELAYS_MS: '200,500',
+  // The bad-input tests send hundreds of bad credentials from 127.0.0.1 on purpose; auth-throttle.test.ts turns it on.
+  STAMPEDE_AUTH_FAILURE_LIMIT: '0',
   STAMPEDE_RELAY_CLAIM_IDLE_MS: '1000',
   STAMPEDE_OPERATOR_KEY: 'test-operator-key',
   STAMPEDE_SHUTDOWN_GRACE_MS: '5000',

@@ -55,7 +55,11 @@ export function jsonSchemaOf(schema: unknown): unknown {
 /** Every refusal the route can give: those of its kind and its own. */
 export function refusalsOf(route: RegisteredRoute, doc: RouteDoc): ErrorCode[] {
   const codes = new Set<ErrorCode>();
-  if (doc.caller) codes.add('UNAUTHORIZED');
+  if (doc.caller) {
+    codes.add('UNAUTHORIZED');
+    // An address past its failed authentications (auth-throttle.ts).
+    codes.add('RATE_LIMITED');
+  }
   if (doc.caller === 'operator' || doc.caller === 'operatorOrSeller') codes.add('FORBIDDEN');
   if (route.readsBody) for (const c of ['VALIDATION_FAILED', 'MALFORMED_JSON', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE'] as const) codes.add(c);
   if (doc.body || doc.query || doc.headers) codes.add('VALIDATION_FAILED');

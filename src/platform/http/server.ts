@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import type { RequestCounters, StatusCounter } from '../metrics/http.js';
 import type { RouteDoc } from './doc.js';
 import { duplicateKey } from './json.js';
+import type { AuthThrottle } from './auth-throttle.js';
 
 export interface RequestContext {
   method: string;
@@ -59,6 +60,8 @@ export interface ServerOptions {
   maxBodyBytes: number;
   /** Counts each route's answers by status (metrics); none when unset. */
   requests?: RequestCounters;
+  /** Throttles addresses that fail authentication; none when unset. */
+  authThrottle?: AuthThrottle;
 }
 
 export type Method = 'get' | 'post' | 'del' | 'put' | 'patch';
@@ -101,6 +104,8 @@ export class HttpServer {
     this.describe(method, pattern, opts.doc, wantsBody);
     const register = this.app[method].bind(this.app) as (p: string, h: (res: HttpResponse, req: HttpRequest) => void) => TemplatedApp;
     const count = this.options.requests?.(method === 'del' ? 'DELETE' : method.toUpperCase(), pattern);
+    // Only routes that look at credentials are throttled for failing them.
+    const throttle = opts.doc?.caller === undefined ? undefined : this.options.authThrottle;
     register(pattern, (res: HttpResponse, req: HttpRequest) => {
       const params: string[] = [];
       for (let i = 0; i < paramCount; i++) params.push(req.getParameter(i) ?? '');
@@ -119,6 +124,13 @@ export class HttpServer {
       res.onAborted(() => {
         state.aborted = true;
       });
+      if (throttle?.watching && (ctx.authorization !== '' || ctx.apiKey !== '')) {
+        const wait = throttle.retryAfter(addressOf(res));
+        if (wait > 0) {
+          this.fail(res, state, new AppError('RATE_LIMITED', 'too many failed authentications from this address', undefined, { 'Retry-After': String(wait) }), wantsBody);
+          return;
+        }
+      }
       if (!wantsBody) {
         this.run(res, state, handler, ctx, undefined);
         return;
@@ -208,6 +220,7 @@ export class HttpServer {
       this.options.log.error({ err }, 'unhandled error in route');
       appErr = new AppError('INTERNAL');
     }
+    if (appErr.code === 'UNAUTHORIZED' && !state.aborted) this.options.authThrottle?.failed(addressOf(res));
     let headers = appErr.headers;
     if (close) headers = { ...headers, connection: 'close' };
     appErr.serialized ??= JSON.stringify(problemOf(appErr));
@@ -226,6 +239,11 @@ export class HttpServer {
       res.end(payload, reply.headers?.connection === 'close');
     });
   }
+}
+
+/** The peer's address as text (an IPv4 one as `127.0.0.1`, IPv6 in full). */
+function addressOf(res: HttpResponse): string {
+  return Buffer.from(res.getRemoteAddressAsText()).toString();
 }
 
 function isUnavailable(err: unknown): boolean {
