@@ -44,13 +44,24 @@ export function countersFrom(registry: Registry, name: string, help: string, lab
   });
 }
 
-/** A gauge read at scrape time (`read` may ask Redis or the broker). */
+/**
+ * A gauge read at scrape time (`read` may ask Redis or the broker). When the
+ * read fails the gauge has no samples this scrape, and the rest of the
+ * scrape is served: an outage must not hide every other metric (the
+ * dependency's own gauge says what is down).
+ */
 export function gaugesFrom(registry: Registry, name: string, help: string, labelNames: string[], read: () => Promise<Iterable<[LabelValues, number]>> | Iterable<[LabelValues, number]>): void {
   new client.Gauge({
     name, help, labelNames, registers: [registry],
     async collect() {
       this.reset();
-      for (const [labels, value] of await read()) this.set(labels, value);
+      let samples: Iterable<[LabelValues, number]>;
+      try {
+        samples = await read();
+      } catch {
+        return;
+      }
+      for (const [labels, value] of samples) this.set(labels, value);
     },
   });
 }
