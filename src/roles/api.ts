@@ -186,7 +186,10 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     return { status: r.ok ? 200 : 503, body: { status: r.ok ? 'ready' : 'not ready', checks: r.checks } };
   }, { doc: READY_DOC });
   registerBuyerRoutes(http, kit, { pool, redis, apiKeys, bids, deletedUsers });
-  registerSaleRoutes(http, kit, { sales, purchases, maxQuantity: cfg.STAMPEDE_MAX_QUANTITY });
+  registerSaleRoutes(http, kit, {
+    sales, purchases, maxQuantity: cfg.STAMPEDE_MAX_QUANTITY, maxBundleItems: cfg.STAMPEDE_MAX_BUNDLE_ITEMS,
+    maxEligibleBuyers: cfg.STAMPEDE_MAX_ELIGIBLE_BUYERS, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES,
+  });
   registerAuctionRoutes(http, kit, auctions, bids);
   const inbox = new Inbox(pool, retentionOf(cfg));
   const feed = new NotificationFeed(cfg.STAMPEDE_REDIS_URL, log);
