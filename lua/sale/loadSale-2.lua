@@ -1,8 +1,10 @@
 --[[
   loadSale: put a sale's live state into Redis from its Postgres record.
   The first load sets the counters; later loads refresh only the terms
-  (status, window, limit, price) and never touch the counters, so reloading
-  a live sale cannot resurrect sold stock.
+  (status, window, limit, price, private) and never touch the counters, so
+  reloading a live sale cannot resurrect sold stock. A private sale's list of
+  eligible buyers is not loaded here (setEligibleBuyers-2.lua): until it is,
+  nobody may buy it.
 
   KEYS[1] sale hash      {sale:<id>}
   KEYS[2] outbox stream  {sale:<id>}:outbox
@@ -17,6 +19,7 @@
   ARGV[8] stock (total)
   ARGV[9] already settled (sold) quantity, used only on the first load
   ARGV[10] relay consumer group name
+  ARGV[11] private: '1' for a private sale, '0' otherwise
 
   Output (the first element is an OUTCOME code, src/platform/redis/outcomes.ts):
     { applied }         created
@@ -25,7 +28,7 @@
 
 local exists = redis.call('EXISTS', KEYS[1])
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', ARGV[2], 'startsAt', ARGV[3], 'endsAt', ARGV[4],
-  'limit', ARGV[5], 'price', ARGV[6], 'currency', ARGV[7])
+  'limit', ARGV[5], 'price', ARGV[6], 'currency', ARGV[7], 'private', ARGV[11])
 if exists == 1 then return { OUTCOME.alreadyApplied } end
 local sold = tonumber(ARGV[9])
 redis.call('HSET', KEYS[1], 'stock', ARGV[8], 'available', tonumber(ARGV[8]) - sold, 'reserved', 0, 'sold', sold)

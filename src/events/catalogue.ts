@@ -75,7 +75,7 @@ function define(name: string, emittedBy: string, concerns: Concern[], descriptio
 }
 
 export const EVENTS = {
-  purchaseAccepted: define('purchase.accepted', 'lua/sale/reservePurchase-7.lua', ['orders'],
+  purchaseAccepted: define('purchase.accepted', 'lua/sale/reservePurchase-8.lua', ['orders'],
     'A purchase was accepted: its stock is reserved until it is settled.', object(purchase)),
   purchaseCancelRequested: define('purchase.cancel_requested', 'lua/sale/requestCancel-2.lua', ['orders'],
     'The buyer asked to cancel a purchase; settlement refunds it, or records it cancelled.', object({ ...purchase, requestedAt: MS })),

@@ -117,6 +117,38 @@ export function opsDocs(bodies: { purge: { schema: unknown }; key: { schema: unk
   return docs;
 }
 
+// --- a seller's own keys ----------------------------------------------------------
+
+const SELLER_PARAM = { schema: idSchema(USER_ID), description: 'The seller.' };
+
+export function sellerKeyDocs(bodies: { key: { schema: unknown } }) {
+  const docs = {
+    list: {
+      summary: 'A seller\'s API keys, revoked ones too, oldest first', tags: ['sellers'], caller: 'operatorOrSeller',
+      description: 'A seller with one of its own keys; an operator for any seller. Another seller is answered 404.',
+      params: { id: SELLER_PARAM }, query: { limit: LIMIT_PARAM, after: AFTER_PARAM('keys', API_KEY_ID) },
+      responses: { 200: { description: 'A page of the seller\'s keys (never a key or its hash).', schema: pageOf(API_KEY_VIEW, idSchema(API_KEY_ID)) } },
+    },
+    create: {
+      summary: 'Create an API key for a seller', description: 'The key is shown this once (stored hashed); a replay shows `apiKey: null`.',
+      tags: ['sellers'], caller: 'operatorOrSeller', params: { id: SELLER_PARAM }, body: bodies.key, idempotent: true,
+      responses: {
+        201: {
+          description: 'The key.',
+          schema: strictObject({ ...(API_KEY_VIEW.properties as Record<string, Schema>), apiKey: { type: ['string', 'null'] } }),
+        },
+      },
+    },
+    revoke: {
+      summary: 'Revoke one of a seller\'s API keys', description: 'On every api node within a second; also the key the seller calls with.',
+      tags: ['sellers'], caller: 'operatorOrSeller',
+      params: { id: SELLER_PARAM, keyId: { schema: idSchema(API_KEY_ID), description: 'The key\'s id.' } },
+      responses: { 204: { description: 'Revoked (also when it was already).' } },
+    },
+  } satisfies Record<string, RouteDoc>;
+  return docs;
+}
+
 // --- the live board and reconciliation -------------------------------------------
 
 /** Decisions by outcome name (`Accepted`, `SoldOut`, …): a count, or per second. */

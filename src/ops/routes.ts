@@ -8,7 +8,7 @@ import type { OpsView } from './queues.js';
 import type { DeadLetters } from './dead-letters.js';
 import { MAX_LABEL, type NewKey, type OperatorKeys } from './keys.js';
 import type { Reconciliation } from './reconciliation.js';
-import { opsDocs, reconciliationDocs } from './api-doc.js';
+import { opsDocs, reconciliationDocs, sellerKeyDocs } from './api-doc.js';
 
 const DEAD_LETTER_ID = /^[1-9]\d{0,15}$/;
 const PURGE_SCHEMA = {
@@ -86,6 +86,37 @@ export function registerOpsRoutes(http: HttpServer, k: RouteKit, ops: OpsView, d
     await keys.revoke(k.idParam(ctx.params[0]!, API_KEY_ID, 'API key'));
     return { status: 204, body: undefined };
   }, { body: false, doc: doc.revokeKey });
+}
+
+/** A seller's own API keys (`/v1/sellers/{id}/keys`): its seller key for its own, an operator's for any seller's. */
+export function registerSellerKeyRoutes(http: HttpServer, k: RouteKit, keys: OperatorKeys): void {
+  const either = (ctx: RequestContext) => k.principalOf(ctx, ['operator', 'seller']);
+  const sellerOf = (raw: string) => k.idParam(raw, USER_ID, 'seller');
+  const body = compileSchema<{ label: string }>({
+    type: 'object',
+    properties: { label: { type: 'string', minLength: 1, maxLength: MAX_LABEL } },
+    required: ['label'],
+    additionalProperties: false,
+  });
+  const doc = sellerKeyDocs({ key: body });
+  http.route('get', '/v1/sellers/:id/keys', async (ctx) => {
+    const p = await either(ctx);
+    const sellerId = sellerOf(ctx.params[0]!);
+    const { limit, after } = k.pageOf(ctx, API_KEY_ID);
+    return { status: 200, body: await keys.listForSeller(sellerId, p, limit, after) };
+  }, { doc: doc.list });
+  http.route('post', '/v1/sellers/:id/keys', async (ctx, raw) => {
+    const p = await either(ctx);
+    const sellerId = sellerOf(ctx.params[0]!);
+    const { label } = validate(body, raw);
+    return k.idempotent(ctx, p, { label }, async () => ({ status: 201, body: await keys.createForSeller(sellerId, p, label) }), shownOnce('apiKey'));
+  }, { doc: doc.create });
+  http.route('del', '/v1/sellers/:id/keys/:keyId', async (ctx) => {
+    const p = await either(ctx);
+    const sellerId = sellerOf(ctx.params[0]!);
+    await keys.revokeForSeller(sellerId, p, k.idParam(ctx.params[1]!, API_KEY_ID, 'API key'));
+    return { status: 204, body: undefined };
+  }, { body: false, doc: doc.revoke });
 }
 
 /** Reconciliation: the latest report, and a run now (it answers when the run is done, with its report). */

@@ -90,6 +90,8 @@ export const configSchema = {
   STAMPEDE_AUTH_FAILURE_WINDOW_MS: intIn(1_000, 3_600_000)({ default: 60_000, desc: 'The window of STAMPEDE_AUTH_FAILURE_LIMIT.' }),
   STAMPEDE_MAX_BODY_BYTES: intIn(256, 1_048_576)({ default: 16_384, desc: 'Largest request body accepted (413 past it).' }),
   STAMPEDE_MAX_QUANTITY: intIn(1, 1_000_000)({ default: 100, desc: 'Largest quantity of one purchase.' }),
+  STAMPEDE_MAX_BUNDLE_ITEMS: intIn(1, 1_000)({ default: 20, desc: 'Most items one bundle sale may hold (POST /v1/sales `items`; 400 past it).' }),
+  STAMPEDE_MAX_ELIGIBLE_BUYERS: intIn(1, 100_000)({ default: 10_000, desc: 'Most buyers on one private sale\'s list (`eligibleBuyers`; 400 past it). The bodies that carry the list may be as large as it needs, past STAMPEDE_MAX_BODY_BYTES.' }),
   STAMPEDE_PURCHASE_RATE_MAX: positiveInt({ default: 10, desc: 'Purchase attempts a buyer may make per sale per window.' }),
   STAMPEDE_PURCHASE_RATE_WINDOW_MS: positiveInt({ default: 1_000, desc: 'Rate-limit window for purchase attempts.' }),
   STAMPEDE_IDEMPOTENCY_TTL_MS: positiveInt({ default: 86_400_000, desc: 'How long an Idempotency-Key is remembered.' }),

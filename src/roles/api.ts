@@ -22,7 +22,7 @@ import { HttpServer, type RegisteredRoute } from '../platform/http/server.js';
 import { AuthThrottle } from '../platform/http/auth-throttle.js';
 import { createRouteKit } from '../platform/http/route-kit.js';
 import { createOpsView } from '../ops/queues.js';
-import { registerOpsRoutes, registerReconciliationRoutes } from '../ops/routes.js';
+import { registerOpsRoutes, registerReconciliationRoutes, registerSellerKeyRoutes } from '../ops/routes.js';
 import { Reconciliation } from '../ops/reconciliation.js';
 import { DeadLetters } from '../ops/dead-letters.js';
 import { OperatorKeys } from '../ops/keys.js';
@@ -198,7 +198,10 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     return { status: r.ok ? 200 : 503, body: { status: r.ok ? 'ready' : 'not ready', degraded: r.degraded, checks: r.checks } };
   }, { doc: READY_DOC });
   registerBuyerRoutes(http, kit, { pool, redis, apiKeys, bids, deletedUsers });
-  registerSaleRoutes(http, kit, { sales, purchases, maxQuantity: cfg.STAMPEDE_MAX_QUANTITY });
+  registerSaleRoutes(http, kit, {
+    sales, purchases, maxQuantity: cfg.STAMPEDE_MAX_QUANTITY, maxBundleItems: cfg.STAMPEDE_MAX_BUNDLE_ITEMS,
+    maxEligibleBuyers: cfg.STAMPEDE_MAX_ELIGIBLE_BUYERS, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES,
+  });
   registerAuctionRoutes(http, kit, auctions, bids);
   const inbox = new Inbox(pool, retentionOf(cfg));
   const feed = new NotificationFeed(cfg.STAMPEDE_REDIS_URL, log);
@@ -209,7 +212,9 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   });
   const ops = createOpsView(redis, link, cfg.topology);
   const deadLetters = new DeadLetters(pool, cfg.topology, () => link.confirmChannel());
-  registerOpsRoutes(http, kit, ops, deadLetters, new OperatorKeys(pool, redis, apiKeys));
+  const operatorKeys = new OperatorKeys(pool, redis, apiKeys);
+  registerOpsRoutes(http, kit, ops, deadLetters, operatorKeys);
+  registerSellerKeyRoutes(http, kit, operatorKeys);
   const reconciliation = new Reconciliation({ pool, redisUrl: cfg.STAMPEDE_REDIS_URL, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS });
   registerReconciliationRoutes(http, kit, reconciliation);
   registerAnnouncementRoutes(http, kit, sends);

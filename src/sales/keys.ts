@@ -11,6 +11,8 @@ export const saleKeys = {
   idempotency: (saleId: string, buyerId: string, key: string) => `{sale:${saleId}}:idem:${buyerId}:${key}`,
   purchase: (saleId: string, purchaseId: string) => `{sale:${saleId}}:purchase:${purchaseId}`,
   outbox: (saleId: string) => `{sale:${saleId}}:outbox`,
+  /** A private sale's buyers who may buy it (a set). */
+  eligible: (saleId: string) => `{sale:${saleId}}:eligible`,
   /** Purchase decisions by outcome code, every api node's (the operators' live view). */
   outcomes: (saleId: string) => `{sale:${saleId}}:outcomes`,
 };

@@ -1,6 +1,6 @@
 /**
  * The purchase path. One Lua call decides everything (see
- * lua/sale/reservePurchase-7.lua); this module maps its outcome to the answer.
+ * lua/sale/reservePurchase-8.lua); this module maps its outcome to the answer.
  * A sale this node knows to be sold out is refused from memory, without
  * touching Redis, until pub/sub says stock came back (or, at the latest,
  * the sold-out cache lifetime passes).
@@ -100,16 +100,17 @@ export class Purchases {
       rateMax: this.limits.rateMax, rateWindowMs: this.limits.rateWindowMs, idempotencyTtlMs: this.limits.idempotencyTtlMs,
     };
     let out = await reservePurchase(this.redis, request);
-    if (out.code === Outcome.NotFound && (await this.sales.ensureLoaded(saleId))) {
+    if (out.code === Outcome.NotFound && !out.ineligible && (await this.sales.ensureLoaded(saleId))) {
       out = await reservePurchase(this.redis, request);
     }
     this.tally?.count(saleId, out.code);
     if (out.code === Outcome.Applied) {
-      if (out.available === 0) this.soldOut.markSoldOut(saleId);
+      // A private sale is never refused from memory: that would tell a buyer not on its list that it exists.
+      if (out.available === 0 && !out.private) this.soldOut.markSoldOut(saleId);
       return this.accepted(out.purchaseId, false);
     }
     if (out.code === Outcome.AlreadyApplied) return this.accepted(out.purchaseId, true);
-    if (out.code === Outcome.SoldOut && out.available === 0) this.soldOut.markSoldOut(saleId);
+    if (out.code === Outcome.SoldOut && out.available === 0 && !out.private) this.soldOut.markSoldOut(saleId);
     throw refusalOf('sale', out);
   }
 

@@ -24,8 +24,30 @@ export interface SaleOffer {
   perBuyerLimit: number;
 }
 
+/** One item of a bundle: what it is, its own price and how many of it one bundle holds. */
+export interface BundleItem {
+  name: string;
+  unitPrice: number;
+  quantity: number;
+}
+
+export type Discount = { type: 'flat'; amount: number } | { type: 'percentage'; basisPoints: number };
+
+/** A bundle's price and how it was reached (bundles.ts priceBundle); `price` is the sale's unitPrice. */
+export interface BundlePrice {
+  items: BundleItem[];
+  subtotal: number;
+  discount: Discount | null;
+  discountAmount: number;
+  price: number;
+}
+
 /** A row of `sales`. */
 export interface SaleRecord extends SaleOffer {
+  /** A bundle sale's breakdown (its unitPrice is the bundle's price); null for a single item. */
+  bundle: BundlePrice | null;
+  /** Bought and seen only by the buyers on its list (sale_eligible_buyers). */
+  private: boolean;
   id: string;
   /** null for a sale an operator created. */
   sellerId: string | null;
@@ -48,26 +70,69 @@ interface SaleRow {
   ends_at: Date;
   status: 'open' | 'closed';
   created_at: Date;
+  bundle: BundlePrice | null;
+  private: boolean;
 }
 
-const SALE_COLUMNS = 'id, seller_id, name, sku, unit_price, currency, stock, per_buyer_limit, starts_at, ends_at, status, created_at';
+const SALE_COLUMNS = 'id, seller_id, name, sku, unit_price, currency, stock, per_buyer_limit, starts_at, ends_at, status, created_at, bundle, private';
 
 function saleOf(r: SaleRow): SaleRecord {
   return {
     id: r.id, sellerId: r.seller_id, name: r.name, sku: r.sku, unitPrice: r.unit_price, currency: r.currency, stock: r.stock,
     perBuyerLimit: r.per_buyer_limit, startsAt: r.starts_at.getTime(), endsAt: r.ends_at.getTime(), status: r.status,
-    createdAt: r.created_at.getTime(),
+    createdAt: r.created_at.getTime(), bundle: r.bundle, private: r.private,
   };
 }
 
 export async function insertSale(db: Db, sale: Omit<SaleRecord, 'status' | 'createdAt'>): Promise<SaleRecord> {
   const { rows } = await db.query<SaleRow>(
-    `INSERT INTO sales (id, seller_id, name, sku, unit_price, currency, stock, per_buyer_limit, starts_at, ends_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${SALE_COLUMNS}`,
+    `INSERT INTO sales (id, seller_id, name, sku, unit_price, currency, stock, per_buyer_limit, starts_at, ends_at, bundle, private)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${SALE_COLUMNS}`,
     [sale.id, sale.sellerId, sale.name, sale.sku, sale.unitPrice, sale.currency, sale.stock, sale.perBuyerLimit,
-      new Date(sale.startsAt), new Date(sale.endsAt)],
+      new Date(sale.startsAt), new Date(sale.endsAt), sale.bundle === null ? null : JSON.stringify(sale.bundle), sale.private],
   );
   return saleOf(rows[0]!);
+}
+
+// ------------------------------------------------------- private sales
+
+/** Replaces a private sale's eligible buyers (inside the caller's transaction). */
+export async function replaceEligibleBuyers(db: Db, saleId: string, buyerIds: readonly string[]): Promise<void> {
+  await db.query('DELETE FROM sale_eligible_buyers WHERE sale_id = $1', [saleId]);
+  if (buyerIds.length > 0) {
+    await db.query('INSERT INTO sale_eligible_buyers (sale_id, buyer_id) SELECT $1, unnest($2::text[])', [saleId, buyerIds]);
+  }
+}
+
+export async function eligibleBuyersOf(db: Db, saleId: string): Promise<string[]> {
+  const { rows } = await db.query<{ buyer_id: string }>('SELECT buyer_id FROM sale_eligible_buyers WHERE sale_id = $1 ORDER BY buyer_id', [saleId]);
+  return rows.map((r) => r.buyer_id);
+}
+
+export async function isEligible(db: Db, saleId: string, buyerId: string): Promise<boolean> {
+  const { rowCount } = await db.query('SELECT 1 FROM sale_eligible_buyers WHERE sale_id = $1 AND buyer_id = $2', [saleId, buyerId]);
+  return (rowCount ?? 0) > 0;
+}
+
+/** Of `ids`, those that are not (undeleted) buyers. */
+export async function notBuyers(db: Db, ids: readonly string[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT c.id FROM unnest($1::text[]) AS c(id)
+      WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = c.id AND u.kind = 'buyer' AND u.deleted_at IS NULL)`,
+    [ids],
+  );
+  return new Set(rows.map((r) => r.id));
+}
+
+/** The open private sales the buyer may buy, by id, at most `max` after the id `after`. */
+export async function eligibleOpenSales(db: Db, buyerId: string, page: { max: number; after: string | undefined }): Promise<SaleRecord[]> {
+  const { rows } = await db.query<SaleRow>(
+    `SELECT ${SALE_COLUMNS.split(', ').map((c) => `s.${c}`).join(', ')} FROM sale_eligible_buyers e JOIN sales s ON s.id = e.sale_id
+     WHERE e.buyer_id = $1 AND s.private AND s.status = 'open' AND s.ends_at > now() AND ($3::text IS NULL OR s.id > $3)
+     ORDER BY s.id LIMIT $2`,
+    [buyerId, page.max, page.after ?? null],
+  );
+  return rows.map(saleOf);
 }
 
 export async function findSale(db: Db, saleId: string): Promise<SaleRecord | undefined> {
@@ -86,11 +151,14 @@ export async function findSales(db: Db, saleIds: string[]): Promise<SaleRecord[]
   return rows.map(saleOf);
 }
 
-/** Sales that can still sell, by id, at most `max` of them after the id `after` (all of them without `max`). */
+/**
+ * Sales that can still sell: with a page, the public ones by id, at most
+ * `max` of them after the id `after`; without, all of them, private ones too.
+ */
 export async function openSales(db: Db, page?: { max: number; after: string | undefined }): Promise<SaleRecord[]> {
   const { rows } = page
     ? await db.query<SaleRow>(
-      `SELECT ${SALE_COLUMNS} FROM sales WHERE status = 'open' AND ends_at > now() AND ($2::text IS NULL OR id > $2)
+      `SELECT ${SALE_COLUMNS} FROM sales WHERE status = 'open' AND ends_at > now() AND NOT private AND ($2::text IS NULL OR id > $2)
        ORDER BY id LIMIT $1`,
       [page.max, page.after ?? null],
     )

@@ -3,16 +3,28 @@ import type { Principal } from '../platform/auth/api-keys.js';
 import { PURCHASE_ID, SALE_ID } from '../platform/ids.js';
 import type { HttpServer, Reply } from '../platform/http/server.js';
 import type { RouteKit } from '../platform/http/route-kit.js';
-import { compile, CURRENCY, DATE_TIME, MAX_AMOUNT, validate } from '../platform/http/validate.js';
+import { AppError } from '../platform/errors.js';
+import { compile, compileSchema, CURRENCY, DATE_TIME, MAX_AMOUNT, validate } from '../platform/http/validate.js';
+import { USER_ID } from '../platform/ids.js';
 import type { Purchases } from './purchases.js';
-import { MAX_STOCK, type NewSale, type Sales } from './sales.js';
+import { MAX_STOCK, type NewSale, type Sales, type Viewer } from './sales.js';
+import { FULL_BASIS_POINTS, MAX_ITEM_QUANTITY } from './bundles.js';
 import { saleDocs } from './api-doc.js';
 
 export interface SaleRouteDeps {
   sales: Sales;
   purchases: Purchases;
   maxQuantity: number;
+  /** Most items in one bundle (STAMPEDE_MAX_BUNDLE_ITEMS). */
+  maxBundleItems: number;
+  /** Most buyers on one private sale's list (STAMPEDE_MAX_ELIGIBLE_BUYERS). */
+  maxEligibleBuyers: number;
+  /** The server's body limit: bodies that may carry a list of buyers get room for the longest list besides. */
+  maxBodyBytes: number;
 }
+
+/** A JSON buyer id with its quotes and comma (`"usr_…",`), and room for spaces around it. */
+const BYTES_PER_LISTED_ID = 24;
 
 export function registerSaleRoutes(http: HttpServer, kit: RouteKit, deps: SaleRouteDeps): void {
   const purchaseBody = compile<{ quantity: number }>({
@@ -21,21 +33,53 @@ export function registerSaleRoutes(http: HttpServer, kit: RouteKit, deps: SaleRo
     required: ['quantity'],
     additionalProperties: false,
   });
-  const saleBody = compile<NewSale>({
+  const buyerIds = (minItems: number) => ({
+    type: 'array', minItems, maxItems: deps.maxEligibleBuyers, items: { type: 'string', pattern: USER_ID.source },
+  });
+  const saleBody = compileSchema<NewSale>({
     type: 'object',
     properties: {
       name: { type: 'string', minLength: 1, maxLength: 200 },
       sku: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._-]+$' },
-      unitPrice: { type: 'integer', minimum: 0, maximum: MAX_AMOUNT },
+      unitPrice: { type: 'integer', minimum: 0, maximum: MAX_AMOUNT, description: 'Minor units; required unless `items` makes it a bundle (whose price is computed).' },
       currency: CURRENCY,
       stock: { type: 'integer', minimum: 0, maximum: MAX_STOCK },
       perBuyerLimit: { type: 'integer', minimum: 1, maximum: deps.maxQuantity * 10 },
       startsAt: DATE_TIME,
       endsAt: DATE_TIME,
+      items: {
+        type: 'array', minItems: 1, maxItems: deps.maxBundleItems,
+        description: 'A bundle: these items sold together as one unit, at their subtotal less `discount`.',
+        items: {
+          type: 'object', additionalProperties: false, required: ['name', 'unitPrice', 'quantity'],
+          properties: {
+            name: { type: 'string', minLength: 1, maxLength: 200 },
+            unitPrice: { type: 'integer', minimum: 0, maximum: MAX_AMOUNT },
+            quantity: { type: 'integer', minimum: 1, maximum: MAX_ITEM_QUANTITY },
+          },
+        },
+      },
+      discount: {
+        type: 'object', additionalProperties: false, required: ['type'],
+        description: 'A bundle only: `{"type":"flat","amount"}` (at most the subtotal) or `{"type":"percentage","basisPoints"}` (0–10,000; the amount off is rounded half up, a half minor unit to the buyer).',
+        properties: {
+          type: { enum: ['flat', 'percentage'] },
+          amount: { type: 'integer', minimum: 0, maximum: MAX_AMOUNT },
+          basisPoints: { type: 'integer', minimum: 0, maximum: FULL_BASIS_POINTS },
+        },
+      },
+      eligibleBuyers: { ...buyerIds(1), description: 'Makes the sale private: only these buyers may see and buy it.' },
     },
-    required: ['name', 'sku', 'unitPrice', 'currency', 'stock', 'perBuyerLimit', 'startsAt', 'endsAt'],
+    required: ['name', 'sku', 'currency', 'stock', 'perBuyerLimit', 'startsAt', 'endsAt'],
     additionalProperties: false,
   });
+  const eligibleBody = compileSchema<{ buyerIds: string[] }>({
+    type: 'object',
+    properties: { buyerIds: { ...buyerIds(0), description: 'The whole new list (it replaces the old one); empty: nobody may buy.' } },
+    required: ['buyerIds'],
+    additionalProperties: false,
+  });
+  const listBodyBytes = deps.maxBodyBytes + deps.maxEligibleBuyers * BYTES_PER_LISTED_ID;
   const stockBody = compile<{ units: number }>({
     type: 'object',
     properties: { units: { type: 'integer', minimum: 1, maximum: MAX_STOCK } },
@@ -44,18 +88,40 @@ export function registerSaleRoutes(http: HttpServer, kit: RouteKit, deps: SaleRo
   });
   const sellers: Principal['role'][] = ['operator', 'seller'];
   const saleId = (value: string) => kit.idParam(value, SALE_ID, 'sale');
-  const doc = saleDocs({ sale: saleBody, stock: stockBody, purchase: purchaseBody });
+  const doc = saleDocs({ sale: saleBody, stock: stockBody, purchase: purchaseBody, eligible: eligibleBody });
+  /** Who calls, read only when a private sale asks: an API key first, else a bearer token, else nobody. */
+  const viewerOf = (ctx: Parameters<typeof kit.buyerOf>[0]) => async (): Promise<Viewer> => {
+    if (ctx.apiKey !== '') return { principal: await kit.principalOf(ctx, sellers) };
+    if (ctx.authorization !== '') return { buyerId: kit.buyerOf(ctx) };
+    return null;
+  };
 
   http.route('post', '/v1/sales', async (ctx, raw) => {
     const p = await kit.principalOf(ctx, sellers);
     const body = validate(saleBody, raw);
     return kit.idempotent(ctx, p, body, async () => ({ status: 201, body: await deps.sales.create(body, p) }));
-  }, { doc: doc.create });
+  }, { doc: doc.create, maxBodyBytes: listBodyBytes });
   http.route('get', '/v1/sales', async (ctx) => {
+    const eligible = new URLSearchParams(ctx.query).get('eligible');
+    if (eligible !== null && eligible !== 'true' && eligible !== 'false') throw AppError.invalid('query:eligible', 'is invalid', 'eligible must be true or false');
+    const buyerId = eligible === 'true' ? kit.buyerOf(ctx) : undefined;
     const { limit, after } = kit.pageOf(ctx, SALE_ID);
-    return { status: 200, body: await deps.sales.listActive(limit, after) };
+    return { status: 200, body: buyerId ? await deps.sales.listEligible(buyerId, limit, after) : await deps.sales.listActive(limit, after) };
   }, { doc: doc.list });
-  http.route('get', '/v1/sales/:id', async (ctx) => ({ status: 200, body: await deps.sales.get(saleId(ctx.params[0]!)) }), { doc: doc.get });
+  http.route('get', '/v1/sales/:id', async (ctx) => {
+    const id = saleId(ctx.params[0]!);
+    return { status: 200, body: await deps.sales.get(id, viewerOf(ctx)) };
+  }, { doc: doc.get });
+  http.route('get', '/v1/sales/:id/eligible-buyers', async (ctx) => {
+    const p = await kit.principalOf(ctx, sellers);
+    return { status: 200, body: await deps.sales.eligibleBuyers(saleId(ctx.params[0]!), p) };
+  }, { doc: doc.getEligible });
+  http.route('put', '/v1/sales/:id/eligible-buyers', async (ctx, raw) => {
+    const p = await kit.principalOf(ctx, sellers);
+    const id = saleId(ctx.params[0]!);
+    const { buyerIds } = validate(eligibleBody, raw);
+    return { status: 200, body: await deps.sales.setEligibleBuyers(id, buyerIds, p) };
+  }, { doc: doc.setEligible, maxBodyBytes: listBodyBytes });
   http.route('post', '/v1/sales/:id/stock', async (ctx, raw) => {
     const p = await kit.principalOf(ctx, sellers);
     const id = saleId(ctx.params[0]!);

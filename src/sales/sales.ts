@@ -3,6 +3,12 @@
  * decision point). Creating, adding stock or closing writes both; a sale
  * missing from Redis (a flushed or replaced Redis) is loaded again from
  * Postgres on first use, with its settled quantities.
+ *
+ * A bundle sale sells several items as one unit: its price is computed once
+ * here (bundles.ts) and is the sale's unitPrice from then on. A private sale
+ * is bought and seen only by the buyers on its list: the purchase script
+ * refuses the others itself (the list is in Redis beside the sale), and its
+ * view is absent (404) to anyone but them, its seller and operators.
  */
 import { ensureLive, type Redis } from '../platform/redis/client.js';
 import { AppError } from '../platform/errors.js';
@@ -10,28 +16,47 @@ import { newSaleId } from '../platform/ids.js';
 import { inTransaction, type Pool } from '../platform/db/pool.js';
 import { OUTBOX_REGISTRY } from '../platform/messaging/outbox.js';
 import { saleKeys } from './keys.js';
-import { addStock as addStockScript, loadSale, readLiveSale, type LiveSale } from './scripts.js';
+import { addStock as addStockScript, loadSale, readLiveSale, setEligibleBuyers, type LiveSale } from './scripts.js';
 import {
-  addToStock, closeSale, confirmedUnitsByBuyer, findSale, insertSale, lockSale, openSales, recentOpenSales, type SaleOffer, type SaleRecord,
+  addToStock, closeSale, confirmedUnitsByBuyer, eligibleBuyersOf, eligibleOpenSales, findSale, insertSale, isEligible, lockSale, notBuyers, openSales,
+  recentOpenSales, replaceEligibleBuyers, type BundleItem, type BundlePrice, type SaleOffer, type SaleRecord,
 } from './repository.js';
+import { priceBundle, type DiscountInput } from './bundles.js';
 import type { Principal } from '../platform/auth/api-keys.js';
 import { isRealDateTime } from '../platform/time.js';
 
 /** Most units one sale may hold. */
 export const MAX_STOCK = 10_000_000;
 
-/** A sale as a seller or operator asks for it (times are ISO 8601 date-times). */
-export interface NewSale extends SaleOffer {
+/**
+ * A sale as a seller or operator asks for it (times are ISO 8601 date-times):
+ * one item at `unitPrice`, or a bundle of `items` (with an optional
+ * `discount`) whose price is computed; `eligibleBuyers` makes it private.
+ */
+export interface NewSale extends Omit<SaleOffer, 'unitPrice'> {
+  unitPrice?: number;
+  items?: BundleItem[];
+  discount?: DiscountInput;
+  eligibleBuyers?: string[];
   startsAt: string;
   endsAt: string;
 }
 
-export interface SaleView extends NewSale {
+export interface SaleView extends SaleOffer {
   id: string;
   sellerId: string | null;
+  startsAt: string;
+  endsAt: string;
   status: 'scheduled' | 'open' | 'ended' | 'closed';
+  /** Only its eligible buyers may see and buy it. */
+  private: boolean;
+  /** A bundle's breakdown (unitPrice is its `price`); null for a single item. */
+  bundle: BundlePrice | null;
   live: Omit<LiveSale, 'status'> | null;
 }
+
+/** Who asks to see a sale: a buyer (bearer token), an operator or seller (API key), or nobody known. */
+export type Viewer = { buyerId: string } | { principal: Principal } | null;
 
 function viewOf(sale: SaleRecord, live: LiveSale | undefined): SaleView {
   const now = Date.now();
@@ -39,9 +64,19 @@ function viewOf(sale: SaleRecord, live: LiveSale | undefined): SaleView {
   return {
     id: sale.id, sellerId: sale.sellerId, name: sale.name, sku: sale.sku, unitPrice: sale.unitPrice, currency: sale.currency,
     stock: sale.stock, perBuyerLimit: sale.perBuyerLimit, startsAt: new Date(sale.startsAt).toISOString(), endsAt: new Date(sale.endsAt).toISOString(),
-    status,
+    status, private: sale.private, bundle: sale.bundle,
     live: live ? { stock: live.stock, available: live.available, reserved: live.reserved, sold: live.sold } : null,
   };
+}
+
+/** The first index of a value seen before, or -1. */
+function firstRepeat(ids: readonly string[]): number {
+  const seen = new Set<string>();
+  for (let i = 0; i < ids.length; i++) {
+    if (seen.has(ids[i]!)) return i;
+    seen.add(ids[i]!);
+  }
+  return -1;
 }
 
 /** Who tells a new sale's watchers before it opens (src/notifications/sends.ts). */
@@ -63,19 +98,98 @@ export class Sales {
     const startsAt = new Date(input.startsAt);
     const endsAt = new Date(input.endsAt);
     if (!(endsAt.getTime() > startsAt.getTime())) throw AppError.invalid('/endsAt', 'must be after startsAt', 'endsAt must be after startsAt');
-    const sale = await insertSale(this.pool, {
-      id: newSaleId(), sellerId: by.role === 'seller' ? by.userId : null, name: input.name, sku: input.sku, unitPrice: input.unitPrice,
-      currency: input.currency, stock: input.stock, perBuyerLimit: input.perBuyerLimit, startsAt: startsAt.getTime(), endsAt: endsAt.getTime(),
+    let bundle: BundlePrice | null = null;
+    if (input.items !== undefined) {
+      if (input.unitPrice !== undefined) throw AppError.invalid('/unitPrice', 'must be absent for a bundle', "a bundle's price is computed from its items");
+      bundle = priceBundle(input.items, input.discount);
+    } else {
+      if (input.discount !== undefined) throw AppError.invalid('/discount', 'is only for a bundle', 'a discount needs items (a bundle)');
+      if (input.unitPrice === undefined) throw AppError.invalid('/unitPrice', 'is required', 'unitPrice is required (or items, for a bundle)');
+    }
+    const eligible = input.eligibleBuyers;
+    if (eligible) this.noRepeats(eligible, '/eligibleBuyers');
+    const sale = await inTransaction(this.pool, async (tx) => {
+      if (eligible) await this.allBuyers(tx, eligible, '/eligibleBuyers');
+      const inserted = await insertSale(tx, {
+        id: newSaleId(), sellerId: by.role === 'seller' ? by.userId : null, name: input.name, sku: input.sku, unitPrice: bundle?.price ?? input.unitPrice!,
+        currency: input.currency, stock: input.stock, perBuyerLimit: input.perBuyerLimit, startsAt: startsAt.getTime(), endsAt: endsAt.getTime(),
+        bundle, private: eligible !== undefined,
+      });
+      if (eligible) await replaceEligibleBuyers(tx, inserted.id, eligible);
+      return inserted;
     });
     await this.load(sale);
     await this.openingNotices?.scheduleSaleOpening(sale.id, sale.startsAt);
     return viewOf(sale, await readLiveSale(this.redis, sale.id));
   }
 
-  async get(saleId: string): Promise<SaleView> {
+  /**
+   * The sale. A private one only to its eligible buyers, its seller and
+   * operators: `viewer` is asked only then, and credentials that do not
+   * verify count as nobody's, so the answer never tells that it exists.
+   */
+  async get(saleId: string, viewer?: () => Promise<Viewer>): Promise<SaleView> {
     const sale = await findSale(this.pool, saleId);
-    if (!sale) throw new AppError('NOT_FOUND', 'no such sale');
+    if (!sale || (sale.private && !(await this.maySee(sale, viewer)))) throw new AppError('NOT_FOUND', 'no such sale');
     return viewOf(sale, await readLiveSale(this.redis, saleId));
+  }
+
+  /** The open private sales the buyer may buy, by id, keyset-paginated. */
+  async listEligible(buyerId: string, limit: number, after: string | undefined): Promise<{ items: SaleView[]; next: string | null }> {
+    const sales = await eligibleOpenSales(this.pool, buyerId, { max: limit + 1, after });
+    const page = sales.slice(0, limit);
+    const lives = await Promise.all(page.map((sale) => readLiveSale(this.redis, sale.id)));
+    return { items: page.map((sale, i) => viewOf(sale, lives[i])), next: sales.length > limit ? page[page.length - 1]!.id : null };
+  }
+
+  /** A private sale's eligible buyers, in id order (its seller, or an operator). */
+  async eligibleBuyers(saleId: string, by: Principal): Promise<{ saleId: string; buyerIds: string[] }> {
+    const sale = this.authorized(await findSale(this.pool, saleId), by);
+    if (!sale.private) throw new AppError('CONFLICT', 'this sale is public: only a private sale has eligible buyers');
+    return { saleId, buyerIds: await eligibleBuyersOf(this.pool, saleId) };
+  }
+
+  /**
+   * Replaces a private sale's eligible buyers, in Postgres and, inside the
+   * same transaction, in Redis (atomically there: the next purchase decided
+   * sees the new list whole). A purchase already accepted stays accepted.
+   */
+  async setEligibleBuyers(saleId: string, buyerIds: string[], by: Principal): Promise<{ saleId: string; buyerIds: string[] }> {
+    return inTransaction(this.pool, async (tx) => {
+      const sale = this.authorized(await lockSale(tx, saleId), by);
+      if (!sale.private) throw new AppError('CONFLICT', 'this sale is public: only a private sale has eligible buyers');
+      this.noRepeats(buyerIds, '/buyerIds');
+      await this.allBuyers(tx, buyerIds, '/buyerIds');
+      await replaceEligibleBuyers(tx, saleId, buyerIds);
+      await this.ensureLoaded(saleId, sale);
+      // Redis is updated inside the transaction: if it fails, Postgres rolls back too.
+      if (!(await setEligibleBuyers(this.redis, saleId, buyerIds))) throw new Error(`sale ${saleId} is not in Redis`);
+      return { saleId, buyerIds: [...buyerIds].sort() };
+    });
+  }
+
+  private async maySee(sale: SaleRecord, viewer: (() => Promise<Viewer>) | undefined): Promise<boolean> {
+    let who: Viewer = null;
+    try {
+      who = viewer ? await viewer() : null;
+    } catch (err) {
+      if (!(err instanceof AppError) || (err.code !== 'UNAUTHORIZED' && err.code !== 'FORBIDDEN')) throw err;
+    }
+    if (who === null) return false;
+    if ('principal' in who) return who.principal.role === 'operator' || who.principal.userId === sale.sellerId;
+    return isEligible(this.pool, sale.id, who.buyerId);
+  }
+
+  private noRepeats(ids: readonly string[], path: string): void {
+    const i = firstRepeat(ids);
+    if (i >= 0) throw AppError.invalid(`${path}/${i}`, 'is listed twice', `${ids[i]} is listed twice`);
+  }
+
+  private async allBuyers(db: Pick<Pool, 'query'>, ids: readonly string[], path: string): Promise<void> {
+    if (ids.length === 0) return;
+    const strangers = await notBuyers(db, ids);
+    const i = ids.findIndex((id) => strangers.has(id));
+    if (i >= 0) throw AppError.invalid(`${path}/${i}`, 'is not a buyer', `${ids[i]} is not a buyer`);
   }
 
   async listActive(limit: number, after: string | undefined): Promise<{ items: SaleView[]; next: string | null }> {
@@ -133,6 +247,8 @@ export class Sales {
     if (created && held.length > 0) {
       await this.redis.hset(saleKeys.bought(sale.id), Object.fromEntries(held.map((buyer) => [buyer.buyerId, buyer.quantity])));
     }
+    // Until its list is in Redis a private sale sells to nobody (the script reads `private` from the sale's hash).
+    if (created && sale.private) await setEligibleBuyers(this.redis, sale.id, await eligibleBuyersOf(this.pool, sale.id));
     await this.redis.sadd(OUTBOX_REGISTRY, saleKeys.outbox(sale.id));
   }
 

@@ -11,9 +11,12 @@ import type { Purchase } from './events.js';
 import type { OrderStatus, SaleRecord } from './repository.js';
 
 export type ReserveOutcome =
-  | { code: Outcome.Applied; purchaseId: string; available: number }
+  | { code: Outcome.Applied; purchaseId: string; available: number; private: boolean }
   | { code: Outcome.AlreadyApplied; purchaseId: string }
-  | Extract<Refusal, { code: Outcome.SoldOut | Outcome.LimitReached | Outcome.InProgress | Outcome.RateLimited | Outcome.NotOpenYet | Outcome.Closed | Outcome.NotFound }>
+  | { code: Outcome.SoldOut; available: number; private: boolean }
+  | Extract<Refusal, { code: Outcome.LimitReached | Outcome.InProgress | Outcome.RateLimited | Outcome.NotOpenYet | Outcome.Closed }>
+  /** `ineligible`: the sale exists, but is private and this buyer is not on its list (answered as unknown all the same). */
+  | { code: Outcome.NotFound; ineligible: boolean }
   | { code: Outcome.IdempotencyMismatch; purchaseId: string };
 
 export interface ReserveRequest {
@@ -42,19 +45,20 @@ export async function reservePurchase(redis: Redis, request: ReserveRequest): Pr
       saleKeys.idempotency(request.saleId, request.buyerId, request.idempotencyKey ?? ''),
       saleKeys.purchase(request.saleId, request.purchaseId),
       saleKeys.outbox(request.saleId),
+      saleKeys.eligible(request.saleId),
     ],
     [request.buyerId, request.quantity, request.purchaseId, request.idempotencyKey ? (request.fingerprint ?? '') : '', request.rateMax, request.rateWindowMs, request.idempotencyTtlMs],
   )) as Reply;
   const code = Number(reply[0]) as Outcome;
   switch (code) {
     case Outcome.Applied:
-      return { code, purchaseId: String(reply[1]), available: Number(reply[2]) };
+      return { code, purchaseId: String(reply[1]), available: Number(reply[2]), private: String(reply[3]) === '1' };
     case Outcome.AlreadyApplied:
     case Outcome.InProgress:
     case Outcome.IdempotencyMismatch:
       return { code, purchaseId: String(reply[1]) };
     case Outcome.SoldOut:
-      return { code, available: Number(reply[1]) };
+      return { code, available: Number(reply[1]), private: String(reply[2]) === '1' };
     case Outcome.LimitReached:
       return { code, bought: Number(reply[1]), limit: Number(reply[2]) };
     case Outcome.RateLimited:
@@ -62,8 +66,9 @@ export async function reservePurchase(redis: Redis, request: ReserveRequest): Pr
     case Outcome.NotOpenYet:
       return { code, startsAt: Number(reply[1]) };
     case Outcome.Closed:
-    case Outcome.NotFound:
       return { code };
+    case Outcome.NotFound:
+      return { code, ineligible: reply[1] === 'ineligible' };
     default:
       throw new Error(`reservePurchase: unexpected reply ${JSON.stringify(reply)}`);
   }
@@ -146,7 +151,7 @@ export async function requestCancel(redis: Redis, saleId: string, purchaseId: st
 }
 
 /** What the scripts decide a sale's purchases by (times in ms). */
-export type SaleTerms = Pick<SaleRecord, 'id' | 'status' | 'startsAt' | 'endsAt' | 'perBuyerLimit' | 'unitPrice' | 'currency' | 'stock'>;
+export type SaleTerms = Pick<SaleRecord, 'id' | 'status' | 'startsAt' | 'endsAt' | 'perBuyerLimit' | 'unitPrice' | 'currency' | 'stock'> & { private?: boolean };
 
 /** Loads (or refreshes the terms of) a sale in Redis. Returns true when it was created. */
 export async function loadSale(redis: Redis, sale: SaleTerms, alreadySold: number): Promise<boolean> {
@@ -154,9 +159,18 @@ export async function loadSale(redis: Redis, sale: SaleTerms, alreadySold: numbe
     redis,
     'loadSale',
     [saleKeys.sale(sale.id), saleKeys.outbox(sale.id)],
-    [sale.id, sale.status, sale.startsAt, sale.endsAt, sale.perBuyerLimit, sale.unitPrice, sale.currency, sale.stock, alreadySold, RELAY_GROUP],
+    [sale.id, sale.status, sale.startsAt, sale.endsAt, sale.perBuyerLimit, sale.unitPrice, sale.currency, sale.stock, alreadySold, RELAY_GROUP, sale.private ? '1' : '0'],
   )) as Reply;
   return Number(reply[0]) === Outcome.Applied;
+}
+
+/** Replaces a private sale's eligible buyers in Redis (lua/sale/setEligibleBuyers-2.lua); false when Redis does not hold the sale. */
+export async function setEligibleBuyers(redis: Redis, saleId: string, buyerIds: readonly string[]): Promise<boolean> {
+  const reply = (await runScript(redis, 'setEligibleBuyers', [saleKeys.sale(saleId), saleKeys.eligible(saleId)], [...buyerIds])) as Reply;
+  const code = Number(reply[0]);
+  if (code === Outcome.Applied) return true;
+  if (code === Outcome.NotFound) return false;
+  throw new Error(`setEligibleBuyers: unexpected reply ${JSON.stringify(reply)}`);
 }
 
 export async function addStock(redis: Redis, saleId: string, units: number): Promise<{ available: number; stock: number } | undefined> {

@@ -7,7 +7,7 @@ import { createRedis } from '../../src/platform/redis/client.js';
 import { runScript } from '../../src/platform/redis/functions.js';
 import { saleKeys, STOCK_CHANNEL } from '../../src/sales/keys.js';
 import { RELAY_GROUP } from '../../src/platform/messaging/outbox.js';
-import { addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, SETTLE_PER_CALL, settlePurchase, settlePurchases, type ReserveRequest, type SaleTerms, type Settlement } from '../../src/sales/scripts.js';
+import { addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, setEligibleBuyers, SETTLE_PER_CALL, settlePurchase, settlePurchases, type ReserveRequest, type SaleTerms, type Settlement } from '../../src/sales/scripts.js';
 import { trimOutbox } from '../../src/platform/messaging/outbox.js';
 import { newPurchaseId, newSaleId, newUserId } from '../../src/platform/ids.js';
 import { testConfig, testRedis } from '../helpers/system.js';
@@ -56,7 +56,7 @@ t.test('reservePurchase: accepted (1) reserves, records and appends to the outbo
   const buyer = newUserId();
   const r = req(s, buyer, { quantity: 2 });
   const out = await reservePurchase(redis, r);
-  t.same(out, { code: Outcome.Applied, purchaseId: r.purchaseId, available: 1 });
+  t.same(out, { code: Outcome.Applied, purchaseId: r.purchaseId, available: 1, private: false });
   t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 3, available: 1, reserved: 2, sold: 0 });
   t.equal(await redis.hget(saleKeys.bought(s.id), buyer), '2');
   t.equal(await redis.hget(saleKeys.inflight(s.id), buyer), r.purchaseId);
@@ -85,9 +85,9 @@ t.test('reservePurchase: replay (2) and key reuse with another body (-8)', async
 
 t.test('reservePurchase: sold out (-1), with what is left', async (t) => {
   const s = await sale({ stock: 1, perBuyerLimit: 5 });
-  t.same(await reservePurchase(redis, req(s, newUserId(), { quantity: 2 })), { code: Outcome.SoldOut, available: 1 });
+  t.same(await reservePurchase(redis, req(s, newUserId(), { quantity: 2 })), { code: Outcome.SoldOut, available: 1, private: false });
   t.equal((await reservePurchase(redis, req(s, newUserId()))).code, Outcome.Applied);
-  t.same(await reservePurchase(redis, req(s, newUserId())), { code: Outcome.SoldOut, available: 0 });
+  t.same(await reservePurchase(redis, req(s, newUserId())), { code: Outcome.SoldOut, available: 0, private: false });
 });
 
 t.test('reservePurchase: limit reached (-2) counts pending and settled', async (t) => {
@@ -126,8 +126,61 @@ t.test('reservePurchase: not open yet (-5), ended (-6), closed (-6), unknown (-7
   t.same(await reservePurchase(redis, req(over, newUserId())), { code: Outcome.Closed });
   const closed = await sale({ status: 'closed' });
   t.same(await reservePurchase(redis, req(closed, newUserId())), { code: Outcome.Closed });
-  t.same(await reservePurchase(redis, req({ ...closed, id: newSaleId() }, newUserId())), { code: Outcome.NotFound });
+  t.same(await reservePurchase(redis, req({ ...closed, id: newSaleId() }, newUserId())), { code: Outcome.NotFound, ineligible: false });
   for (const s of [later, over, closed]) t.equal(await redis.xlen(saleKeys.outbox(s.id)), 0, 'refusals append nothing');
+});
+
+t.test('reservePurchase: a private sale refuses a buyer not on its list as unknown (-1), before any other check', async (t) => {
+  const s = await sale({ private: true, stock: 5, perBuyerLimit: 5 });
+  const [on, off] = [newUserId(), newUserId()];
+  t.same(await reservePurchase(redis, req(s, on)), { code: Outcome.NotFound, ineligible: true }, 'loaded without its list: nobody may buy');
+  t.equal(await setEligibleBuyers(redis, s.id, [on]), true);
+  const accepted = await reservePurchase(redis, req(s, on));
+  t.match(accepted, { code: Outcome.Applied, available: 4, private: true }, 'a listed buyer buys');
+  t.same(await reservePurchase(redis, req(s, off)), { code: Outcome.NotFound, ineligible: true }, 'another does not');
+  // Not on the list: refused as unknown although the rate limit and the window would refuse too.
+  for (let i = 0; i < 5; i++) t.same(await reservePurchase(redis, req(s, off, { rateMax: 1 })), { code: Outcome.NotFound, ineligible: true });
+  const later = await sale({ private: true, startsAt: Date.now() + 60_000, endsAt: Date.now() + 120_000 });
+  t.same(await reservePurchase(redis, req(later, off)), { code: Outcome.NotFound, ineligible: true }, 'not "opens later"');
+  t.equal(await redis.exists(saleKeys.rate(s.id, off)), 0, 'no rate counter was even started');
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 5, available: 4, reserved: 1, sold: 0 });
+  t.equal(await redis.xlen(saleKeys.outbox(s.id)), 1, 'only the accepted purchase was appended');
+
+  // The list replaced: the next decision sees the new one whole.
+  t.equal(await setEligibleBuyers(redis, s.id, [off]), true);
+  t.same(await reservePurchase(redis, req(s, newUserId())), { code: Outcome.NotFound, ineligible: true });
+  t.same(await reservePurchase(redis, req(s, on, { rateMax: 100 })), { code: Outcome.NotFound, ineligible: true }, 'taken off the list: refused');
+  t.match(await reservePurchase(redis, req(s, off, { rateMax: 100, rateWindowMs: 1 })), { code: Outcome.Applied, private: true }, 'put on it: buys');
+  t.equal(await setEligibleBuyers(redis, s.id, []), true);
+  t.equal(await redis.exists(saleKeys.eligible(s.id)), 0, 'an empty list');
+  t.same(await reservePurchase(redis, req(s, off, { rateMax: 100 })), { code: Outcome.NotFound, ineligible: true }, 'nobody may buy');
+  t.equal(await setEligibleBuyers(redis, newSaleId(), [on]), false, 'an unknown sale (-1)');
+
+  const big = Array.from({ length: 10_000 }, () => newUserId());
+  t.equal(await setEligibleBuyers(redis, s.id, big), true);
+  t.equal(await redis.scard(saleKeys.eligible(s.id)), 10_000, 'ten thousand buyers in one call');
+  t.match(await reservePurchase(redis, req(s, big[9_999]!)), { code: Outcome.Applied });
+
+  const open = await sale({ private: false });
+  t.match(await reservePurchase(redis, req(open, off)), { code: Outcome.Applied, private: false }, 'a public sale reads no list');
+});
+
+t.test('concurrency: 400 parallel purchases of a private sale, half by listed buyers: exactly the listed get stock, never oversold', async (t) => {
+  const s = await sale({ private: true, stock: 150, perBuyerLimit: 1 });
+  const listed = Array.from({ length: 200 }, () => newUserId());
+  const strangers = Array.from({ length: 200 }, () => newUserId());
+  await setEligibleBuyers(redis, s.id, listed);
+  const attempts = listed.flatMap((b, i) => [{ b, on: true }, { b: strangers[i]!, on: false }]);
+  const outs = await Promise.all(attempts.map(({ b }) => reservePurchase(redis, req(s, b))));
+  const buyersOf = (code: Outcome, on: boolean) => attempts.filter((a, i) => a.on === on && outs[i]!.code === code).map((a) => a.b);
+  t.equal(buyersOf(Outcome.Applied, true).length, 150, 'the stock went to listed buyers');
+  t.equal(buyersOf(Outcome.SoldOut, true).length, 50, 'the other listed buyers found it sold out');
+  t.equal(buyersOf(Outcome.NotFound, false).length, 200, 'every stranger was told it does not exist');
+  t.ok(outs.every((o, i) => attempts[i]!.on || (o.code === Outcome.NotFound && o.ineligible)), 'no stranger got anything else');
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 150, available: 0, reserved: 150, sold: 0 });
+  const bought = await redis.hgetall(saleKeys.bought(s.id));
+  t.same(Object.keys(bought).sort(), buyersOf(Outcome.Applied, true).sort(), 'holders are exactly the accepted listed buyers');
+  t.equal(await redis.xlen(saleKeys.outbox(s.id)), 150, 'one event per accepted purchase');
 });
 
 t.test('settlePurchase: every transition once, and -7 for an unknown purchase', async (t) => {

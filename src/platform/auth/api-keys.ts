@@ -119,18 +119,34 @@ export class ApiKeys {
     return { ...viewOf(rows[0]!), apiKey };
   }
 
-  /** Every key, revoked ones too, oldest first; `after` is the id the previous page ended with. */
-  async list(limit: number, after: string | undefined): Promise<{ items: ApiKeyView[]; next: string | null }> {
+  /**
+   * Every key, revoked ones too, oldest first; `after` is the id the previous
+   * page ended with. With `sellerId`, only that seller's keys (and a cursor
+   * must be one of them).
+   */
+  async list(limit: number, after: string | undefined, sellerId?: string): Promise<{ items: ApiKeyView[]; next: string | null }> {
+    const owner = sellerId ?? null;
+    // A seller's list may only page from one of its own keys (another's id would page from its place in the whole list).
+    if (after !== undefined && owner !== null) {
+      const { rowCount } = await this.pool.query(`SELECT 1 FROM api_keys WHERE id = $1 AND role = 'seller' AND user_id = $2`, [after, owner]);
+      if (rowCount === 0) throw AppError.invalid('query:after', 'is invalid', 'after is not a cursor this list gave');
+    }
     const { rows } = after === undefined
-      ? await this.pool.query<KeyRow>(`SELECT ${VIEW_COLUMNS} FROM api_keys ORDER BY created_at, id LIMIT $1`, [limit + 1])
+      ? await this.pool.query<KeyRow>(
+        `SELECT ${VIEW_COLUMNS} FROM api_keys WHERE ($2::text IS NULL OR (role = 'seller' AND user_id = $2)) ORDER BY created_at, id LIMIT $1`,
+        [limit + 1, owner],
+      )
       : await this.pool.query<KeyRow>(
         `SELECT ${VIEW_COLUMNS} FROM api_keys
-         WHERE (created_at, id) > (SELECT created_at, id FROM api_keys WHERE id = $2) ORDER BY created_at, id LIMIT $1`,
-        [limit + 1, after],
+         WHERE ($3::text IS NULL OR (role = 'seller' AND user_id = $3))
+           AND (created_at, id) > (SELECT created_at, id FROM api_keys WHERE id = $2) ORDER BY created_at, id LIMIT $1`,
+        [limit + 1, after, owner],
       );
     // An empty page after a cursor: the end of the list, or a cursor this list never gave.
     if (after !== undefined && rows.length === 0) {
-      const { rowCount } = await this.pool.query('SELECT 1 FROM api_keys WHERE id = $1', [after]);
+      const { rowCount } = await this.pool.query(
+        `SELECT 1 FROM api_keys WHERE id = $1 AND ($2::text IS NULL OR (role = 'seller' AND user_id = $2))`, [after, owner],
+      );
       if (rowCount === 0) throw AppError.invalid('query:after', 'is invalid', 'after is not a cursor this list gave');
     }
     // One more than the page: whether it exists says whether there is a next page.

@@ -82,6 +82,8 @@ export interface RouteOptions {
   body?: boolean;
   /** The route's contract, for the OpenAPI document. */
   doc?: RouteDoc;
+  /** This route's body limit, where it must differ from the server's (a list of thousands of ids). */
+  maxBodyBytes?: number;
 }
 
 export class HttpServer {
@@ -101,6 +103,7 @@ export class HttpServer {
   route(method: Method, pattern: string, handler: Handler, opts: RouteOptions = {}): void {
     const paramCount = (pattern.match(/:\w+/g) ?? []).length;
     const wantsBody = opts.body ?? (method === 'post' || method === 'put' || method === 'patch');
+    const maxBodyBytes = opts.maxBodyBytes ?? this.options.maxBodyBytes;
     this.describe(method, pattern, opts.doc, wantsBody);
     const register = this.app[method].bind(this.app) as (p: string, h: (res: HttpResponse, req: HttpRequest) => void) => TemplatedApp;
     const count = this.options.requests?.(method === 'del' ? 'DELETE' : method.toUpperCase(), pattern);
@@ -135,11 +138,11 @@ export class HttpServer {
         this.run(res, state, handler, ctx, undefined);
         return;
       }
-      if (contentLength !== '' && Number(contentLength) > this.options.maxBodyBytes) {
-        this.fail(res, state, new AppError('PAYLOAD_TOO_LARGE', `body is limited to ${this.options.maxBodyBytes} bytes`), true);
+      if (contentLength !== '' && Number(contentLength) > maxBodyBytes) {
+        this.fail(res, state, new AppError('PAYLOAD_TOO_LARGE', `body is limited to ${maxBodyBytes} bytes`), true);
         return;
       }
-      this.readBody(res, state, (raw) => {
+      this.readBody(res, state, maxBodyBytes, (raw) => {
         let body: unknown;
         if (raw.length > 0) {
           // A body says what it is: one without a content-type is not taken for JSON.
@@ -171,16 +174,16 @@ export class HttpServer {
     });
   }
 
-  private readBody(res: HttpResponse, state: AnswerState, done: (raw: Buffer) => void): void {
+  private readBody(res: HttpResponse, state: AnswerState, maxBodyBytes: number, done: (raw: Buffer) => void): void {
     const chunks: Buffer[] = [];
     let size = 0;
     let tooLarge = false;
     res.onData((ab, isLast) => {
       if (tooLarge) return;
       size += ab.byteLength;
-      if (size > this.options.maxBodyBytes) {
+      if (size > maxBodyBytes) {
         tooLarge = true;
-        this.fail(res, state, new AppError('PAYLOAD_TOO_LARGE', `body is limited to ${this.options.maxBodyBytes} bytes`), true);
+        this.fail(res, state, new AppError('PAYLOAD_TOO_LARGE', `body is limited to ${maxBodyBytes} bytes`), true);
         return;
       }
       // The ArrayBuffer is only valid during this callback: copy it.

@@ -1,21 +1,26 @@
 --[[
   reservePurchase: decide one purchase attempt of a flash sale, atomically.
 
-  Decides, in this order: idempotent replay, sale known, buyer rate limit,
-  sale open (Redis TIME), no other purchase of this buyer in flight, the
-  per-buyer limit (pending plus settled), stock. On acceptance it reserves the
+  Decides, in this order: idempotent replay, sale known, buyer eligible (a
+  private sale only), buyer rate limit, sale open (Redis TIME), no other
+  purchase of this buyer in flight, the per-buyer limit (pending plus
+  settled), stock. A buyer not on a private sale's list is told the sale
+  does not exist, before any other check can tell them it does. An ordinary
+  (public) sale costs no more than before: `private` is one more field of
+  the HMGET the sale was read with, and the eligible set is not read. On acceptance it reserves the
   stock, records the purchase and appends `stampede.purchase.accepted.v1` to
   the sale's outbox stream: accepted == recorded.
 
   KEYS[1] sale hash      {sale:<id>}        id, status, startsAt, endsAt, limit,
                                             price, currency, stock, available,
-                                            reserved, sold
+                                            reserved, sold, private ('1': private)
   KEYS[2] bought hash    {sale:<id>}:bought   buyerId -> quantity (pending + settled)
   KEYS[3] inflight hash  {sale:<id>}:inflight buyerId -> purchaseId
   KEYS[4] rate counter   {sale:<id>}:rate:<buyerId>
   KEYS[5] idempotency    {sale:<id>}:idem:<buyerId>:<key>
   KEYS[6] purchase hash  {sale:<id>}:purchase:<purchaseId>
   KEYS[7] outbox stream  {sale:<id>}:outbox
+  KEYS[8] eligible set   {sale:<id>}:eligible  buyer ids who may buy a private sale
 
   ARGV[1] buyerId
   ARGV[2] quantity (positive integer, validated by the caller)
@@ -26,15 +31,16 @@
   ARGV[7] idempotency record lifetime in ms
 
   Output (array; the first element is an OUTCOME code, src/platform/redis/outcomes.ts):
-    { applied, purchaseId, available }   accepted
+    { applied, purchaseId, available, private }   accepted (private: '1' for a private sale, else '0')
     { alreadyApplied, purchaseId }       replay of an earlier accepted request (same key, same body)
-    { soldOut, available }               not enough stock (available may be > 0 but < quantity)
+    { soldOut, available, private }      not enough stock (available may be > 0 but < quantity)
     { limitReached, bought, limit }      per-buyer limit reached
     { inProgress, purchaseId }           another purchase of this buyer is in flight
     { rateLimited, retryAfterMs }        rate limited
     { notOpenYet, startsAt }             sale not open yet
     { closed }                           sale ended or closed
     { notFound }                         sale unknown
+    { notFound, 'ineligible' }           a private sale this buyer is not on the list of
     { idempotencyMismatch, purchaseId }  idempotency key reused with another body
 
   Only accepted answers are stored under the idempotency key: a refusal
@@ -59,8 +65,10 @@ if fingerprint ~= '' then
   end
 end
 
-local sale = redis.call('HMGET', KEYS[1], 'status', 'startsAt', 'endsAt', 'limit', 'available', 'id', 'price', 'currency')
+local sale = redis.call('HMGET', KEYS[1], 'status', 'startsAt', 'endsAt', 'limit', 'available', 'id', 'price', 'currency', 'private')
 if not sale[1] then return { OUTCOME.notFound } end
+local private = sale[9] or '0'
+if private == '1' and redis.call('SISMEMBER', KEYS[8], buyer) == 0 then return { OUTCOME.notFound, 'ineligible' } end
 
 local wait = rateLimited(KEYS[4], ARGV[5], ARGV[6])
 if wait then return { OUTCOME.rateLimited, wait } end
@@ -77,7 +85,7 @@ local limit = tonumber(sale[4])
 if bought + qty > limit then return { OUTCOME.limitReached, bought, limit } end
 
 local available = tonumber(sale[5])
-if available < qty then return { OUTCOME.soldOut, available } end
+if available < qty then return { OUTCOME.soldOut, available, private } end
 
 -- All checks passed: writes only from here on.
 redis.call('HINCRBY', KEYS[1], 'available', -qty)
@@ -95,4 +103,4 @@ redis.call('XADD', KEYS[7], '*', 'type', EVENT['purchase.accepted'], 'id', purch
   'data', '{"purchaseId":"' .. purchaseId .. '","saleId":"' .. sale[6] .. '","buyerId":"' .. buyer ..
     '","quantity":' .. ARGV[2] .. ',"unitPrice":' .. sale[7] .. ',"currency":"' .. sale[8] ..
     '","acceptedAt":' .. now .. '}')
-return { OUTCOME.applied, purchaseId, available - qty }
+return { OUTCOME.applied, purchaseId, available - qty, private }
