@@ -60,6 +60,9 @@ import { registerStorefront } from '../dev/storefront.js';
 import { LIVE_DOC } from '../live/api-doc.js';
 import { registerApiReference } from '../platform/http/api-reference.js';
 import type { RouteDoc } from '../platform/http/doc.js';
+import { registerWebhookRoutes } from '../webhooks/routes.js';
+import { WebhookEndpoints } from '../webhooks/endpoints.js';
+import { endpointSettingsOf } from '../webhooks/settings.js';
 
 export interface ApiHandle extends Role {
   port: number;
@@ -201,6 +204,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const reconciliation = new Reconciliation({ pool, redisUrl: cfg.STAMPEDE_REDIS_URL, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS });
   registerReconciliationRoutes(http, kit, reconciliation);
   registerAnnouncementRoutes(http, kit, sends);
+  registerWebhookRoutes(http, kit, new WebhookEndpoints(pool, endpointSettingsOf(cfg)));
   const board = new OpsBoard({
     redis, sales, auctions, ops, deadLetters, reconciliation, log, everyMs: cfg.STAMPEDE_OPS_BOARD_MS,
     brokerRates: brokerRates(managementUrlOf(cfg.STAMPEDE_AMQP_MANAGEMENT_URL, cfg.STAMPEDE_AMQP_URL), cfg.STAMPEDE_AMQP_PREFIX, log),
