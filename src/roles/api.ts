@@ -61,6 +61,8 @@ import { LIVE_DOC } from '../live/api-doc.js';
 import { registerApiReference } from '../platform/http/api-reference.js';
 import type { RouteDoc } from '../platform/http/doc.js';
 import { registerWebhookRoutes } from '../webhooks/routes.js';
+import type { CloudEvent } from '../platform/messaging/events.js';
+import { publisherOf } from '../platform/messaging/publisher.js';
 import { WebhookEndpoints } from '../webhooks/endpoints.js';
 import { endpointSettingsOf } from '../webhooks/settings.js';
 
@@ -128,7 +130,14 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const tallyOf = (keyOf: (id: string) => string) => new OutcomeTally(redis, { keyOf, flushMs: cfg.STAMPEDE_TALLY_FLUSH_MS, ttlSeconds: TALLY_TTL_SECONDS, log });
   const saleTally = tallyOf(saleKeys.outcomes);
   const bidTally = tallyOf(auctionKeys.outcomes);
-  const sales = new Sales(pool, redis, sends);
+  const announceSale = async (events: CloudEvent[]) => {
+    try {
+      await publisherOf(await link.confirmChannel()).publishEvents(cfg.topology.exchange, events);
+    } catch (err) {
+      log.error({ err, events: events.map((e) => e.id) }, 'could not announce a sale change (sellers\' webhooks miss it)');
+    }
+  };
+  const sales = new Sales(pool, redis, sends, announceSale);
   const loaded = await sales.loadActive();
   const purchases = new Purchases(redis, sales, {
     rateMax: cfg.STAMPEDE_PURCHASE_RATE_MAX,

@@ -23,6 +23,8 @@ import { registerNotificationMetrics } from '../notifications/metrics.js';
 import { WebhookFanOut } from '../webhooks/fan-out.js';
 import { WebhookDispatcher } from '../webhooks/dispatcher.js';
 import { dispatchSettingsOf } from '../webhooks/settings.js';
+import { SellerNotices } from '../notifications/seller-notices.js';
+import { disabledNoticeOf } from '../webhooks/notices.js';
 
 /**
  * The `worker` role: the orders, auctions, notifications, e-mail and SMS workers
@@ -71,7 +73,10 @@ export async function startWorker(
     : undefined;
   // The webhooks worker's own pool: a slow seller endpoint never holds a settlement's connection (sends hold none).
   const webhooksPool = queues.has('webhooks') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY + 2) : undefined;
-  const webhookDispatcher = webhooksPool ? new WebhookDispatcher({ ...dispatchSettingsOf(cfg), pool: webhooksPool, log }) : undefined;
+  const webhookDispatcher = webhooksPool ? new WebhookDispatcher({
+    ...dispatchSettingsOf(cfg), pool: webhooksPool, log,
+    endpointDisabled: (e) => (e.ownerId ? new SellerNotices(webhooksPool).tell(disabledNoticeOf(e, e.ownerId)) : Promise.resolve()),
+  }) : undefined;
   const webhooks = webhooksPool && webhookDispatcher
     ? new WebhookFanOut({ ...common, pool: webhooksPool, publicUrl: cfg.STAMPEDE_PUBLIC_URL, made: () => webhookDispatcher.wake() })
     : undefined;
