@@ -27,6 +27,8 @@ export interface Receiver {
   received: Received[];
   /** Requests to a path still unanswered (hanging). */
   open(path: string): number;
+  /** The most requests to a path that were ever open at once (from arrival to answer or hang-up). */
+  maxOpen(path: string): number;
   of(path: string): Received[];
   /** How to answer requests to `path` (the n-th to that path, from 1); 200 unless said. */
   answer(path: string, how: (n: number, r: Received) => Answer): void;
@@ -38,7 +40,13 @@ export async function startReceiver(t: Test): Promise<Receiver> {
   const received: Received[] = [];
   const rules = new Map<string, (n: number, r: Received) => Answer>();
   const hanging = new Map<string, ServerResponse[]>();
+  const openNow = new Map<string, number>();
+  const openMax = new Map<string, number>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const p = req.url ?? '/';
+    openNow.set(p, (openNow.get(p) ?? 0) + 1);
+    openMax.set(p, Math.max(openMax.get(p) ?? 0, openNow.get(p)!));
+    res.on('close', () => openNow.set(p, openNow.get(p)! - 1));
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -68,6 +76,7 @@ export async function startReceiver(t: Test): Promise<Receiver> {
     url: `http://127.0.0.1:${port}`,
     received,
     open: (path) => (hanging.get(path) ?? []).filter((res) => !res.writableEnded && !res.destroyed).length,
+    maxOpen: (path) => openMax.get(path) ?? 0,
     of: (path) => received.filter((r) => r.path === path),
     answer: (path, how) => void rules.set(path, how),
     release(path, status = 200) {

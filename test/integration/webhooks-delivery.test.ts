@@ -63,7 +63,9 @@ const settled = (before: number, n: number) => waitFor('the fan-out to settle', 
 
 function verify(t: Test, secret: string, r: { headers: Record<string, string>; body: string }): unknown {
   try {
-    return new Webhook(secret).verify(r.body, r.headers);
+    const payload = new Webhook(secret).verify(r.body, r.headers);
+    t.pass(`verified with ${secret.slice(0, 10)}…`);
+    return payload;
   } catch (err) {
     t.fail(`the signature does not verify with ${secret.slice(0, 10)}…: ${(err as Error).message}`);
     return undefined;
@@ -215,7 +217,8 @@ t.test('a slow endpoint holds only its own slots: another endpoint gets every de
   await publishEvents(sys.cfg, Array.from({ length: n }, () => confirmed(adaSale)));
   await waitFor('the fast endpoint\'s deliveries', async () => receiver.of('/fast').length === n);
   t.equal(receiver.of('/fast').length, n, 'every delivery of the fast endpoint arrived');
-  t.ok(receiver.of('/stuck').length <= 2 * PER_ENDPOINT, 'while the slow one had at most its own slots busy (and their retries)');
+  t.ok(receiver.of('/stuck').length >= PER_ENDPOINT, 'while the slow one was being sent to');
+  t.equal(receiver.maxOpen('/stuck'), PER_ENDPOINT, 'never with more than its own slots in flight');
   receiver.answer('/stuck', () => ({ status: 200 }));
   receiver.release('/stuck');
   await as(OPERATOR_KEY, 'DELETE', `/v1/webhooks/${slow.id}`);
