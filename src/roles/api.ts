@@ -130,9 +130,11 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const tallyOf = (keyOf: (id: string) => string) => new OutcomeTally(redis, { keyOf, flushMs: cfg.STAMPEDE_TALLY_FLUSH_MS, ttlSeconds: TALLY_TTL_SECONDS, log });
   const saleTally = tallyOf(saleKeys.outcomes);
   const bidTally = tallyOf(auctionKeys.outcomes);
+  // A sale change is announced once the broker confirms it; a broker away for more than a moment loses the announcement (logged), never the change.
   const announceSale = async (events: CloudEvent[]) => {
     try {
-      await publisherOf(await link.confirmChannel()).publishEvents(cfg.topology.exchange, events);
+      for (let waited = 0; !link.connected && waited < 2_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      await withTimeout(link.confirmChannel().then((ch) => publisherOf(ch).publishEvents(cfg.topology.exchange, events)), 2_000);
     } catch (err) {
       log.error({ err, events: events.map((e) => e.id) }, 'could not announce a sale change (sellers\' webhooks miss it)');
     }
