@@ -11,7 +11,7 @@
  *                   bracketed by baselines of its own (6a, 6b)
  *   7. fan-out      one auction.created to a million followers, api + relay + worker running; seconds to the last inbox row
  *   8. live push    one announcement to 10,000 connected buyers (WebSocket and SSE): 202 -> last client
- * STAMPEDE_BENCH_PHASES selects phases by name (comma-separated: baseline, api, drain, bidwar, fanout, livepush;
+ * STAMPEDE_BENCH_PHASES selects phases by name (comma-separated: baseline, api, drain, bidwar, fanout, livepush, webhooks;
  * api needs baseline, drain needs api); all when unset. `STAMPEDE_BENCH_PHASES=fanout npm run bench` measures the fan-out alone
  * (a partial run's results go to load/results/<phases>/, so latest.json stays the last whole run).
  * After each it checks the invariants (the live ones in Redis after 2-4, Redis
@@ -33,9 +33,10 @@ import { auditSettledSales } from './phases/invariants.js';
 import { runBidWarPhase } from './phases/bid-war-phase.js';
 import { runFanOutPhase } from './phases/fan-out.js';
 import { runLivePushPhase } from './phases/live-push-phase.js';
+import { runWebhooksPhase } from './phases/webhooks.js';
 import { thisMachine, writeReport } from './report.js';
 
-const PHASES = ['baseline', 'api', 'drain', 'bidwar', 'fanout', 'livepush'] as const;
+const PHASES = ['baseline', 'api', 'drain', 'bidwar', 'fanout', 'livepush', 'webhooks'] as const;
 const selected = new Set((process.env.STAMPEDE_BENCH_PHASES ?? PHASES.join(',')).split(',').map((s) => s.trim()).filter((s) => s !== ''));
 for (const name of selected) if (!(PHASES as readonly string[]).includes(name)) throw new Error(`STAMPEDE_BENCH_PHASES: no phase ${name} (phases: ${PHASES.join(', ')})`);
 if (selected.has('api') && !selected.has('baseline')) throw new Error('STAMPEDE_BENCH_PHASES: api needs baseline (its ratios)');
@@ -78,6 +79,11 @@ async function main(): Promise<void> {
     extra['fan-out (inbox rows/s)'] = fanOut.rps;
   }
   if (selected.has('livepush')) await runLivePushPhase(bench, findings);
+  if (selected.has('webhooks')) {
+    const webhooks = await runWebhooksPhase(bench, findings);
+    extra['webhooks (deliveries/s)'] = webhooks.rps;
+    extra['webhooks (p99 ms, acceptance to delivery)'] = webhooks.p99;
+  }
 
   const { violations } = findings;
   const at = new Date().toISOString();

@@ -13,7 +13,7 @@
  */
 
 /** The queues of the topology, each consumed by one worker. */
-export type Concern = 'orders' | 'auctions' | 'notifications' | 'email' | 'sms';
+export type Concern = 'orders' | 'auctions' | 'notifications' | 'email' | 'sms' | 'webhooks';
 
 /** A JSON Schema (draft 2020-12 subset, as ajv reads it). */
 export type JsonSchema = Record<string, unknown>;
@@ -32,6 +32,12 @@ export interface EventType {
   description: string;
   /** The JSON Schema of the CloudEvent's `data`. */
   schema: JsonSchema;
+  /**
+   * The name sellers subscribe to it by and GET /v1/event-types lists it
+   * under (`bid.placed` for auction.bid_placed); absent: not public (no
+   * webhook ever carries it).
+   */
+  publicName?: string;
 }
 
 const id = (prefix: string) => ({ type: 'string', pattern: `^${prefix}_[0-9a-z]{12}$` });
@@ -74,16 +80,25 @@ function define(name: string, emittedBy: string, concerns: Concern[], descriptio
   return { name, version, type: `stampede.${name}.v${version}`, routingKey: `${name}.v${version}`, emittedBy, concerns, description, schema };
 }
 
+/** A public event: also routed to the webhooks queue, and delivered to the seller endpoints that subscribe to `publicName` (its own name by default). */
+function published(e: EventType, publicName = e.name): EventType {
+  return { ...e, concerns: [...e.concerns, 'webhooks'], publicName };
+}
+
+/** A sale's terms as its seller is told of them. */
+const saleTerms = { saleId: SALE, sellerId: OR_EMPTY(USER), name: { type: 'string', minLength: 1, maxLength: 200 }, sku: { type: 'string', minLength: 1, maxLength: 200 },
+  unitPrice: MONEY, currency: CURRENCY, stock: COUNT, perBuyerLimit: POSITIVE, startsAt: MS, endsAt: MS };
+
 export const EVENTS = {
-  purchaseAccepted: define('purchase.accepted', 'lua/sale/reservePurchase-8.lua', ['orders'],
-    'A purchase was accepted: its stock is reserved until it is settled.', object(purchase)),
+  purchaseAccepted: published(define('purchase.accepted', 'lua/sale/reservePurchase-8.lua', ['orders'],
+    'A purchase was accepted: its stock is reserved until it is settled.', object(purchase))),
   purchaseCancelRequested: define('purchase.cancel_requested', 'lua/sale/requestCancel-2.lua', ['orders'],
     'The buyer asked to cancel a purchase; settlement refunds it, or records it cancelled.', object({ ...purchase, requestedAt: MS })),
 
-  auctionBidPlaced: define('auction.bid_placed', 'lua/auction/placeBids-n.lua', ['auctions'],
+  auctionBidPlaced: published(define('auction.bid_placed', 'lua/auction/placeBids-n.lua', ['auctions'],
     'A bid was accepted; `outbid` names the leader it took the lead from.',
     object({ ...logged, bidId: BID, buyerId: USER, amount: POSITIVE, maxAmount: POSITIVE, placedAt: MS, price: POSITIVE, ...standing,
-      bidCount: POSITIVE, endsAt: MS, outbid: USER }, ['outbid'])),
+      bidCount: POSITIVE, endsAt: MS, outbid: USER }, ['outbid'])), 'bid.placed'),
   auctionBidRetracted: define('auction.bid_retracted', 'lua/auction/retractBid-6.lua', ['auctions'],
     'A bid was retracted (by its bidder, or forced when the bidder was deleted).',
     object({ ...logged, bidId: BID, buyerId: USER, forced: { type: 'boolean' }, fallbackBid: OR_EMPTY(BID), retractedAt: MS, price: PRICE_OR_NULL, ...standing })),
@@ -91,20 +106,20 @@ export const EVENTS = {
     'The promoter doubled a bid; the house pays the bonus. Logged by the auctions worker; its bidder is told (bid.doubled) straight from it.',
     object({ ...logged, bidId: BID, buyerId: USER, added: POSITIVE, amount: POSITIVE, maxAmount: POSITIVE, bonus: POSITIVE, price: POSITIVE,
       doubledAt: MS, ...standing })),
-  auctionExtended: define('auction.extended', 'lua/auction/placeBids-n.lua', ['auctions'],
-    'A bid in the soft-close window moved the end (never past the hard close).', object({ ...logged, endsAt: MS, byBid: BID })),
-  auctionClosed: define('auction.closed', 'lua/auction/closeAuction-5.lua', ['auctions'],
+  auctionExtended: published(define('auction.extended', 'lua/auction/placeBids-n.lua', ['auctions'],
+    'A bid in the soft-close window moved the end (never past the hard close).', object({ ...logged, endsAt: MS, byBid: BID }))),
+  auctionClosed: published(define('auction.closed', 'lua/auction/closeAuction-5.lua', ['auctions'],
     'The auction closed (at its end or by a buy-now bid); `offers` lists who is offered the lot, in order.',
     object({ ...logged, reason: { enum: ['time', 'buy_now'] }, closedAt: MS, reserveMet: { type: 'boolean' }, price: PRICE_OR_NULL, ...standing,
-      offers: { type: 'array', items: object({ buyerId: USER, bidId: BID, price: POSITIVE, bonus: COUNT }) } })),
-  auctionCancelled: define('auction.cancelled', 'lua/auction/closeAuction-5.lua', ['auctions'],
+      offers: { type: 'array', items: object({ buyerId: USER, bidId: BID, price: POSITIVE, bonus: COUNT }) } }))),
+  auctionCancelled: published(define('auction.cancelled', 'lua/auction/closeAuction-5.lua', ['auctions'],
     'The auction was cancelled; `bidders` had a standing bid.',
-    object({ ...logged, cancelledAt: MS, bidders: { type: 'array', items: USER } })),
+    object({ ...logged, cancelledAt: MS, bidders: { type: 'array', items: USER } }))),
 
-  auctionCreated: define('auction.created', 'lua/auction/loadAuction-2.lua', ['notifications'],
+  auctionCreated: published(define('auction.created', 'lua/auction/loadAuction-2.lua', ['notifications'],
     'An auction was created in a collection: its followers are told. Written with the auction\'s first load into Redis, under the id <auctionId>:created.',
     object({ auctionId: AUCTION, collection: { type: 'string', minLength: 1, maxLength: 200 }, title: { type: 'string', minLength: 1, maxLength: 200 },
-      currency: CURRENCY, startPrice: POSITIVE, startsAt: MS, endsAt: MS })),
+      currency: CURRENCY, startPrice: POSITIVE, startsAt: MS, endsAt: MS }))),
 
   auctionOutbid: define('auction.outbid', 'src/auctions (settlement)', ['notifications'],
     'To a leader a new bid took the lead from.', object({ auctionId: AUCTION, buyerId: USER, price: POSITIVE, byBid: BID })),
@@ -123,14 +138,22 @@ export const EVENTS = {
   auctionReleased: define('auction.released', 'src/auctions (settlement)', ['notifications'],
     'To each bidder of a cancelled auction: their bids are released.', object({ auctionId: AUCTION, buyerId: USER, cancelledAt: MS })),
 
-  purchaseConfirmed: define('purchase.confirmed', 'src/sales (settlement)', ['notifications'],
-    'To the buyer: their order is confirmed, `amount` taken from their wallet.', object({ ...settled, settledAt: MS })),
-  purchaseFailed: define('purchase.failed', 'src/sales (settlement)', ['notifications'],
+  purchaseConfirmed: published(define('purchase.confirmed', 'src/sales (settlement)', ['notifications'],
+    'To the buyer: their order is confirmed, `amount` taken from their wallet.', object({ ...settled, settledAt: MS }))),
+  purchaseFailed: published(define('purchase.failed', 'src/sales (settlement)', ['notifications'],
     'To the buyer: their order failed for `reason` (INSUFFICIENT_FUNDS: the wallet did not hold `amount`); nothing was charged and the stock went back on sale.',
-    object({ ...settled, reason: { enum: ['INSUFFICIENT_FUNDS'] }, settledAt: MS })),
-  purchaseCancelled: define('purchase.cancelled', 'src/sales (settlement)', ['notifications'],
+    object({ ...settled, reason: { enum: ['INSUFFICIENT_FUNDS'] }, settledAt: MS }))),
+  purchaseCancelled: published(define('purchase.cancelled', 'src/sales (settlement)', ['notifications'],
     'To the buyer: the order they cancelled is cancelled; `refunded` went back to their wallet (0: it had not been charged).',
-    object({ ...settled, refunded: MONEY, cancelledAt: MS })),
+    object({ ...settled, refunded: MONEY, cancelledAt: MS }))),
+
+  saleCreated: published(define('sale.created', 'src/sales (sales)', [], 'A sale was created (its terms as stored).', object(saleTerms))),
+  saleUpdated: published(define('sale.updated', 'src/sales (sales)', [], 'A sale\'s terms changed (stock added); `stock` is its stock now.', object({ ...saleTerms, updatedAt: MS }))),
+  saleSoldOut: published(define('sale.sold_out', 'src/sales (settlement)', [], 'Every unit of a sale is sold (confirmed orders hold its whole stock).', object({ saleId: SALE, stock: COUNT, soldOutAt: MS }))),
+  saleClosed: published(define('sale.closed', 'src/sales (sales)', [], 'A sale was closed by its seller or an operator: nothing more can be bought.', object({ saleId: SALE, closedAt: MS }))),
+  purchaseRefunded: published(define('purchase.refunded', 'src/sales (settlement)', [], 'A confirmed order was cancelled and `refunded` went back to the buyer\'s wallet.', object({ ...settled, refunded: POSITIVE, refundedAt: MS }))),
+  auctionSettled: published(define('auction.settled', 'src/auctions (settlement)', [], 'A closed auction is settled: `winner` paid `paid` for it (\'\': nobody took the lot).',
+    object({ auctionId: AUCTION, winner: OR_EMPTY(USER), bidId: OR_EMPTY(BID), currency: CURRENCY, price: PRICE_OR_NULL, paid: MONEY, settledAt: MS }))),
 
   notificationEmail: define('notification.email', 'src/notifications (worker)', ['email'],
     'An e-mail a notification asks for: the notifications worker recorded it (notification_emails); the e-mail worker sends it once.',
@@ -163,6 +186,17 @@ export function eventNamed(name: string): EventType {
   if (!e) throw new Error(`the event catalogue has no ${name}`);
   return e;
 }
+
+/** The public event types (GET /v1/event-types, webhook subscriptions), in catalogue order. */
+export const PUBLIC_EVENT_TYPES: (EventType & { publicName: string })[] = EVENT_TYPES.filter((e): e is EventType & { publicName: string } => e.publicName !== undefined);
+
+/** The public names sellers subscribe by. */
+export const PUBLIC_EVENT_NAMES: string[] = PUBLIC_EVENT_TYPES.map((e) => e.publicName);
+
+const byPublicType = new Map(PUBLIC_EVENT_TYPES.map((e) => [e.type, e]));
+
+/** The public entry of a CloudEvent type, or undefined for a type no webhook carries. */
+export const publicEventOf = (type: string): (EventType & { publicName: string }) | undefined => byPublicType.get(type);
 
 /** The routing keys bound to a concern's queue. */
 export const bindingsOf = (concern: Concern): string[] => EVENT_TYPES.filter((e) => e.concerns.includes(concern)).map((e) => e.routingKey);

@@ -46,7 +46,7 @@ const managementUrl = makeValidator<string>((input) => {
 });
 
 /** The queues a worker role may consume, one worker each. */
-export const WORKER_QUEUES = ['orders', 'auctions', 'notifications', 'email', 'sms'] as const;
+export const WORKER_QUEUES = ['orders', 'auctions', 'notifications', 'email', 'sms', 'webhooks'] as const;
 export type WorkerQueue = (typeof WORKER_QUEUES)[number];
 
 const workerQueues = makeValidator<WorkerQueue[]>((input) => {
@@ -132,6 +132,15 @@ export const configSchema = {
   STAMPEDE_SMS_URL: url({ default: 'http://127.0.0.1:1026/Messages.json', desc: "SMS provider's message endpoint the SMS worker POSTs to (a Twilio-compatible form: To, From, Body; credentials in the URL go as HTTP Basic auth)." }),
   STAMPEDE_SMS_FROM: str({ default: '+15005550006', desc: 'Sender of notification SMS (an E.164 number or a sender id the provider allows).' }),
   STAMPEDE_SMS_TIMEOUT_MS: intIn(100, 120_000)({ default: 10_000, desc: "Longest the SMS provider's answer may take before the send is retried." }),
+  STAMPEDE_WEBHOOK_ALLOW_PRIVATE: bool({ default: false, desc: 'Let webhook URLs resolve to loopback, private, link-local and metadata addresses (refused at registration and at every delivery otherwise); only for tests and the demo, on a trusted host.' }),
+  STAMPEDE_WEBHOOK_RETRY_SCHEDULE_MS: str({ default: '0,5000,300000,1800000,7200000,18000000,36000000,36000000', desc: 'When each attempt of a webhook delivery is made, as the wait after the previous failure (the first: after the event; Standard Webhooks\' schedule: at once, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); after the last the delivery is failed (replayable).' }),
+  STAMPEDE_WEBHOOK_RETRY_AFTER_MAX_MS: intIn(0, 86_400_000)({ default: 36_000_000, desc: 'Longest Retry-After (on a 429 or 503) a webhook delivery honours; a longer one waits this long.' }),
+  STAMPEDE_WEBHOOK_TIMEOUT_MS: intIn(100, 120_000)({ default: 15_000, desc: 'Longest a webhook endpoint may take to answer a delivery (connecting included) before the attempt counts as failed.' }),
+  STAMPEDE_WEBHOOK_DISABLE_AFTER_MS: intIn(1, 2_592_000_000)({ default: 432_000_000, desc: 'An endpoint whose deliveries have failed this long without a success in between (5 days) is disabled, and its seller told.' }),
+  STAMPEDE_WEBHOOK_SECRET_OVERLAP_MS: intIn(0, 2_592_000_000)({ default: 86_400_000, desc: 'After a secret rotation, how long deliveries are signed with the previous secret too (receivers switch over meanwhile).' }),
+  STAMPEDE_WEBHOOK_CONCURRENCY: intIn(1, 10_000)({ default: 256, desc: 'Webhook requests one webhooks worker has in flight at most, over every endpoint.' }),
+  STAMPEDE_WEBHOOK_ENDPOINT_CONCURRENCY: intIn(1, 1_000)({ default: 4, desc: 'Webhook requests in flight to one endpoint at most, so a slow or dead endpoint holds only its own slots and never delays another\'s deliveries.' }),
+  STAMPEDE_WEBHOOK_POLL_MS: intIn(10, 60_000)({ default: 250, desc: 'How often the webhooks worker looks for deliveries due (retries, replays; new deliveries it fans out itself are sent at once).' }),
   STAMPEDE_SHUTDOWN_GRACE_MS: positiveInt({ default: 10_000, desc: 'How long a role may take to finish in-flight work on SIGTERM.' }),
   STAMPEDE_REQUIRE_NATIVE_UWS: bool({ default: true, desc: 'Refuse to start when uWebSockets.js fell back to its slow JS server.' }),
 };
@@ -175,5 +184,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   if (retryDelaysMs.length === 0 || retryDelaysMs.some((n) => !Number.isSafeInteger(n) || n <= 0)) {
     throw new ConfigError('invalid configuration: STAMPEDE_RETRY_DELAYS_MS: must be a comma-separated list of positive integers');
   }
-  return { ...cfg, retryDelaysMs, topology: topologyFor(cfg.STAMPEDE_AMQP_PREFIX, retryDelaysMs) };
+  const webhookScheduleMs = cfg.STAMPEDE_WEBHOOK_RETRY_SCHEDULE_MS.split(',').map((s) => Number(s.trim()));
+  if (webhookScheduleMs.length === 0 || webhookScheduleMs.length > 20 || webhookScheduleMs.some((n) => !Number.isSafeInteger(n) || n < 0 || n > 604_800_000)) {
+    throw new ConfigError('invalid configuration: STAMPEDE_WEBHOOK_RETRY_SCHEDULE_MS: must be a comma-separated list of 1 to 20 integers from 0 to 604,800,000');
+  }
+  return { ...cfg, retryDelaysMs, webhookScheduleMs, topology: topologyFor(cfg.STAMPEDE_AMQP_PREFIX, retryDelaysMs) };
 }

@@ -62,3 +62,10 @@ export const newAnnouncementId = () => 'ann_' + randomId(12);
 /** An API key's public id: operators list and revoke keys by it. */
 export const API_KEY_ID = /^key_[0-9a-z]{12}$/;
 export const newApiKeyId = () => 'key_' + randomId(12);
+
+/** A seller's (or an operator's) webhook endpoint. */
+export const WEBHOOK_ID = /^whk_[0-9a-z]{12}$/;
+export const newWebhookId = () => 'whk_' + randomId(12);
+/** One message to one endpoint (Standard Webhooks' `webhook-id`): made once per (event, endpoint), later ones sort later. */
+export const WEBHOOK_MESSAGE_ID = /^msg_[0-9a-z]{8}[0-9a-z]{16}$/;
+export const newWebhookMessageId = () => 'msg_' + timePrefix() + randomId(16);

@@ -61,6 +61,11 @@ import { registerStorefront } from '../dev/storefront.js';
 import { LIVE_DOC } from '../live/api-doc.js';
 import { registerApiReference } from '../platform/http/api-reference.js';
 import type { RouteDoc } from '../platform/http/doc.js';
+import { registerWebhookRoutes } from '../webhooks/routes.js';
+import type { CloudEvent } from '../platform/messaging/events.js';
+import { publisherOf } from '../platform/messaging/publisher.js';
+import { WebhookEndpoints } from '../webhooks/endpoints.js';
+import { endpointSettingsOf } from '../webhooks/settings.js';
 
 export interface ApiHandle extends Role {
   port: number;
@@ -130,7 +135,16 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const tallyOf = (keyOf: (id: string) => string) => new OutcomeTally(redis, { keyOf, flushMs: cfg.STAMPEDE_TALLY_FLUSH_MS, ttlSeconds: TALLY_TTL_SECONDS, log });
   const saleTally = tallyOf(saleKeys.outcomes);
   const bidTally = tallyOf(auctionKeys.outcomes);
-  const sales = new Sales(pool, redis, sends);
+  // A sale change is announced once the broker confirms it; a broker away for more than a moment loses the announcement (logged), never the change.
+  const announceSale = async (events: CloudEvent[]) => {
+    try {
+      for (let waited = 0; !link.connected && waited < 2_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+      await withTimeout(link.confirmChannel().then((ch) => publisherOf(ch).publishEvents(cfg.topology.exchange, events)), 2_000);
+    } catch (err) {
+      log.error({ err, events: events.map((e) => e.id) }, 'could not announce a sale change (sellers\' webhooks miss it)');
+    }
+  };
+  const sales = new Sales(pool, redis, sends, announceSale);
   const loaded = await sales.loadActive();
   const purchases = new Purchases(redis, sales, {
     rateMax: cfg.STAMPEDE_PURCHASE_RATE_MAX,
@@ -218,6 +232,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const reconciliation = new Reconciliation({ pool, redisUrl: cfg.STAMPEDE_REDIS_URL, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS });
   registerReconciliationRoutes(http, kit, reconciliation);
   registerAnnouncementRoutes(http, kit, sends);
+  registerWebhookRoutes(http, kit, new WebhookEndpoints(pool, endpointSettingsOf(cfg)));
   const board = new OpsBoard({
     redis, sales, auctions, ops, deadLetters, reconciliation, log, everyMs: cfg.STAMPEDE_OPS_BOARD_MS,
     brokerRates: brokerRates(managementUrlOf(cfg.STAMPEDE_AMQP_MANAGEMENT_URL, cfg.STAMPEDE_AMQP_URL), cfg.STAMPEDE_AMQP_PREFIX, log),

@@ -1,5 +1,5 @@
 /**
- * The `notifier` role: the notifications, e-mail and SMS workers (the
+ * The `notifier` role: the notifications, e-mail, SMS and webhooks workers (the
  * worker role with those queues) in a process of its own at a lower CPU
  * priority (STAMPEDE_NOTIFIER_NICE), so on a busy host telling buyers takes
  * the CPU settlement leaves, not the CPU settlement needs: the orders
@@ -14,8 +14,8 @@ import { createLogger, type Logger } from '../platform/log.js';
 import { startWorker } from './worker.js';
 import type { Role } from './role.js';
 
-/** The queues the notifier consumes. */
-export const NOTIFIER_QUEUES = ['notifications', 'email', 'sms'] as const;
+/** The queues the notifier consumes: telling buyers, and sellers' webhooks. */
+export const NOTIFIER_QUEUES = ['notifications', 'email', 'sms', 'webhooks'] as const;
 
 export async function startNotifier(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'notifier')): Promise<Role> {
   try {

@@ -20,6 +20,11 @@ import { Heartbeat } from '../ops/heartbeats.js';
 import { registerConsumerMetrics } from '../platform/messaging/metrics.js';
 import { registerSettlementMetrics, settlementLatency } from '../sales/metrics.js';
 import { registerNotificationMetrics } from '../notifications/metrics.js';
+import { WebhookFanOut } from '../webhooks/fan-out.js';
+import { WebhookDispatcher } from '../webhooks/dispatcher.js';
+import { dispatchSettingsOf } from '../webhooks/settings.js';
+import { SellerNotices } from '../notifications/seller-notices.js';
+import { disabledNoticeOf } from '../webhooks/notices.js';
 
 /**
  * The `worker` role: the orders, auctions, notifications, e-mail and SMS workers
@@ -35,7 +40,10 @@ export async function startWorker(
   log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'worker'),
   /** The role it runs as: `notifier` runs it on the notifier's metrics port. */
   role: Extract<MetricsRole, 'worker' | 'notifier'> = 'worker',
-): Promise<Role & { worker?: OrdersWorker; auctions?: AuctionsWorker; notifications?: NotificationsWorker; email?: ChannelWorker; sms?: ChannelWorker }> {
+): Promise<Role & {
+  worker?: OrdersWorker; auctions?: AuctionsWorker; notifications?: NotificationsWorker; email?: ChannelWorker; sms?: ChannelWorker;
+  webhooks?: WebhookFanOut; webhookDispatcher?: WebhookDispatcher;
+}> {
   const queues = new Set(cfg.STAMPEDE_WORKER_QUEUES);
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_DB_POOL_SIZE);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
@@ -63,8 +71,18 @@ export async function startWorker(
       sender: new TextMessages(smsPool, new SmsChannel({ url: cfg.STAMPEDE_SMS_URL, from: cfg.STAMPEDE_SMS_FROM, timeoutMs: cfg.STAMPEDE_SMS_TIMEOUT_MS })),
     })
     : undefined;
-  const running = [worker, auctions, notifications, email, sms].filter((w) => w !== undefined);
+  // The webhooks worker's own pool: a slow seller endpoint never holds a settlement's connection (sends hold none).
+  const webhooksPool = queues.has('webhooks') ? createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_WORKER_CONCURRENCY + 2) : undefined;
+  const webhookDispatcher = webhooksPool ? new WebhookDispatcher({
+    ...dispatchSettingsOf(cfg), pool: webhooksPool, log,
+    endpointDisabled: (e) => (e.ownerId ? new SellerNotices(webhooksPool).tell(disabledNoticeOf(e, e.ownerId)) : Promise.resolve()),
+  }) : undefined;
+  const webhooks = webhooksPool && webhookDispatcher
+    ? new WebhookFanOut({ ...common, pool: webhooksPool, publicUrl: cfg.STAMPEDE_PUBLIC_URL, made: () => webhookDispatcher.wake() })
+    : undefined;
+  const running = [worker, auctions, notifications, email, sms, webhooks].filter((w) => w !== undefined);
   for (const w of running) w.start();
+  webhookDispatcher?.start();
   if (registry) {
     registerConsumerMetrics(registry, running);
     if (worker) registerSettlementMetrics(registry, worker);
@@ -79,12 +97,14 @@ export async function startWorker(
     notifications,
     email,
     sms,
+    webhooks,
+    webhookDispatcher,
     async stop() {
       await metrics?.close();
       await heartbeat.stop();
-      await Promise.all(running.map((w) => w.stop()));
+      await Promise.all([...running.map((w) => w.stop()), webhookDispatcher?.stop()]);
       smtp?.close();
-      await Promise.allSettled([pool.end(), notificationsPool?.end(), emailPool?.end(), smsPool?.end(), redis.quit()]);
+      await Promise.allSettled([pool.end(), notificationsPool?.end(), emailPool?.end(), smsPool?.end(), webhooksPool?.end(), redis.quit()]);
       log.info('worker stopped');
     },
   };

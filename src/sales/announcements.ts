@@ -13,6 +13,7 @@ import {
   type SettledPurchase,
 } from './events.js';
 import type { SettlementResult } from './settlement.js';
+import { EVENTS } from '../events/catalogue.js';
 
 /** The CloudEvent source of every purchase announcement. */
 export const PURCHASE_ANNOUNCEMENT_SOURCE = 'stampede:order-settlement';
@@ -34,4 +35,15 @@ export function purchaseAnnouncementOf({ order, refunded }: SettlementResult): C
     case 'cancelled':
       return told<PurchaseCancelledData>(cancelledAt ?? settledAt, { ...purchase, refunded, cancelledAt: cancelledAt ?? settledAt });
   }
+}
+
+/** purchase.refunded, beside purchase.cancelled, when the cancelled order had been charged (for sellers' webhooks); none otherwise. */
+export function refundAnnouncementOf({ order, refunded }: SettlementResult): CloudEvent[] {
+  if (order.status !== 'cancelled' || refunded <= 0) return [];
+  const { purchaseId, saleId, buyerId, quantity, unitPrice, currency, amount, cancelledAt, settledAt } = order;
+  const at = cancelledAt ?? settledAt;
+  return [{
+    specversion: '1.0', id: `${purchaseId}:refunded`, source: PURCHASE_ANNOUNCEMENT_SOURCE, type: EVENTS.purchaseRefunded.type, time: new Date(at).toISOString(),
+    subject: saleId, datacontenttype: 'application/json', data: { purchaseId, saleId, buyerId, quantity, unitPrice, currency, amount, refunded, refundedAt: at },
+  }];
 }

@@ -13,7 +13,7 @@ import type { Pool } from '../platform/db/pool.js';
 import { settleOrders, type SettlementResult } from './settlement.js';
 import { settlePurchases, type Settlement } from './scripts.js';
 import { PURCHASE_EVENT_TYPES, type PurchaseEvent } from './events.js';
-import { purchaseAnnouncementOf } from './announcements.js';
+import { purchaseAnnouncementOf, refundAnnouncementOf } from './announcements.js';
 import { SALE_ID, USER_ID, saleOfPurchase } from '../platform/ids.js';
 import { BatchConsumer, PoisonMessageError, type JsonObject, type WorkerSettings } from '../platform/messaging/consumer.js';
 import type { ConfirmChannel } from '../platform/messaging/amqp.js';
@@ -102,7 +102,7 @@ export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
     this.count(events, results);
     await this.applyToLiveState(results);
     // One announcement per purchase and outcome: a batch naming a purchase twice (a redelivery beside it) tells it once.
-    const announcements = new Map(results.map((r) => purchaseAnnouncementOf(r)).map((a) => [a.id, a]));
+    const announcements = new Map([...results.map((r) => purchaseAnnouncementOf(r)), ...results.flatMap(refundAnnouncementOf)].map((a) => [a.id, a]));
     await publisherOf(channel).publishEventBatches(this.deps.topology.exchange, [...announcements.values()], ANNOUNCEMENTS_PER_MESSAGE);
   }
 }

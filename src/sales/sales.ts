@@ -24,6 +24,8 @@ import {
 import { priceBundle, type DiscountInput } from './bundles.js';
 import type { Principal } from '../platform/auth/api-keys.js';
 import { isRealDateTime } from '../platform/time.js';
+import type { CloudEvent } from '../platform/messaging/events.js';
+import { EVENTS } from '../events/catalogue.js';
 
 /** Most units one sale may hold. */
 export const MAX_STOCK = 10_000_000;
@@ -79,6 +81,26 @@ function firstRepeat(ids: readonly string[]): number {
   return -1;
 }
 
+/**
+ * Who tells the world of a sale's changes (sale.created, sale.updated,
+ * sale.closed on the topic exchange, for sellers' webhooks). It never
+ * throws: a broker that is away loses the announcement (logged), never the
+ * change, which is in Postgres already.
+ */
+export type SaleAnnouncer = (events: CloudEvent[]) => Promise<void>;
+
+/** The announcement of a sale's terms: its id names the sale and what changed, so announcing it again is the same event. */
+export function saleAnnouncementOf(kind: 'created' | 'updated' | 'closed', sale: SaleRecord, at = Date.now()): CloudEvent {
+  const terms = {
+    saleId: sale.id, sellerId: sale.sellerId ?? '', name: sale.name, sku: sale.sku, unitPrice: sale.unitPrice, currency: sale.currency, stock: sale.stock,
+    perBuyerLimit: sale.perBuyerLimit, startsAt: sale.startsAt, endsAt: sale.endsAt,
+  };
+  const [type, id, data] = kind === 'created' ? [EVENTS.saleCreated.type, `${sale.id}:created`, terms]
+    : kind === 'updated' ? [EVENTS.saleUpdated.type, `${sale.id}:stock:${sale.stock}`, { ...terms, updatedAt: at }]
+      : [EVENTS.saleClosed.type, `${sale.id}:closed`, { saleId: sale.id, closedAt: at }];
+  return { specversion: '1.0', id, source: 'stampede:sales', type, time: new Date(at).toISOString(), subject: sale.id, datacontenttype: 'application/json', data };
+}
+
 /** Who tells a new sale's watchers before it opens (src/notifications/sends.ts). */
 export interface OpeningNotices {
   scheduleSaleOpening(saleId: string, startsAt: number): Promise<void>;
@@ -89,6 +111,7 @@ export class Sales {
     private readonly pool: Pool,
     private readonly redis: Redis,
     private readonly openingNotices?: OpeningNotices,
+    private readonly announce?: SaleAnnouncer,
   ) {}
 
   async create(input: NewSale, by: Principal): Promise<SaleView> {
@@ -120,6 +143,7 @@ export class Sales {
     });
     await this.load(sale);
     await this.openingNotices?.scheduleSaleOpening(sale.id, sale.startsAt);
+    await this.announce?.([saleAnnouncementOf('created', sale)]);
     return viewOf(sale, await readLiveSale(this.redis, sale.id));
   }
 
@@ -208,7 +232,7 @@ export class Sales {
   }
 
   async addStock(saleId: string, units: number, by: Principal): Promise<SaleView> {
-    return inTransaction(this.pool, async (tx) => {
+    const { view, sale } = await inTransaction(this.pool, async (tx) => {
       const sale = this.authorized(await lockSale(tx, saleId), by);
       if (sale.status === 'closed') throw new AppError('SALE_ENDED', 'the sale is closed');
       if (sale.stock + units > MAX_STOCK) throw AppError.invalid('/units', 'too large', `stock would exceed ${MAX_STOCK.toLocaleString('en')}`);
@@ -216,14 +240,18 @@ export class Sales {
       await addToStock(tx, saleId, units);
       // Redis is updated inside the transaction: if it fails, Postgres rolls back too.
       await addStockScript(this.redis, saleId, units);
-      return viewOf({ ...sale, stock: sale.stock + units }, await readLiveSale(this.redis, saleId));
+      const now = { ...sale, stock: sale.stock + units };
+      return { view: viewOf(now, await readLiveSale(this.redis, saleId)), sale: now };
     });
+    await this.announce?.([saleAnnouncementOf('updated', sale)]);
+    return view;
   }
 
   async close(saleId: string, by: Principal): Promise<SaleView> {
     this.authorized(await findSale(this.pool, saleId), by);
     const closed = (await closeSale(this.pool, saleId))!;
     await this.load(closed);
+    await this.announce?.([saleAnnouncementOf('closed', closed)]);
     return viewOf(closed, await readLiveSale(this.redis, saleId));
   }
 

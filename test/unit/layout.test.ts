@@ -23,7 +23,7 @@ function importsOf(file: string, runtime = false): string[] {
 }
 
 const area = (path: string) => path.split('/')[1]!; // src/<area>/...
-const PRODUCTS = ['sales', 'auctions', 'buyers', 'live', 'ops', 'notifications'];
+const PRODUCTS = ['sales', 'auctions', 'buyers', 'live', 'ops', 'notifications', 'webhooks'];
 
 t.test('the platform imports nothing from a product, the roles, the CLI or the developer tools', async (t) => {
   for (const file of files(join(src, 'platform'))) {

@@ -27,6 +27,8 @@ export interface Topology {
   email: Concern;
   /** Text messages to send (the notifications' SMS channel), with retry tiers of their own. */
   sms: Concern;
+  /** The public events sellers' webhooks carry, fanned out to their endpoints by the webhooks worker (src/webhooks). */
+  webhooks: Concern;
   concerns: Concern[];
   retryDelaysMs: number[];
 }
@@ -38,7 +40,8 @@ export function topologyFor(prefix: string, retryDelaysMs: number[]): Topology {
   const notifications: Concern = { queue: `${prefix}.notifications`, bindings: bindingsOf('notifications') };
   const email: Concern = { queue: `${prefix}.notifications.email`, bindings: bindingsOf('email') };
   const sms: Concern = { queue: `${prefix}.notifications.sms`, bindings: bindingsOf('sms') };
-  return { exchange: `${prefix}.events`, orders, auctions, notifications, email, sms, concerns: [orders, auctions, notifications, email, sms], retryDelaysMs };
+  const webhooks: Concern = { queue: `${prefix}.webhooks`, bindings: bindingsOf('webhooks') };
+  return { exchange: `${prefix}.events`, orders, auctions, notifications, email, sms, webhooks, concerns: [orders, auctions, notifications, email, sms, webhooks], retryDelaysMs };
 }
 
 export const retryQueue = (c: Concern, delayMs: number) => `${c.queue}.retry.${delayMs}ms`;
