@@ -22,6 +22,7 @@ import { registerSettlementMetrics, settlementLatency } from '../sales/metrics.j
 import { registerNotificationMetrics } from '../notifications/metrics.js';
 import { WebhookFanOut } from '../webhooks/fan-out.js';
 import { WebhookDispatcher } from '../webhooks/dispatcher.js';
+import { registerWebhookMetrics } from '../webhooks/metrics.js';
 import { dispatchSettingsOf } from '../webhooks/settings.js';
 import { SellerNotices } from '../notifications/seller-notices.js';
 import { disabledNoticeOf } from '../webhooks/notices.js';
@@ -87,6 +88,7 @@ export async function startWorker(
     registerConsumerMetrics(registry, running);
     if (worker) registerSettlementMetrics(registry, worker);
     registerNotificationMetrics(registry, notifications, [email, sms].filter((c) => c !== undefined));
+    if (webhookDispatcher) registerWebhookMetrics(registry, webhookDispatcher);
   }
   const metrics = await serveRoleMetrics(cfg, role, registry, log);
   const heartbeat = new Heartbeat(redis, role, cfg.STAMPEDE_HEARTBEAT_MS, log, metrics?.url);

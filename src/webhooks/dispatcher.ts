@@ -52,6 +52,11 @@ export class WebhookDispatcher {
   private running?: Promise<void>;
   private readonly busy = new Map<string, number>();
   private inFlight = 0;
+
+  /** Requests open now (metrics). */
+  get requestsInFlight(): number {
+    return this.inFlight;
+  }
   private readonly sends = new Set<Promise<void>>();
   private wakeUp?: () => void;
   /** Attempts made since start, by what came of them. */

@@ -13,6 +13,7 @@ import { Webhook } from 'standardwebhooks';
 import { boot, call, OPERATOR_KEY, waitFor } from '../helpers/system.js';
 import { confirmedEvent, newSeller, publishEvents, startReceiver } from '../helpers/webhooks.js';
 import { startWorker } from '../../src/roles/worker.js';
+import { scrape } from '../helpers/metrics.js';
 import { createLogger } from '../../src/platform/log.js';
 import { Sales } from '../../src/sales/sales.js';
 import { newPurchaseId } from '../../src/platform/ids.js';
@@ -120,6 +121,7 @@ t.test('a redelivered event is one message: one request, one webhook-id', async 
 });
 
 t.test('retry rules: 5xx and 3xx are retried under the same id; 2xx ends it', async (t) => {
+  const before = await scrape(worker.metricsUrl!);
   const ep = await register(ada.key, '/flaky');
   receiver.answer('/flaky', (n) => (n === 1 ? { status: 500, body: 'down' } : n === 2 ? { status: 302, headers: { location: '/elsewhere' } } : { status: 204 }));
   await publishEvents(sys.cfg, [confirmed()]);
@@ -133,6 +135,9 @@ t.test('retry rules: 5xx and 3xx are retried under the same id; 2xx ends it', as
   t.same(d!.attempts.map((a) => a.statusCode), [500, 302, 204], 'every attempt recorded, in order');
   t.equal(d!.attempts[0]!.response, 'down', 'with the start of the answer');
   t.match(d!.attempts[1]!.error, /302/, 'a 3xx is a failure');
+  const after = await scrape(worker.metricsUrl!);
+  const delta = (outcome: string) => after.value('stampede_webhook_attempts_total', { outcome }) - before.value('stampede_webhook_attempts_total', { outcome });
+  t.same({ retried: delta('retried'), succeeded: delta('succeeded'), failed: delta('failed') }, { retried: 2, succeeded: 1, failed: 0 }, 'the attempts counted by outcome (metrics)');
   await as(ada.key, 'DELETE', `/v1/webhooks/${ep.id}`);
 });
 
