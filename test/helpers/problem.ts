@@ -4,7 +4,7 @@
  */
 import type { Test } from 'tap';
 import { createSigner } from 'fast-jwt';
-import type { HttpAnswer } from './system.js';
+import { call, type HttpAnswer, type System } from './system.js';
 import type { RawAnswer } from './bad-raw-http.js';
 
 // --- what "a precise error" means -------------------------------------------
@@ -93,4 +93,13 @@ export async function refusesEach(
     const headers = credential === undefined ? {} : typeof credential === 'string' ? { authorization: credential } : credential;
     problem(t, await send(headers), 401, 'UNAUTHORIZED', what === undefined ? how : `${what} with ${how}`);
   }
+}
+
+/** Runs `bad`, then proves no API key was created or revoked and the api still answers. */
+export async function keysUnchanged(t: Test, sys: System, bad: () => Promise<void>): Promise<void> {
+  const snapshot = async () => (await sys.pool.query('SELECT id, key_hash, role, user_id, label, revoked_at FROM api_keys ORDER BY id')).rows;
+  const before = await snapshot();
+  await bad();
+  t.same(await snapshot(), before, 'no key created or revoked');
+  t.equal((await call(`${sys.url}/healthz`)).status, 200, 'still up');
 }

@@ -6,7 +6,7 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { boot, call, OPERATOR_KEY, type HttpAnswer } from '../helpers/system.js';
-import { badApiKeys, problem, refusesEach } from '../helpers/problem.js';
+import { badApiKeys, keysUnchanged, problem, refusesEach } from '../helpers/problem.js';
 import { ApiKeys } from '../../src/platform/auth/api-keys.js';
 import { newUserId } from '../../src/platform/ids.js';
 
@@ -23,13 +23,7 @@ const send = (method: string, path: string, body?: string, headers: Record<strin
   call(`${sys.url}${path}`, { method, headers: { 'x-api-key': OPERATOR_KEY, 'content-type': 'application/json', ...headers }, body });
 const post = (body: unknown, headers: Record<string, string> = {}) => send('POST', '/v1/ops/keys', typeof body === 'string' ? body : JSON.stringify(body), headers);
 
-async function unchanged(t: Test, bad: () => Promise<void>): Promise<void> {
-  const snapshot = async () => (await sys.pool.query('SELECT id, key_hash, role, user_id, label, revoked_at FROM api_keys ORDER BY id')).rows;
-  const before = await snapshot();
-  await bad();
-  t.same(await snapshot(), before, 'no key created or revoked');
-  t.equal((await call(`${sys.url}/healthz`)).status, 200, 'still up');
-}
+const unchanged = (t: Test, bad: () => Promise<void>) => keysUnchanged(t, sys, bad);
 
 const good = { role: 'operator', label: 'a good key' };
 

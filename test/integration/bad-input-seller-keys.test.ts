@@ -6,7 +6,7 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { boot, call, OPERATOR_KEY, type HttpAnswer } from '../helpers/system.js';
-import { badApiKeys, problem, refusesEach } from '../helpers/problem.js';
+import { badApiKeys, keysUnchanged, problem, refusesEach } from '../helpers/problem.js';
 import { newUserId } from '../../src/platform/ids.js';
 
 const sys = await boot(t, { worker: false });
@@ -21,13 +21,7 @@ const send = (method: string, path: string, body?: string, headers: Record<strin
   call(`${sys.url}${path}`, { method, headers: { 'x-api-key': shop.apiKey, 'content-type': 'application/json', ...headers }, body });
 const post = (body: unknown, headers: Record<string, string> = {}) => send('POST', PATH, typeof body === 'string' ? body : JSON.stringify(body), headers);
 
-async function unchanged(t: Test, bad: () => Promise<void>): Promise<void> {
-  const snapshot = async () => (await sys.pool.query('SELECT id, key_hash, role, user_id, label, revoked_at FROM api_keys ORDER BY id')).rows;
-  const before = await snapshot();
-  await bad();
-  t.same(await snapshot(), before, 'no key created or revoked');
-  t.equal((await call(`${sys.url}/healthz`)).status, 200, 'still up');
-}
+const unchanged = (t: Test, bad: () => Promise<void>) => keysUnchanged(t, sys, bad);
 
 t.test('POST /v1/sellers/{id}/keys: the body, precisely', async (t) => {
   await unchanged(t, async () => {
