@@ -78,7 +78,7 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
   t.equal(first.find((c) => c.role === 'notifier')!.nice, 10, 'the notifier runs at niceness 10 (STAMPEDE_NOTIFIER_NICE)');
   t.equal(first.find((c) => c.role === 'worker')!.nice, 0, 'the worker at normal priority');
   t.same(consumers(pidOf('worker')), ['auctions worker consuming', 'orders worker consuming'], 'the worker settles only');
-  t.same(consumers(pidOf('notifier')), ['SMS worker consuming', 'e-mail worker consuming', 'notifications worker consuming'], 'the notifier tells buyers');
+  t.same(consumers(pidOf('notifier')), ['SMS worker consuming', 'e-mail worker consuming', 'notifications worker consuming', 'webhooks worker consuming'], 'the notifier tells buyers and sellers\' webhooks');
   // Each child its own metrics: the api on its own port, every other role on a metrics port of its own, labelled with its role.
   const metricsPorts = new Map(logged('metrics listening').map((l) => [l.pid, l.port]));
   t.equal(new Set(metricsPorts.values()).size, 4, 'four metrics ports, one per role but the api');

@@ -72,7 +72,7 @@ export interface Amqp {
    * its own, to republish one by one.
    */
   takeEvents(queue: string, n: number, timeoutMs?: number): Promise<{ messages: import('amqplib').GetMessage[]; events: SingleEvent[] }>;
-  /** Waits until the main and retry queues (or only `queues`) stay empty for `quietMs`. */
+  /** Waits until the main and retry queues (or only `queues`) stay empty for `quietMs`; dead letters are parked, not busy. */
   quiet(quietMs?: number, timeoutMs?: number, queues?: string[]): Promise<void>;
 }
 
@@ -128,11 +128,11 @@ export async function openAmqp(t: Test, cfg: Config): Promise<Amqp> {
       return { messages, events };
     },
     async quiet(quietMs = 800, timeoutMs = 60_000, queues?: string[]) {
-      const dlq = deadLetterQueue(topology.orders);
+      const parked = new Set(allQueues(topology).filter((q) => q.kind === 'dead-letter').map((q) => q.queue));
       let since = 0;
       await waitFor('the queues to drain', async () => {
         const d = await amqp.depths();
-        const busy = Object.entries(d).some(([q, n]) => (queues ? queues.includes(q) : q !== dlq) && n > 0);
+        const busy = Object.entries(d).some(([q, n]) => (queues ? queues.includes(q) : !parked.has(q)) && n > 0);
         if (busy) since = 0;
         else since ||= Date.now();
         return since > 0 && Date.now() - since >= quietMs;
