@@ -90,6 +90,8 @@ t.test('a signed delivery to the seller\'s subscribed endpoints and the operator
   t.equal(got.headers['content-type'], 'application/json');
   t.match(got.headers['webhook-signature'], /^v1,[A-Za-z0-9+/]+=*$/, 'one signature');
   verify(t, ops.secret, receiver.of('/ops')[0]!);
+  // The attempt is recorded once its answer is read: after the receiver has the request.
+  await waitFor('the attempt recorded', async () => (await deliveriesOf(ada.key, mine.id))[0]?.status === 'succeeded');
   const [d] = await deliveriesOf(ada.key, mine.id);
   t.equal(d!.id, got.headers['webhook-id'], 'the webhook-id is the message\'s id');
   t.equal(d!.status, 'succeeded');
@@ -135,7 +137,11 @@ t.test('retry rules: 5xx and 3xx are retried under the same id; 2xx ends it', as
   t.same(d!.attempts.map((a) => a.statusCode), [500, 302, 204], 'every attempt recorded, in order');
   t.equal(d!.attempts[0]!.response, 'down', 'with the start of the answer');
   t.match(d!.attempts[1]!.error, /302/, 'a 3xx is a failure');
-  const after = await scrape(worker.metricsUrl!);
+  // Counted just after each attempt's record commits.
+  const after = await waitFor('the attempts counted', async () => {
+    const m = await scrape(worker.metricsUrl!);
+    return m.value('stampede_webhook_attempts_total', { outcome: 'succeeded' }) > before.value('stampede_webhook_attempts_total', { outcome: 'succeeded' }) ? m : undefined;
+  });
   const delta = (outcome: string) => after.value('stampede_webhook_attempts_total', { outcome }) - before.value('stampede_webhook_attempts_total', { outcome });
   t.same({ retried: delta('retried'), succeeded: delta('succeeded'), failed: delta('failed') }, { retried: 2, succeeded: 1, failed: 0 }, 'the attempts counted by outcome (metrics)');
   await as(ada.key, 'DELETE', `/v1/webhooks/${ep.id}`);
