@@ -66,7 +66,14 @@ t.test('who sees a private sale; the buyer\'s list of private sales', async (t) 
   t.equal((await sys.operator(path)).status, 200, 'an operator sees it');
 
   const publicSale = await sys.createSale({ sku: 'PUB-1' });
-  const publicIds = (await call(`${sys.url}/v1/sales?limit=100`)).body.items.map((s: { id: string }) => s.id);
+  // The shared test database holds other tests' open sales: read every page.
+  const publicIds: string[] = [];
+  for (let after = ''; ;) {
+    const page = (await call(`${sys.url}/v1/sales?limit=100${after ? `&after=${after}` : ''}`)).body;
+    publicIds.push(...page.items.map((s: { id: string }) => s.id));
+    if (!page.next) break;
+    after = page.next;
+  }
   t.ok(publicIds.includes(publicSale.id), 'the public list has the public sale');
   t.notOk(publicIds.includes(sale.id) || publicIds.includes(other.id), 'and no private one');
   t.equal((await call(`${sys.url}/v1/sales/${publicSale.id}`)).body.private, false, 'a public sale is seen by anyone');
