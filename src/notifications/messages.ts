@@ -98,7 +98,12 @@ export function notificationOf(a: Announcement, { title: lot, currency: lotCurre
     }
     case 'purchase.failed': {
       const { quantity, amount, currency } = a.data;
-      const why = { INSUFFICIENT_FUNDS: `Your wallet did not hold the ${formatMoney(amount, currency)} it costs` }[a.data.reason];
+      const why = {
+        INSUFFICIENT_FUNDS: `Your wallet did not hold the ${formatMoney(amount, currency)} it costs`,
+        UNKNOWN_BUYER: 'We could not find your account',
+        RESERVATION_EXPIRED: 'We could not settle it in time',
+        UNSETTLEABLE: 'We could not settle it',
+      }[a.data.reason];
       return told(`Your order for ${lot} failed`, `${why}, so your order of ${unitsOf(quantity, lot)} was not placed. Nothing was charged.`);
     }
     case 'purchase.cancelled': {

@@ -1,4 +1,4 @@
-/** The `scheduler` role: closes auctions when due, runs the promoter, claims the scheduled notifications when due, sweeps the notifications past their retention, keeps the dead letters (src/ops/dead-letters.ts) and reconciles (src/ops/reconciliation.ts). */
+/** The `scheduler` role: closes auctions when due, runs the promoter, gives up purchases past their reservation deadline, claims the scheduled notifications when due, sweeps the notifications past their retention, keeps the dead letters (src/ops/dead-letters.ts) and reconciles (src/ops/reconciliation.ts). */
 import { loadConfig, type Config } from '../platform/config.js';
 import { createLogger, type Logger } from '../platform/log.js';
 import { createPool } from '../platform/db/pool.js';
@@ -17,8 +17,9 @@ import { Reconciliation, ReconciliationSchedule } from '../ops/reconciliation.js
 import { countersFrom } from '../platform/metrics/registry.js';
 import { registryFor, serveRoleMetrics } from './metrics.js';
 import { Heartbeat } from '../ops/heartbeats.js';
+import { ReservationDeadline } from '../sales/deadline.js';
 
-export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler; sends: SendScheduler; retention: RetentionSweep; reconciliation: Reconciliation }> {
+export async function startScheduler(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'scheduler')): Promise<Role & { scheduler: Scheduler; sends: SendScheduler; retention: RetentionSweep; reconciliation: Reconciliation; deadline: ReservationDeadline }> {
   // A reconciliation run holds a connection of its own while it runs (its lock).
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 3);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
@@ -34,6 +35,8 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
   const sendsIndexed = await sends.start();
   const retention = new RetentionSweep({ pool, retention: retentionOf(cfg), log, everyMs: cfg.STAMPEDE_NOTIFICATION_SWEEP_MS });
   retention.start();
+  const deadline = new ReservationDeadline({ redis, log, deadlineMs: cfg.STAMPEDE_RESERVATION_DEADLINE_MS, everyMs: cfg.STAMPEDE_RESERVATION_SWEEP_MS });
+  deadline.start();
   const keeper = new DeadLetterKeeper({ pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, topology: cfg.topology, log });
   keeper.start();
   const reconciliation = new Reconciliation({ pool, redisUrl: cfg.STAMPEDE_REDIS_URL, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS });
@@ -41,7 +44,8 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
   reconciling.start();
   const registry = registryFor(cfg, 'scheduler');
   if (registry) {
-    countersFrom(registry, 'stampede_scheduler_actions_total', 'What the scheduler did since start: auctions closed, bids promoted, scheduled notifications claimed, expired notifications deleted, dead letters archived.', ['action'], () => [
+    countersFrom(registry, 'stampede_scheduler_actions_total', 'What the scheduler did since start: auctions closed, bids promoted, purchases given up at their reservation deadline, scheduled notifications claimed, expired notifications deleted, dead letters archived.', ['action'], () => [
+      [{ action: 'purchase_expired' }, deadline.expired],
       [{ action: 'auction_closed' }, scheduler.closed], [{ action: 'bid_promoted' }, scheduler.promoted],
       [{ action: 'send_claimed' }, sends.claimed], [{ action: 'notification_expired' }, retention.deleted],
       [{ action: 'dead_letter_archived' }, keeper.archived], [{ action: 'reconciliation_run' }, reconciliation.runs],
@@ -57,11 +61,12 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
     sends,
     retention,
     reconciliation,
+    deadline,
     metricsUrl: metrics?.url,
     async stop() {
       await metrics?.close();
       await heartbeat.stop();
-      await Promise.all([scheduler.stop(), sends.stop(), retention.stop(), keeper.stop(), reconciling.stop()]);
+      await Promise.all([scheduler.stop(), sends.stop(), retention.stop(), deadline.stop(), keeper.stop(), reconciling.stop()]);
       await Promise.allSettled([pool.end(), redis.quit()]);
       log.info('scheduler stopped');
     },

@@ -10,6 +10,7 @@ import { EVENTS } from '../events/catalogue.js';
 export const PURCHASE_EVENT_TYPES = {
   accepted: EVENTS.purchaseAccepted.type,
   cancel_requested: EVENTS.purchaseCancelRequested.type,
+  expired: EVENTS.purchaseExpired.type,
 } as const;
 
 export type PurchaseEventKind = keyof typeof PURCHASE_EVENT_TYPES;
@@ -34,10 +35,22 @@ export interface PurchaseCancelRequestedData extends PurchaseAcceptedData {
   requestedAt: number;
 }
 
+/**
+ * `stampede.purchase.expired.v1`: the reservation deadline passed with the
+ * purchase still pending (expiredAt in ms). The orders worker also settles
+ * one of its own, never published, for an accepted purchase it dead-letters
+ * (`reason` then says why; the event on the wire carries none: it is
+ * RESERVATION_EXPIRED).
+ */
+export interface PurchaseExpiredData extends PurchaseAcceptedData {
+  expiredAt: number;
+}
+
 /** A purchase event as the orders worker parsed it from its envelope (time in ms). */
 export type PurchaseEvent =
   | { eventId: string; type: 'accepted'; time: number; data: PurchaseAcceptedData }
-  | { eventId: string; type: 'cancel_requested'; time: number; data: PurchaseCancelRequestedData };
+  | { eventId: string; type: 'cancel_requested'; time: number; data: PurchaseCancelRequestedData }
+  | { eventId: string; type: 'expired'; time: number; data: PurchaseExpiredData; reason: PurchaseFailureReason };
 
 /** What the order settlement announces to the buyer (routed to the notifications concern), by the order's status. */
 export const PURCHASE_ANNOUNCEMENT_TYPES = {
@@ -56,8 +69,12 @@ export interface PurchaseConfirmedData extends SettledPurchase {
   settledAt: number;
 }
 
-/** Why settlement fails an order: the one reason it has (the wallet does not cover the amount). */
-export type PurchaseFailureReason = 'INSUFFICIENT_FUNDS';
+/**
+ * Why settlement fails an order: the wallet does not cover the amount; the
+ * buyer is no user; the reservation deadline passed first; or settlement
+ * gave up on it (its event is in the dead letters).
+ */
+export type PurchaseFailureReason = 'INSUFFICIENT_FUNDS' | 'UNKNOWN_BUYER' | 'RESERVATION_EXPIRED' | 'UNSETTLEABLE';
 
 /** `stampede.purchase.failed.v1`: nothing was charged; the stock went back on sale. */
 export interface PurchaseFailedData extends SettledPurchase {

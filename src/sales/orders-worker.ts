@@ -49,6 +49,10 @@ function parsePurchaseEvent(envelope: JsonObject): PurchaseEvent {
   // The checks above are what settlement reads of the payload (a cancellation's requestedAt is carried, not read).
   if (type === PURCHASE_EVENT_TYPES.accepted) return { eventId: id, type: 'accepted', time: Date.parse(time), data: data as never };
   if (type === PURCHASE_EVENT_TYPES.cancel_requested) return { eventId: id, type: 'cancel_requested', time: Date.parse(time), data: data as never };
+  if (type === PURCHASE_EVENT_TYPES.expired) {
+    if (!Number.isSafeInteger(data.expiredAt)) throw new PoisonMessageError('an expiry without its expiredAt');
+    return { eventId: id, type: 'expired', time: Date.parse(time), data: data as never, reason: 'RESERVATION_EXPIRED' };
+  }
   throw new PoisonMessageError(`unknown event type ${String(type)}`);
 }
 
@@ -94,6 +98,37 @@ export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
     for (const r of results) {
       const at = acceptedAt.get(r.eventId);
       if (at !== undefined && r.status !== 'cancelled') observe(Math.max(0, r.settledAt - at) / 1000);
+    }
+  }
+
+  /**
+   * A dead-lettered message's events are settled one by one: one event that
+   * cannot be settled must not hold back the others of its batch. An accepted
+   * purchase that cannot be settled even alone fails (UNSETTLEABLE), settled
+   * like any event: its stock goes back on sale and its buyer is told, once
+   * (an operator replaying the dead letter later finds its order and changes
+   * nothing). When even that fails (Postgres away), the reservation deadline
+   * fails it later (src/sales/deadline.ts).
+   */
+  protected override async onDeadLettered(events: PurchaseEvent[], channel: ConfirmChannel): Promise<void> {
+    for (const e of events) {
+      try {
+        await this.settle([e], channel);
+        continue;
+      } catch (err) {
+        if (e.type !== 'accepted') {
+          this.deps.log.error({ err, eventId: e.eventId, purchaseId: e.data.purchaseId }, 'dead-lettered purchase event could not be settled alone');
+          continue;
+        }
+      }
+      const now = Date.now();
+      const expiry: PurchaseEvent = { eventId: `${e.data.purchaseId}:unsettleable`, type: 'expired', time: now, data: { ...e.data, expiredAt: now }, reason: 'UNSETTLEABLE' };
+      try {
+        await this.settle([expiry], channel);
+        this.deps.log.error({ purchaseId: e.data.purchaseId, saleId: e.data.saleId }, 'dead-lettered purchase failed (UNSETTLEABLE); its stock is back on sale');
+      } catch (err) {
+        this.deps.log.error({ err, purchaseId: e.data.purchaseId }, 'dead-lettered purchase could not be failed; its reservation deadline will fail it');
+      }
     }
   }
 

@@ -150,6 +150,21 @@ export async function requestCancel(redis: Redis, saleId: string, purchaseId: st
   throw new Error(`requestCancel: unexpected reply ${JSON.stringify(reply)}`);
 }
 
+export type ExpiryOutcome =
+  | { code: Outcome.Applied | Outcome.AlreadyApplied; status: PurchaseStatus }
+  | { code: Outcome.NotDue; dueAt: number }
+  | { code: Outcome.NotFound };
+
+/** Gives up a purchase still pending `deadlineMs` after its acceptance (Redis TIME): its expiry goes to the outbox (lua/sale/expirePurchase-2.lua). */
+export async function expirePurchase(redis: Redis, saleId: string, purchaseId: string, deadlineMs: number): Promise<ExpiryOutcome> {
+  const reply = (await runScript(redis, 'expirePurchase', [saleKeys.purchase(saleId, purchaseId), saleKeys.outbox(saleId)], [purchaseId, String(deadlineMs)])) as Reply;
+  const code = Number(reply[0]);
+  if (code === Outcome.Applied || code === Outcome.AlreadyApplied) return { code, status: String(reply[1]) as PurchaseStatus };
+  if (code === Outcome.NotDue) return { code, dueAt: Number(reply[1]) };
+  if (code === Outcome.NotFound) return { code };
+  throw new Error(`expirePurchase: unexpected reply ${JSON.stringify(reply)}`);
+}
+
 /** What the scripts decide a sale's purchases by (times in ms). */
 export type SaleTerms = Pick<SaleRecord, 'id' | 'status' | 'startsAt' | 'endsAt' | 'perBuyerLimit' | 'unitPrice' | 'currency' | 'stock'> & { private?: boolean };
 

@@ -3,9 +3,14 @@
  *   - the wallets involved are locked (in key order, so batches never deadlock);
  *   - an accepted purchase becomes an order row keyed by its purchase id, and
  *     a wallet debit with a ledger entry when the balance covers it, or a
- *     failed order (INSUFFICIENT_FUNDS) when it does not;
+ *     failed order when it does not (INSUFFICIENT_FUNDS) or its buyer is no
+ *     user (UNKNOWN_BUYER);
  *   - a cancellation refunds a confirmed order, or records a cancelled order
- *     when it overtook its own acceptance.
+ *     when it overtook its own acceptance;
+ *   - an expiry (the reservation deadline passed, or the worker gave up on
+ *     the purchase) records a failed order unless the purchase has one: the
+ *     order row is the one place a late settlement and its expiry meet, so
+ *     exactly one of them decides the purchase, whichever commits first.
  * Each event's result carries its order as stored and what was refunded
  * (read back from the ledger), so the buyer is told the settled outcome
  * (announcements.ts), the same on every redelivery.
@@ -40,20 +45,18 @@ export interface SettlementResult {
 /** The event contradicts its sale's terms (or names no sale): no retry can settle it. */
 export class UnknownSaleTermsError extends PermanentError {}
 
-export class UnknownBuyerError extends Error {}
-
 /** Settles the events in one transaction; one result per event, in their order. */
 export function settleOrders(pool: Pool, events: PurchaseEvent[]): Promise<SettlementResult[]> {
   return inTransaction(pool, async (tx) => {
     await checkSaleTerms(tx, events);
     const wallets = await lockWallets(tx, walletsOf(events));
-    await checkWalletlessBuyers(tx, events, wallets);
+    const unknownBuyers = await walletlessUnknownBuyers(tx, events, wallets);
     const orders = await lockOrders(tx, [...new Set(events.map((e) => e.data.purchaseId))]);
     // Every logged event was written with its order, in one transaction: an
     // event can be logged already only if its purchase had an order.
     const ordered = new Set(orders.map((o) => o.purchaseId));
     const logged = await loggedEvents(tx, events.filter((e) => ordered.has(e.data.purchaseId)).map((e) => e.eventId));
-    const settlement = decideSettlement(events, { wallets, orders, logged, now: Date.now() });
+    const settlement = decideSettlement(events, { wallets, orders, logged, unknownBuyers, now: Date.now() });
     await writeSettlement(tx, settlement);
     // A redelivered cancellation's order does not say whether it had been paid: its refund entry does.
     const refunds = await refundsOf(tx, [...new Set(settlement.results.filter((r) => r.status === 'cancelled').map((r) => r.purchaseId))]);
@@ -68,7 +71,9 @@ export function settleOrders(pool: Pool, events: PurchaseEvent[]): Promise<Settl
  */
 async function checkSaleTerms(tx: PoolClient, events: PurchaseEvent[]): Promise<void> {
   const sales = new Map((await findSales(tx, [...new Set(events.map((e) => e.data.saleId))])).map((s) => [s.id, s]));
-  for (const { data } of events) {
+  for (const { type, data } of events) {
+    // An expiry moves no money and must settle whatever made its purchase unsettleable (a sale whose terms differ, too).
+    if (type === 'expired') continue;
     const sale = sales.get(data.saleId);
     if (!sale || sale.unitPrice !== data.unitPrice || sale.currency !== data.currency) {
       throw new UnknownSaleTermsError(`purchase ${data.purchaseId}: sale ${data.saleId} unknown or its terms differ from the event's`);
@@ -78,9 +83,9 @@ async function checkSaleTerms(tx: PoolClient, events: PurchaseEvent[]): Promise<
 
 const walletKey = (w: { userId: string; currency: string }) => `${w.userId}|${w.currency}`;
 
-/** The wallets the events charge or refund, each once, in key order. */
+/** The wallets the events charge or refund, each once, in key order (an expiry touches none). */
 function walletsOf(events: PurchaseEvent[]): { userId: string; currency: string }[] {
-  const wallets = new Map(events.map((e) => {
+  const wallets = new Map(events.filter((e) => e.type !== 'expired').map((e) => {
     const wallet = { userId: e.data.buyerId, currency: e.data.currency };
     return [walletKey(wallet), wallet];
   }));
@@ -88,17 +93,21 @@ function walletsOf(events: PurchaseEvent[]): { userId: string; currency: string 
 }
 
 /**
- * A buyer with a wallet exists (wallets reference users). One without gets
- * a failed order, written only if the buyer is known: this replaces the
- * orders->users foreign key, whose per-row lock cost more than the insert.
+ * The buyers of accepted purchases who are no user. A buyer with a wallet
+ * exists (wallets reference users); the others are looked up, in one query
+ * for the batch. Their purchases fail (UNKNOWN_BUYER) rather than fail the
+ * batch: a token signed for an id that is no user reached the worker (the
+ * api refuses them, but a node may not know yet), and retrying it could
+ * never settle it.
  */
-async function checkWalletlessBuyers(tx: PoolClient, events: PurchaseEvent[], wallets: WalletBalance[]): Promise<void> {
+async function walletlessUnknownBuyers(tx: PoolClient, events: PurchaseEvent[], wallets: WalletBalance[]): Promise<Set<string>> {
   const held = new Set(wallets.map(walletKey));
-  const walletless = [...new Set(events.filter((e) => !held.has(walletKey({ userId: e.data.buyerId, currency: e.data.currency }))).map((e) => e.data.buyerId))];
-  if (walletless.length === 0) return;
+  const walletless = [...new Set(events
+    .filter((e) => e.type === 'accepted' && !held.has(walletKey({ userId: e.data.buyerId, currency: e.data.currency })))
+    .map((e) => e.data.buyerId))];
+  if (walletless.length === 0) return new Set();
   const known = await knownUsers(tx, walletless);
-  const unknown = walletless.find((id) => !known.has(id));
-  if (unknown !== undefined) throw new UnknownBuyerError(`buyer ${unknown} is not a user`);
+  return new Set(walletless.filter((id) => !known.has(id)));
 }
 
 /** What the database holds before the batch, as settlement reads it. */
@@ -109,6 +118,8 @@ export interface SettlementState {
   orders: OrderRecord[];
   /** Events the event log holds already. */
   logged: Set<string>;
+  /** Buyers of the events who are no user. */
+  unknownBuyers: Set<string>;
   /** When this settlement happens (ms). */
   now: number;
 }
@@ -132,10 +143,13 @@ export interface SettlementPlan {
  * batch see the effect of earlier ones (an acceptance and its cancellation in
  * one batch end cancelled and refunded). Pure: writes nothing.
  *   accepted, no order        -> confirmed (debit) if the balance covers it, else failed
+ *                                (INSUFFICIENT_FUNDS; UNKNOWN_BUYER when the buyer is no user)
  *   accepted, an order        -> the order's status (a redelivery)
  *   cancel, no order          -> cancelled, nothing charged (it overtook its acceptance)
  *   cancel, a confirmed order -> cancelled, refunded
  *   cancel, any other order   -> the order's status
+ *   expiry, no order          -> failed with the expiry's reason, nothing charged
+ *   expiry, an order          -> the order's status (settlement came first)
  */
 export function decideSettlement(events: PurchaseEvent[], state: SettlementState): SettlementPlan {
   const { now } = state;
@@ -155,7 +169,7 @@ export function decideSettlement(events: PurchaseEvent[], state: SettlementState
     let reason = '';
     let isNew = false;
 
-    if (known && (e.type === 'accepted' || known.status !== 'confirmed')) {
+    if (known && (e.type !== 'cancel_requested' || known.status !== 'confirmed')) {
       status = known.status;
       reason = known.reason;
     } else if (known) {
@@ -165,6 +179,14 @@ export function decideSettlement(events: PurchaseEvent[], state: SettlementState
       out.refunds.push(purchase.purchaseId);
     } else if (e.type === 'cancel_requested') {
       status = 'cancelled';
+      isNew = true;
+    } else if (e.type === 'expired') {
+      status = 'failed';
+      reason = e.reason;
+      isNew = true;
+    } else if (state.unknownBuyers.has(purchase.buyerId)) {
+      status = 'failed';
+      reason = 'UNKNOWN_BUYER';
       isNew = true;
     } else {
       const balance = balances.get(wallet) ?? 0;

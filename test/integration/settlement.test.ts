@@ -59,16 +59,76 @@ t.test('a known buyer without a wallet gets a failed order and no ledger entry',
   t.equal(ledger.rows[0]!.n, 0);
 });
 
-t.test('an unknown buyer fails the whole batch and writes nothing', async (t) => {
+t.test('an unknown buyer\'s purchase fails (UNKNOWN_BUYER), the rest of its batch settles, and a redelivery changes nothing', async (t) => {
   const [buyer] = await createBuyers(pool, [{ name: 'beside the stranger' }]);
   await creditWallet(pool, buyer!.id, 'EUR', 1_000, `credit:settlement-test:${buyer!.id}`);
   const good = accepted(buyer!.id);
   const stranger = accepted(newUserId());
-  await t.rejects(settleOrders(pool, [good, stranger]), { message: `buyer ${stranger.data.buyerId} is not a user` });
-  const { rows } = await pool.query('SELECT count(*)::int AS n FROM orders WHERE purchase_id = ANY($1)', [[good.data.purchaseId, stranger.data.purchaseId]]);
-  t.equal(rows[0]!.n, 0, 'no order written');
+  const results = await settleOrders(pool, [good, stranger]);
+  t.same(results.map((r) => [r.status, r.reason]), [['confirmed', ''], ['failed', 'UNKNOWN_BUYER']]);
+  const again = await settleOrders(pool, [stranger]);
+  t.same([again[0]!.status, again[0]!.reason], ['failed', 'UNKNOWN_BUYER'], 'redelivered: the stored outcome');
+  const { rows } = await pool.query('SELECT purchase_id, status, failure_reason FROM orders WHERE purchase_id = $1', [stranger.data.purchaseId]);
+  t.same(rows, [{ purchase_id: stranger.data.purchaseId, status: 'failed', failure_reason: 'UNKNOWN_BUYER' }], 'one failed order');
+  const ledger = await pool.query('SELECT count(*)::int AS n FROM ledger_entries WHERE user_id = $1', [stranger.data.buyerId]);
+  t.equal(ledger.rows[0]!.n, 0, 'no ledger entry for the stranger');
   const wallet = await pool.query('SELECT balance FROM wallets WHERE user_id = $1', [buyer!.id]);
-  t.equal(wallet.rows[0]!.balance, 1_000, 'nobody charged');
+  t.equal(wallet.rows[0]!.balance, 1_000 - PRICE, 'the known buyer charged once');
+});
+
+const expiryOf = (e: PurchaseEvent, reason: 'RESERVATION_EXPIRED' | 'UNSETTLEABLE' = 'RESERVATION_EXPIRED'): PurchaseEvent => ({
+  eventId: `${e.data.purchaseId}:expired`, type: 'expired', time: Date.now(), data: { ...e.data, expiredAt: Date.now() }, reason,
+});
+
+t.test('an expiry that commits before the late settlement fails the purchase; the settlement then charges nothing', async (t) => {
+  const [buyer] = await createBuyers(pool, [{ name: 'late' }]);
+  await creditWallet(pool, buyer!.id, 'EUR', 1_000, `credit:settlement-test:${buyer!.id}`);
+  const e = accepted(buyer!.id);
+  const [expired] = await settleOrders(pool, [expiryOf(e)]);
+  t.same([expired!.status, expired!.reason], ['failed', 'RESERVATION_EXPIRED']);
+  const [late] = await settleOrders(pool, [e]);
+  t.same([late!.status, late!.reason], ['failed', 'RESERVATION_EXPIRED'], 'the settlement finds the failed order');
+  const wallet = await pool.query('SELECT balance FROM wallets WHERE user_id = $1', [buyer!.id]);
+  t.equal(wallet.rows[0]!.balance, 1_000, 'nothing charged');
+});
+
+t.test('a settlement that commits before the expiry stands; the expiry changes nothing', async (t) => {
+  const [buyer] = await createBuyers(pool, [{ name: 'on time' }]);
+  await creditWallet(pool, buyer!.id, 'EUR', 1_000, `credit:settlement-test:${buyer!.id}`);
+  const e = accepted(buyer!.id);
+  const [settled] = await settleOrders(pool, [e]);
+  t.equal(settled!.status, 'confirmed');
+  const [expired] = await settleOrders(pool, [expiryOf(e)]);
+  t.same([expired!.status, expired!.reason], ['confirmed', ''], 'the expiry finds the confirmed order');
+  const wallet = await pool.query('SELECT balance FROM wallets WHERE user_id = $1', [buyer!.id]);
+  t.equal(wallet.rows[0]!.balance, 1_000 - PRICE, 'charged once');
+});
+
+t.test('a settlement and its expiry racing in many transactions: exactly one decides, charged at most once', async (t) => {
+  const wide = createPool(cfg.STAMPEDE_DATABASE_URL, 8);
+  t.teardown(() => wide.end());
+  const buyers = await createBuyers(pool, Array.from({ length: 10 }, (_, i) => ({ name: `racing expiry ${i}` })));
+  for (const b of buyers) await creditWallet(pool, b.id, 'EUR', 1_000, `credit:settlement-expiry-race:${b.id}`);
+  for (const b of buyers) {
+    const e = accepted(b.id);
+    // Both kinds at once, four each; a loser aborts on the order's unique key (the worker retries it).
+    const race = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => settleOrders(wide, [i % 2 === 0 ? e : expiryOf(e)])));
+    const settled = race.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof settleOrders>>> => r.status === 'fulfilled').map((r) => r.value[0]!);
+    t.ok(settled.length > 0, 'at least one transaction settles');
+    const { rows } = await pool.query<{ status: string; failure_reason: string | null }>('SELECT status, failure_reason FROM orders WHERE purchase_id = $1', [e.data.purchaseId]);
+    t.equal(rows.length, 1, 'one order');
+    t.ok(settled.every((r) => r.status === rows[0]!.status), 'every transaction that settled answers the one stored outcome');
+    const wallet = await pool.query('SELECT balance FROM wallets WHERE user_id = $1', [b.id]);
+    t.equal(wallet.rows[0]!.balance, rows[0]!.status === 'confirmed' ? 1_000 - PRICE : 1_000, 'charged exactly when confirmed');
+  }
+});
+
+t.test('an expiry settles even when its event\'s terms differ from the sale\'s (it moves no money)', async (t) => {
+  const e = accepted(newUserId());
+  const odd: PurchaseEvent = { ...e, data: { ...e.data, unitPrice: PRICE + 1 } } as PurchaseEvent;
+  await t.rejects(settleOrders(pool, [odd]), /terms differ/, 'the acceptance itself cannot be settled');
+  const [r] = await settleOrders(pool, [expiryOf(odd, 'UNSETTLEABLE')]);
+  t.same([r!.status, r!.reason], ['failed', 'UNSETTLEABLE']);
 });
 
 t.test('one batch settled by six transactions at once: each purchase ordered and charged once; a loser aborts whole', async (t) => {

@@ -111,6 +111,13 @@ export abstract class BatchConsumer<E> {
    */
   protected abstract settle(events: E[], pub: ConfirmChannel): Promise<void>;
 
+  /**
+   * Called with a message's events once it is in the dead-letter queue, before
+   * it is acked: a worker whose events must not wait there for ever (an
+   * accepted purchase) settles what it can of them. A failure is logged.
+   */
+  protected async onDeadLettered(_events: E[], _pub: ConfirmChannel): Promise<void> {}
+
   /** Called once a (re)connected session consumes; may publish on `pub` (and wait for its confirms). A failure is logged; the session goes on. */
   protected async consuming(_pub: ConfirmChannel): Promise<void> {}
 
@@ -236,7 +243,7 @@ export abstract class BatchConsumer<E> {
       this.settled += events.length;
       for (const g of good) ch.ack(g.msg);
     } catch (err) {
-      if (good.length === 1) return this.retryLater(ch, pub, good[0]!.msg, err as Error);
+      if (good.length === 1) return this.retryLater(ch, pub, good[0]!.msg, err as Error, good[0]!.events);
       this.settings.log.warn({ err, size: good.length }, 'batch settlement failed; settling message by message');
       for (const g of good) {
         try {
@@ -244,7 +251,7 @@ export abstract class BatchConsumer<E> {
           this.settled += g.events.length;
           ch.ack(g.msg);
         } catch (one) {
-          await this.retryLater(ch, pub, g.msg, one as Error);
+          await this.retryLater(ch, pub, g.msg, one as Error, g.events);
         }
       }
     }
@@ -276,11 +283,11 @@ export abstract class BatchConsumer<E> {
     return { msg, events, poison };
   }
 
-  private async retryLater(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error): Promise<void> {
-    if (err instanceof PermanentError) return this.deadLetter(ch, pub, msg, err);
+  private async retryLater(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error, events: E[]): Promise<void> {
+    if (err instanceof PermanentError) return this.deadLetter(ch, pub, msg, err, events);
     const attempt = Number(msg.properties.headers?.[ATTEMPT_HEADER] ?? 0);
     const delay = this.settings.topology.retryDelaysMs[attempt];
-    if (delay === undefined) return this.deadLetter(ch, pub, msg, err);
+    if (delay === undefined) return this.deadLetter(ch, pub, msg, err, events);
     this.settings.log.warn({ err, messageId: msg.properties.messageId, attempt: attempt + 1, delayMs: delay }, 'settlement failed; retrying later');
     await republish(pub, retryQueue(this.settings.concern, delay), msg, { [ATTEMPT_HEADER]: attempt + 1, 'x-stampede-last-error': err.message });
     this.retried++;
@@ -296,10 +303,13 @@ export abstract class BatchConsumer<E> {
     this.deadLettered++;
   }
 
-  private async deadLetter(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error): Promise<void> {
+  private async deadLetter(ch: Channel, pub: ConfirmChannel, msg: ConsumeMessage, err: Error, events: E[] = []): Promise<void> {
     this.settings.log.error({ err, messageId: msg.properties.messageId }, 'message dead-lettered');
     await republish(pub, deadLetterQueue(this.settings.concern), msg, { 'x-stampede-last-error': err.message, 'x-stampede-dead-lettered-at': new Date().toISOString() });
     this.deadLettered++;
+    if (events.length > 0) {
+      await this.onDeadLettered(events, pub).catch((hookErr: unknown) => this.settings.log.error({ err: hookErr, messageId: msg.properties.messageId }, `${this.settings.name}: settling a dead-lettered message's events failed`));
+    }
     ch.ack(msg);
   }
 
