@@ -32,7 +32,7 @@ end
 if not deadline or deadline < 0 then return redis.error_reply('expirePurchase: the deadline must be a number of ms') end
 
 local now = nowMs()
-if now < acceptedAt + deadline then return { OUTCOME.notDue, acceptedAt + deadline } end
+if tonumber(now) < acceptedAt + deadline then return { OUTCOME.notDue, acceptedAt + deadline } end
 redis.call('HSET', KEYS[1], 'expiryRequested', '1')
 redis.call('XADD', KEYS[2], '*', 'type', EVENT['purchase.expired'],
   'id', ARGV[1] .. ':expired', 'time', now, 'subject', ARGV[1],

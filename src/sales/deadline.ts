@@ -55,7 +55,12 @@ export class ReservationDeadline {
     let expired = 0;
     for (const stream of await redis.smembers(OUTBOX_REGISTRY)) {
       const saleId = saleOfOutbox(stream);
-      if (saleId !== undefined) expired += await this.sweepSale(saleId);
+      if (saleId === undefined) continue;
+      // One sale that cannot be swept (a damaged record) holds back no other.
+      expired += await this.sweepSale(saleId).catch((err) => {
+        this.options.log.error({ err, saleId }, 'reservation deadline: could not sweep a sale');
+        return 0;
+      });
     }
     this.expired += expired;
     return expired;

@@ -11,7 +11,7 @@
 import type { Redis } from 'ioredis';
 import type { Pool } from '../platform/db/pool.js';
 import { settleOrders, type SettlementResult } from './settlement.js';
-import { settlePurchases, type Settlement } from './scripts.js';
+import { readPurchase, settlePurchases, type Settlement } from './scripts.js';
 import { PURCHASE_EVENT_TYPES, type PurchaseEvent } from './events.js';
 import { purchaseAnnouncementOf, refundAnnouncementOf } from './announcements.js';
 import { SALE_ID, USER_ID, saleOfPurchase } from '../platform/ids.js';
@@ -104,11 +104,13 @@ export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
   /**
    * A dead-lettered message's events are settled one by one: one event that
    * cannot be settled must not hold back the others of its batch. An accepted
-   * purchase that cannot be settled even alone fails (UNSETTLEABLE), settled
-   * like any event: its stock goes back on sale and its buyer is told, once
-   * (an operator replaying the dead letter later finds its order and changes
-   * nothing). When even that fails (Postgres away), the reservation deadline
-   * fails it later (src/sales/deadline.ts).
+   * purchase that cannot be settled even alone, and that Redis holds pending
+   * as the event says (an event that names no purchase Redis accepted moved
+   * no stock: it stays in the dead letters for an operator), fails
+   * (UNSETTLEABLE), settled like any event: its stock goes back on sale and
+   * its buyer is told, once (replaying the dead letter later finds its order
+   * and changes nothing). When even that fails (Postgres away), the
+   * reservation deadline fails it later (src/sales/deadline.ts).
    */
   protected override async onDeadLettered(events: PurchaseEvent[], channel: ConfirmChannel): Promise<void> {
     for (const e of events) {
@@ -121,6 +123,8 @@ export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
           continue;
         }
       }
+      const live = await readPurchase(this.deps.redis, e.data.saleId, e.data.purchaseId).catch(() => undefined);
+      if (live?.status !== 'pending' || live.buyerId !== e.data.buyerId || live.quantity !== e.data.quantity) continue;
       const now = Date.now();
       const expiry: PurchaseEvent = { eventId: `${e.data.purchaseId}:unsettleable`, type: 'expired', time: now, data: { ...e.data, expiredAt: now }, reason: 'UNSETTLEABLE' };
       try {

@@ -3,6 +3,7 @@
  * (database 1), Postgres (stampede_test) and RabbitMQ (the `stampede-test.*`
  * topology). Nothing here is a mock.
  */
+import type { ReservationDeadline } from '../../src/sales/deadline.js';
 import type { Test } from 'tap';
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createLogger } from '../../src/platform/log.js';
@@ -123,7 +124,7 @@ export interface System {
   operator(path: string, init?: RequestInit): Promise<HttpAnswer>;
   startRelay(): Promise<() => Promise<void>>;
   startWorker(): Promise<() => Promise<void>>;
-  startScheduler(): Promise<{ scheduler: Scheduler; stop: () => Promise<void> }>;
+  startScheduler(): Promise<{ scheduler: Scheduler; deadline: ReservationDeadline; stop: () => Promise<void> }>;
   /** Waits until no purchase of the sale is pending (every accepted one settled). */
   drained(saleId: string, timeoutMs?: number): Promise<void>;
 }
@@ -218,7 +219,7 @@ export async function boot(t: Test, o: BootOptions = {}): Promise<System> {
       let stopped: Promise<void> | undefined;
       const stop = () => (stopped ??= s.stop());
       stops.push(stop);
-      return { scheduler: s.scheduler, stop };
+      return { scheduler: s.scheduler, deadline: s.deadline, stop };
     },
     async drained(saleId, timeoutMs = 60_000) {
       await waitFor(`sale ${saleId} to settle`, async () => {
