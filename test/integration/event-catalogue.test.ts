@@ -13,7 +13,7 @@ import { projectRoot } from '../../src/platform/paths.js';
 import { EVENT_TYPES, EVENTS, eventTypeOf, luaEventTable } from '../../src/events/catalogue.js';
 import { newPurchaseId, newSaleId, newUserId } from '../../src/platform/ids.js';
 import { saleKeys } from '../../src/sales/keys.js';
-import { loadSale, requestCancel, reservePurchase } from '../../src/sales/scripts.js';
+import { loadSale, requestCancel, expirePurchase, reservePurchase } from '../../src/sales/scripts.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
 import { closeAuction, promoteBid, retractBid } from '../../src/auctions/scripts.js';
 import { parseAuctionEvent } from '../../src/auctions/events.js';
@@ -58,7 +58,7 @@ t.test('the Lua sources name only catalogue types, and every scripted type names
     t.ok(text.includes(`EVENT['${e.name}']`) || text.includes(`'${short}'`), `${e.emittedBy} emits ${e.name}`);
   }
   t.match(luaEventTable(), /^local EVENT = \{ \['purchase\.accepted'\] = 'stampede\.purchase\.accepted\.v1', /);
-  t.same(cfg.topology.orders.bindings, ['purchase.accepted.v1', 'purchase.cancel_requested.v1']);
+  t.same(cfg.topology.orders.bindings, ['purchase.accepted.v1', 'purchase.cancel_requested.v1', 'purchase.expired.v1']);
   t.same(cfg.topology.notifications.bindings, EVENT_TYPES.filter((e) => e.concerns.includes('notifications')).map((e) => e.routingKey));
 });
 
@@ -80,8 +80,14 @@ t.test('what the scripts append and settlement announces matches the catalogue',
   t.equal(accepted.code, Outcome.Applied);
   if (accepted.code !== Outcome.Applied) return;
   t.equal((await requestCancel(redis, saleId, accepted.purchaseId, buyer)).code, Outcome.Applied);
+  // Another, past a reservation deadline of 0 ms: its expiry.
+  const late = await reservePurchase(redis, {
+    saleId, buyerId: newUserId(), quantity: 1, purchaseId: newPurchaseId(saleId), rateMax: 10, rateWindowMs: 1000, idempotencyTtlMs: 1000,
+  });
+  if (late.code !== Outcome.Applied) return t.fail('the second purchase was refused');
+  t.equal((await expirePurchase(redis, saleId, late.purchaseId, 0)).code, Outcome.Applied);
   const saleEntries = await redis.xrange(saleKeys.outbox(saleId), '-', '+');
-  t.same(saleEntries.map(([, f]) => f[1]), [EVENTS.purchaseAccepted.type, EVENTS.purchaseCancelRequested.type]);
+  t.same(saleEntries.map(([, f]) => f[1]), [EVENTS.purchaseAccepted.type, EVENTS.purchaseCancelRequested.type, EVENTS.purchaseAccepted.type, EVENTS.purchaseExpired.type]);
   for (const [id, fields] of saleEntries) {
     const entry = outboxEntryOf(saleKeys.outbox(saleId), id, fields);
     check(t, entry.type, JSON.parse(entry.data), 'sale outbox');

@@ -7,7 +7,7 @@ import { createRedis } from '../../src/platform/redis/client.js';
 import { runScript } from '../../src/platform/redis/functions.js';
 import { saleKeys, STOCK_CHANNEL } from '../../src/sales/keys.js';
 import { RELAY_GROUP } from '../../src/platform/messaging/outbox.js';
-import { addStock, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, setEligibleBuyers, SETTLE_PER_CALL, settlePurchase, settlePurchases, type ReserveRequest, type SaleTerms, type Settlement } from '../../src/sales/scripts.js';
+import { addStock, expirePurchase, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, setEligibleBuyers, SETTLE_PER_CALL, settlePurchase, settlePurchases, type ReserveRequest, type SaleTerms, type Settlement } from '../../src/sales/scripts.js';
 import { trimOutbox } from '../../src/platform/messaging/outbox.js';
 import { newPurchaseId, newSaleId, newUserId } from '../../src/platform/ids.js';
 import { testConfig, testRedis } from '../helpers/system.js';
@@ -329,6 +329,39 @@ t.test('requestCancel: requested (1), again (2), not own (-7), failed (-9)', asy
   await settlePurchase(redis, s.id, b.purchaseId, 'failed', 'INSUFFICIENT_FUNDS', 1);
   t.same(await requestCancel(redis, s.id, b.purchaseId, b.buyerId), { code: Outcome.NotCancellable, status: 'failed' });
   t.same(await requestCancel(redis, s.id, newPurchaseId(s.id), buyer), { code: Outcome.NotFound });
+});
+
+t.test('expirePurchase: not due (-15), expired once (1, then 2), unknown (-1), settled first (2); it writes nothing but its request and the outbox entry', async (t) => {
+  const s = await sale();
+  const out = await reservePurchase(redis, req(s, newUserId()));
+  if (out.code !== Outcome.Applied) return t.fail('not accepted');
+  const entries = async () => (await redis.xrange(saleKeys.outbox(s.id), '-', '+')).length;
+  const before = await entries();
+  const notDue = await expirePurchase(redis, s.id, out.purchaseId, 60_000);
+  t.equal(notDue.code, Outcome.NotDue);
+  if (notDue.code === Outcome.NotDue) t.ok(notDue.dueAt > Date.now() + 50_000, 'with when it is due');
+  t.equal(await entries(), before, 'nothing appended before the deadline');
+  t.same(await expirePurchase(redis, s.id, out.purchaseId, 0), { code: Outcome.Applied, status: 'pending' });
+  t.same(await expirePurchase(redis, s.id, out.purchaseId, 0), { code: Outcome.AlreadyApplied, status: 'pending' }, 'asked again: nothing more');
+  t.equal(await entries(), before + 1, 'one expiry appended');
+  const [, fields] = (await redis.xrange(saleKeys.outbox(s.id), '-', '+')).at(-1)!;
+  const data = JSON.parse(fields[fields.indexOf('data') + 1]!);
+  t.match(data, { purchaseId: out.purchaseId, saleId: s.id, quantity: 1, unitPrice: 500, currency: 'EUR' });
+  t.same(await readLiveSale(redis, s.id), { status: 'open', stock: 3, available: 2, reserved: 1, sold: 0 }, 'the stock stays reserved until settlement fails it');
+  t.same(await expirePurchase(redis, s.id, newPurchaseId(s.id), 0), { code: Outcome.NotFound });
+
+  const settled = await reservePurchase(redis, req(s, newUserId()));
+  if (settled.code !== Outcome.Applied) return t.fail('not accepted');
+  await settlePurchase(redis, s.id, settled.purchaseId, 'confirmed', '', Date.now());
+  t.same(await expirePurchase(redis, s.id, settled.purchaseId, 0), { code: Outcome.AlreadyApplied, status: 'confirmed' }, 'a settled purchase is not expired');
+
+  const damaged = await reservePurchase(redis, req(s, newUserId()));
+  if (damaged.code !== Outcome.Applied) return t.fail('not accepted');
+  await redis.hdel(saleKeys.purchase(s.id, damaged.purchaseId), 'quantity');
+  const n = await entries();
+  await t.rejects(expirePurchase(redis, s.id, damaged.purchaseId, 0), /incomplete record; nothing written/);
+  t.equal(await redis.hget(saleKeys.purchase(s.id, damaged.purchaseId), 'expiryRequested'), null, 'a damaged record: nothing written');
+  t.equal(await entries(), n);
 });
 
 t.test('addStock: added (1) and unknown sale (-7)', async (t) => {
