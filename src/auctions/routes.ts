@@ -105,23 +105,27 @@ export function registerAuctionRoutes(http: HttpServer, kit: RouteKit, auctions:
     if (rawBefore !== null && !/^[1-9]\d{0,11}$/.test(rawBefore)) throw AppError.invalid('query:before', 'is invalid', 'before must be a sequence number this list gave');
     const mineParam = query.get('mine');
     if (mineParam !== null && mineParam !== 'true' && mineParam !== 'false') throw AppError.invalid('query:mine', 'is invalid', 'mine must be true or false');
-    const mine = mineParam === 'true' ? kit.buyerOf(ctx) : undefined;
+    const mine = mineParam === 'true' ? (await kit.buyerOf(ctx)) : undefined;
     return { status: 200, body: await bids.history(id, limit, rawBefore === null ? undefined : Number(rawBefore), mine) };
   }, { doc: doc.history });
 
   // --- bids (buyers): decided by one Lua call -------------------------------
   http.route('post', '/v1/auctions/:id/bids', (ctx, raw) => {
-    const buyerId = kit.buyerOf(ctx);
-    const id = auctionId(ctx.params[0]!);
-    const { amount, maxAmount } = validate(bidBody, raw);
-    const idempotencyKey = kit.idempotencyKeyOf(ctx);
-    return bids.bid(buyerId, id, amount, maxAmount ?? undefined, idempotencyKey).then((answer): Reply => {
-      const { replayed, ...body } = answer;
-      return { status: 202, body, headers: replayed ? { 'Idempotent-Replayed': 'true' } : undefined };
-    });
+    const bid = (buyerId: string) => {
+      const id = auctionId(ctx.params[0]!);
+      const { amount, maxAmount } = validate(bidBody, raw);
+      const idempotencyKey = kit.idempotencyKeyOf(ctx);
+      return bids.bid(buyerId, id, amount, maxAmount ?? undefined, idempotencyKey).then((answer): Reply => {
+        const { replayed, ...body } = answer;
+        return { status: 202, body, headers: replayed ? { 'Idempotent-Replayed': 'true' } : undefined };
+      });
+    };
+    // A buyer this node knows bids at once; one it does not waits for the lookup.
+    const buyer = kit.buyerOf(ctx);
+    return typeof buyer === 'string' ? bid(buyer) : buyer.then(bid);
   }, { doc: doc.bid });
   http.route('del', '/v1/auctions/:id/bids/:bidId', async (ctx) => {
-    const buyerId = kit.buyerOf(ctx);
+    const buyerId = (await kit.buyerOf(ctx));
     const id = auctionId(ctx.params[0]!);
     const bidId = kit.idParam(ctx.params[1]!, BID_ID, 'bid');
     if (bidId.slice(4, 16) !== id.slice(4)) throw new AppError('NOT_FOUND', 'no such bid');

@@ -10,6 +10,7 @@ import { compile, CURRENCY, MAX_AMOUNT, validate } from '../platform/http/valida
 import type { Bids } from '../auctions/bids.js';
 import { createBuyers, createSeller, creditWallet, readWallet, requireBuyer, type NewBuyer } from './buyers.js';
 import { deleteBuyer, type DeletedUsers } from './deletion.js';
+import type { KnownBuyers } from './known-buyers.js';
 import { buyerDocs } from './api-doc.js';
 
 export interface BuyerRouteDeps {
@@ -18,6 +19,7 @@ export interface BuyerRouteDeps {
   apiKeys: ApiKeys;
   bids: Bids;
   deletedUsers: DeletedUsers;
+  knownBuyers: KnownBuyers;
 }
 
 const buyerSchema: JSONSchemaType<NewBuyer> = {
@@ -49,12 +51,12 @@ export function registerBuyerRoutes(http: HttpServer, k: RouteKit, d: BuyerRoute
   http.route('post', '/v1/buyers', async (ctx, raw) => {
     const p = await k.principalOf(ctx, ['operator']);
     const body = validate(buyerBody, raw);
-    return k.idempotent(ctx, p, body, async () => ({ status: 201, body: (await createBuyers(d.pool, [body]))[0] }));
+    return k.idempotent(ctx, p, body, async () => ({ status: 201, body: d.knownBuyers.addAll(await createBuyers(d.pool, [body]))[0] }));
   }, { doc: doc.create });
   http.route('post', '/v1/buyers/batch', async (ctx, raw) => {
     const p = await k.principalOf(ctx, ['operator']);
     const body = validate(batchBody, raw);
-    return k.idempotent(ctx, p, body, async () => ({ status: 201, body: { buyers: await createBuyers(d.pool, body.buyers) } }));
+    return k.idempotent(ctx, p, body, async () => ({ status: 201, body: { buyers: d.knownBuyers.addAll(await createBuyers(d.pool, body.buyers)) } }));
   }, { doc: doc.batch });
   http.route('post', '/v1/buyers/:id/credits', async (ctx, raw) => {
     const p = await k.principalOf(ctx, ['operator']);
@@ -92,5 +94,5 @@ export function registerBuyerRoutes(http: HttpServer, k: RouteKit, d: BuyerRoute
     d.deletedUsers.add(userId);
     return { status: 200, body: deletion };
   }, { body: false, doc: doc.delete });
-  http.route('get', '/v1/wallet', async (ctx) => ({ status: 200, body: await readWallet(d.pool, k.buyerOf(ctx)) }), { doc: doc.ownWallet });
+  http.route('get', '/v1/wallet', async (ctx) => ({ status: 200, body: await readWallet(d.pool, (await k.buyerOf(ctx))) }), { doc: doc.ownWallet });
 }

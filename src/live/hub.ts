@@ -47,7 +47,7 @@ export interface LiveHubOptions {
   /** The current state of an auction; undefined (or no function) answers `snapshot: null`. */
   auctionSnapshot?: (auctionId: string) => Promise<object | undefined>;
   /** The buyer a token names, or an UNAUTHORIZED AppError; without it every `auth` is refused. */
-  authenticate?: (token: string) => string;
+  authenticate?: (token: string) => string | Promise<string>;
   limits?: Partial<LiveLimits>;
   path?: string;
 }
@@ -290,15 +290,17 @@ export class LiveHub {
    * is one buyer's: a token of another buyer is refused (a token renewed for
    * the same buyer is accepted).
    */
-  private authenticate(ws: Socket, conn: Connection, op: AuthOperation): void {
+  private async authenticate(ws: Socket, conn: Connection, op: AuthOperation): Promise<void> {
     let buyerId: string;
     try {
       if (!this.options.authenticate) throw new AppError('UNAUTHORIZED', 'this node accepts no tokens');
-      buyerId = this.options.authenticate(op.token);
+      buyerId = await this.options.authenticate(op.token);
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
-      return this.send(ws, errorFrame(err.code, err.message));
+      if (!conn.closed) this.send(ws, errorFrame(err.code, err.message));
+      return;
     }
+    if (conn.closed) return;
     if (conn.buyerId !== undefined && conn.buyerId !== buyerId) {
       return this.send(ws, errorFrame('FORBIDDEN', 'this connection is authenticated as another buyer; open another connection'));
     }

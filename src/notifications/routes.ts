@@ -63,9 +63,9 @@ export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: Not
   const preferencesBody = compileSchema<PreferencesDocument>(PREFERENCES_SCHEMA);
   const doc = notificationDocs({ preferences: preferencesBody, nothing: noFields });
 
-  http.route('get', '/v1/notification-preferences', async (ctx) => ({ status: 200, body: await d.preferences.get(k.buyerOf(ctx)) }), { doc: doc.preferences });
+  http.route('get', '/v1/notification-preferences', async (ctx) => ({ status: 200, body: await d.preferences.get((await k.buyerOf(ctx))) }), { doc: doc.preferences });
   http.route('put', '/v1/notification-preferences', async (ctx, raw) => {
-    const buyerId = k.buyerOf(ctx);
+    const buyerId = (await k.buyerOf(ctx));
     return { status: 200, body: await d.preferences.replace(buyerId, validate(preferencesBody, raw)) };
   }, { doc: doc.replacePreferences });
   // RFC 8058: the mail client POSTs `List-Unsubscribe=One-Click` (a form body, not read) to the link; the signed token is the authority.
@@ -76,7 +76,7 @@ export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: Not
     return { status: 200, body: await d.preferences.switchEmailOff(link.buyerId, link.type) };
   }, { body: false, doc: doc.unsubscribe });
   http.route('get', '/v1/notifications', async (ctx) => {
-    const buyerId = k.buyerOf(ctx);
+    const buyerId = (await k.buyerOf(ctx));
     const q = new URLSearchParams(ctx.query);
     const limit = pageLimit(q);
     const raw = q.get('before');
@@ -84,8 +84,8 @@ export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: Not
     if (raw !== null && before === undefined) throw AppError.invalid('query:before', 'is invalid', 'before is not a notification id this list gave');
     return { status: 200, body: await d.inbox.page(buyerId, limit, before) };
   }, { doc: doc.inbox });
-  d.eventStreams.route('/v1/notifications/stream', (ctx) => {
-    const buyerId = k.buyerOf(ctx);
+  d.eventStreams.route('/v1/notifications/stream', async (ctx) => {
+    const buyerId = (await k.buyerOf(ctx));
     const after = ctx.lastEventId === '' ? undefined : seqOf(ctx.lastEventId);
     if (ctx.lastEventId !== '' && after === undefined) {
       throw AppError.invalid('header:Last-Event-ID', 'is invalid', 'Last-Event-ID is not a notification id this stream sent');
@@ -93,43 +93,43 @@ export function registerNotificationRoutes(http: HttpServer, k: RouteKit, d: Not
     return (stream) => d.streams.follow(buyerId, after, stream);
   }, doc.stream);
   http.route('post', '/v1/notifications/opened', async (ctx, raw) => {
-    const buyerId = k.buyerOf(ctx);
+    const buyerId = (await k.buyerOf(ctx));
     nothing(raw);
     return { status: 200, body: await d.inbox.open(buyerId) };
   }, { doc: doc.opened });
   http.route('post', '/v1/notifications/read', async (ctx, raw) => {
-    const buyerId = k.buyerOf(ctx);
+    const buyerId = (await k.buyerOf(ctx));
     nothing(raw);
     return { status: 200, body: await d.inbox.markAllRead(buyerId) };
   }, { doc: doc.readAll });
-  http.route('get', '/v1/interests', async (ctx) => ({ status: 200, body: await d.interests.of(k.buyerOf(ctx)) }), { doc: doc.interests });
+  http.route('get', '/v1/interests', async (ctx) => ({ status: 200, body: await d.interests.of((await k.buyerOf(ctx))) }), { doc: doc.interests });
   // PUT puts the interest in place: 201 when this created it, 200 when it was there (the same body, its first `since`).
   http.route('put', '/v1/interests/:collection', async (ctx, raw) => {
-    const buyerId = k.buyerOf(ctx);
+    const buyerId = (await k.buyerOf(ctx));
     const collection = collectionOf(ctx.params[0]!);
     nothing(raw);
     const { interest, created } = await d.interests.follow(buyerId, collection);
     return { status: created ? 201 : 200, body: interest };
   }, { doc: doc.follow });
   http.route('del', '/v1/interests/:collection', async (ctx) => {
-    const buyerId = k.buyerOf(ctx);
+    const buyerId = (await k.buyerOf(ctx));
     await d.interests.unfollow(buyerId, collectionOf(ctx.params[0]!));
     return { status: 204 };
   }, { body: false, doc: doc.unfollow });
   http.route('put', '/v1/sales/:id/watch', async (ctx, raw) => {
-    const buyerId = k.buyerOf(ctx);
+    const buyerId = (await k.buyerOf(ctx));
     const saleId = k.idParam(ctx.params[0]!, SALE_ID, 'sale');
     nothing(raw);
     const { watch, created } = await d.interests.watch(buyerId, saleId);
     return { status: created ? 201 : 200, body: watch };
   }, { doc: doc.watch });
   http.route('del', '/v1/sales/:id/watch', async (ctx) => {
-    const buyerId = k.buyerOf(ctx);
+    const buyerId = (await k.buyerOf(ctx));
     await d.interests.unwatch(buyerId, k.idParam(ctx.params[0]!, SALE_ID, 'sale'));
     return { status: 204 };
   }, { body: false, doc: doc.unwatch });
   http.route('post', '/v1/notifications/:id/read', async (ctx, raw) => {
-    const buyerId = k.buyerOf(ctx);
+    const buyerId = (await k.buyerOf(ctx));
     const seq = seqOf(ctx.params[0]!);
     if (seq === undefined) throw new AppError('NOT_FOUND', 'no such notification');
     nothing(raw);

@@ -207,7 +207,7 @@ async function stuckPurchases(redis: Redis, saleId: string, r: Reading, stuckAft
         check: 'stuck', subject: p.purchaseId, code: 'purchase_stuck',
         message: `purchase ${p.purchaseId} was accepted ${Math.round(ageMs / 1000)} s ago and is neither settled nor failed`,
         details, repaired: false,
-        action: 'none: look for it in the outbox lag (stampede_outbox_oldest_age_seconds), the queues and the dead letters; failing it here could race its settlement',
+        action: 'none: the reservation deadline fails it through settlement (STAMPEDE_RESERVATION_DEADLINE_MS); meanwhile look for it in the outbox lag (stampede_outbox_oldest_age_seconds), the queues and the dead letters',
       });
     }
   }

@@ -95,6 +95,7 @@ export const configSchema = {
   STAMPEDE_PURCHASE_RATE_MAX: positiveInt({ default: 10, desc: 'Purchase attempts a buyer may make per sale per window.' }),
   STAMPEDE_PURCHASE_RATE_WINDOW_MS: positiveInt({ default: 1_000, desc: 'Rate-limit window for purchase attempts.' }),
   STAMPEDE_IDEMPOTENCY_TTL_MS: positiveInt({ default: 86_400_000, desc: 'How long an Idempotency-Key is remembered.' }),
+  STAMPEDE_KNOWN_BUYERS_MAX: intIn(1_000, 100_000_000)({ default: 1_000_000, desc: 'Most buyer ids an api node remembers as existing (loaded at start, then looked up once each), so tokens naming no user are refused without a Postgres read per request; about 100 bytes each.' }),
   STAMPEDE_SOLD_OUT_CACHE_MS: nonNegativeInt({ default: 1_000, desc: 'Longest an api node answers SOLD_OUT from memory without asking Redis (pub/sub clears it sooner).' }),
   STAMPEDE_BID_RATE_MAX: positiveInt({ default: 10, desc: 'Bids a buyer may place per auction per window.' }),
   STAMPEDE_BID_RATE_WINDOW_MS: positiveInt({ default: 1_000, desc: 'Rate-limit window for bids.' }),

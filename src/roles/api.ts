@@ -14,6 +14,7 @@ import { USER_DELETED_CHANNEL } from '../buyers/keys.js';
 import { Auctions } from '../auctions/auctions.js';
 import { Bids } from '../auctions/bids.js';
 import { DeletedUsers } from '../buyers/deletion.js';
+import { KnownBuyers } from '../buyers/known-buyers.js';
 import { API_KEY_REVOKED_CHANNEL, ApiKeys, announceRevocation } from '../platform/auth/api-keys.js';
 import { createBuyerTokens } from '../platform/auth/tokens.js';
 import { Sales } from '../sales/sales.js';
@@ -158,6 +159,8 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   }, bidTally);
   const auctionsLoaded = await auctions.loadOpen();
   const deletedUsers = new DeletedUsers();
+  const knownBuyers = new KnownBuyers(pool, log, cfg.STAMPEDE_KNOWN_BUYERS_MAX);
+  const buyersLoaded = await knownBuyers.preload();
   subscriber.on('message', (channel: string, id: string) => {
     if (channel === STOCK_CHANNEL) purchases.soldOut.stockBack(id);
     else if (channel === USER_DELETED_CHANNEL) deletedUsers.add(id);
@@ -205,13 +208,13 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     authThrottle: new AuthThrottle({ limit: cfg.STAMPEDE_AUTH_FAILURE_LIMIT, windowMs: cfg.STAMPEDE_AUTH_FAILURE_WINDOW_MS }),
   });
   const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, cfg.STAMPEDE_JWT_TTL_SECONDS);
-  const kit = createRouteKit({ pool, apiKeys, tokens, isRefusedBuyer: (id) => deletedUsers.has(id) });
+  const kit = createRouteKit({ pool, apiKeys, tokens, isRefusedBuyer: (id) => deletedUsers.has(id), knownBuyers });
   http.route('get', '/healthz', () => ({ status: 200, body: { status: 'ok' } }), { doc: HEALTH_DOC });
   http.route('get', '/readyz', async () => {
     const r = await readOnce();
     return { status: r.ok ? 200 : 503, body: { status: r.ok ? 'ready' : 'not ready', degraded: r.degraded, checks: r.checks } };
   }, { doc: READY_DOC });
-  registerBuyerRoutes(http, kit, { pool, redis, apiKeys, bids, deletedUsers });
+  registerBuyerRoutes(http, kit, { pool, redis, apiKeys, bids, deletedUsers, knownBuyers });
   registerSaleRoutes(http, kit, {
     sales, purchases, maxQuantity: cfg.STAMPEDE_MAX_QUANTITY, maxBundleItems: cfg.STAMPEDE_MAX_BUNDLE_ITEMS,
     maxEligibleBuyers: cfg.STAMPEDE_MAX_ELIGIBLE_BUYERS, maxBodyBytes: cfg.STAMPEDE_MAX_BODY_BYTES,
@@ -267,7 +270,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     app.listen(cfg.STAMPEDE_HTTP_HOST, cfg.STAMPEDE_HTTP_PORT, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.STAMPEDE_HTTP_HOST}:${cfg.STAMPEDE_HTTP_PORT}`))));
   });
   const port = uWS.us_socket_local_port(listenSocket as never);
-  log.info({ port, salesLoaded: loaded, auctionsLoaded }, 'api listening');
+  log.info({ port, salesLoaded: loaded, auctionsLoaded, buyersLoaded }, 'api listening');
   const heartbeat = new Heartbeat(redis, 'api', cfg.STAMPEDE_HEARTBEAT_MS, log, registry && `http://${cfg.STAMPEDE_HTTP_HOST}:${port}/metrics`);
 
   return {

@@ -92,7 +92,7 @@ export function registerSaleRoutes(http: HttpServer, kit: RouteKit, deps: SaleRo
   /** Who calls, read only when a private sale asks: an API key first, else a bearer token, else nobody. */
   const viewerOf = (ctx: Parameters<typeof kit.buyerOf>[0]) => async (): Promise<Viewer> => {
     if (ctx.apiKey !== '') return { principal: await kit.principalOf(ctx, sellers) };
-    if (ctx.authorization !== '') return { buyerId: kit.buyerOf(ctx) };
+    if (ctx.authorization !== '') return { buyerId: (await kit.buyerOf(ctx)) };
     return null;
   };
 
@@ -104,7 +104,7 @@ export function registerSaleRoutes(http: HttpServer, kit: RouteKit, deps: SaleRo
   http.route('get', '/v1/sales', async (ctx) => {
     const eligible = new URLSearchParams(ctx.query).get('eligible');
     if (eligible !== null && eligible !== 'true' && eligible !== 'false') throw AppError.invalid('query:eligible', 'is invalid', 'eligible must be true or false');
-    const buyerId = eligible === 'true' ? kit.buyerOf(ctx) : undefined;
+    const buyerId = eligible === 'true' ? (await kit.buyerOf(ctx)) : undefined;
     const { limit, after } = kit.pageOf(ctx, SALE_ID);
     return { status: 200, body: buyerId ? await deps.sales.listEligible(buyerId, limit, after) : await deps.sales.listActive(limit, after) };
   }, { doc: doc.list });
@@ -134,25 +134,29 @@ export function registerSaleRoutes(http: HttpServer, kit: RouteKit, deps: SaleRo
   }, { body: false, doc: doc.close });
 
   http.route('post', '/v1/sales/:id/purchases', (ctx, raw) => {
-    const buyerId = kit.buyerOf(ctx);
-    const id = saleId(ctx.params[0]!);
-    const { quantity } = validate(purchaseBody, raw);
-    const key = kit.idempotencyKeyOf(ctx);
-    // Answered synchronously, without Redis, when this node knows the sale is sold out.
-    const known = deps.purchases.refusedFromMemory(id);
-    if (known) return known;
-    return deps.purchases.purchase(buyerId, id, quantity, key).then((a): Reply => {
-      const headers: Record<string, string> = { Location: a.statusUrl };
-      if (a.replayed) headers['Idempotent-Replayed'] = 'true';
-      return { status: 202, body: { purchaseId: a.purchaseId, status: a.status, statusUrl: a.statusUrl }, headers };
-    });
+    const purchase = (buyerId: string): Reply | Promise<Reply> => {
+      const id = saleId(ctx.params[0]!);
+      const { quantity } = validate(purchaseBody, raw);
+      const key = kit.idempotencyKeyOf(ctx);
+      // Answered synchronously, without Redis, when this node knows the sale is sold out.
+      const known = deps.purchases.refusedFromMemory(id);
+      if (known) return known;
+      return deps.purchases.purchase(buyerId, id, quantity, key).then((a): Reply => {
+        const headers: Record<string, string> = { Location: a.statusUrl };
+        if (a.replayed) headers['Idempotent-Replayed'] = 'true';
+        return { status: 202, body: { purchaseId: a.purchaseId, status: a.status, statusUrl: a.statusUrl }, headers };
+      });
+    };
+    // A buyer this node knows buys at once; one it does not waits for the lookup.
+    const buyer = kit.buyerOf(ctx);
+    return typeof buyer === 'string' ? purchase(buyer) : buyer.then(purchase);
   }, { doc: doc.purchase });
   http.route('get', '/v1/purchases/:id', async (ctx) => {
-    const buyerId = kit.buyerOf(ctx);
+    const buyerId = (await kit.buyerOf(ctx));
     return { status: 200, body: await deps.purchases.get(buyerId, kit.idParam(ctx.params[0]!, PURCHASE_ID, 'purchase')) };
   }, { doc: doc.getPurchase });
   http.route('del', '/v1/purchases/:id', async (ctx) => {
-    const buyerId = kit.buyerOf(ctx);
+    const buyerId = (await kit.buyerOf(ctx));
     return { status: 202, body: await deps.purchases.cancel(buyerId, kit.idParam(ctx.params[0]!, PURCHASE_ID, 'purchase')) };
   }, { doc: doc.cancelPurchase });
 }

@@ -2,6 +2,7 @@
  * What "a precise error" means, and the bad credentials every buyer route
  * must refuse; shared by the bad-input tests.
  */
+import { newUserId } from '../../src/platform/ids.js';
 import type { Test } from 'tap';
 import { createSigner } from 'fast-jwt';
 import { call, type HttpAnswer, type System } from './system.js';
@@ -47,6 +48,7 @@ export function badCredentials(secret: string, buyer: string, other: string, not
     ['sub is not a user id', sign({ sub: 'admin', exp: nowS() + 3600 })],
     ['sub is a number', sign({ sub: 12345, exp: nowS() + 3600 })],
     ['sub is a sale id', sign({ sub: notAUser, exp: nowS() + 3600 })],
+    ['sub is a user id that is no user', sign({ sub: newUserId(), exp: nowS() + 3600 })],
     ['no sub', sign({ exp: nowS() + 3600 })],
     ['no exp', sign({ sub: buyer })],
     ['payload tampered (sub swapped, old signature)', `${token.split('.')[0]}.${b64({ sub: other, exp: nowS() + 3600 })}.${token.split('.')[2]}`],

@@ -12,10 +12,13 @@ import { withIdempotency, type StoredAnswer } from '../db/idempotency.js';
 import type { Reply, RequestContext } from './server.js';
 
 export interface RouteKit {
-  /** The buyer a bearer token names; UNAUTHORIZED otherwise. */
-  buyerOf(ctx: RequestContext): string;
+  /**
+   * The buyer a bearer token names; UNAUTHORIZED otherwise. At once for a
+   * buyer this node knows; a promise while it asks whether the id is a user.
+   */
+  buyerOf(ctx: RequestContext): string | Promise<string>;
   /** The buyer a token names (sent other than in an Authorization header: a WebSocket frame); UNAUTHORIZED otherwise. */
-  buyerOfToken(token: string): string;
+  buyerOfToken(token: string): string | Promise<string>;
   /** The operator or seller an X-Api-Key names, if its role is one of `roles`. */
   principalOf(ctx: RequestContext, roles: Principal['role'][]): Promise<Principal>;
   idempotencyKeyOf(ctx: RequestContext): string | undefined;
@@ -33,7 +36,14 @@ export interface RouteKitDeps {
   apiKeys: ApiKeys;
   /** True for a buyer whose tokens must be refused although they verify (a deleted buyer). */
   isRefusedBuyer(buyerId: string): boolean;
+  /** Whether a token's subject is a user (src/buyers/known-buyers.ts); absent: every verified subject is taken. */
+  knownBuyers?: {
+    status(buyerId: string): boolean | undefined;
+    lookup(buyerId: string): Promise<boolean>;
+  };
 }
+
+const noSuchBuyer = () => new AppError('UNAUTHORIZED', 'this token names no buyer', undefined, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 export const MAX_PAGE = 100;
@@ -45,10 +55,16 @@ export function createRouteKit(d: RouteKitDeps): RouteKit {
     if (!IDEMPOTENCY_KEY.test(ctx.idempotencyKey)) throw AppError.invalid('header:Idempotency-Key', 'is invalid', 'Idempotency-Key must be 1-200 printable ASCII characters');
     return ctx.idempotencyKey;
   };
-  const buyerOfToken = (token: string): string => {
+  const buyerOfToken = (token: string): string | Promise<string> => {
     const buyerId = d.tokens.verify(token);
     if (d.isRefusedBuyer(buyerId)) throw new AppError('UNAUTHORIZED', 'this buyer was deleted', undefined, { 'WWW-Authenticate': 'Bearer' });
-    return buyerId;
+    const known = d.knownBuyers === undefined ? true : d.knownBuyers.status(buyerId);
+    if (known === true) return buyerId;
+    if (known === false) throw noSuchBuyer();
+    return d.knownBuyers!.lookup(buyerId).then((isUser) => {
+      if (!isUser) throw noSuchBuyer();
+      return buyerId;
+    });
   };
   return {
     buyerOf(ctx) {

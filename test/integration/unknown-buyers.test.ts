@@ -1,0 +1,62 @@
+/**
+ * A validly signed token whose `sub` is no user is refused at the api (401),
+ * on the purchase and bid paths too, and changes nothing; a buyer created
+ * behind the api's back (straight into Postgres, or on another node) is
+ * looked up once and buys; WebSocket authentication refuses the stranger too.
+ */
+import t from 'tap';
+import { boot, call, waitFor } from '../helpers/system.js';
+import { problem } from '../helpers/problem.js';
+import { LiveClient } from '../helpers/live-client.js';
+import { createBuyers } from '../../src/buyers/buyers.js';
+import { newUserId } from '../../src/platform/ids.js';
+import { readLiveSale } from '../../src/sales/scripts.js';
+import { createAuction } from '../helpers/auctions.js';
+
+const sys = await boot(t, { relay: false });
+const sale = await sys.createSale({ stock: 10, perBuyerLimit: 1 });
+
+t.test('a token naming no user: 401 on a purchase, nothing reserved, and again from memory', async (t) => {
+  const stranger = newUserId();
+  const before = await readLiveSale(sys.redis, sale.id);
+  for (let i = 0; i < 3; i++) {
+    const a = await sys.purchase(stranger, sale.id, { quantity: 1 });
+    problem(t, a, 401, 'UNAUTHORIZED', `attempt ${i + 1}`);
+    t.equal(a.body.detail, 'this token names no buyer');
+  }
+  t.same(await readLiveSale(sys.redis, sale.id), before, 'nothing reserved');
+  t.equal(await sys.redis.hget(`{sale:${sale.id}}:inflight`, stranger), null, 'no purchase in flight');
+  const wallet = await call(`${sys.url}/v1/wallet`, { headers: { authorization: `Bearer ${sys.token(stranger)}` } });
+  problem(t, wallet, 401, 'UNAUTHORIZED', 'the wallet');
+});
+
+t.test('a buyer created behind the api\'s back is looked up and buys; so do many at once', async (t) => {
+  const [late] = await createBuyers(sys.pool, [{ name: 'created after the api started' }]);
+  const a = await sys.purchase(late!.id, sale.id, { quantity: 1 });
+  t.equal(a.status, 202, 'accepted after one lookup');
+  const many = await createBuyers(sys.pool, Array.from({ length: 40 }, (_, i) => ({ name: `late ${i}` })));
+  const wide = await sys.createSale({ stock: 100, perBuyerLimit: 1 });
+  const answers = await Promise.all(many.map((b) => sys.purchase(b.id, wide.id, { quantity: 1 })));
+  t.same(answers.map((x) => x.status), Array(40).fill(202), 'looked up together, each accepted');
+});
+
+t.test('a buyer created through this api is known at once', async (t) => {
+  const created = await sys.operator('/v1/buyers', { method: 'POST', body: JSON.stringify({ name: 'made here' }) });
+  t.equal(created.status, 201);
+  t.equal((await sys.purchase(created.body.id, sale.id, { quantity: 1 })).status, 202);
+});
+
+t.test('a bid and a WebSocket authentication by a token naming no user are refused', async (t) => {
+  const stranger = newUserId();
+  const auction = await createAuction(sys.pool, sys.redis);
+  const bid = await call(`${sys.url}/v1/auctions/${auction.id}/bids`, {
+    method: 'POST', headers: { authorization: `Bearer ${sys.token(stranger)}`, 'content-type': 'application/json' }, body: JSON.stringify({ amount: auction.startPrice + 500 }),
+  });
+  problem(t, bid, 401, 'UNAUTHORIZED', 'the bid');
+  const live = await LiveClient.connect(sys.url);
+  t.teardown(() => live.close());
+  live.send({ op: 'auth', token: sys.token(stranger) });
+  const frame = await live.next();
+  t.match(frame, { op: 'error', code: 'UNAUTHORIZED' }, 'the live connection refuses it');
+  await waitFor('the api still answering', async () => (await call(`${sys.url}/healthz`)).status === 200);
+});
