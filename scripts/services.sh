@@ -126,6 +126,16 @@ wait_for() {
   done
 }
 
+# wait_gone NAME CMD... : poll CMD every 0.2 s until it fails (the service no longer answers), or TIMEOUT passes.
+wait_gone() {
+  local name=$1; shift
+  local deadline=$((SECONDS + TIMEOUT))
+  while "$@"; do
+    ((SECONDS < deadline)) || die "$name still answers after ${TIMEOUT}s"
+    sleep 0.2
+  done
+}
+
 ensure_data_dir() {
   if ! mkdir -p "$DATA_DIR" 2>/dev/null || [[ ! -w $DATA_DIR ]]; then
     local alt=${XDG_DATA_HOME:-$HOME/.local/share}/stampede
@@ -625,11 +635,7 @@ cmd_stop_rabbitmq() {
   else
     die "no local RabbitMQ node and no compose rabbitmq container found; nothing to stop"
   fi
-  local deadline=$((SECONDS + TIMEOUT))
-  while amqp_answers; do
-    ((SECONDS < deadline)) || die "rabbitmq still answers at $AMQP_URL after stop"
-    sleep 0.5
-  done
+  wait_gone "rabbitmq at $AMQP_URL" amqp_answers
   log "rabbitmq: stopped (AMQP $A_HOST:$A_PORT no longer answers)"
 }
 
@@ -668,11 +674,7 @@ cmd_kill_redis() {
     log "redis: kill -9 $pid (the redis-server answering at $REDIS_URL)"
     kill -9 "$pid"
   fi
-  local deadline=$((SECONDS + TIMEOUT))
-  while redis_ping; do
-    ((SECONDS < deadline)) || die "redis still answers at $REDIS_URL after kill"
-    sleep 0.1
-  done
+  wait_gone "redis at $REDIS_URL" redis_ping
   log "redis: killed (no longer answers at $REDIS_URL)"
 }
 
@@ -702,11 +704,7 @@ cmd_stop_postgres() {
   else
     die "no local postgres cluster on port $P_PORT and no compose postgres container found; nothing to stop"
   fi
-  local deadline=$((SECONDS + TIMEOUT))
-  while pg_answers; do
-    ((SECONDS < deadline)) || die "postgres still answers at $DB_URL after stop"
-    sleep 0.2
-  done
+  wait_gone "postgres at $DB_URL" pg_answers
   log "postgres: stopped (no longer answers at $DB_URL)"
 }
 

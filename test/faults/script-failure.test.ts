@@ -11,12 +11,13 @@
  */
 import t, { type Test } from 'tap';
 import { createRedis, type Redis } from '../../src/platform/redis/client.js';
-import { newAuctionId, newBidId, newPurchaseId, newSaleId, newUserId } from '../../src/platform/ids.js';
+import { newUserId } from '../../src/platform/ids.js';
 import { Outcome } from '../../src/platform/redis/outcomes.js';
 import { saleKeys } from '../../src/sales/keys.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
-import { loadSale, readLiveSale, reservePurchase, settlePurchases, type ReserveRequest, type SaleTerms } from '../../src/sales/scripts.js';
-import { loadAuction, placeBids, type AuctionTerms, type BidRequest } from '../../src/auctions/scripts.js';
+import { readLiveSale, reservePurchase, settlePurchases, type ReserveRequest, type SaleTerms } from '../../src/sales/scripts.js';
+import { placeBids, type AuctionTerms, type BidRequest } from '../../src/auctions/scripts.js';
+import { bidRequest, liveAuction, liveSale, reserveRequest } from '../helpers/live-terms.js';
 import { boot, call, testConfig, waitFor } from '../helpers/system.js';
 import { faultEnv, spawnRole } from '../helpers/fault-kit.js';
 
@@ -38,20 +39,9 @@ async function snapshot(tag: string): Promise<Record<string, string>> {
   return out;
 }
 
-async function sale(over: Partial<SaleTerms> = {}): Promise<SaleTerms> {
-  const now = Date.now();
-  const s: SaleTerms = {
-    id: newSaleId(), status: 'open', startsAt: now - 60_000, endsAt: now + 60_000, perBuyerLimit: 2,
-    unitPrice: 500, currency: 'EUR', stock: 10, ...over,
-  };
-  await loadSale(redis, s, 0);
-  return s;
-}
-
-const reserve = (s: SaleTerms, buyerId: string, over: Partial<ReserveRequest> = {}): ReserveRequest => ({
-  saleId: s.id, buyerId, quantity: 1, purchaseId: newPurchaseId(s.id), rateMax: 100, rateWindowMs: 60_000,
-  idempotencyTtlMs: 60_000, idempotencyKey: 'k-1', fingerprint: 'f-1', ...over,
-});
+const sale = (over: Partial<SaleTerms> = {}) => liveSale(redis, { stock: 10, ...over });
+const reserve = (s: SaleTerms, buyerId: string, over: Partial<ReserveRequest> = {}): ReserveRequest =>
+  reserveRequest(s, buyerId, { rateWindowMs: 60_000, idempotencyKey: 'k-1', fingerprint: 'f-1', ...over });
 
 const saleTag = (id: string) => saleKeys.sale(id);
 
@@ -112,19 +102,9 @@ t.test('settlePurchases: a damaged key fails the whole batch before anything is 
   }
 });
 
-async function auction(): Promise<AuctionTerms> {
-  const now = Date.now();
-  const a: AuctionTerms = {
-    id: newAuctionId(), status: 'open', startsAt: now - 60_000, endsAt: now + 600_000, hardCloseAt: now + 1_200_000, softCloseMs: 10_000,
-    currency: 'EUR', startPrice: 1000, reservePrice: 0, buyNowPrice: null, rule: 'abs:100', salt: 'salt', promoter: false,
-  };
-  await loadAuction(redis, a);
-  return a;
-}
-
-const bid = (a: AuctionTerms, buyerId: string, amount: number, over: Partial<BidRequest> = {}): BidRequest => ({
-  auctionId: a.id, buyerId, amount, bidId: newBidId(a.id), rateMax: 1000, rateWindowMs: 60_000, idempotencyTtlMs: 60_000, ...over,
-});
+const auction = () => liveAuction(redis);
+const bid = (a: AuctionTerms, buyerId: string, amount: number, over: Partial<BidRequest> = {}): BidRequest =>
+  bidRequest(a, buyerId, amount, { rateWindowMs: 60_000, ...over });
 
 t.test('placeBids: a damaged key of the second bid of a batch fails the batch before the first bid is written', async (t) => {
   const cases: [string, (a: AuctionTerms, second: string) => Promise<unknown>, Partial<BidRequest>][] = [
