@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make Redis, RabbitMQ and PostgreSQL available for Stampede.
 #
-#   scripts/services.sh [up|browser|status|stop-rabbitmq|start-rabbitmq]   (default: up)
+#   scripts/services.sh [up|browser|status|stop-rabbitmq|start-rabbitmq|kill-redis|start-redis|stop-postgres|start-postgres]
+#                                                                             (default: up)
 #
 # up: for each service, in order of preference:
 #   a) reuse whatever already answers at the configured URL;
@@ -17,6 +18,14 @@
 # status:          says which services answer (exit 1 if any does not), and which Chromium.
 # stop-rabbitmq:   stops the broker application (local: rabbitmqctl stop_app; docker: compose stop).
 # start-rabbitmq:  starts it again and waits until AMQP answers.
+# kill-redis:      kill -9 of the redis-server that answers (local: its process_id; docker: compose
+#                  kill -s SIGKILL), waits until it no longer answers; nothing to do when none answers.
+# start-redis:     starts it again (local: same data directory, so it replays its AOF; docker: compose
+#                  start) and waits until it answers and has loaded its data; nothing to do when it answers.
+# stop-postgres:   stops the server (local: pg_ctlcluster stop -m fast; docker: compose stop), waits
+#                  until it no longer answers; nothing to do when it does not answer.
+# start-postgres:  starts it again and waits until both databases answer; nothing to do when they do.
+#                  (The fault tests, test/faults/, use these four; they stop the service for everyone.)
 #
 # Configuration (the app reads the same variables):
 #   STAMPEDE_REDIS_URL          redis://127.0.0.1:6379
@@ -25,6 +34,9 @@
 #   STAMPEDE_TEST_DATABASE_URL  postgres://stampede:stampede@127.0.0.1:5432/stampede_test
 #   STAMPEDE_DATA_DIR           /var/lib/stampede   (Redis data + logs, apt log)
 #   STAMPEDE_SERVICES_TIMEOUT   60                  (seconds to wait for each service)
+#   STAMPEDE_REDIS_APPENDFSYNC  everysec            (appendfsync of a Redis this script starts:
+#                                                    everysec or always, the durable mode; see
+#                                                    Durability in the README)
 #   STAMPEDE_CHROMIUM           /usr/bin/chromium   (the browser tests' Chromium or Chrome)
 set -euo pipefail
 
@@ -36,6 +48,7 @@ AMQP_URL=${STAMPEDE_AMQP_URL:-amqp://stampede:stampede@127.0.0.1:5672}
 DB_URL=${STAMPEDE_DATABASE_URL:-postgres://stampede:stampede@127.0.0.1:5432/stampede}
 TEST_DB_URL=${STAMPEDE_TEST_DATABASE_URL:-postgres://stampede:stampede@127.0.0.1:5432/stampede_test}
 TIMEOUT=${STAMPEDE_SERVICES_TIMEOUT:-60}
+APPENDFSYNC=${STAMPEDE_REDIS_APPENDFSYNC:-everysec}
 DATA_DIR=${STAMPEDE_DATA_DIR:-/var/lib/stampede}
 CHROMIUM=${STAMPEDE_CHROMIUM:-/usr/bin/chromium}
 
@@ -85,6 +98,8 @@ P_HOST=$U_HOST P_PORT=$U_PORT P_USER=$U_USER P_PASS=$U_PASS P_DB=$U_PATH
 parse_url "$TEST_DB_URL" 5432
 T_HOST=$U_HOST T_PORT=$U_PORT T_USER=$U_USER T_PASS=$U_PASS T_DB=$U_PATH
 [[ -n $P_USER && -n $P_DB && -n $T_DB ]] || die "database URLs need a user and a database name"
+[[ $APPENDFSYNC == everysec || $APPENDFSYNC == always ]] ||
+  die "STAMPEDE_REDIS_APPENDFSYNC must be everysec or always, not '$APPENDFSYNC'"
 [[ $T_HOST == "$P_HOST" && $T_PORT == "$P_PORT" ]] ||
   warn "STAMPEDE_TEST_DATABASE_URL points at another server than STAMPEDE_DATABASE_URL; only the latter is provisioned"
 
@@ -108,6 +123,16 @@ wait_for() {
       die "$name did not answer within ${TIMEOUT}s; see $hint"
     fi
     sleep 0.5
+  done
+}
+
+# wait_gone NAME CMD... : poll CMD every 0.2 s until it fails (the service no longer answers), or TIMEOUT passes.
+wait_gone() {
+  local name=$1; shift
+  local deadline=$((SECONDS + TIMEOUT))
+  while "$@"; do
+    ((SECONDS < deadline)) || die "$name still answers after ${TIMEOUT}s"
+    sleep 0.2
   done
 }
 
@@ -171,7 +196,7 @@ docker_usable() {
 }
 
 compose_env() {
-  export STAMPEDE_REDIS_PORT=$R_PORT STAMPEDE_AMQP_PORT=$A_PORT STAMPEDE_PG_PORT=$P_PORT
+  export STAMPEDE_REDIS_PORT=$R_PORT STAMPEDE_AMQP_PORT=$A_PORT STAMPEDE_PG_PORT=$P_PORT STAMPEDE_REDIS_APPENDFSYNC=$APPENDFSYNC
   export STAMPEDE_AMQP_USER=$A_USER STAMPEDE_AMQP_PASSWORD=$A_PASS
   export STAMPEDE_PG_USER=$P_USER STAMPEDE_PG_PASSWORD=$P_PASS STAMPEDE_PG_DB=$P_DB
 }
@@ -225,16 +250,24 @@ redis_ping() { [[ $(redis_cmd PING 2>/dev/null) == PONG ]]; }
 redis_config() { redis_cmd CONFIG GET "$1" | sed -n 2p; }
 
 redis_check_config() { # $1 = die|warn
-  local aof policy
+  local aof policy fsync
   aof=$(redis_config appendonly || true); policy=$(redis_config maxmemory-policy || true)
+  fsync=$(redis_config appendfsync || true)
   if [[ $aof == yes && $policy == noeviction ]]; then
-    log "redis: verified appendonly=yes maxmemory-policy=noeviction"
+    log "redis: verified appendonly=yes appendfsync=$fsync maxmemory-policy=noeviction"
   elif [[ $1 == die ]]; then
     die "redis started but appendonly=$aof maxmemory-policy=$policy (expected yes/noeviction); see $REDIS_LOG"
   else
     warn "redis at $REDIS_URL has appendonly=$aof maxmemory-policy=$policy (Stampede expects yes/noeviction)"
   fi
+  if [[ -n $fsync && $fsync != "$APPENDFSYNC" ]]; then
+    warn "redis at $REDIS_URL has appendfsync=$fsync, not STAMPEDE_REDIS_APPENDFSYNC=$APPENDFSYNC (a server this script did not start keeps its own; CONFIG SET appendfsync $APPENDFSYNC changes it)"
+  fi
 }
+# true once the server answers and has loaded its AOF (PING answers -LOADING meanwhile)
+# (INFO is multi-line: read with redis-cli; without it, PING's -LOADING answer is the signal)
+redis_info() { have redis-cli && redis_cmd INFO "$1" | tr -d '\r' | sed -n "s/^$2://p"; }
+redis_loaded() { redis_ping && { ! have redis-cli || [[ $(redis_info persistence loading) == 0 ]]; }; }
 
 redis_start_local() {
   is_local_host "$R_HOST" || die "redis does not answer at $REDIS_URL and $R_HOST is not this machine; cannot start it here"
@@ -247,7 +280,7 @@ redis_start_local() {
   [[ $R_HOST == localhost || $R_HOST == 127.0.0.1 ]] && bind=(127.0.0.1 -::1)
   local args=(--port "$R_PORT" --bind "${bind[@]}" --daemonize yes
     --dir "$dir" --logfile "$REDIS_LOG" --pidfile "$dir/redis.pid"
-    --appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 512mb --maxmemory-policy noeviction --save "")
+    --appendonly yes --appendfsync "$APPENDFSYNC" --auto-aof-rewrite-min-size 512mb --maxmemory-policy noeviction --save "")
   [[ -n $R_PASS && -z $R_USER ]] && args+=(--requirepass "$R_PASS")
   [[ -n $R_USER ]] && warn "redis URL has a user name; the local server is started with the default user only"
   log "redis: starting local redis-server on port $R_PORT (data $dir, log $REDIS_LOG)"
@@ -602,11 +635,7 @@ cmd_stop_rabbitmq() {
   else
     die "no local RabbitMQ node and no compose rabbitmq container found; nothing to stop"
   fi
-  local deadline=$((SECONDS + TIMEOUT))
-  while amqp_answers; do
-    ((SECONDS < deadline)) || die "rabbitmq still answers at $AMQP_URL after stop"
-    sleep 0.5
-  done
+  wait_gone "rabbitmq at $AMQP_URL" amqp_answers
   log "rabbitmq: stopped (AMQP $A_HOST:$A_PORT no longer answers)"
 }
 
@@ -628,12 +657,85 @@ cmd_start_rabbitmq() {
   log "rabbitmq: up at $AMQP_URL"
 }
 
+cmd_kill_redis() {
+  if ! redis_ping; then log "redis: nothing answers at $REDIS_URL; nothing to kill"; return 0; fi
+  if docker_has_service redis; then
+    log "redis: ${COMPOSE[*]} kill -s SIGKILL redis"
+    "${COMPOSE[@]}" kill -s SIGKILL redis >/dev/null
+  else
+    is_local_host "$R_HOST" || die "redis at $REDIS_URL is not on this machine; cannot kill it"
+    local pid pidfile
+    pid=$(redis_info server process_id || true)
+    if [[ ! $pid =~ ^[0-9]+$ ]]; then
+      pidfile=$(redis_config pidfile || true)
+      [[ -n $pidfile && -r $pidfile ]] && pid=$(<"$pidfile")
+    fi
+    [[ $pid =~ ^[0-9]+$ ]] || die "redis: could not find its process id (no redis-cli, no pidfile)"
+    log "redis: kill -9 $pid (the redis-server answering at $REDIS_URL)"
+    kill -9 "$pid"
+  fi
+  wait_gone "redis at $REDIS_URL" redis_ping
+  log "redis: killed (no longer answers at $REDIS_URL)"
+}
+
+cmd_start_redis() {
+  if redis_ping; then
+    log "redis: already answers at $REDIS_URL"
+  elif docker_has_service redis; then
+    log "redis: ${COMPOSE[*]} start redis"
+    "${COMPOSE[@]}" start redis >/dev/null
+    REDIS_LOG="'${COMPOSE[*]} logs redis'"
+  else
+    redis_start_local
+  fi
+  wait_for "redis (loading its AOF)" "$REDIS_LOG" redis_loaded
+  log "redis: up at $REDIS_URL"
+}
+
+cmd_stop_postgres() {
+  if ! pg_answers; then log "postgres: nothing answers at $DB_URL; nothing to stop"; return 0; fi
+  if is_local_host "$P_HOST" && is_root && pg_find_cluster; then
+    local ver=${PG_CLUSTER% *} name=${PG_CLUSTER#* }
+    log "postgres: pg_ctlcluster $ver $name stop -m fast"
+    pg_ctlcluster "$ver" "$name" stop -m fast
+  elif docker_has_service postgres; then
+    log "postgres: ${COMPOSE[*]} stop postgres"
+    "${COMPOSE[@]}" stop postgres >/dev/null
+  else
+    die "no local postgres cluster on port $P_PORT and no compose postgres container found; nothing to stop"
+  fi
+  wait_gone "postgres at $DB_URL" pg_answers
+  log "postgres: stopped (no longer answers at $DB_URL)"
+}
+
+cmd_start_postgres() {
+  if pg_answers && pg_test_answers; then log "postgres: already answers at $DB_URL"; return 0; fi
+  if is_local_host "$P_HOST" && is_root && pg_find_cluster; then
+    local ver=${PG_CLUSTER% *} name=${PG_CLUSTER#* }
+    log "postgres: pg_ctlcluster $ver $name start"
+    pg_ctlcluster "$ver" "$name" start
+  elif docker_has_service postgres; then
+    log "postgres: ${COMPOSE[*]} start postgres"
+    "${COMPOSE[@]}" start postgres >/dev/null
+    PG_LOG="'${COMPOSE[*]} logs postgres'"
+  else
+    pg_start_local
+  fi
+  wait_for postgres "$PG_LOG" pg_answers
+  wait_for "postgres ($TEST_DB_URL)" "$PG_LOG" pg_test_answers
+  log "postgres: up at $DB_URL"
+}
+
 case ${1:-up} in
   up) cmd_up ;;
   browser) cmd_browser ;;
   status) cmd_status ;;
   stop-rabbitmq) cmd_stop_rabbitmq ;;
   start-rabbitmq) cmd_start_rabbitmq ;;
+  kill-redis) cmd_kill_redis ;;
+  start-redis) cmd_start_redis ;;
+  stop-postgres) cmd_stop_postgres ;;
+  start-postgres) cmd_start_postgres ;;
   -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
-  *) die "usage: $0 [up|browser|status|stop-rabbitmq|start-rabbitmq]" ;;
+  *) die "usage: $0 [up|browser|status|stop-rabbitmq|start-rabbitmq|kill-redis|start-redis|stop-postgres|start-postgres]" ;;
 esac

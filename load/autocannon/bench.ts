@@ -2,7 +2,8 @@
  * `npm run bench`: boots Stampede (api, then relay + worker, as separate
  * processes), seeds buyers and sales, and measures in one run:
  *   1. baseline     a bare uWS hello-world answering 202 (the machine's ceiling)
- *   2. accept path  distinct buyers against sales that never sell out (2b: the same, paced)
+ *   2. accept path  distinct buyers against sales that never sell out (2b: the same, paced; 2c: the same with
+ *                   Redis in the durable mode, appendfsync always, for the cost of closing the everysec window)
  *   3. flash sale   a few items, every seeded buyer once; time to sell out
  *   4. sold-out     every request against the sold-out sale
  *   5. drain        orders/s from the last 202 until every accepted purchase is in Postgres, the worker role
@@ -52,14 +53,14 @@ async function main(): Promise<void> {
     const baseline = await measureBaseline('1. baseline: bare uWS 202');
     findings.phases.push(baseline);
     if (selected.has('api')) {
-      const { accept, paced, flash, storm } = await runApiPhases(bench, findings, baseline);
-      const counted202 = [accept, paced, flash, storm].reduce((n, p) => n + (p.statuses['202'] ?? 0), 0);
+      const { accept, paced, durable, flash, storm } = await runApiPhases(bench, findings, baseline);
+      const counted202 = [accept, paced, durable, flash, storm].reduce((n, p) => n + (p.statuses['202'] ?? 0), 0);
       extra['202 answers counted by autocannon'] = counted202;
       if (selected.has('drain')) {
         const drain = await drainSettlement(bench, findings);
-        // 2, 2b and 4 run for a time, not a count of requests: each may end with up to one
+        // 2, 2b, 2c and 4 run for a time, not a count of requests: each may end with up to one
         // request per connection in flight (2b waits for its answers, so for it the bound is loose).
-        const durationBoundPhases = [accept, paced, storm].length;
+        const durationBoundPhases = [accept, paced, durable, storm].length;
         const confirmedOrders = await auditSettledSales(bench, findings, counted202, durationBoundPhases);
         Object.assign(extra, {
           'orders in Postgres (= sold in Redis, per sale)': confirmedOrders,

@@ -64,7 +64,8 @@ export async function auditBidWar(redis: Redis, auctionId: string, statuses: Rec
     violations.push(`bid war: ${bids.length} stored bids for ${accepted202} answers 202`);
   }
   if (active.length > 0) {
-    const top = Math.max(...active.map((b) => b.maxAmount));
+    // A loop, not Math.max(...): a war of more than about 120,000 bids overflows the call stack as arguments.
+    const top = active.reduce((m, b) => (b.maxAmount > m ? b.maxAmount : m), -Infinity);
     const leader = active.filter((b) => b.maxAmount === top).sort((a, b) => a.seq - b.seq)[0]!;
     if (live.leaderBid !== leader.bidId) violations.push(`bid war: leader ${live.leaderBid} is not the highest bid ${leader.bidId}`);
     if (Number(live.price) !== leader.amount) violations.push(`bid war: price ${live.price} is not the leading amount ${leader.amount}`);

@@ -41,10 +41,16 @@
     { rateLimited, retryAfterMs }                                           rate limited
     { notFound }                                                            auction unknown
     { idempotencyMismatch, bidId }                                          idempotency key reused with another body
+
+  Bid i's first write comes before bid i+1's reads, so the type of every key
+  of the batch is checked (damagedKeys) before the first bid is decided: a
+  key of another type fails the whole call with a redis error naming it, and
+  nothing written, not even a rate counter.
 ]]
 --@include nowMs
 --@include rateLimit
 --@include auctionBook
+--@include damagedKeys
 
 local K = { auction = KEYS[1], bids = KEYS[2], book = KEYS[3], standing = KEYS[4], history = KEYS[5], outbox = KEYS[6] }
 local channel, maxOffers = ARGV[1], tonumber(ARGV[2])
@@ -53,6 +59,20 @@ local count = (#KEYS - 6) / 3
 local a = redis.call('HMGET', K.auction, 'id', 'status', 'startsAt', 'endsAt', 'hardCloseAt', 'softCloseMs',
   'startPrice', 'reserve', 'buyNow', 'rule', 'price', 'leader', 'bidCount', 'seq', 'salt', 'top', 'leaderBid')
 local auctionId, rule = a[1], a[10]
+if auctionId then
+  local S = 'placeBids'
+  writableAs(S, K.bids, 'hash')
+  writableAs(S, K.book, 'zset')
+  writableAs(S, K.standing, 'hash')
+  writableAs(S, K.history, 'zset')
+  writableAs(S, K.outbox, 'stream')
+  for i = 1, count do
+    local keyBase = 6 + 3 * (i - 1)
+    writableAs(S, KEYS[keyBase + 1], 'zset')
+    writableAs(S, KEYS[keyBase + 2], 'string')
+    writableAs(S, KEYS[keyBase + 3], 'string')
+  end
+end
 local now = nowMs()
 local nowN = tonumber(now)
 

@@ -45,9 +45,15 @@
 
   Only accepted answers are stored under the idempotency key: a refusal
   created nothing, so retrying it with the same key decides afresh.
+
+  Every key is read or its type checked (damagedKeys) before the rate
+  counter, the first write: a damaged key (another type, a counter that
+  holds no number) fails the call with a redis error naming it, and nothing
+  written.
 ]]
 --@include nowMs
 --@include rateLimit
+--@include damagedKeys
 
 local buyer = ARGV[1]
 local qty = tonumber(ARGV[2])
@@ -65,10 +71,19 @@ if fingerprint ~= '' then
   end
 end
 
-local sale = redis.call('HMGET', KEYS[1], 'status', 'startsAt', 'endsAt', 'limit', 'available', 'id', 'price', 'currency', 'private')
+local sale = redis.call('HMGET', KEYS[1], 'status', 'startsAt', 'endsAt', 'limit', 'available', 'id', 'price', 'currency', 'private', 'reserved')
 if not sale[1] then return { OUTCOME.notFound } end
 local private = sale[9] or '0'
 if private == '1' and redis.call('SISMEMBER', KEYS[8], buyer) == 0 then return { OUTCOME.notFound, 'ineligible' } end
+
+-- Everything the decision reads, and the type of every key it writes, before the first write.
+local S = 'reservePurchase'
+local available = counterOf(S, KEYS[1], 'available', sale[5])
+counterOf(S, KEYS[1], 'reserved', sale[10])
+local inflight = redis.call('HGET', KEYS[3], buyer)
+local bought = counterOf(S, KEYS[2], buyer, redis.call('HGET', KEYS[2], buyer))
+writableAs(S, KEYS[6], 'hash')
+writableAs(S, KEYS[7], 'stream')
 
 local wait = rateLimited(KEYS[4], ARGV[5], ARGV[6])
 if wait then return { OUTCOME.rateLimited, wait } end
@@ -77,14 +92,11 @@ local now = nowMs()
 if sale[1] ~= 'open' or tonumber(now) >= tonumber(sale[3]) then return { OUTCOME.closed } end
 if tonumber(now) < tonumber(sale[2]) then return { OUTCOME.notOpenYet, sale[2] } end
 
-local inflight = redis.call('HGET', KEYS[3], buyer)
 if inflight then return { OUTCOME.inProgress, inflight } end
 
-local bought = tonumber(redis.call('HGET', KEYS[2], buyer) or '0')
 local limit = tonumber(sale[4])
 if bought + qty > limit then return { OUTCOME.limitReached, bought, limit } end
 
-local available = tonumber(sale[5])
 if available < qty then return { OUTCOME.soldOut, available, private } end
 
 -- All checks passed: writes only from here on.

@@ -32,32 +32,45 @@
     applied, status         transitioned to status
     alreadyApplied, status  nothing to do; status is the stored one
     notFound, ''            purchase unknown
+
+  Reads and checks first, writes last (Redis does not undo a script's
+  writes when it fails half-way): every purchase record, the sale's
+  counters, the in-flight markers and bought quantities it will change are
+  read and checked before the first write, so a damaged key (another type,
+  a counter that holds no number, a record without buyer or quantity) fails
+  the whole call with a redis error naming it, and nothing written.
 ]]
+--@include damagedKeys
 local n = #KEYS - 3
+local S = 'settlePurchases'
 if n < 1 or #ARGV ~= 1 + 4 * n then
-  return redis.error_reply('settlePurchases: ' .. n .. ' purchases need ' .. (1 + 4 * n) .. ' arguments, got ' .. #ARGV)
+  return redis.error_reply(S .. ': ' .. n .. ' purchases need ' .. (1 + 4 * n) .. ' arguments, got ' .. #ARGV)
 end
 local channel = ARGV[1]
 local out = {}
--- The sale's counters move once per call, by the batch's totals.
-local dReserved, dSold, dAvailable = 0, 0, 0
 
--- Reads and checks first, writes after: a purchase record without a buyer
--- or a quantity fails the call before anything is written (Redis does not
--- undo a script's writes when it fails half-way).
 local recs = {}
 for i = 1, n do
   local rec = redis.call('HMGET', KEYS[3 + i], 'status', 'buyer', 'quantity')
   if rec[1] and (not rec[2] or rec[2] == '' or not tonumber(rec[3])) then
-    return redis.error_reply('settlePurchases: purchase ' .. ARGV[4 * i + 1] .. ' has no buyer or quantity; nothing applied')
+    return redis.error_reply(S .. ': purchase ' .. ARGV[4 * i + 1] .. ' has no buyer or quantity; nothing applied')
   end
   recs[i] = rec
 end
--- A purchase named twice sees its own earlier transition.
+local sale = redis.call('HMGET', KEYS[1], 'available', 'reserved', 'sold', 'id')
+local available = counterOf(S, KEYS[1], 'available', sale[1])
+counterOf(S, KEYS[1], 'reserved', sale[2])
+counterOf(S, KEYS[1], 'sold', sale[3])
+
+-- The transitions, decided without writing. The sale's counters move once
+-- per call, by the batch's totals; a purchase named twice sees its own
+-- earlier transition.
+local dReserved, dSold, dAvailable = 0, 0, 0
 local statusOf = {}
+local updates = {}            -- { key, target, reason, settledAt }, in order
+local boughtDelta, boughtBuyers = {}, {}
 -- Buyers whose purchase left `pending`, and that purchase: their in-flight
--- markers are read and cleared together after the loop (two calls, not two
--- per purchase).
+-- markers are read and cleared together (two calls, not two per purchase).
 local leftBuyers, leftPurchases = {}, {}
 
 for i = 1, n do
@@ -78,37 +91,49 @@ for i = 1, n do
       if fromPending then
         leftBuyers[#leftBuyers + 1] = rec[2]
         leftPurchases[#leftPurchases + 1] = purchaseId
+        dReserved = dReserved - qty
+      else
+        dSold = dSold - qty
       end
-      if fromPending then dReserved = dReserved - qty else dSold = dSold - qty end
       if target == 'confirmed' then
         dSold = dSold + qty
       else
         dAvailable = dAvailable + qty
-        redis.call('HINCRBY', KEYS[2], rec[2], -qty)
+        if not boughtDelta[rec[2]] then
+          boughtDelta[rec[2]] = 0
+          boughtBuyers[#boughtBuyers + 1] = rec[2]
+        end
+        boughtDelta[rec[2]] = boughtDelta[rec[2]] - qty
       end
-      redis.call('HSET', key, 'status', target, 'reason', reason, 'settledAt', settledAt)
+      updates[#updates + 1] = { key, target, reason, settledAt }
       statusOf[key] = target
       out[2 * i - 1], out[2 * i] = OUTCOME.applied, target
     end
   end
 end
 
+local clear = {}
 if #leftBuyers > 0 then
   local markers = redis.call('HMGET', KEYS[3], unpack(leftBuyers))
-  local clear = {}
   for j = 1, #leftBuyers do
     if markers[j] == leftPurchases[j] then clear[#clear + 1] = leftBuyers[j] end
   end
-  if #clear > 0 then redis.call('HDEL', KEYS[3], unpack(clear)) end
+end
+if #boughtBuyers > 0 then
+  local bought = redis.call('HMGET', KEYS[2], unpack(boughtBuyers))
+  for j = 1, #boughtBuyers do counterOf(S, KEYS[2], boughtBuyers[j], bought[j]) end
 end
 
+-- Every read done and checked: writes only from here on.
+for _, u in ipairs(updates) do
+  redis.call('HSET', u[1], 'status', u[2], 'reason', u[3], 'settledAt', u[4])
+end
+for _, buyer in ipairs(boughtBuyers) do redis.call('HINCRBY', KEYS[2], buyer, boughtDelta[buyer]) end
+if #clear > 0 then redis.call('HDEL', KEYS[3], unpack(clear)) end
 if dAvailable > 0 then
-  local before = tonumber(redis.call('HGET', KEYS[1], 'available') or '0')
   redis.call('HINCRBY', KEYS[1], 'available', dAvailable)
   -- A sold-out sale has stock again: api nodes drop their sold-out cache at once.
-  if before <= 0 and channel ~= '' then
-    redis.call('PUBLISH', channel, redis.call('HGET', KEYS[1], 'id'))
-  end
+  if available <= 0 and channel ~= '' then redis.call('PUBLISH', channel, sale[4]) end
 end
 if dReserved ~= 0 then redis.call('HINCRBY', KEYS[1], 'reserved', dReserved) end
 if dSold ~= 0 then redis.call('HINCRBY', KEYS[1], 'sold', dSold) end

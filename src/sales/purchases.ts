@@ -79,9 +79,13 @@ export class Purchases {
     this.soldOut = new SoldOutCache(limits.soldOutCacheMs);
   }
 
-  /** SOLD_OUT when this node already knows the sale is sold out (no Redis call), counted as a decision. */
-  refusedFromMemory(saleId: string): AppError | undefined {
-    if (!this.soldOut.isSoldOut(saleId)) return undefined;
+  /**
+   * SOLD_OUT when this node already knows the sale is sold out (no Redis call), counted as a decision.
+   * Never for a request with an Idempotency-Key: it may be the retry of the very purchase that sold
+   * the sale out, and only Redis knows (it answers the replay, or the sold-out).
+   */
+  refusedFromMemory(saleId: string, idempotencyKey: string | undefined): AppError | undefined {
+    if (idempotencyKey !== undefined || !this.soldOut.isSoldOut(saleId)) return undefined;
     this.tally?.count(saleId, Outcome.SoldOut);
     return SOLD_OUT;
   }
@@ -92,7 +96,7 @@ export class Purchases {
   }
 
   async purchase(buyerId: string, saleId: string, quantity: number, idempotencyKey: string | undefined): Promise<Accepted> {
-    const known = this.refusedFromMemory(saleId);
+    const known = this.refusedFromMemory(saleId, idempotencyKey);
     if (known) throw known;
     const request = {
       saleId, buyerId, quantity, purchaseId: newPurchaseId(saleId),

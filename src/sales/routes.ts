@@ -138,8 +138,8 @@ export function registerSaleRoutes(http: HttpServer, kit: RouteKit, deps: SaleRo
       const id = saleId(ctx.params[0]!);
       const { quantity } = validate(purchaseBody, raw);
       const key = kit.idempotencyKeyOf(ctx);
-      // Answered synchronously, without Redis, when this node knows the sale is sold out.
-      const known = deps.purchases.refusedFromMemory(id);
+      // Answered synchronously, without Redis, when this node knows the sale is sold out (unless it may be a replay).
+      const known = deps.purchases.refusedFromMemory(id, key);
       if (known) return known;
       return deps.purchases.purchase(buyerId, id, quantity, key).then((a): Reply => {
         const headers: Record<string, string> = { Location: a.statusUrl };

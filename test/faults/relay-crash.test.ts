@@ -6,11 +6,15 @@
  * relay (XAUTOCLAIM once they are idle STAMPEDE_RELAY_CLAIM_IDLE_MS, 1 s in
  * tests), every purchase must settle exactly once, and the outbox must be
  * trimmed only of acknowledged entries, down to empty at the end.
+ *
+ * The first test places the crash exactly (it plays the dead relay's part);
+ * the second kills a real relay process wherever it is in its stream and
+ * keeps buyers buying while no relay runs, so the outbox grows meanwhile.
  */
 import t from 'tap';
 import { boot, waitFor } from '../helpers/system.js';
 import {
-  assertSoldOnceEach, faultEnv, openAmqp, purchaseAll, statusCounts,
+  assertSoldOnceEach, faultEnv, openAmqp, purchaseAll, spawnRole, statusCounts,
 } from '../helpers/fault-kit.js';
 import { saleKeys } from '../../src/sales/keys.js';
 import { RELAY_GROUP } from '../../src/platform/messaging/outbox.js';
@@ -77,5 +81,66 @@ t.test('entries a dead relay read but never acknowledged are reclaimed and settl
   const depths = await amqp.depths();
   t.same(Object.values(depths), Object.values(depths).map(() => 0), 'main, retry and dead-letter queues are empty', { depths });
 
+  await assertSoldOnceEach(t, sys, sale.id, buyers, PRICE, 100_000);
+});
+
+t.test('a relay process SIGKILLed mid-stream while buyers keep buying: the outbox grows, is trimmed only of acknowledged entries, and every purchase settles once', async (t) => {
+  const sys = await boot(t, { worker: true, env: faultEnv() });
+  const amqp = await openAmqp(t, sys.cfg);
+  const sale = await sys.createSale({ stock: 3 * N, perBuyerLimit: 1, unitPrice: PRICE });
+  const buyers = await sys.createBuyers(3 * N);
+  const outbox = saleKeys.outbox(sale.id);
+  const group = async () => {
+    const [pending, oldest] = (await sys.redis.xpending(outbox, RELAY_GROUP)) as [number, string | null];
+    return { pending, oldest, length: await sys.redis.xlen(outbox) };
+  };
+
+  // A real relay process publishes the first wave as it arrives...
+  const relay = spawnRole(t, 'relay', faultEnv());
+  const first = await purchaseAll(sys, buyers.slice(0, N), sale.id, 20);
+  await waitFor('the relay to publish part of the first wave', async () => {
+    if (relay.proc.exitCode !== null) throw new Error(`relay exited: ${relay.output()}`);
+    return (await sys.redis.xlen(outbox)) < N || (await group()).pending > 0;
+  }, 30_000, 2);
+  // ...and is killed in the middle of its stream, whatever it was doing (reading, publishing, waiting for
+  // the broker's confirm, acknowledging).
+  relay.proc.kill('SIGKILL');
+  t.equal((await relay.exited).signal, 'SIGKILL', 'relay killed');
+  const atKill = await group();
+  t.comment(`at the kill: ${atKill.pending} entries pending (read, not acknowledged), outbox length ${atKill.length}`);
+
+  // With no relay, buyers keep buying: the outbox grows, and a trim (as any relay does after acknowledging)
+  // drops nothing that is pending or unread.
+  const second = await purchaseAll(sys, buyers.slice(N, 3 * N), sale.id, 50);
+  const grown = await group();
+  t.equal(grown.length, atKill.length + 2 * N, 'the outbox grew by every purchase made while the relay was down');
+  const before = (await sys.redis.xrange(outbox, '-', '+')).map(([id]) => id);
+  const [info] = ((await sys.redis.xinfo('GROUPS', outbox)) as (string | number)[][]).map((g) => Object.fromEntries(
+    Array.from({ length: g.length / 2 }, (_, i) => [g[2 * i], g[2 * i + 1]])));
+  const pendingIds = ((await sys.redis.xpending(outbox, RELAY_GROUP, '-', '+', 10 * N)) as [string][]).map(([id]) => id);
+  await trimOutbox(sys.redis, outbox);
+  const afterTrim = await sys.redis.xrange(outbox, '-', '+');
+  const left = new Set(afterTrim.map(([id]) => id));
+  const trimmed = before.filter((id) => !left.has(id));
+  const seq = (id: string) => id.split('-').map(BigInt) as [bigint, bigint];
+  const delivered = (id: string) => {
+    const [a, b] = seq(id), [c, d] = seq(String(info!['last-delivered-id']));
+    return a < c || (a === c && b <= d);
+  };
+  t.ok(trimmed.every((id) => delivered(id) && !pendingIds.includes(id)), `the trim dropped only delivered, acknowledged entries (${trimmed.length})`);
+  t.equal(pendingIds.filter((id) => !left.has(id)).length, 0, `every pending entry is kept (${pendingIds.length})`);
+  t.ok(afterTrim.length >= 2 * N + pendingIds.length, `every unread entry is kept (${afterTrim.length} left)`);
+  t.same(statusCounts([...first, ...second]), { 202: 3 * N }, 'every purchase accepted');
+
+  // A new relay reclaims what the dead one held and publishes the rest; every purchase settles once.
+  await sys.startRelay();
+  await sys.drained(sale.id, 45_000);
+  await waitFor('the outbox to be acknowledged and trimmed', async () => {
+    const g = await group();
+    return g.pending === 0 && g.length === 0;
+  }, 15_000);
+  await amqp.quiet(600, 15_000);
+  const depths = await amqp.depths();
+  t.same(Object.values(depths), Object.values(depths).map(() => 0), 'main, retry and dead-letter queues are empty', { depths });
   await assertSoldOnceEach(t, sys, sale.id, buyers, PRICE, 100_000);
 });

@@ -189,8 +189,8 @@ export function spawnRole(t: Test, role: string, env: NodeJS.ProcessEnv = {}): C
 
 const run = promisify(execFile);
 
-/** `bash scripts/services.sh <cmd>` (stop-rabbitmq waits until the broker is down, start-rabbitmq until it answers). */
-export async function services(cmd: 'stop-rabbitmq' | 'start-rabbitmq' | 'status'): Promise<string> {
+/** `bash scripts/services.sh <cmd>`: each stop or kill waits until the service no longer answers, each start until it answers again. */
+export async function services(cmd: 'stop-rabbitmq' | 'start-rabbitmq' | 'kill-redis' | 'start-redis' | 'stop-postgres' | 'start-postgres' | 'status'): Promise<string> {
   const { stdout, stderr } = await run('bash', ['scripts/services.sh', cmd], { cwd: projectRoot, timeout: 120_000 });
   return stdout + stderr;
 }

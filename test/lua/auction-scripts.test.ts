@@ -17,24 +17,15 @@ import { placeBid } from '../../src/auctions/batcher.js';
 import { parseStoredBid } from '../../src/auctions/codec.js';
 import { newAuctionId, newBidId, newUserId } from '../../src/platform/ids.js';
 import { testConfig, testRedis, sleep } from '../helpers/system.js';
+import { bidRequest, liveAuction } from '../helpers/live-terms.js';
 
 const cfg = testConfig();
 const redis = testRedis(t, 'lua-auction-test');
 
-async function auction(over: Partial<AuctionTerms> = {}): Promise<AuctionTerms> {
-  const now = Date.now();
-  const a: AuctionTerms = {
-    id: newAuctionId(), status: 'open', startsAt: now - 60_000, endsAt: now + 600_000, hardCloseAt: now + 1_200_000, softCloseMs: 10_000,
-    currency: 'EUR', startPrice: 1000, reservePrice: 0, buyNowPrice: null, rule: 'abs:100', salt: 'salt', promoter: false, ...over,
-  };
-  await loadAuction(redis, a);
-  return a;
-}
+const auction = (over: Partial<AuctionTerms> = {}): Promise<AuctionTerms> => liveAuction(redis, over);
 
 const bid = (a: AuctionTerms, buyerId: string, amount: number, over: Partial<BidRequest> = {}): Promise<ReturnType<typeof placeBid> extends Promise<infer R> ? R : never> =>
-  placeBid(redis, {
-    auctionId: a.id, buyerId, amount, bidId: newBidId(a.id), rateMax: 1000, rateWindowMs: 1000, idempotencyTtlMs: 60_000, ...over,
-  });
+  placeBid(redis, bidRequest(a, buyerId, amount, over));
 
 async function outboxTypes(a: AuctionTerms): Promise<string[]> {
   const entries = await redis.xrange(auctionKeys.outbox(a.id), '-', '+');

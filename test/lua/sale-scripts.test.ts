@@ -7,29 +7,18 @@ import { createRedis } from '../../src/platform/redis/client.js';
 import { runScript } from '../../src/platform/redis/functions.js';
 import { saleKeys, STOCK_CHANNEL } from '../../src/sales/keys.js';
 import { RELAY_GROUP } from '../../src/platform/messaging/outbox.js';
-import { addStock, expirePurchase, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, setEligibleBuyers, SETTLE_PER_CALL, settlePurchase, settlePurchases, type ReserveRequest, type SaleTerms, type Settlement } from '../../src/sales/scripts.js';
+import { addStock, expirePurchase, loadSale, readLiveSale, readPurchase, requestCancel, reservePurchase, setEligibleBuyers, SETTLE_PER_CALL, settlePurchase, settlePurchases, type SaleTerms, type Settlement } from '../../src/sales/scripts.js';
 import { trimOutbox } from '../../src/platform/messaging/outbox.js';
 import { newPurchaseId, newSaleId, newUserId } from '../../src/platform/ids.js';
 import { testConfig, testRedis } from '../helpers/system.js';
 import { auditLiveSale } from '../../src/sales/audit.js';
+import { liveSale, reserveRequest } from '../helpers/live-terms.js';
 
 const cfg = testConfig();
 const redis = testRedis(t, 'lua-test');
 
-async function sale(over: Partial<SaleTerms> = {}): Promise<SaleTerms> {
-  const now = Date.now();
-  const s: SaleTerms = {
-    id: newSaleId(), status: 'open', startsAt: now - 60_000, endsAt: now + 60_000, perBuyerLimit: 2,
-    unitPrice: 500, currency: 'EUR', stock: 3, ...over,
-  };
-  await loadSale(redis, s, 0);
-  return s;
-}
-
-const req = (s: SaleTerms, buyerId: string, over: Partial<ReserveRequest> = {}): ReserveRequest => ({
-  saleId: s.id, buyerId, quantity: 1, purchaseId: newPurchaseId(s.id), rateMax: 100, rateWindowMs: 1000,
-  idempotencyTtlMs: 60_000, ...over,
-});
+const sale = (over: Partial<SaleTerms> = {}): Promise<SaleTerms> => liveSale(redis, over);
+const req = reserveRequest;
 
 t.test('loadSale: creates once, then refreshes terms without touching counters', async (t) => {
   const s = await sale();

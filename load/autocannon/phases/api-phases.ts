@@ -2,6 +2,8 @@
  * The api phases, 2 to 4, against one api process while the relay and worker
  * are stopped (the api, Redis and the load generator have the cores), then
  * the baseline again (1b). After each, the live invariants (invariants.ts).
+ * 2c is the accept path again with Redis in the durable mode (appendfsync
+ * always), so the report shows what closing the everysec window costs.
  */
 import { runClosedLoop } from '../closed-loop.js';
 import { runPaced } from '../paced.js';
@@ -16,6 +18,7 @@ import { LiveSaleChecks } from './invariants.js';
 export interface PurchasePhases {
   accept: Phase;
   paced: Phase;
+  durable: Phase;
   flash: Phase;
   storm: Phase;
 }
@@ -33,6 +36,8 @@ export async function runApiPhases(bench: Bench, findings: Findings, baselineBef
     await record(accept, 'accept path');
     const paced = await pacedAcceptPath(bench, accept);
     await record(paced, 'accept path paced');
+    const durable = await durableAcceptPath(bench, accept, accept.requests + paced.requests + 2 * settings.connections);
+    await record(durable, 'accept path, appendfsync always');
     const flash = await flashSale(bench);
     await record(flash, 'flash sale', scenarios.flashSale.stock);
     const storm = await soldOutStorm(bench);
@@ -47,7 +52,7 @@ export async function runApiPhases(bench: Bench, findings: Findings, baselineBef
     if (flash202 !== scenarios.flashSale.stock) findings.violations.push(`flash sale: ${flash202} accepted for ${scenarios.flashSale.stock} units`);
     if ((storm.statuses['202'] ?? 0) !== 0) findings.violations.push('sold-out storm accepted a purchase');
     for (const p of findings.phases) if (Object.keys(p.statuses).some((k) => /^5/.test(k))) findings.violations.push(`${p.name}: 5xx answers`);
-    return { accept, paced, flash, storm };
+    return { accept, paced, durable, flash, storm };
   } finally {
     await stopChild(api);
   }
@@ -70,6 +75,28 @@ async function acceptPath(bench: Bench): Promise<Phase> {
   });
   if (accept.requests >= bench.buyerTokens.length * bench.acceptSaleIds.length) accept.note = 'WARNING: buyers x sales exhausted; raise BENCH_BUYERS';
   return accept;
+}
+
+/**
+ * 2c. The accept path with Redis fsyncing its AOF before it answers
+ * (`CONFIG SET appendfsync always`, what STAMPEDE_REDIS_APPENDFSYNC=always
+ * starts it with), then back to what it was. Starts past every buyer-sale
+ * pair 2 and 2b used (`offset`).
+ */
+async function durableAcceptPath(bench: Bench, accept: Phase, offset: number): Promise<Phase> {
+  const [, before] = (await bench.redis.config('GET', 'appendfsync')) as [string, string];
+  await bench.redis.config('SET', 'appendfsync', 'always');
+  try {
+    const durable = await runClosedLoop('2c. accept path, appendfsync always', apiUrl(), {
+      connections: settings.connections, durationS: scaled(scenarios.acceptPath.durationSeconds),
+      pick: (i) => acceptPurchase(bench, i + offset),
+    });
+    durable.note = `${(durable.rps / accept.rps).toFixed(2)}× the accept path's ${accept.rps.toLocaleString('en')} req/s with appendfsync ${before}`;
+    if (offset + durable.requests >= bench.buyerTokens.length * bench.acceptSaleIds.length) durable.note += '; WARNING: buyers x sales exhausted; raise BENCH_BUYERS';
+    return durable;
+  } finally {
+    await bench.redis.config('SET', 'appendfsync', before);
+  }
 }
 
 /**

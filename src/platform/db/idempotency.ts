@@ -35,7 +35,8 @@ export async function withIdempotency(
       [scope, key],
     );
     const row = rows[0];
-    if (!row) throw new AppError('IDEMPOTENCY_IN_PROGRESS');
+    // No row: the first request failed and released the key between our claim and this read; a retry claims it.
+    if (!row) throw new AppError('IDEMPOTENCY_IN_PROGRESS', undefined, undefined, { 'Retry-After': '1' });
     if (row.request_hash !== hash) throw new AppError('IDEMPOTENCY_KEY_REUSED');
     if (row.status === null) throw new AppError('IDEMPOTENCY_IN_PROGRESS', undefined, undefined, { 'Retry-After': '1' });
     return { status: row.status, body: row.response, replayed: true };
