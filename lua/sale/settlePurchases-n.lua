@@ -17,10 +17,19 @@
   Leaving `pending` also clears the buyer's in-flight marker when it is this
   purchase's.
 
+  Sold out: the call whose confirmations bring `sold` up to the sale's
+  `stock` (from below) appends sale.sold_out to the sale's outbox, under the
+  id `<saleId>:sold_out:<stock>`. Each confirmation moves `sold` exactly once
+  (a redelivery is a no-op above), so exactly one call crosses the line for
+  a given stock; the outbox entry is written in that same call, so the fact
+  and its event cannot part. Stock added later and sold out again is a new
+  stock, so a new event.
+
   KEYS[1]   sale hash      {sale:<id>}
   KEYS[2]   bought hash    {sale:<id>}:bought
   KEYS[3]   inflight hash  {sale:<id>}:inflight
-  KEYS[3+i] purchase hash  {sale:<id>}:purchase:<purchaseId i>   (i = 1..n, n >= 1)
+  KEYS[4]   outbox stream  {sale:<id>}:outbox
+  KEYS[4+i] purchase hash  {sale:<id>}:purchase:<purchaseId i>   (i = 1..n, n >= 1)
 
   ARGV[1] pub/sub channel announcing that a sold-out sale has stock again
   then, for purchase i, ARGV[4i-2 .. 4i+1]:
@@ -33,7 +42,9 @@
     alreadyApplied, status  nothing to do; status is the stored one
     notFound, ''            purchase unknown
 ]]
-local n = #KEYS - 3
+--@include nowMs
+local P = 4
+local n = #KEYS - P
 if n < 1 or #ARGV ~= 1 + 4 * n then
   return redis.error_reply('settlePurchases: ' .. n .. ' purchases need ' .. (1 + 4 * n) .. ' arguments, got ' .. #ARGV)
 end
@@ -47,7 +58,7 @@ local dReserved, dSold, dAvailable = 0, 0, 0
 -- undo a script's writes when it fails half-way).
 local recs = {}
 for i = 1, n do
-  local rec = redis.call('HMGET', KEYS[3 + i], 'status', 'buyer', 'quantity')
+  local rec = redis.call('HMGET', KEYS[P + i], 'status', 'buyer', 'quantity')
   if rec[1] and (not rec[2] or rec[2] == '' or not tonumber(rec[3])) then
     return redis.error_reply('settlePurchases: purchase ' .. ARGV[4 * i + 1] .. ' has no buyer or quantity; nothing applied')
   end
@@ -61,7 +72,7 @@ local statusOf = {}
 local leftBuyers, leftPurchases = {}, {}
 
 for i = 1, n do
-  local key = KEYS[3 + i]
+  local key = KEYS[P + i]
   local a = 4 * i - 2
   local target, reason, settledAt, purchaseId = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local rec = recs[i]
@@ -111,5 +122,16 @@ if dAvailable > 0 then
   end
 end
 if dReserved ~= 0 then redis.call('HINCRBY', KEYS[1], 'reserved', dReserved) end
-if dSold ~= 0 then redis.call('HINCRBY', KEYS[1], 'sold', dSold) end
+if dSold ~= 0 then
+  local stockSold = redis.call('HMGET', KEYS[1], 'stock', 'sold', 'id')
+  local stock, soldBefore = tonumber(stockSold[1]), tonumber(stockSold[2] or '0')
+  redis.call('HINCRBY', KEYS[1], 'sold', dSold)
+  if stock and stock > 0 and soldBefore < stock and soldBefore + dSold >= stock then
+    local now = nowMs()
+    local saleId = stockSold[3]
+    redis.call('XADD', KEYS[4], '*', 'type', EVENT['sale.sold_out'], 'id', saleId .. ':sold_out:' .. stock,
+      'time', now, 'subject', saleId,
+      'data', '{"saleId":"' .. saleId .. '","stock":' .. stock .. ',"soldOutAt":' .. now .. '}')
+  end
+end
 return out
