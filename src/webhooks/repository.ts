@@ -223,31 +223,48 @@ export interface AttemptRecord {
   error: string | null;
 }
 
-/**
- * Records an attempt and what it leaves the delivery: succeeded, failed
- * for good, or pending again at `nextAttemptAt`. Returns false when the
- * delivery is gone (its endpoint was deleted meanwhile).
- */
-export async function recordAttempt(
-  tx: PoolClient, deliveryId: string, a: AttemptRecord, outcome: { status: 'succeeded' | 'failed' | 'pending'; nextAttemptAt: Date | null },
-): Promise<boolean> {
-  const { rows } = await tx.query<{ attempts: number }>(
-    `UPDATE webhook_deliveries SET attempts = attempts + 1, failures = CASE WHEN $2 = 'succeeded' THEN failures ELSE failures + 1 END,
-       status = $2, next_attempt_at = $3, lease_until = NULL, delivered_at = CASE WHEN $2 = 'succeeded' THEN $4 ELSE delivered_at END
-     WHERE id = $1 RETURNING attempts`,
-    [deliveryId, outcome.status, outcome.nextAttemptAt, a.at],
-  );
-  if (!rows[0]) return false;
-  await tx.query(
-    `INSERT INTO webhook_attempts (delivery_id, n, at, status_code, latency_ms, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    [deliveryId, rows[0].attempts, a.at, a.statusCode, a.latencyMs, a.response.replace(/\u0000/g, ''), a.error],
-  );
-  return true;
+export interface RecordedAttempt extends AttemptRecord {
+  deliveryId: string;
+  status: 'succeeded' | 'failed' | 'pending';
+  nextAttemptAt: Date | null;
 }
 
-/** An endpoint answered 2xx: its failing streak ends. */
-export async function endpointSucceeded(tx: PoolClient, endpointId: string): Promise<void> {
-  await tx.query('UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL', [endpointId]);
+/**
+ * Records attempts, each with what it leaves its delivery (succeeded,
+ * failed for good, or pending again at `nextAttemptAt`), in one UPDATE and
+ * one INSERT however many there are. Returns the ids of the deliveries
+ * recorded: one that is gone (its endpoint was deleted meanwhile) is not.
+ */
+export async function recordAttempts(tx: PoolClient, as: RecordedAttempt[]): Promise<Set<string>> {
+  if (as.length === 0) return new Set();
+  const { rows } = await tx.query<{ id: string }>(
+    `WITH a AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::int[], $7::text[], $8::text[])
+         AS a (delivery_id, status, next_attempt_at, at, status_code, latency_ms, response, error)
+     ), updated AS (
+       UPDATE webhook_deliveries d SET attempts = d.attempts + 1, failures = CASE WHEN a.status = 'succeeded' THEN d.failures ELSE d.failures + 1 END,
+         status = a.status, next_attempt_at = a.next_attempt_at, lease_until = NULL,
+         delivered_at = CASE WHEN a.status = 'succeeded' THEN a.at ELSE d.delivered_at END
+       FROM a WHERE d.id = a.delivery_id RETURNING d.id, d.attempts
+     ), inserted AS (
+       INSERT INTO webhook_attempts (delivery_id, n, at, status_code, latency_ms, response, error)
+       SELECT a.delivery_id, u.attempts, a.at, a.status_code, a.latency_ms, a.response, a.error FROM a JOIN updated u ON u.id = a.delivery_id
+     )
+     SELECT id FROM updated`,
+    [as.map((a) => a.deliveryId), as.map((a) => a.status), as.map((a) => a.nextAttemptAt), as.map((a) => a.at), as.map((a) => a.statusCode),
+      as.map((a) => a.latencyMs), as.map((a) => a.response.replace(/\u0000/g, '')), as.map((a) => a.error)],
+  );
+  return new Set(rows.map((r) => r.id));
+}
+
+/** Endpoints answered 2xx: their failing streaks end (rows locked in id order, so two workers never deadlock). */
+export async function endpointsSucceeded(tx: PoolClient, endpointIds: string[]): Promise<void> {
+  if (endpointIds.length === 0) return;
+  await tx.query(
+    `WITH l AS (SELECT id FROM webhook_endpoints WHERE id = ANY($1::text[]) AND failing_since IS NOT NULL ORDER BY id FOR UPDATE)
+     UPDATE webhook_endpoints e SET failing_since = NULL FROM l WHERE e.id = l.id`,
+    [endpointIds],
+  );
 }
 
 /**
