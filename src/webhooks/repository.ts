@@ -133,15 +133,19 @@ export interface EventToFanOut {
   sellerId: string;
 }
 
-/** The enabled endpoints each event goes to: its seller's that subscribe to it, and every operator endpoint that does. */
-export async function subscribersOf(db: Db, events: EventToFanOut[]): Promise<{ eventId: string; endpointId: string }[]> {
-  const { rows } = await db.query<{ event_id: string; endpoint_id: string }>(
-    `SELECT ev.event_id, e.id AS endpoint_id
+/**
+ * The endpoints each event goes to: its seller's that subscribe to it, and
+ * every operator endpoint that does, enabled or not (a disabled one gets
+ * its message made, not sent: `recover` sends it once the endpoint is back).
+ */
+export async function subscribersOf(db: Db, events: EventToFanOut[]): Promise<{ eventId: string; endpointId: string; enabled: boolean }[]> {
+  const { rows } = await db.query<{ event_id: string; endpoint_id: string; enabled: boolean }>(
+    `SELECT ev.event_id, e.id AS endpoint_id, e.enabled
      FROM unnest($1::text[], $2::text[], $3::text[]) AS ev (event_id, public_name, seller_id)
-     JOIN webhook_endpoints e ON e.enabled AND ev.public_name = ANY (e.events) AND (e.owner_id IS NULL OR e.owner_id = ev.seller_id)`,
+     JOIN webhook_endpoints e ON ev.public_name = ANY (e.events) AND (e.owner_id IS NULL OR e.owner_id = ev.seller_id)`,
     [events.map((e) => e.eventId), events.map((e) => e.publicName), events.map((e) => e.sellerId)],
   );
-  return rows.map((r) => ({ eventId: r.event_id, endpointId: r.endpoint_id }));
+  return rows.map((r) => ({ eventId: r.event_id, endpointId: r.endpoint_id, enabled: r.enabled }));
 }
 
 export interface NewDelivery {
@@ -151,19 +155,27 @@ export interface NewDelivery {
   eventType: string;
   body: string;
   acceptedAt: Date;
+  /**
+   * false: its endpoint is disabled. The message is made failed, with no
+   * attempt and nothing sent, so the seller sees what they missed in its
+   * deliveries and `recover` (or replay) sends it once they are back.
+   */
+  send: boolean;
 }
 
-/** One message per (event, endpoint): one made before (a redelivered event) stays as it is. Returns the ids made now. */
+/** One message per (event, endpoint): one made before (a redelivered event) stays as it is. Returns the ids made now to be sent. */
 export async function insertDeliveries(db: Db, ds: NewDelivery[]): Promise<string[]> {
   if (ds.length === 0) return [];
-  const { rows } = await db.query<{ id: string }>(
-    `INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, accepted_at, next_attempt_at)
-     SELECT id, endpoint_id, event_id, event_type, body, accepted_at, now()
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS d (id, endpoint_id, event_id, event_type, body, accepted_at)
-     ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id`,
-    [ds.map((d) => d.id), ds.map((d) => d.endpointId), ds.map((d) => d.eventId), ds.map((d) => d.eventType), ds.map((d) => d.body), ds.map((d) => d.acceptedAt)],
+  const { rows } = await db.query<{ id: string; status: string }>(
+    `INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, accepted_at, status, next_attempt_at)
+     SELECT id, endpoint_id, event_id, event_type, body, accepted_at, CASE WHEN send THEN 'pending' ELSE 'failed' END, CASE WHEN send THEN now() END
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::boolean[])
+       AS d (id, endpoint_id, event_id, event_type, body, accepted_at, send)
+     ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id, status`,
+    [ds.map((d) => d.id), ds.map((d) => d.endpointId), ds.map((d) => d.eventId), ds.map((d) => d.eventType), ds.map((d) => d.body), ds.map((d) => d.acceptedAt),
+      ds.map((d) => d.send)],
   );
-  return rows.map((r) => r.id);
+  return rows.filter((r) => r.status === 'pending').map((r) => r.id);
 }
 
 // --- sending ------------------------------------------------------------------
