@@ -32,6 +32,7 @@
  * receiver deduplicates by that id), never as a new message.
  */
 import type { Logger } from '../platform/log.js';
+import { Pause } from '../platform/time.js';
 import { inTransaction, type Pool } from '../platform/db/pool.js';
 import { endpointFailed, endpointsSucceeded, leaseDue, recordAttempts, type DueDelivery, type EndpointRecord, type RecordedAttempt } from './repository.js';
 import { signedHeaders } from './signing.js';
@@ -109,7 +110,7 @@ export class WebhookDispatcher {
     return this.inFlight;
   }
   private readonly sends = new Set<Promise<void>>();
-  private wakeUp?: () => void;
+  private readonly pause = new Pause();
   /** Attempts made since start, by what came of them. */
   readonly attempts = { succeeded: 0, retried: 0, failed: 0 };
 
@@ -121,7 +122,7 @@ export class WebhookDispatcher {
 
   /** New messages were made, or a slot freed: look again now. */
   wake(): void {
-    this.wakeUp?.();
+    this.pause.wake();
   }
 
   /** Stops leasing; the sends in flight finish (their leases end with them). */
@@ -152,15 +153,7 @@ export class WebhookDispatcher {
       if (this.stopping) break;
       // More may be due at once (the lease was full); otherwise wait for a wake-up or the poll.
       if (leased.length > 0 && leased.length === free) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.s.pollMs);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.wakeUp = done;
-      });
-      this.wakeUp = undefined;
+      await this.pause.wait(this.s.pollMs);
     }
   }
 

@@ -13,6 +13,7 @@
 import type { Pool, PoolClient } from '../db/pool.js';
 import { inTransaction } from '../db/pool.js';
 import type { Logger } from '../log.js';
+import { Pause } from '../time.js';
 import type { ConfirmChannel } from './amqp.js';
 import type { CloudEvent } from './events.js';
 import { publisherOf } from './publisher.js';
@@ -41,7 +42,7 @@ export interface PostgresOutboxRelayOptions {
 export class PostgresOutboxRelay {
   private stopping = false;
   private running?: Promise<void>;
-  private wakeUp?: () => void;
+  private readonly pause = new Pause();
   private again = false;
   /** Events published and removed since start. */
   relayed = 0;
@@ -55,12 +56,12 @@ export class PostgresOutboxRelay {
   /** Events were committed: relay now rather than at the next poll. */
   kick(): void {
     this.again = true;
-    this.wakeUp?.();
+    this.pause.wake();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wakeUp?.();
+    this.pause.wake();
     await this.running;
   }
 
@@ -102,15 +103,7 @@ export class PostgresOutboxRelay {
         this.o.log.warn({ err }, 'event outbox: could not relay (kept, retried at the next poll)');
       }
       if (this.stopping || (this.again && !failed)) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, this.o.pollMs);
-        function done() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.wakeUp = done;
-      });
-      this.wakeUp = undefined;
+      await this.pause.wait(this.o.pollMs);
     }
   }
 }
