@@ -199,7 +199,7 @@ export class WebhookDispatcher {
       this.answered.push({
         deliveryId: d.id, endpointId: d.endpointId, gone, at, statusCode: r.statusCode, latencyMs: r.latencyMs, response: r.response, error: r.error, ...outcome, done,
       });
-      this.recording ??= this.recordAll().finally(() => (this.recording = undefined));
+      this.recording ??= this.recordAll();
     });
   }
 
@@ -208,15 +208,20 @@ export class WebhookDispatcher {
 
   /** Records what waits, a batch per transaction, until nothing does. */
   private async recordAll(): Promise<void> {
-    while (this.answered.length > 0) {
-      const batch = this.answered.splice(0, RECORD_BATCH);
-      try {
-        await this.record(batch);
-      } catch (err) {
-        this.s.log.error({ err, attempts: batch.length }, 'webhooks: recording attempts failed; their leases will pass and they are sent again');
-      } finally {
-        for (const a of batch) a.done();
+    try {
+      while (this.answered.length > 0) {
+        const batch = this.answered.splice(0, RECORD_BATCH);
+        try {
+          await this.record(batch);
+        } catch (err) {
+          this.s.log.error({ err, attempts: batch.length }, 'webhooks: recording attempts failed; their leases will pass and they are sent again');
+        } finally {
+          for (const a of batch) a.done();
+        }
       }
+    } finally {
+      // Cleared in the same turn as the last look at `answered`: an attempt answered after it starts a new round.
+      this.recording = undefined;
     }
   }
 
