@@ -17,10 +17,19 @@
   Leaving `pending` also clears the buyer's in-flight marker when it is this
   purchase's.
 
+  Sold out: the call whose confirmations bring `sold` up to the sale's
+  `stock` (from below) appends sale.sold_out to the sale's outbox, under the
+  id `<saleId>:sold_out:<stock>`. Each confirmation moves `sold` exactly once
+  (a redelivery is a no-op above), so exactly one call crosses the line for
+  a given stock; the outbox entry is written in that same call, so the fact
+  and its event cannot part. Stock added later and sold out again is a new
+  stock, so a new event.
+
   KEYS[1]   sale hash      {sale:<id>}
   KEYS[2]   bought hash    {sale:<id>}:bought
   KEYS[3]   inflight hash  {sale:<id>}:inflight
-  KEYS[3+i] purchase hash  {sale:<id>}:purchase:<purchaseId i>   (i = 1..n, n >= 1)
+  KEYS[4]   outbox stream  {sale:<id>}:outbox
+  KEYS[4+i] purchase hash  {sale:<id>}:purchase:<purchaseId i>   (i = 1..n, n >= 1)
 
   ARGV[1] pub/sub channel announcing that a sold-out sale has stock again
   then, for purchase i, ARGV[4i-2 .. 4i+1]:
@@ -41,7 +50,9 @@
   the whole call with a redis error naming it, and nothing written.
 ]]
 --@include damagedKeys
-local n = #KEYS - 3
+--@include nowMs
+local P = 4
+local n = #KEYS - P
 local S = 'settlePurchases'
 if n < 1 or #ARGV ~= 1 + 4 * n then
   return redis.error_reply(S .. ': ' .. n .. ' purchases need ' .. (1 + 4 * n) .. ' arguments, got ' .. #ARGV)
@@ -51,16 +62,18 @@ local out = {}
 
 local recs = {}
 for i = 1, n do
-  local rec = redis.call('HMGET', KEYS[3 + i], 'status', 'buyer', 'quantity')
+  local rec = redis.call('HMGET', KEYS[P + i], 'status', 'buyer', 'quantity')
   if rec[1] and (not rec[2] or rec[2] == '' or not tonumber(rec[3])) then
     return redis.error_reply(S .. ': purchase ' .. ARGV[4 * i + 1] .. ' has no buyer or quantity; nothing applied')
   end
   recs[i] = rec
 end
-local sale = redis.call('HMGET', KEYS[1], 'available', 'reserved', 'sold', 'id')
+local sale = redis.call('HMGET', KEYS[1], 'available', 'reserved', 'sold', 'id', 'stock')
 local available = counterOf(S, KEYS[1], 'available', sale[1])
 counterOf(S, KEYS[1], 'reserved', sale[2])
-counterOf(S, KEYS[1], 'sold', sale[3])
+local soldBefore = counterOf(S, KEYS[1], 'sold', sale[3])
+local stock = counterOf(S, KEYS[1], 'stock', sale[5])
+writableAs(S, KEYS[4], 'stream')
 
 -- The transitions, decided without writing. The sale's counters move once
 -- per call, by the batch's totals; a purchase named twice sees its own
@@ -74,7 +87,7 @@ local boughtDelta, boughtBuyers = {}, {}
 local leftBuyers, leftPurchases = {}, {}
 
 for i = 1, n do
-  local key = KEYS[3 + i]
+  local key = KEYS[P + i]
   local a = 4 * i - 2
   local target, reason, settledAt, purchaseId = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local rec = recs[i]
@@ -136,5 +149,13 @@ if dAvailable > 0 then
   if available <= 0 and channel ~= '' then redis.call('PUBLISH', channel, sale[4]) end
 end
 if dReserved ~= 0 then redis.call('HINCRBY', KEYS[1], 'reserved', dReserved) end
-if dSold ~= 0 then redis.call('HINCRBY', KEYS[1], 'sold', dSold) end
+if dSold ~= 0 then
+  redis.call('HINCRBY', KEYS[1], 'sold', dSold)
+  if stock > 0 and soldBefore < stock and soldBefore + dSold >= stock then
+    local now = nowMs()
+    redis.call('XADD', KEYS[4], '*', 'type', EVENT['sale.sold_out'], 'id', sale[4] .. ':sold_out:' .. stock,
+      'time', now, 'subject', sale[4],
+      'data', '{"saleId":"' .. sale[4] .. '","stock":' .. stock .. ',"soldOutAt":' .. now .. '}')
+  end
+end
 return out

@@ -8,7 +8,7 @@ import type { PoolClient } from '../platform/db/pool.js';
 import type { CloudEvent } from '../platform/messaging/events.js';
 import {
   ANNOUNCEMENT_TYPES, type AuctionCancelledData, type AuctionLogEvent, type AuctionLostData, type AuctionOfferData, type AuctionOfferFailedData,
-  type AuctionOutbidData, type AuctionWonData,
+  type AuctionOutbidData, type AuctionSettledData, type AuctionWonData,
 } from './events.js';
 import { biddersOf, findAuction, offersOf } from './repository.js';
 
@@ -32,6 +32,10 @@ export function outbidAnnouncement(bid: AuctionLogEvent & { type: 'bid_placed' }
  * instead when the bidders offered the lot before them could not pay: the
  * same debit, told as the second-chance offer it is, once), offer_failed to each bidder who could not pay, lost to every other bidder
  * (from the log, and from the offers where the log is not complete yet).
+ * And auction.settled, for the seller's webhooks: the outcome once stored,
+ * under `<auctionId>:settled` (the settlement's commit is the fact; every
+ * redelivery announces it again with that id, and the webhooks fan-out makes
+ * one message per endpoint of it).
  * With `only`, just the lost announcements of those bidders.
  */
 export async function closeAnnouncements(tx: PoolClient, auctionId: string, only?: Set<string>): Promise<CloudEvent[]> {
@@ -40,10 +44,14 @@ export async function closeAnnouncements(tx: PoolClient, auctionId: string, only
   const { outcome, closedAt, currency } = auction;
   const announcements: CloudEvent[] = [];
   const told = new Set<string>();
+  let settled: AuctionSettledData = {
+    auctionId, winner: '', bidId: '', currency, price: null, paid: 0, settledAt: (auction.settledAt ?? closedAt).getTime(),
+  };
   for (const offer of await offersOf(tx, auctionId)) {
     told.add(offer.buyerId);
     if (only) continue;
     if (offer.result === 'paid') {
+      settled = { ...settled, winner: offer.buyerId, bidId: offer.bidId, price: offer.price, paid: offer.price - (auction.houseBonus ?? 0) };
       const bonus = auction.houseBonus ?? 0;
       const won: AuctionWonData = { auctionId, buyerId: offer.buyerId, bidId: offer.bidId, currency, price: offer.price, paid: offer.price - bonus, bonus };
       announcements.push(offer.rank === 1
@@ -62,6 +70,7 @@ export async function closeAnnouncements(tx: PoolClient, auctionId: string, only
       auctionId, buyerId, outcome, currency, price: outcome === 'sold' ? auction.finalPrice : null,
     }));
   }
+  if (!only) announcements.push(announcement<AuctionSettledData>(ANNOUNCEMENT_TYPES.settled, `${auctionId}:settled`, auctionId, new Date(settled.settledAt), settled));
   return announcements;
 }
 

@@ -263,6 +263,8 @@ export const ANNOUNCEMENT_TYPES = {
   offer: EVENTS.auctionOffer.type,
   /** To each bidder of a cancelled auction: they are released. */
   released: EVENTS.auctionReleased.type,
+  /** To the seller's webhooks (no buyer is told of it): the close is settled, sold or not. */
+  settled: EVENTS.auctionSettled.type,
 } as const;
 
 /** auction.created: what its collection's followers are told (catalogue: the schema). */
@@ -320,6 +322,19 @@ export interface AuctionLostData {
   currency: string;
   /** The final price when sold, else null. */
   price: number | null;
+}
+
+export interface AuctionSettledData {
+  auctionId: string;
+  /** Who paid for the lot ('': nobody, unsold). */
+  winner: string;
+  bidId: string;
+  currency: string;
+  /** The final price when sold, else null. */
+  price: number | null;
+  /** What the winner's wallet was debited (price - bonus; 0 unsold). */
+  paid: number;
+  settledAt: number;
 }
 
 export interface AuctionCancelledData {

@@ -44,11 +44,12 @@ interface AuctionRow {
   winner_id: string | null;
   final_price: Int8 | null;
   house_bonus: Int8 | null;
+  settled_at: Date | null;
   announced_at: Date | null;
 }
 
 const AUCTION_COLUMNS = `id, seller_id, title, collection, currency, start_price, reserve_price, buy_now_price, increment_rule,
-  soft_close_ms, starts_at, ends_at, hard_close_at, promoter, handle_salt, status, closed_at, outcome, winner_id, final_price, house_bonus, announced_at`;
+  soft_close_ms, starts_at, ends_at, hard_close_at, promoter, handle_salt, status, closed_at, outcome, winner_id, final_price, house_bonus, settled_at, announced_at`;
 
 /** An auction as Postgres records it: its terms, and its outcome once settled. */
 export interface AuctionRecord {
@@ -76,6 +77,8 @@ export interface AuctionRecord {
   finalPrice: number | null;
   /** What the house paid of the final price (promoter doublings). */
   houseBonus: number | null;
+  /** When its close was settled (null: not yet). */
+  settledAt: Date | null;
   /** When its auction.created event was written with its first load into Redis (null: not yet). */
   announcedAt: Date | null;
 }
@@ -86,7 +89,7 @@ function auctionOf(row: AuctionRow): AuctionRecord {
     reservePrice: numberOf(row.reserve_price), buyNowPrice: numberOrNull(row.buy_now_price), increment: row.increment_rule, softCloseMs: row.soft_close_ms,
     startsAt: row.starts_at, endsAt: row.ends_at, hardCloseAt: row.hard_close_at, promoter: row.promoter, handleSalt: row.handle_salt, status: row.status,
     closedAt: row.closed_at, outcome: row.outcome, winnerId: row.winner_id, finalPrice: numberOrNull(row.final_price), houseBonus: numberOrNull(row.house_bonus),
-    announcedAt: row.announced_at,
+    settledAt: row.settled_at, announcedAt: row.announced_at,
   };
 }
 

@@ -105,6 +105,7 @@ export const configSchema = {
   STAMPEDE_SSE_MAX_STREAMS: intIn(1, 1_000_000)({ default: 10_000, desc: 'Most Server-Sent Events streams one api node holds open; past it a new one is answered 503 (Retry-After: 1).' }),
   STAMPEDE_RELAY_BATCH: intIn(1, 10_000)({ default: 512, desc: 'Outbox entries a relay reads per stream per round.' }),
   STAMPEDE_RELAY_EVENTS_PER_MESSAGE: intIn(1, 1_000)({ default: 100, desc: 'Most outbox events the relay sends in one message (a CloudEvents batch); 1 sends each on its own.' }),
+  STAMPEDE_EVENT_OUTBOX_POLL_MS: intIn(10, 60_000)({ default: 1_000, desc: 'How often each api node relays what is left in the Postgres event outbox (sale.created, sale.updated, sale.closed): a change relays its own events at once, so this only paces the retries while the broker is away.' }),
   STAMPEDE_RELAY_CLAIM_IDLE_MS: positiveInt({ default: 15_000, desc: 'Outbox entries pending this long on a dead relay are reclaimed.' }),
   STAMPEDE_WORKER_PREFETCH: intIn(1, 65_535)({ default: 200, desc: 'Unacknowledged messages a worker holds (prefetch window, at most 65,535 as AMQP counts it; a message may carry up to STAMPEDE_RELAY_EVENTS_PER_MESSAGE events).' }),
   STAMPEDE_WORKER_BATCH: intIn(1, 10_000)({ default: 500, desc: 'Most events settled in one Postgres transaction (a message carrying more is settled alone).' }),

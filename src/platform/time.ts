@@ -9,3 +9,26 @@ export function isRealDateTime(s: string): boolean {
   const t = new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!, sec!));
   return t.getUTCFullYear() === y && t.getUTCMonth() === mo! - 1 && t.getUTCDate() === d && t.getUTCHours() === h && t.getUTCMinutes() === mi && t.getUTCSeconds() === sec;
 }
+
+/** A wait that a wake-up cuts short: a polling loop waits for its next round or for news, whichever comes first. */
+export class Pause {
+  private wakeUp?: () => void;
+
+  /** Resolves after `ms`, or at the next wake(). */
+  wait(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeUp = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeUp = done;
+    });
+  }
+
+  /** Ends the wait under way, if any. */
+  wake(): void {
+    this.wakeUp?.();
+  }
+}

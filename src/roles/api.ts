@@ -63,8 +63,7 @@ import { LIVE_DOC } from '../live/api-doc.js';
 import { registerApiReference } from '../platform/http/api-reference.js';
 import type { RouteDoc } from '../platform/http/doc.js';
 import { registerWebhookRoutes } from '../webhooks/routes.js';
-import type { CloudEvent } from '../platform/messaging/events.js';
-import { publisherOf } from '../platform/messaging/publisher.js';
+import { PostgresOutboxRelay, writeToOutbox } from '../platform/messaging/pg-outbox.js';
 import { WebhookEndpoints } from '../webhooks/endpoints.js';
 import { endpointSettingsOf } from '../webhooks/settings.js';
 
@@ -136,15 +135,13 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const tallyOf = (keyOf: (id: string) => string) => new OutcomeTally(redis, { keyOf, flushMs: cfg.STAMPEDE_TALLY_FLUSH_MS, ttlSeconds: TALLY_TTL_SECONDS, log });
   const saleTally = tallyOf(saleKeys.outcomes);
   const bidTally = tallyOf(auctionKeys.outcomes);
-  // A sale change is announced once the broker confirms it; a broker away for more than a moment loses the announcement (logged), never the change.
-  const announceSale = async (events: CloudEvent[]) => {
-    try {
-      for (let waited = 0; !link.connected && waited < 2_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
-      await withTimeout(link.confirmChannel().then((ch) => publisherOf(ch).publishEvents(cfg.topology.exchange, events)), 2_000);
-    } catch (err) {
-      log.error({ err, events: events.map((e) => e.id) }, 'could not announce a sale change (sellers\' webhooks miss it)');
-    }
-  };
+  // A sale change's events are written to the Postgres outbox in its transaction and relayed from there with
+  // publisher confirms: a broker that is away delays them, never loses one (src/platform/messaging/pg-outbox.ts).
+  const eventOutbox = new PostgresOutboxRelay({
+    pool, channel: () => link.confirmChannel(), exchange: cfg.topology.exchange, log, pollMs: cfg.STAMPEDE_EVENT_OUTBOX_POLL_MS,
+  });
+  eventOutbox.start();
+  const announceSale = { record: writeToOutbox, committed: () => eventOutbox.kick() };
   const sales = new Sales(pool, redis, sends, announceSale);
   const loaded = await sales.loadActive();
   const purchases = new Purchases(redis, sales, {
@@ -288,7 +285,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
       uWS.us_listen_socket_close(listenSocket);
       eventStreams.stop();
       board.stop();
-      await Promise.allSettled([saleTally.stop(), bidTally.stop(), heartbeat.stop()]);
+      await Promise.allSettled([saleTally.stop(), bidTally.stop(), heartbeat.stop(), eventOutbox.stop()]);
       await Promise.allSettled([live.stop(), feed.stop(), link.stop(), pool.end(), redis.quit(), subscriber.quit()]);
       log.info('api stopped');
     },

@@ -13,7 +13,7 @@
 import { ensureLive, type Redis } from '../platform/redis/client.js';
 import { AppError } from '../platform/errors.js';
 import { newSaleId } from '../platform/ids.js';
-import { inTransaction, type Pool } from '../platform/db/pool.js';
+import { inTransaction, type Pool, type PoolClient } from '../platform/db/pool.js';
 import { OUTBOX_REGISTRY } from '../platform/messaging/outbox.js';
 import { saleKeys } from './keys.js';
 import { addStock as addStockScript, loadSale, readLiveSale, setEligibleBuyers, type LiveSale } from './scripts.js';
@@ -83,11 +83,16 @@ function firstRepeat(ids: readonly string[]): number {
 
 /**
  * Who tells the world of a sale's changes (sale.created, sale.updated,
- * sale.closed on the topic exchange, for sellers' webhooks). It never
- * throws: a broker that is away loses the announcement (logged), never the
- * change, which is in Postgres already.
+ * sale.closed on the topic exchange, for sellers' webhooks): `record` writes
+ * them inside the change's own transaction (the api: the Postgres event
+ * outbox, src/platform/messaging/pg-outbox.ts), so a change is never
+ * committed without them; `committed` is told once it committed (the api
+ * relays them then, with publisher confirms).
  */
-export type SaleAnnouncer = (events: CloudEvent[]) => Promise<void>;
+export interface SaleAnnouncer {
+  record(tx: PoolClient, events: CloudEvent[]): Promise<void>;
+  committed(): void;
+}
 
 /** The announcement of a sale's terms: its id names the sale and what changed, so announcing it again is the same event. */
 export function saleAnnouncementOf(kind: 'created' | 'updated' | 'closed', sale: SaleRecord, at = Date.now()): CloudEvent {
@@ -139,11 +144,12 @@ export class Sales {
         bundle, private: eligible !== undefined,
       });
       if (eligible) await replaceEligibleBuyers(tx, inserted.id, eligible);
+      await this.announce?.record(tx, [saleAnnouncementOf('created', inserted)]);
       return inserted;
     });
+    this.announce?.committed();
     await this.load(sale);
     await this.openingNotices?.scheduleSaleOpening(sale.id, sale.startsAt);
-    await this.announce?.([saleAnnouncementOf('created', sale)]);
     return viewOf(sale, await readLiveSale(this.redis, sale.id));
   }
 
@@ -232,7 +238,7 @@ export class Sales {
   }
 
   async addStock(saleId: string, units: number, by: Principal): Promise<SaleView> {
-    const { view, sale } = await inTransaction(this.pool, async (tx) => {
+    const view = await inTransaction(this.pool, async (tx) => {
       const sale = this.authorized(await lockSale(tx, saleId), by);
       if (sale.status === 'closed') throw new AppError('SALE_ENDED', 'the sale is closed');
       if (sale.stock + units > MAX_STOCK) throw AppError.invalid('/units', 'too large', `stock would exceed ${MAX_STOCK.toLocaleString('en')}`);
@@ -241,17 +247,22 @@ export class Sales {
       // Redis is updated inside the transaction: if it fails, Postgres rolls back too.
       await addStockScript(this.redis, saleId, units);
       const now = { ...sale, stock: sale.stock + units };
-      return { view: viewOf(now, await readLiveSale(this.redis, saleId)), sale: now };
+      await this.announce?.record(tx, [saleAnnouncementOf('updated', now)]);
+      return viewOf(now, await readLiveSale(this.redis, saleId));
     });
-    await this.announce?.([saleAnnouncementOf('updated', sale)]);
+    this.announce?.committed();
     return view;
   }
 
   async close(saleId: string, by: Principal): Promise<SaleView> {
     this.authorized(await findSale(this.pool, saleId), by);
-    const closed = (await closeSale(this.pool, saleId))!;
+    const closed = await inTransaction(this.pool, async (tx) => {
+      const closed = (await closeSale(tx, saleId))!;
+      await this.announce?.record(tx, [saleAnnouncementOf('closed', closed)]);
+      return closed;
+    });
+    this.announce?.committed();
     await this.load(closed);
-    await this.announce?.([saleAnnouncementOf('closed', closed)]);
     return viewOf(closed, await readLiveSale(this.redis, saleId));
   }
 

@@ -105,7 +105,7 @@ export async function settlePurchases(redis: Redis, saleId: string, settlements:
   const outcomes: SettleOutcome[] = [];
   for (let i = 0; i < settlements.length; i += SETTLE_PER_CALL) {
     const part = settlements.slice(i, i + SETTLE_PER_CALL);
-    const keys = [saleKeys.sale(saleId), saleKeys.bought(saleId), saleKeys.inflight(saleId)];
+    const keys = [saleKeys.sale(saleId), saleKeys.bought(saleId), saleKeys.inflight(saleId), saleKeys.outbox(saleId)];
     const args: (string | number)[] = [STOCK_CHANNEL];
     for (const settlement of part) {
       keys.push(saleKeys.purchase(saleId, settlement.purchaseId));

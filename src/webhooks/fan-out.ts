@@ -2,7 +2,8 @@
  * The webhooks worker's first half: it consumes the webhooks queue (every
  * public event, BatchConsumer: manual acks, retry tiers, dead letters) and
  * makes, in one transaction per batch, one message per (event, endpoint)
- * that subscribes to it: the event's seller's endpoints and the operators'.
+ * that subscribes to it: the event's seller's endpoints and the operators'
+ * (a disabled endpoint's made failed and unsent, for `recover` to send).
  * The message's id and body are fixed then; a redelivered event finds its
  * messages made and makes none (webhook_deliveries is unique on event and
  * endpoint). Sending is the dispatcher's (dispatcher.ts), woken once the
@@ -83,9 +84,9 @@ export class WebhookFanOut extends BatchConsumer<PublicEvent> {
       const sellerOf = (e: PublicEvent) => sellers.get(String(e.data.saleId ?? e.data.auctionId ?? '')) ?? '';
       const byId = new Map(events.map((e) => [e.id, e]));
       const pairs = await subscribersOf(tx, [...byId.values()].map((e) => ({ eventId: e.id, publicName: e.event.publicName, sellerId: sellerOf(e) })));
-      const deliveries: NewDelivery[] = pairs.map(({ eventId, endpointId }) => {
+      const deliveries: NewDelivery[] = pairs.map(({ eventId, endpointId, enabled }) => {
         const e = byId.get(eventId)!;
-        return { id: newWebhookMessageId(), endpointId, eventId, eventType: e.event.publicName, body: webhookBodyOf(e, this.o.publicUrl), acceptedAt: new Date(e.time) };
+        return { id: newWebhookMessageId(), endpointId, eventId, eventType: e.event.publicName, body: webhookBodyOf(e, this.o.publicUrl), acceptedAt: new Date(e.time), send: enabled };
       });
       return (await insertDeliveries(tx, deliveries)).length;
     });

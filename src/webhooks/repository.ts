@@ -133,15 +133,19 @@ export interface EventToFanOut {
   sellerId: string;
 }
 
-/** The enabled endpoints each event goes to: its seller's that subscribe to it, and every operator endpoint that does. */
-export async function subscribersOf(db: Db, events: EventToFanOut[]): Promise<{ eventId: string; endpointId: string }[]> {
-  const { rows } = await db.query<{ event_id: string; endpoint_id: string }>(
-    `SELECT ev.event_id, e.id AS endpoint_id
+/**
+ * The endpoints each event goes to: its seller's that subscribe to it, and
+ * every operator endpoint that does, enabled or not (a disabled one gets
+ * its message made, not sent: `recover` sends it once the endpoint is back).
+ */
+export async function subscribersOf(db: Db, events: EventToFanOut[]): Promise<{ eventId: string; endpointId: string; enabled: boolean }[]> {
+  const { rows } = await db.query<{ event_id: string; endpoint_id: string; enabled: boolean }>(
+    `SELECT ev.event_id, e.id AS endpoint_id, e.enabled
      FROM unnest($1::text[], $2::text[], $3::text[]) AS ev (event_id, public_name, seller_id)
-     JOIN webhook_endpoints e ON e.enabled AND ev.public_name = ANY (e.events) AND (e.owner_id IS NULL OR e.owner_id = ev.seller_id)`,
+     JOIN webhook_endpoints e ON ev.public_name = ANY (e.events) AND (e.owner_id IS NULL OR e.owner_id = ev.seller_id)`,
     [events.map((e) => e.eventId), events.map((e) => e.publicName), events.map((e) => e.sellerId)],
   );
-  return rows.map((r) => ({ eventId: r.event_id, endpointId: r.endpoint_id }));
+  return rows.map((r) => ({ eventId: r.event_id, endpointId: r.endpoint_id, enabled: r.enabled }));
 }
 
 export interface NewDelivery {
@@ -151,19 +155,27 @@ export interface NewDelivery {
   eventType: string;
   body: string;
   acceptedAt: Date;
+  /**
+   * false: its endpoint is disabled. The message is made failed, with no
+   * attempt and nothing sent, so the seller sees what they missed in its
+   * deliveries and `recover` (or replay) sends it once they are back.
+   */
+  send: boolean;
 }
 
-/** One message per (event, endpoint): one made before (a redelivered event) stays as it is. Returns the ids made now. */
+/** One message per (event, endpoint): one made before (a redelivered event) stays as it is. Returns the ids made now to be sent. */
 export async function insertDeliveries(db: Db, ds: NewDelivery[]): Promise<string[]> {
   if (ds.length === 0) return [];
-  const { rows } = await db.query<{ id: string }>(
-    `INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, accepted_at, next_attempt_at)
-     SELECT id, endpoint_id, event_id, event_type, body, accepted_at, now()
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS d (id, endpoint_id, event_id, event_type, body, accepted_at)
-     ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id`,
-    [ds.map((d) => d.id), ds.map((d) => d.endpointId), ds.map((d) => d.eventId), ds.map((d) => d.eventType), ds.map((d) => d.body), ds.map((d) => d.acceptedAt)],
+  const { rows } = await db.query<{ id: string; status: string }>(
+    `INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, body, accepted_at, status, next_attempt_at)
+     SELECT id, endpoint_id, event_id, event_type, body, accepted_at, CASE WHEN send THEN 'pending' ELSE 'failed' END, CASE WHEN send THEN now() END
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::boolean[])
+       AS d (id, endpoint_id, event_id, event_type, body, accepted_at, send)
+     ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id, status`,
+    [ds.map((d) => d.id), ds.map((d) => d.endpointId), ds.map((d) => d.eventId), ds.map((d) => d.eventType), ds.map((d) => d.body), ds.map((d) => d.acceptedAt),
+      ds.map((d) => d.send)],
   );
-  return rows.map((r) => r.id);
+  return rows.filter((r) => r.status === 'pending').map((r) => r.id);
 }
 
 // --- sending ------------------------------------------------------------------
@@ -223,31 +235,48 @@ export interface AttemptRecord {
   error: string | null;
 }
 
-/**
- * Records an attempt and what it leaves the delivery: succeeded, failed
- * for good, or pending again at `nextAttemptAt`. Returns false when the
- * delivery is gone (its endpoint was deleted meanwhile).
- */
-export async function recordAttempt(
-  tx: PoolClient, deliveryId: string, a: AttemptRecord, outcome: { status: 'succeeded' | 'failed' | 'pending'; nextAttemptAt: Date | null },
-): Promise<boolean> {
-  const { rows } = await tx.query<{ attempts: number }>(
-    `UPDATE webhook_deliveries SET attempts = attempts + 1, failures = CASE WHEN $2 = 'succeeded' THEN failures ELSE failures + 1 END,
-       status = $2, next_attempt_at = $3, lease_until = NULL, delivered_at = CASE WHEN $2 = 'succeeded' THEN $4 ELSE delivered_at END
-     WHERE id = $1 RETURNING attempts`,
-    [deliveryId, outcome.status, outcome.nextAttemptAt, a.at],
-  );
-  if (!rows[0]) return false;
-  await tx.query(
-    `INSERT INTO webhook_attempts (delivery_id, n, at, status_code, latency_ms, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    [deliveryId, rows[0].attempts, a.at, a.statusCode, a.latencyMs, a.response.replace(/\u0000/g, ''), a.error],
-  );
-  return true;
+export interface RecordedAttempt extends AttemptRecord {
+  deliveryId: string;
+  status: 'succeeded' | 'failed' | 'pending';
+  nextAttemptAt: Date | null;
 }
 
-/** An endpoint answered 2xx: its failing streak ends. */
-export async function endpointSucceeded(tx: PoolClient, endpointId: string): Promise<void> {
-  await tx.query('UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL', [endpointId]);
+/**
+ * Records attempts, each with what it leaves its delivery (succeeded,
+ * failed for good, or pending again at `nextAttemptAt`), in one UPDATE and
+ * one INSERT however many there are. Returns the ids of the deliveries
+ * recorded: one that is gone (its endpoint was deleted meanwhile) is not.
+ */
+export async function recordAttempts(tx: PoolClient, as: RecordedAttempt[]): Promise<Set<string>> {
+  if (as.length === 0) return new Set();
+  const { rows } = await tx.query<{ id: string }>(
+    `WITH a AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::int[], $7::text[], $8::text[])
+         AS a (delivery_id, status, next_attempt_at, at, status_code, latency_ms, response, error)
+     ), updated AS (
+       UPDATE webhook_deliveries d SET attempts = d.attempts + 1, failures = CASE WHEN a.status = 'succeeded' THEN d.failures ELSE d.failures + 1 END,
+         status = a.status, next_attempt_at = a.next_attempt_at, lease_until = NULL,
+         delivered_at = CASE WHEN a.status = 'succeeded' THEN a.at ELSE d.delivered_at END
+       FROM a WHERE d.id = a.delivery_id RETURNING d.id, d.attempts
+     ), inserted AS (
+       INSERT INTO webhook_attempts (delivery_id, n, at, status_code, latency_ms, response, error)
+       SELECT a.delivery_id, u.attempts, a.at, a.status_code, a.latency_ms, a.response, a.error FROM a JOIN updated u ON u.id = a.delivery_id
+     )
+     SELECT id FROM updated`,
+    [as.map((a) => a.deliveryId), as.map((a) => a.status), as.map((a) => a.nextAttemptAt), as.map((a) => a.at), as.map((a) => a.statusCode),
+      as.map((a) => a.latencyMs), as.map((a) => a.response.replace(/\u0000/g, '')), as.map((a) => a.error)],
+  );
+  return new Set(rows.map((r) => r.id));
+}
+
+/** Endpoints answered 2xx: their failing streaks end (rows locked in id order, so two workers never deadlock). */
+export async function endpointsSucceeded(tx: PoolClient, endpointIds: string[]): Promise<void> {
+  if (endpointIds.length === 0) return;
+  await tx.query(
+    `WITH l AS (SELECT id FROM webhook_endpoints WHERE id = ANY($1::text[]) AND failing_since IS NOT NULL ORDER BY id FOR UPDATE)
+     UPDATE webhook_endpoints e SET failing_since = NULL FROM l WHERE e.id = l.id`,
+    [endpointIds],
+  );
 }
 
 /**

@@ -3,8 +3,11 @@
  * (compressed here to 1 ms: two failures in a row) is disabled and its
  * seller told in their notifications inbox; a success in between ends the
  * streak, so an endpoint that fails now and then stays enabled. Enabling it
- * again resumes its pending messages.
+ * again resumes its pending messages. What happened while it was disabled
+ * is not lost: its messages are made failed and unsent, and `recover` sends
+ * them once the seller is back.
  */
+import { Webhook } from 'standardwebhooks';
 import t from 'tap';
 import { boot, call, waitFor } from '../helpers/system.js';
 import { confirmedEvent, newSeller, publishEvents, startReceiver } from '../helpers/webhooks.js';
@@ -72,4 +75,29 @@ t.test('a success in between ends the streak: an endpoint that fails now and the
   t.equal(view.enabled, true, 'still enabled after three failures, each followed by a success');
   t.equal(view.failingSince, null);
   t.notOk((await inbox()).some((n) => n.data.webhookId === ep.id), 'and its seller was not told');
+});
+
+t.test('events while an endpoint was disabled: made failed and unsent; enabled again, recover sends them, signed', async (t) => {
+  const r = await as('POST', '/v1/webhooks', { url: `${receiver.url}/paused`, events: ['purchase.confirmed'] });
+  const ep = r.body as { id: string; secret: string };
+  const since = new Date().toISOString();
+  t.equal((await as('PATCH', `/v1/webhooks/${ep.id}`, { enabled: false })).body.enabled, false);
+  const events = [0, 1].map(() => confirmedEvent(sale.id, buyer!, newPurchaseId(sale.id)));
+  await publishEvents(sys.cfg, events);
+  const made = await waitFor('both messages made', async () => {
+    const items = (await as('GET', `/v1/webhooks/${ep.id}/deliveries`)).body.items as { id: string; eventId: string; status: string; attempts: unknown[] }[];
+    return items.length === 2 && items;
+  });
+  t.same(made.map((d) => [d.status, d.attempts.length]), [['failed', 0], ['failed', 0]], 'failed, with no attempt');
+  t.same(made.map((d) => d.eventId).sort(), events.map((e) => e.id).sort());
+  t.equal(receiver.of('/paused').length, 0, 'nothing sent while disabled');
+
+  t.equal((await as('PATCH', `/v1/webhooks/${ep.id}`, { enabled: true })).body.enabled, true);
+  const recovered = await as('POST', `/v1/webhooks/${ep.id}/recover`, { since });
+  t.same(recovered.body, { recovered: 2 });
+  await waitFor('both delivered', async () => receiver.of('/paused').length >= 2);
+  const signer = new Webhook(ep.secret);
+  const got = receiver.of('/paused').map((x) => ({ id: x.headers['webhook-id'], payload: signer.verify(x.body, x.headers) as { id: string } }));
+  t.same(got.map((g) => g.payload.id).sort(), events.map((e) => e.id).sort(), 'each event, verified');
+  t.same(got.map((g) => g.id).sort(), made.map((d) => d.id).sort(), 'under the ids of the messages made while it was disabled');
 });

@@ -294,13 +294,40 @@ t.test('settlePurchases: a damaged purchase record fails the whole call before a
   t.equal(await redis.hget(saleKeys.inflight(s.id), a.buyerId), a.purchaseId, 'and its in-flight marker');
 });
 
+t.test('settlePurchases: the confirmation that sells the last unit appends sale.sold_out to the outbox, once per stock', async (t) => {
+  const s = await sale({ stock: 2, perBuyerLimit: 1 });
+  const soldOut = async () => (await redis.xrange(saleKeys.outbox(s.id), '-', '+'))
+    .map(([, f]) => Object.fromEntries(f.flatMap((v, i) => (i % 2 === 0 ? [[v, f[i + 1]]] : []))) as Record<string, string>)
+    .filter((e) => e.type === 'stampede.sale.sold_out.v1');
+  const [a, b, c] = [req(s, newUserId()), req(s, newUserId()), req(s, newUserId())];
+  for (const r of [a, b]) t.equal((await reservePurchase(redis, r)).code, Outcome.Applied);
+  await settlePurchase(redis, s.id, a.purchaseId, 'confirmed', '', 1);
+  t.same(await soldOut(), [], 'one unit of two sold: not sold out');
+  // Every unit reserved is not sold out: one purchase may still fail and put its unit back.
+  await settlePurchases(redis, s.id, [{ purchaseId: b.purchaseId, status: 'confirmed', reason: '', settledAt: 2 }, { purchaseId: a.purchaseId, status: 'confirmed', reason: '', settledAt: 1 }]);
+  const first = await soldOut();
+  t.equal(first.length, 1, 'the last unit confirmed: sold out');
+  t.equal(first[0]!.id, `${s.id}:sold_out:2`);
+  t.same(JSON.parse(first[0]!.data!), { saleId: s.id, stock: 2, soldOutAt: Number(first[0]!.time) });
+  await settlePurchase(redis, s.id, b.purchaseId, 'confirmed', '', 2);
+  t.equal((await soldOut()).length, 1, 'the same confirmation again (a redelivery): no second event');
+  t.equal((await addStock(redis, s.id, 1))?.stock, 3);
+  t.equal((await reservePurchase(redis, c)).code, Outcome.Applied);
+  await settlePurchase(redis, s.id, c.purchaseId, 'failed', 'INSUFFICIENT_FUNDS', 3);
+  t.equal((await soldOut()).length, 1, 'a failed purchase sells nothing');
+  const d = req(s, newUserId());
+  t.equal((await reservePurchase(redis, d)).code, Outcome.Applied);
+  await settlePurchase(redis, s.id, d.purchaseId, 'confirmed', '', 4);
+  t.same((await soldOut()).map((e) => e.id), [`${s.id}:sold_out:2`, `${s.id}:sold_out:3`], 'stock added and sold out again: a new event');
+});
+
 t.test('settlePurchases: a call whose arguments do not match its keys is refused, changing nothing', async (t) => {
   const s = await sale();
   const a = req(s, newUserId());
   await reservePurchase(redis, a);
-  const keys = [saleKeys.sale(s.id), saleKeys.bought(s.id), saleKeys.inflight(s.id), saleKeys.purchase(s.id, a.purchaseId)];
+  const keys = [saleKeys.sale(s.id), saleKeys.bought(s.id), saleKeys.inflight(s.id), saleKeys.outbox(s.id), saleKeys.purchase(s.id, a.purchaseId)];
   await t.rejects(runScript(redis, 'settlePurchases', keys, [STOCK_CHANNEL, 'confirmed', '', 1]), /1 purchases need 5 arguments, got 4/);
-  await t.rejects(runScript(redis, 'settlePurchases', keys.slice(0, 3), [STOCK_CHANNEL]), /0 purchases need/);
+  await t.rejects(runScript(redis, 'settlePurchases', keys.slice(0, 4), [STOCK_CHANNEL]), /0 purchases need/);
   t.match(await readPurchase(redis, s.id, a.purchaseId), { status: 'pending' });
 });
 
