@@ -178,6 +178,18 @@ export class LiveHub {
     return this.subscriptionCount;
   }
 
+  /**
+   * What the hub holds per connection and per watched topic: each count
+   * falls back to zero once the clients behind it have left (memory bounded
+   * by the connections open, not by the connections ever seen).
+   */
+  held(): { sockets: number; subscriptions: number; watchedSales: number; watchedAuctions: number; lastTicks: number } {
+    return {
+      sockets: this.sockets.size, subscriptions: this.subscriptionCount, watchedSales: this.saleSubscribers.size,
+      watchedAuctions: this.auctionSubscribers.size, lastTicks: this.lastTick.size,
+    };
+  }
+
   /** Closes every connection with 1001 (going away) and the Redis subscriber. */
   async stop(): Promise<void> {
     if (this.stopping) return;
