@@ -20,6 +20,7 @@
     { notFound }                no such purchase
 ]]
 --@include nowMs
+--@include damagedKeys
 
 local rec = redis.call('HMGET', KEYS[1], 'status', 'buyer', 'expiryRequested', 'sale', 'quantity', 'price', 'currency', 'createdAt')
 if not rec[1] then return { OUTCOME.notFound } end
@@ -33,6 +34,8 @@ if not deadline or deadline < 0 then return redis.error_reply('expirePurchase: t
 
 local now = nowMs()
 if tonumber(now) < acceptedAt + deadline then return { OUTCOME.notDue, acceptedAt + deadline } end
+-- Checked before the first write: a flag set without its event would never expire the purchase.
+writableAs('expirePurchase', KEYS[2], 'stream')
 redis.call('HSET', KEYS[1], 'expiryRequested', '1')
 redis.call('XADD', KEYS[2], '*', 'type', EVENT['purchase.expired'],
   'id', ARGV[1] .. ':expired', 'time', now, 'subject', ARGV[1],

@@ -12,6 +12,9 @@ import { createBuyers } from '../../src/buyers/buyers.js';
 import { newUserId } from '../../src/platform/ids.js';
 import { readLiveSale } from '../../src/sales/scripts.js';
 import { createAuction } from '../helpers/auctions.js';
+import { KnownBuyers } from '../../src/buyers/known-buyers.js';
+import { createPool } from '../../src/platform/db/pool.js';
+import { createLogger } from '../../src/platform/log.js';
 
 const sys = await boot(t, { relay: false });
 const sale = await sys.createSale({ stock: 10, perBuyerLimit: 1 });
@@ -59,4 +62,23 @@ t.test('a bid and a WebSocket authentication by a token naming no user are refus
   const frame = await live.next();
   t.match(frame, { op: 'error', code: 'UNAUTHORIZED' }, 'the live connection refuses it');
   await waitFor('the api still answering', async () => (await call(`${sys.url}/healthz`)).status === 200);
+});
+
+t.test('KnownBuyers: one query per turn for many ids; an unknown id remembered; Postgres unreachable lets buyers through', async (t) => {
+  const known = new KnownBuyers(sys.pool, createLogger('silent', 'test'), 1_000);
+  const made = await createBuyers(sys.pool, Array.from({ length: 5 }, (_, i) => ({ name: `lookup ${i}` })));
+  const stranger = newUserId();
+  const answers = await Promise.all([...made.map((b) => known.lookup(b.id)), known.lookup(stranger), known.lookup(made[0]!.id)]);
+  t.same(answers, [true, true, true, true, true, false, true]);
+  t.equal(known.lookups, 1, 'one query for the turn');
+  t.equal(known.status(made[0]!.id), true, 'the found remembered');
+  t.equal(known.status(stranger), false, 'the stranger remembered as none');
+  t.equal(known.status(newUserId()), undefined, 'an id never asked: unknown either way');
+
+  const away = createPool('postgres://stampede:stampede@127.0.0.1:1/nowhere', 1);
+  t.teardown(() => away.end());
+  const blind = new KnownBuyers(away, createLogger('silent', 'test'), 1_000);
+  t.equal(await blind.lookup(newUserId()), true, 'let through');
+  t.equal(blind.letThrough, 1, 'and counted');
+  t.equal(blind.status(stranger), undefined, 'nothing remembered from a failed lookup');
 });
