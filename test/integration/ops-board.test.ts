@@ -148,6 +148,8 @@ t.test('auctions, queues with their rates, dead letters and roles', async (t) =>
 t.test('queue rates without the management API: depths still shown, the problem said', async (t) => {
   const sys = await boot(t, { env: { ...FAST, STAMPEDE_AMQP_MANAGEMENT_URL: 'http://stampede:stampede@127.0.0.1:1' } });
   await waitFor('the api ready', async () => (await call(`${sys.url}/readyz`)).status === 200);
+  // Ready means Redis answers; the broker link may still be declaring the topology (GET /v1/ops/queues is 503 until it is up).
+  await waitFor('the broker link up', async () => (await sys.operator('/v1/ops/queues')).status === 200);
   const s = (await sys.operator('/v1/ops/board')).body as BoardSnapshot;
   t.ok(s.queues.length > 0, 'the queues');
   t.ok(s.queues.every((q) => q.inPerSecond === null && q.outPerSecond === null), 'no rates');
