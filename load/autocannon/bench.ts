@@ -82,8 +82,9 @@ async function main(): Promise<void> {
   if (selected.has('livepush')) await runLivePushPhase(bench, findings);
   if (selected.has('webhooks')) {
     const webhooks = await runWebhooksPhase(bench, findings);
-    extra['webhooks (deliveries/s)'] = webhooks.rps;
-    extra['webhooks (p99 ms, acceptance to delivery)'] = webhooks.p99;
+    extra['webhooks (deliveries/s)'] = webhooks.phase.rps;
+    extra['webhooks (p99 ms, acceptance to delivery)'] = webhooks.phase.p99;
+    extra['webhooks (healthy p99 ms: alone -> beside a dead and a slow endpoint)'] = `${webhooks.controlP99} -> ${webhooks.withFaultyP99}`;
   }
 
   const { violations } = findings;

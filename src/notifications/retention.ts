@@ -11,6 +11,7 @@ import type { Pool } from '../platform/db/pool.js';
 import type { Logger } from '../platform/log.js';
 import { keptSince, type Retention } from './inbox.js';
 import { deleteExpiredNotifications } from './repository.js';
+import { Every } from '../platform/time.js';
 
 /** Rows one delete of a sweep takes; a sweep deletes again while deletes come back full. */
 export const SWEEP_BATCH = 5_000;
@@ -25,23 +26,20 @@ export interface RetentionSweepOptions {
 }
 
 export class RetentionSweep {
-  private timer?: NodeJS.Timeout;
-  private sweeping: Promise<unknown> = Promise.resolve();
+  private readonly schedule: Every;
   /** Notifications deleted since start (for operators and tests). */
   deleted = 0;
 
-  constructor(private readonly options: RetentionSweepOptions) {}
-
-  start(): void {
-    this.timer = setInterval(() => {
-      this.sweeping = this.sweep().catch((err) => this.options.log.error({ err }, 'notification retention sweep failed'));
-    }, this.options.everyMs);
-    this.timer.unref();
+  constructor(private readonly options: RetentionSweepOptions) {
+    this.schedule = new Every(options.everyMs, () => this.sweep(), (err) => options.log.error({ err }, 'notification retention sweep failed'));
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.sweeping;
+  start(): void {
+    this.schedule.start();
+  }
+
+  stop(): Promise<void> {
+    return this.schedule.stop();
   }
 
   /** Deletes every notification past the retention's age; returns how many. */

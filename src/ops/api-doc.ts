@@ -12,7 +12,7 @@ const QUEUE_STAT: Schema = strictObject({ queue: { type: 'string' }, concern: { 
 const OUTBOXES: Schema = {
   type: 'array',
   items: strictObject({
-    stream: { type: 'string' }, length: COUNT, unread: COUNT, pending: COUNT,
+    stream: { type: 'string', description: 'A Redis outbox stream (one per sale and auction), or `postgres:event_outbox`: the events Postgres changes announce (sale.created, sale.updated, sale.closed), rows waiting for the broker.' }, length: COUNT, unread: COUNT, pending: COUNT,
     oldestAgeMs: { ...COUNT, description: 'Age of the oldest entry not yet relayed; 0 when none waits.' },
   }),
 };

@@ -1,5 +1,7 @@
-/** The operators' view of queues and outbox streams. */
+/** The operators' view of queues and outboxes: the Redis outbox streams and the Postgres outbox (event_outbox). */
 import type { Redis } from 'ioredis';
+import type { Pool } from '../platform/db/pool.js';
+import { PG_OUTBOX_NAME, pgOutboxBacklog } from '../platform/messaging/pg-outbox.js';
 import type { AmqpLink } from '../platform/messaging/link.js';
 import { allQueues, type Topology } from '../platform/messaging/topology.js';
 import { OUTBOX_REGISTRY, RELAY_GROUP } from '../platform/messaging/outbox.js';
@@ -28,7 +30,7 @@ export interface OpsView {
   queues(): Promise<{ queues: QueueStat[]; deadLetters: number; outboxes: OutboxStat[]; outboxBacklog: number }>;
 }
 
-export function createOpsView(redis: Redis, link: AmqpLink, topology: Topology): OpsView {
+export function createOpsView(redis: Redis, pool: Pool, link: AmqpLink, topology: Topology): OpsView {
   return {
     async queues() {
       const ch = link.channel();
@@ -72,6 +74,9 @@ export function createOpsView(redis: Redis, link: AmqpLink, topology: Topology):
         const oldestUnread = o.unread > 0 ? entries[0]?.[0] : undefined;
         return { stream: o.stream, length: o.length, unread: o.unread, pending: o.pending, oldestAgeMs: Math.max(ageOf(o.oldestPending), ageOf(oldestUnread)) };
       });
+      // The Postgres outbox holds only rows not yet confirmed by the broker: each is unread until a relay takes it.
+      const pg = await pgOutboxBacklog(pool);
+      outboxes.push({ stream: PG_OUTBOX_NAME, length: pg.waiting, unread: pg.waiting, pending: 0, oldestAgeMs: pg.oldestAgeMs });
       return {
         queues,
         deadLetters: queues.filter((q) => q.kind === 'dead-letter').reduce((n, q) => n + q.messages, 0),

@@ -32,3 +32,27 @@ export class Pause {
     this.wakeUp?.();
   }
 }
+
+/**
+ * A sweep run every `everyMs` (an interval that keeps no process alive);
+ * `stop()` ends the schedule and waits for the run under way. A failed run
+ * is reported to `onError` and the schedule goes on.
+ */
+export class Every {
+  private timer?: NodeJS.Timeout;
+  private running: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly everyMs: number, private readonly run: () => Promise<unknown>, private readonly onError: (err: unknown) => void) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.running = this.run().catch(this.onError);
+    }, this.everyMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+}

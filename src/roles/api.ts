@@ -224,7 +224,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     inbox, preferences: new Preferences(pool), unsubscribeLinks: unsubscribeLinksOf(cfg), eventStreams, streams: new NotificationStreams(feed, inbox, log),
     interests: new Interests(pool, cfg.STAMPEDE_MAX_INTERESTS),
   });
-  const ops = createOpsView(redis, link, cfg.topology);
+  const ops = createOpsView(redis, pool, link, cfg.topology);
   const deadLetters = new DeadLetters(pool, cfg.topology, () => link.confirmChannel());
   const operatorKeys = new OperatorKeys(pool, redis, apiKeys);
   registerOpsRoutes(http, kit, ops, deadLetters, operatorKeys);

@@ -16,6 +16,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../platform/log.js';
 import { OUTBOX_REGISTRY } from '../platform/messaging/outbox.js';
 import { Outcome } from '../platform/redis/outcomes.js';
+import { Every } from '../platform/time.js';
 import { saleKeys, saleOfOutbox } from './keys.js';
 import { expirePurchase } from './scripts.js';
 
@@ -30,23 +31,20 @@ export interface ReservationDeadlineOptions {
 }
 
 export class ReservationDeadline {
-  private timer?: NodeJS.Timeout;
-  private sweeping: Promise<unknown> = Promise.resolve();
+  private readonly schedule: Every;
   /** Purchases given up since start (for operators and tests). */
   expired = 0;
 
-  constructor(private readonly options: ReservationDeadlineOptions) {}
-
-  start(): void {
-    this.timer = setInterval(() => {
-      this.sweeping = this.sweep().catch((err) => this.options.log.error({ err }, 'reservation deadline sweep failed'));
-    }, this.options.everyMs);
-    this.timer.unref();
+  constructor(private readonly options: ReservationDeadlineOptions) {
+    this.schedule = new Every(options.everyMs, () => this.sweep(), (err) => options.log.error({ err }, 'reservation deadline sweep failed'));
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.sweeping;
+  start(): void {
+    this.schedule.start();
+  }
+
+  stop(): Promise<void> {
+    return this.schedule.stop();
   }
 
   /** Expires every in-flight purchase past the deadline; returns how many it expired. */

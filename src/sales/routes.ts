@@ -134,7 +134,7 @@ export function registerSaleRoutes(http: HttpServer, kit: RouteKit, deps: SaleRo
   }, { body: false, doc: doc.close });
 
   http.route('post', '/v1/sales/:id/purchases', (ctx, raw) => {
-    const purchase = (buyerId: string): Reply | Promise<Reply> => {
+    const purchase = (buyerId: string): AppError | Promise<Reply> => {
       const id = saleId(ctx.params[0]!);
       const { quantity } = validate(purchaseBody, raw);
       const key = kit.idempotencyKeyOf(ctx);
@@ -147,9 +147,15 @@ export function registerSaleRoutes(http: HttpServer, kit: RouteKit, deps: SaleRo
         return { status: 202, body: { purchaseId: a.purchaseId, status: a.status, statusUrl: a.statusUrl }, headers };
       });
     };
-    // A buyer this node knows buys at once; one it does not waits for the lookup.
+    // A buyer this node knows buys at once (a refusal from memory is returned, not thrown: the sold-out storm's
+    // path); one it does not waits for the lookup, and a refusal then rejects the answer's promise.
     const buyer = kit.buyerOf(ctx);
-    return typeof buyer === 'string' ? purchase(buyer) : buyer.then(purchase);
+    if (typeof buyer === 'string') return purchase(buyer);
+    return buyer.then((buyerId) => {
+      const answer = purchase(buyerId);
+      if (answer instanceof AppError) throw answer;
+      return answer;
+    });
   }, { doc: doc.purchase });
   http.route('get', '/v1/purchases/:id', async (ctx) => {
     const buyerId = (await kit.buyerOf(ctx));

@@ -103,7 +103,8 @@ t.test('the document', async (t) => {
     t.same(bid.properties.maxAmount.type, ['integer', 'null'], 'ajv\'s nullable is JSON Schema\'s null type');
     const purchase = doc.paths['/v1/sales/{id}/purchases'].post.requestBody.content['application/json'].schema;
     t.equal(purchase.properties.quantity.maximum, sys.cfg.STAMPEDE_MAX_QUANTITY, 'the configured quantity limit');
-    const refused = await sys.purchase('usr_000000000000', 'sal_000000000000', { quantity: sys.cfg.STAMPEDE_MAX_QUANTITY + 1 });
+    const [someone] = await sys.createBuyers(1);
+    const refused = await sys.purchase(someone!, 'sal_000000000000', { quantity: sys.cfg.STAMPEDE_MAX_QUANTITY + 1 });
     t.equal(refused.status, 400, 'and the route refuses past it');
   });
 

@@ -4,7 +4,7 @@
  * add stock, close), with seller scoping and idempotency.
  */
 import t from 'tap';
-import { boot, call, waitFor } from '../helpers/system.js';
+import { boot, call, waitFor, type System } from '../helpers/system.js';
 import { saleKeys } from '../../src/sales/keys.js';
 
 const inAnHour = () => new Date(Date.now() + 3600_000).toISOString();
@@ -146,8 +146,8 @@ t.test('ops view: queues, dead letters and outbox backlog', async (t) => {
   const sale = await sys.createSale({ stock: 10, perBuyerLimit: 1 });
   const buyers = await sys.createBuyers(4);
   for (const b of buyers) await sys.purchase(b, sale.id);
-  // The queue view reads the broker through the api's own link, which connects in the background: ready first.
-  await waitFor('the api ready', async () => (await call(`${sys.url}/readyz`)).status === 200);
+  // The queue view reads the broker through the api's own link, which connects in the background after the api is ready.
+  await brokerLinkUp(sys);
   const ops = await sys.operator('/v1/ops/queues');
   t.equal(ops.status, 200);
   const kinds = ops.body.queues.map((q: { kind: string }) => q.kind);
@@ -157,3 +157,24 @@ t.test('ops view: queues, dead letters and outbox backlog', async (t) => {
   t.ok(ops.body.outboxBacklog >= 4);
   t.equal((await call(`${sys.url}/v1/ops/queues`, { headers: { authorization: `Bearer ${sys.token(buyers[0]!)}` } })).status, 401);
 });
+
+t.test('the queue view shows what waits in the Postgres outbox, and how old it is', async (t) => {
+  // The api's relay of event_outbox polls once a minute here, so a row written behind its back waits for the test.
+  const sys = await boot(t, { env: { STAMPEDE_EVENT_OUTBOX_POLL_MS: '60000' } });
+  await brokerLinkUp(sys);
+  const pgOutbox = async () => (await sys.operator('/v1/ops/queues')).body.outboxes.find((o: { stream: string }) => o.stream === 'postgres:event_outbox');
+  t.match(await pgOutbox(), { length: 0, unread: 0, pending: 0, oldestAgeMs: 0 }, 'nothing waits');
+  const event = { specversion: '1.0', id: 'ops-view-test', source: 'test', type: 'stampede.sale.updated.v1', time: new Date().toISOString(), data: {} };
+  await sys.pool.query("INSERT INTO event_outbox (event_id, event, created_at) VALUES ($1, $2, now() - interval '5 seconds'), ($1, $2, now())", [event.id, event]);
+  t.teardown(() => sys.pool.query("DELETE FROM event_outbox WHERE event_id = 'ops-view-test'").then(() => undefined));
+  const waiting = await pgOutbox();
+  t.match(waiting, { length: 2, unread: 2, pending: 0 }, 'two rows wait for the relay');
+  t.ok(waiting.oldestAgeMs >= 5_000 && waiting.oldestAgeMs < 60_000, `the oldest is 5 s old (${waiting.oldestAgeMs} ms)`);
+  t.ok((await sys.operator('/v1/ops/queues')).body.outboxBacklog >= 2, 'and counts in the backlog');
+});
+
+/** Ready means Redis answers; GET /v1/ops/queues is 503 until the api's broker link has connected and declared the topology. */
+async function brokerLinkUp(sys: System): Promise<void> {
+  await waitFor('the api ready', async () => (await call(`${sys.url}/readyz`)).status === 200);
+  await waitFor('the broker link up', async () => (await sys.operator('/v1/ops/queues')).status === 200);
+}

@@ -82,3 +82,11 @@ t.test('KnownBuyers: one query per turn for many ids; an unknown id remembered; 
   t.equal(blind.letThrough, 1, 'and counted');
   t.equal(blind.status(stranger), undefined, 'nothing remembered from a failed lookup');
 });
+
+t.test('a buyer looked up on a sale this node knows sold out gets SOLD_OUT as a problem, like anyone', async (t) => {
+  const tiny = await sys.createSale({ stock: 1, perBuyerLimit: 1 });
+  const [first] = await sys.createBuyers(1);
+  t.equal((await sys.purchase(first!, tiny.id, { quantity: 1 })).status, 202);
+  const [late] = await createBuyers(sys.pool, [{ name: 'late to a sold-out sale' }]);
+  problem(t, await sys.purchase(late!.id, tiny.id, { quantity: 1 }), 409, 'SOLD_OUT', 'answered from memory after the lookup');
+});

@@ -9,7 +9,9 @@
  * per second to the 98 healthy endpoints (first publish to last delivery),
  * and p50/p99 from the event's acceptance (its `time`) to its delivery, for
  * the healthy endpoints and for the slow one. Target: >= 2,000
- * deliveries/s, and the dead and slow endpoints do not move the others' p99.
+ * deliveries/s, and the dead and slow endpoints do not move the others' p99:
+ * the same run first delivers to the 98 healthy endpoints alone (8a, the
+ * control), then to all 100 (8b), and compares the healthy p99 of the two.
  */
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,7 +33,24 @@ const TIMEOUT_MS = 300_000;
 
 const quantile = (sorted: number[], q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
 
-export async function runWebhooksPhase(bench: Bench, findings: Findings): Promise<Phase> {
+export interface WebhooksFigures {
+  /** The 100 endpoints' run (8b). */
+  phase: Phase;
+  /** The healthy endpoints' p99 alone (8a) and beside the dead and slow ones (8b). */
+  controlP99: number;
+  withFaultyP99: number;
+}
+
+export async function runWebhooksPhase(bench: Bench, findings: Findings): Promise<WebhooksFigures> {
+  const control = await deliveries(bench, findings, false);
+  const withFaulty = await deliveries(bench, findings, true);
+  const ratio = withFaulty.p99 / Math.max(control.p99, 1);
+  withFaulty.note += `; healthy p99 beside the dead and slow endpoints ${withFaulty.p99} ms against ${control.p99} ms without them (8a): ${ratio.toFixed(2)}×`;
+  return { phase: withFaulty, controlP99: control.p99, withFaultyP99: withFaulty.p99 };
+}
+
+/** One burst of EVENTS events to the 98 healthy endpoints, and to the dead and slow ones when `faulty`. */
+async function deliveries(bench: Bench, findings: Findings, faulty: boolean): Promise<Phase> {
   const hanging: ServerResponse[] = [];
   const healthyLatencies: number[] = [];
   const slowLatencies: number[] = [];
@@ -69,7 +88,7 @@ export async function runWebhooksPhase(bench: Bench, findings: Findings): Promis
 
   await bench.pool.query('DELETE FROM webhook_endpoints');
   const endpoints = new WebhookEndpoints(bench.pool, { allowPrivate: true, httpsOnly: false, secretOverlapMs: 0 });
-  for (let i = 0; i < ENDPOINTS; i++) {
+  for (let i = faulty ? 0 : 2; i < ENDPOINTS; i++) {
     const path = i === 0 ? '/dead' : i === 1 ? '/slow' : `/ok/${i}`;
     await endpoints.register({ url: `${base}${path}`, events: ['purchase.confirmed'] }, { role: 'operator', userId: null });
   }
@@ -101,9 +120,9 @@ export async function runWebhooksPhase(bench: Bench, findings: Findings): Promis
     const rps = Math.round(expected / seconds);
     if (duplicates > 0) findings.violations.push(`webhooks: ${duplicates} messages delivered twice as new`);
     const phase: Phase = {
-      name: `8. webhooks: ${EVENTS} events to ${ENDPOINTS} endpoints (1 dead, 1 slow)`, requests: expected, durationS: seconds, rps,
+      name: faulty ? `8b. webhooks: ${EVENTS} events to ${ENDPOINTS} endpoints (1 dead, 1 slow)` : `8a. webhooks: ${EVENTS} events to the ${ENDPOINTS - 2} healthy endpoints alone (the control)`, requests: expected, durationS: seconds, rps,
       p50: quantile(healthy, 0.5), p99: quantile(healthy, 0.99), max: healthy.at(-1) ?? 0, statuses: { delivered: expected, slow: slow.length, dead: hanging.length },
-      note: `deliveries/s to the 98 healthy endpoints, first publish to last delivery (target >= ${TARGET}: ${rps >= TARGET ? 'met' : 'MISSED'}); p50/p99/max: acceptance -> delivery (ms) at the healthy endpoints; slow endpoint (${SLOW_MS} ms per answer): ${slow.length} delivered, p99 ${quantile(slow, 0.99)} ms; dead endpoint: ${hanging.length} requests held; per-endpoint concurrency ${cfg.STAMPEDE_WEBHOOK_ENDPOINT_CONCURRENCY}, total ${cfg.STAMPEDE_WEBHOOK_CONCURRENCY}`,
+      note: `deliveries/s to the 98 healthy endpoints, first publish to last delivery (target >= ${TARGET}: ${rps >= TARGET ? 'met' : 'MISSED'}); p50/p99/max: acceptance -> delivery (ms) at the healthy endpoints; ${faulty ? `slow endpoint (${SLOW_MS} ms per answer): ${slow.length} delivered, p99 ${quantile(slow, 0.99)} ms; dead endpoint: ${hanging.length} requests held; ` : ''}per-endpoint concurrency ${cfg.STAMPEDE_WEBHOOK_ENDPOINT_CONCURRENCY}, total ${cfg.STAMPEDE_WEBHOOK_CONCURRENCY}`,
     };
     findings.phases.push(phase);
     log.info(phase, 'webhooks');

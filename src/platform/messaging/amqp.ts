@@ -3,8 +3,11 @@ import amqp from 'amqplib';
 export type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 export type Connection = Awaited<ReturnType<typeof amqp.connect>>;
 
-export async function connectAmqp(url: string, name: string): Promise<Connection> {
-  const conn = await amqp.connect(url, { clientProperties: { connection_name: name } });
+/** Longest an AMQP connection may take to open (TCP and handshake): a broker that accepts the socket but never answers (starting, or wedged) is then a failed attempt, retried, not a hang. */
+export const AMQP_CONNECT_TIMEOUT_MS = 10_000;
+
+export async function connectAmqp(url: string, name: string, timeoutMs = AMQP_CONNECT_TIMEOUT_MS): Promise<Connection> {
+  const conn = await amqp.connect(url, { clientProperties: { connection_name: name }, timeout: timeoutMs });
   // Errors are followed by 'close', which the owner handles by reconnecting.
   conn.on('error', () => {});
   return conn;

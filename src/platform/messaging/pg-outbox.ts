@@ -39,6 +39,17 @@ export interface PostgresOutboxRelayOptions {
   confirmTimeoutMs?: number;
 }
 
+/** The name the operators' views give the Postgres outbox, beside the Redis outbox streams. */
+export const PG_OUTBOX_NAME = 'postgres:event_outbox';
+
+/** Rows waiting in the Postgres outbox (none is held once relayed: a row is deleted when the broker confirmed it), and the oldest one's age. */
+export async function pgOutboxBacklog(pool: Pool): Promise<{ waiting: number; oldestAgeMs: number }> {
+  const { rows } = await pool.query<{ waiting: number; age_ms: number | null }>(
+    'SELECT count(*)::int AS waiting, (extract(epoch FROM now() - min(created_at)) * 1000)::float8 AS age_ms FROM event_outbox',
+  );
+  return { waiting: rows[0]!.waiting, oldestAgeMs: Math.max(0, Math.round(rows[0]!.age_ms ?? 0)) };
+}
+
 export class PostgresOutboxRelay {
   private stopping = false;
   private running?: Promise<void>;
