@@ -27,7 +27,7 @@
 import type { Redis } from 'ioredis';
 import type { Pool, PoolClient } from '../platform/db/pool.js';
 import { AUCTION_DEADLINES, auctionKeys } from './keys.js';
-import { scanKeys } from '../platform/redis/client.js';
+import { scanKeys, unwatch } from '../platform/redis/client.js';
 import { OUTBOX_REGISTRY, RELAY_GROUP } from '../platform/messaging/outbox.js';
 import { readLiveAuction, type AuctionTerms } from './scripts.js';
 import { bookMemberOf, bookTopOf, encodeStoredBid, type StoredBid } from './codec.js';
@@ -179,7 +179,7 @@ export async function rebuildAuction(pool: Pool | PoolClient, redis: Redis, auct
     return await rebuildUnwatched(pool, redis, auctionId, options);
   } finally {
     // EXEC ends the WATCH; a refusal before it must end it too.
-    await redis.unwatch();
+    await unwatch(redis);
   }
 }
 

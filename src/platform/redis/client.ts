@@ -132,6 +132,16 @@ export async function scanKeys(redis: Redis, pattern: string): Promise<string[]>
 }
 
 /**
+ * Ends the client's WATCH. UNWATCH names no key, so a cluster client would
+ * send it to any node, not the one that holds the WATCH (left in force, it
+ * would fail a later transaction of that connection): on a cluster it goes
+ * to every master.
+ */
+export async function unwatch(redis: Redis): Promise<void> {
+  for (const node of await masters(redis)) await node.unwatch();
+}
+
+/**
  * Loads a record's live state into Redis unless Redis already has it (its
  * key exists): a Redis that was flushed or replaced gets it back from
  * Postgres on first use. False when the record does not exist.
@@ -156,13 +166,19 @@ export function channelSubscriber(target: RedisTarget, name: string, channel: st
     if (from === channel) onMessage(message);
   });
   let connectedBefore = false;
-  subscriber.on('ready', () => {
-    if (connectedBefore) onReconnected();
-    connectedBefore = true;
-  });
+  if (!subscriber.isCluster) {
+    subscriber.on('ready', () => {
+      if (connectedBefore) onReconnected();
+      connectedBefore = true;
+    });
+  }
   return {
     subscribe: async (): Promise<void> => {
       await subscriber.subscribe(channel);
+      if (subscriber.isCluster && !connectedBefore) {
+        connectedBefore = true;
+        followClusterSubscriptions(subscriber as unknown as Cluster, onReconnected);
+      }
     },
     quit: async (): Promise<void> => {
       await subscriber.quit().catch(() => subscriber.disconnect());
@@ -170,4 +186,41 @@ export function channelSubscriber(target: RedisTarget, name: string, channel: st
     /** Drops the connection (`reconnect`: as a network failure would, ioredis connecting again). */
     disconnect: (reconnect = false): void => subscriber.disconnect(reconnect),
   };
+}
+
+/** The part of ioredis's Cluster that holds its pub/sub connection (not in its typings). */
+interface ClusterWithSubscriber { subscriber?: { getInstance(): Redis | null } }
+
+/**
+ * Calls `onReconnected` each time a cluster client's subscriptions are on a
+ * new connection. ioredis's Cluster subscribes on a connection of its own to
+ * one node; when that connection ends (the node lost, the socket cut, the
+ * client reconnecting) it picks a node and subscribes again on a new one,
+ * and the Cluster itself emits nothing (its 'ready' fires only when the
+ * whole client reconnects). So each new subscriber connection is followed:
+ * its 'ready' is a reconnection, and what was published meanwhile was lost.
+ */
+function followClusterSubscriptions(cluster: Cluster, onReconnected: () => void): void {
+  const holder = (cluster as unknown as ClusterWithSubscriber).subscriber;
+  if (!holder) throw new Error('ioredis Cluster without its subscriber: the channel subscriber cannot see reconnections');
+  const followed = new WeakSet<Redis>();
+  const follow = (conn: Redis, isNew: boolean) => {
+    followed.add(conn);
+    if (isNew) {
+      if (conn.status === 'ready') onReconnected();
+      else conn.once('ready', onReconnected);
+    }
+    // ioredis picks the next connection in its own 'end' handler (none while no node is known: then on '+node').
+    conn.once('end', () => setImmediate(next));
+  };
+  const next = () => {
+    if (['end', 'close', 'disconnecting'].includes(cluster.status)) return;
+    const fresh = holder.getInstance();
+    if (fresh === null) return void cluster.once('+node', () => setImmediate(next));
+    if (!followed.has(fresh)) follow(fresh, true);
+  };
+  // The whole client reconnected: ioredis subscribes again on a new connection as it gets ready.
+  cluster.on('ready', () => setImmediate(next));
+  const first = holder.getInstance();
+  if (first) follow(first, false);
 }
