@@ -54,23 +54,23 @@ async function failsWhole(t: Test, tag: string, script: string, damage: () => Pr
   t.same(after, before, `${script} wrote nothing (${Object.keys(before).length} keys compared)`);
 }
 
-t.test('reservePurchase: a damaged key fails the call before anything is written', async (t) => {
+t.test('reservePurchases: a damaged key fails the call before anything is written', async (t) => {
   // The sale's `reserved` counter holds no number: it is the second counter written.
   const a = await sale();
-  await failsWhole(t, saleTag(a.id), 'reservePurchase', () => redis.hset(saleKeys.sale(a.id), 'reserved', 'lots'),
-    () => reservePurchase(redis, reserve(a, newUserId())), /reservePurchase: .*reserved/);
+  await failsWhole(t, saleTag(a.id), 'reservePurchases', () => redis.hset(saleKeys.sale(a.id), 'reserved', 'lots'),
+    () => reservePurchase(redis, reserve(a, newUserId())), /reservePurchases: .*reserved/);
 
   // The outbox is not a stream: the event is the last thing written.
   const b = await sale();
-  await failsWhole(t, saleTag(b.id), 'reservePurchase', async () => {
+  await failsWhole(t, saleTag(b.id), 'reservePurchases', async () => {
     await redis.del(saleKeys.outbox(b.id));
     await redis.set(saleKeys.outbox(b.id), 'not a stream');
-  }, () => reservePurchase(redis, reserve(b, newUserId())), /reservePurchase: .*outbox.* string/);
+  }, () => reservePurchase(redis, reserve(b, newUserId())), /reservePurchases: .*outbox.* string/);
 
   // The in-flight hash is not a hash: read after the rate counter was counted.
   const c = await sale();
-  await failsWhole(t, saleTag(c.id), 'reservePurchase', () => redis.set(saleKeys.inflight(c.id), 'not a hash'),
-    () => reservePurchase(redis, reserve(c, newUserId())), /WRONGTYPE|reservePurchase: .*inflight/);
+  await failsWhole(t, saleTag(c.id), 'reservePurchases', () => redis.set(saleKeys.inflight(c.id), 'not a hash'),
+    () => reservePurchase(redis, reserve(c, newUserId())), /WRONGTYPE|reservePurchases: .*inflight/);
 
   // Repaired, the same request is decided afresh and accepted.
   await redis.del(saleKeys.inflight(c.id));
@@ -157,7 +157,7 @@ t.test('the api answers a failing script with a bare 500, logs it, and keeps ser
   t.same(await snapshot(saleTag(broken.id)), before, 'nothing of the purchase was written');
   const logged = await waitFor('the failure to be logged', async () => logLines().find((l) => l.msg === 'unhandled error in route'));
   t.equal(logged.level, 50, 'logged as an error');
-  t.match(logged.err?.message, /reservePurchase: .*outbox/, 'the log names the script and the key');
+  t.match(logged.err?.message, /reservePurchases: .*outbox/, 'the log names the script and the key');
 
   // The process is up and every other buyer unaffected.
   t.equal(child.proc.exitCode, null, 'the api is still running');
