@@ -15,7 +15,7 @@ import { newUserId } from '../../src/platform/ids.js';
 import { Outcome } from '../../src/platform/redis/outcomes.js';
 import { saleKeys } from '../../src/sales/keys.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
-import { readLiveSale, reservePurchase, settlePurchases, type ReserveRequest, type SaleTerms } from '../../src/sales/scripts.js';
+import { readLiveSale, reservePurchase, reservePurchases, settlePurchases, type ReserveRequest, type SaleTerms } from '../../src/sales/scripts.js';
 import { placeBids, type AuctionTerms, type BidRequest } from '../../src/auctions/scripts.js';
 import { bidRequest, liveAuction, liveSale, reserveRequest } from '../helpers/live-terms.js';
 import { boot, call, testConfig, waitFor } from '../helpers/system.js';
@@ -71,6 +71,20 @@ t.test('reservePurchases: a damaged key fails the call before anything is writte
   const c = await sale();
   await failsWhole(t, saleTag(c.id), 'reservePurchases', () => redis.set(saleKeys.inflight(c.id), 'not a hash'),
     () => reservePurchase(redis, reserve(c, newUserId())), /WRONGTYPE|reservePurchases: .*inflight/);
+
+  // A batch: the last purchase's rate counter holds no number, or is not a string. The purchases before
+  // it would have been written before it was reached: the whole call fails first, nothing written.
+  const d = await sale();
+  const [ok1, ok2, damaged] = [newUserId(), newUserId(), newUserId()];
+  const batchOf = () => [reserve(d, ok1), reserve(d, ok2), reserve(d, damaged)];
+  await failsWhole(t, saleTag(d.id), 'reservePurchases', () => redis.set(saleKeys.rate(d.id, damaged), 'many'),
+    () => reservePurchases(redis, d.id, batchOf()), /reservePurchases: .*rate.*"many", not an integer/);
+  await redis.del(saleKeys.rate(d.id, damaged));
+  await failsWhole(t, saleTag(d.id), 'reservePurchases', () => redis.hset(saleKeys.rate(d.id, damaged), 'n', 1),
+    () => reservePurchases(redis, d.id, batchOf()), /reservePurchases: .*rate.* holds a hash, not a string/);
+  await redis.del(saleKeys.rate(d.id, damaged));
+  t.same((await reservePurchases(redis, d.id, batchOf())).map((r) => r.status === 'fulfilled' && r.value.code), [Outcome.Applied, Outcome.Applied, Outcome.Applied],
+    'the batch is accepted once the key is repaired');
 
   // Repaired, the same request is decided afresh and accepted.
   await redis.del(saleKeys.inflight(c.id));
