@@ -12,45 +12,20 @@
  * reservePurchases function, its inner commands counted inside it and again
  * on their own lines), with the purchases per call.
  */
-import autocannon from 'autocannon';
-import { loadConfig } from '../../src/platform/config.js';
-import { createPool } from '../../src/platform/db/pool.js';
-import { createRedis } from '../../src/platform/redis/client.js';
-import { createBuyerTokens } from '../../src/platform/auth/tokens.js';
 import { Sales } from '../../src/sales/sales.js';
-import { benchEnv, startApi, startHelloServer, stopChild } from './processes.js';
-import { aofRewrites, commandCosts, quietRedis, redisServerPid } from './redis-info.js';
+import { startApi, stopChild } from './processes.js';
+import { baselineRound, benchBuyerTokens, profileRun } from './profile-kit.js';
+import { aofRewrites, commandCosts } from './redis-info.js';
 import { runClosedLoop } from './closed-loop.js';
 import { cpuCostByProcess, cpuPerRequest, cpuSnapshot } from './cpu.js';
-import { scenarios } from './scenarios.js';
 
 const API_PORT = 8092;
 const HELLO_PORT = 8093;
-const ROUNDS = Number(process.env.ROUNDS ?? 2);
-const SECONDS = Number(process.env.DURATION_S ?? 8);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? scenarios.connections);
-const env = benchEnv(API_PORT);
-const cfg = loadConfig(env);
-const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
-const redis = createRedis(cfg.STAMPEDE_REDIS_URL);
-const { rows } = await pool.query<{ id: string }>('SELECT user_id AS id FROM wallets LIMIT $1', [Number(process.env.BUYERS ?? 100_000)]);
-if (rows.length === 0) throw new Error('no buyers in the bench database: run `npm run bench` first');
-const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, 3600);
-const buyerTokens = rows.map((r) => tokens.issue(r.id));
-const redisPid = await redisServerPid(redis);
+const { rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, env, cfg, pool, redis, redisPid } = await profileRun(API_PORT);
+const buyerTokens = await benchBuyerTokens(pool, cfg.STAMPEDE_JWT_SECRET, Number(process.env.BUYERS ?? 100_000));
 
 for (let round = 1; round <= ROUNDS; round++) {
-  const hello = await startHelloServer(env, HELLO_PORT);
-  await quietRedis(redis);
-  const baseCpu0 = cpuSnapshot();
-  const base = await autocannon({
-    url: `http://127.0.0.1:${HELLO_PORT}/`, connections: CONNECTIONS, duration: SECONDS, method: 'POST',
-    headers: { 'content-type': 'application/json' }, body: '{"quantity":1}',
-    requests: [{ setupRequest: (req: autocannon.Request) => req, onResponse: () => {} }],
-  } as autocannon.Options);
-  const baseCpuUs = cpuPerRequest(baseCpu0, cpuSnapshot(), [hello.pid!, process.pid], base.requests.total);
-  await stopChild(hello);
-  const baseRps = base.requests.total / base.duration;
+  const { rps: baseRps, cpuUs: baseCpuUs } = await baselineRound(env, redis, { port: HELLO_PORT, connections: CONNECTIONS, seconds: SECONDS, body: '{"quantity":1}' });
 
   // Buyer i mod n on sale floor(i / n), as the bench's accept path: every purchase is a buyer's first on its sale.
   const saleIds: string[] = [];
