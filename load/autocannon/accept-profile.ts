@@ -29,7 +29,8 @@ for (let round = 1; round <= ROUNDS; round++) {
 
   // Buyer i mod n on sale floor(i / n), as the bench's accept path: every purchase is a buyer's first on its sale.
   const saleIds: string[] = [];
-  for (let k = 0; k < 4; k++) {
+  // Enough sales for 300,000 purchases (about 20 s at the accept path's rate).
+  for (let k = 0; k < Math.ceil(300_000 / buyerTokens.length); k++) {
     saleIds.push((await new Sales(pool, redis).create({
       name: `accept profile ${round}.${k}`, sku: 'BENCH-ACCEPT', unitPrice: 100, currency: 'EUR', stock: 10_000_000, perBuyerLimit: 1,
       startsAt: new Date(Date.now() - 1000).toISOString(), endsAt: new Date(Date.now() + 3600_000).toISOString(),

@@ -42,7 +42,7 @@ export async function profileRun(apiPort: number): Promise<ProfileRun> {
 
 /** Tokens of up to `most` of the buyers `npm run bench` seeded. */
 export async function benchBuyerTokens(pool: Pool, jwtSecret: string, most: number): Promise<string[]> {
-  const { rows } = await pool.query<{ id: string }>('SELECT user_id AS id FROM wallets LIMIT $1', [most]);
+  const { rows } = await pool.query<{ id: string }>('SELECT DISTINCT user_id AS id FROM wallets LIMIT $1', [most]);
   if (rows.length === 0) throw new Error('no buyers in the bench database: run `npm run bench` first');
   const tokens = createBuyerTokens(jwtSecret, 3600);
   return rows.map((r) => tokens.issue(r.id));
