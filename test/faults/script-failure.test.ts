@@ -83,6 +83,10 @@ t.test('reservePurchases: a damaged key fails the call before anything is writte
   await failsWhole(t, saleTag(d.id), 'reservePurchases', () => redis.hset(saleKeys.rate(d.id, damaged), 'n', 1),
     () => reservePurchases(redis, d.id, batchOf()), /reservePurchases: .*rate.* holds a hash, not a string/);
   await redis.del(saleKeys.rate(d.id, damaged));
+  // The first purchase's counter is the call's first write: Redis's own error, and still nothing written.
+  await failsWhole(t, saleTag(d.id), 'reservePurchases', () => redis.set(saleKeys.rate(d.id, ok1), 'many'),
+    () => reservePurchases(redis, d.id, batchOf()), /not an integer/);
+  await redis.del(saleKeys.rate(d.id, ok1));
   t.same((await reservePurchases(redis, d.id, batchOf())).map((r) => r.status === 'fulfilled' && r.value.code), [Outcome.Applied, Outcome.Applied, Outcome.Applied],
     'the batch is accepted once the key is repaired');
 
