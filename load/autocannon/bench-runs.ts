@@ -8,7 +8,7 @@
  * any run did (an invariant broken, a phase failed).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/platform/paths.js';
 import { resultsDir, selectedPhases } from './phase-selection.js';
@@ -23,10 +23,13 @@ const reports: BenchReport[] = [];
 const failed: string[] = [];
 for (let k = 1; k <= runs; k++) {
   process.stdout.write(`\n=== bench run ${k} of ${runs} ===\n`);
+  const startedAt = new Date().toISOString();
   const r = spawnSync(process.execPath, [join(projectRoot, 'dist', 'load', 'autocannon', 'bench.js')], { stdio: 'inherit', env: process.env });
-  const report: BenchReport = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8'));
   if (r.status !== 0) failed.push(`run ${k} exited with ${r.status ?? r.signal}`);
-  if (reports.some((p) => p.at === report.at)) {
+  const latest = join(dir, 'latest.json');
+  const report: BenchReport | undefined = existsSync(latest) ? JSON.parse(readFileSync(latest, 'utf8')) : undefined;
+  // A run that failed before its report leaves the one before it in place: that one is not this run's.
+  if (!report || report.at < startedAt) {
     failed.push(`run ${k} wrote no report`);
     continue;
   }
