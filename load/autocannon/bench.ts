@@ -12,7 +12,14 @@
  *                   bracketed by baselines of its own (6a, 6b)
  *   7. fan-out      one auction.created to a million followers, api + relay + worker running; seconds to the last inbox row
  *   8. live push    one announcement to 10,000 connected buyers (WebSocket and SSE): 202 -> last client
- * STAMPEDE_BENCH_PHASES selects phases by name (comma-separated: baseline, api, drain, bidwar, fanout, livepush, webhooks;
+ *   8a/b webhooks   deliveries to 98 healthy endpoints alone, then beside a dead and a slow one
+ *   9. end to end   every role running, purchases paced at half the accept max: 202 -> confirmed, the backlog sampled
+ *  10. a million    the accept path with 1,000,000 distinct buyers on one api, per 10 s window (last: its
+ *      buyers      purchases stay unsettled)
+ * 2b′ paces the bare uWS as 2b paced the api (the openLoopTail target's reference).
+ * The targets (targets.ts) are computed from the phases that ran and printed last.
+ * STAMPEDE_BENCH_PHASES selects phases by name (comma-separated: baseline, api, drain, bidwar, fanout, livepush, webhooks,
+ * endtoend, millionbuyers;
  * api needs baseline, drain needs api); all when unset. `STAMPEDE_BENCH_PHASES=fanout npm run bench` measures the fan-out alone
  * (a partial run's results go to load/results/<phases>/, so latest.json stays the last whole run).
  * After each it checks the invariants (the live ones in Redis after 2-4, Redis
@@ -23,8 +30,6 @@
  * load generator have the two cores; settlement is measured on its own in 5.
  * Each phase lives in phases/; this file is the order they run in.
  */
-import { join } from 'node:path';
-import { projectRoot } from '../../src/platform/paths.js';
 import { settings, type Findings } from './phases/context.js';
 import { setUp, tearDown } from './phases/setup.js';
 import { measureBaseline } from './phases/baseline.js';
@@ -35,13 +40,13 @@ import { runBidWarPhase } from './phases/bid-war-phase.js';
 import { runFanOutPhase } from './phases/fan-out.js';
 import { runLivePushPhase } from './phases/live-push-phase.js';
 import { runWebhooksPhase } from './phases/webhooks.js';
+import { runEndToEndPhase } from './phases/end-to-end.js';
+import { runMillionBuyersPhase } from './phases/million-buyers.js';
 import { thisMachine, writeReport } from './report.js';
+import { resultsDir, selectedPhases } from './phase-selection.js';
+import { computeTargets, type BenchFigures } from './targets.js';
 
-const PHASES = ['baseline', 'api', 'drain', 'bidwar', 'fanout', 'livepush', 'webhooks'] as const;
-const selected = new Set((process.env.STAMPEDE_BENCH_PHASES ?? PHASES.join(',')).split(',').map((s) => s.trim()).filter((s) => s !== ''));
-for (const name of selected) if (!(PHASES as readonly string[]).includes(name)) throw new Error(`STAMPEDE_BENCH_PHASES: no phase ${name} (phases: ${PHASES.join(', ')})`);
-if (selected.has('api') && !selected.has('baseline')) throw new Error('STAMPEDE_BENCH_PHASES: api needs baseline (its ratios)');
-if (selected.has('drain') && !selected.has('api')) throw new Error('STAMPEDE_BENCH_PHASES: drain needs api (its backlog)');
+const selected = selectedPhases();
 
 async function main(): Promise<void> {
   const machine = thisMachine();
@@ -49,15 +54,23 @@ async function main(): Promise<void> {
   const findings: Findings = { phases: [], violations: [] };
 
   const extra: Record<string, unknown> = { 'buyers seeded': settings.buyers, 'seed time (s)': bench.seedSeconds };
+  const figures: BenchFigures = {};
+  let acceptRps: number | undefined;
   if (selected.has('baseline')) {
     const baseline = await measureBaseline('1. baseline: bare uWS 202');
     findings.phases.push(baseline);
     if (selected.has('api')) {
-      const { accept, paced, durable, flash, storm } = await runApiPhases(bench, findings, baseline);
+      const { accept, paced, durable, flash, storm, pacedBare } = await runApiPhases(bench, findings, baseline);
+      acceptRps = accept.rps;
+      Object.assign(figures, {
+        acceptRatio: accept.ratioToBaseline, flashSaleRatio: flash.ratioToBaseline, stormRatio: storm.ratioToBaseline,
+        openLoop: { acceptP99: paced.p99, bareP99: pacedBare.p99, rate: pacedBare.rps },
+      });
       const counted202 = [accept, paced, durable, flash, storm].reduce((n, p) => n + (p.statuses['202'] ?? 0), 0);
       extra['202 answers counted by autocannon'] = counted202;
       if (selected.has('drain')) {
         const drain = await drainSettlement(bench, findings);
+        figures.settleOrdersPerSecond = drain.steadyOrdersPerSecond;
         // 2, 2b, 2c and 4 run for a time, not a count of requests: each may end with up to one
         // request per connection in flight (2b waits for its answers, so for it the bound is loose).
         const durationBoundPhases = [accept, paced, durable, storm].length;
@@ -73,26 +86,41 @@ async function main(): Promise<void> {
       }
     }
   }
-  if (selected.has('bidwar')) await runBidWarPhase(bench, findings);
+  if (selected.has('bidwar')) figures.bidWarRatio = (await runBidWarPhase(bench, findings)).ratioToBaseline;
   if (selected.has('fanout')) {
     const fanOut = await runFanOutPhase(bench, findings);
+    figures.fanOutS = fanOut.durationS;
     extra['fan-out (s, create to last inbox row)'] = fanOut.durationS;
     extra['fan-out (inbox rows/s)'] = fanOut.rps;
   }
-  if (selected.has('livepush')) await runLivePushPhase(bench, findings);
+  if (selected.has('livepush')) figures.livePushMs = (await runLivePushPhase(bench, findings)).max;
   if (selected.has('webhooks')) {
     const webhooks = await runWebhooksPhase(bench, findings);
+    figures.webhooksPerSecond = webhooks.phase.rps;
     extra['webhooks (deliveries/s)'] = webhooks.phase.rps;
     extra['webhooks (p99 ms, acceptance to delivery)'] = webhooks.phase.p99;
     extra['webhooks (healthy p99 ms: alone -> beside a dead and a slow endpoint)'] = `${webhooks.controlP99} -> ${webhooks.withFaultyP99}`;
+  }
+  if (selected.has('endtoend')) {
+    const e2e = await runEndToEndPhase(bench, findings, acceptRps);
+    figures.endToEnd = { p99Ms: e2e.p99Ms, rate: e2e.rate, backlogMax: e2e.backlogMax, backlogLast: e2e.backlogLast };
+    extra['end to end (p99 ms, 202 -> confirmed)'] = e2e.p99Ms;
+    extra['end to end backlog (accepted, not settled: max, last)'] = `${e2e.backlogMax}, ${e2e.backlogLast}`;
+  }
+  // Last: its purchases are never settled (see million-buyers.ts).
+  if (selected.has('millionbuyers')) {
+    const { windows } = await runMillionBuyersPhase(bench, findings);
+    const first = windows[0];
+    const last = windows.at(-1);
+    if (first && last && windows.length >= 2) figures.millionBuyers = { firstRps: first.rps, lastRps: last.rps, firstCpuUs: first.cpuUs, lastCpuUs: last.cpuUs };
+    else findings.violations.push('million buyers: fewer than two 10 s windows measured (BENCH_MILLION_SECONDS too short)');
   }
 
   const { violations } = findings;
   const at = new Date().toISOString();
   // A run of some phases has its own folder, so latest.json stays the last whole run.
-  const partial = selected.size < PHASES.length ? [...selected].join('+') : '';
-  writeReport(join(projectRoot, 'load', 'results', partial), {
-    at, machine, node: process.version, connections: settings.connections, phases: findings.phases,
+  writeReport(resultsDir(selected), {
+    at, machine, node: process.version, connections: settings.connections, phases: findings.phases, targets: computeTargets(figures),
     extra: { ...extra, 'invariant violations': violations.length === 0 ? 0 : violations.join('; ') },
     violations,
   });

@@ -13,49 +13,23 @@
  * per bid request (placeBids is the FCALL, one per api turn's bids; the commands it runs are
  * counted inside it and again on their own lines).
  */
-import autocannon from 'autocannon';
-import { loadConfig } from '../../src/platform/config.js';
-import { createPool } from '../../src/platform/db/pool.js';
-import { createRedis } from '../../src/platform/redis/client.js';
-import { createBuyerTokens } from '../../src/platform/auth/tokens.js';
 import { Auctions } from '../../src/auctions/auctions.js';
-import { benchEnv, cpuProfileFlags, startApi, startHelloServer, stopChild } from './processes.js';
-import { aofRewrites, commandCosts, quietRedis, redisServerPid } from './redis-info.js';
+import { cpuProfileFlags, startApi, stopChild } from './processes.js';
+import { baselineRound, benchBuyerTokens, profileRun } from './profile-kit.js';
+import { aofRewrites, commandCosts } from './redis-info.js';
 import { runBidWar } from './bid-war.js';
 import { cpuCostByProcess, cpuPerRequest, cpuSnapshot } from './cpu.js';
 import { scenarios } from './scenarios.js';
 
 const API_PORT = 8090;
 const HELLO_PORT = 8091;
-const ROUNDS = Number(process.env.ROUNDS ?? 2);
-// Not SECONDS: bash keeps a variable of that name (seconds since the shell started).
-const SECONDS = Number(process.env.DURATION_S ?? 8);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? scenarios.connections);
-const env = benchEnv(API_PORT);
-const cfg = loadConfig(env);
-const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 2);
-const redis = createRedis(cfg.STAMPEDE_REDIS_URL);
+const { rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, env, cfg, pool, redis, redisPid } = await profileRun(API_PORT);
 // BIDDERS: how many distinct bidders take turns (the bench's war uses every buyer it seeded).
 const BIDDERS = Number(process.env.BIDDERS ?? 20_000);
-const { rows } = await pool.query<{ id: string }>('SELECT user_id AS id FROM wallets LIMIT $1', [BIDDERS]);
-if (rows.length === 0) throw new Error('no buyers in the bench database: run `npm run bench` first');
-const tokens = createBuyerTokens(cfg.STAMPEDE_JWT_SECRET, 3600);
-const buyerTokens = rows.map((r) => tokens.issue(r.id));
-const redisPid = await redisServerPid(redis);
+const buyerTokens = await benchBuyerTokens(pool, cfg.STAMPEDE_JWT_SECRET, BIDDERS);
 
 for (let round = 1; round <= ROUNDS; round++) {
-  const hello = await startHelloServer(env, HELLO_PORT);
-  await quietRedis(redis);
-  const baseCpu0 = cpuSnapshot();
-  // Built per request like the war's (autocannon's setupRequest), as the bench's baseline is: the load generator does the same work in both.
-  const base = await autocannon({
-    url: `http://127.0.0.1:${HELLO_PORT}/`, connections: CONNECTIONS, duration: SECONDS, method: 'POST',
-    headers: { 'content-type': 'application/json' }, body: '{"amount":1}',
-    requests: [{ setupRequest: (req: autocannon.Request) => req, onResponse: () => {} }],
-  } as autocannon.Options);
-  const baseCpuUs = cpuPerRequest(baseCpu0, cpuSnapshot(), [hello.pid!, process.pid], base.requests.total);
-  await stopChild(hello);
-  const baseRps = base.requests.total / base.duration;
+  const { rps: baseRps, cpuUs: baseCpuUs } = await baselineRound(env, redis, { port: HELLO_PORT, connections: CONNECTIONS, seconds: SECONDS, body: '{"amount":1}' });
 
   const auction = await new Auctions(pool, redis).create({
     title: 'bid-war profile', currency: 'EUR', startPrice: scenarios.bidWar.startPrice, startsAt: new Date(Date.now() - 1000).toISOString(),

@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Phase } from './results.js';
+import type { Target, TargetOverRuns } from './targets.js';
 
 export interface Machine {
   host: string;
@@ -22,6 +23,8 @@ export interface BenchReport {
   node: string;
   connections: number;
   phases: Phase[];
+  /** The targets this run's phases judge (targets.ts); absent in reports from before them. */
+  targets?: Target[];
   /** The run's totals, one line each under the table. */
   extra: Record<string, unknown>;
   violations: string[];
@@ -43,6 +46,31 @@ export function renderMarkdown(report: BenchReport): string {
     '',
     ...Object.entries(report.extra).map(([k, v]) => `- ${k}: ${typeof v === 'number' ? v.toLocaleString('en') : String(v)}`),
     '',
+    ...(report.targets ? renderTargets(report.targets) : []),
+  ].join('\n');
+}
+
+const fmt = (n: number) => n.toLocaleString('en', { maximumFractionDigits: 2 });
+
+/** The targets as a table (then a blank line); the README's figures table is this table. */
+export function renderTargets(targets: Target[]): string[] {
+  return [
+    '| target | goal | value | met |',
+    '|---|---|---:|---|',
+    ...targets.map((t) => `| \`${t.id}\` | ${t.goal} | ${fmt(t.value)} ${t.unit} | ${t.met ? 'yes' : 'no'} |`),
+    '',
+  ];
+}
+
+/** `npm run bench:3`'s report: each target's min, median and max over the runs, met judged on the median. */
+export function renderTargetsOverRuns(at: string, runsAt: string[], targets: TargetOverRuns[]): string {
+  return [
+    `Stampede bench, ${runsAt.length} runs back to back (${runsAt.join(', ')}), summarised ${at}`,
+    '',
+    '| target | goal | min | median | max | unit | met (median) | runs met |',
+    '|---|---|---:|---:|---:|---|---|---:|',
+    ...targets.map((t) => `| \`${t.id}\` | ${t.goal} | ${fmt(t.min)} | ${fmt(t.median)} | ${fmt(t.max)} | ${t.unit} | ${t.met ? 'yes' : 'no'} | ${t.metRuns}/${t.runs} |`),
+    '',
   ].join('\n');
 }
 
@@ -50,8 +78,8 @@ export function renderMarkdown(report: BenchReport): string {
 export function writeReport(dir: string, report: BenchReport): void {
   const md = renderMarkdown(report);
   mkdirSync(dir, { recursive: true });
-  const { at, machine, node, connections, phases, extra, violations } = report;
-  const json = JSON.stringify({ at, machine, node, connections, phases, extra, violations }, null, 2);
+  const { at, machine, node, connections, phases, targets, extra, violations } = report;
+  const json = JSON.stringify({ at, machine, node, connections, phases, targets, extra, violations }, null, 2);
   writeFileSync(join(dir, `bench-${at.replace(/[:.]/g, '-')}.json`), json);
   writeFileSync(join(dir, 'latest.json'), json);
   writeFileSync(join(dir, 'latest.md'), md);

@@ -90,7 +90,7 @@ const saleTerms = { saleId: SALE, sellerId: OR_EMPTY(USER), name: { type: 'strin
   unitPrice: MONEY, currency: CURRENCY, stock: COUNT, perBuyerLimit: POSITIVE, startsAt: MS, endsAt: MS };
 
 export const EVENTS = {
-  purchaseAccepted: published(define('purchase.accepted', 'lua/sale/reservePurchase-8.lua', ['orders'],
+  purchaseAccepted: published(define('purchase.accepted', 'lua/sale/reservePurchases-n.lua', ['orders'],
     'A purchase was accepted: its stock is reserved until it is settled.', object(purchase))),
   purchaseCancelRequested: define('purchase.cancel_requested', 'lua/sale/requestCancel-2.lua', ['orders'],
     'The buyer asked to cancel a purchase; settlement refunds it, or records it cancelled.', object({ ...purchase, requestedAt: MS })),

@@ -1,4 +1,4 @@
-/** The `scheduler` role: closes auctions when due, runs the promoter, gives up purchases past their reservation deadline, claims the scheduled notifications when due, sweeps the notifications past their retention, keeps the dead letters (src/ops/dead-letters.ts) and reconciles (src/ops/reconciliation.ts). */
+/** The `scheduler` role: closes auctions when due, runs the promoter, gives up purchases past their reservation deadline, claims the scheduled notifications when due, sweeps the notifications and the webhook messages past their retention, keeps the dead letters (src/ops/dead-letters.ts) and reconciles (src/ops/reconciliation.ts). */
 import { loadConfig, type Config } from '../platform/config.js';
 import { createLogger, type Logger } from '../platform/log.js';
 import { createPool } from '../platform/db/pool.js';
@@ -10,6 +10,7 @@ import { Scheduler } from '../auctions/scheduler.js';
 import { ScheduledSends, sendSettingsOf } from '../notifications/sends.js';
 import { SendScheduler } from '../notifications/send-scheduler.js';
 import { RetentionSweep } from '../notifications/retention.js';
+import { webhookRetentionSweep } from '../webhooks/retention.js';
 import { retentionOf } from '../notifications/inbox.js';
 import type { Role } from './role.js';
 import { DeadLetterKeeper } from '../ops/dead-letters.js';
@@ -35,6 +36,8 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
   const sendsIndexed = await sends.start();
   const retention = new RetentionSweep({ pool, retention: retentionOf(cfg), log, everyMs: cfg.STAMPEDE_NOTIFICATION_SWEEP_MS });
   retention.start();
+  const webhookRetention = webhookRetentionSweep(pool, cfg.STAMPEDE_WEBHOOK_RETENTION_DAYS, cfg.STAMPEDE_NOTIFICATION_SWEEP_MS, log);
+  webhookRetention.start();
   const deadline = new ReservationDeadline({ redis, log, deadlineMs: cfg.STAMPEDE_RESERVATION_DEADLINE_MS, everyMs: cfg.STAMPEDE_RESERVATION_SWEEP_MS });
   deadline.start();
   const keeper = new DeadLetterKeeper({ pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, topology: cfg.topology, log });
@@ -44,10 +47,10 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
   reconciling.start();
   const registry = registryFor(cfg, 'scheduler');
   if (registry) {
-    countersFrom(registry, 'stampede_scheduler_actions_total', 'What the scheduler did since start: auctions closed, bids promoted, purchases given up at their reservation deadline, scheduled notifications claimed, expired notifications deleted, dead letters archived.', ['action'], () => [
+    countersFrom(registry, 'stampede_scheduler_actions_total', 'What the scheduler did since start: auctions closed, bids promoted, purchases given up at their reservation deadline, scheduled notifications claimed, expired notifications and webhook messages deleted, dead letters archived.', ['action'], () => [
       [{ action: 'purchase_expired' }, deadline.expired],
       [{ action: 'auction_closed' }, scheduler.closed], [{ action: 'bid_promoted' }, scheduler.promoted],
-      [{ action: 'send_claimed' }, sends.claimed], [{ action: 'notification_expired' }, retention.deleted],
+      [{ action: 'send_claimed' }, sends.claimed], [{ action: 'notification_expired' }, retention.deleted], [{ action: 'webhook_message_expired' }, webhookRetention.deleted],
       [{ action: 'dead_letter_archived' }, keeper.archived], [{ action: 'reconciliation_run' }, reconciliation.runs],
     ]);
     countersFrom(registry, 'stampede_reconciliation_repairs_total', 'Repairs the scheduler\'s reconciliation runs made since start, by check.', ['check'], () =>
@@ -66,7 +69,7 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
     async stop() {
       await metrics?.close();
       await heartbeat.stop();
-      await Promise.all([scheduler.stop(), sends.stop(), retention.stop(), deadline.stop(), keeper.stop(), reconciling.stop()]);
+      await Promise.all([scheduler.stop(), sends.stop(), retention.stop(), webhookRetention.stop(), deadline.stop(), keeper.stop(), reconciling.stop()]);
       await Promise.allSettled([pool.end(), redis.quit()]);
       log.info('scheduler stopped');
     },

@@ -1,7 +1,7 @@
 /**
  * The sales' events: what their `data` carries. Their type names are the
  * catalogue's (src/events/catalogue.ts), which the Lua scripts that append
- * them (lua/sale/reservePurchase-8.lua, lua/sale/requestCancel-2.lua) get as
+ * them (lua/sale/reservePurchases-n.lua, lua/sale/requestCancel-2.lua) get as
  * EVENT and the orders worker reads them back with.
  */
 import { EVENTS } from '../events/catalogue.js';

@@ -1,6 +1,9 @@
 /**
  * The purchase path. One Lua call decides everything (see
- * lua/sale/reservePurchase-8.lua); this module maps its outcome to the answer.
+ * lua/sale/reservePurchases-n.lua): the purchases this process receives for
+ * one sale in one event-loop turn go as one call, each decided as if alone
+ * (src/platform/redis/turn-batches.ts); this module maps each outcome to
+ * its answer.
  * A sale this node knows to be sold out is refused from memory, without
  * touching Redis, until pub/sub says stock came back (or, at the latest,
  * the sold-out cache lifetime passes).
@@ -9,7 +12,8 @@ import type { Redis } from 'ioredis';
 import { AppError, SOLD_OUT } from '../platform/errors.js';
 import { newPurchaseId, saleOfPurchase } from '../platform/ids.js';
 import { Outcome, refusalOf } from '../platform/redis/outcomes.js';
-import { readPurchase, requestCancel, reservePurchase, type PurchaseRecord, type PurchaseStatus } from './scripts.js';
+import { readPurchase, requestCancel, reservePurchases, type PurchaseRecord, type PurchaseStatus, type ReserveOutcome, type ReserveRequest } from './scripts.js';
+import { TurnBatches } from '../platform/redis/turn-batches.js';
 import type { Sales } from './sales.js';
 import type { OrderRecord } from './repository.js';
 import type { OutcomeTally } from '../platform/redis/tally.js';
@@ -63,6 +67,16 @@ export class SoldOutCache {
   }
 }
 
+/**
+ * The most purchases one reservePurchases call decides: a call holds Redis
+ * for every purchase in it, so a larger batch delays every other caller.
+ */
+export const MAX_PURCHASES_PER_CALL = 32;
+
+const purchasesInTurn = new TurnBatches<ReserveRequest, ReserveOutcome>(MAX_PURCHASES_PER_CALL, reservePurchases);
+
+/** Decides one purchase with the others of this sale in this event-loop turn. */
+const reserve = (redis: Redis, request: ReserveRequest): Promise<ReserveOutcome> => purchasesInTurn.add(redis, request.saleId, request);
 
 export class Purchases {
   readonly soldOut: SoldOutCache;
@@ -98,14 +112,14 @@ export class Purchases {
   async purchase(buyerId: string, saleId: string, quantity: number, idempotencyKey: string | undefined): Promise<Accepted> {
     const known = this.refusedFromMemory(saleId, idempotencyKey);
     if (known) throw known;
-    const request = {
+    const request: ReserveRequest = {
       saleId, buyerId, quantity, purchaseId: newPurchaseId(saleId),
       idempotencyKey, fingerprint: `q=${quantity}`,
       rateMax: this.limits.rateMax, rateWindowMs: this.limits.rateWindowMs, idempotencyTtlMs: this.limits.idempotencyTtlMs,
     };
-    let out = await reservePurchase(this.redis, request);
+    let out = await reserve(this.redis, request);
     if (out.code === Outcome.NotFound && !out.ineligible && (await this.sales.ensureLoaded(saleId))) {
-      out = await reservePurchase(this.redis, request);
+      out = await reserve(this.redis, request);
     }
     this.tally?.count(saleId, out.code);
     if (out.code === Outcome.Applied) {

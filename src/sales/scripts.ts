@@ -33,22 +33,37 @@ export interface ReserveRequest {
 
 type Reply = (string | number)[];
 
+/**
+ * Decides purchases of one sale, in order, in one call (lua/sale/reservePurchases-n.lua):
+ * one settled result per request. A reply that cannot be decoded rejects that request alone.
+ */
+export async function reservePurchases(redis: Redis, saleId: string, requests: ReserveRequest[]): Promise<PromiseSettledResult<ReserveOutcome>[]> {
+  const keys = [saleKeys.sale(saleId), saleKeys.bought(saleId), saleKeys.inflight(saleId), saleKeys.outbox(saleId), saleKeys.eligible(saleId)];
+  const args: (string | number)[] = [];
+  for (const r of requests) {
+    if (r.saleId !== saleId) throw new Error(`reservePurchases: purchase of sale ${r.saleId} in a batch of ${saleId}`);
+    keys.push(saleKeys.rate(saleId, r.buyerId), saleKeys.idempotency(saleId, r.buyerId, r.idempotencyKey ?? ''), saleKeys.purchase(saleId, r.purchaseId));
+    args.push(r.buyerId, r.quantity, r.purchaseId, r.idempotencyKey ? (r.fingerprint ?? '') : '', r.rateMax, r.rateWindowMs, r.idempotencyTtlMs);
+  }
+  const replies = (await runScript(redis, 'reservePurchases', keys, args)) as Reply[];
+  return requests.map((_, i): PromiseSettledResult<ReserveOutcome> => {
+    try {
+      return { status: 'fulfilled', value: reserveOutcomeOf(replies[i]) };
+    } catch (reason) {
+      return { status: 'rejected', reason };
+    }
+  });
+}
+
+/** Decides one purchase (reservePurchases with one). */
 export async function reservePurchase(redis: Redis, request: ReserveRequest): Promise<ReserveOutcome> {
-  const reply = (await runScript(
-    redis,
-    'reservePurchase',
-    [
-      saleKeys.sale(request.saleId),
-      saleKeys.bought(request.saleId),
-      saleKeys.inflight(request.saleId),
-      saleKeys.rate(request.saleId, request.buyerId),
-      saleKeys.idempotency(request.saleId, request.buyerId, request.idempotencyKey ?? ''),
-      saleKeys.purchase(request.saleId, request.purchaseId),
-      saleKeys.outbox(request.saleId),
-      saleKeys.eligible(request.saleId),
-    ],
-    [request.buyerId, request.quantity, request.purchaseId, request.idempotencyKey ? (request.fingerprint ?? '') : '', request.rateMax, request.rateWindowMs, request.idempotencyTtlMs],
-  )) as Reply;
+  const [result] = await reservePurchases(redis, request.saleId, [request]);
+  if (result!.status === 'rejected') throw result!.reason;
+  return result!.value;
+}
+
+function reserveOutcomeOf(reply: Reply | undefined): ReserveOutcome {
+  if (!Array.isArray(reply)) throw new Error(`reservePurchases: unexpected reply ${JSON.stringify(reply)}`);
   const code = Number(reply[0]) as Outcome;
   switch (code) {
     case Outcome.Applied:
@@ -70,7 +85,7 @@ export async function reservePurchase(redis: Redis, request: ReserveRequest): Pr
     case Outcome.NotFound:
       return { code, ineligible: reply[1] === 'ineligible' };
     default:
-      throw new Error(`reservePurchase: unexpected reply ${JSON.stringify(reply)}`);
+      throw new Error(`reservePurchases: unexpected reply ${JSON.stringify(reply)}`);
   }
 }
 

@@ -371,3 +371,16 @@ export async function recoverFailed(db: Db, endpointId: string, since: Date): Pr
   );
   return rowCount ?? 0;
 }
+
+/**
+ * Deletes at most `limit` messages made before `before` that are done (delivered, or failed for good, which
+ * includes those made for a disabled endpoint), with their attempts; pending ones are never deleted. Returns how many.
+ */
+export async function deleteDoneDeliveries(db: Db, before: Date, limit: number): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM webhook_deliveries WHERE id = ANY (ARRAY(
+       SELECT id FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1 ORDER BY created_at LIMIT $2))`,
+    [before, limit],
+  );
+  return rowCount ?? 0;
+}

@@ -3,8 +3,8 @@
  * 50 parallel requests. With the same body, exactly one thing is made and
  * every answer names it; with 50 different bodies, one request wins and
  * every other is a 422 that changed nothing. For purchases (the key lives in
- * Redis, decided by reservePurchase), bids (placeBids, batched per event-loop
- * turn: one call may hold all 50) and an operator POST whose key lives in
+ * Redis, decided by reservePurchases, batched per sale per event-loop turn),
+ * bids (placeBids, batched per event-loop turn: one call may hold all 50) and an operator POST whose key lives in
  * Postgres (a wallet credit: money, where a double would hurt most).
  */
 import t from 'tap';

@@ -15,7 +15,7 @@ import { newUserId } from '../../src/platform/ids.js';
 import { Outcome } from '../../src/platform/redis/outcomes.js';
 import { saleKeys } from '../../src/sales/keys.js';
 import { auctionKeys } from '../../src/auctions/keys.js';
-import { readLiveSale, reservePurchase, settlePurchases, type ReserveRequest, type SaleTerms } from '../../src/sales/scripts.js';
+import { readLiveSale, reservePurchase, reservePurchases, settlePurchases, type ReserveRequest, type SaleTerms } from '../../src/sales/scripts.js';
 import { placeBids, type AuctionTerms, type BidRequest } from '../../src/auctions/scripts.js';
 import { bidRequest, liveAuction, liveSale, reserveRequest } from '../helpers/live-terms.js';
 import { boot, call, testConfig, waitFor } from '../helpers/system.js';
@@ -54,23 +54,41 @@ async function failsWhole(t: Test, tag: string, script: string, damage: () => Pr
   t.same(after, before, `${script} wrote nothing (${Object.keys(before).length} keys compared)`);
 }
 
-t.test('reservePurchase: a damaged key fails the call before anything is written', async (t) => {
+t.test('reservePurchases: a damaged key fails the call before anything is written', async (t) => {
   // The sale's `reserved` counter holds no number: it is the second counter written.
   const a = await sale();
-  await failsWhole(t, saleTag(a.id), 'reservePurchase', () => redis.hset(saleKeys.sale(a.id), 'reserved', 'lots'),
-    () => reservePurchase(redis, reserve(a, newUserId())), /reservePurchase: .*reserved/);
+  await failsWhole(t, saleTag(a.id), 'reservePurchases', () => redis.hset(saleKeys.sale(a.id), 'reserved', 'lots'),
+    () => reservePurchase(redis, reserve(a, newUserId())), /reservePurchases: .*reserved/);
 
   // The outbox is not a stream: the event is the last thing written.
   const b = await sale();
-  await failsWhole(t, saleTag(b.id), 'reservePurchase', async () => {
+  await failsWhole(t, saleTag(b.id), 'reservePurchases', async () => {
     await redis.del(saleKeys.outbox(b.id));
     await redis.set(saleKeys.outbox(b.id), 'not a stream');
-  }, () => reservePurchase(redis, reserve(b, newUserId())), /reservePurchase: .*outbox.* string/);
+  }, () => reservePurchase(redis, reserve(b, newUserId())), /reservePurchases: .*outbox.* string/);
 
   // The in-flight hash is not a hash: read after the rate counter was counted.
   const c = await sale();
-  await failsWhole(t, saleTag(c.id), 'reservePurchase', () => redis.set(saleKeys.inflight(c.id), 'not a hash'),
-    () => reservePurchase(redis, reserve(c, newUserId())), /WRONGTYPE|reservePurchase: .*inflight/);
+  await failsWhole(t, saleTag(c.id), 'reservePurchases', () => redis.set(saleKeys.inflight(c.id), 'not a hash'),
+    () => reservePurchase(redis, reserve(c, newUserId())), /WRONGTYPE|reservePurchases: .*inflight/);
+
+  // A batch: the last purchase's rate counter holds no number, or is not a string. The purchases before
+  // it would have been written before it was reached: the whole call fails first, nothing written.
+  const d = await sale();
+  const [ok1, ok2, damaged] = [newUserId(), newUserId(), newUserId()];
+  const batchOf = () => [reserve(d, ok1), reserve(d, ok2), reserve(d, damaged)];
+  await failsWhole(t, saleTag(d.id), 'reservePurchases', () => redis.set(saleKeys.rate(d.id, damaged), 'many'),
+    () => reservePurchases(redis, d.id, batchOf()), /reservePurchases: .*rate.*"many", not an integer/);
+  await redis.del(saleKeys.rate(d.id, damaged));
+  await failsWhole(t, saleTag(d.id), 'reservePurchases', () => redis.hset(saleKeys.rate(d.id, damaged), 'n', 1),
+    () => reservePurchases(redis, d.id, batchOf()), /reservePurchases: .*rate.* holds a hash, not a string/);
+  await redis.del(saleKeys.rate(d.id, damaged));
+  // The first purchase's counter is the call's first write: Redis's own error, and still nothing written.
+  await failsWhole(t, saleTag(d.id), 'reservePurchases', () => redis.set(saleKeys.rate(d.id, ok1), 'many'),
+    () => reservePurchases(redis, d.id, batchOf()), /not an integer/);
+  await redis.del(saleKeys.rate(d.id, ok1));
+  t.same((await reservePurchases(redis, d.id, batchOf())).map((r) => r.status === 'fulfilled' && r.value.code), [Outcome.Applied, Outcome.Applied, Outcome.Applied],
+    'the batch is accepted once the key is repaired');
 
   // Repaired, the same request is decided afresh and accepted.
   await redis.del(saleKeys.inflight(c.id));
@@ -157,7 +175,7 @@ t.test('the api answers a failing script with a bare 500, logs it, and keeps ser
   t.same(await snapshot(saleTag(broken.id)), before, 'nothing of the purchase was written');
   const logged = await waitFor('the failure to be logged', async () => logLines().find((l) => l.msg === 'unhandled error in route'));
   t.equal(logged.level, 50, 'logged as an error');
-  t.match(logged.err?.message, /reservePurchase: .*outbox/, 'the log names the script and the key');
+  t.match(logged.err?.message, /reservePurchases: .*outbox/, 'the log names the script and the key');
 
   // The process is up and every other buyer unaffected.
   t.equal(child.proc.exitCode, null, 'the api is still running');

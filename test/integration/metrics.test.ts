@@ -44,10 +44,10 @@ t.test('the api: decisions by script and outcome and their latency, requests by 
   t.equal((await call(`${sys.url}/v1/no-such-route`)).status, 404);
   const after = await scrape(url);
   const delta = (name: string, labels: Record<string, string>) => after.value(name, labels) - before.value(name, labels);
-  t.equal(delta('stampede_script_decisions_total', { script: 'reservePurchase', outcome: 'applied' }), 2, 'two purchases applied');
-  t.equal(delta('stampede_script_decisions_total', { script: 'reservePurchase', outcome: 'in_progress' }), 1, 'one refused: in progress');
-  t.equal(delta('stampede_script_duration_seconds_count', { script: 'reservePurchase' }), 3, 'each call timed');
-  t.ok(after.value('stampede_script_duration_seconds_sum', { script: 'reservePurchase' }) > 0);
+  t.equal(delta('stampede_script_decisions_total', { script: 'reservePurchases', outcome: 'applied' }), 2, 'two purchases applied');
+  t.equal(delta('stampede_script_decisions_total', { script: 'reservePurchases', outcome: 'in_progress' }), 1, 'one refused: in progress');
+  t.equal(delta('stampede_script_duration_seconds_count', { script: 'reservePurchases' }), 3, 'each call timed');
+  t.ok(after.value('stampede_script_duration_seconds_sum', { script: 'reservePurchases' }) > 0);
   t.equal(delta('stampede_http_requests_total', { method: 'POST', route: PURCHASES, status: '202' }), 2, 'requests by route and status');
   t.equal(delta('stampede_http_requests_total', { method: 'POST', route: PURCHASES, status: '409' }), 1);
   t.equal(delta('stampede_http_requests_total', { route: 'unmatched', status: '404' }), 1, 'an unmatched request');

@@ -5,8 +5,9 @@
  * their seller's events; one message per (event, endpoint) under a
  * redelivered event; each retry rule (2xx, 3xx, 429 + Retry-After, 410,
  * timeout); the schedule's end, replay and recover; rotation's two
- * signatures; disabling after a failing streak, the seller told; and a
- * slow endpoint never holding back another's deliveries.
+ * signatures; disabling after a failing streak, the seller told; a slow
+ * endpoint never holding back another's deliveries; and the retention
+ * sweep deleting old done messages, never a pending one.
  */
 import t, { type Test } from 'tap';
 import { Webhook } from 'standardwebhooks';
@@ -18,6 +19,7 @@ import { createLogger } from '../../src/platform/log.js';
 import { Sales } from '../../src/sales/sales.js';
 import { newPurchaseId } from '../../src/platform/ids.js';
 import type { CloudEvent } from '../../src/platform/messaging/events.js';
+import { webhookRetentionSweep } from '../../src/webhooks/retention.js';
 
 const PER_ENDPOINT = 2;
 const sys = await boot(t, {
@@ -235,4 +237,25 @@ t.test('a slow endpoint holds only its own slots: another endpoint gets every de
   receiver.release('/stuck');
   await as(OPERATOR_KEY, 'DELETE', `/v1/webhooks/${slow.id}`);
   await as(ada.key, 'DELETE', `/v1/webhooks/${fast.id}`);
+});
+
+t.test('the retention sweep deletes done messages past the retention with their attempts, never a pending one, nothing recent', async (t) => {
+  const ep = await register(ada.key, '/kept');
+  receiver.answer('/kept', () => ({ status: 200 }));
+  await publishEvents(sys.cfg, [confirmed(), confirmed(), confirmed(), confirmed()]);
+  await waitFor('four delivered', async () => (await deliveriesOf(ada.key, ep.id)).filter((d) => d.status === 'succeeded').length === 4);
+  const ids = (await sys.pool.query<{ id: string }>('SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY id', [ep.id])).rows.map((r) => r.id);
+  const [oldDelivered, oldFailed, oldPending, recent] = ids as [string, string, string, string];
+  // 40 days old: one delivered, one failed for good (as a disabled endpoint's are made), one still owed an attempt (not due yet).
+  await sys.pool.query("UPDATE webhook_deliveries SET created_at = now() - interval '40 days' WHERE id = ANY($1)", [[oldDelivered, oldFailed, oldPending]]);
+  await sys.pool.query("UPDATE webhook_deliveries SET status = 'failed' WHERE id = $1", [oldFailed]);
+  await sys.pool.query("UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now() + interval '1 day' WHERE id = $1", [oldPending]);
+  const sweep = webhookRetentionSweep(sys.pool, 30, 60_000, createLogger(sys.cfg.STAMPEDE_LOG_LEVEL, 'test'));
+  t.equal(await sweep.sweep(), 2, 'the old delivered and the old failed message');
+  const left = (await sys.pool.query<{ id: string }>('SELECT id FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY id', [ep.id])).rows.map((r) => r.id);
+  t.same(left, [oldPending, recent], 'the pending one and the recent one are kept');
+  t.equal((await sys.pool.query('SELECT 1 FROM webhook_attempts WHERE delivery_id = ANY($1)', [[oldDelivered, oldFailed]])).rowCount, 0, 'their attempts went with them');
+  t.equal((await sys.pool.query('SELECT 1 FROM webhook_attempts WHERE delivery_id = $1', [recent])).rowCount, 1, 'the recent one keeps its attempt');
+  t.equal(await sweep.sweep(), 0, 'a second sweep finds nothing');
+  await as(ada.key, 'DELETE', `/v1/webhooks/${ep.id}`);
 });

@@ -7,7 +7,7 @@
  */
 import { runClosedLoop } from '../closed-loop.js';
 import { runPaced } from '../paced.js';
-import { startApi, stopChild } from '../processes.js';
+import { startApi, startHelloServer, stopChild } from '../processes.js';
 import { scenarios } from '../scenarios.js';
 import type { Phase } from '../results.js';
 import { measureBaseline } from './baseline.js';
@@ -21,6 +21,8 @@ export interface PurchasePhases {
   durable: Phase;
   flash: Phase;
   storm: Phase;
+  /** 2b′: the bare uWS paced as 2b was (not a purchase phase: its ratio to 2b is the openLoopTail target). */
+  pacedBare: Phase;
 }
 
 export async function runApiPhases(bench: Bench, findings: Findings, baselineBefore: Phase): Promise<PurchasePhases> {
@@ -36,6 +38,9 @@ export async function runApiPhases(bench: Bench, findings: Findings, baselineBef
     await record(accept, 'accept path');
     const paced = await pacedAcceptPath(bench, accept);
     await record(paced, 'accept path paced');
+    const pacedBare = await pacedBareServer(bench, pacedRateOf(accept));
+    findings.phases.push(pacedBare);
+    log.info(pacedBare, 'bare uWS paced');
     const durable = await durableAcceptPath(bench, accept, accept.requests + paced.requests + 2 * settings.connections);
     await record(durable, 'accept path, appendfsync always');
     const flash = await flashSale(bench);
@@ -52,7 +57,7 @@ export async function runApiPhases(bench: Bench, findings: Findings, baselineBef
     if (flash202 !== scenarios.flashSale.stock) findings.violations.push(`flash sale: ${flash202} accepted for ${scenarios.flashSale.stock} units`);
     if ((storm.statuses['202'] ?? 0) !== 0) findings.violations.push('sold-out storm accepted a purchase');
     for (const p of findings.phases) if (Object.keys(p.statuses).some((k) => /^5/.test(k))) findings.violations.push(`${p.name}: 5xx answers`);
-    return { accept, paced, durable, flash, storm };
+    return { accept, paced, durable, flash, storm, pacedBare };
   } finally {
     await stopChild(api);
   }
@@ -107,21 +112,51 @@ async function durableAcceptPath(bench: Bench, accept: Phase, offset: number): P
  * path's rate by default.
  */
 async function pacedAcceptPath(bench: Bench, accept: Phase): Promise<Phase> {
-  const pacedRate = Number(process.env.BENCH_PACED_RATE ?? Math.round(accept.rps / 2));
+  const pacedRate = pacedRateOf(accept);
   // Past every buyer-sale pair the accept path sent, the requests in flight at its cut-off included.
   const offset = accept.requests + settings.connections;
   const pacedRun = await runPaced({
     host: '127.0.0.1', port: settings.apiPort, connections: settings.connections, rate: pacedRate, durationS: scaled(scenarios.acceptPath.durationSeconds),
     request: (i) => {
       const p = acceptPurchase(bench, i + offset);
-      return `POST ${p.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
-        `Authorization: Bearer ${p.token}\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{"quantity":1}`;
+      return rawPurchase(p.path, p.token);
     },
   });
   return {
     name: `2b. accept path paced at ${pacedRate.toLocaleString('en')} req/s (open loop)`,
     ...pacedRun, rps: Math.round(pacedRun.requests / pacedRun.durationS),
   };
+}
+
+/** 2b's rate: BENCH_PACED_RATE, or half the accept path's. */
+const pacedRateOf = (accept: Phase): number => Number(process.env.BENCH_PACED_RATE ?? Math.round(accept.rps / 2));
+
+/** A purchase as paced.ts sends it (raw HTTP/1.1, keep-alive). */
+export const rawPurchase = (path: string, token: string): string =>
+  `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+  `Authorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{"quantity":1}`;
+
+/**
+ * 2b′. The bare uWS hello-world paced at 2b's rate by the same generator,
+ * connections and duration, with the very requests 2b sent (the same
+ * purchases, paths and tokens): the open-loop tail this host and
+ * generator give any uWS server, which the openLoopTail target compares
+ * 2b's p99 with. The api is idle meanwhile.
+ */
+async function pacedBareServer(bench: Bench, rate: number): Promise<Phase> {
+  const hello = await startHelloServer(env, settings.helloPort);
+  try {
+    const run = await runPaced({
+      host: '127.0.0.1', port: settings.helloPort, connections: settings.connections, rate, durationS: scaled(scenarios.acceptPath.durationSeconds),
+      request: (i) => {
+        const p = acceptPurchase(bench, i);
+        return rawPurchase(p.path, p.token);
+      },
+    });
+    return { name: `2b′. bare uWS paced at ${rate.toLocaleString('en')} req/s (open loop, as 2b)`, ...run, rps: Math.round(run.requests / run.durationS) };
+  } finally {
+    await stopChild(hello);
+  }
 }
 
 /** 3. Every buyer once against the flash sale's few items; the note says how soon they sold out. */

@@ -18,7 +18,8 @@ import { measureBaseline } from './baseline.js';
 import { env, log, scaled, settings, type Bench, type Findings } from './context.js';
 import { letTheHostSettle } from './setup.js';
 
-export async function runBidWarPhase(bench: Bench, findings: Findings): Promise<void> {
+/** The war's row, its ratio against the higher of its own baselines (the bidWar target). */
+export async function runBidWarPhase(bench: Bench, findings: Findings): Promise<Phase> {
   const auction = await new Auctions(bench.pool, bench.redis).create({
     title: 'bench: hot lot', currency: 'EUR', startPrice: scenarios.bidWar.startPrice, startsAt: new Date(Date.now() - 1000).toISOString(),
     endsAt: new Date(Date.now() + 3600_000).toISOString(), softCloseSeconds: 0, increment: { type: 'absolute', amount: scenarios.bidWar.increment },
@@ -44,6 +45,7 @@ export async function runBidWarPhase(bench: Bench, findings: Findings): Promise<
   findings.phases.push(warPhase);
   findings.violations.push(...audit.violations);
   log.info(warPhase, 'bid war');
+  return warPhase;
 }
 
 /** The war itself, with the CPU the api, Redis and autocannon spent on it, and Redis's AOF rewrites before it began. */

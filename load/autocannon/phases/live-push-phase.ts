@@ -51,7 +51,8 @@ function nextMessage<T>(child: ChildProcess, accept: (m: any) => boolean, timeou
   });
 }
 
-export async function runLivePushPhase(bench: Bench, findings: Findings): Promise<void> {
+/** The phase's row: its `max` is the 202 -> last client time (the livePush target). */
+export async function runLivePushPhase(bench: Bench, findings: Findings): Promise<Phase> {
   const buyers = bench.buyerTokens.slice(0, LIVE_PUSH_BUYERS).map((token) => ({ id: subOf(token), token }));
   await bench.pool.query(
     'INSERT INTO buyer_interests (buyer_id, collection) SELECT id, $2 FROM unnest($1::text[]) AS id ON CONFLICT DO NOTHING',
@@ -116,6 +117,7 @@ export async function runLivePushPhase(bench: Bench, findings: Findings): Promis
     log.info(phase, 'live push');
     process.stdout.write(`\nlive push: ${ms} ms from the operator's 202 to the last of ${received.toLocaleString('en')} clients (target <= ${LIVE_PUSH_TARGET_MS} ms)\n`);
     if (received < connected) findings.violations.push(`live push: ${connected - received} of ${connected} connected clients never received the announcement`);
+    return phase;
   } finally {
     for (const c of clients) c.kill('SIGTERM');
     await roles.stop();
