@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make Redis, RabbitMQ and PostgreSQL available for Stampede.
 #
-#   scripts/services.sh [up|browser|status|stop-rabbitmq|start-rabbitmq|kill-redis|start-redis|stop-postgres|start-postgres]
+#   scripts/services.sh [up [--redis-cluster]|browser|status|stop-rabbitmq|start-rabbitmq|kill-redis|start-redis|stop-postgres|start-postgres]
 #                                                                             (default: up)
 #
 # up: for each service, in order of preference:
@@ -11,6 +11,12 @@
 #   c) else start local servers, apt-installing the Debian packages first when missing
 #      and running as root (redis-server, rabbitmq-server, postgresql). No systemd needed.
 # Idempotent: a second run reuses everything and takes a couple of seconds.
+#
+# up --redis-cluster (or STAMPEDE_REDIS_CLUSTER_NODES set): also a Redis Cluster of three
+#   masters on the seed nodes' loopback ports (default 127.0.0.1:7101,7102,7103), each with
+#   AOF and noeviction like the single node, data under $STAMPEDE_DATA_DIR/redis-cluster/<port>.
+#   Reuses nodes that answer and a cluster that is already formed; forms it (redis-cli
+#   --cluster create, no replicas) only from empty nodes. Needs redis-server and redis-cli.
 #
 # browser:         makes the headless Chromium the browser tests drive available
 #                  (`npm test` runs it after `up`): reuses $STAMPEDE_CHROMIUM or
@@ -38,6 +44,7 @@
 #                                                    everysec or always, the durable mode; see
 #                                                    Durability in the README)
 #   STAMPEDE_CHROMIUM           /usr/bin/chromium   (the browser tests' Chromium or Chrome)
+#   STAMPEDE_REDIS_CLUSTER_NODES  (unset)           (the cluster's seed nodes, host:port,...)
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -287,6 +294,56 @@ redis_start_local() {
   redis-server "${args[@]}" </dev/null >>"$REDIS_LOG" 2>&1 || { tail -n 20 "$REDIS_LOG" >&2; die "redis-server failed to start; see $REDIS_LOG"; }
   wait_for redis "$REDIS_LOG" redis_ping
   redis_check_config die
+}
+
+# ============================================================ Redis Cluster
+CLUSTER_NODES=${STAMPEDE_REDIS_CLUSTER_NODES:-127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103}
+# rc_cli HOST:PORT ARGS...: redis-cli against one cluster node (raw output)
+rc_cli() { local n=$1; shift; timeout 5 redis-cli -h "${n%:*}" -p "${n##*:}" --no-auth-warning --raw "$@" 2>/dev/null; }
+rc_info() { rc_cli "$1" CLUSTER INFO | tr -d '\r' | sed -n "s/^$2://p"; }
+rc_ping() { [[ $(rc_cli "$1" PING) == PONG ]]; }
+rc_all_ok() { local n; for n in "${RC_NODES[@]}"; do [[ $(rc_info "$n" cluster_state) == ok ]] || return 1; done; }
+
+redis_cluster_up() {
+  have redis-server && have redis-cli || die "redis cluster: redis-server and redis-cli are needed (Debian package redis-server)"
+  local n dir started=0 empty=0 formed=0
+  IFS=, read -r -a RC_NODES <<<"$CLUSTER_NODES"
+  ((${#RC_NODES[@]} >= 3)) || die "redis cluster: STAMPEDE_REDIS_CLUSTER_NODES needs at least three host:port nodes (got $CLUSTER_NODES)"
+  ensure_data_dir
+  for n in "${RC_NODES[@]}"; do
+    [[ $n == *:* ]] || die "redis cluster: $n is not host:port"
+    if rc_ping "$n"; then
+      [[ $(rc_cli "$n" CONFIG GET cluster-enabled | sed -n 2p) == yes ]] || die "redis cluster: $n answers but is not a cluster node (cluster-enabled no)"
+      log "redis cluster: reusing node $n"
+    else
+      is_local_host "${n%:*}" || die "redis cluster: $n does not answer and is not this machine; cannot start it here"
+      dir=$DATA_DIR/redis-cluster/${n##*:}
+      mkdir -p "$dir"
+      log "redis cluster: starting node $n (data $dir, log $dir/redis.log)"
+      redis-server --port "${n##*:}" --bind "${n%:*}" --daemonize yes --dir "$dir" --logfile "$dir/redis.log" --pidfile "$dir/redis.pid" \
+        --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+        --appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 512mb --maxmemory-policy noeviction --save "" \
+        </dev/null >>"$dir/redis.log" 2>&1 || { tail -n 20 "$dir/redis.log" >&2; die "redis cluster: node $n failed to start; see $dir/redis.log"; }
+      wait_for "redis cluster node $n" "$dir/redis.log" rc_ping "$n"
+      started=$((started + 1))
+    fi
+    local aof policy
+    aof=$(rc_cli "$n" CONFIG GET appendonly | sed -n 2p); policy=$(rc_cli "$n" CONFIG GET maxmemory-policy | sed -n 2p)
+    [[ $aof == yes && $policy == noeviction ]] || warn "redis cluster: $n has appendonly=$aof maxmemory-policy=$policy (Stampede expects yes/noeviction)"
+    if [[ $(rc_info "$n" cluster_known_nodes) == 1 && $(rc_info "$n" cluster_slots_assigned) == 0 ]]; then empty=$((empty + 1)); fi
+    [[ $(rc_info "$n" cluster_state) == ok ]] && formed=$((formed + 1))
+  done
+  if ((formed == ${#RC_NODES[@]})); then
+    log "redis cluster: reusing the formed cluster ($(rc_info "${RC_NODES[0]}" cluster_size) masters, all slots assigned)"
+  elif ((empty == ${#RC_NODES[@]})); then
+    log "redis cluster: forming a cluster of ${#RC_NODES[@]} masters: redis-cli --cluster create ${RC_NODES[*]} --cluster-replicas 0"
+    timeout "$TIMEOUT" redis-cli --cluster create "${RC_NODES[@]}" --cluster-replicas 0 --cluster-yes >"$DATA_DIR/redis-cluster/create.log" 2>&1 ||
+      { tail -n 20 "$DATA_DIR/redis-cluster/create.log" >&2; die "redis cluster: redis-cli --cluster create failed; see $DATA_DIR/redis-cluster/create.log"; }
+  else
+    log "redis cluster: nodes know each other but the cluster is not ok yet; waiting for it"
+  fi
+  wait_for "redis cluster (cluster_state:ok on every node)" "$DATA_DIR/redis-cluster/<port>/redis.log" rc_all_ok
+  log "summary: redis cluster $(printf '%-7s' "$( ((started)) && echo started || echo reused)") ${RC_NODES[*]} (nodes started: $started)"
 }
 
 # ================================================================ RabbitMQ
@@ -619,6 +676,10 @@ cmd_status() {
     if pg_test_answers; then log "postgres: up    $DB_URL (+ $TEST_DB_URL)"
     else log "postgres: up    $DB_URL, but $TEST_DB_URL does not answer"; rc=1; fi
   else log "postgres: DOWN  $DB_URL"; rc=1; fi
+  if [[ -n ${STAMPEDE_REDIS_CLUSTER_NODES:-} ]]; then
+    IFS=, read -r -a RC_NODES <<<"$CLUSTER_NODES"
+    if rc_all_ok; then log "redis cluster: up  ${RC_NODES[*]}"; else log "redis cluster: DOWN or not ok  ${RC_NODES[*]}"; rc=1; fi
+  fi
   # Not a service: the api runs without it, so it does not change the exit code.
   if [[ -x $CHROMIUM ]]; then log "chromium: $(chromium_version || echo 'does not run')  $CHROMIUM"
   else log "chromium: missing  $CHROMIUM (the browser tests need it: scripts/services.sh browser)"; fi
@@ -727,7 +788,11 @@ cmd_start_postgres() {
 }
 
 case ${1:-up} in
-  up) cmd_up ;;
+  up)
+    cmd_up
+    if [[ ${2:-} == --redis-cluster || -n ${STAMPEDE_REDIS_CLUSTER_NODES:-} ]]; then redis_cluster_up
+    elif [[ -n ${2:-} ]]; then die "usage: $0 up [--redis-cluster]"; fi
+    ;;
   browser) cmd_browser ;;
   status) cmd_status ;;
   stop-rabbitmq) cmd_stop_rabbitmq ;;
@@ -737,5 +802,5 @@ case ${1:-up} in
   stop-postgres) cmd_stop_postgres ;;
   start-postgres) cmd_start_postgres ;;
   -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
-  *) die "usage: $0 [up|browser|status|stop-rabbitmq|start-rabbitmq|kill-redis|start-redis|stop-postgres|start-postgres]" ;;
+  *) die "usage: $0 [up [--redis-cluster]|browser|status|stop-rabbitmq|start-rabbitmq|kill-redis|start-redis|stop-postgres|start-postgres]" ;;
 esac

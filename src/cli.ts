@@ -21,7 +21,7 @@ import { seedProgress } from './dev/progress.js';
 // a fraction of the time (it is what a restart or a scale-out waits for).
 const migrateDb = async (cfg: Config, log: Logger): Promise<void> => (await import('./platform/db/migrate.js')).migrate(cfg.STAMPEDE_DATABASE_URL, log);
 const db = async (cfg: Config, max: number) => (await import('./platform/db/pool.js')).createPool(cfg.STAMPEDE_DATABASE_URL, max);
-const redisOf = async (cfg: Config, name?: string) => (await import('./platform/redis/client.js')).createRedis(cfg.STAMPEDE_REDIS_URL, name ? { name } : undefined);
+const redisOf = async (cfg: Config, name?: string) => (await import('./platform/redis/client.js')).createRedis(cfg, name ? { name } : undefined);
 
 function config(): Config {
   try {
@@ -287,7 +287,7 @@ program
     const pool = await db(cfg, 1);
     const { Reconciliation, formatReport } = await import('./ops/reconciliation.js');
     try {
-      const report = await new Reconciliation({ pool, redisUrl: cfg.STAMPEDE_REDIS_URL, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS }).run('cli');
+      const report = await new Reconciliation({ pool, redisTarget: cfg, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS }).run('cli');
       process.stdout.write(o.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
       if (report.unrepaired > 0) process.exitCode = 1;
     } finally {

@@ -193,15 +193,16 @@ export class Auctions {
     const terms = termsOf(auction);
     const unannounced = auction.announcedAt === null && auction.status === 'open';
     await loadAuction(this.redis, terms, unannounced && auction.collection ? createdEventOf(auction) : undefined);
-    const multi = this.redis.multi().sadd(OUTBOX_REGISTRY, auctionKeys.outbox(auction.id));
+    // Three global keys, so three slots on a cluster: separate commands (each is idempotent; a load that dies midway is redone whole).
+    const writes: Promise<unknown>[] = [this.redis.sadd(OUTBOX_REGISTRY, auctionKeys.outbox(auction.id))];
     if (auction.status === 'open') {
       // The deadline is a hint: the close script decides, and reports an extended end.
-      multi.zadd(AUCTION_DEADLINES, 'NX', terms.endsAt, auction.id);
+      writes.push(this.redis.zadd(AUCTION_DEADLINES, 'NX', terms.endsAt, auction.id));
       if (terms.promoter && auction.promoter) {
-        multi.zadd(AUCTION_PROMOTIONS, 'NX', nextPromotionAt(auction.promoter, Math.max(Date.now(), terms.startsAt)), auction.id);
+        writes.push(this.redis.zadd(AUCTION_PROMOTIONS, 'NX', nextPromotionAt(auction.promoter, Math.max(Date.now(), terms.startsAt)), auction.id));
       }
     }
-    await multi.exec();
+    await Promise.all(writes);
     if (unannounced) await recordAnnounced(this.pool, auction.id);
   }
 }

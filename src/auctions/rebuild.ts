@@ -27,6 +27,7 @@
 import type { Redis } from 'ioredis';
 import type { Pool, PoolClient } from '../platform/db/pool.js';
 import { AUCTION_DEADLINES, auctionKeys } from './keys.js';
+import { scanKeys, unwatch } from '../platform/redis/client.js';
 import { OUTBOX_REGISTRY, RELAY_GROUP } from '../platform/messaging/outbox.js';
 import { readLiveAuction, type AuctionTerms } from './scripts.js';
 import { bookMemberOf, bookTopOf, encodeStoredBid, type StoredBid } from './codec.js';
@@ -178,7 +179,7 @@ export async function rebuildAuction(pool: Pool | PoolClient, redis: Redis, auct
     return await rebuildUnwatched(pool, redis, auctionId, options);
   } finally {
     // EXEC ends the WATCH; a refusal before it must end it too.
-    await redis.unwatch();
+    await unwatch(redis);
   }
 }
 
@@ -200,14 +201,7 @@ async function rebuildUnwatched(pool: Pool | PoolClient, redis: Redis, auctionId
     );
   }
 
-  const stale: string[] = [];
-  const pattern = auctionKeys.mine(auctionId, '*');
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    stale.push(...found);
-  } while (cursor !== '0');
+  const stale = await scanKeys(redis, auctionKeys.mine(auctionId, '*'));
 
   const multi = redis.multi();
   multi.del(auctionKeys.auction(auctionId), auctionKeys.bids(auctionId), auctionKeys.book(auctionId), auctionKeys.standing(auctionId), auctionKeys.history(auctionId), ...stale,

@@ -27,7 +27,7 @@
 import type { Redis } from 'ioredis';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import type { Logger } from '../platform/log.js';
-import { channelSubscriber } from '../platform/redis/client.js';
+import { channelSubscriber, type RedisTarget } from '../platform/redis/client.js';
 import { LIVE_CHANNEL } from './keys.js';
 import { readLiveSale, type LiveSale } from '../sales/scripts.js';
 import { uWS } from '../platform/http/uws.js';
@@ -41,7 +41,7 @@ export interface LiveHubOptions {
   /** The api's command connection (auto-pipelined): snapshots and ticks read through it. */
   redis: Redis;
   /** The hub opens its own subscriber connection to this Redis. */
-  redisUrl: string;
+  redisTarget: RedisTarget;
   log: Logger;
   tickMs: number;
   /** The current state of an auction; undefined (or no function) answers `snapshot: null`. */
@@ -122,7 +122,7 @@ export class LiveHub {
 
     // What was published while the connection was down is lost: once
     // subscribed again, every auction watched here gets its current state.
-    this.subscriber = channelSubscriber(options.redisUrl, 'stampede-api-live', LIVE_CHANNEL, (message) => this.forward(message), () => void this.resync());
+    this.subscriber = channelSubscriber(options.redisTarget, 'stampede-api-live', LIVE_CHANNEL, (message) => this.forward(message), () => void this.resync());
     this.timer = setInterval(() => void this.tick(), options.tickMs);
     this.timer.unref();
   }

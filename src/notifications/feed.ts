@@ -10,7 +10,7 @@
  * Once it is back, every listener is told (`resumed`), so an SSE stream
  * reads what it missed from Postgres.
  */
-import { channelSubscriber } from '../platform/redis/client.js';
+import { channelSubscriber, type RedisTarget } from '../platform/redis/client.js';
 import type { Logger } from '../platform/log.js';
 import { NOTIFICATIONS_CHANNEL } from './keys.js';
 import { deliveriesOf } from './push.js';
@@ -30,8 +30,8 @@ export class NotificationFeed {
   /** Notifications heard, one per recipient named (for operators and tests). */
   heard = 0;
 
-  constructor(redisUrl: string, private readonly log: Logger) {
-    this.subscriber = channelSubscriber(redisUrl, 'stampede-api-notifications', NOTIFICATIONS_CHANNEL, (message) => this.dispatch(message), () => void this.resume());
+  constructor(redisTarget: RedisTarget, private readonly log: Logger) {
+    this.subscriber = channelSubscriber(redisTarget, 'stampede-api-notifications', NOTIFICATIONS_CHANNEL, (message) => this.dispatch(message), () => void this.resume());
   }
 
   /** Resolves once the subscriber listens on NOTIFICATIONS_CHANNEL. */

@@ -5,6 +5,7 @@ import { PG_OUTBOX_NAME, pgOutboxBacklog } from '../platform/messaging/pg-outbox
 import type { AmqpLink } from '../platform/messaging/link.js';
 import { allQueues, type Topology } from '../platform/messaging/topology.js';
 import { OUTBOX_REGISTRY, RELAY_GROUP } from '../platform/messaging/outbox.js';
+import { batch } from '../platform/redis/client.js';
 
 export interface QueueStat {
   queue: string;
@@ -39,18 +40,17 @@ export function createOpsView(redis: Redis, pool: Pool, link: AmqpLink, topology
         queues.push({ ...q, messages: s.messageCount, consumers: s.consumerCount });
       }
       const streams = (await redis.smembers(OUTBOX_REGISTRY)).sort();
-      const p = redis.pipeline();
-      for (const s of streams) {
-        p.xlen(s);
-        p.xinfo('GROUPS', s);
-        p.xpending(s, RELAY_GROUP);
-      }
-      const replies = (await p.exec()) ?? [];
+      // Each stream is in its own slot (client.ts `batch`).
+      const [lengths, groupsOf, pendingOf] = await Promise.all([
+        batch(redis, streams, (p, s) => p.xlen(s)),
+        batch(redis, streams, (p, s) => p.xinfo('GROUPS', s)),
+        batch(redis, streams, (p, s) => p.xpending(s, RELAY_GROUP)),
+      ]);
       const read = streams.map((stream, i) => {
-        const length = Number(replies[3 * i]?.[1] ?? 0);
-        const groups = (replies[3 * i + 1]?.[1] ?? []) as (string | number)[][];
+        const length = Number(lengths[i]?.[1] ?? 0);
+        const groups = (groupsOf[i]?.[1] ?? []) as (string | number)[][];
         // XPENDING's summary: [count, smallest id, greatest id, consumers] (an error when the group is missing).
-        const summary = replies[3 * i + 2]?.[0] ? undefined : (replies[3 * i + 2]?.[1] as [number, string | null] | undefined);
+        const summary = pendingOf[i]?.[0] ? undefined : (pendingOf[i]?.[1] as [number, string | null] | undefined);
         let pending = 0;
         let unread = length;
         let lastDelivered: string | undefined;
@@ -66,9 +66,7 @@ export function createOpsView(redis: Redis, pool: Pool, link: AmqpLink, topology
         return { stream, length, unread, pending, oldestPending: pending > 0 ? summary?.[1] ?? undefined : undefined, lastDelivered };
       });
       // The oldest unread entry is the first after the group's last delivered one (or the stream's first, with no group yet).
-      const firstUnread = redis.pipeline();
-      for (const o of read) firstUnread.xrange(o.stream, o.lastDelivered ? `(${o.lastDelivered}` : '-', '+', 'COUNT', 1);
-      const unreadReplies = read.some((o) => o.unread > 0) ? ((await firstUnread.exec()) ?? []) : [];
+      const unreadReplies = read.some((o) => o.unread > 0) ? await batch(redis, read, (p, o) => p.xrange(o.stream, o.lastDelivered ? `(${o.lastDelivered}` : '-', '+', 'COUNT', 1)) : [];
       const now = Date.now();
       const ageOf = (id: string | undefined) => (id ? Math.max(0, now - Number(id.split('-')[0])) : 0);
       const outboxes: OutboxStat[] = read.map((o, i) => {

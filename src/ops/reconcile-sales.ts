@@ -27,7 +27,7 @@
  * that Redis has not followed for longer than the threshold is repaired.
  */
 import type { PoolClient } from '../platform/db/pool.js';
-import type { Redis } from '../platform/redis/client.js';
+import { unwatch, type Redis } from '../platform/redis/client.js';
 import { saleKeys, STOCK_CHANNEL } from '../sales/keys.js';
 import { loadSale, settlePurchase } from '../sales/scripts.js';
 import { findOrders, findSale, MAX_RECONCILED_CANCELLATIONS, saleLedger, type SaleRecord } from '../sales/repository.js';
@@ -254,12 +254,15 @@ function counterFindings(saleId: string, r: Reading): CounterFinding[] {
  * Then Redis must hold sold = confirmed units, reserved = 0, available =
  * stock - sold, and each buyer's count = their confirmed units.
  */
+/** The keys a counter repair WATCHes and writes: one slot (the sale's hash tag), as WATCH and MULTI need on a cluster. */
+export const repairKeys = (saleId: string): string[] => [saleKeys.sale(saleId), saleKeys.inflight(saleId), saleKeys.bought(saleId)];
+
 async function repairCounters(db: PoolClient, redis: Redis, saleId: string, r: Reading): Promise<{ repaired: boolean; action: string }> {
   const refused = (why: string) => ({ repaired: false, action: `not repaired: ${why}` });
   if (r.pending.length > 0) return refused(`${r.pending.length} purchase(s) in flight; the next run looks again`);
   if (!r.cancellationsRead) return refused(`more than ${MAX_RECONCILED_CANCELLATIONS.toLocaleString('en')} cancelled orders to read back`);
   if (r.cancelledNotApplied > 0) return refused('cancellations settled in Postgres are not applied in Redis yet');
-  const keys = [saleKeys.sale(saleId), saleKeys.inflight(saleId), saleKeys.bought(saleId)];
+  const keys = repairKeys(saleId);
   await db.query('BEGIN');
   try {
     await redis.watch(...keys);
@@ -282,7 +285,7 @@ async function repairCounters(db: PoolClient, redis: Redis, saleId: string, r: R
     if (snap.live.available <= 0 && available > 0) await redis.publish(STOCK_CHANNEL, saleId);
     return { repaired: true, action: `counters set from Postgres: stock ${ledger.stock}, available ${available}, reserved 0, sold ${ledger.confirmedUnits}; buyers' counts from their confirmed orders` };
   } finally {
-    await redis.unwatch();
+    await unwatch(redis);
     await db.query('COMMIT');
   }
 }

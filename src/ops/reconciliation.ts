@@ -18,7 +18,7 @@
  * every node and role (a Postgres advisory lock).
  */
 import type { Pool, PoolClient } from '../platform/db/pool.js';
-import { createRedis, type Redis } from '../platform/redis/client.js';
+import { createRedis, type Redis, type RedisTarget } from '../platform/redis/client.js';
 import { AppError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import { OUTBOX_REGISTRY } from '../platform/messaging/outbox.js';
@@ -62,7 +62,7 @@ export interface ReconciliationReport {
 
 export interface ReconciliationDeps {
   pool: Pool;
-  redisUrl: string;
+  redisTarget: RedisTarget;
   log: Logger;
   stuckAfterMs: number;
 }
@@ -97,7 +97,7 @@ export class Reconciliation {
   private async runLocked(db: PoolClient, trigger: Trigger): Promise<ReconciliationReport> {
     const startedAt = new Date();
     // A connection of its own: the repairs WATCH keys, and a WATCH belongs to its connection.
-    const redis = createRedis(this.deps.redisUrl, { autoPipelining: false, name: 'stampede-reconcile' });
+    const redis = createRedis(this.deps.redisTarget, { autoPipelining: false, name: 'stampede-reconcile' });
     try {
       const outboxes = await redis.smembers(OUTBOX_REGISTRY);
       const sales = await this.checkSales(db, redis, outboxes);

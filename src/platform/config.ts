@@ -45,6 +45,17 @@ const managementUrl = makeValidator<string>((input) => {
   return input;
 });
 
+/** '' (one Redis node, STAMPEDE_REDIS_URL) or comma-separated host:port seed nodes of a Redis Cluster. */
+const clusterNodes = makeValidator<string[]>((input) => {
+  if (input.trim() === '') return [];
+  const nodes = input.split(',').map((s) => s.trim());
+  for (const n of nodes) {
+    const m = /^(\[[0-9a-fA-F:]+\]|[\w.-]+):(\d+)$/.exec(n);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new Error("must be '' or comma-separated host:port seed nodes");
+  }
+  return nodes;
+});
+
 /** The queues a worker role may consume, one worker each. */
 export const WORKER_QUEUES = ['orders', 'auctions', 'notifications', 'email', 'sms', 'webhooks'] as const;
 export type WorkerQueue = (typeof WORKER_QUEUES)[number];
@@ -77,6 +88,7 @@ export const configSchema = {
   STAMPEDE_HEARTBEAT_MS: intIn(100, 60_000)({ default: 2_000, desc: 'How often each role writes its heartbeat to Redis; the board shows a role silent after three missed beats.' }),
   STAMPEDE_AMQP_MANAGEMENT_URL: managementUrl({ default: '', desc: "RabbitMQ's management API, for queue rates on the live board ('' = the broker's host on port 15672 with STAMPEDE_AMQP_URL's credentials; off = no rates)." }),
   STAMPEDE_REDIS_URL: url({ default: 'redis://127.0.0.1:6379', desc: 'Redis, the decision point.' }),
+  STAMPEDE_REDIS_CLUSTER_NODES: clusterNodes({ default: [] as string[], desc: "A Redis Cluster's seed nodes (host:port, comma-separated): when set, every process uses the cluster client (any seed is enough; the others are found) and STAMPEDE_REDIS_URL gives only the password, if any. '' = one Redis node." }),
   STAMPEDE_AMQP_URL: url({ default: 'amqp://stampede:stampede@127.0.0.1:5672', desc: 'RabbitMQ broker.' }),
   STAMPEDE_DATABASE_URL: url({ default: 'postgres://stampede:stampede@127.0.0.1:5432/stampede', desc: 'Postgres, the system of record.' }),
   STAMPEDE_AMQP_PREFIX: str({ default: 'stampede', desc: 'Prefix of every exchange and queue name (lets deployments or test runs share a broker).' }),

@@ -114,10 +114,10 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   if (cfg.STAMPEDE_REQUIRE_NATIVE_UWS) assertNativeUws();
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_DB_POOL_SIZE);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
-  const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-api' });
+  const redis = createRedis(cfg, { name: 'stampede-api' });
   const registry = registryFor(cfg, 'api');
   if (registry) observeScripts(redis, scriptMetrics(registry));
-  const subscriber = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-api-sub', autoPipelining: false });
+  const subscriber = createRedis(cfg, { name: 'stampede-api-sub', autoPipelining: false });
   const link = new AmqpLink(cfg.STAMPEDE_AMQP_URL, `api ${process.pid}`, cfg.topology, log);
   link.start();
 
@@ -218,7 +218,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   });
   registerAuctionRoutes(http, kit, auctions, bids);
   const inbox = new Inbox(pool, retentionOf(cfg));
-  const feed = new NotificationFeed(cfg.STAMPEDE_REDIS_URL, log);
+  const feed = new NotificationFeed(cfg, log);
   const eventStreams = new EventStreams(http, { log, keepAliveMs: cfg.STAMPEDE_SSE_KEEPALIVE_MS, maxStreams: cfg.STAMPEDE_SSE_MAX_STREAMS });
   registerNotificationRoutes(http, kit, {
     inbox, preferences: new Preferences(pool), unsubscribeLinks: unsubscribeLinksOf(cfg), eventStreams, streams: new NotificationStreams(feed, inbox, log),
@@ -229,7 +229,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   const operatorKeys = new OperatorKeys(pool, redis, apiKeys);
   registerOpsRoutes(http, kit, ops, deadLetters, operatorKeys);
   registerSellerKeyRoutes(http, kit, operatorKeys);
-  const reconciliation = new Reconciliation({ pool, redisUrl: cfg.STAMPEDE_REDIS_URL, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS });
+  const reconciliation = new Reconciliation({ pool, redisTarget: cfg, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS });
   registerReconciliationRoutes(http, kit, reconciliation);
   registerAnnouncementRoutes(http, kit, sends);
   registerWebhookRoutes(http, kit, new WebhookEndpoints(pool, endpointSettingsOf(cfg)));
@@ -256,7 +256,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
   registerApiReference(http, 'Flash sales and auctions: buy and bid in milliseconds, settled exactly once. Errors are RFC 9457 problem details with a stable `code`; money is an integer count of minor units with an ISO 4217 currency.');
   http.fallback();
   const live = new LiveHub({
-    app, redis, redisUrl: cfg.STAMPEDE_REDIS_URL, log, tickMs: cfg.STAMPEDE_LIVE_TICK_MS, auctionSnapshot: (id) => auctions.liveSnapshot(id),
+    app, redis, redisTarget: cfg, log, tickMs: cfg.STAMPEDE_LIVE_TICK_MS, auctionSnapshot: (id) => auctions.liveSnapshot(id),
     authenticate: (token) => kit.buyerOfToken(token),
   });
   await live.start();

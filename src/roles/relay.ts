@@ -9,7 +9,7 @@ import { registryFor, serveRoleMetrics } from './metrics.js';
 import { Heartbeat } from '../ops/heartbeats.js';
 
 export async function startRelay(cfg: Config = loadConfig(), log: Logger = createLogger(cfg.STAMPEDE_LOG_LEVEL, 'relay')): Promise<Role & { relay: Relay }> {
-  const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-relay', autoPipelining: false });
+  const redis = createRedis(cfg, { name: 'stampede-relay', autoPipelining: false });
   const relay = new Relay({
     redis, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, batch: cfg.STAMPEDE_RELAY_BATCH,
     claimIdleMs: cfg.STAMPEDE_RELAY_CLAIM_IDLE_MS, eventsPerMessage: cfg.STAMPEDE_RELAY_EVENTS_PER_MESSAGE, topology: cfg.topology,

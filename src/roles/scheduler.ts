@@ -24,7 +24,7 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
   // A reconciliation run holds a connection of its own while it runs (its lock).
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 3);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
-  const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-scheduler' });
+  const redis = createRedis(cfg, { name: 'stampede-scheduler' });
   const auctions = new Auctions(pool, redis);
   // The scheduler places no bids: it reads the standing ones for the promoter.
   const bids = new Bids(redis, auctions, { rateMax: 1, rateWindowMs: 1, idempotencyTtlMs: 1 });
@@ -42,7 +42,7 @@ export async function startScheduler(cfg: Config = loadConfig(), log: Logger = c
   deadline.start();
   const keeper = new DeadLetterKeeper({ pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, topology: cfg.topology, log });
   keeper.start();
-  const reconciliation = new Reconciliation({ pool, redisUrl: cfg.STAMPEDE_REDIS_URL, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS });
+  const reconciliation = new Reconciliation({ pool, redisTarget: cfg, log, stuckAfterMs: cfg.STAMPEDE_RECONCILE_STUCK_AFTER_MS });
   const reconciling = new ReconciliationSchedule(reconciliation, cfg.STAMPEDE_RECONCILE_INTERVAL_MS, log);
   reconciling.start();
   const registry = registryFor(cfg, 'scheduler');

@@ -48,7 +48,7 @@ export async function startWorker(
   const queues = new Set(cfg.STAMPEDE_WORKER_QUEUES);
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, cfg.STAMPEDE_DB_POOL_SIZE);
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
-  const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'stampede-worker' });
+  const redis = createRedis(cfg, { name: 'stampede-worker' });
   const common = {
     pool, amqpUrl: cfg.STAMPEDE_AMQP_URL, log, prefetch: cfg.STAMPEDE_WORKER_PREFETCH, batch: cfg.STAMPEDE_WORKER_BATCH,
     concurrency: cfg.STAMPEDE_WORKER_CONCURRENCY, topology: cfg.topology,

@@ -9,7 +9,7 @@ import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createLogger } from '../../src/platform/log.js';
 import { createPool, type Pool } from '../../src/platform/db/pool.js';
 import { migrate } from '../../src/platform/db/migrate.js';
-import { createRedis, type Redis } from '../../src/platform/redis/client.js';
+import { createRedis, masters, type Redis } from '../../src/platform/redis/client.js';
 import { startApi, startRelay, startScheduler, startWorker, type ApiHandle } from '../../src/roles/index.js';
 import type { Scheduler } from '../../src/auctions/scheduler.js';
 import { createBuyerTokens } from '../../src/platform/auth/tokens.js';
@@ -29,6 +29,8 @@ export const TEST_ENV: NodeJS.ProcessEnv = {
   NODE_ENV: 'test',
   STAMPEDE_DATABASE_URL: process.env.STAMPEDE_TEST_DATABASE_URL ?? 'postgres://stampede:stampede@127.0.0.1:5432/stampede_test',
   STAMPEDE_REDIS_URL: process.env.STAMPEDE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/1',
+  // Set (npm run test:cluster): the same tests against a Redis Cluster (its only database, 0; the URL is not used then).
+  STAMPEDE_REDIS_CLUSTER_NODES: process.env.STAMPEDE_TEST_REDIS_CLUSTER_NODES ?? '',
   STAMPEDE_AMQP_PREFIX: process.env.STAMPEDE_TEST_AMQP_PREFIX ?? 'stampede-test',
   STAMPEDE_HTTP_HOST: '127.0.0.1',
   STAMPEDE_HTTP_PORT: '0',
@@ -48,9 +50,14 @@ export const testConfig = (overrides: NodeJS.ProcessEnv = {}): Config => loadCon
 
 /** A client of the test Redis, closed when the test `t` ends. */
 export function testRedis(t: Test, name: string): Redis {
-  const redis = createRedis(testConfig().STAMPEDE_REDIS_URL, { name });
+  const redis = createRedis(testConfig(), { name });
   t.teardown(() => redis.quit());
   return redis;
+}
+
+/** Empties the test Redis: its database, or every master of the test cluster. */
+export async function flushRedis(redis: Redis): Promise<void> {
+  for (const node of await masters(redis)) await node.flushdb();
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -143,8 +150,8 @@ export async function boot(t: Test, o: BootOptions = {}): Promise<System> {
   await migrate(cfg.STAMPEDE_DATABASE_URL, log);
   await purgeTestQueues(cfg);
   const pool = createPool(cfg.STAMPEDE_DATABASE_URL, 5);
-  const redis = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'test' });
-  await redis.flushdb();
+  const redis = createRedis(cfg, { name: 'test' });
+  await flushRedis(redis);
   const stops: (() => Promise<void>)[] = [];
   t.teardown(async () => {
     for (const stop of stops.reverse()) await stop().catch(() => {});

@@ -5,6 +5,7 @@
  * crashes, never yields a 5xx, changes nothing in Postgres or Redis, and
  * always gets a precise problem+json error.
  */
+import { scanKeys } from '../../src/platform/redis/client.js';
 import t from 'tap';
 import type { Test } from 'tap';
 import { boot, call, OPERATOR_KEY, type HttpAnswer } from '../helpers/system.js';
@@ -31,7 +32,7 @@ async function unchanged(t: Test, bad: () => Promise<void>): Promise<void> {
   const snapshot = async () => ({
     rows: (await sys.pool.query(`SELECT (SELECT count(*)::int FROM sales) AS sales, (SELECT count(*)::int FROM sale_eligible_buyers) AS listed,
       (SELECT string_agg(buyer_id, ',' ORDER BY buyer_id) FROM sale_eligible_buyers WHERE sale_id = $1) AS ours`, [privateSale.id])).rows,
-    saleKeys: (await sys.redis.keys('{sale:*}')).sort(),
+    saleKeys: (await scanKeys(sys.redis, '{sale:*}')).sort(),
     eligible: (await sys.redis.smembers(saleKeys.eligible(privateSale.id))).sort(),
     publicSet: await sys.redis.exists(saleKeys.eligible(publicSale.id)),
   });

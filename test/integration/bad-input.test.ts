@@ -6,6 +6,7 @@
  * nothing changed (live counters, outbox, Redis keys, Postgres rows) and that
  * the api still serves a normal request.
  */
+import { scanKeys } from '../../src/platform/redis/client.js';
 import t from 'tap';
 import type { Test } from 'tap';
 import { boot, call, OPERATOR_KEY, type HttpAnswer } from '../helpers/system.js';
@@ -57,7 +58,7 @@ async function snapshot(): Promise<Snapshot> {
   );
   // Rate-limit counters expire on their own (1 s window); everything else must stay put.
   const keys: string[] = [];
-  for (const id of [sale.id, 'sal_zzzzzzzzzzzz', 'sal_000000000000']) keys.push(...(await sys.redis.keys(`*${id}*`)));
+  for (const id of [sale.id, 'sal_zzzzzzzzzzzz', 'sal_000000000000']) keys.push(...(await scanKeys(sys.redis, `*${id}*`)));
   // A refused purchase is counted for the operators' board (`:outcomes`, as a metric is); an unknown sale is not, so it has no keys at all.
   const redisKeys = keys.filter((k) => !k.includes(':rate:') && !k.endsWith(':outcomes')).sort();
   return {

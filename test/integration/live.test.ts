@@ -23,7 +23,7 @@ const auctionUpdate = (auctionId: string, price: number, bidCount: number) => ({
 /** A hub of its own on a uWS app of its own (no api), listening on a free port; stopped when the test ends. */
 async function standaloneHub(t: Test, sys: System, options: Pick<LiveHubOptions, 'auctionSnapshot' | 'limits'>): Promise<{ hub: LiveHub; url: string }> {
   const app = uWS.App();
-  const hub = new LiveHub({ app, redis: sys.redis, redisUrl: sys.cfg.STAMPEDE_REDIS_URL, log: createLogger('silent', 'live-test'), tickMs: 1000, ...options });
+  const hub = new LiveHub({ app, redis: sys.redis, redisTarget: sys.cfg, log: createLogger('silent', 'live-test'), tickMs: 1000, ...options });
   await hub.start();
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('no port')))));
   t.teardown(async () => {

@@ -5,6 +5,8 @@
 import t from 'tap';
 import { boot, waitFor } from '../helpers/system.js';
 import { auditSale } from '../helpers/invariants.js';
+import { masters, type Redis } from '../../src/platform/redis/client.js';
+import { saleKeys } from '../../src/sales/keys.js';
 
 t.test('2,000 parallel buyers, 100 items: exactly 100 accepted and settled, never oversold', async (t) => {
   const sys = await boot(t, { relay: true, worker: true });
@@ -166,3 +168,41 @@ t.test('cancel: pending or confirmed, stock back and refund exactly once', async
   const other = await fetch(`${sys.url}${b.body.statusUrl}`, { method: 'DELETE', headers: { authorization: `Bearer ${sys.token((await sys.createBuyers(1))[0]!)}` } });
   t.equal(other.status, 404, "nobody cancels another buyer's purchase");
 });
+
+t.test('sales whose outboxes lie on every master (a Redis Cluster) are all relayed and settled, and the ops view reads each', async (t) => {
+  const sys = await boot(t, { relay: true, worker: true });
+  const nodes = await masters(sys.redis);
+  // Sales until each master holds at least one's slot (one node: the first sale does).
+  const byMaster = new Map<string, string>();
+  const sales: string[] = [];
+  while (byMaster.size < nodes.length && sales.length < 60) {
+    const sale = await sys.createSale({ stock: 2, perBuyerLimit: 1 });
+    sales.push(sale.id);
+    const owner = await masterOf(nodes, saleKeys.outbox(sale.id));
+    if (!byMaster.has(owner)) byMaster.set(owner, sale.id);
+  }
+  t.equal(byMaster.size, nodes.length, `outboxes on each of the ${nodes.length} master(s)`);
+  const [buyer] = await sys.createBuyers(1);
+  const answers = await Promise.all([...byMaster.values()].map((id) => sys.purchase(buyer!, id)));
+  t.same(answers.map((a) => a.status), answers.map(() => 202), 'one purchase accepted in each');
+  for (const id of byMaster.values()) {
+    await sys.drained(id);
+    const audit = await auditSale(sys.pool, sys.redis, id, 1);
+    t.same(audit.violations, [], `sale ${id}: no invariant broken`);
+    t.equal(audit.confirmedOrders, 1, `sale ${id}: its order settled`);
+  }
+  const ops = await sys.operator('/v1/ops/queues');
+  t.equal(ops.status, 200);
+  const streams = new Set((ops.body.outboxes as { stream: string }[]).map((o) => o.stream));
+  t.ok([...byMaster.values()].every((id) => streams.has(saleKeys.outbox(id))), 'the ops view lists every outbox, whichever master holds it');
+});
+
+/** `host:port` of the master holding `key`'s slot (the only node, on one). */
+async function masterOf(nodes: Redis[], key: string): Promise<string> {
+  const name = (n: Redis) => `${n.options.host}:${n.options.port}`;
+  if (nodes.length === 1) return name(nodes[0]!);
+  const slot = Number(await nodes[0]!.call('CLUSTER', 'KEYSLOT', key));
+  const ranges = (await nodes[0]!.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+  const [, , [host, port]] = ranges.find(([from, to]) => slot >= from && slot <= to)!;
+  return nodes.map(name).find((n) => n === `${host}:${port}`) ?? `${host}:${port}`;
+}

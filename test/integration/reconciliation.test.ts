@@ -34,7 +34,7 @@ import { projectRoot } from '../../src/platform/paths.js';
 const root = t;
 const STUCK_AFTER_MS = 2_000;
 const sys = await boot(t, { relay: true, worker: true });
-const reconciliation = new Reconciliation({ pool: sys.pool, redisUrl: sys.cfg.STAMPEDE_REDIS_URL, log: createLogger('silent', 'test'), stuckAfterMs: STUCK_AFTER_MS });
+const reconciliation = new Reconciliation({ pool: sys.pool, redisTarget: sys.cfg, log: createLogger('silent', 'test'), stuckAfterMs: STUCK_AFTER_MS });
 
 const ours = new Set<string>();
 const all = (r: ReconciliationReport): Finding[] => Object.values(r.checks).flatMap((c) => c.findings);

@@ -237,7 +237,7 @@ t.test('an idempotency key whose auction state is gone answers unknown auction, 
   t.match(await Promise.all([bid(a, u, 1000, withKey), bid(a, newUserId(), 1100)]), [{ code: Outcome.NotFound }, { code: Outcome.NotFound }],
     'answered, not a script error, for the replay and the bid beside it');
 
-  const closed = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'lua-auction-test-closed' });
+  const closed = createRedis(cfg, { name: 'lua-auction-test-closed' });
   await closed.quit();
   const b = await auction();
   const settled = await Promise.allSettled([1000, 1100, 1200].map((amount) =>
@@ -443,7 +443,7 @@ t.test('closeAuction: not due, closes once with ordered offers above the reserve
 });
 
 t.test('every change is published live with an anonymous leader handle', async (t) => {
-  const sub = createRedis(cfg.STAMPEDE_REDIS_URL, { name: 'lua-auction-sub', autoPipelining: false });
+  const sub = createRedis(cfg, { name: 'lua-auction-sub', autoPipelining: false });
   t.teardown(() => sub.quit());
   const got: string[] = [];
   sub.on('message', (_c: string, m: string) => got.push(m));

@@ -174,7 +174,7 @@ t.test('concurrency: 400 parallel purchases of a private sale, half by listed bu
 
 t.test('settlePurchase: every transition once, and -7 for an unknown purchase', async (t) => {
   const s = await sale({ stock: 5, perBuyerLimit: 5 });
-  const sub = createRedis(cfg.STAMPEDE_REDIS_URL, { autoPipelining: false });
+  const sub = createRedis(cfg, { autoPipelining: false });
   t.teardown(() => sub.quit());
   const announced: string[] = [];
   await sub.subscribe(STOCK_CHANNEL);

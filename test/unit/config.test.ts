@@ -65,3 +65,12 @@ t.test('the demo storefront: on outside production (NODE_ENV unset is developmen
   t.equal(loadConfig(production).STAMPEDE_STOREFRONT, false, 'off by default in production');
   t.throws(() => loadConfig({ ...production, STAMPEDE_STOREFRONT: 'true' }), { constructor: ConfigError, message: /STAMPEDE_STOREFRONT: .*refused in production/ });
 });
+
+t.test('Redis Cluster seed nodes: empty is one node, host:port lists are read, anything else is refused naming the variable', async (t) => {
+  t.same(loadConfig({ ...base }).STAMPEDE_REDIS_CLUSTER_NODES, [], 'unset: one Redis node');
+  t.same(loadConfig({ ...base, STAMPEDE_REDIS_CLUSTER_NODES: '127.0.0.1:7101, redis-b.internal:7102,[::1]:7103' }).STAMPEDE_REDIS_CLUSTER_NODES,
+    ['127.0.0.1:7101', 'redis-b.internal:7102', '[::1]:7103']);
+  for (const value of ['127.0.0.1', '127.0.0.1:7101,', 'redis://127.0.0.1:7101', 'host:0', 'host:70000']) {
+    t.throws(() => loadConfig({ ...base, STAMPEDE_REDIS_CLUSTER_NODES: value }), { constructor: ConfigError, message: /STAMPEDE_REDIS_CLUSTER_NODES: must be '' or comma-separated host:port seed nodes/ }, value);
+  }
+});

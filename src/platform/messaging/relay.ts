@@ -9,13 +9,16 @@
  * and it was the largest part of settling an order. A run of one is sent as
  * a single CloudEvent. Entries left pending by a dead relay are reclaimed with XAUTOCLAIM;
  * only acknowledged entries are ever trimmed. RabbitMQ being down leaves the
- * entries in Redis, where they wait.
+ * entries in Redis, where they wait. The registry is one set; the streams
+ * are on every master of a cluster, each read, claimed and acknowledged on
+ * its own (client.ts `batch`).
  */
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import { OUTBOX_REGISTRY, RELAY_GROUP } from './outbox.js';
 import { trimOutbox } from './outbox.js';
+import { batch } from '../redis/client.js';
 import { keepConnected, sleep, type ConfirmChannel, type Connection } from './amqp.js';
 import { publisherOf, type ConfirmingPublisher } from './publisher.js';
 import { cloudEventJson, outboxEntryOf, type OutboxEntry } from './events.js';
@@ -116,10 +119,8 @@ export class Relay {
   }
 
   private async read(streams: string[], id: '0' | '>'): Promise<OutboxEntry[]> {
-    // One XREADGROUP per stream (never several slots in one command), pipelined.
-    const p = this.options.redis.pipeline();
-    for (const s of streams) p.xreadgroup('GROUP', RELAY_GROUP, this.consumer, 'COUNT', this.options.batch, 'STREAMS', s, id);
-    const replies = (await p.exec()) ?? [];
+    // One XREADGROUP per stream (never several slots in one command), batched (each on its own master on a cluster).
+    const replies = await batch(this.options.redis, streams, (p, s) => p.xreadgroup('GROUP', RELAY_GROUP, this.consumer, 'COUNT', this.options.batch, 'STREAMS', s, id));
     const out: OutboxEntry[] = [];
     replies.forEach(([err, reply], i) => {
       if (err) {
@@ -152,9 +153,8 @@ export class Relay {
    */
   private async reclaim(streams: string[], readNow: OutboxEntry[]): Promise<OutboxEntry[]> {
     const inHand = new Set(readNow.map((e) => `${e.stream} ${e.streamId}`));
-    const p = this.options.redis.pipeline();
-    for (const s of streams) p.xautoclaim(s, RELAY_GROUP, this.consumer, this.options.claimIdleMs, this.claimCursors.get(s) ?? '0-0', 'COUNT', this.options.batch);
-    const replies = (await p.exec()) ?? [];
+    const replies = await batch(this.options.redis, streams, (p, s) =>
+      p.xautoclaim(s, RELAY_GROUP, this.consumer, this.options.claimIdleMs, this.claimCursors.get(s) ?? '0-0', 'COUNT', this.options.batch));
     const out: OutboxEntry[] = [];
     replies.forEach(([err, reply], i) => {
       if (err) return;
@@ -221,9 +221,7 @@ export class Relay {
       ids.push(e.streamId);
       byStream.set(e.stream, ids);
     }
-    const p = this.options.redis.pipeline();
-    for (const [stream, ids] of byStream) p.xack(stream, RELAY_GROUP, ...ids);
-    await p.exec();
+    await batch(this.options.redis, [...byStream], (p, [stream, ids]) => p.xack(stream, RELAY_GROUP, ...ids));
     this.relayed += entries.length;
     await Promise.all([...byStream.keys()].map((s) => trimOutbox(this.options.redis, s)));
   }

@@ -15,13 +15,15 @@
  * The library and its functions are named by the library's content hash,
  * so two releases running side by side never call each other's version.
  * Each client loads the library before its first call (FUNCTION LOAD is
- * idempotent), and again if Redis lost it (a restart without persistence,
- * FUNCTION FLUSH): the call is then retried once.
+ * idempotent; on a cluster, on every master), and again if Redis lost it (a
+ * restart without persistence, FUNCTION FLUSH, a master added to a
+ * cluster): the call is then retried once.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { masters } from './client.js';
 import { projectRoot } from '../paths.js';
 import { luaEventTable } from '../../events/catalogue.js';
 import { luaOutcomeTable } from './outcomes.js';
@@ -102,19 +104,11 @@ export function scriptLibrary(): ScriptLibrary {
 const loaded = new WeakSet<Redis>();
 const loading = new WeakMap<Redis, Promise<void>>();
 
-/** Loads the library on the client's server unless it is there already. */
+/** Loads the library on the client's server (on a cluster: on every master) unless it is there already. */
 export function loadLibrary(redis: Redis): Promise<void> {
   let p = loading.get(redis);
   if (!p) {
-    const lib = scriptLibrary();
-    p = (redis.function('LOAD', lib.code) as Promise<unknown>).then(
-      () => undefined,
-      (err: Error) => {
-        if (/already exists/.test(err.message)) return;
-        if (/unknown command/i.test(err.message)) throw new Error(`Redis 7.0 or newer is required (the scripts are a Redis Functions library): ${err.message}`);
-        throw err;
-      },
-    ).then(
+    p = masters(redis).then((nodes) => Promise.all(nodes.map(loadOn))).then(
       () => void loaded.add(redis),
       (err: Error) => {
         loading.delete(redis);
@@ -126,9 +120,31 @@ export function loadLibrary(redis: Redis): Promise<void> {
   return p;
 }
 
-/** Loads the library on a new client (its first call would otherwise do it). */
+/** FUNCTION LOAD on one node (Redis does not spread functions across a cluster's shards; a master's replicas get them from it). */
+function loadOn(node: Redis): Promise<void> {
+  return (node.function('LOAD', scriptLibrary().code) as Promise<unknown>).then(
+    () => undefined,
+    (err: Error) => {
+      if (/already exists/.test(err.message)) return;
+      if (/unknown command/i.test(err.message)) throw new Error(`Redis 7.0 or newer is required (the scripts are a Redis Functions library): ${err.message}`);
+      throw err;
+    },
+  );
+}
+
+/**
+ * Loads the library on a new client (its first call would otherwise do it);
+ * on a cluster, also on each node the client meets later (a node added, a
+ * replica promoted by a failover). A master that lost it all the same (a
+ * restart without persistence) is caught by the call, which loads it on
+ * every master and retries.
+ */
 export function preloadLibrary(redis: Redis): void {
   loadLibrary(redis).catch(() => {}); // Redis not reachable yet: the first call loads it again
+  if (redis.isCluster) {
+    // A replica refuses the load (READONLY); it has the library from its master.
+    (redis as unknown as Cluster).on('+node', (node: Redis) => void loadOn(node).catch(() => {}));
+  }
 }
 
 /**
@@ -167,7 +183,7 @@ async function callOnce(redis: Redis, s: LoadedScript, keys: string[], args: (st
   try {
     return await redis.fcall(s.fn, keys.length, ...keys, ...args);
   } catch (err) {
-    // Redis lost its functions (restarted without persistence, or FUNCTION FLUSH): load them again, once.
+    // Redis lost its functions (restarted without persistence, FUNCTION FLUSH, a new master): load them again on every master, once.
     if (!/Function not found/i.test((err as Error).message)) throw err;
     loaded.delete(redis);
     loading.delete(redis);
