@@ -16,6 +16,12 @@ export class IdPool {
   readonly values: string[] = [];
   private readonly seen = new Set<string>();
   readonly apiKeys: string[] = [];
+  /** Ids an answer may carry that the fuzz never uses (added only by `add`). */
+  private readonly ignored = new Set<string>();
+
+  ignore(ids: Iterable<string>): void {
+    for (const id of ids) this.ignored.add(id);
+  }
 
   add(v: string): void {
     if (this.seen.has(v)) return;
@@ -32,7 +38,7 @@ export class IdPool {
         if (k === 'apiKey' && typeof v === 'string' && !this.apiKeys.includes(v)) this.apiKeys.push(v);
         else this.harvest(v);
       }
-    } else if (typeof body === 'string' && /^[a-z]{3}_[0-9a-z_]{12,60}$/.test(body)) {
+    } else if (typeof body === 'string' && /^[a-z]{3}_[0-9a-z_]{12,60}$/.test(body) && !this.ignored.has(body)) {
       this.add(body);
     }
   }
@@ -150,6 +156,12 @@ export interface StateSnapshot { redis: Map<string, string>; writes: number }
  */
 const COUNTS_ATTEMPTS = /:rate:|:outcomes$|^stampede:ops:/;
 
+/**
+ * Every key's content, as a string to compare. Hashes and sets are read as
+ * their sorted members, not DUMPed: a large one is a hash table, which a
+ * read rehashes a step at a time (an HGET moves its entries between tables),
+ * so its DUMP order changes with no write. Every other type is DUMPed.
+ */
 export async function redisState(redis: Redis): Promise<Map<string, string>> {
   const keys: string[] = [];
   let cursor = '0';
@@ -159,10 +171,22 @@ export async function redisState(redis: Redis): Promise<Map<string, string>> {
     keys.push(...batch.filter((k) => !COUNTS_ATTEMPTS.test(k)));
   } while (cursor !== '0');
   keys.sort();
+  const typing = redis.pipeline();
+  for (const k of keys) typing.type(k);
+  const types = ((await typing.exec()) ?? []).map(([, t]) => t as string);
   const pipe = redis.pipeline();
-  for (const k of keys) pipe.dumpBuffer(k);
-  const dumps = (await pipe.exec()) ?? [];
-  return new Map(keys.map((k, i) => [k, (dumps[i]![1] as Buffer | null)?.toString('base64') ?? '']));
+  keys.forEach((k, i) => {
+    if (types[i] === 'hash') pipe.hgetall(k);
+    else if (types[i] === 'set') pipe.smembers(k);
+    else pipe.dumpBuffer(k);
+  });
+  const replies = (await pipe.exec()) ?? [];
+  return new Map(keys.map((k, i) => {
+    const v = replies[i]![1];
+    if (types[i] === 'hash') return [k, JSON.stringify(Object.entries(v as Record<string, string>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))];
+    if (types[i] === 'set') return [k, JSON.stringify((v as string[]).sort())];
+    return [k, (v as Buffer | null)?.toString('base64') ?? ''];
+  }));
 }
 
 export function redisDiff(before: Map<string, string>, after: Map<string, string>): string[] {
