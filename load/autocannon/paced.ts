@@ -26,6 +26,8 @@ export interface PacedOptions {
   request: (i: number) => string;
   /** Called with each answer: request i's status and body, as it is read (before the next request leaves). */
   onAnswer?: (i: number, status: number, body: Buffer) => void;
+  /** Called with each answer's due time (ms since the run began) and latency (ms): the tail as a time series. */
+  onLatency?: (dueMs: number, latencyMs: number) => void;
 }
 
 export interface PacedResult {
@@ -105,7 +107,9 @@ export async function runPaced(o: PacedOptions): Promise<PacedResult> {
         c.pending = c.pending.length === 0 ? chunk : Buffer.concat([c.pending, chunk]);
         const r = completeResponse(c.pending);
         if (!r) return;
-        latencies.push(performance.now() - c.due);
+        const latency = performance.now() - c.due;
+        latencies.push(latency);
+        o.onLatency?.(c.due - start, latency);
         o.onAnswer?.(c.index, r.status, c.pending.subarray(r.bodyStart, r.length));
         c.pending = c.pending.subarray(r.length);
         statuses[r.status] = (statuses[r.status] ?? 0) + 1;

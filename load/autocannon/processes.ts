@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/platform/paths.js';
-import { ROLE_NODE_FLAGS } from '../../src/platform/node-flags.js';
+import { roleNodeFlags } from '../../src/platform/node-flags.js';
 import { SIDE_BY_SIDE_ENV } from '../../src/roles/side-by-side.js';
 
 /**
@@ -29,10 +29,13 @@ export function benchEnv(apiPort: number): NodeJS.ProcessEnv {
   };
 }
 
-/** Starts a child process; resolves once `ready` says so (or at once without it). */
-export function spawnRole(env: NodeJS.ProcessEnv, args: string[], ready?: () => Promise<boolean>): Promise<ChildProcess> {
-  // Every spawned process, the hello-world baseline included, runs with the roles' V8 flags.
-  const child = spawn(process.execPath, [...ROLE_NODE_FLAGS, ...args], { env, stdio: ['ignore', 'inherit', 'inherit'], cwd: projectRoot });
+/**
+ * Starts a child process with the V8 flags of `role` (the hello-world
+ * baseline runs with the api's: it is what the api is measured against);
+ * resolves once `ready` says so (or at once without it).
+ */
+export function spawnRole(env: NodeJS.ProcessEnv, role: string, args: string[], ready?: () => Promise<boolean>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...roleNodeFlags(role), ...args], { env, stdio: ['ignore', 'inherit', 'inherit'], cwd: projectRoot });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
     const deadline = Date.now() + 30_000;
@@ -52,14 +55,14 @@ const cli = join(projectRoot, 'dist', 'src', 'cli.js');
 
 /** The hello-world baseline (hello-server.ts) on `port`, once it answers. */
 export const startHelloServer = (env: NodeJS.ProcessEnv, port: number): Promise<ChildProcess> =>
-  spawnRole(env, [join(projectRoot, 'dist', 'load', 'autocannon', 'hello-server.js'), String(port)], answers(`http://127.0.0.1:${port}/`));
+  spawnRole(env, 'api', [join(projectRoot, 'dist', 'load', 'autocannon', 'hello-server.js'), String(port)], answers(`http://127.0.0.1:${port}/`));
 
 /** `stampede api` on `port`, once it is ready; `nodeFlags` go to node before the script (see cpuProfileFlags). */
 export const startApi = (env: NodeJS.ProcessEnv, port: number, nodeFlags: string[] = []): Promise<ChildProcess> =>
-  spawnRole(env, [...nodeFlags, cli, 'api'], answers(`http://127.0.0.1:${port}/readyz`));
+  spawnRole(env, 'api', [...nodeFlags, cli, 'api'], answers(`http://127.0.0.1:${port}/readyz`));
 
 /** `stampede relay`, `worker`, `notifier` or `scheduler`, as soon as it has started. */
-export const startSettlementRole = (env: NodeJS.ProcessEnv, role: 'relay' | 'worker' | 'notifier' | 'scheduler'): Promise<ChildProcess> => spawnRole(env, [cli, role]);
+export const startSettlementRole = (env: NodeJS.ProcessEnv, role: 'relay' | 'worker' | 'notifier' | 'scheduler'): Promise<ChildProcess> => spawnRole(env, role, [cli, role]);
 
 /** The roles behind the api as `stampede all` runs them (src/roles/all.ts): relay, a worker that settles only, the notifier (niced), the scheduler. */
 export interface BackRoles {

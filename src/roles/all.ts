@@ -36,7 +36,7 @@ export async function supervise(cfg: Config, roles: string[], cli: string): Prom
   let stopping = false;
 
   const launch = (role: string) => {
-    const child = spawn(process.execPath, [...childNodeFlags(), cli, role], { stdio: 'inherit', env: childEnv(role) });
+    const child = spawn(process.execPath, [...childNodeFlags(role), cli, role], { stdio: 'inherit', env: childEnv(role) });
     children.set(role, child);
     child.on('exit', (code, signal) => {
       children.delete(role);

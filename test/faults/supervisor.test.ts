@@ -7,7 +7,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { ROLE_NODE_FLAGS } from '../../src/platform/node-flags.js';
+import { roleNodeFlags } from '../../src/platform/node-flags.js';
 import { projectRoot } from '../../src/platform/paths.js';
 import { TEST_ENV, waitFor } from '../helpers/system.js';
 
@@ -65,10 +65,10 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
   const roleIn = (kids: ChildInfo[], role: string) => kids.find((c) => c.role === role)?.pid;
   const logged = (msg: string) => [...log.matchAll(/\{[^\n]*\}/g)].map((m) => { try { return JSON.parse(m[0]) as { pid?: number; msg?: string; port?: number }; } catch { return {}; } })
     .filter((l) => l.msg === msg);
-  // Each worker of a role logs its own "consuming" as its queue is ready: wait for the role's last one (two in the worker, three in the notifier).
+  // Each worker of a role logs its own "consuming" as its queue is ready: wait for the role's last one (two in the worker, four in the notifier).
   const first = await waitFor('five children, each worker consuming', async () => {
     const kids = (seen = childrenOf(sup.pid!));
-    return kids.length === 5 && consumers(roleIn(kids, 'worker')).length >= 2 && consumers(roleIn(kids, 'notifier')).length >= 3 && /scheduler running/.test(log)
+    return kids.length === 5 && consumers(roleIn(kids, 'worker')).length >= 2 && consumers(roleIn(kids, 'notifier')).length >= 4 && /scheduler running/.test(log)
       && logged('metrics listening').length >= 4 && logged('api listening').length >= 1 ? kids : undefined;
   }, 60_000).catch((err: Error) => {
     throw new Error(`${err.message}\nchildren seen last: ${JSON.stringify(seen)}\nsupervisor log:\n${log.slice(-3000)}`);
@@ -89,7 +89,7 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
   }
   const apiPort = logged('api listening').find((l) => l.pid === pidOf('api'))?.port;
   t.match(await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text(), /stampede_http_requests_total|role="api"/, 'the api\'s on its own port');
-  for (const c of first) t.ok(ROLE_NODE_FLAGS.every((f) => c.args.includes(f)), `${c.role} runs with ${ROLE_NODE_FLAGS.join(' ')}`);
+  for (const c of first) t.ok(roleNodeFlags(c.role).every((f) => c.args.includes(f)), `${c.role} runs with ${roleNodeFlags(c.role).join(' ')}`);
 
   const worker = first.find((c) => c.role === 'worker')!;
   process.kill(worker.pid, 'SIGKILL');
