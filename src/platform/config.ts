@@ -76,6 +76,9 @@ export const configSchema = {
   NODE_ENV: str({ choices: ['development', 'test', 'production'], default: 'development', desc: 'Runtime mode; production refuses development secrets.' }),
   STAMPEDE_HTTP_HOST: str({ default: '0.0.0.0', desc: 'Address the api listens on.' }),
   STAMPEDE_HTTP_PORT: tcpPort({ default: 8080, desc: 'Port the api listens on (0 picks a free one).' }),
+  STAMPEDE_API_PROCESSES: intIn(1, 64)({ default: 1, desc: 'api processes `stampede all` runs, all on STAMPEDE_HTTP_PORT (the kernel spreads connections across them, SO_REUSEPORT); more than one needs a port other than 0.' }),
+  STAMPEDE_API_METRICS_PORT: tcpPort({ default: 9110, desc: 'With more than one api process, api process i (0, 1, …) also serves GET /metrics on this port + i (on STAMPEDE_METRICS_HOST), so each is scraped on its own; 0 = none.' }),
+  STAMPEDE_API_PROCESS_INDEX: intIn(0, 63)({ default: 0, desc: 'Which of the STAMPEDE_API_PROCESSES api processes this is; `stampede all` sets it for each.' }),
   STAMPEDE_STOREFRONT: bool({ default: false, devDefault: true, desc: "The demo storefront at GET / and the demo buyers with fresh tokens at GET /v1/demo (src/dev/storefront.ts); production refuses true, since anyone could act as a demo buyer." }),
   STAMPEDE_METRICS: bool({ default: true, desc: 'Prometheus metrics: the api answers GET /metrics on its own port, every other role on its metrics port below; false counts nothing and serves none.' }),
   STAMPEDE_METRICS_HOST: str({ default: '127.0.0.1', desc: 'Address the relay, worker, notifier and scheduler serve GET /metrics on (0.0.0.0 for a Prometheus on another host).' }),
@@ -191,6 +194,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
   }
   if (cfg.NODE_ENV === 'production' && cfg.STAMPEDE_STOREFRONT) {
     throw new ConfigError('invalid configuration: STAMPEDE_STOREFRONT: the demo storefront hands out demo buyers\' tokens and is refused in production');
+  }
+  if (cfg.STAMPEDE_API_PROCESSES > 1 && cfg.STAMPEDE_HTTP_PORT === 0) {
+    throw new ConfigError('invalid configuration: STAMPEDE_API_PROCESSES: api processes share STAMPEDE_HTTP_PORT, and 0 would give each a port of its own; set a port');
+  }
+  if (cfg.STAMPEDE_API_PROCESSES > 1 && cfg.STAMPEDE_API_METRICS_PORT + cfg.STAMPEDE_API_PROCESSES - 1 > 65_535) {
+    throw new ConfigError(`invalid configuration: STAMPEDE_API_METRICS_PORT: ${cfg.STAMPEDE_API_PROCESSES} api processes need ports up to ${cfg.STAMPEDE_API_METRICS_PORT + cfg.STAMPEDE_API_PROCESSES - 1}`);
+  }
+  if (cfg.STAMPEDE_API_PROCESS_INDEX >= cfg.STAMPEDE_API_PROCESSES) {
+    throw new ConfigError(`invalid configuration: STAMPEDE_API_PROCESS_INDEX: ${cfg.STAMPEDE_API_PROCESS_INDEX} is not one of STAMPEDE_API_PROCESSES's 0 to ${cfg.STAMPEDE_API_PROCESSES - 1}`);
   }
   if (cfg.STAMPEDE_WORKER_CONCURRENCY > cfg.STAMPEDE_DB_POOL_SIZE) {
     throw new ConfigError(

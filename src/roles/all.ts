@@ -1,7 +1,12 @@
 /**
  * `stampede all`: runs the roles as child processes of one supervisor, and
  * restarts a child that dies (backing off when it keeps dying). Migrations run
- * once here, so the children do not race for them.
+ * once here, so the children do not race for them. The api runs as
+ * STAMPEDE_API_PROCESSES processes on one port (uWS listens with
+ * SO_REUSEPORT, so the kernel spreads new connections across them); each
+ * decides on its own, as api nodes on several hosts do (the sold-out cache,
+ * the live hub and the bid batcher are per process, kept current through
+ * Redis).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { childNodeFlags } from '../platform/node-flags.js';
@@ -10,6 +15,13 @@ import { createLogger } from '../platform/log.js';
 
 /** The roles `stampede all` and `npm start` run. */
 export const ROLES = ['api', 'relay', 'worker', 'notifier', 'scheduler'];
+
+/** The children `roles` make: one per role, STAMPEDE_API_PROCESSES for the api (each told its index). */
+export function childrenOf(roles: string[], apiProcesses: number, env: NodeJS.ProcessEnv = process.env): { name: string; role: string; env: NodeJS.ProcessEnv }[] {
+  return roles.flatMap((role) => role !== 'api'
+    ? [{ name: role, role, env: childEnv(role, env) }]
+    : Array.from({ length: apiProcesses }, (_, i) => ({ name: i === 0 ? 'api' : `api-${i}`, role, env: { ...childEnv(role, env), STAMPEDE_API_PROCESS_INDEX: String(i) } })));
+}
 
 /** A child's environment: the worker settles only (the notifier tells buyers) unless STAMPEDE_WORKER_QUEUES says otherwise. */
 export function childEnv(role: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -35,22 +47,22 @@ export async function supervise(cfg: Config, roles: string[], cli: string): Prom
   const restarts = new Map<string, number[]>();
   let stopping = false;
 
-  const launch = (role: string) => {
-    const child = spawn(process.execPath, [...childNodeFlags(role), cli, role], { stdio: 'inherit', env: childEnv(role) });
-    children.set(role, child);
+  const launch = (c: { name: string; role: string; env: NodeJS.ProcessEnv }) => {
+    const child = spawn(process.execPath, [...childNodeFlags(c.role), cli, c.role], { stdio: 'inherit', env: c.env });
+    children.set(c.name, child);
     child.on('exit', (code, signal) => {
-      children.delete(role);
+      children.delete(c.name);
       if (stopping) return;
       const now = Date.now();
-      const recent = (restarts.get(role) ?? []).filter((t) => now - t < 60_000);
+      const recent = (restarts.get(c.name) ?? []).filter((t) => now - t < 60_000);
       recent.push(now);
-      restarts.set(role, recent);
+      restarts.set(c.name, recent);
       const delay = Math.min(10_000, 250 * 2 ** (recent.length - 1));
-      log.error({ child: role, code, signal, restartInMs: delay }, 'child died; restarting');
-      setTimeout(() => !stopping && launch(role), delay);
+      log.error({ child: c.name, code, signal, restartInMs: delay }, 'child died; restarting');
+      setTimeout(() => !stopping && launch(c), delay);
     });
   };
-  roles.forEach(launch);
+  childrenOf(roles, cfg.STAMPEDE_API_PROCESSES).forEach(launch);
   log.info({ roles }, 'supervising');
 
   const stop = (signal: NodeJS.Signals) => {

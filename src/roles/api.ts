@@ -45,7 +45,7 @@ import { assertNativeUws, uWS } from '../platform/http/uws.js';
 import { AmqpLink } from '../platform/messaging/link.js';
 import type { Role } from './role.js';
 import { registryFor } from './metrics.js';
-import { exposition, gaugesFrom, sharedRead, type LabelValues } from '../platform/metrics/registry.js';
+import { exposition, gaugesFrom, serveMetrics, sharedRead, type LabelValues } from '../platform/metrics/registry.js';
 import { requestCounters } from '../platform/metrics/http.js';
 import { scriptMetrics } from '../platform/metrics/scripts.js';
 import { observeScripts } from '../platform/redis/functions.js';
@@ -267,7 +267,11 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
     app.listen(cfg.STAMPEDE_HTTP_HOST, cfg.STAMPEDE_HTTP_PORT, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.STAMPEDE_HTTP_HOST}:${cfg.STAMPEDE_HTTP_PORT}`))));
   });
   const port = uWS.us_socket_local_port(listenSocket as never);
-  log.info({ port, salesLoaded: loaded, auctionsLoaded, buyersLoaded }, 'api listening');
+  log.info({ port, salesLoaded: loaded, auctionsLoaded, buyersLoaded, process: cfg.STAMPEDE_API_PROCESS_INDEX }, 'api listening');
+  // Several api processes share the port, so a scrape of it reaches any one of them: each also serves its own.
+  const ownMetrics = registry && cfg.STAMPEDE_API_PROCESSES > 1 && cfg.STAMPEDE_API_METRICS_PORT !== 0
+    ? await serveMetrics(registry, cfg.STAMPEDE_METRICS_HOST, cfg.STAMPEDE_API_METRICS_PORT + cfg.STAMPEDE_API_PROCESS_INDEX, log)
+    : undefined;
   const heartbeat = new Heartbeat(redis, 'api', cfg.STAMPEDE_HEARTBEAT_MS, log, registry && `http://${cfg.STAMPEDE_HTTP_HOST}:${port}/metrics`);
 
   return {
@@ -283,6 +287,7 @@ export async function startApi(cfg: Config = loadConfig(), log: Logger = createL
       draining = true;
       await new Promise((r) => setTimeout(r, Math.min(500, cfg.STAMPEDE_SHUTDOWN_GRACE_MS)));
       uWS.us_listen_socket_close(listenSocket);
+      await ownMetrics?.close();
       eventStreams.stop();
       board.stop();
       await Promise.allSettled([saleTally.stop(), bidTally.stop(), heartbeat.stop(), eventOutbox.stop()]);

@@ -5,11 +5,10 @@
  * lower CPU priority.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { roleNodeFlags } from '../../src/platform/node-flags.js';
-import { projectRoot } from '../../src/platform/paths.js';
-import { TEST_ENV, waitFor } from '../helpers/system.js';
+import { waitFor } from '../helpers/system.js';
+import { startSupervisor } from '../helpers/supervisor.js';
 
 interface ChildInfo {
   pid: number;
@@ -43,15 +42,9 @@ function childrenOf(pid: number): ChildInfo[] {
 }
 
 t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => {
-  const sup = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'all'], {
-    cwd: projectRoot,
-    env: { ...TEST_ENV, STAMPEDE_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  sup.stdout.on('data', (b: Buffer) => (log += b.toString()));
-  sup.stderr.on('data', (b: Buffer) => (log += b.toString()));
-  const exited = new Promise<number | null>((r) => sup.once('exit', (code) => r(code)));
+  const out = startSupervisor(t);
+  const sup = out.process;
+  const exited = out.exited;
   t.teardown(() => {
     // Children first: once the supervisor is gone they belong to init and cannot be found.
     for (const c of childrenOf(sup.pid!)) process.kill(c.pid, 'SIGKILL');
@@ -60,18 +53,18 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
 
   // Five tsx processes starting on a loaded two-core CI machine can take a while.
   let seen: ChildInfo[] = [];
-  const consumers = (pid: number | undefined) => [...log.matchAll(/\{[^\n]*\}/g)].map((m) => { try { return JSON.parse(m[0]) as { pid?: number; msg?: string }; } catch { return {}; } })
+  const consumers = (pid: number | undefined) => [...out.text.matchAll(/\{[^\n]*\}/g)].map((m) => { try { return JSON.parse(m[0]) as { pid?: number; msg?: string }; } catch { return {}; } })
     .filter((l) => l.pid === pid && / consuming$/.test(l.msg ?? '')).map((l) => l.msg).sort();
   const roleIn = (kids: ChildInfo[], role: string) => kids.find((c) => c.role === role)?.pid;
-  const logged = (msg: string) => [...log.matchAll(/\{[^\n]*\}/g)].map((m) => { try { return JSON.parse(m[0]) as { pid?: number; msg?: string; port?: number }; } catch { return {}; } })
+  const logged = (msg: string) => [...out.text.matchAll(/\{[^\n]*\}/g)].map((m) => { try { return JSON.parse(m[0]) as { pid?: number; msg?: string; port?: number }; } catch { return {}; } })
     .filter((l) => l.msg === msg);
   // Each worker of a role logs its own "consuming" as its queue is ready: wait for the role's last one (two in the worker, four in the notifier).
   const first = await waitFor('five children, each worker consuming', async () => {
     const kids = (seen = childrenOf(sup.pid!));
-    return kids.length === 5 && consumers(roleIn(kids, 'worker')).length >= 2 && consumers(roleIn(kids, 'notifier')).length >= 4 && /scheduler running/.test(log)
+    return kids.length === 5 && consumers(roleIn(kids, 'worker')).length >= 2 && consumers(roleIn(kids, 'notifier')).length >= 4 && /scheduler running/.test(out.text)
       && logged('metrics listening').length >= 4 && logged('api listening').length >= 1 ? kids : undefined;
   }, 60_000).catch((err: Error) => {
-    throw new Error(`${err.message}\nchildren seen last: ${JSON.stringify(seen)}\nsupervisor log:\n${log.slice(-3000)}`);
+    throw new Error(`${err.message}\nchildren seen last: ${JSON.stringify(seen)}\nsupervisor log:\n${out.text.slice(-3000)}`);
   });
   t.same(first.map((c) => c.role).sort(), ['api', 'notifier', 'relay', 'scheduler', 'worker']);
   const pidOf = (role: string) => first.find((c) => c.role === role)!.pid;
@@ -98,8 +91,8 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
     return w && w.pid !== worker.pid ? w : undefined;
   }, 60_000);
   t.not(again.pid, worker.pid, 'a new worker process');
-  t.match(log, /child died; restarting/, 'the supervisor says so, loudly');
-  await waitFor('the new worker consumes', async () => (log.match(/orders worker consuming/g) ?? []).length >= 2, 60_000);
+  t.match(out.text, /child died; restarting/, 'the supervisor says so, loudly');
+  await waitFor('the new worker consumes', async () => (out.text.match(/orders worker consuming/g) ?? []).length >= 2, 60_000);
 
   const before = childrenOf(sup.pid!).map((c) => c.pid);
   sup.kill('SIGTERM');
@@ -113,8 +106,8 @@ t.test('a child that dies is restarted; SIGTERM stops everything', async (t) => 
     }
     t.notOk(alive, `child ${pid} is gone`);
   }
-  t.match(log, /api stopped/);
-  t.match(log, /worker stopped/);
-  t.match(log, /relay stopped/);
-  t.match(log, /scheduler stopped/);
+  t.match(out.text, /api stopped/);
+  t.match(out.text, /worker stopped/);
+  t.match(out.text, /relay stopped/);
+  t.match(out.text, /scheduler stopped/);
 });

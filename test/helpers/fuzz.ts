@@ -162,15 +162,7 @@ const COUNTS_ATTEMPTS = /:rate:|:outcomes$|^stampede:ops:/;
  * read rehashes a step at a time (an HGET moves its entries between tables),
  * so its DUMP order changes with no write. Every other type is DUMPed.
  */
-export async function redisState(redis: Redis): Promise<Map<string, string>> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch.filter((k) => !COUNTS_ATTEMPTS.test(k)));
-  } while (cursor !== '0');
-  keys.sort();
+async function contentOf(redis: Redis, keys: string[]): Promise<Map<string, string>> {
   const typing = redis.pipeline();
   for (const k of keys) typing.type(k);
   const types = ((await typing.exec()) ?? []).map(([, t]) => t as string);
@@ -181,12 +173,83 @@ export async function redisState(redis: Redis): Promise<Map<string, string>> {
     else pipe.dumpBuffer(k);
   });
   const replies = (await pipe.exec()) ?? [];
-  return new Map(keys.map((k, i) => {
+  const out = new Map<string, string>();
+  keys.forEach((k, i) => {
     const v = replies[i]![1];
-    if (types[i] === 'hash') return [k, JSON.stringify(Object.entries(v as Record<string, string>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))];
-    if (types[i] === 'set') return [k, JSON.stringify((v as string[]).sort())];
-    return [k, (v as Buffer | null)?.toString('base64') ?? ''];
-  }));
+    if (types[i] === 'none') return;
+    if (types[i] === 'hash') out.set(k, JSON.stringify(Object.entries(v as Record<string, string>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))));
+    else if (types[i] === 'set') out.set(k, JSON.stringify((v as string[]).sort()));
+    else out.set(k, (v as Buffer | null)?.toString('base64') ?? '');
+  });
+  return out;
+}
+
+async function allKeys(redis: Redis): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'COUNT', 1000);
+    cursor = next;
+    keys.push(...batch.filter((k) => !COUNTS_ATTEMPTS.test(k)));
+  } while (cursor !== '0');
+  return keys.sort();
+}
+
+/** Every key of the database and its content (see contentOf). */
+export async function redisState(redis: Redis): Promise<Map<string, string>> {
+  return contentOf(redis, await allKeys(redis));
+}
+
+/**
+ * The database's state, kept current by its keyspace notifications instead
+ * of a whole snapshot after every request: Redis tells a subscriber the name
+ * of every key a command writes (or expires, or evicts) as the command runs,
+ * and a PING on the subscriber's connection is answered after every
+ * notification already queued for it, so once `state()` has its PONG it
+ * knows every key written before it was called, and re-reads just those.
+ * The state it returns is what redisState would read.
+ */
+export class RedisState {
+  private touched = new Set<string>();
+  private constructor(private readonly redis: Redis, private readonly events: Redis, private readonly previousConfig: string, private current: Map<string, string>) {}
+
+  static async start(redis: Redis): Promise<RedisState> {
+    const [, previous] = (await redis.config('GET', 'notify-keyspace-events')) as [string, string];
+    // K: keyspace channels; A: every class of command; x and e: expired and evicted keys.
+    await redis.config('SET', 'notify-keyspace-events', 'KA');
+    const events = redis.duplicate({ enableAutoPipelining: false });
+    const db = redis.options.db ?? 0;
+    const prefix = `__keyspace@${db}__:`;
+    const w = new RedisState(redis, events, previous, new Map());
+    events.on('pmessage', (_pattern: string, channel: string) => {
+      const key = channel.slice(prefix.length);
+      if (!COUNTS_ATTEMPTS.test(key)) w.touched.add(key);
+    });
+    await events.psubscribe(`${prefix}*`);
+    w.current = await redisState(redis);
+    return w;
+  }
+
+  /** The state now: the last one, with every key written since re-read. */
+  async state(): Promise<Map<string, string>> {
+    await this.events.ping();
+    const keys = [...this.touched];
+    this.touched = new Set();
+    const next = new Map(this.current);
+    const read = await contentOf(this.redis, keys);
+    for (const k of keys) {
+      const v = read.get(k);
+      if (v === undefined) next.delete(k);
+      else next.set(k, v);
+    }
+    this.current = next;
+    return next;
+  }
+
+  async stop(): Promise<void> {
+    await this.events.quit().catch(() => this.events.disconnect());
+    await this.redis.config('SET', 'notify-keyspace-events', this.previousConfig);
+  }
 }
 
 export function redisDiff(before: Map<string, string>, after: Map<string, string>): string[] {

@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { boot, OPERATOR_KEY } from '../helpers/system.js';
 import { badApiKeys, badCredentials } from '../helpers/problem.js';
 import { createAuction } from '../helpers/auctions.js';
-import { broken, IdPool, junk, rawNasties, redisDiff, redisState, resolve, unwatchWrites, valid, watchWrites, writesSince } from '../helpers/fuzz.js';
+import { broken, IdPool, junk, rawNasties, redisDiff, RedisState, resolve, unwatchWrites, valid, watchWrites, writesSince } from '../helpers/fuzz.js';
 import { newSaleId } from '../../src/platform/ids.js';
 
 type Json = Record<string, any>;
@@ -130,7 +130,20 @@ await watchWrites(sys.pool);
 t.teardown(() => unwatchWrites(sys.pool));
 
 t.test(`every route, ${RUNS} generated requests each (seed ${SEED})`, async (t) => {
-  let redisBefore = await redisState(sys.redis);
+  const redisWatch = await RedisState.start(sys.redis);
+  t.teardown(() => redisWatch.stop());
+  let redisBefore = await redisWatch.state();
+  // The watch sees a write, a change of one hash field and a delete, each as a whole snapshot would (of the probe's key: the api may write its own meanwhile).
+  const probe = (before: Map<string, string>, after: Map<string, string>) => redisDiff(before, after).filter((d) => d.endsWith(' fuzz:probe'));
+  await sys.redis.hset('fuzz:probe', { a: '1', b: '2' });
+  const written = await redisWatch.state();
+  t.same(probe(redisBefore, written), ['created fuzz:probe'], 'a key written is seen');
+  await sys.redis.hset('fuzz:probe', 'b', '3');
+  const changed = await redisWatch.state();
+  t.same(probe(written, changed), ['changed fuzz:probe'], 'a field changed is seen');
+  await sys.redis.del('fuzz:probe');
+  t.same(probe(changed, await redisWatch.state()), ['deleted fuzz:probe'], 'a key deleted is seen');
+  t.same(probe(redisBefore, redisBefore = await redisWatch.state()), [], 'and the state is as before the probe');
   let writes = (await writesSince(sys.pool, 0)).last;
   const failures: string[] = [];
   const statuses = new Map<number, number>();
@@ -158,7 +171,7 @@ t.test(`every route, ${RUNS} generated requests each (seed ${SEED})`, async (t) 
       sent += 1;
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
       if (status >= 500) failures.push(`${what()}: answered ${status} ${JSON.stringify(answer)}`);
-      const redisAfter = await redisState(sys.redis);
+      const redisAfter = await redisWatch.state();
       const written = await writesSince(sys.pool, writes);
       if (status >= 400 && status < 500) {
         const changed = redisDiff(redisBefore, redisAfter);

@@ -74,3 +74,12 @@ t.test('Redis Cluster seed nodes: empty is one node, host:port lists are read, a
     t.throws(() => loadConfig({ ...base, STAMPEDE_REDIS_CLUSTER_NODES: value }), { constructor: ConfigError, message: /STAMPEDE_REDIS_CLUSTER_NODES: must be '' or comma-separated host:port seed nodes/ }, value);
   }
 });
+
+t.test('api processes: several need a real port, each index is one of them, their metrics ports fit', async (t) => {
+  t.equal(loadConfig(base).STAMPEDE_API_PROCESSES, 1);
+  t.equal(loadConfig({ ...base, STAMPEDE_API_PROCESSES: '4', STAMPEDE_API_PROCESS_INDEX: '3' }).STAMPEDE_API_PROCESS_INDEX, 3);
+  t.throws(() => loadConfig({ ...base, STAMPEDE_API_PROCESSES: '2', STAMPEDE_HTTP_PORT: '0' }), { constructor: ConfigError, message: /STAMPEDE_API_PROCESSES: .*set a port/ });
+  t.throws(() => loadConfig({ ...base, STAMPEDE_API_PROCESSES: '2', STAMPEDE_API_PROCESS_INDEX: '2' }), { constructor: ConfigError, message: /STAMPEDE_API_PROCESS_INDEX: 2 is not one of STAMPEDE_API_PROCESSES's 0 to 1/ });
+  t.throws(() => loadConfig({ ...base, STAMPEDE_API_PROCESSES: '3', STAMPEDE_API_METRICS_PORT: '65534' }), { constructor: ConfigError, message: /STAMPEDE_API_METRICS_PORT: 3 api processes need ports up to 65536/ });
+  t.throws(() => loadConfig({ ...base, STAMPEDE_API_PROCESSES: '65' }), { constructor: ConfigError, message: /STAMPEDE_API_PROCESSES: must be an integer from 1 to 64/ });
+});
