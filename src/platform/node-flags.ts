@@ -8,10 +8,10 @@
  *     share of the worker's CPU; 64 MB cut the settlement worker's CPU per
  *     order.
  *   - The api: 16 MB. A scavenge stops the event loop for as long as it
- *     takes to copy what survives, and with 64 MB each took about 10 ms:
- *     those pauses were most of the accept path's open-loop tail (p99
- *     17–20 ms at half its max rate against 7–9 ms with 16 MB, with the same
- *     req/s closed loop; `tail-profile`, docs/performance.md).
+ *     takes to copy what survives, and with 64 MB those pauses were most of
+ *     the accept path's open-loop tail; 16 MB about halved it at the same
+ *     closed-loop req/s (`tail-profile`; the figures are in
+ *     docs/performance.md, "The accept path's open-loop tail").
  *
  * `stampede all` / `start` and the bench pass them to the processes they
  * spawn; to run one role alone with them:
