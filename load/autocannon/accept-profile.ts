@@ -12,9 +12,8 @@
  * reservePurchases function, its inner commands counted inside it and again
  * on their own lines), with the purchases per call.
  */
-import { Sales } from '../../src/sales/sales.js';
 import { startApi, stopChild } from './processes.js';
-import { baselineRound, benchBuyerTokens, profileRun } from './profile-kit.js';
+import { acceptSales, baselineRound, benchBuyerTokens, profileRun } from './profile-kit.js';
 import { aofRewrites, commandCosts } from './redis-info.js';
 import { runClosedLoop } from './closed-loop.js';
 import { cpuCostByProcess, cpuPerRequest, cpuSnapshot } from './cpu.js';
@@ -28,14 +27,8 @@ for (let round = 1; round <= ROUNDS; round++) {
   const { rps: baseRps, cpuUs: baseCpuUs } = await baselineRound(env, redis, { port: HELLO_PORT, connections: CONNECTIONS, seconds: SECONDS, body: '{"quantity":1}' });
 
   // Buyer i mod n on sale floor(i / n), as the bench's accept path: every purchase is a buyer's first on its sale.
-  const saleIds: string[] = [];
   // Enough sales for 300,000 purchases (about 20 s at the accept path's rate).
-  for (let k = 0; k < Math.ceil(300_000 / buyerTokens.length); k++) {
-    saleIds.push((await new Sales(pool, redis).create({
-      name: `accept profile ${round}.${k}`, sku: 'BENCH-ACCEPT', unitPrice: 100, currency: 'EUR', stock: 10_000_000, perBuyerLimit: 1,
-      startsAt: new Date(Date.now() - 1000).toISOString(), endsAt: new Date(Date.now() + 3600_000).toISOString(),
-    }, { role: 'operator', userId: null })).id);
-  }
+  const saleIds = await acceptSales(pool, redis, `accept profile ${round}`, 300_000, buyerTokens.length);
   const api = await startApi(env, API_PORT);
   const names = new Map([[api.pid!, 'api'], [process.pid, 'autocannon']]);
   await redis.config('RESETSTAT');

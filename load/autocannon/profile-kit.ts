@@ -8,6 +8,7 @@ import autocannon from 'autocannon';
 import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
 import { createBuyerTokens } from '../../src/platform/auth/tokens.js';
+import { Sales } from '../../src/sales/sales.js';
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createPool } from '../../src/platform/db/pool.js';
 import { createRedis } from '../../src/platform/redis/client.js';
@@ -62,4 +63,16 @@ export async function baselineRound(env: NodeJS.ProcessEnv, redis: Redis, o: { p
   const cpuUs = cpuPerRequest(cpu0, cpuSnapshot(), [hello.pid!, process.pid], base.requests.total);
   await stopChild(hello);
   return { rps: base.requests.total / base.duration, cpuUs };
+}
+
+/** Enough open sales that never sell out (one unit per buyer) for `purchases` purchases by `buyers` buyers, each a buyer's first on its sale. */
+export async function acceptSales(pool: Pool, redis: Redis, name: string, purchases: number, buyers: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let k = 0; k < Math.ceil(purchases / buyers); k++) {
+    ids.push((await new Sales(pool, redis).create({
+      name: `${name}.${k}`, sku: 'BENCH-ACCEPT', unitPrice: 100, currency: 'EUR', stock: 10_000_000, perBuyerLimit: 1,
+      startsAt: new Date(Date.now() - 1000).toISOString(), endsAt: new Date(Date.now() + 3600_000).toISOString(),
+    }, { role: 'operator', userId: null })).id);
+  }
+  return ids;
 }

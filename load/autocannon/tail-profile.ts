@@ -28,9 +28,8 @@
  *   node dist/load/autocannon/tail-profile.js
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Sales } from '../../src/sales/sales.js';
 import { startApi, stopChild } from './processes.js';
-import { benchBuyerTokens, profileRun } from './profile-kit.js';
+import { acceptSales, benchBuyerTokens, profileRun } from './profile-kit.js';
 import { aofRewrites, quietRedis } from './redis-info.js';
 import { runClosedLoop } from './closed-loop.js';
 import { runPaced } from './paced.js';
@@ -79,13 +78,7 @@ for (const name of CASES) {
   const changes = name.split('+');
   const semi = changes.find((c) => /^semi\d+$/.test(c));
   const hz = changes.find((c) => /^hz\d+$/.test(c));
-  const saleIds: string[] = [];
-  for (let k = 0; k < Math.ceil(400_000 / buyerTokens.length); k++) {
-    saleIds.push((await new Sales(pool, redis).create({
-      name: `tail profile ${name}.${k}`, sku: 'BENCH-ACCEPT', unitPrice: 100, currency: 'EUR', stock: 10_000_000, perBuyerLimit: 1,
-      startsAt: new Date(Date.now() - 1000).toISOString(), endsAt: new Date(Date.now() + 3600_000).toISOString(),
-    }, { role: 'operator', userId: null })).id);
-  }
+  const saleIds = await acceptSales(pool, redis, `tail profile ${name}`, 400_000, buyerTokens.length);
   const purchase = (i: number) => ({ path: `/v1/sales/${saleIds[Math.floor(i / buyerTokens.length) % saleIds.length]}/purchases`, token: buyerTokens[i % buyerTokens.length]! });
   await quietRedis(redis);
   const api = await startApi(env, API_PORT, [
