@@ -370,12 +370,15 @@ t.test('retractBid: falls back to the best remaining bid, refuses late, foreign 
   t.equal((await readLiveAuction(redis, a.id))?.leader, null);
   t.equal(await redis.zcard(auctionKeys.book(a.id)), 0);
 
-  const late = await auction({ endsAt: Date.now() + 5000, softCloseMs: 10_000, hardCloseAt: Date.now() + 5000 });
+  // One instant for both: two Date.now() calls a millisecond apart would let the bid extend endsAt up to hardCloseAt.
+  const lateEnd = Date.now() + 5000;
+  const late = await auction({ endsAt: lateEnd, softCloseMs: 10_000, hardCloseAt: lateEnd });
   const l1 = await bid(late, x, 1000);
   if (l1.code !== Outcome.Applied) throw new Error('setup');
+  t.equal((await readLiveAuction(redis, late.id))?.endsAt, lateEnd, 'the hard close caps the soft-close extension');
   t.match(await retractBid(redis, late.id, x, l1.bidId), { code: Outcome.TooLateToRetract });
   t.match(await retractBid(redis, late.id, x, l1.bidId, true), { code: Outcome.Applied }, 'an operator deleting the buyer may');
-  t.equal((await readLiveAuction(redis, late.id))?.endsAt, late.endsAt, 'never extends');
+  t.equal((await readLiveAuction(redis, late.id))?.endsAt, lateEnd, 'a retraction never extends');
   await closeAuction(redis, late.id, 'cancel');
   t.match(await retractBid(redis, late.id, x, l1.bidId), { code: Outcome.AlreadyApplied });
   const l2 = await bid(a, x, 1000);
