@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make Redis, RabbitMQ and PostgreSQL available for Stampede.
 #
-#   scripts/services.sh [up [--redis-cluster]|browser|status|stop-rabbitmq|start-rabbitmq|kill-redis|start-redis|stop-postgres|start-postgres]
+#   scripts/services.sh [up [--redis-cluster] [--rabbitmq-cluster]|kill-rabbitmq-node <port>|browser|status|stop-rabbitmq|start-rabbitmq|kill-redis|start-redis|stop-postgres|start-postgres]
 #                                                                             (default: up)
 #
 # up: for each service, in order of preference:
@@ -17,6 +17,14 @@
 #   AOF and noeviction like the single node, data under $STAMPEDE_DATA_DIR/redis-cluster/<port>.
 #   Reuses nodes that answer and a cluster that is already formed; forms it (redis-cli
 #   --cluster create, no replicas) only from empty nodes. Needs redis-server and redis-cli.
+#
+# up --rabbitmq-cluster (or STAMPEDE_RABBITMQ_CLUSTER_PORTS set): also a RabbitMQ cluster of
+#   three local nodes, stampede-mq-<port>@<host>, AMQP on 127.0.0.1:<port> (default 5701,5702,
+#   5703), data under $STAMPEDE_DATA_DIR/rabbitmq-cluster/<port>; the later nodes join the
+#   first; the AMQP user is created cluster-wide. Reuses running nodes and a formed cluster;
+#   prints the STAMPEDE_AMQP_URL list that connects to it. Needs root (nodes run as rabbitmq).
+# kill-rabbitmq-node <port>: kill -9 of that cluster node; `up --rabbitmq-cluster` starts it
+#   again (it rejoins from its own data).
 #
 # browser:         makes the headless Chromium the browser tests drive available
 #                  (`npm test` runs it after `up`): reuses $STAMPEDE_CHROMIUM or
@@ -45,6 +53,7 @@
 #                                                    Durability in the README)
 #   STAMPEDE_CHROMIUM           /usr/bin/chromium   (the browser tests' Chromium or Chrome)
 #   STAMPEDE_REDIS_CLUSTER_NODES  (unset)           (the cluster's seed nodes, host:port,...)
+#   STAMPEDE_RABBITMQ_CLUSTER_PORTS (unset)         (the RabbitMQ cluster's AMQP ports, default 5701,5702,5703)
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -450,6 +459,93 @@ rabbit_start_local() {
   rabbit_ensure_user
 }
 
+# ------------------------------------------------------- RabbitMQ cluster
+# Three (or more) local nodes, stampede-mq-<port>@<host>, one data directory each under
+# $DATA_DIR/rabbitmq-cluster/<port>: AMQP on 127.0.0.1:<port>, Erlang distribution on
+# <port>+20000, no plugins. The first port's node is the one the others join.
+RMQ_PORTS=()
+rmq_node() { printf 'stampede-mq-%s@%s' "$1" "$(hostname -s)"; }
+rmq_ctl() { local port=$1; shift; timeout "$((TIMEOUT + 10))" rabbitmqctl -q -n "$(rmq_node "$port")" "$@"; }
+rmq_dir() { printf '%s/rabbitmq-cluster/%s' "$DATA_DIR" "$1"; }
+rmq_running() { have epmd && epmd -names 2>/dev/null | grep -q "^name stampede-mq-$1 at port"; }
+rmq_answers() { with_timeout 3 amqp_probe 127.0.0.1 "$1" 2>/dev/null; }
+rmq_urls() { local p out=(); for p in "${RMQ_PORTS[@]}"; do out+=("amqp://$A_USER:$A_PASS@127.0.0.1:$p"); done; (IFS=,; printf '%s' "${out[*]}"); }
+rmq_parse_ports() {
+  local ports=${STAMPEDE_RABBITMQ_CLUSTER_PORTS:-5701,5702,5703} p
+  IFS=, read -r -a RMQ_PORTS <<<"$ports"
+  ((${#RMQ_PORTS[@]} >= 3)) || die "rabbitmq cluster: STAMPEDE_RABBITMQ_CLUSTER_PORTS needs at least three ports (got $ports)"
+  for p in "${RMQ_PORTS[@]}"; do [[ $p =~ ^[0-9]+$ ]] || die "rabbitmq cluster: $p is not a port"; done
+}
+
+rmq_start_node() {
+  local port=$1 dir
+  dir=$(rmq_dir "$port")
+  mkdir -p "$dir/mnesia" "$dir/log"
+  printf 'listeners.tcp.default = 127.0.0.1:%s\nloopback_users = none\n' "$port" >"$dir/rabbitmq.conf"
+  printf '[].\n' >"$dir/enabled_plugins"
+  chown -R rabbitmq:rabbitmq "$dir"
+  log "rabbitmq cluster: starting node $(rmq_node "$port") (AMQP 127.0.0.1:$port, data $dir)"
+  # +sbwt none: an idle node does not keep its schedulers spinning (two cores here).
+  (cd /var/lib/rabbitmq && RABBITMQ_NODENAME=$(rmq_node "$port") RABBITMQ_NODE_PORT=$port RABBITMQ_DIST_PORT=$((port + 20000)) \
+    RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins \
+    RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log RABBITMQ_PID_FILE=$dir/pid \
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none" \
+    setsid rabbitmq-server -detached </dev/null >>"$dir/startup.log" 2>&1) ||
+    { tail -n 20 "$dir/startup.log" >&2; die "rabbitmq cluster: node on port $port failed to start; see $dir/startup.log"; }
+}
+
+rmq_await() {
+  local port=$1 out deadline=$((SECONDS + TIMEOUT))
+  # await_startup fails at once while the new VM has not registered with epmd yet: retry until the deadline
+  until out=$(timeout 30 rabbitmqctl -q -n "$(rmq_node "$port")" await_startup --timeout 20 2>&1); do
+    ((SECONDS < deadline)) || die "rabbitmq cluster: node $(rmq_node "$port") did not start within ${TIMEOUT}s (${out:0:300}); see $(rmq_dir "$port")/log"
+    sleep 1
+  done
+  wait_for "rabbitmq cluster node $port (AMQP)" "$(rmq_dir "$port")/log" rmq_answers "$port"
+}
+
+# the nodes the first node's cluster has as members (disk_nodes), one per line
+rmq_members() { rmq_ctl "${RMQ_PORTS[0]}" cluster_status --formatter json | grep -o '"disk_nodes":\[[^]]*\]' | grep -o 'stampede-mq-[^"]*'; }
+
+rabbit_cluster_up() {
+  have rabbitmq-server || apt_install rabbitmq rabbitmq-server
+  is_root || die "rabbitmq cluster: starting local rabbitmq-server nodes needs root (they run as the rabbitmq user)"
+  rmq_parse_ports
+  ensure_data_dir
+  local p first=${RMQ_PORTS[0]} started=0 joined=0 members
+  for p in "${RMQ_PORTS[@]}"; do
+    if rmq_running "$p"; then log "rabbitmq cluster: reusing node $(rmq_node "$p")"
+    else rmq_start_node "$p"; started=$((started + 1)); fi
+  done
+  for p in "${RMQ_PORTS[@]}"; do rmq_await "$p"; done
+  members=$(rmq_members)
+  for p in "${RMQ_PORTS[@]:1}"; do
+    grep -qxF "$(rmq_node "$p")" <<<"$members" && continue
+    log "rabbitmq cluster: node $(rmq_node "$p") joins $(rmq_node "$first") (stop_app, reset, join_cluster, start_app)"
+    { rmq_ctl "$p" stop_app && rmq_ctl "$p" reset && rmq_ctl "$p" join_cluster "$(rmq_node "$first")" && rmq_ctl "$p" start_app; } \
+      >>"$(rmq_dir "$p")/join.log" 2>&1 ||
+      die "rabbitmq cluster: $(rmq_node "$p") could not join $(rmq_node "$first"); see $(rmq_dir "$p")/join.log and log/"
+    joined=$((joined + 1))
+  done
+  ( export RABBITMQ_NODENAME; RABBITMQ_NODENAME=$(rmq_node "$first"); rabbit_ensure_user )
+  log "summary: rabbitmq cluster $(printf '%-7s' "$( ((started)) && echo started || echo reused)") ${#RMQ_PORTS[@]} nodes (started $started, joined $joined): STAMPEDE_AMQP_URL=$(rmq_urls)"
+}
+
+# kill -9 of one cluster node's Erlang VM (the node is lost, not stopped); waits until its AMQP port is closed
+cmd_kill_rabbitmq_node() {
+  rmq_parse_ports
+  local port=${1:-} pid dir
+  [[ " ${RMQ_PORTS[*]} " == *" $port "* ]] || die "usage: $0 kill-rabbitmq-node <port> (one of ${RMQ_PORTS[*]})"
+  dir=$(rmq_dir "$port")
+  if ! rmq_answers "$port"; then log "rabbitmq cluster: nothing answers on port $port; nothing to kill"; return 0; fi
+  pid=$(<"$dir/pid") || die "rabbitmq cluster: no pid file $dir/pid"
+  [[ $pid =~ ^[0-9]+$ ]] || die "rabbitmq cluster: $dir/pid holds no process id"
+  log "rabbitmq cluster: kill -9 $pid (node $(rmq_node "$port"))"
+  kill -9 "$pid"
+  wait_gone "rabbitmq cluster node $port" rmq_answers "$port"
+  log "rabbitmq cluster: killed node $(rmq_node "$port") (AMQP 127.0.0.1:$port no longer answers)"
+}
+
 # ================================================================ Postgres
 PG_LOG="/var/log/postgresql/"
 PG_CLUSTER=""   # "VERSION NAME" of the local cluster on P_PORT
@@ -790,9 +886,13 @@ cmd_start_postgres() {
 case ${1:-up} in
   up)
     cmd_up
-    if [[ ${2:-} == --redis-cluster || -n ${STAMPEDE_REDIS_CLUSTER_NODES:-} ]]; then redis_cluster_up
-    elif [[ -n ${2:-} ]]; then die "usage: $0 up [--redis-cluster]"; fi
+    for flag in "${@:2}"; do
+      [[ $flag == --redis-cluster || $flag == --rabbitmq-cluster ]] || die "usage: $0 up [--redis-cluster] [--rabbitmq-cluster]"
+    done
+    if [[ " ${*:2} " == *" --redis-cluster "* || -n ${STAMPEDE_REDIS_CLUSTER_NODES:-} ]]; then redis_cluster_up; fi
+    if [[ " ${*:2} " == *" --rabbitmq-cluster "* || -n ${STAMPEDE_RABBITMQ_CLUSTER_PORTS:-} ]]; then rabbit_cluster_up; fi
     ;;
+  kill-rabbitmq-node) cmd_kill_rabbitmq_node "${2:-}" ;;
   browser) cmd_browser ;;
   status) cmd_status ;;
   stop-rabbitmq) cmd_stop_rabbitmq ;;
@@ -802,5 +902,5 @@ case ${1:-up} in
   stop-postgres) cmd_stop_postgres ;;
   start-postgres) cmd_start_postgres ;;
   -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
-  *) die "usage: $0 [up [--redis-cluster]|browser|status|stop-rabbitmq|start-rabbitmq|kill-redis|start-redis|stop-postgres|start-postgres]" ;;
+  *) die "usage: $0 [up [--redis-cluster] [--rabbitmq-cluster]|kill-rabbitmq-node <port>|browser|status|stop-rabbitmq|start-rabbitmq|kill-redis|start-redis|stop-postgres|start-postgres]" ;;
 esac

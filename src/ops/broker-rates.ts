@@ -4,6 +4,7 @@
  * Without the management plugin the operators' view shows depths only.
  */
 import type { Logger } from '../platform/log.js';
+import { amqpNodes } from '../platform/messaging/amqp.js';
 
 export interface QueueRates {
   /** Published into the queue, per second. */
@@ -30,12 +31,13 @@ interface ManagementQueue {
 
 /**
  * The management API's address: `url` itself, or (when empty) the broker's
- * host on port 15672 with the AMQP URL's credentials; `off` turns it off.
+ * host on port 15672 with the AMQP URL's credentials (a cluster's first
+ * node: every node's management API shows every queue); `off` turns it off.
  */
 export function managementUrlOf(url: string, amqpUrl: string): URL | undefined {
   if (url === 'off') return undefined;
   if (url !== '') return new URL(url);
-  const amqp = new URL(amqpUrl);
+  const amqp = new URL(amqpNodes(amqpUrl)[0]!);
   const derived = new URL(`http://${amqp.hostname}:15672`);
   derived.username = amqp.username || 'guest';
   derived.password = amqp.password || 'guest';

@@ -56,6 +56,21 @@ const clusterNodes = makeValidator<string[]>((input) => {
   return nodes;
 });
 
+/** One amqp(s) URL, or a RabbitMQ cluster's nodes as comma-separated URLs (kept as one comma-joined string). */
+const amqpUrls = makeValidator<string>((input) => {
+  const urls = input.split(',').map((s) => s.trim());
+  for (const u of urls) {
+    let parsed: URL;
+    try {
+      parsed = new URL(u);
+    } catch {
+      throw new Error('must be an amqp:// or amqps:// URL, or several comma-separated');
+    }
+    if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') throw new Error('must be an amqp:// or amqps:// URL, or several comma-separated');
+  }
+  return urls.join(',');
+});
+
 /** The queues a worker role may consume, one worker each. */
 export const WORKER_QUEUES = ['orders', 'auctions', 'notifications', 'email', 'sms', 'webhooks'] as const;
 export type WorkerQueue = (typeof WORKER_QUEUES)[number];
@@ -92,7 +107,7 @@ export const configSchema = {
   STAMPEDE_AMQP_MANAGEMENT_URL: managementUrl({ default: '', desc: "RabbitMQ's management API, for queue rates on the live board ('' = the broker's host on port 15672 with STAMPEDE_AMQP_URL's credentials; off = no rates)." }),
   STAMPEDE_REDIS_URL: url({ default: 'redis://127.0.0.1:6379', desc: 'Redis, the decision point.' }),
   STAMPEDE_REDIS_CLUSTER_NODES: clusterNodes({ default: [] as string[], desc: "A Redis Cluster's seed nodes (host:port, comma-separated): when set, every process uses the cluster client (any seed is enough; the others are found) and STAMPEDE_REDIS_URL gives only the password, if any. '' = one Redis node." }),
-  STAMPEDE_AMQP_URL: url({ default: 'amqp://stampede:stampede@127.0.0.1:5672', desc: 'RabbitMQ broker.' }),
+  STAMPEDE_AMQP_URL: amqpUrls({ default: 'amqp://stampede:stampede@127.0.0.1:5672', desc: "RabbitMQ broker: one URL, or a cluster's nodes comma-separated (each process starts at a node chosen by its pid and moves to the next answering one when its node is lost)." }),
   STAMPEDE_DATABASE_URL: url({ default: 'postgres://stampede:stampede@127.0.0.1:5432/stampede', desc: 'Postgres, the system of record.' }),
   STAMPEDE_AMQP_PREFIX: str({ default: 'stampede', desc: 'Prefix of every exchange and queue name (lets deployments or test runs share a broker).' }),
   STAMPEDE_DB_POOL_SIZE: intIn(1, 500)({ default: 10, desc: 'Postgres connections per process.' }),

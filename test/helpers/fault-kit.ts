@@ -195,6 +195,45 @@ export async function services(cmd: 'stop-rabbitmq' | 'start-rabbitmq' | 'kill-r
   return stdout + stderr;
 }
 
+/** A local 3-node RabbitMQ cluster, started (or reused) by `scripts/services.sh up --rabbitmq-cluster`. */
+export interface RabbitCluster {
+  /** STAMPEDE_AMQP_URL for it: every node's URL, comma-separated. */
+  urls: string;
+  ports: number[];
+  /** `rabbitmqctl -q -n <the node on port> <args>`. */
+  ctl(port: number, ...args: string[]): Promise<string>;
+  /** kill -9 of the node on `port` (scripts/services.sh kill-rabbitmq-node); waits until its AMQP port is closed. */
+  kill(port: number): Promise<void>;
+  /** Starts whatever node is down again and waits until the cluster has all its nodes. */
+  up(): Promise<void>;
+}
+
+export async function rabbitCluster(): Promise<RabbitCluster> {
+  const up = async () => {
+    const { stdout, stderr } = await run('bash', ['scripts/services.sh', 'up', '--rabbitmq-cluster'], { cwd: projectRoot, timeout: 180_000 });
+    return stdout + stderr;
+  };
+  const out = await up();
+  const urls = /STAMPEDE_AMQP_URL=(\S+)/.exec(out)?.[1];
+  if (!urls) throw new Error(`services.sh printed no cluster URLs:\n${out}`);
+  const ports = urls.split(',').map((u) => Number(new URL(u).port));
+  const { stdout: host } = await run('hostname', ['-s']);
+  return {
+    urls,
+    ports,
+    async ctl(port, ...args) {
+      const { stdout } = await run('rabbitmqctl', ['-q', '-n', `stampede-mq-${port}@${host.trim()}`, ...args], { timeout: 60_000 });
+      return stdout;
+    },
+    async kill(port) {
+      await run('bash', ['scripts/services.sh', 'kill-rabbitmq-node', String(port)], { cwd: projectRoot, timeout: 60_000 });
+    },
+    async up() {
+      await up();
+    },
+  };
+}
+
 // ------------------------------------------------------------ the system
 
 /** What most orders fault tests start from: the system with its relay, a broker connection, the orders queue and its .dlq. */

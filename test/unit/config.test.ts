@@ -75,6 +75,14 @@ t.test('Redis Cluster seed nodes: empty is one node, host:port lists are read, a
   }
 });
 
+t.test("RabbitMQ: one URL or a cluster's nodes comma-separated; anything else is refused naming the variable", async (t) => {
+  t.equal(loadConfig({ ...base, STAMPEDE_AMQP_URL: 'amqp://u:p@10.0.0.1:5672, amqps://u:p@mq-b.internal:5671/vh' }).STAMPEDE_AMQP_URL,
+    'amqp://u:p@10.0.0.1:5672,amqps://u:p@mq-b.internal:5671/vh');
+  for (const value of ['http://127.0.0.1:5672', 'amqp://127.0.0.1:5672,', '127.0.0.1:5672', 'amqp://a:5672,redis://b:6379']) {
+    t.throws(() => loadConfig({ ...base, STAMPEDE_AMQP_URL: value }), { constructor: ConfigError, message: /STAMPEDE_AMQP_URL: must be an amqp:\/\/ or amqps:\/\/ URL, or several comma-separated/ }, value);
+  }
+});
+
 t.test('api processes: several need a real port, each index is one of them, their metrics ports fit', async (t) => {
   t.equal(loadConfig(base).STAMPEDE_API_PROCESSES, 1);
   t.equal(loadConfig({ ...base, STAMPEDE_API_PROCESSES: '4', STAMPEDE_API_PROCESS_INDEX: '3' }).STAMPEDE_API_PROCESS_INDEX, 3);

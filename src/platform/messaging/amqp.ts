@@ -6,11 +6,39 @@ export type Connection = Awaited<ReturnType<typeof amqp.connect>>;
 /** Longest an AMQP connection may take to open (TCP and handshake): a broker that accepts the socket but never answers (starting, or wedged) is then a failed attempt, retried, not a hang. */
 export const AMQP_CONNECT_TIMEOUT_MS = 10_000;
 
-export async function connectAmqp(url: string, name: string, timeoutMs = AMQP_CONNECT_TIMEOUT_MS): Promise<Connection> {
-  const conn = await amqp.connect(url, { clientProperties: { connection_name: name }, timeout: timeoutMs });
-  // Errors are followed by 'close', which the owner handles by reconnecting.
-  conn.on('error', () => {});
-  return conn;
+/** The broker's nodes: STAMPEDE_AMQP_URL is one URL or a cluster's nodes, comma-separated. */
+export const amqpNodes = (urls: string): string[] => urls.split(',').map((u) => u.trim()).filter((u) => u !== '');
+
+/**
+ * The node this process tries first (an index into the list): chosen by pid,
+ * so a deployment's processes spread over a cluster's nodes, and moved to the
+ * next one when a connection to it is lost, so every connection of the process
+ * goes to the next living node rather than waiting for the dead one.
+ */
+let preferred = process.pid;
+
+/** Opens a connection to the first node of `urls` that answers, from the preferred one on; throws the last node's error when none does. */
+export async function connectAmqp(urls: string, name: string, timeoutMs = AMQP_CONNECT_TIMEOUT_MS): Promise<Connection> {
+  const nodes = amqpNodes(urls);
+  if (nodes.length === 0) throw new Error('no AMQP URL');
+  let last: unknown;
+  for (let i = 0; i < nodes.length; i++) {
+    const at = (preferred + i) % nodes.length;
+    try {
+      const conn = await amqp.connect(nodes[at]!, { clientProperties: { connection_name: name }, timeout: timeoutMs });
+      preferred = at;
+      // Errors are followed by 'close', which the owner handles by reconnecting; a close with an error
+      // (a lost node, not our own close()) moves the process on to the next node.
+      conn.on('error', () => {});
+      conn.once('close', (err?: unknown) => {
+        if (err && nodes.length > 1 && preferred === at) preferred = (at + 1) % nodes.length;
+      });
+      return conn;
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
