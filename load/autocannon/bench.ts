@@ -14,12 +14,15 @@
  *   8. live push    one announcement to 10,000 connected buyers (WebSocket and SSE): 202 -> last client
  *   8a/b webhooks   deliveries to 98 healthy endpoints alone, then beside a dead and a slow one
  *   9. end to end   every role running, purchases paced at half the accept max: 202 -> confirmed, the backlog sampled
+ *  11. cluster      three hot sales on one Redis node (11a), then on the 3-master Redis Cluster, one sale per
+ *                   master (11b): req/s, CPU per request of the api and of each redis-server, the projection to
+ *                   a machine per master; the cluster's masters flushed before and after (runs before 10)
  *  10. a million    the accept path with 1,000,000 distinct buyers on one api, per 10 s window (last: its
  *      buyers      purchases stay unsettled)
  * 2b′ paces the bare uWS as 2b paced the api (the openLoopTail target's reference).
  * The targets (targets.ts) are computed from the phases that ran and printed last.
  * STAMPEDE_BENCH_PHASES selects phases by name (comma-separated: baseline, api, drain, bidwar, fanout, livepush, webhooks,
- * endtoend, millionbuyers;
+ * endtoend, cluster, millionbuyers;
  * api needs baseline, drain needs api); all when unset. `STAMPEDE_BENCH_PHASES=fanout npm run bench` measures the fan-out alone
  * (a partial run's results go to load/results/<phases>/, so latest.json stays the last whole run).
  * After each it checks the invariants (the live ones in Redis after 2-4, Redis
@@ -42,6 +45,7 @@ import { runLivePushPhase } from './phases/live-push-phase.js';
 import { runWebhooksPhase } from './phases/webhooks.js';
 import { runEndToEndPhase } from './phases/end-to-end.js';
 import { runMillionBuyersPhase } from './phases/million-buyers.js';
+import { clusterExtra, runClusterPhase } from './phases/cluster.js';
 import { thisMachine, writeReport } from './report.js';
 import { resultsDir, selectedPhases } from './phase-selection.js';
 import { computeTargets, type BenchFigures } from './targets.js';
@@ -107,6 +111,7 @@ async function main(): Promise<void> {
     extra['end to end (p99 ms, 202 -> confirmed)'] = e2e.p99Ms;
     extra['end to end backlog (accepted, not settled: max, last)'] = `${e2e.backlogMax}, ${e2e.backlogLast}`;
   }
+  if (selected.has('cluster')) Object.assign(extra, clusterExtra(await runClusterPhase(bench, findings)));
   // Last: its purchases are never settled (see million-buyers.ts).
   if (selected.has('millionbuyers')) {
     const { windows } = await runMillionBuyersPhase(bench, findings);

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { projectRoot } from '../../src/platform/paths.js';
 
-export const PHASES = ['baseline', 'api', 'drain', 'bidwar', 'fanout', 'livepush', 'webhooks', 'endtoend', 'millionbuyers'] as const;
+export const PHASES = ['baseline', 'api', 'drain', 'bidwar', 'fanout', 'livepush', 'webhooks', 'endtoend', 'cluster', 'millionbuyers'] as const;
 
 export function selectedPhases(spec = process.env.STAMPEDE_BENCH_PHASES): Set<string> {
   const selected = new Set((spec ?? PHASES.join(',')).split(',').map((s) => s.trim()).filter((s) => s !== ''));

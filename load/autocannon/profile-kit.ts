@@ -8,7 +8,7 @@ import autocannon from 'autocannon';
 import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
 import { createBuyerTokens } from '../../src/platform/auth/tokens.js';
-import { Sales } from '../../src/sales/sales.js';
+import { Sales, type NewSale } from '../../src/sales/sales.js';
 import { loadConfig, type Config } from '../../src/platform/config.js';
 import { createPool } from '../../src/platform/db/pool.js';
 import { createRedis } from '../../src/platform/redis/client.js';
@@ -65,14 +65,21 @@ export async function baselineRound(env: NodeJS.ProcessEnv, redis: Redis, o: { p
   return { rps: base.requests.total / base.duration, cpuUs };
 }
 
+/**
+ * One open sale that never sells out (ten million units, one per buyer),
+ * open for an hour; `options` override or add sale-creation fields (the
+ * cluster phase's cases pass theirs).
+ */
+export async function acceptSale(pool: Pool, redis: Redis, name: string, options: Partial<NewSale> = {}): Promise<string> {
+  return (await new Sales(pool, redis).create({
+    name, sku: 'BENCH-ACCEPT', unitPrice: 100, currency: 'EUR', stock: 10_000_000, perBuyerLimit: 1,
+    startsAt: new Date(Date.now() - 1000).toISOString(), endsAt: new Date(Date.now() + 3600_000).toISOString(), ...options,
+  }, { role: 'operator', userId: null })).id;
+}
+
 /** Enough open sales that never sell out (one unit per buyer) for `purchases` purchases by `buyers` buyers, each a buyer's first on its sale. */
 export async function acceptSales(pool: Pool, redis: Redis, name: string, purchases: number, buyers: number): Promise<string[]> {
   const ids: string[] = [];
-  for (let k = 0; k < Math.ceil(purchases / buyers); k++) {
-    ids.push((await new Sales(pool, redis).create({
-      name: `${name}.${k}`, sku: 'BENCH-ACCEPT', unitPrice: 100, currency: 'EUR', stock: 10_000_000, perBuyerLimit: 1,
-      startsAt: new Date(Date.now() - 1000).toISOString(), endsAt: new Date(Date.now() + 3600_000).toISOString(),
-    }, { role: 'operator', userId: null })).id);
-  }
+  for (let k = 0; k < Math.ceil(purchases / buyers); k++) ids.push(await acceptSale(pool, redis, `${name}.${k}`));
   return ids;
 }
