@@ -1,5 +1,6 @@
 --[[
-  addStock: add units to a sale's stock.
+  addStock: add units to a sale's stock (a sharded sale's shard 0: the
+  shards' transfers carry them to where buyers are).
 
   KEYS[1] sale hash  {sale:<id>}
 
@@ -15,6 +16,8 @@ local available = redis.call('HGET', KEYS[1], 'available')
 if not available then return { OUTCOME.notFound } end
 local add = tonumber(ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'stock', add)
+-- Shard 0 of a sharded sale also keeps the sale's whole stock (loadSale-2.lua).
+if redis.call('HEXISTS', KEYS[1], 'total') == 1 then redis.call('HINCRBY', KEYS[1], 'total', add) end
 local now = redis.call('HINCRBY', KEYS[1], 'available', add)
 if tonumber(available) <= 0 then
   redis.call('PUBLISH', ARGV[2], redis.call('HGET', KEYS[1], 'id'))

@@ -23,7 +23,9 @@
   (a redelivery is a no-op above), so exactly one call crosses the line for
   a given stock; the outbox entry is written in that same call, so the fact
   and its event cannot part. Stock added later and sold out again is a new
-  stock, so a new event.
+  stock, so a new event. A shard of a sharded sale (its hash has shards > 1)
+  never announces it: the sale is sold out only when every shard is
+  (announceSoldOut-2.lua).
 
   KEYS[1]   sale hash      {sale:<id>}
   KEYS[2]   bought hash    {sale:<id>}:bought
@@ -68,7 +70,10 @@ for i = 1, n do
   end
   recs[i] = rec
 end
-local sale = redis.call('HMGET', KEYS[1], 'available', 'reserved', 'sold', 'id', 'stock')
+local sale = redis.call('HMGET', KEYS[1], 'available', 'reserved', 'sold', 'id', 'stock', 'shards')
+-- One shard of a sale split across slots (src/sales/shards.ts) selling out is not the sale selling
+-- out: the orders worker announces that once every shard has sold (announceSoldOut-2.lua).
+local sharded = tonumber(sale[6] or '1') > 1
 local available = counterOf(S, KEYS[1], 'available', sale[1])
 counterOf(S, KEYS[1], 'reserved', sale[2])
 local soldBefore = counterOf(S, KEYS[1], 'sold', sale[3])
@@ -151,7 +156,7 @@ end
 if dReserved ~= 0 then redis.call('HINCRBY', KEYS[1], 'reserved', dReserved) end
 if dSold ~= 0 then
   redis.call('HINCRBY', KEYS[1], 'sold', dSold)
-  if stock > 0 and soldBefore < stock and soldBefore + dSold >= stock then
+  if not sharded and stock > 0 and soldBefore < stock and soldBefore + dSold >= stock then
     local now = nowMs()
     redis.call('XADD', KEYS[4], '*', 'type', EVENT['sale.sold_out'], 'id', sale[4] .. ':sold_out:' .. stock,
       'time', now, 'subject', sale[4],

@@ -5,6 +5,7 @@
  * forgotten, and their history stays, anonymised (the user row keeps its id, loses its
  * name and e-mail). Re-running it finishes what a crash interrupted.
  */
+import { shardKeyOf, shardOfBuyer } from '../sales/shards.js';
 import { Outcome } from '../platform/redis/outcomes.js';
 import type { Redis } from 'ioredis';
 import { AppError } from '../platform/errors.js';
@@ -36,8 +37,10 @@ export async function deleteBuyer(pool: Pool, redis: Redis, bids: Bids, userId: 
   await forgetDeletedBuyer(pool, userId);
   const retractedBids = await bids.retractAllOf(userId);
   let cancelledPurchases = 0;
-  const { rows: sales } = await pool.query<{ id: string }>(`SELECT id FROM sales WHERE status = 'open'`);
-  for (const { id } of sales) {
+  const { rows: sales } = await pool.query<{ id: string; shards: number }>(`SELECT id, shards FROM sales WHERE status = 'open'`);
+  for (const sale of sales) {
+    // The buyer's purchases of a sharded sale are in their own shard (src/sales/shards.ts).
+    const id = shardKeyOf(sale.id, shardOfBuyer(userId, sale.shards));
     const purchaseId = await redis.hget(saleKeys.inflight(id), userId);
     if (!purchaseId) continue;
     const out = await requestCancel(redis, id, purchaseId, userId);

@@ -44,7 +44,7 @@ const id = (prefix: string) => ({ type: 'string', pattern: `^${prefix}_[0-9a-z]{
 const USER = id('usr');
 const SALE = id('sal');
 const AUCTION = id('auc');
-const PURCHASE = { type: 'string', pattern: '^pur_[0-9a-z]{12}_(?:[0-9a-z]{8})?[0-9a-z]{16}$' };
+const PURCHASE = { type: 'string', pattern: '^pur_[0-9a-z]{12}(?:s[1-9a-f])?_(?:[0-9a-z]{8})?[0-9a-z]{16}$' };
 const BID = { type: 'string', pattern: '^bid_[0-9a-z]{12}_[0-9a-z]{16}$' };
 const OR_EMPTY = (s: JsonSchema) => ({ anyOf: [s, { const: '' }] });
 const COUNT = { type: 'integer', minimum: 0 };
@@ -152,7 +152,7 @@ export const EVENTS = {
 
   saleCreated: published(define('sale.created', 'src/sales (sales)', [], 'A sale was created (its terms as stored).', object(saleTerms))),
   saleUpdated: published(define('sale.updated', 'src/sales (sales)', [], 'A sale\'s terms changed (stock added); `stock` is its stock now.', object({ ...saleTerms, updatedAt: MS }))),
-  saleSoldOut: published(define('sale.sold_out', 'lua/sale/settlePurchases-n.lua', [], 'Every unit of a sale is sold (confirmed orders hold its whole stock): written to the sale\'s outbox by the settlement call that confirms its last unit, under the id <saleId>:sold_out:<stock>.', object({ saleId: SALE, stock: COUNT, soldOutAt: MS }))),
+  saleSoldOut: published(define('sale.sold_out', 'lua/sale/settlePurchases-n.lua', [], 'Every unit of a sale is sold (confirmed orders hold its whole stock): written to the sale\'s outbox by the settlement call that confirms its last unit (a sharded sale: by lua/sale/announceSoldOut-2.lua once every shard has sold), under the id <saleId>:sold_out:<stock>.', object({ saleId: SALE, stock: COUNT, soldOutAt: MS }))),
   saleClosed: published(define('sale.closed', 'src/sales (sales)', [], 'A sale was closed by its seller or an operator: nothing more can be bought.', object({ saleId: SALE, closedAt: MS }))),
   purchaseRefunded: published(define('purchase.refunded', 'src/sales (settlement)', [], 'A confirmed order was cancelled and `refunded` went back to the buyer\'s wallet.', object({ ...settled, refunded: POSITIVE, refundedAt: MS }))),
   auctionSettled: published(define('auction.settled', 'src/auctions (settlement)', [], 'A closed auction is settled: `winner` paid `paid` for it (\'\': nobody took the lot). Announced by the auctions worker once the settlement committed, under the id <auctionId>:settled.',

@@ -22,7 +22,7 @@ import { createRedis, type Redis, type RedisTarget } from '../platform/redis/cli
 import { AppError } from '../platform/errors.js';
 import type { Logger } from '../platform/log.js';
 import { OUTBOX_REGISTRY } from '../platform/messaging/outbox.js';
-import { saleOfOutbox } from '../sales/keys.js';
+import { saleKeys, saleOfOutbox } from '../sales/keys.js';
 import { auctionOfOutbox } from '../auctions/keys.js';
 import { findAuctions, openAuctionIds } from '../auctions/repository.js';
 import { CHECKS, type CheckName, type CheckResult, type Finding } from './findings.js';
@@ -124,10 +124,16 @@ export class Reconciliation {
   }
 
   private async checkSales(db: PoolClient, redis: Redis, outboxes: string[]): Promise<{ sales: CheckReport; stuck: CheckReport }> {
-    const ids = outboxes.map(saleOfOutbox).filter((id): id is string => id !== undefined).sort();
+    // A sharded sale's shards 1.. (`<id>:<j>`) are that sale's: it is one subject.
+    const ids = outboxes.map(saleOfOutbox).filter((id): id is string => id !== undefined && !id.includes(':')).sort();
     const sales = this.newCheck();
     const stuck = this.newCheck();
     for (const saleId of ids.slice(0, MAX_SUBJECTS)) {
+      // Its counters live in several slots and move between them (src/sales/shards.ts): not compared with Postgres yet.
+      if (Number((await redis.hget(saleKeys.sale(saleId), 'shards')) ?? 1) > 1) {
+        sales.skipped.push({ subject: saleId, why: 'sharded: its counters are split across shards, which reconciliation does not compare yet' });
+        continue;
+      }
       const { findings, skipped } = await reconcileSale(db, redis, saleId, { stuckAfterMs: this.deps.stuckAfterMs });
       if (skipped) sales.skipped.push(skipped);
       else sales.checked += 1;

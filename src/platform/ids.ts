@@ -23,10 +23,12 @@ export const SALE_ID = /^sal_[0-9a-z]{12}$/;
 export const USER_ID = /^usr_[0-9a-z]{12}$/;
 /**
  * A purchase id carries its sale id, so its Redis slot is known from the id
- * alone, then the time it was made and 16 random characters. Ids of 16
- * random characters alone (made before the time was added) stay valid.
+ * alone (with `s<shard>` after it when the purchase was decided in shard 1
+ * to 15 of a sharded sale, src/sales/shards.ts), then the time it was made
+ * and 16 random characters. Ids of 16 random characters alone (made before
+ * the time was added) stay valid.
  */
-export const PURCHASE_ID = /^pur_([0-9a-z]{12})_(?:[0-9a-z]{8})?[0-9a-z]{16}$/;
+export const PURCHASE_ID = /^pur_([0-9a-z]{12})(?:s([1-9a-f]))?_(?:[0-9a-z]{8})?[0-9a-z]{16}$/;
 
 const ID_EPOCH = Date.UTC(2024, 0, 1);
 
@@ -47,12 +49,19 @@ export const newAuctionId = () => 'auc_' + randomId(12);
 export const newBidId = (auctionId: string) => 'bid_' + auctionId.slice(4) + '_' + randomId(16);
 export const newSaleId = () => 'sal_' + randomId(12);
 export const newUserId = () => 'usr_' + randomId(12);
-export const newPurchaseId = (saleId: string) => 'pur_' + saleId.slice(4) + '_' + timePrefix() + randomId(16);
+export const newPurchaseId = (saleId: string, shard = 0) =>
+  'pur_' + saleId.slice(4) + (shard === 0 ? '' : 's' + shard.toString(16)) + '_' + timePrefix() + randomId(16);
 
 /** The sale a purchase id belongs to, or undefined when the id is malformed. */
 export function saleOfPurchase(purchaseId: string): string | undefined {
   const m = PURCHASE_ID.exec(purchaseId);
   return m ? 'sal_' + m[1] : undefined;
+}
+
+/** The shard of its sale a purchase was decided in (0 for an unsharded sale), or undefined when the id is malformed. */
+export function shardOfPurchase(purchaseId: string): number | undefined {
+  const m = PURCHASE_ID.exec(purchaseId);
+  return m ? (m[2] ? parseInt(m[2], 16) : 0) : undefined;
 }
 
 /** A scheduled notification: an operator's announcement (`ann_`) or a sale's opening notice (`sop_`). */

@@ -36,6 +36,7 @@ export const SALE_VIEW: Schema = strictObject({
   status: { enum: ['scheduled', 'open', 'ended', 'closed'] },
   private: { type: 'boolean', description: 'Seen and bought only by its eligible buyers (and seen by its seller and operators).' },
   bundle: { anyOf: [BUNDLE, { type: 'null' }], description: 'A bundle\'s breakdown; null for a single item.' },
+  shards: { type: 'integer', minimum: 1, description: 'The Redis slots its stock is split across (1 for most sales).' },
   live: {
     anyOf: [strictObject({ stock: COUNT, available: COUNT, reserved: COUNT, sold: COUNT }), { type: 'null' }],
     description: 'The counters Redis decides with; null when Redis does not hold the sale.',

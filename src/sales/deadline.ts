@@ -18,6 +18,7 @@ import { OUTBOX_REGISTRY } from '../platform/messaging/outbox.js';
 import { Outcome } from '../platform/redis/outcomes.js';
 import { Every } from '../platform/time.js';
 import { saleKeys, saleOfOutbox } from './keys.js';
+import { completeTransfersFrom } from './shards.js';
 import { expirePurchase } from './scripts.js';
 
 /** In-flight markers read per HSCAN step of one sale. */
@@ -54,6 +55,12 @@ export class ReservationDeadline {
     for (const stream of await redis.smembers(OUTBOX_REGISTRY)) {
       const saleId = saleOfOutbox(stream);
       if (saleId === undefined) continue;
+      // A sharded sale's transfers left half done (a mover that died) arrive now (src/sales/shards.ts).
+      const arrived = await completeTransfersFrom(redis, saleId).catch((err) => {
+        this.options.log.error({ err, saleId }, 'shard transfers: could not complete the transfers in transit');
+        return 0;
+      });
+      if (arrived > 0) this.options.log.warn({ saleId, arrived }, 'completed stock transfers between shards that were left half done');
       // One sale that cannot be swept (a damaged record) holds back no other.
       expired += await this.sweepSale(saleId).catch((err) => {
         this.options.log.error({ err, saleId }, 'reservation deadline: could not sweep a sale');

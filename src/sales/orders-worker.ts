@@ -12,6 +12,8 @@ import type { Redis } from 'ioredis';
 import type { Pool } from '../platform/db/pool.js';
 import { settleOrders, type SettlementResult } from './settlement.js';
 import { readPurchase, settlePurchases, type Settlement } from './scripts.js';
+import { saleKeys } from './keys.js';
+import { announceIfSoldOut, liveKeyOfPurchase } from './shards.js';
 import { PURCHASE_EVENT_TYPES, type PurchaseEvent } from './events.js';
 import { purchaseAnnouncementOf, refundAnnouncementOf } from './announcements.js';
 import { SALE_ID, USER_ID, saleOfPurchase } from '../platform/ids.js';
@@ -71,20 +73,29 @@ export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
    * stored status is applied again, once.
    */
   private async applyToLiveState(results: SettlementResult[]): Promise<void> {
-    const bySale = new Map<string, Settlement[]>();
+    // By the keys each purchase lives under: its sale's, or its shard's for a sharded sale.
+    const byKeys = new Map<string, Settlement[]>();
+    const confirmedIn = new Set<string>();
     for (const result of results) {
-      let list = bySale.get(result.saleId);
-      if (!list) bySale.set(result.saleId, (list = []));
+      const key = liveKeyOfPurchase(result.purchaseId) ?? result.saleId;
+      let list = byKeys.get(key);
+      if (!list) byKeys.set(key, (list = []));
       list.push({ purchaseId: result.purchaseId, status: result.status, reason: result.reason, settledAt: result.settledAt });
+      if (result.status === 'confirmed') confirmedIn.add(result.saleId);
     }
     await Promise.all(
-      [...bySale].map(async ([saleId, settlements]) => {
-        const outcomes = await settlePurchases(this.deps.redis, saleId, settlements);
+      [...byKeys].map(async ([key, settlements]) => {
+        const outcomes = await settlePurchases(this.deps.redis, key, settlements);
         outcomes.forEach((outcome, i) => {
-          if (outcome.code < 0) this.deps.log.error({ saleId, purchaseId: settlements[i]!.purchaseId }, 'settled purchase unknown to Redis');
+          if (outcome.code < 0) this.deps.log.error({ saleId: key, purchaseId: settlements[i]!.purchaseId }, 'settled purchase unknown to Redis');
         });
       }),
     );
+    // A sharded sale sold out when all its shards have: announced once, on shard 0 (src/sales/shards.ts).
+    for (const saleId of confirmedIn) {
+      const shards = Number((await this.deps.redis.hget(saleKeys.sale(saleId), 'shards')) ?? 1);
+      if (shards > 1) await announceIfSoldOut(this.deps.redis, saleId, shards);
+    }
   }
 
   /** Purchase results since start, by the order's status (a redelivered event counts again). */
@@ -123,7 +134,7 @@ export class OrdersWorker extends BatchConsumer<PurchaseEvent> {
           continue;
         }
       }
-      const live = await readPurchase(this.deps.redis, e.data.saleId, e.data.purchaseId).catch(() => undefined);
+      const live = await readPurchase(this.deps.redis, liveKeyOfPurchase(e.data.purchaseId) ?? e.data.saleId, e.data.purchaseId).catch(() => undefined);
       if (live?.status !== 'pending' || live.buyerId !== e.data.buyerId || live.quantity !== e.data.quantity) continue;
       const now = Date.now();
       const expiry: PurchaseEvent = { eventId: `${e.data.purchaseId}:unsettleable`, type: 'expired', time: now, data: { ...e.data, expiredAt: now }, reason: 'UNSETTLEABLE' };

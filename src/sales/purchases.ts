@@ -10,7 +10,9 @@
  */
 import type { Redis } from 'ioredis';
 import { AppError, SOLD_OUT } from '../platform/errors.js';
-import { newPurchaseId, saleOfPurchase } from '../platform/ids.js';
+import { newPurchaseId } from '../platform/ids.js';
+import { saleKeys } from './keys.js';
+import { liveKeyOfPurchase, refill, shardKeyOf, shardOfBuyer } from './shards.js';
 import { Outcome, refusalOf } from '../platform/redis/outcomes.js';
 import { readPurchase, requestCancel, reservePurchases, type PurchaseRecord, type PurchaseStatus, type ReserveOutcome, type ReserveRequest } from './scripts.js';
 import { TurnBatches } from '../platform/redis/turn-batches.js';
@@ -44,6 +46,9 @@ export interface PurchaseView {
   cancelRequested: boolean;
   createdAt: string;
 }
+
+/** Most sales whose shard count a node keeps in memory (a bound on a map that only grows). */
+const MAX_CACHED_SALES = 100_000;
 
 /** Sales this node saw sold out, and when. */
 export class SoldOutCache {
@@ -109,31 +114,59 @@ export class Purchases {
     return this.tally?.flush() ?? Promise.resolve();
   }
 
+  /** How many shards each sale this node decided for is split across (fixed at creation, so cached for good). */
+  private readonly shardCounts = new Map<string, number>();
+
+  /** The sale's shard count, read from its hash in Redis the first time (1 when Redis does not hold it yet). */
+  private async shardsOf(saleId: string): Promise<number> {
+    const known = this.shardCounts.get(saleId);
+    if (known !== undefined) return known;
+    const stored = await this.redis.hget(saleKeys.sale(saleId), 'shards');
+    if (stored == null) return 1;
+    const shards = Math.max(1, Number(stored) || 1);
+    if (this.shardCounts.size >= MAX_CACHED_SALES) this.shardCounts.clear();
+    this.shardCounts.set(saleId, shards);
+    return shards;
+  }
+
   async purchase(buyerId: string, saleId: string, quantity: number, idempotencyKey: string | undefined): Promise<Accepted> {
     const known = this.refusedFromMemory(saleId, idempotencyKey);
     if (known) throw known;
-    const request: ReserveRequest = {
-      saleId, buyerId, quantity, purchaseId: newPurchaseId(saleId),
-      idempotencyKey, fingerprint: `q=${quantity}`,
-      rateMax: this.limits.rateMax, rateWindowMs: this.limits.rateWindowMs, idempotencyTtlMs: this.limits.idempotencyTtlMs,
+    let shards = this.shardCounts.get(saleId) ?? (await this.shardsOf(saleId));
+    const requestIn = (k: number): ReserveRequest => {
+      const shard = shardOfBuyer(buyerId, k);
+      return {
+        saleId: shardKeyOf(saleId, shard), buyerId, quantity, purchaseId: newPurchaseId(saleId, shard),
+        idempotencyKey, fingerprint: `q=${quantity}`,
+        rateMax: this.limits.rateMax, rateWindowMs: this.limits.rateWindowMs, idempotencyTtlMs: this.limits.idempotencyTtlMs,
+      };
     };
+    let request = requestIn(shards);
     let out = await reserve(this.redis, request);
     if (out.code === Outcome.NotFound && !out.ineligible && (await this.sales.ensureLoaded(saleId))) {
+      shards = await this.shardsOf(saleId);
+      request = requestIn(shards);
+      out = await reserve(this.redis, request);
+    }
+    // A sharded sale's shard ran dry: stock moves to it from another shard, and the purchase is decided again, once.
+    if (out.code === Outcome.SoldOut && shards > 1 && (await refill(this.redis, saleId, shards, shardOfBuyer(buyerId, shards), quantity)) > 0) {
       out = await reserve(this.redis, request);
     }
     this.tally?.count(saleId, out.code);
     if (out.code === Outcome.Applied) {
       // A private sale is never refused from memory: that would tell a buyer not on its list that it exists.
-      if (out.available === 0 && !out.private) this.soldOut.markSoldOut(saleId);
+      // A shard left empty is not the sale sold out: the next buyer of that shard refills it.
+      if (out.available === 0 && !out.private && shards === 1) this.soldOut.markSoldOut(saleId);
       return this.accepted(out.purchaseId, false);
     }
     if (out.code === Outcome.AlreadyApplied) return this.accepted(out.purchaseId, true);
+    // Sharded: refill found no other shard with stock either, so every shard is empty.
     if (out.code === Outcome.SoldOut && out.available === 0 && !out.private) this.soldOut.markSoldOut(saleId);
     throw refusalOf('sale', out);
   }
 
   async get(buyerId: string, purchaseId: string): Promise<PurchaseView> {
-    const saleId = saleOfPurchase(purchaseId);
+    const saleId = liveKeyOfPurchase(purchaseId);
     const live = saleId ? await readPurchase(this.redis, saleId, purchaseId) : undefined;
     if (live) {
       if (live.buyerId !== buyerId) throw new AppError('NOT_FOUND', 'no such purchase');
@@ -146,7 +179,7 @@ export class Purchases {
   }
 
   async cancel(buyerId: string, purchaseId: string): Promise<PurchaseView> {
-    const saleId = saleOfPurchase(purchaseId);
+    const saleId = liveKeyOfPurchase(purchaseId);
     if (!saleId) throw new AppError('NOT_FOUND', 'no such purchase');
     const out = await requestCancel(this.redis, saleId, purchaseId, buyerId);
     if (out.code === Outcome.NotFound || out.code === Outcome.NotCancellable) throw refusalOf('purchase', out);
@@ -154,7 +187,7 @@ export class Purchases {
   }
 
   private async own(buyerId: string, purchaseId: string): Promise<PurchaseRecord> {
-    const saleId = saleOfPurchase(purchaseId);
+    const saleId = liveKeyOfPurchase(purchaseId);
     const record = saleId ? await readPurchase(this.redis, saleId, purchaseId) : undefined;
     // Another buyer's purchase is answered exactly like a missing one.
     if (!record || record.buyerId !== buyerId) throw new AppError('NOT_FOUND', 'no such purchase');

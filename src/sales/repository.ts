@@ -48,6 +48,8 @@ export interface SaleRecord extends SaleOffer {
   bundle: BundlePrice | null;
   /** Bought and seen only by the buyers on its list (sale_eligible_buyers). */
   private: boolean;
+  /** The Redis slots its stock is split across (src/sales/shards.ts); 1 for most sales. */
+  shards: number;
   id: string;
   /** null for a sale an operator created. */
   sellerId: string | null;
@@ -72,24 +74,25 @@ interface SaleRow {
   created_at: Date;
   bundle: BundlePrice | null;
   private: boolean;
+  shards: number;
 }
 
-const SALE_COLUMNS = 'id, seller_id, name, sku, unit_price, currency, stock, per_buyer_limit, starts_at, ends_at, status, created_at, bundle, private';
+const SALE_COLUMNS = 'id, seller_id, name, sku, unit_price, currency, stock, per_buyer_limit, starts_at, ends_at, status, created_at, bundle, private, shards';
 
 function saleOf(r: SaleRow): SaleRecord {
   return {
     id: r.id, sellerId: r.seller_id, name: r.name, sku: r.sku, unitPrice: r.unit_price, currency: r.currency, stock: r.stock,
     perBuyerLimit: r.per_buyer_limit, startsAt: r.starts_at.getTime(), endsAt: r.ends_at.getTime(), status: r.status,
-    createdAt: r.created_at.getTime(), bundle: r.bundle, private: r.private,
+    createdAt: r.created_at.getTime(), bundle: r.bundle, private: r.private, shards: r.shards,
   };
 }
 
 export async function insertSale(db: Db, sale: Omit<SaleRecord, 'status' | 'createdAt'>): Promise<SaleRecord> {
   const { rows } = await db.query<SaleRow>(
-    `INSERT INTO sales (id, seller_id, name, sku, unit_price, currency, stock, per_buyer_limit, starts_at, ends_at, bundle, private)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${SALE_COLUMNS}`,
+    `INSERT INTO sales (id, seller_id, name, sku, unit_price, currency, stock, per_buyer_limit, starts_at, ends_at, bundle, private, shards)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING ${SALE_COLUMNS}`,
     [sale.id, sale.sellerId, sale.name, sale.sku, sale.unitPrice, sale.currency, sale.stock, sale.perBuyerLimit,
-      new Date(sale.startsAt), new Date(sale.endsAt), sale.bundle === null ? null : JSON.stringify(sale.bundle), sale.private],
+      new Date(sale.startsAt), new Date(sale.endsAt), sale.bundle === null ? null : JSON.stringify(sale.bundle), sale.private, sale.shards],
   );
   return saleOf(rows[0]!);
 }

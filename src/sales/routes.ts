@@ -1,6 +1,7 @@
 /** The sales API: sales (operators and sellers), reads (anyone), purchases (buyers: the hot path). */
 import type { Principal } from '../platform/auth/api-keys.js';
 import { PURCHASE_ID, SALE_ID } from '../platform/ids.js';
+import { MAX_SHARDS } from './shards.js';
 import type { HttpServer, Reply } from '../platform/http/server.js';
 import type { RouteKit } from '../platform/http/route-kit.js';
 import { AppError } from '../platform/errors.js';
@@ -69,6 +70,10 @@ export function registerSaleRoutes(http: HttpServer, kit: RouteKit, deps: SaleRo
         },
       },
       eligibleBuyers: { ...buyerIds(1), description: 'Makes the sale private: only these buyers may see and buy it.' },
+      shards: {
+        type: 'integer', minimum: 1, maximum: MAX_SHARDS,
+        description: 'A hot sale: its stock split across this many Redis slots, each deciding its buyers on its own core (default 1; a private sale has 1).',
+      },
     },
     required: ['name', 'sku', 'currency', 'stock', 'perBuyerLimit', 'startsAt', 'endsAt'],
     additionalProperties: false,

@@ -22,6 +22,7 @@ import {
   recentOpenSales, replaceEligibleBuyers, type BundleItem, type BundlePrice, type SaleOffer, type SaleRecord,
 } from './repository.js';
 import { priceBundle, type DiscountInput } from './bundles.js';
+import { MAX_SHARDS, shardKeyOf, shardKeysOf, shardOfBuyer, splitStock } from './shards.js';
 import type { Principal } from '../platform/auth/api-keys.js';
 import { isRealDateTime } from '../platform/time.js';
 import type { CloudEvent } from '../platform/messaging/events.js';
@@ -40,6 +41,8 @@ export interface NewSale extends Omit<SaleOffer, 'unitPrice'> {
   items?: BundleItem[];
   discount?: DiscountInput;
   eligibleBuyers?: string[];
+  /** Its stock split across this many Redis slots (src/sales/shards.ts); 1 when absent. */
+  shards?: number;
   startsAt: string;
   endsAt: string;
 }
@@ -54,6 +57,7 @@ export interface SaleView extends SaleOffer {
   private: boolean;
   /** A bundle's breakdown (unitPrice is its `price`); null for a single item. */
   bundle: BundlePrice | null;
+  shards: number;
   live: Omit<LiveSale, 'status'> | null;
 }
 
@@ -66,7 +70,7 @@ function viewOf(sale: SaleRecord, live: LiveSale | undefined): SaleView {
   return {
     id: sale.id, sellerId: sale.sellerId, name: sale.name, sku: sale.sku, unitPrice: sale.unitPrice, currency: sale.currency,
     stock: sale.stock, perBuyerLimit: sale.perBuyerLimit, startsAt: new Date(sale.startsAt).toISOString(), endsAt: new Date(sale.endsAt).toISOString(),
-    status, private: sale.private, bundle: sale.bundle,
+    status, private: sale.private, bundle: sale.bundle, shards: sale.shards,
     live: live ? { stock: live.stock, available: live.available, reserved: live.reserved, sold: live.sold } : null,
   };
 }
@@ -136,12 +140,15 @@ export class Sales {
     }
     const eligible = input.eligibleBuyers;
     if (eligible) this.noRepeats(eligible, '/eligibleBuyers');
+    const shards = input.shards ?? 1;
+    if (!Number.isSafeInteger(shards) || shards < 1 || shards > MAX_SHARDS) throw AppError.invalid('/shards', `must be an integer from 1 to ${MAX_SHARDS}`, `shards must be an integer from 1 to ${MAX_SHARDS}`);
+    if (shards > 1 && eligible) throw AppError.invalid('/shards', 'must be 1 for a private sale', 'a private sale is not split across shards (its list of buyers lives in one slot)');
     const sale = await inTransaction(this.pool, async (tx) => {
       if (eligible) await this.allBuyers(tx, eligible, '/eligibleBuyers');
       const inserted = await insertSale(tx, {
         id: newSaleId(), sellerId: by.role === 'seller' ? by.userId : null, name: input.name, sku: input.sku, unitPrice: bundle?.price ?? input.unitPrice!,
         currency: input.currency, stock: input.stock, perBuyerLimit: input.perBuyerLimit, startsAt: startsAt.getTime(), endsAt: endsAt.getTime(),
-        bundle, private: eligible !== undefined,
+        bundle, private: eligible !== undefined, shards,
       });
       if (eligible) await replaceEligibleBuyers(tx, inserted.id, eligible);
       await this.announce?.record(tx, [saleAnnouncementOf('created', inserted)]);
@@ -278,17 +285,27 @@ export class Sales {
     return sales.length;
   }
 
-  /** Loads the sale into Redis with what its buyers hold in confirmed orders, and registers its outbox. */
+  /**
+   * Loads the sale into Redis with what its buyers hold in confirmed orders, and registers its outbox:
+   * a sharded sale shard by shard, each with its buyers' holdings (a buyer decides in one shard) and
+   * its part of the unsold stock.
+   */
   private async load(sale: SaleRecord): Promise<void> {
     const held = await confirmedUnitsByBuyer(this.pool, sale.id);
-    const sold = held.reduce((n, buyer) => n + buyer.quantity, 0);
-    const created = await loadSale(this.redis, sale, sold);
-    if (created && held.length > 0) {
-      await this.redis.hset(saleKeys.bought(sale.id), Object.fromEntries(held.map((buyer) => [buyer.buyerId, buyer.quantity])));
+    const byShard = shardKeysOf(sale.id, sale.shards).map(() => [] as typeof held);
+    for (const buyer of held) byShard[shardOfBuyer(buyer.buyerId, sale.shards)]!.push(buyer);
+    const soldOf = (list: typeof held) => list.reduce((n, buyer) => n + buyer.quantity, 0);
+    const unsold = splitStock(Math.max(0, sale.stock - soldOf(held)), sale.shards);
+    for (const [j, list] of byShard.entries()) {
+      const key = shardKeyOf(sale.id, j);
+      const sold = soldOf(list);
+      const terms = sale.shards === 1 ? sale : { ...sale, stock: sold + unsold[j]! };
+      const created = await loadSale(this.redis, terms, sold, { key, shards: sale.shards, ...(sale.shards > 1 && j === 0 ? { total: sale.stock } : {}) });
+      if (created && list.length > 0) await this.redis.hset(saleKeys.bought(key), Object.fromEntries(list.map((buyer) => [buyer.buyerId, buyer.quantity])));
+      // Until its list is in Redis a private sale sells to nobody (the script reads `private` from the sale's hash).
+      if (created && sale.private) await setEligibleBuyers(this.redis, sale.id, await eligibleBuyersOf(this.pool, sale.id));
+      await this.redis.sadd(OUTBOX_REGISTRY, saleKeys.outbox(key));
     }
-    // Until its list is in Redis a private sale sells to nobody (the script reads `private` from the sale's hash).
-    if (created && sale.private) await setEligibleBuyers(this.redis, sale.id, await eligibleBuyersOf(this.pool, sale.id));
-    await this.redis.sadd(OUTBOX_REGISTRY, saleKeys.outbox(sale.id));
   }
 
   private authorized(sale: SaleRecord | undefined, by: Principal): SaleRecord {

@@ -9,6 +9,7 @@ import { runScript } from '../platform/redis/functions.js';
 import { Outcome, type Refusal } from '../platform/redis/outcomes.js';
 import type { Purchase } from './events.js';
 import type { OrderStatus, SaleRecord } from './repository.js';
+import { readShards, transfersInTransit } from './shards.js';
 
 export type ReserveOutcome =
   | { code: Outcome.Applied; purchaseId: string; available: number; private: boolean }
@@ -183,13 +184,25 @@ export async function expirePurchase(redis: Redis, saleId: string, purchaseId: s
 /** What the scripts decide a sale's purchases by (times in ms). */
 export type SaleTerms = Pick<SaleRecord, 'id' | 'status' | 'startsAt' | 'endsAt' | 'perBuyerLimit' | 'unitPrice' | 'currency' | 'stock'> & { private?: boolean };
 
-/** Loads (or refreshes the terms of) a sale in Redis. Returns true when it was created. */
-export async function loadSale(redis: Redis, sale: SaleTerms, alreadySold: number): Promise<boolean> {
+/** Where a sale (or one shard of a sharded sale, src/sales/shards.ts) is loaded: its keys' id, how many shards, the sale's whole stock (shard 0 of a sharded sale). */
+export interface LoadShard {
+  key: string;
+  shards: number;
+  total?: number;
+}
+
+/**
+ * Loads (or refreshes the terms of) a sale in Redis: `sale.stock` and
+ * `alreadySold` are the stock and settled units of the shard loaded (the
+ * whole sale's when it has one). Returns true when it was created.
+ */
+export async function loadSale(redis: Redis, sale: SaleTerms, alreadySold: number, at: LoadShard = { key: sale.id, shards: 1 }): Promise<boolean> {
   const reply = (await runScript(
     redis,
     'loadSale',
-    [saleKeys.sale(sale.id), saleKeys.outbox(sale.id)],
-    [sale.id, sale.status, sale.startsAt, sale.endsAt, sale.perBuyerLimit, sale.unitPrice, sale.currency, sale.stock, alreadySold, RELAY_GROUP, sale.private ? '1' : '0'],
+    [saleKeys.sale(at.key), saleKeys.outbox(at.key)],
+    [sale.id, sale.status, sale.startsAt, sale.endsAt, sale.perBuyerLimit, sale.unitPrice, sale.currency, sale.stock, alreadySold, RELAY_GROUP, sale.private ? '1' : '0',
+      at.shards, at.total ?? ''],
   )) as Reply;
   return Number(reply[0]) === Outcome.Applied;
 }
@@ -217,10 +230,25 @@ export interface LiveSale {
   sold: number;
 }
 
+/** A sale's live counters: a sharded sale's summed over its shards, its units in transit between shards counted in its stock. */
 export async function readLiveSale(redis: Redis, saleId: string): Promise<LiveSale | undefined> {
-  const [status, stock, available, reserved, sold] = await redis.hmget(saleKeys.sale(saleId), 'status', 'stock', 'available', 'reserved', 'sold');
+  const [status, stock, available, reserved, sold, shards] = await redis.hmget(saleKeys.sale(saleId), 'status', 'stock', 'available', 'reserved', 'sold', 'shards');
   if (status == null) return undefined;
-  return { status, stock: Number(stock), available: Number(available), reserved: Number(reserved), sold: Number(sold) };
+  const live = { status, stock: Number(stock), available: Number(available), reserved: Number(reserved), sold: Number(sold) };
+  const k = Number(shards ?? 1);
+  if (k <= 1) return live;
+  const [rows, transit] = await Promise.all([readShards(redis, saleId, k), transfersInTransit(redis, saleId, k)]);
+  for (const r of rows!.slice(1)) {
+    live.stock += r.stock;
+    live.available += r.available;
+    live.reserved += r.reserved;
+    live.sold += r.sold;
+  }
+  // Units between two shards are neither available nor held: they are in the stock (and arrive as available).
+  const moving = transit.reduce((n, t) => n + t.units, 0);
+  live.stock += moving;
+  live.available += moving;
+  return live;
 }
 
 /** A purchase's live record in Redis. */
@@ -236,7 +264,8 @@ export async function readPurchase(redis: Redis, saleId: string, purchaseId: str
   if (!fields.status) return undefined;
   return {
     purchaseId,
-    saleId,
+    // `saleId` names the shard's keys for a sharded sale's purchase; the record names the sale.
+    saleId: fields.sale ?? saleId,
     buyerId: fields.buyer!,
     quantity: Number(fields.quantity),
     unitPrice: Number(fields.price),

@@ -112,7 +112,7 @@ t.test('the document', async (t) => {
     const contract = new Contract(doc);
     const sale = {
       id: 'sal_000000000000', sellerId: null, name: 'n', sku: 's', unitPrice: 1, currency: 'EUR', stock: 1, perBuyerLimit: 1,
-      startsAt: '2026-01-01T00:00:00.000Z', endsAt: '2026-01-02T00:00:00.000Z', status: 'open', private: false, bundle: null, live: null,
+      startsAt: '2026-01-01T00:00:00.000Z', endsAt: '2026-01-02T00:00:00.000Z', status: 'open', private: false, bundle: null, shards: 1, live: null,
     };
     t.equal(contract.mismatch('GET', '/v1/sales/sal_000000000000', 200, 'application/json', sale), undefined, 'a sale as documented');
     t.match(contract.mismatch('GET', '/v1/sales/sal_000000000000', 200, 'application/json', { ...sale, secret: 1 }), /does not match/, 'an extra field');
