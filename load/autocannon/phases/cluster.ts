@@ -1,7 +1,9 @@
 /**
  * 11. Redis Cluster (issue 18): the same hot sales against one Redis node
- * and against the 3-master cluster (STAMPEDE_REDIS_CLUSTER_NODES, started by
- * `scripts/services.sh up --redis-cluster`), each a case: one api process
+ * and against the 3-master cluster (11a, 11b; STAMPEDE_REDIS_CLUSTER_NODES,
+ * started by `scripts/services.sh up --redis-cluster`), and on the cluster
+ * one hot sale in one slot against the same split with `shards: 3` across
+ * the masters (11c, 11d). Each is a case: one api process
  * (relay and worker stopped, as in 2), purchases spread evenly over the
  * case's sales by distinct buyers (request i: sale i mod n, buyer i div n,
  * so every purchase is a buyer's first on its sale, as in the accept path),
@@ -13,7 +15,8 @@
  * three machines (docs/performance.md says what it assumes).
  *
  * On the cluster each sale is created until every master holds one (placed
- * by its `{sale:<id>}` hash tag's slot); the spare sales stay idle. The
+ * by its `{sale:<id>}` hash tag's slot), or, for the sharded sale of 11d,
+ * until its three shards are on three masters; the spare sales stay idle. The
  * cluster's masters are flushed before and after each cluster case: run it
  * only while nothing else uses the cluster. Its purchases are never
  * settled (the relay is stopped), like 10's.
@@ -22,6 +25,7 @@ import type { Cluster } from 'ioredis';
 import { loadConfig } from '../../../src/platform/config.js';
 import { createRedis, masters, type Redis } from '../../../src/platform/redis/client.js';
 import { saleKeys } from '../../../src/sales/keys.js';
+import { shardKeysOf } from '../../../src/sales/shards.js';
 import type { NewSale } from '../../../src/sales/sales.js';
 import { runClosedLoop } from '../closed-loop.js';
 import { cpuPerRequest, cpuSnapshot } from '../cpu.js';
@@ -49,25 +53,28 @@ export interface ClusterCase {
   sales: number;
   /** On the cluster: each sale on a master of its own (sales ≤ masters), so the load splits over them. */
   saleOnEachMaster: boolean;
-  /** Sale-creation fields of the case's sales, over the accept path's (profile-kit.ts acceptSale). */
+  /** Sale-creation fields of the case's sales, over the accept path's (profile-kit.ts acceptSale): `shards` splits each. */
   saleOptions?: Partial<NewSale>;
+  /** The case this one is compared with in the report (its label, e.g. '11a'). */
+  against?: string;
 }
 
 /** Issue 18's first comparison: three hot sales on one node, then on the 3-master cluster. */
 export const THREE_HOT_SALES: readonly ClusterCase[] = [
   { name: '11a. three hot sales, one Redis node', redis: 'node', sales: 3, saleOnEachMaster: false },
-  { name: '11b. three hot sales, 3-master cluster', redis: 'cluster', sales: 3, saleOnEachMaster: true },
+  { name: '11b. three hot sales, 3-master cluster', redis: 'cluster', sales: 3, saleOnEachMaster: true, against: '11a' },
 ];
 
-/*
- * HERE: issue 18's second comparison, one hot sale with `shards: 3` against
- * one shard, is two more cases, a list like THREE_HOT_SALES passed to
- * runClusterCases by runClusterPhase, the sharding given as a sale-creation
- * option (not implemented yet), e.g.
- *   { name: '11c. one hot sale, one shard, 3-master cluster', redis: 'cluster', sales: 1, saleOnEachMaster: false },
- *   { name: '11d. one hot sale, shards: 3, 3-master cluster', redis: 'cluster', sales: 1, saleOnEachMaster: false, saleOptions: { shards: 3 } },
- * Its "one core per redis-server" figure is then that case's projection.
+/**
+ * Issue 18's second comparison: one hot sale in one slot, then the same
+ * sale split with `shards: 3` across the three masters (a shard on each,
+ * src/sales/shards.ts); its "one core per redis-server" figure is the
+ * projection for one drop.
  */
+export const ONE_HOT_SALE_SHARDED: readonly ClusterCase[] = [
+  { name: '11c. one hot sale, one shard, 3-master cluster', redis: 'cluster', sales: 1, saleOnEachMaster: false },
+  { name: '11d. one hot sale, shards: 3, 3-master cluster', redis: 'cluster', sales: 1, saleOnEachMaster: true, saleOptions: { shards: 3 }, against: '11c' },
+];
 
 /** What one redis-server spent on a case. */
 export interface RedisServerCost {
@@ -87,9 +94,9 @@ export interface ClusterCaseResult {
   oneCorePerServerRps: number;
 }
 
-/** The phase: the three hot sales, on one node and on the cluster. */
+/** The phase: the three hot sales, on one node and on the cluster; then one hot sale, in one shard and in three. */
 export async function runClusterPhase(bench: Bench, findings: Findings): Promise<ClusterCaseResult[]> {
-  return runClusterCases(bench, findings, THREE_HOT_SALES);
+  return runClusterCases(bench, findings, [...THREE_HOT_SALES, ...ONE_HOT_SALE_SHARDED]);
 }
 
 /** Runs `cases` in order, each a row of the report; the cluster client is made only if a case needs it. */
@@ -155,7 +162,7 @@ async function runCase(bench: Bench, findings: Findings, c: ClusterCase, redis: 
     }
 
     const servers = nodes.map((node, k): RedisServerCost => ({
-      server: serverOf(node), sales: hot.filter((s) => s.server === serverOf(node)).map((s) => s.id), cpuUsPerRequest: cpu.servers[k]!,
+      server: serverOf(node), sales: hot.filter((s) => s.server.split(' ').includes(serverOf(node))).map((s) => s.id), cpuUsPerRequest: cpu.servers[k]!,
     }));
     const oneCorePerServerRps = Math.round(1e6 / Math.max(1, ...servers.map((s) => s.cpuUsPerRequest)));
     phase.cpuUsPerRequest = cpu.api + cpu.autocannon + cpu.servers.reduce((a, b) => a + b, 0);
@@ -184,21 +191,26 @@ async function runCase(bench: Bench, findings: Findings, c: ClusterCase, redis: 
  * CLUSTER KEYSLOT, in the client's slot map).
  */
 async function createSales(bench: Bench, c: ClusterCase, redis: Redis): Promise<{ hot: { id: string; server: string }[]; all: string[] }> {
-  const serverOfSale = async (id: string): Promise<string> => {
+  const serverOfKey = async (key: string): Promise<string> => {
     if (!redis.isCluster) return serverOf(redis);
-    const slot = Number(await redis.cluster('KEYSLOT', saleKeys.sale(id)));
+    const slot = Number(await redis.cluster('KEYSLOT', key));
     const server = (redis as unknown as Cluster).slots[slot]?.[0];
     if (!server) throw new Error(`the cluster client knows no master of slot ${slot}`);
     return server;
   };
+  const shards = c.saleOptions?.shards ?? 1;
   const hot: { id: string; server: string }[] = [];
   const all: string[] = [];
   while (hot.length < c.sales) {
     if (all.length >= MOST_SALES_TO_PLACE) throw new Error(`${c.name}: ${c.sales} sales on distinct masters not found in ${MOST_SALES_TO_PLACE} sales`);
     const id = await acceptSale(bench.pool, redis, `${c.name} ${all.length}`, c.saleOptions);
     all.push(id);
-    const server = await serverOfSale(id);
-    if (!(redis.isCluster && c.saleOnEachMaster && hot.some((s) => s.server === server))) hot.push({ id, server });
+    // A sharded sale is on the masters of its shards: with saleOnEachMaster, one shard on each.
+    const servers = await Promise.all(shardKeysOf(id, shards).map((key) => serverOfKey(saleKeys.sale(key))));
+    const server = [...new Set(servers)].join(' ');
+    if (shards > 1) {
+      if (!(redis.isCluster && c.saleOnEachMaster && new Set(servers).size < shards)) hot.push({ id, server });
+    } else if (!(redis.isCluster && c.saleOnEachMaster && hot.some((s) => s.server === server))) hot.push({ id, server });
   }
   log.info({ case: c.name, sales: hot, created: all.length }, 'cluster case: sales placed');
   return { hot, all };
@@ -218,9 +230,10 @@ export function clusterExtra(results: ClusterCaseResult[]): Record<string, strin
       : `${label(r)}: one Redis node on a core of its own (1e6 / its CPU µs per request; api tier scaled out)`] =
       `${r.oneCorePerServerRps.toLocaleString('en')} (busiest ${busiest.server}, ${busiest.cpuUsPerRequest} µs; needs ${apiCores.toFixed(1)} cores of api at ${r.apiCpuUsPerRequest} µs per request)`;
   }
-  const node = results.find((r) => r.case.redis === 'node');
-  for (const r of results.filter((x) => x.case.redis === 'cluster' && node)) {
-    out[`${label(r)} against ${label(node!)}`] = `${(r.phase.rps / node!.phase.rps).toFixed(2)}× by req/s on this host, ${(r.oneCorePerServerRps / node!.oneCorePerServerRps).toFixed(2)}× by one core per redis-server`;
+  for (const r of results) {
+    const base = results.find((x) => label(x) === r.case.against);
+    if (!base) continue;
+    out[`${label(r)} against ${label(base)}`] = `${(r.phase.rps / base.phase.rps).toFixed(2)}× by req/s on this host, ${(r.oneCorePerServerRps / base.oneCorePerServerRps).toFixed(2)}× by one core per redis-server`;
   }
   return out;
 }
