@@ -143,7 +143,7 @@ export class Purchases {
     };
     let request = requestIn(shards);
     let out = await reserve(this.redis, request);
-    if (out.code === Outcome.NotFound && !out.ineligible && (await this.sales.ensureLoaded(saleId))) {
+    if (out.code === Outcome.NotFound && !out.ineligible && (await this.sales.ensureLoaded(saleId, undefined, request.saleId))) {
       shards = await this.shardsOf(saleId);
       request = requestIn(shards);
       out = await reserve(this.redis, request);

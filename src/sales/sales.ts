@@ -22,7 +22,7 @@ import {
   recentOpenSales, replaceEligibleBuyers, type BundleItem, type BundlePrice, type SaleOffer, type SaleRecord,
 } from './repository.js';
 import { priceBundle, type DiscountInput } from './bundles.js';
-import { MAX_SHARDS, shardKeyOf, shardKeysOf, shardOfBuyer, splitStock } from './shards.js';
+import { MAX_SHARDS, shardKeyOf, shardKeysOf, shardOfBuyer, splitStock, transfersInTransit } from './shards.js';
 import type { Principal } from '../platform/auth/api-keys.js';
 import { isRealDateTime } from '../platform/time.js';
 import type { CloudEvent } from '../platform/messaging/events.js';
@@ -273,9 +273,13 @@ export class Sales {
     return viewOf(closed, await readLiveSale(this.redis, saleId));
   }
 
-  /** Loads a sale into Redis if Redis does not know it. Returns false when the sale does not exist. */
-  ensureLoaded(saleId: string, known?: SaleRecord): Promise<boolean> {
-    return ensureLive(this.redis, saleKeys.sale(saleId), async () => known ?? findSale(this.pool, saleId), (sale) => this.load(sale));
+  /**
+   * Loads a sale into Redis if Redis does not know it (or, given `shardKey`,
+   * that shard of a sharded sale: one shard lost with its cluster node while
+   * the others live). Returns false when the sale does not exist.
+   */
+  ensureLoaded(saleId: string, known?: SaleRecord, shardKey = saleId): Promise<boolean> {
+    return ensureLive(this.redis, saleKeys.sale(shardKey), async () => known ?? findSale(this.pool, saleId), (sale) => this.load(sale));
   }
 
   /** Loads every sale that can still sell (api start-up). */
@@ -295,17 +299,38 @@ export class Sales {
     const byShard = shardKeysOf(sale.id, sale.shards).map(() => [] as typeof held);
     for (const buyer of held) byShard[shardOfBuyer(buyer.buyerId, sale.shards)]!.push(buyer);
     const soldOf = (list: typeof held) => list.reduce((n, buyer) => n + buyer.quantity, 0);
-    const unsold = splitStock(Math.max(0, sale.stock - soldOf(held)), sale.shards);
+    const unsold = sale.shards === 1 ? [] : await this.unsoldOfMissingShards(sale, byShard.map(soldOf));
     for (const [j, list] of byShard.entries()) {
       const key = shardKeyOf(sale.id, j);
       const sold = soldOf(list);
-      const terms = sale.shards === 1 ? sale : { ...sale, stock: sold + unsold[j]! };
+      const terms = sale.shards === 1 ? sale : { ...sale, stock: sold + (unsold[j] ?? 0) };
       const created = await loadSale(this.redis, terms, sold, { key, shards: sale.shards, ...(sale.shards > 1 && j === 0 ? { total: sale.stock } : {}) });
       if (created && list.length > 0) await this.redis.hset(saleKeys.bought(key), Object.fromEntries(list.map((buyer) => [buyer.buyerId, buyer.quantity])));
       // Until its list is in Redis a private sale sells to nobody (the script reads `private` from the sale's hash).
       if (created && sale.private) await setEligibleBuyers(this.redis, sale.id, await eligibleBuyersOf(this.pool, sale.id));
       await this.redis.sadd(OUTBOX_REGISTRY, saleKeys.outbox(key));
     }
+  }
+
+  /**
+   * The unsold units each shard Redis lacks starts with: the sale's stock
+   * less what the shards Redis holds have (their stock, in transit
+   * included) and less what the missing shards' buyers hold in confirmed
+   * orders, split evenly across the missing shards (all of them after a
+   * flush). Shards Redis holds get no entry (their counters are kept).
+   */
+  private async unsoldOfMissingShards(sale: SaleRecord, soldByShard: number[]): Promise<(number | undefined)[]> {
+    const keys = shardKeysOf(sale.id, sale.shards);
+    const stocks = await Promise.all(keys.map((key) => this.redis.hget(saleKeys.sale(key), 'stock')));
+    const missing = keys.map((_, j) => j).filter((j) => stocks[j] == null);
+    if (missing.length === 0) return [];
+    const transit = (await transfersInTransit(this.redis, sale.id, sale.shards)).reduce((n, t) => n + t.units, 0);
+    const kept = stocks.reduce((n, v) => n + Number(v ?? 0), 0) + transit;
+    const soldMissing = missing.reduce((n, j) => n + soldByShard[j]!, 0);
+    const parts = splitStock(Math.max(0, sale.stock - kept - soldMissing), missing.length);
+    const out: (number | undefined)[] = [];
+    missing.forEach((j, k) => (out[j] = parts[k]));
+    return out;
   }
 
   private authorized(sale: SaleRecord | undefined, by: Principal): SaleRecord {

@@ -116,7 +116,7 @@ t.test('a transfer that stops half way loses nothing; the sweep and two complete
   t.equal(await moveStock(sys.redis, sale.id, 0, 1, 1), 0, 'and nothing from an empty shard');
 });
 
-t.test("a Redis that lost a sharded sale loads it again shard by shard, with each buyer's holding in their shard", async (t) => {
+t.test("a Redis that lost a sharded sale, or one shard of it, loads it again shard by shard, with each buyer's holding in their shard", async (t) => {
   const sys = await boot(t, { relay: true, worker: true });
   const sale = await sys.createSale({ stock: 20, perBuyerLimit: 1, shards: K });
   const buyers = await sys.createBuyers(12);
@@ -130,6 +130,21 @@ t.test("a Redis that lost a sharded sale loads it again shard by shard, with eac
   t.same(audit.live, { stock: 20, available: 8, reserved: 0, sold: 12 });
   const again = await Promise.all(buyers.slice(0, 3).map((b) => sys.purchase(b, sale.id)));
   t.ok(again.every((a) => a.status === 409 && a.body.code === 'LIMIT_REACHED'), 'a buyer who bought is still at their limit');
+
+  // One shard lost alone (its cluster node's data gone), the others live: the next purchase there loads it back.
+  const lost = shardKeyOf(sale.id, 1);
+  const before = await readShards(sys.redis, sale.id, K);
+  for (const key of [saleKeys.sale(lost), saleKeys.bought(lost), saleKeys.inflight(lost), saleKeys.transfers(lost)]) await sys.redis.del(key);
+  const [newcomer] = (await sys.createBuyers(40)).filter((b) => shardOfBuyer(b, K) === 1);
+  const bought = await sys.purchase(newcomer!, sale.id);
+  t.equal(bought.status, 202, "a buyer of the lost shard buys: the shard was loaded again");
+  const after = await readShards(sys.redis, sale.id, K);
+  t.same([after![0], after![2]], [before![0], before![2]], 'the living shards were not touched');
+  t.equal(after!.reduce((n, r) => n + r.stock, 0), 20, "the lost shard's stock is what the sale's stock less the others' is");
+  await sys.drained(sale.id);
+  const audit2 = await auditSale(sys.pool, sys.redis, sale.id, 1);
+  t.same(audit2.violations, [], 'no invariant broken');
+  t.same(audit2.live, { stock: 20, available: 7, reserved: 0, sold: 13 });
 });
 
 t.test('creating a sharded sale: the count is bounded, a private sale has one shard', async (t) => {
