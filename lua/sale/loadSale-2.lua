@@ -33,8 +33,10 @@
 
 local exists = redis.call('EXISTS', KEYS[1])
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', ARGV[2], 'startsAt', ARGV[3], 'endsAt', ARGV[4],
-  'limit', ARGV[5], 'price', ARGV[6], 'currency', ARGV[7], 'private', ARGV[11], 'shards', ARGV[12])
+  'limit', ARGV[5], 'price', ARGV[6], 'currency', ARGV[7], 'private', ARGV[11])
 if exists == 1 then return { OUTCOME.alreadyApplied } end
+-- Fixed at creation: a later load (a terms refresh that does not know the split) never changes it.
+redis.call('HSET', KEYS[1], 'shards', ARGV[12])
 local sold = tonumber(ARGV[9])
 redis.call('HSET', KEYS[1], 'stock', ARGV[8], 'available', tonumber(ARGV[8]) - sold, 'reserved', 0, 'sold', sold)
 if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'total', ARGV[13]) end

@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import { AppError, SOLD_OUT } from '../platform/errors.js';
 import { newPurchaseId } from '../platform/ids.js';
 import { saleKeys } from './keys.js';
-import { liveKeyOfPurchase, refill, shardKeyOf, shardOfBuyer } from './shards.js';
+import { liveKeyOfPurchase, refill, shardKeyOf, shardOfBuyer, transfersInTransit } from './shards.js';
 import { Outcome, refusalOf } from '../platform/redis/outcomes.js';
 import { readPurchase, requestCancel, reservePurchases, type PurchaseRecord, type PurchaseStatus, type ReserveOutcome, type ReserveRequest } from './scripts.js';
 import { TurnBatches } from '../platform/redis/turn-batches.js';
@@ -148,8 +148,10 @@ export class Purchases {
       request = requestIn(shards);
       out = await reserve(this.redis, request);
     }
-    // A sharded sale's shard ran dry: stock moves to it from another shard, and the purchase is decided again, once.
-    if (out.code === Outcome.SoldOut && shards > 1 && (await refill(this.redis, saleId, shards, shardOfBuyer(buyerId, shards), quantity)) > 0) {
+    // A sharded sale's shard ran dry: stock moves to it from another shard, and the purchase is decided again, once
+    // (also when this refill found the donors emptied by concurrent refills: those moved their units here).
+    if (out.code === Outcome.SoldOut && shards > 1) {
+      await refill(this.redis, saleId, shards, shardOfBuyer(buyerId, shards), quantity);
       out = await reserve(this.redis, request);
     }
     this.tally?.count(saleId, out.code);
@@ -160,8 +162,10 @@ export class Purchases {
       return this.accepted(out.purchaseId, false);
     }
     if (out.code === Outcome.AlreadyApplied) return this.accepted(out.purchaseId, true);
-    // Sharded: refill found no other shard with stock either, so every shard is empty.
-    if (out.code === Outcome.SoldOut && out.available === 0 && !out.private) this.soldOut.markSoldOut(saleId);
+    // Sharded: refill found no other shard with stock either, so every shard is empty, and nothing is on its way between two.
+    if (out.code === Outcome.SoldOut && out.available === 0 && !out.private && (shards === 1 || (await transfersInTransit(this.redis, saleId, shards)).length === 0)) {
+      this.soldOut.markSoldOut(saleId);
+    }
     throw refusalOf('sale', out);
   }
 

@@ -60,12 +60,15 @@ export function splitStock(total: number, shards: number): number[] {
   return Array.from({ length: shards }, (_, j) => base + (j < total % shards ? 1 : 0));
 }
 
-/** A transfer's entry in a shard's log: its units, the other shard, and `out` (left the source) or `in` (arrived). */
-interface LogEntry { units: number; other: number; state: 'out' | 'in' }
+/** A transfer's entry in a shard's log: its units, the other shard, `out` (left the source) or `in` (arrived, and when). */
+interface LogEntry { units: number; other: number; state: 'out' | 'in'; at: number }
 const entryOf = (v: string): LogEntry => {
-  const [units, other, state] = v.split(' ');
-  return { units: Number(units), other: Number(other), state: state as 'out' | 'in' };
+  const [units, other, state, at] = v.split(' ');
+  return { units: Number(units), other: Number(other), state: state as 'out' | 'in', at: Number(at ?? 0) };
 };
+
+/** How long an arrival stays in its destination's log (against a second arrival of a transfer whose source entry lingered): the sweep drops older ones. */
+export const ARRIVAL_KEPT_MS = 3_600_000;
 
 /** Takes up to `units` off the source shard and logs the transfer there; returns the units taken (0: none available). */
 async function transferOut(redis: Redis, saleId: string, id: string, from: number, to: number, units: number): Promise<number> {
@@ -104,26 +107,37 @@ export async function moveStock(redis: Redis, saleId: string, from: number, to: 
 
 /**
  * Stock for a buyer whose shard has less than `wanted`: moves half of the
- * richest other shard's available units (at least `wanted`, at most all of
- * it) to `shard`. Returns the units moved; 0 when no other shard has any
- * (the sale is sold out).
+ * richest other shard's available units (at least what is missing, at most
+ * all of it) to `shard`, then from the next richest while the shard still
+ * holds less than `wanted`. Returns the units moved; 0 when no other shard
+ * has any (the sale is sold out).
  */
 export async function refill(redis: Redis, saleId: string, shards: number, shard: number, wanted: number): Promise<number> {
   const available = await Promise.all(shardKeysOf(saleId, shards).map(async (key) => Number((await redis.hget(saleKeys.sale(key), 'available')) ?? 0)));
   const donors = available.map((units, j) => ({ units, j })).filter((d) => d.j !== shard && d.units > 0).sort((a, b) => b.units - a.units);
+  let missing = Math.max(1, wanted - available[shard]!);
+  let moved = 0;
   for (const donor of donors) {
-    const moved = await moveStock(redis, saleId, donor.j, shard, Math.min(donor.units, Math.max(wanted, Math.ceil(donor.units / 2))));
-    if (moved > 0) return moved;
+    const got = await moveStock(redis, saleId, donor.j, shard, Math.min(donor.units, Math.max(missing, Math.ceil(donor.units / 2))));
+    moved += got;
+    missing -= got;
+    if (missing <= 0) break;
   }
-  return 0;
+  return moved;
 }
 
 interface InTransit { id: string; from: number; to: number; units: number }
 
-/** The transfers that left shard `from` of the sale and have not arrived. */
+/**
+ * The transfers that left shard `from` of the sale and have not arrived: its
+ * log's `out` entries, less those the destination's log has as arrived (the
+ * mover stopped between the arrival and dropping the source's entry).
+ */
 async function outOf(redis: Redis, saleId: string, from: number): Promise<InTransit[]> {
   const log = await redis.hgetall(saleKeys.transfers(shardKeyOf(saleId, from)));
-  return Object.entries(log).map(([id, v]) => ({ id, from, ...entryOf(v) })).filter((e) => e.state === 'out').map(({ id, other, units }) => ({ id, from, to: other, units }));
+  const out = Object.entries(log).map(([id, v]) => ({ id, ...entryOf(v) })).filter((e) => e.state === 'out');
+  const arrived = await Promise.all(out.map((e) => redis.hexists(saleKeys.transfers(shardKeyOf(saleId, e.other)), e.id)));
+  return out.filter((_, i) => arrived[i] === 0).map(({ id, other, units }) => ({ id, from, to: other, units }));
 }
 
 /** The transfers of a sharded sale that left their source and have not arrived (a crash between the halves, or one in progress). */
@@ -139,10 +153,21 @@ export async function transfersInTransit(redis: Redis, saleId: string, shards: n
  */
 export async function completeTransfersFrom(redis: Redis, key: string): Promise<number> {
   const [saleId, shard] = key.split(':');
+  const from = Number(shard ?? 0);
+  const logKey = saleKeys.transfers(shardKeyOf(saleId!, from));
   let done = 0;
-  for (const t of await outOf(redis, saleId!, Number(shard ?? 0))) {
-    if (await transferIn(redis, saleId!, t.id, t.from, t.to, t.units)) done++;
+  // An `out` entry whose transfer arrived already (the mover stopped before dropping it): dropped by transferIn's alreadyApplied path.
+  for (const [id, v] of Object.entries(await redis.hgetall(logKey))) {
+    const e = entryOf(v);
+    if (e.state === 'out' && (await transferIn(redis, saleId!, id, from, e.other, e.units))) done++;
   }
+  // Arrivals older than ARRIVAL_KEPT_MS: their source entries are long gone, so no second arrival can come.
+  const [seconds] = await redis.time();
+  const old = Object.entries(await redis.hgetall(logKey)).filter(([, v]) => {
+    const e = entryOf(v);
+    return e.state === 'in' && e.at > 0 && Number(seconds) * 1000 - e.at > ARRIVAL_KEPT_MS;
+  }).map(([id]) => id);
+  if (old.length > 0) await redis.hdel(logKey, ...old);
   return done;
 }
 

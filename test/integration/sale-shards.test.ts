@@ -66,6 +66,33 @@ t.test(`a sale of ${K} shards, 90 units, 400 concurrent buyers: exactly 90 accep
   t.match(status, { saleId: sale.id, status: 'confirmed' }, "GET finds a shard's purchase and names the sale");
 });
 
+t.test("buyers all of one shard buy the whole stock: their shard is refilled from the others, for a quantity larger than any one donor holds too", async (t) => {
+  const sys = await boot(t, { relay: true, worker: true });
+  const sale = await sys.createSale({ stock: 30, perBuyerLimit: 3, shards: K });
+  const ofShard0 = (await sys.createBuyers(300)).filter((b) => shardOfBuyer(b, K) === 0);
+  t.ok(ofShard0.length >= 40, `${ofShard0.length} buyers, all deciding in shard 0`);
+  const first = await Promise.all(ofShard0.slice(0, 26).map((b) => sys.purchase(b, sale.id)));
+  t.equal(first.filter((a) => a.status === 202).length, 26, "26 units bought by shard 0's buyers: shard 0 held 10 of them");
+  await sys.drained(sale.id);
+  const left = await readShards(sys.redis, sale.id, K);
+  t.equal(left!.reduce((n, r) => n + r.available, 0), 4, '4 units left, spread over the shards');
+  // Take shard 0's remaining units first, so the next buyer needs units from two other shards at once.
+  await moveStock(sys.redis, sale.id, 0, 1, 100);
+  await moveStock(sys.redis, sale.id, 2, 1, 100);
+  await moveStock(sys.redis, sale.id, 1, 2, 2);
+  t.same((await readShards(sys.redis, sale.id, K))!.map((r) => r.available), [0, 2, 2], 'two units in each other shard');
+  const three = await sys.purchase(ofShard0[30]!, sale.id, { quantity: 3 });
+  t.equal(three.status, 202, 'a purchase of 3 is refilled from both other shards');
+  const last = await sys.purchase(ofShard0[31]!, sale.id);
+  t.equal(last.status, 202, 'the last unit too');
+  const none = await sys.purchase(ofShard0[32]!, sale.id);
+  t.match(none, { status: 409, body: { code: 'SOLD_OUT' } }, 'then the sale is sold out: every shard empty');
+  await sys.drained(sale.id);
+  const audit = await auditSale(sys.pool, sys.redis, sale.id, 3);
+  t.same(audit.violations, []);
+  t.same(audit.live, { stock: 30, available: 0, reserved: 0, sold: 30 });
+});
+
 t.test('per-buyer limits are exact, and a cancel in a shard puts the unit back there', async (t) => {
   const sys = await boot(t, { relay: true, worker: true });
   const sale = await sys.createSale({ stock: 30, perBuyerLimit: 2, shards: K });
@@ -105,14 +132,27 @@ t.test('a transfer that stops half way loses nothing; the sweep and two complete
   t.same(await transfersInTransit(sys.redis, sale.id, K), [], 'nothing in transit');
   t.equal(await completeTransfersFrom(sys.redis, sale.id), 0, 'completing again changes nothing');
 
+  // A mover that stopped after the arrival, before dropping the source's entry: not in transit, not counted twice.
+  await moveStock(sys.redis, sale.id, 1, 0, 2);
+  const lingering = `t_${'l'.repeat(16)}`;
+  await sys.redis.hset(saleKeys.transfers(shardKeyOf(sale.id, 1)), lingering, '3 2 out');
+  await sys.redis.hset(saleKeys.transfers(shardKeyOf(sale.id, 2)), lingering, '3 1 in 1');
+  t.same(await transfersInTransit(sys.redis, sale.id, K), [], 'an arrived transfer whose source entry lingers is not in transit');
+  t.same((await auditLiveSale(sys.redis, sale.id, 1)).violations, [], 'nor counted twice');
+  await completeTransfersFrom(sys.redis, shardKeyOf(sale.id, 1));
+  t.equal(await sys.redis.hexists(saleKeys.transfers(shardKeyOf(sale.id, 1)), lingering), 0, "the sweep drops the lingering source entry, adding nothing");
+  await completeTransfersFrom(sys.redis, shardKeyOf(sale.id, 2));
+  t.equal(await sys.redis.hexists(saleKeys.transfers(shardKeyOf(sale.id, 2)), lingering), 0, 'and an arrival older than an hour');
+  t.same((await readShards(sys.redis, sale.id, K))!.map((r) => r.stock), [6, 8, 16]);
+
   // A second crash, completed by the scheduler's sweep (src/sales/deadline.ts).
   await moveStock(sys.redis, sale.id, 2, 1, 10, true);
   const { deadline } = await sys.startScheduler();
   await deadline.sweep();
-  t.same((await readShards(sys.redis, sale.id, K))!.map((r) => r.stock), [4, 20, 6], 'the sweep completed it');
+  t.same((await readShards(sys.redis, sale.id, K))!.map((r) => r.stock), [6, 18, 6], 'the sweep completed it');
   t.same((await auditLiveSale(sys.redis, sale.id, 1)).violations, []);
   t.match(await readLiveSale(sys.redis, sale.id), { stock: 30, available: 30, reserved: 0, sold: 0 });
-  t.equal(await moveStock(sys.redis, sale.id, 0, 1, 100), 4, 'a transfer takes at most what the source has');
+  t.equal(await moveStock(sys.redis, sale.id, 0, 1, 100), 6, 'a transfer takes at most what the source has');
   t.equal(await moveStock(sys.redis, sale.id, 0, 1, 1), 0, 'and nothing from an empty shard');
 });
 
